@@ -1,0 +1,8 @@
+//! ShardPBX data plane: the shard runtime, the SIP stack (parser, serializer),
+//! digest authentication, the registrar and the LMDB store the shards read.
+//!
+//! Protocol logic is sans-IO: it takes `(now, input)` and returns what to send.
+//! The runtime module is the thin shell that moves bytes between sockets and it.
+
+pub mod auth;
+pub mod sip;

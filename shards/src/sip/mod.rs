@@ -1,0 +1,1 @@
+//! SIP message parsing and serialization (sans-IO, zero-copy, lazy).

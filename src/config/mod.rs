@@ -1,0 +1,1 @@
+//! Configuration: loading, validation and perf profiles.
