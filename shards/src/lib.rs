@@ -6,3 +6,5 @@
 
 pub mod auth;
 pub mod sip;
+pub mod registrar;
+pub mod store;

@@ -1,0 +1,254 @@
+//! The LMDB store (heed): one environment per process under `data_dir/lmdb`.
+//!
+//! Shards and the CLI only read. Exactly one writer (the control core's writer
+//! thread) calls the `&mut`-free write methods here, batching many changes into
+//! one transaction. The environment is opened with `NO_SYNC`; the writer calls
+//! [`Store::sync`] about once a second and at shutdown.
+
+use std::path::{Path, PathBuf};
+
+use heed::types::{Bytes, Str};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
+
+use crate::registrar::{self, Binding, BindingChange, ChangeError, ChangeOutcome};
+
+/// Where and how to open the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub map_size: usize,
+    /// The CLI opens read-only, also while the server runs.
+    pub read_only: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            map_size: 1 << 30,
+            read_only: false,
+        }
+    }
+}
+
+/// A store failure, with the path for context.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> Self {
+        StoreError(format!("store: {e}"))
+    }
+}
+
+/// The process's LMDB environment and its databases.
+///
+/// The environment lives as long as the process (one per process, as LMDB
+/// wants), which lets shards hold plain `'static` handles to it.
+#[derive(Clone)]
+pub struct Store {
+    env: &'static Env,
+    /// AOR -> JSON array of [`Binding`].
+    bindings: Database<'static, Str, Bytes>,
+    path: PathBuf,
+}
+
+const BINDINGS_DB: &str = "bindings";
+
+impl Store {
+    /// Opens (creating unless read-only) the environment in `dir`.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        if !opts.read_only {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("data_dir: cannot create {}: {e}", dir.display())))?;
+        } else if !dir.join("data.mdb").exists() {
+            return Err(StoreError(format!(
+                "data_dir: no store at {} (has the server run with this config?)",
+                dir.display()
+            )));
+        }
+        let mut options = EnvOpenOptions::new();
+        options.map_size(opts.map_size).max_dbs(16).max_readers(512);
+        let flags = if opts.read_only {
+            EnvFlags::READ_ONLY
+        } else {
+            EnvFlags::NO_SYNC
+        };
+        // SAFETY: NO_SYNC keeps integrity (LMDB may lose the last commits on a
+        // power cut, never corrupt); the writer syncs every second. The env is
+        // opened once per process.
+        let env = unsafe {
+            options.flags(flags);
+            options.open(dir)
+        }
+        .map_err(|e| StoreError(format!("data_dir: cannot open store {}: {e}", dir.display())))?;
+        let env: &'static Env = Box::leak(Box::new(env));
+        let bindings = if opts.read_only {
+            let rtxn = env.read_txn()?;
+            env.open_databases_and_commit(rtxn, |dbo, rtxn| {
+                dbo.open_database::<Str, Bytes>(rtxn, Some(BINDINGS_DB))
+                    .map(CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit()
+            .ok_or_else(|| StoreError("store: bindings database missing".into()))?
+        } else {
+            let wtxn = env.write_txn()?;
+            env.create_databases_and_commit(wtxn, |dbo, wtxn| {
+                dbo.create_database::<Str, Bytes>(wtxn, Some(BINDINGS_DB))
+                    .map(CommitOrAbort::<_, ()>::Commit)
+            })?
+            .unwrap_commit()
+        };
+        Ok(Store {
+            env,
+            bindings,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored bindings of one AOR (lapsed ones included; callers filter by now).
+    pub fn bindings(&self, aor: &str) -> Result<Vec<Binding>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        match self.bindings.get(&rtxn, aor)? {
+            Some(raw) => decode(raw),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every stored binding, AOR by AOR.
+    pub fn all_bindings(&self) -> Result<Vec<Binding>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.bindings.iter(&rtxn)? {
+            let (_, raw) = item?;
+            out.extend(decode(raw)?);
+        }
+        Ok(out)
+    }
+
+    /// Applies a batch of changes in one write transaction. Each result is the
+    /// outcome for the change at the same index.
+    pub fn apply_changes(
+        &self,
+        changes: &[BindingChange],
+    ) -> Result<Vec<Result<ChangeOutcome, ChangeError>>, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let current = match self.bindings.get(&wtxn, &change.aor)? {
+                Some(raw) => decode(raw)?,
+                None => Vec::new(),
+            };
+            let result = registrar::apply(current, change);
+            if let Ok(outcome) = &result {
+                self.put(&mut wtxn, &change.aor, &outcome.bindings)?;
+            }
+            results.push(result);
+        }
+        wtxn.commit()?;
+        Ok(results)
+    }
+
+    /// Removes the bindings of `aors` that lapsed by `now`; returns them.
+    pub fn remove_expired(&self, aors: &[String], now: u64) -> Result<Vec<Binding>, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let mut gone = Vec::new();
+        for aor in aors {
+            let Some(raw) = self.bindings.get(&wtxn, aor)? else {
+                continue;
+            };
+            let (lapsed, live): (Vec<_>, Vec<_>) =
+                decode(raw)?.into_iter().partition(|b| b.expires_at <= now);
+            if !lapsed.is_empty() {
+                self.put(&mut wtxn, aor, &live)?;
+                gone.extend(lapsed);
+            }
+        }
+        wtxn.commit()?;
+        Ok(gone)
+    }
+
+    fn put(&self, wtxn: &mut heed::RwTxn<'static>, aor: &str, list: &[Binding]) -> Result<(), StoreError> {
+        if list.is_empty() {
+            self.bindings.delete(wtxn, aor)?;
+        } else {
+            let raw = serde_json::to_vec(list).map_err(|e| StoreError(format!("store: {e}")))?;
+            self.bindings.put(wtxn, aor, &raw)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes committed transactions to disk.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.env.force_sync().map_err(StoreError::from)
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<Vec<Binding>, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError(format!("store: corrupt binding record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registrar::BindingOp;
+
+    fn binding(aor: &str, uri: &str, expires_at: u64) -> Binding {
+        Binding {
+            aor: aor.into(),
+            contact: format!("<{uri}>"),
+            uri: uri.into(),
+            source: "127.0.0.1:5070".into(),
+            transport: "UDP".into(),
+            expires_at,
+            q: None,
+            instance: None,
+            reg_id: None,
+            user_agent: Some("test".into()),
+            path: vec![],
+            call_id: "c".into(),
+            cseq: 1,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn batch_write_read_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let changes: Vec<_> = (0..3)
+            .map(|i| BindingChange {
+                aor: format!("sip:{i}@example.com"),
+                call_id: "c".into(),
+                cseq: 1,
+                now: 100,
+                ops: vec![BindingOp::Upsert(binding(
+                    &format!("sip:{i}@example.com"),
+                    "sip:x@10.0.0.1",
+                    100 + i,
+                ))],
+            })
+            .collect();
+        let res = store.apply_changes(&changes).unwrap();
+        assert!(res.iter().all(|r| r.is_ok()));
+        assert_eq!(store.all_bindings().unwrap().len(), 3);
+        let aors: Vec<String> = changes.iter().map(|c| c.aor.clone()).collect();
+        let gone = store.remove_expired(&aors, 101).unwrap();
+        assert_eq!(gone.len(), 2); // expires_at 100 and 101
+        store.sync().unwrap();
+        let left = store.all_bindings().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].aor, "sip:2@example.com");
+        assert_eq!(store.bindings("sip:2@example.com").unwrap().len(), 1);
+    }
+}
