@@ -8,3 +8,5 @@ pub mod auth;
 pub mod sip;
 pub mod registrar;
 pub mod store;
+pub mod runtime;
+pub mod time;

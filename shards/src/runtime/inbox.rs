@@ -1,0 +1,126 @@
+//! A shard's inbox: the one way other threads (shards, the control core) talk
+//! to it. A lock-free queue plus a doorbell: a loopback UDP datagram that wakes
+//! the shard's glommio task only when it is parked waiting for one, so a busy
+//! shard takes many messages per wake-up and pays no syscall per message.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crossbeam_queue::SegQueue;
+
+use crate::registrar::{ChangeError, ChangeOutcome};
+
+/// A message for a shard.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// A SIP datagram another shard received for a call this shard owns.
+    Datagram { data: Vec<u8>, src: SocketAddr },
+    /// The writer applied a REGISTER's change (token from the request).
+    Registered {
+        token: u64,
+        result: Result<ChangeOutcome, RegisterFailure>,
+    },
+    /// Stop the shard.
+    Stop,
+}
+
+/// Why the writer could not apply a change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegisterFailure {
+    Refused(ChangeError),
+    Store(String),
+}
+
+/// The receiving side lives on the shard; senders share the `Inbox` by `Arc`.
+pub struct Inbox {
+    queue: SegQueue<ShardMsg>,
+    len: AtomicUsize,
+    /// Set by the shard right before it parks on the doorbell.
+    needs_wake: AtomicBool,
+    doorbell: SocketAddr,
+    bell: UdpSocket,
+}
+
+/// Handed-off datagrams beyond this many waiting are dropped (the peer
+/// retransmits); control messages are never dropped.
+pub const MAX_WAITING_DATAGRAMS: usize = 65_536;
+
+impl Inbox {
+    /// `doorbell` is the address of the shard's doorbell socket.
+    pub fn new(doorbell: SocketAddr) -> std::io::Result<Inbox> {
+        let bell = UdpSocket::bind(SocketAddr::new(doorbell.ip(), 0))?;
+        bell.set_nonblocking(true)?;
+        Ok(Inbox {
+            queue: SegQueue::new(),
+            len: AtomicUsize::new(0),
+            needs_wake: AtomicBool::new(true),
+            doorbell,
+            bell,
+        })
+    }
+
+    /// Queues `msg` and wakes the shard if it sleeps. Returns false when a
+    /// datagram was dropped because the shard is too far behind.
+    pub fn push(&self, msg: ShardMsg) -> bool {
+        if matches!(msg, ShardMsg::Datagram { .. })
+            && self.len.load(Ordering::Relaxed) >= MAX_WAITING_DATAGRAMS
+        {
+            return false;
+        }
+        self.len.fetch_add(1, Ordering::Relaxed);
+        self.queue.push(msg);
+        self.wake();
+        true
+    }
+
+    fn wake(&self) {
+        if self.needs_wake.swap(false, Ordering::AcqRel) {
+            // Non-blocking; if the socket buffer were full the shard is
+            // already awake with doorbells to read.
+            let _ = self.bell.send_to(&[1], self.doorbell);
+        }
+    }
+
+    /// Takes the next message (shard side).
+    pub fn pop(&self) -> Option<ShardMsg> {
+        let msg = self.queue.pop()?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        Some(msg)
+    }
+
+    /// Shard side, before parking: asks for a doorbell and reports whether
+    /// messages arrived meanwhile (then it must not park).
+    pub fn arm(&self) -> bool {
+        self.needs_wake.store(true, Ordering::SeqCst);
+        if self.queue.is_empty() {
+            true
+        } else {
+            self.needs_wake.store(false, Ordering::SeqCst);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doorbell_rings_once_until_rearmed() {
+        let door = UdpSocket::bind("127.0.0.1:0").unwrap();
+        door.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let inbox = Inbox::new(door.local_addr().unwrap()).unwrap();
+        assert!(inbox.push(ShardMsg::Stop));
+        assert!(inbox.push(ShardMsg::Stop));
+        let mut b = [0u8; 4];
+        assert_eq!(door.recv(&mut b).unwrap(), 1);
+        assert!(door.recv(&mut b).is_err(), "second push must not ring");
+        assert!(inbox.pop().is_some());
+        assert!(!inbox.arm(), "one message still waits");
+        assert!(inbox.pop().is_some());
+        assert!(inbox.arm());
+        assert!(inbox.push(ShardMsg::Stop));
+        assert_eq!(door.recv(&mut b).unwrap(), 1);
+    }
+}

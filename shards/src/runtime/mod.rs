@@ -1,0 +1,10 @@
+//! The shard runtime: executors, batched UDP, inboxes between threads, counters.
+
+pub mod inbox;
+pub mod shard;
+pub mod stats;
+pub mod udp_batch;
+
+pub use inbox::{Inbox, RegisterFailure, ShardMsg};
+pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
+pub use stats::ShardStats;

@@ -1,0 +1,353 @@
+//! Shard executors: one glommio executor per shard, pinned to its CPU, each
+//! with its own SO_REUSEPORT socket on the SIP port. The loop here only moves
+//! bytes: it drains the socket in `recvmmsg` batches, feeds the shard's
+//! [`ShardLogic`], hands datagrams it does not own to their owner's inbox, and
+//! flushes what the logic queued with `sendmmsg`.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::UdpSocket;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use super::inbox::{Inbox, ShardMsg};
+use super::stats::ShardStats;
+use super::udp_batch::{RecvBatch, SendQueue};
+use crate::time::Now;
+
+/// The largest SIP datagram we accept; bigger ones are dropped and counted.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// How the shards run (from `[runtime]`, perf profiles and `[proxy]`).
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub shards: usize,
+    /// CPU of each shard (`cpus[i]` pins shard i).
+    pub cpus: Vec<usize>,
+    pub sip_addr: SocketAddr,
+    pub recv_batch: usize,
+    pub send_batch: usize,
+    /// SO_RCVBUF / SO_SNDBUF, 0 = kernel default.
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub spin_before_park: Duration,
+    pub io_memory: usize,
+    pub ring_depth: usize,
+    /// Period of [`ShardLogic::on_tick`].
+    pub tick: Duration,
+}
+
+/// What a shard's logic asks the loop to do.
+#[derive(Default)]
+pub struct Output {
+    pub sends: SendQueue,
+    /// `(owner shard, datagram, source)`: a message this shard does not own.
+    pub handoffs: Vec<(usize, Vec<u8>, SocketAddr)>,
+}
+
+/// Everything a shard's logic is told about its place among the shards.
+#[derive(Clone)]
+pub struct ShardContext {
+    pub id: usize,
+    pub shards: usize,
+    pub stats: Arc<ShardStats>,
+    pub inboxes: Arc<Vec<Arc<Inbox>>>,
+}
+
+/// The sans-IO logic one shard runs; built on the shard's own thread.
+pub trait ShardLogic {
+    /// A datagram from the socket (`handed_off`: it came from another shard).
+    fn on_datagram(&mut self, now: Now, data: &[u8], src: SocketAddr, handed_off: bool, out: &mut Output);
+    /// A message from the control core (not datagrams or stop).
+    fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output);
+    /// Called every `RuntimeConfig::tick`.
+    fn on_tick(&mut self, now: Now, out: &mut Output);
+}
+
+/// The running shards.
+pub struct Runtime {
+    pub inboxes: Arc<Vec<Arc<Inbox>>>,
+    pub stats: Vec<Arc<ShardStats>>,
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Runtime {
+    /// Binds every shard's socket and starts the executors.
+    pub fn start<F, L>(cfg: &RuntimeConfig, make_logic: F) -> io::Result<Runtime>
+    where
+        F: Fn(ShardContext) -> L + Send + Sync + 'static,
+        L: ShardLogic + 'static,
+    {
+        let shards = cfg.shards.max(1);
+        let sockets = bind_reuseport(cfg, shards)?;
+        let mut doorbells = Vec::with_capacity(shards);
+        let mut inboxes = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let door = StdUdpSocket::bind("127.0.0.1:0")?;
+            door.set_nonblocking(true)?;
+            inboxes.push(Arc::new(Inbox::new(door.local_addr()?)?));
+            doorbells.push(door);
+        }
+        let inboxes = Arc::new(inboxes);
+        let stats: Vec<Arc<ShardStats>> = (0..shards).map(|_| Arc::default()).collect();
+        let make_logic = Arc::new(make_logic);
+        let mut handles = Vec::with_capacity(shards);
+        for (id, (sock, door)) in sockets.into_iter().zip(doorbells).enumerate() {
+            let ctx = ShardContext {
+                id,
+                shards,
+                stats: stats[id].clone(),
+                inboxes: inboxes.clone(),
+            };
+            let cpu = cfg.cpus.get(id).copied();
+            let placement = match cpu {
+                Some(cpu) => Placement::Fixed(cpu),
+                None => Placement::Unbound,
+            };
+            let make_logic = make_logic.clone();
+            let loop_cfg = LoopConfig {
+                recv_batch: cfg.recv_batch,
+                send_batch: cfg.send_batch,
+                tick: cfg.tick,
+            };
+            let sock_fd = sock.into_raw_fd();
+            let door_fd = door.into_raw_fd();
+            let handle = LocalExecutorBuilder::new(placement)
+                .name(&format!("shard-{id}"))
+                .io_memory(cfg.io_memory)
+                .ring_depth(cfg.ring_depth)
+                .spin_before_park(cfg.spin_before_park)
+                .spawn(move || async move {
+                    // SAFETY: the fds were just released by their std owners.
+                    let sock = unsafe { UdpSocket::from_raw_fd(sock_fd) };
+                    let door = unsafe { UdpSocket::from_raw_fd(door_fd) };
+                    let logic = make_logic(ctx.clone());
+                    run_shard(ctx, loop_cfg, sock, door, logic).await;
+                })
+                .map_err(|e| io::Error::other(format!("runtime.cpus: cannot start shard {id}: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(Runtime {
+            inboxes,
+            stats,
+            handles,
+        })
+    }
+
+    /// Asks every shard to stop and waits for them.
+    pub fn stop(self) {
+        for inbox in self.inboxes.iter() {
+            inbox.push(ShardMsg::Stop);
+        }
+        for h in self.handles {
+            if let Err(e) = h.join() {
+                tracing::error!("shard ended with an error: {e}");
+            }
+        }
+    }
+}
+
+/// Binds one SO_REUSEPORT socket per shard on the SIP address. A port that
+/// another socket already holds is an error, not a silent share.
+fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSocket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    // Probe without SO_REUSEPORT: fails if anyone holds the port.
+    drop(StdUdpSocket::bind(cfg.sip_addr).map_err(|e| {
+        io::Error::new(e.kind(), format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr))
+    })?);
+    let mut out = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let sock = Socket::new(Domain::for_address(cfg.sip_addr), Type::DGRAM, Some(Protocol::UDP))?;
+        sock.set_reuse_port(true)?;
+        if cfg.rcvbuf > 0 {
+            sock.set_recv_buffer_size(cfg.rcvbuf)?;
+        }
+        if cfg.sndbuf > 0 {
+            sock.set_send_buffer_size(cfg.sndbuf)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&cfg.sip_addr.into()).map_err(|e| {
+            io::Error::new(e.kind(), format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr))
+        })?;
+        out.push(StdUdpSocket::from(sock));
+    }
+    Ok(out)
+}
+
+struct LoopConfig {
+    recv_batch: usize,
+    send_batch: usize,
+    tick: Duration,
+}
+
+struct Shard<L> {
+    ctx: ShardContext,
+    logic: L,
+    out: Output,
+}
+
+async fn run_shard<L: ShardLogic + 'static>(
+    ctx: ShardContext,
+    cfg: LoopConfig,
+    sock: UdpSocket,
+    door: UdpSocket,
+    logic: L,
+) {
+    let sock = Rc::new(sock);
+    let shard = Rc::new(RefCell::new(Shard {
+        ctx: ctx.clone(),
+        logic,
+        out: Output::default(),
+    }));
+    let send_batch = cfg.send_batch;
+    let recv = glommio::spawn_local(recv_loop(sock.clone(), shard.clone(), cfg.recv_batch, send_batch));
+    let tick = glommio::spawn_local(tick_loop(sock.clone(), shard.clone(), cfg.tick, send_batch));
+    inbox_loop(&sock, &door, &shard, send_batch).await;
+    drop(recv.cancel());
+    drop(tick.cancel());
+    tracing::debug!(shard = ctx.id, "shard stopped");
+}
+
+async fn recv_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L>>>, batch: usize, send_batch: usize) {
+    let fd = sock.as_raw_fd();
+    let mut rx = RecvBatch::new(batch, MAX_DATAGRAM);
+    let mut peek = [0u8; 1];
+    loop {
+        loop {
+            let n = match rx.recv(fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("sip socket receive failed: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            {
+                let mut guard = shard.borrow_mut();
+                let sh = &mut *guard;
+                let now = Now::read();
+                let stats = &sh.ctx.stats;
+                ShardStats::add(&stats.rx_datagrams, n as u64);
+                for i in 0..n {
+                    let r = rx.get(i);
+                    ShardStats::add(&stats.rx_bytes, r.data.len() as u64);
+                    let Some(src) = r.src else { continue };
+                    if r.truncated {
+                        ShardStats::add(&stats.dropped, 1);
+                        continue;
+                    }
+                    sh.logic.on_datagram(now, r.data, src, false, &mut sh.out);
+                }
+                dispatch_handoffs(sh);
+            }
+            flush(&sock, &shard, send_batch).await;
+            if n < rx.capacity() {
+                break;
+            }
+            glommio::yield_if_needed().await;
+        }
+        if let Err(e) = sock.peek_from(&mut peek).await {
+            tracing::warn!("sip socket wait failed: {e}");
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn tick_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L>>>, tick: Duration, send_batch: usize) {
+    loop {
+        glommio::timer::sleep(tick).await;
+        {
+            let mut guard = shard.borrow_mut();
+            let sh = &mut *guard;
+            sh.logic.on_tick(Now::read(), &mut sh.out);
+            dispatch_handoffs(sh);
+        }
+        flush(&sock, &shard, send_batch).await;
+    }
+}
+
+/// Drains the inbox; returns on `Stop`.
+async fn inbox_loop<L: ShardLogic>(sock: &Rc<UdpSocket>, door: &UdpSocket, shard: &Rc<RefCell<Shard<L>>>, send_batch: usize) {
+    let inbox = shard.borrow().ctx.inboxes[shard.borrow().ctx.id].clone();
+    let mut bell = [0u8; 64];
+    loop {
+        let mut stop = false;
+        {
+            let mut guard = shard.borrow_mut();
+            let sh = &mut *guard;
+            let now = Now::read();
+            while let Some(msg) = inbox.pop() {
+                match msg {
+                    ShardMsg::Stop => stop = true,
+                    ShardMsg::Datagram { data, src } => {
+                        ShardStats::add(&sh.ctx.stats.handoff_in, 1);
+                        sh.logic.on_datagram(now, &data, src, true, &mut sh.out);
+                    }
+                    other => sh.logic.on_message(now, other, &mut sh.out),
+                }
+            }
+            dispatch_handoffs(sh);
+        }
+        flush(sock, shard, send_batch).await;
+        if stop {
+            return;
+        }
+        if inbox.arm() {
+            let _ = door.recv(&mut bell).await;
+        }
+    }
+}
+
+fn dispatch_handoffs<L>(sh: &mut Shard<L>) {
+    for (owner, data, src) in sh.out.handoffs.drain(..) {
+        let Some(inbox) = sh.ctx.inboxes.get(owner) else {
+            continue;
+        };
+        if inbox.push(ShardMsg::Datagram { data, src }) {
+            ShardStats::add(&sh.ctx.stats.handoff_out, 1);
+        } else {
+            ShardStats::add(&sh.ctx.stats.handoff_dropped, 1);
+        }
+    }
+}
+
+/// Sends what the logic queued: `sendmmsg` batches, and when the socket
+/// buffer is full, one awaited send (which waits for room) before retrying.
+async fn flush<L>(sock: &Rc<UdpSocket>, shard: &Rc<RefCell<Shard<L>>>, batch: usize) {
+    let queue = {
+        let mut sh = shard.borrow_mut();
+        if sh.out.sends.is_empty() {
+            return;
+        }
+        std::mem::take(&mut sh.out.sends)
+    };
+    let fd: RawFd = sock.as_raw_fd();
+    let mut failed = 0u64;
+    let mut next = 0;
+    while next < queue.len() {
+        next = queue.send_from(fd, next, batch, &mut failed);
+        if next < queue.len() {
+            let (dst, data) = queue.item(next);
+            if sock.send_to(data, dst).await.is_err() {
+                failed += 1;
+            }
+            next += 1;
+        }
+    }
+    let mut sh = shard.borrow_mut();
+    ShardStats::add(&sh.ctx.stats.tx_datagrams, queue.len() as u64 - failed);
+    ShardStats::add(&sh.ctx.stats.tx_errors, failed);
+    // Give the (cleared) buffer back so its capacity is reused.
+    if sh.out.sends.is_empty() {
+        let mut queue = queue;
+        queue.clear();
+        sh.out.sends = queue;
+    }
+}

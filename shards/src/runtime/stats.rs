@@ -1,0 +1,48 @@
+//! Per-shard counters. Each shard writes only its own (relaxed atomics on a
+//! cache line of their own); the control core reads them for /metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $help:literal,)*) => {
+        /// Counters of one shard.
+        #[repr(align(128))]
+        #[derive(Default, Debug)]
+        pub struct ShardStats {
+            $(#[doc = $help] pub $name: AtomicU64,)*
+        }
+
+        impl ShardStats {
+            /// `(name, help, value)` of every counter, for exposition.
+            pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), $help, self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    rx_datagrams: "SIP datagrams received on this shard's socket",
+    rx_bytes: "SIP bytes received on this shard's socket",
+    tx_datagrams: "SIP datagrams sent",
+    tx_errors: "SIP datagrams the kernel refused to send",
+    handoff_out: "datagrams handed to their owner shard",
+    handoff_in: "datagrams received from another shard",
+    handoff_dropped: "datagrams dropped because the owner shard's inbox was full",
+    handled: "SIP messages handled by this shard as owner",
+    parse_errors: "malformed SIP messages (answered 400 or dropped)",
+    dropped: "SIP messages dropped without a response",
+    bad_requests: "400 responses sent",
+    retransmissions: "retransmitted requests absorbed or answered from the transaction cache",
+    registers: "REGISTER requests handled",
+    registrations_ok: "REGISTER requests answered 200",
+    auth_challenges: "digest challenges sent (401/407)",
+    auth_failures: "digest failures (403)",
+    options: "OPTIONS answered",
+}
+
+impl ShardStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
