@@ -10,3 +10,5 @@ pub mod registrar;
 pub mod store;
 pub mod runtime;
 pub mod time;
+pub mod control_link;
+pub mod users;

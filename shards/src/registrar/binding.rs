@@ -76,7 +76,7 @@ fn uri_eq(a: &str, b: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BindingOp {
     /// Add or refresh this binding (`expires_at` > now).
-    Upsert(Binding),
+    Upsert(Box<Binding>),
     /// Remove the binding for this contact (`expires=0`).
     Remove {
         uri: String,
@@ -175,13 +175,13 @@ pub fn apply(current: Vec<Binding>, change: &BindingChange) -> Result<ChangeOutc
                             || old.transport != new.transport
                             || old.uri != new.uri;
                         if changed {
-                            out.registered.push(new.clone());
+                            out.registered.push((**new).clone());
                         }
-                        out.bindings[i] = new.clone();
+                        out.bindings[i] = (**new).clone();
                     }
                     None => {
-                        out.registered.push(new.clone());
-                        out.bindings.push(new.clone());
+                        out.registered.push((**new).clone());
+                        out.bindings.push((**new).clone());
                     }
                 }
             }
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn add_refresh_remove() {
         let b = binding("sip:1001@10.0.0.1:5060", "c1", 1, 3700);
-        let out = apply(vec![], &change("c1", 1, 100, vec![BindingOp::Upsert(b.clone())])).unwrap();
+        let out = apply(vec![], &change("c1", 1, 100, vec![BindingOp::Upsert(Box::new(b.clone()))])).unwrap();
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.registered.len(), 1);
 
@@ -235,7 +235,7 @@ mod tests {
         refreshed.expires_at = 3800;
         let out = apply(
             out.bindings,
-            &change("c1", 2, 200, vec![BindingOp::Upsert(refreshed)]),
+            &change("c1", 2, 200, vec![BindingOp::Upsert(Box::new(refreshed))]),
         )
         .unwrap();
         assert_eq!(out.bindings.len(), 1);
@@ -255,10 +255,10 @@ mod tests {
     #[test]
     fn out_of_order_cseq_is_refused() {
         let b = binding("sip:1001@10.0.0.1", "c1", 5, 3700);
-        let out = apply(vec![b.clone()], &change("c1", 5, 100, vec![BindingOp::Upsert(b.clone())]));
+        let out = apply(vec![b.clone()], &change("c1", 5, 100, vec![BindingOp::Upsert(Box::new(b.clone()))]));
         assert_eq!(out, Err(ChangeError::OutOfOrder));
         // Another Call-ID may replace it whatever its CSeq.
-        let out = apply(vec![b.clone()], &change("c2", 1, 100, vec![BindingOp::Upsert(b)])).unwrap();
+        let out = apply(vec![b.clone()], &change("c2", 1, 100, vec![BindingOp::Upsert(Box::new(b))])).unwrap();
         assert_eq!(out.bindings.len(), 1);
     }
 
@@ -280,7 +280,7 @@ mod tests {
         let mut moved = binding("sip:a@10.0.0.9", "c1", 2, 3700);
         moved.instance = Some("<urn:uuid:1>".into());
         moved.reg_id = Some(1);
-        let out = apply(vec![a], &change("c1", 2, 100, vec![BindingOp::Upsert(moved)])).unwrap();
+        let out = apply(vec![a], &change("c1", 2, 100, vec![BindingOp::Upsert(Box::new(moved))])).unwrap();
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.bindings[0].uri, "sip:a@10.0.0.9");
         assert_eq!(out.registered.len(), 1);

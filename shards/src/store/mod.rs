@@ -232,11 +232,11 @@ mod tests {
                 call_id: "c".into(),
                 cseq: 1,
                 now: 100,
-                ops: vec![BindingOp::Upsert(binding(
+                ops: vec![BindingOp::Upsert(Box::new(binding(
                     &format!("sip:{i}@example.com"),
                     "sip:x@10.0.0.1",
                     100 + i,
-                ))],
+                )))],
             })
             .collect();
         let res = store.apply_changes(&changes).unwrap();

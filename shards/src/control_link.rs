@@ -1,0 +1,19 @@
+//! Requests a shard sends to the control core. Sending never blocks (an
+//! unbounded crossbeam channel); replies come back through the shard's inbox.
+
+use crate::registrar::BindingChange;
+
+/// A request for the control core.
+#[derive(Debug)]
+pub enum ControlRequest {
+    /// Apply a REGISTER's change in the store; reply `ShardMsg::Registered`
+    /// with `token` to shard `shard`.
+    ApplyBindings {
+        shard: usize,
+        token: u64,
+        change: BindingChange,
+    },
+}
+
+/// The sending half shards hold.
+pub type ControlSender = crossbeam_channel::Sender<ControlRequest>;
