@@ -1,2 +1,76 @@
-mod config;
-fn main() {}
+//! `shardpbx`: the appliance binary. `run` starts the shards and the control
+//! core; the other subcommands read the config and the store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use shardpbx::{app, cli, config};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// ShardPBX: a programmable SIP B2BUA and RTP relay on a shard-per-core runtime.
+#[derive(Parser)]
+#[command(name = "shardpbx", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// The config file.
+    #[arg(long, short = 'c', value_name = "PATH", default_value = config::DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A perf profile that overrides [runtime] (e.g. perf/many-core.toml).
+        #[arg(long, value_name = "PATH")]
+        perf: Option<PathBuf>,
+    },
+    /// Validate a config (and perf profile) and exit: 0 when usable, 2 when not.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, value_name = "PATH")]
+        perf: Option<PathBuf>,
+    },
+    /// Registrations in the store (works while the server runs).
+    Registrations {
+        #[command(subcommand)]
+        command: RegistrationsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistrationsCommand {
+    /// List live bindings.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this address of record (`sip:1001@pbx.example.com` or just `1001`).
+        #[arg(long)]
+        aor: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, perf } => app::run(&config.config, perf.as_deref()),
+        Command::CheckConfig { config, perf } => cli::check_config(&config.config, perf.as_deref()),
+        Command::Registrations {
+            command: RegistrationsCommand::List { config, aor, json },
+        } => cli::registrations_list(&config.config, aor.as_deref(), json),
+    }
+}

@@ -5,10 +5,11 @@
 //! The runtime module is the thin shell that moves bytes between sockets and it.
 
 pub mod auth;
-pub mod sip;
-pub mod registrar;
-pub mod store;
-pub mod runtime;
-pub mod time;
 pub mod control_link;
+pub mod registrar;
+pub mod runtime;
+pub mod sip;
+pub mod store;
+pub mod time;
 pub mod users;
+pub mod endpoint;

@@ -84,7 +84,11 @@ impl MemoryBackend {
 impl UserBackend for MemoryBackend {
     fn lookup(&self, username: &str, realm: &str) -> UserLookup {
         match self.users.get(username) {
-            Some((limit, record)) if limit.as_deref().is_none_or(|r| r.eq_ignore_ascii_case(realm)) => {
+            Some((limit, record))
+                if limit
+                    .as_deref()
+                    .is_none_or(|r| r.eq_ignore_ascii_case(realm)) =>
+            {
                 UserLookup::Found(record.clone())
             }
             _ => UserLookup::Unknown,
@@ -104,10 +108,12 @@ impl UserDirectory {
     }
 
     pub fn lookup(&self, username: &str, realm: &str) -> Option<UserRecord> {
-        self.backends.iter().find_map(|b| match b.lookup(username, realm) {
-            UserLookup::Found(r) => Some(r),
-            UserLookup::Unknown => None,
-        })
+        self.backends
+            .iter()
+            .find_map(|b| match b.lookup(username, realm) {
+                UserLookup::Found(r) => Some(r),
+                UserLookup::Unknown => None,
+            })
     }
 }
 
@@ -118,10 +124,16 @@ mod tests {
     #[test]
     fn first_backend_that_knows_wins_and_realm_limits_apply() {
         let a = MemoryBackend::new([("1001".into(), "a".into(), Some("pbx.test".into()))]);
-        let b = MemoryBackend::new([("1001".into(), "b".into(), None), ("1002".into(), "c".into(), None)]);
+        let b = MemoryBackend::new([
+            ("1001".into(), "b".into(), None),
+            ("1002".into(), "c".into(), None),
+        ]);
         let dir = UserDirectory::new(vec![Arc::new(a), Arc::new(b)]);
         let pw = |u: &str, r: &str| dir.lookup(u, r).map(|r| r.credential);
-        assert_eq!(pw("1001", "PBX.test"), Some(Credential::Password("a".into())));
+        assert_eq!(
+            pw("1001", "PBX.test"),
+            Some(Credential::Password("a".into()))
+        );
         assert_eq!(pw("1001", "other"), Some(Credential::Password("b".into())));
         assert_eq!(pw("1002", "x"), Some(Credential::Password("c".into())));
         assert_eq!(pw("9999", "x"), None);

@@ -226,7 +226,11 @@ mod tests {
     #[test]
     fn add_refresh_remove() {
         let b = binding("sip:1001@10.0.0.1:5060", "c1", 1, 3700);
-        let out = apply(vec![], &change("c1", 1, 100, vec![BindingOp::Upsert(Box::new(b.clone()))])).unwrap();
+        let out = apply(
+            vec![],
+            &change("c1", 1, 100, vec![BindingOp::Upsert(Box::new(b.clone()))]),
+        )
+        .unwrap();
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.registered.len(), 1);
 
@@ -240,7 +244,10 @@ mod tests {
         .unwrap();
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.bindings[0].expires_at, 3800);
-        assert!(out.registered.is_empty(), "an unchanged refresh is no new registration");
+        assert!(
+            out.registered.is_empty(),
+            "an unchanged refresh is no new registration"
+        );
 
         let remove = BindingOp::Remove {
             uri: "SIP:1001@10.0.0.1:5060".into(),
@@ -255,10 +262,17 @@ mod tests {
     #[test]
     fn out_of_order_cseq_is_refused() {
         let b = binding("sip:1001@10.0.0.1", "c1", 5, 3700);
-        let out = apply(vec![b.clone()], &change("c1", 5, 100, vec![BindingOp::Upsert(Box::new(b.clone()))]));
+        let out = apply(
+            vec![b.clone()],
+            &change("c1", 5, 100, vec![BindingOp::Upsert(Box::new(b.clone()))]),
+        );
         assert_eq!(out, Err(ChangeError::OutOfOrder));
         // Another Call-ID may replace it whatever its CSeq.
-        let out = apply(vec![b.clone()], &change("c2", 1, 100, vec![BindingOp::Upsert(Box::new(b))])).unwrap();
+        let out = apply(
+            vec![b.clone()],
+            &change("c2", 1, 100, vec![BindingOp::Upsert(Box::new(b))]),
+        )
+        .unwrap();
         assert_eq!(out.bindings.len(), 1);
     }
 
@@ -266,7 +280,11 @@ mod tests {
     fn wildcard_and_lapsed() {
         let a = binding("sip:a@10.0.0.1", "c1", 1, 3700);
         let b = binding("sip:b@10.0.0.2", "c2", 1, 50);
-        let out = apply(vec![a, b], &change("c3", 1, 100, vec![BindingOp::RemoveAll])).unwrap();
+        let out = apply(
+            vec![a, b],
+            &change("c3", 1, 100, vec![BindingOp::RemoveAll]),
+        )
+        .unwrap();
         assert!(out.bindings.is_empty());
         assert_eq!(out.unregistered.len(), 1);
         assert_eq!(out.expired.len(), 1);
@@ -280,7 +298,11 @@ mod tests {
         let mut moved = binding("sip:a@10.0.0.9", "c1", 2, 3700);
         moved.instance = Some("<urn:uuid:1>".into());
         moved.reg_id = Some(1);
-        let out = apply(vec![a], &change("c1", 2, 100, vec![BindingOp::Upsert(Box::new(moved))])).unwrap();
+        let out = apply(
+            vec![a],
+            &change("c1", 2, 100, vec![BindingOp::Upsert(Box::new(moved))]),
+        )
+        .unwrap();
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.bindings[0].uri, "sip:a@10.0.0.9");
         assert_eq!(out.registered.len(), 1);

@@ -1,6 +1,7 @@
 //! The shard runtime: executors, batched UDP, inboxes between threads, counters.
 
 pub mod inbox;
+pub mod owner;
 pub mod shard;
 pub mod stats;
 pub mod udp_batch;

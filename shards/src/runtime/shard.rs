@@ -62,7 +62,14 @@ pub struct ShardContext {
 /// The sans-IO logic one shard runs; built on the shard's own thread.
 pub trait ShardLogic {
     /// A datagram from the socket (`handed_off`: it came from another shard).
-    fn on_datagram(&mut self, now: Now, data: &[u8], src: SocketAddr, handed_off: bool, out: &mut Output);
+    fn on_datagram(
+        &mut self,
+        now: Now,
+        data: &[u8],
+        src: SocketAddr,
+        handed_off: bool,
+        out: &mut Output,
+    );
     /// A message from the control core (not datagrams or stop).
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output);
     /// Called every `RuntimeConfig::tick`.
@@ -89,7 +96,6 @@ impl Runtime {
         let mut inboxes = Vec::with_capacity(shards);
         for _ in 0..shards {
             let door = StdUdpSocket::bind("127.0.0.1:0")?;
-            door.set_nonblocking(true)?;
             inboxes.push(Arc::new(Inbox::new(door.local_addr()?)?));
             doorbells.push(door);
         }
@@ -129,7 +135,9 @@ impl Runtime {
                     let logic = make_logic(ctx.clone());
                     run_shard(ctx, loop_cfg, sock, door, logic).await;
                 })
-                .map_err(|e| io::Error::other(format!("runtime.cpus: cannot start shard {id}: {e}")))?;
+                .map_err(|e| {
+                    io::Error::other(format!("runtime.cpus: cannot start shard {id}: {e}"))
+                })?;
             handles.push(handle);
         }
         Ok(Runtime {
@@ -158,11 +166,18 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
     use socket2::{Domain, Protocol, Socket, Type};
     // Probe without SO_REUSEPORT: fails if anyone holds the port.
     drop(StdUdpSocket::bind(cfg.sip_addr).map_err(|e| {
-        io::Error::new(e.kind(), format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr))
+        io::Error::new(
+            e.kind(),
+            format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr),
+        )
     })?);
     let mut out = Vec::with_capacity(shards);
     for _ in 0..shards {
-        let sock = Socket::new(Domain::for_address(cfg.sip_addr), Type::DGRAM, Some(Protocol::UDP))?;
+        let sock = Socket::new(
+            Domain::for_address(cfg.sip_addr),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
         sock.set_reuse_port(true)?;
         if cfg.rcvbuf > 0 {
             sock.set_recv_buffer_size(cfg.rcvbuf)?;
@@ -170,9 +185,11 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
         if cfg.sndbuf > 0 {
             sock.set_send_buffer_size(cfg.sndbuf)?;
         }
-        sock.set_nonblocking(true)?;
         sock.bind(&cfg.sip_addr.into()).map_err(|e| {
-            io::Error::new(e.kind(), format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr))
+            io::Error::new(
+                e.kind(),
+                format!("proxy.udp_port: cannot bind {}: {e}", cfg.sip_addr),
+            )
         })?;
         out.push(StdUdpSocket::from(sock));
     }
@@ -205,7 +222,12 @@ async fn run_shard<L: ShardLogic + 'static>(
         out: Output::default(),
     }));
     let send_batch = cfg.send_batch;
-    let recv = glommio::spawn_local(recv_loop(sock.clone(), shard.clone(), cfg.recv_batch, send_batch));
+    let recv = glommio::spawn_local(recv_loop(
+        sock.clone(),
+        shard.clone(),
+        cfg.recv_batch,
+        send_batch,
+    ));
     let tick = glommio::spawn_local(tick_loop(sock.clone(), shard.clone(), cfg.tick, send_batch));
     inbox_loop(&sock, &door, &shard, send_batch).await;
     drop(recv.cancel());
@@ -213,7 +235,12 @@ async fn run_shard<L: ShardLogic + 'static>(
     tracing::debug!(shard = ctx.id, "shard stopped");
 }
 
-async fn recv_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L>>>, batch: usize, send_batch: usize) {
+async fn recv_loop<L: ShardLogic>(
+    sock: Rc<UdpSocket>,
+    shard: Rc<RefCell<Shard<L>>>,
+    batch: usize,
+    send_batch: usize,
+) {
     let fd = sock.as_raw_fd();
     let mut rx = RecvBatch::new(batch, MAX_DATAGRAM);
     let mut peek = [0u8; 1];
@@ -260,7 +287,12 @@ async fn recv_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L
     }
 }
 
-async fn tick_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L>>>, tick: Duration, send_batch: usize) {
+async fn tick_loop<L: ShardLogic>(
+    sock: Rc<UdpSocket>,
+    shard: Rc<RefCell<Shard<L>>>,
+    tick: Duration,
+    send_batch: usize,
+) {
     loop {
         glommio::timer::sleep(tick).await;
         {
@@ -274,7 +306,12 @@ async fn tick_loop<L: ShardLogic>(sock: Rc<UdpSocket>, shard: Rc<RefCell<Shard<L
 }
 
 /// Drains the inbox; returns on `Stop`.
-async fn inbox_loop<L: ShardLogic>(sock: &Rc<UdpSocket>, door: &UdpSocket, shard: &Rc<RefCell<Shard<L>>>, send_batch: usize) {
+async fn inbox_loop<L: ShardLogic>(
+    sock: &Rc<UdpSocket>,
+    door: &UdpSocket,
+    shard: &Rc<RefCell<Shard<L>>>,
+    send_batch: usize,
+) {
     let inbox = shard.borrow().ctx.inboxes[shard.borrow().ctx.id].clone();
     let mut bell = [0u8; 64];
     loop {
@@ -300,7 +337,10 @@ async fn inbox_loop<L: ShardLogic>(sock: &Rc<UdpSocket>, door: &UdpSocket, shard
             return;
         }
         if inbox.arm() {
-            let _ = door.recv(&mut bell).await;
+            if let Err(e) = door.recv_from(&mut bell).await {
+                tracing::warn!("shard doorbell failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 }

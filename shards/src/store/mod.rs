@@ -65,8 +65,9 @@ impl Store {
     /// Opens (creating unless read-only) the environment in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         if !opts.read_only {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("data_dir: cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError(format!("data_dir: cannot create {}: {e}", dir.display()))
+            })?;
         } else if !dir.join("data.mdb").exists() {
             return Err(StoreError(format!(
                 "data_dir: no store at {} (has the server run with this config?)",
@@ -87,7 +88,12 @@ impl Store {
             options.flags(flags);
             options.open(dir)
         }
-        .map_err(|e| StoreError(format!("data_dir: cannot open store {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            StoreError(format!(
+                "data_dir: cannot open store {}: {e}",
+                dir.display()
+            ))
+        })?;
         let env: &'static Env = Box::leak(Box::new(env));
         let bindings = if opts.read_only {
             let rtxn = env.read_txn()?;
@@ -178,7 +184,12 @@ impl Store {
         Ok(gone)
     }
 
-    fn put(&self, wtxn: &mut heed::RwTxn<'static>, aor: &str, list: &[Binding]) -> Result<(), StoreError> {
+    fn put(
+        &self,
+        wtxn: &mut heed::RwTxn<'static>,
+        aor: &str,
+        list: &[Binding],
+    ) -> Result<(), StoreError> {
         if list.is_empty() {
             self.bindings.delete(wtxn, aor)?;
         } else {
@@ -195,7 +206,8 @@ impl Store {
 }
 
 fn decode(raw: &[u8]) -> Result<Vec<Binding>, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError(format!("store: corrupt binding record: {e}")))
+    serde_json::from_slice(raw)
+        .map_err(|e| StoreError(format!("store: corrupt binding record: {e}")))
 }
 
 #[cfg(test)]

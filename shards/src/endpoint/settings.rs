@@ -1,0 +1,72 @@
+//! What the SIP endpoint of every shard needs to know, built once from the
+//! config by the binary and shared read-only by all shards.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::Algorithm;
+use crate::users::UserDirectory;
+
+/// Shared, immutable endpoint settings.
+pub struct EndpointSettings {
+    /// Domains we are (`[proxy] realms`), lower-case.
+    pub realms: Vec<String>,
+    /// Addresses we listen on or advertise (any port is ours).
+    pub local_ips: Vec<IpAddr>,
+    pub registrar_expires: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub digest_algorithms: Vec<Algorithm>,
+    pub nonce_ttl_secs: u64,
+    /// Key of the stateless nonces, made at start.
+    pub nonce_key: [u8; 32],
+    pub users: UserDirectory,
+    /// `[proxy] acl_rules`: may this source talk to us at all?
+    pub acl: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    /// `User-Agent`/`Server` value.
+    pub server_name: String,
+}
+
+impl EndpointSettings {
+    /// Is `host` (of a URI) one of ours? Hostnames compare case-insensitively;
+    /// IP literals (IPv6 with or without brackets) by value.
+    pub fn is_local_host(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return self.local_ips.contains(&ip)
+                || self.realms.iter().any(|r| r.parse::<IpAddr>().ok() == Some(ip));
+        }
+        self.realms.iter().any(|r| r.eq_ignore_ascii_case(host))
+    }
+
+    /// The realm to challenge for a request to `host`: the host itself when it
+    /// is one of our realms, else the first realm (or the host when none).
+    pub fn realm_for<'a>(&'a self, host: &'a str) -> &'a str {
+        if self.realms.iter().any(|r| r.eq_ignore_ascii_case(host)) {
+            return host;
+        }
+        self.realms.first().map(String::as_str).unwrap_or(host)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_settings() -> EndpointSettings {
+    use crate::users::MemoryBackend;
+    EndpointSettings {
+        realms: vec!["pbx.test".into(), "127.0.0.1".into()],
+        local_ips: vec!["127.0.0.1".parse().unwrap()],
+        registrar_expires: 3600,
+        min_expires: 60,
+        max_expires: 7200,
+        digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+        nonce_ttl_secs: 300,
+        nonce_key: [7; 32],
+        users: UserDirectory::new(vec![Arc::new(MemoryBackend::new([(
+            "1001".to_string(),
+            "secret".to_string(),
+            None,
+        )]))]),
+        acl: Arc::new(|_| true),
+        server_name: "ShardPBX-test".into(),
+    }
+}

@@ -1,0 +1,129 @@
+//! Server transactions of non-INVITE requests and of INVITEs we answer
+//! statelessly (RFC 3261 17.2): a request seen again within 64*T1 is a
+//! retransmission and gets the cached final response (or nothing while the
+//! answer is still pending). Time is an input.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// How long a completed transaction answers retransmissions (64 * T1).
+pub const TIMER_J_MS: u64 = 32_000;
+
+/// What to do with a request whose key was seen before.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// First time: handle it.
+    New,
+    /// Still being answered: absorb.
+    Pending,
+    /// Answered: send this again.
+    Answered(&'a [u8], SocketAddr),
+}
+
+enum Entry {
+    Pending,
+    Answered(Vec<u8>, SocketAddr),
+}
+
+/// The cache, bounded in size; oldest entries go first.
+pub struct TxCache {
+    entries: HashMap<Vec<u8>, (u64, Entry)>,
+    order: VecDeque<(u64, Vec<u8>)>,
+    capacity: usize,
+}
+
+impl TxCache {
+    pub fn new(capacity: usize) -> Self {
+        TxCache {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Looks `key` up; a new key is recorded as pending.
+    pub fn check(&mut self, now_ms: u64, key: &[u8]) -> Seen<'_> {
+        self.expire(now_ms);
+        if self.entries.contains_key(key) {
+            return match self.entries.get(key) {
+                Some((_, Entry::Answered(bytes, dst))) => Seen::Answered(bytes, *dst),
+                _ => Seen::Pending,
+            };
+        }
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some((_, k)) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+        let until = now_ms + TIMER_J_MS;
+        self.entries.insert(key.to_vec(), (until, Entry::Pending));
+        self.order.push_back((until, key.to_vec()));
+        Seen::New
+    }
+
+    /// Records the final response sent for `key`.
+    pub fn answered(&mut self, now_ms: u64, key: &[u8], response: &[u8], dst: SocketAddr) {
+        if let Some(e) = self.entries.get_mut(key) {
+            *e = (now_ms + TIMER_J_MS, Entry::Answered(response.to_vec(), dst));
+            self.order.push_back((now_ms + TIMER_J_MS, key.to_vec()));
+        }
+    }
+
+    /// Forgets `key` (a request that was dropped, so a retransmission is new).
+    pub fn forget(&mut self, key: &[u8]) {
+        self.entries.remove(key);
+    }
+
+    /// Drops entries whose time ran out.
+    pub fn expire(&mut self, now_ms: u64) {
+        while let Some((until, _)) = self.order.front() {
+            if *until > now_ms {
+                break;
+            }
+            if let Some((until, key)) = self.order.pop_front() {
+                // Only drop if the entry was not refreshed later.
+                if self.entries.get(&key).is_some_and(|(u, _)| *u <= until) {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmissions_get_the_cached_answer_until_timer_j() {
+        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = TxCache::new(10);
+        assert_eq!(c.check(0, b"k"), Seen::New);
+        assert_eq!(c.check(10, b"k"), Seen::Pending);
+        c.answered(20, b"k", b"SIP/2.0 200 OK", dst);
+        assert_eq!(c.check(30, b"k"), Seen::Answered(b"SIP/2.0 200 OK", dst));
+        assert_eq!(c.check(20 + TIMER_J_MS - 1, b"k"), Seen::Answered(b"SIP/2.0 200 OK", dst));
+        assert_eq!(c.check(20 + TIMER_J_MS, b"k"), Seen::New);
+    }
+
+    #[test]
+    fn capacity_evicts_oldest() {
+        let mut c = TxCache::new(2);
+        assert_eq!(c.check(0, b"a"), Seen::New);
+        assert_eq!(c.check(1, b"b"), Seen::New);
+        assert_eq!(c.check(2, b"c"), Seen::New);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.check(3, b"a"), Seen::New, "a was evicted");
+    }
+}

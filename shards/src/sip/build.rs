@@ -1,0 +1,375 @@
+//! The serializer: [`Writer`] writes requests and responses into a reusable
+//! `Vec<u8>` (no per-header allocation); [`Writer::response_to`] copies what a
+//! response must echo from a request; [`reason_phrase`] gives default phrases.
+
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+
+use super::header::HeaderName;
+use super::message::Message;
+use super::name_addr::NameAddr;
+use super::syntax::ListItems;
+use super::via::Via;
+
+/// Writes one SIP message: start line, headers, then [`Writer::finish`] adds
+/// `Content-Length` (always) and the body. Header values are written with any
+/// CR or LF replaced by a space, so a value cannot inject header lines.
+#[must_use = "call finish() to terminate the message"]
+pub struct Writer<'v> {
+    out: &'v mut Vec<u8>,
+}
+
+impl<'v> Writer<'v> {
+    /// Clears `out` and writes a request line.
+    pub fn request(out: &'v mut Vec<u8>, method: &str, uri: &str) -> Self {
+        out.clear();
+        put_clean(out, method);
+        out.push(b' ');
+        put_clean(out, uri);
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        Writer { out }
+    }
+
+    /// Clears `out` and writes a status line; `reason` defaults to
+    /// [`reason_phrase`].
+    pub fn response(out: &'v mut Vec<u8>, code: u16, reason: Option<&str>) -> Self {
+        out.clear();
+        let _ = write!(out, "SIP/2.0 {code} ");
+        put_clean(out, reason.unwrap_or(reason_phrase(code)));
+        out.extend_from_slice(b"\r\n");
+        Writer { out }
+    }
+
+    /// Starts a response to `req`: the status line, then every Via (in order),
+    /// From, To, Call-ID and CSeq copied from the request (the first of each
+    /// single header; absent ones skipped, so a 400 can answer a request that
+    /// lacks some).
+    ///
+    /// * `to_tag`: appended as `;tag=` when the To has no tag yet.
+    /// * `source`: the request's source address; stamps the top Via with
+    ///   `received` / `rport=<port>` ([`Via::write_stamped`]).
+    ///
+    /// Add more headers with [`Writer::header`], then [`Writer::finish`].
+    pub fn response_to(
+        out: &'v mut Vec<u8>,
+        req: &Message<'_>,
+        code: u16,
+        reason: Option<&str>,
+        to_tag: Option<&str>,
+        source: Option<SocketAddr>,
+    ) -> Self {
+        let mut w = Self::response(out, code, reason);
+        for (n, via) in req.headers_named(HeaderName::Via).enumerate() {
+            w.out.extend_from_slice(b"Via: ");
+            match source {
+                Some(src) if n == 0 => {
+                    for (i, item) in ListItems::new(via.raw_value).enumerate() {
+                        if i > 0 {
+                            w.out.extend_from_slice(b", ");
+                        }
+                        match Via::parse_sent_by(item) {
+                            Ok(v) if i == 0 => v.write_stamped(w.out, src),
+                            _ => put_unfolded(w.out, item),
+                        }
+                    }
+                }
+                _ => put_unfolded(w.out, via.raw_value),
+            }
+            w.out.extend_from_slice(b"\r\n");
+        }
+        if let Some(from) = req.header_raw(HeaderName::From) {
+            w.raw_header("From", from);
+        }
+        if let Some(to) = req.header_raw(HeaderName::To) {
+            w.out.extend_from_slice(b"To: ");
+            put_unfolded(w.out, to);
+            if let Some(tag) = to_tag {
+                let has_tag = NameAddr::parse(to).is_ok_and(|t| t.tag().is_some());
+                if !has_tag {
+                    w.out.extend_from_slice(b";tag=");
+                    put_clean(w.out, tag);
+                }
+            }
+            w.out.extend_from_slice(b"\r\n");
+        }
+        if let Some(v) = req.header_raw(HeaderName::CallId) {
+            w.raw_header("Call-ID", v);
+        }
+        if let Some(v) = req.header_raw(HeaderName::CSeq) {
+            w.raw_header("CSeq", v);
+        }
+        w
+    }
+
+    fn raw_header(&mut self, name: &str, raw: &str) {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        put_unfolded(self.out, raw);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Adds a header line. Do not add Content-Length: `finish` does.
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        put_clean(self.out, name);
+        self.out.extend_from_slice(b": ");
+        put_clean(self.out, value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Adds a header line with a formatted value (`format_args!`), without an
+    /// intermediate String.
+    pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
+        put_clean(self.out, name);
+        self.out.extend_from_slice(b": ");
+        let start = self.out.len();
+        let _ = self.out.write_fmt(value);
+        for b in &mut self.out[start..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Writes `Content-Length`, the blank line and the body; returns the
+    /// message length.
+    pub fn finish(self, body: &[u8]) -> usize {
+        let _ = write!(self.out, "Content-Length: {}\r\n\r\n", body.len());
+        self.out.extend_from_slice(body);
+        self.out.len()
+    }
+}
+
+/// Writes a whole request: request line, `headers` in order, Content-Length and
+/// `body`. Returns the message length.
+pub fn write_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> usize {
+    let mut w = Writer::request(out, method, uri);
+    for (name, value) in headers {
+        w.header(name, value);
+    }
+    w.finish(body)
+}
+
+/// Appends `s` with CR and LF replaced by spaces.
+pub(crate) fn put_clean(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    if !b.iter().any(|&c| c == b'\r' || c == b'\n') {
+        out.extend_from_slice(b);
+        return;
+    }
+    out.extend(b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+}
+
+/// Appends `s` with each fold (line break and surrounding white space) replaced
+/// by one space.
+fn put_unfolded(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\r' || c == b'\n' {
+            while out.last().is_some_and(|&l| l == b' ' || l == b'\t') {
+                out.pop();
+            }
+            while i < b.len() && matches!(b[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+}
+
+/// The RFC 3261 (and extensions') reason phrase for a status code, or a generic
+/// one for its class.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::method::Method;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKtop;rport, SIP/2.0/UDP proxy.example.com;branch=z9hG4bKmid\r\n\
+Via: SIP/2.0/TCP\r\n  first.example.com;branch=z9hG4bKlast\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=fromtag\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: abc123@10.0.0.1\r\n\
+CSeq: 7 INVITE\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn response_round_trip() {
+        let req = Message::parse(INVITE).unwrap();
+        let src: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+        let mut out = Vec::new();
+        let mut w = Writer::response_to(&mut out, &req, 180, None, Some("totag"), Some(src));
+        w.header("Contact", "<sip:pbx@192.0.2.10>");
+        w.header_fmt("Allow-Events", format_args!("{}, {}", "talk", "hold"));
+        let n = w.finish(b"");
+        assert_eq!(n, out.len());
+        let resp = Message::parse(&out).unwrap();
+        resp.check().unwrap();
+        assert_eq!(resp.status_code(), Some(180));
+        assert_eq!(resp.reason(), Some("Ringing"));
+        assert_eq!(resp.call_id(), req.call_id());
+        assert_eq!(resp.cseq().unwrap(), req.cseq().unwrap());
+        assert_eq!(resp.to().unwrap().tag(), Some("totag"));
+        assert_eq!(resp.from().unwrap().tag(), Some("fromtag"));
+        let vias: Vec<_> = resp.vias().map(Result::unwrap).collect();
+        let orig: Vec<_> = req.vias().map(Result::unwrap).collect();
+        assert_eq!(vias.len(), 3);
+        for (a, b) in vias.iter().zip(&orig) {
+            assert_eq!(a.branch(), b.branch());
+            assert_eq!(a.host, b.host);
+        }
+        assert_eq!(vias[0].received(), Some("203.0.113.7"));
+        assert_eq!(vias[0].rport(), Some(Some(40000)));
+        assert_eq!(resp.header_count(HeaderName::Via), 2);
+        assert_eq!(resp.content_length(), Some(0));
+        assert_eq!(resp.header(HeaderName::AllowEvents).unwrap(), "talk, hold");
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.contains("Via: SIP/2.0/TCP first.example.com;branch=z9hG4bKlast\r\n"));
+    }
+
+    #[test]
+    fn existing_to_tag_is_kept() {
+        let with_tag = String::from_utf8(INVITE.to_vec())
+            .unwrap()
+            .replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=old");
+        let req = Message::parse(with_tag.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        Writer::response_to(&mut out, &req, 200, Some("OK"), Some("new"), None).finish(b"");
+        let resp = Message::parse(&out).unwrap();
+        assert_eq!(resp.to().unwrap().tag(), Some("old"));
+        assert_eq!(resp.top_via().unwrap().received(), None);
+    }
+
+    #[test]
+    fn request_round_trip_and_reuse() {
+        let mut out = Vec::with_capacity(512);
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\n";
+        for _ in 0..2 {
+            let n = write_request(
+                &mut out,
+                "INVITE",
+                "sip:bob@[2001:db8::5]:5070;transport=udp",
+                &[
+                    ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKnew;rport"),
+                    ("From", "<sip:pbx@example.com>;tag=x"),
+                    ("To", "<sip:bob@example.com>"),
+                    ("Call-ID", "b-leg-1"),
+                    ("CSeq", "1 INVITE"),
+                    ("Max-Forwards", "69"),
+                    ("Content-Type", "application/sdp"),
+                    ("Subject", "inject\r\nVia: evil"),
+                ],
+                sdp,
+            );
+            assert_eq!(n, out.len());
+        }
+        let m = Message::parse(&out).unwrap();
+        m.check().unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert_eq!(m.body(), sdp);
+        assert_eq!(m.request_uri().unwrap().port, Some(5070));
+        assert_eq!(m.header_count(HeaderName::Via), 1);
+        assert_eq!(m.header(HeaderName::Subject).unwrap(), "inject  Via: evil");
+    }
+
+    #[test]
+    fn bad_request_without_headers() {
+        let req = Message::parse(
+            b"INVITE sip:u@example.com SIP/2.0\r\nCSeq: 1 INVITE\r\nVia: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKx\r\n\r\n",
+        )
+        .unwrap();
+        let e = req.check().unwrap_err();
+        assert_eq!(e.status(), Some(400));
+        let mut out = Vec::new();
+        Writer::response_to(&mut out, &req, 400, Some(&e.to_string()), Some("t"), None).finish(b"");
+        let resp = Message::parse(&out).unwrap();
+        assert_eq!(resp.reason(), Some("From: missing"));
+        assert_eq!(resp.cseq().unwrap().seq, 1);
+        assert!(resp.header(HeaderName::To).is_none());
+    }
+
+    #[test]
+    fn phrases() {
+        assert_eq!(reason_phrase(486), "Busy Here");
+        assert_eq!(reason_phrase(499), "Client Error");
+        assert_eq!(reason_phrase(699), "Global Failure");
+    }
+}

@@ -1,0 +1,229 @@
+//! `shardpbx run`: loads the config, opens the store, starts the control core
+//! (store writer, HTTP) and the shards, and stops them all cleanly on SIGINT
+//! or SIGTERM (shards first, then the writer flushes and syncs the store).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shards::auth::Algorithm;
+use shards::endpoint::{EndpointSettings, SipEndpoint};
+use shards::runtime::{Runtime, RuntimeConfig};
+use shards::store::{Store, StoreOptions};
+use shards::users::{MemoryBackend, UserDirectory};
+
+use crate::cli::{load_config, store_dir};
+use crate::config::{Config, DigestAlgorithm, UserBackend};
+use crate::control::{http, writer};
+
+/// Refuses configs that ask for what this build does not do yet, rather than
+/// silently ignoring them (exit 2, naming the key).
+pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
+    for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
+        if !matches!(b.backend(), UserBackend::Memory(_)) {
+            eprintln!(
+                "shardpbx: {}: proxy.user_backends[{i}].type: only \"memory\" user backends are available in this build",
+                path.display()
+            );
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cfg.log_level.as_str()));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn endpoint_settings(cfg: &Config) -> Result<EndpointSettings, String> {
+    let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
+        crate::netif::interface_addrs()
+    } else {
+        vec![cfg.proxy.addr]
+    };
+    if let Some(ip) = cfg.proxy.external_ip() {
+        local_ips.push(ip);
+    }
+    let mut backends: Vec<Arc<dyn shards::users::UserBackend>> = Vec::new();
+    for b in &cfg.proxy.user_backends {
+        if let UserBackend::Memory(users) = b.backend() {
+            let backend = MemoryBackend::new(
+                users
+                    .into_iter()
+                    .map(|u| (u.username, u.password, u.realm)),
+            );
+            backends.push(Arc::new(backend));
+        }
+    }
+    let mut nonce_key = [0u8; 32];
+    getrandom::getrandom(&mut nonce_key).map_err(|e| format!("cannot draw a nonce key: {e}"))?;
+    let acl = cfg.proxy.acl();
+    Ok(EndpointSettings {
+        realms: cfg.proxy.realms.iter().map(|r| r.to_ascii_lowercase()).collect(),
+        local_ips,
+        registrar_expires: cfg.proxy.registrar_expires,
+        min_expires: cfg.proxy.min_expires,
+        max_expires: cfg.proxy.max_expires,
+        digest_algorithms: cfg
+            .proxy
+            .digest_algorithms
+            .iter()
+            .map(|a| match a {
+                DigestAlgorithm::Md5 => Algorithm::Md5,
+                DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            })
+            .collect(),
+        nonce_ttl_secs: cfg.proxy.nonce_ttl().as_secs().max(1),
+        nonce_key,
+        users: UserDirectory::new(backends),
+        acl: Arc::new(move |ip| acl.allows(ip)),
+        server_name: format!("ShardPBX/{}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+fn runtime_config(cfg: &Config) -> RuntimeConfig {
+    let shards = cfg.shard_count();
+    let r = &cfg.runtime;
+    RuntimeConfig {
+        shards,
+        cpus: (0..shards).map(|i| cfg.cpu_for_shard(i)).collect(),
+        sip_addr: SocketAddr::new(cfg.proxy.addr, cfg.proxy.udp_port),
+        recv_batch: r.udp_recv_batch as usize,
+        send_batch: r.udp_send_batch as usize,
+        rcvbuf: r.socket_rcvbuf as usize,
+        sndbuf: r.socket_sndbuf as usize,
+        spin_before_park: Duration::from_micros(r.spin_before_park_us),
+        io_memory: (r.io_memory_kib as usize) << 10,
+        ring_depth: r.ring_depth as usize,
+        tick: Duration::from_secs(1),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("shardpbx: {msg}");
+    tracing::error!("{msg}");
+    ExitCode::from(2)
+}
+
+pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
+    let cfg = match load_config(path, perf).and_then(|c| check_supported(&c, path).map(|_| c)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&cfg);
+
+    let store = match Store::open(
+        &store_dir(&cfg),
+        &StoreOptions {
+            map_size: (cfg.store.map_size_mib as usize) << 20,
+            read_only: false,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let http_listener = match std::net::TcpListener::bind(cfg.http_addr) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("{}: http_addr: cannot bind {}: {e}", path.display(), cfg.http_addr)),
+    };
+    let settings = match endpoint_settings(&cfg) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return fail(e),
+    };
+
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let rt_cfg = runtime_config(&cfg);
+    let factory_tx = control_tx.clone();
+    let runtime = match Runtime::start(&rt_cfg, move |ctx| {
+        let id = ctx.id;
+        match SipEndpoint::new(ctx, settings.clone(), factory_tx.clone()) {
+            Ok(e) => e,
+            Err(e) => panic!("shard {id}: {e}"),
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{}: {e}", path.display())),
+    };
+    drop(control_tx);
+
+    let writer_cfg = writer::WriterConfig {
+        batch: cfg.store.writer_batch as usize,
+        fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
+        sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
+    };
+    let writer_inboxes = runtime.inboxes.clone();
+    let writer_store = store.clone();
+    let writer = match std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer::run(writer_store, control_rx, writer_inboxes, writer_cfg))
+    {
+        Ok(h) => h,
+        Err(e) => return fail(format!("cannot start the store writer: {e}")),
+    };
+
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        shards = rt_cfg.shards,
+        sip = %rt_cfg.sip_addr,
+        http = %cfg.http_addr,
+        "ShardPBX running"
+    );
+
+    let allow = cfg.ami_allow_list();
+    let state = Arc::new(http::HttpState {
+        shard_stats: runtime.stats.clone(),
+        ami_allowed: Box::new(move |ip| allow.allows(ip)),
+    });
+    let served = serve_http(http_listener, state);
+
+    tracing::info!("stopping: shards");
+    runtime.stop();
+    tracing::info!("stopping: store writer");
+    if writer.join().is_err() {
+        return fail("store writer panicked");
+    }
+    if let Err(e) = store.sync() {
+        return fail(e);
+    }
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("http: {e}")),
+    }
+}
+
+/// Runs the control core's HTTP listener on this thread until SIGINT/SIGTERM.
+fn serve_http(listener: std::net::TcpListener, state: Arc<http::HttpState>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        http::serve(listener, state, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

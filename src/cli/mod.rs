@@ -1,0 +1,122 @@
+//! The CLI subcommands that do not run the server: config checks and store
+//! inspection. They open the store read-only, so they work while it runs.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use shards::registrar::Binding;
+use shards::store::{Store, StoreOptions};
+use shards::time::Now;
+
+use crate::config::{Config, ConfigError};
+
+/// Loads the config (and profile) or prints the one-line error; exit 2.
+pub fn load_config(path: &Path, perf: Option<&Path>) -> Result<Config, ExitCode> {
+    Config::load_with_profile(path, perf).map_err(|e: ConfigError| {
+        eprintln!("shardpbx: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub fn check_config(path: &Path, perf: Option<&Path>) -> ExitCode {
+    match load_config(path, perf).and_then(|c| crate::app::check_supported(&c, path).map(|_| c)) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} shard(s), SIP on {}:{}, HTTP on {})",
+                path.display(),
+                cfg.shard_count(),
+                cfg.proxy.addr,
+                cfg.proxy.udp_port,
+                cfg.http_addr
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub fn store_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir().join("lmdb")
+}
+
+pub fn registrations_list(path: &Path, aor: Option<&str>, json: bool) -> ExitCode {
+    let cfg = match load_config(path, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = StoreOptions {
+        map_size: (cfg.store.map_size_mib as usize) << 20,
+        read_only: true,
+    };
+    let store = match Store::open(&store_dir(&cfg), &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shardpbx: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let all = match aor {
+        Some(a) if a.contains(':') => store.bindings(a),
+        _ => store.all_bindings(),
+    };
+    let mut list: Vec<Binding> = match all {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("shardpbx: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = Now::read().unix;
+    list.retain(|b| b.expires_at > now && aor.is_none_or(|a| a.contains(':') || aor_user(&b.aor) == a));
+    list.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.uri.cmp(&b.uri)));
+    if json {
+        let items: Vec<serde_json::Value> = list
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "aor": b.aor,
+                    "contact": b.contact,
+                    "uri": b.uri,
+                    "source": b.source,
+                    "transport": b.transport,
+                    "expires": b.remaining(now),
+                    "expires_at": b.expires_at,
+                    "user_agent": b.user_agent,
+                    "q": b.q,
+                    "instance": b.instance,
+                    "reg_id": b.reg_id,
+                    "path": b.path,
+                    "call_id": b.call_id,
+                })
+            })
+            .collect();
+        match serde_json::to_string_pretty(&items) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("shardpbx: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        println!("{:<32} {:<44} {:<22} {:<5} {:>7}  USER-AGENT", "AOR", "CONTACT", "SOURCE", "TRANS", "EXPIRES");
+        for b in &list {
+            println!(
+                "{:<32} {:<44} {:<22} {:<5} {:>7}  {}",
+                b.aor,
+                b.uri,
+                b.source,
+                b.transport,
+                b.remaining(now),
+                b.user_agent.as_deref().unwrap_or("-")
+            );
+        }
+        println!("{} binding(s)", list.len());
+    }
+    ExitCode::SUCCESS
+}
+
+/// `1001` of `sip:1001@host`.
+fn aor_user(aor: &str) -> &str {
+    let rest = aor.split_once(':').map(|(_, r)| r).unwrap_or(aor);
+    rest.split('@').next().unwrap_or(rest)
+}

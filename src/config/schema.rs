@@ -1,0 +1,480 @@
+//! The config schema (API.md section 1): one struct per table, every key with its
+//! default. Every struct denies unknown keys and defaults missing ones, so a file
+//! may set any subset of keys and a misspelt key is an error.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::locate::SourceDoc;
+
+/// HTTP headers added to a webhook request, name -> value.
+pub type Headers = BTreeMap<String, String>;
+
+/// The whole config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// REST (console, AMI, metrics) listen address. Default `127.0.0.1:8080`.
+    pub http_addr: SocketAddr,
+    /// LMDB environment, recordings and spool; relative to the working directory.
+    /// Default `./data`.
+    pub data_dir: PathBuf,
+    /// Default `info`; `RUST_LOG`, when set, wins.
+    pub log_level: LogLevel,
+    pub runtime: RuntimeConfig,
+    pub proxy: ProxyConfig,
+    pub media: MediaConfig,
+    pub recording: RecordingConfig,
+    pub callrecord: CallRecordConfig,
+    pub ami: AmiConfig,
+    pub console: ConsoleConfig,
+    pub store: StoreConfig,
+    /// The files this config was read from (config, then perf profiles), for
+    /// locating validation errors.
+    #[serde(skip)]
+    pub(crate) sources: Vec<SourceDoc>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            log_level: LogLevel::Info,
+            runtime: RuntimeConfig::default(),
+            proxy: ProxyConfig::default(),
+            media: MediaConfig::default(),
+            recording: RecordingConfig::default(),
+            callrecord: CallRecordConfig::default(),
+            ami: AmiConfig::default(),
+            console: ConsoleConfig::default(),
+            store: StoreConfig::default(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl From<LogLevel> for tracing::level_filters::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Error => Self::ERROR,
+            LogLevel::Warn => Self::WARN,
+            LogLevel::Info => Self::INFO,
+            LogLevel::Debug => Self::DEBUG,
+            LogLevel::Trace => Self::TRACE,
+        }
+    }
+}
+
+/// `[runtime]`: the data-plane shape. perf profiles override exactly these keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Number of shards; 0 = one per CPU (or one per `cpus` entry). Max 1024.
+    pub shards: usize,
+    /// CPUs to pin shards to, shard i on `cpus[i]` (any online CPU, including
+    /// isolated ones); [] = the CPUs in this process's affinity mask, in order
+    /// (0..shards on an unrestricted host).
+    pub cpus: Vec<usize>,
+    /// Busy-poll this long before an idle shard parks (µs); 0 = park at once.
+    pub spin_before_park_us: u64,
+    /// glommio io_memory per shard, KiB (64-1048576): file I/O buffers registered
+    /// with io_uring, counted against RLIMIT_MEMLOCK once per ring.
+    pub io_memory_kib: usize,
+    /// io_uring submission queue depth per shard.
+    pub ring_depth: usize,
+    /// Datagrams per recvmmsg call.
+    pub udp_recv_batch: usize,
+    /// Datagrams per sendmmsg call.
+    pub udp_send_batch: usize,
+    /// SO_RCVBUF for SIP and RTP sockets, bytes; 0 = kernel default.
+    pub socket_rcvbuf: usize,
+    /// SO_SNDBUF for SIP and RTP sockets, bytes; 0 = kernel default.
+    pub socket_sndbuf: usize,
+    /// How often each shard expires registrations, s.
+    pub registrar_sweep_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            shards: 0,
+            cpus: Vec::new(),
+            spin_before_park_us: 0,
+            io_memory_kib: 512,
+            ring_depth: 128,
+            udp_recv_batch: 32,
+            udp_send_batch: 32,
+            socket_rcvbuf: 0,
+            socket_sndbuf: 0,
+            registrar_sweep_secs: 5,
+        }
+    }
+}
+
+/// `[proxy]`: SIP listener, registrar, auth and routing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// SIP listen address. Default `0.0.0.0`.
+    pub addr: IpAddr,
+    /// SIP UDP port. Default 5060.
+    pub udp_port: u16,
+    /// Domains we are (hostnames or IPs). Default [].
+    pub realms: Vec<String>,
+    /// Digest algorithms offered, in this order. Default [MD5, SHA-256].
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// Advertised in SDP/Contact when behind NAT; "" = none. Default "".
+    pub external_ip: String,
+    /// Default binding lifetime, s. Default 3600.
+    pub registrar_expires: u32,
+    /// Shorter requested expiry -> 423 Interval Too Brief. Default 60.
+    pub min_expires: u32,
+    /// Longer requested expiry is capped to this. Default 7200.
+    pub max_expires: u32,
+    /// Ring timeout when nothing else sets one, s. Default 60.
+    pub max_ring_time: u32,
+    /// RTP silence on an answered, proxied call before hangup, s; 0 = never.
+    /// Default 60.
+    pub rtp_timeout: u32,
+    /// Lifetime of a digest nonce, s (older -> stale=true challenge). Default 300.
+    pub nonce_ttl_secs: u32,
+    /// Default `auto`.
+    pub media_proxy: MediaProxyMode,
+    /// `"allow|deny <ip|cidr|all>"`, first match wins. Default ["allow all"].
+    pub acl_rules: Vec<String>,
+    /// Glob patterns of static route files. Default ["config/routes/*.toml"].
+    pub routes_files: Vec<String>,
+    /// Glob patterns of static trunk files. Default ["config/trunks/*.toml"].
+    pub trunks_files: Vec<String>,
+    /// User sources, consulted in order after console-managed extensions.
+    pub user_backends: Vec<UserBackendConfig>,
+    /// Per-INVITE routing webhook; absent = static routes only.
+    pub http_router: Option<HttpRouterConfig>,
+    /// Registration event webhook; absent = no events.
+    pub locator_webhook: Option<LocatorWebhookConfig>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port: 5060,
+            realms: Vec::new(),
+            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            external_ip: String::new(),
+            registrar_expires: 3600,
+            min_expires: 60,
+            max_expires: 7200,
+            max_ring_time: 60,
+            rtp_timeout: 60,
+            nonce_ttl_secs: 300,
+            media_proxy: MediaProxyMode::Auto,
+            acl_rules: vec!["allow all".into()],
+            routes_files: vec!["config/routes/*.toml".into()],
+            trunks_files: vec!["config/trunks/*.toml".into()],
+            user_backends: Vec::new(),
+            http_router: None,
+            locator_webhook: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DigestAlgorithm {
+    #[serde(rename = "MD5")]
+    Md5,
+    #[serde(rename = "SHA-256")]
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// The token used in `algorithm=` (RFC 8760).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha256 => "SHA-256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaProxyMode {
+    #[default]
+    Auto,
+    Always,
+    None,
+    Nat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserBackendType {
+    Memory,
+    Http,
+    Extensions,
+}
+
+/// One `[[proxy.user_backends]]` entry. Keys that belong to another `type` are
+/// rejected by validation; `UserBackendConfig::backend()` gives the typed view.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserBackendConfig {
+    /// memory | http | extensions. Required.
+    #[serde(rename = "type")]
+    pub kind: Option<UserBackendType>,
+    /// memory: the users.
+    pub users: Option<Vec<MemoryUser>>,
+    /// http: GET `url?{username_field}=<user>&{realm_field}=<realm>`.
+    pub url: Option<String>,
+    /// http: default "username".
+    pub username_field: Option<String>,
+    /// http: default "realm".
+    pub realm_field: Option<String>,
+    /// http: added to each request.
+    pub headers: Option<Headers>,
+    /// http: the returned password is already HA1 (hex MD5 of user:realm:password).
+    /// Default false.
+    pub password_is_ha1: Option<bool>,
+    /// http: how long an answer is cached per (user, realm), s. Default 30.
+    pub cache_ttl_secs: Option<u64>,
+    /// http: how long "unknown user" (404) is cached, s. Default 5.
+    pub negative_cache_ttl_secs: Option<u64>,
+    /// http: request timeout, ms. Default 5000.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A user of a `memory` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryUser {
+    pub username: String,
+    pub password: String,
+    /// Restricts the user to this realm; absent = any of `realms`.
+    pub realm: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// `[proxy.http_router]` (guide 1.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpRouterConfig {
+    /// Required.
+    pub url: String,
+    /// On timeout/failure use the static routes (else 503). Default true.
+    pub fallback_to_static: bool,
+    /// Default 5000.
+    pub timeout_ms: u64,
+    pub headers: Headers,
+}
+
+impl Default for HttpRouterConfig {
+    fn default() -> Self {
+        HttpRouterConfig {
+            url: String::new(),
+            fallback_to_static: true,
+            timeout_ms: 5000,
+            headers: Headers::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocatorEvent {
+    Registered,
+    Unregistered,
+    Offline,
+}
+
+/// `[proxy.locator_webhook]` (guide 1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocatorWebhookConfig {
+    /// Required.
+    pub url: String,
+    /// Default all three.
+    pub events: Vec<LocatorEvent>,
+    /// Undelivered events are retried until this old, s. Default 3600.
+    pub max_age_secs: u64,
+    /// Per-attempt timeout, ms. Default 5000.
+    pub timeout_ms: u64,
+    pub headers: Headers,
+}
+
+impl Default for LocatorWebhookConfig {
+    fn default() -> Self {
+        LocatorWebhookConfig {
+            url: String::new(),
+            events: vec![
+                LocatorEvent::Registered,
+                LocatorEvent::Unregistered,
+                LocatorEvent::Offline,
+            ],
+            max_age_secs: 3600,
+            timeout_ms: 5000,
+            headers: Headers::new(),
+        }
+    }
+}
+
+/// `[media]`: the RTP port range, `rtp_port_start..rtp_port_end` (end exclusive),
+/// split evenly between shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// First RTP port, even. Default 20000.
+    pub rtp_port_start: u16,
+    /// One past the last RTP port. Default 40000.
+    pub rtp_port_end: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_port_start: 20000,
+            rtp_port_end: 40000,
+        }
+    }
+}
+
+/// `[recording]` (guide scenario D).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record every call unless the router says otherwise. Default false.
+    pub enabled: bool,
+    /// Under data_dir unless absolute. Default "recordings".
+    pub path: PathBuf,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: false,
+            path: PathBuf::from("recordings"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallRecordType {
+    #[default]
+    Local,
+    Http,
+    S3,
+}
+
+/// `[callrecord]` (guide 1.4). Keys that belong to another `type` are rejected by
+/// validation; `CallRecordConfig::target()` gives the typed view.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallRecordConfig {
+    /// local | http | s3. Default local (LMDB only).
+    #[serde(rename = "type")]
+    pub kind: CallRecordType,
+    /// http: POST target. Required for http.
+    pub url: Option<String>,
+    /// http: attach recordings. Default true.
+    pub with_media: Option<bool>,
+    /// http: added to each request.
+    pub headers: Option<Headers>,
+    /// s3: required.
+    pub bucket: Option<String>,
+    /// s3: required.
+    pub region: Option<String>,
+    /// s3: custom endpoint (MinIO etc.; path-style). Default AWS.
+    pub endpoint: Option<String>,
+    /// s3: credentials, set both or neither.
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// s3: key prefix. Default "cdr".
+    pub root: Option<String>,
+    /// http, s3: per-attempt timeout, ms. Default 30000.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `[ami]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmiConfig {
+    /// IPs/CIDRs allowed to use /ami/v1 and /metrics. Default ["127.0.0.1", "::1"].
+    pub allows: Vec<String>,
+    /// Graceful shutdown waits this long for answered calls, s. Default 300.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for AmiConfig {
+    fn default() -> Self {
+        AmiConfig {
+            allows: vec!["127.0.0.1".into(), "::1".into()],
+            drain_timeout_secs: 300,
+        }
+    }
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Login session lifetime, s. Default 43200 (12 h).
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_ttl_secs: 43200,
+        }
+    }
+}
+
+/// `[store]`: the LMDB environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// LMDB map size (maximum database size), MiB. Default 1024.
+    pub map_size_mib: u64,
+    /// fsync interval of the writer, ms; 0 = fsync every commit. Default 1000.
+    pub fsync_interval_ms: u64,
+    /// Most writes per write transaction. Default 256.
+    pub writer_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            map_size_mib: 1024,
+            fsync_interval_ms: 1000,
+            writer_batch: 256,
+        }
+    }
+}

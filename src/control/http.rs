@@ -1,0 +1,88 @@
+//! The control core's HTTP listener (axum on a tokio current-thread runtime):
+//! `/metrics` in Prometheus text format, behind the AMI allow-list. The console
+//! REST API and the rest of AMI join this router as they land.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use shards::runtime::ShardStats;
+
+/// What the HTTP handlers read.
+pub struct HttpState {
+    pub shard_stats: Vec<Arc<ShardStats>>,
+    /// The AMI allow-list: true when this TCP peer may use AMI and /metrics.
+    pub ami_allowed: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if !(state.ami_allowed)(peer.ip()) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "forbidden", "message": "peer address not in ami.allows"})),
+        )
+            .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&state.shard_stats),
+    )
+        .into_response()
+}
+
+/// Prometheus text exposition of the shard counters.
+pub fn render(stats: &[Arc<ShardStats>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let snaps: Vec<_> = stats.iter().map(|s| s.snapshot()).collect();
+    let Some(first) = snaps.first() else {
+        return out;
+    };
+    for (i, (name, help, _)) in first.iter().enumerate() {
+        let _ = writeln!(out, "# HELP shardpbx_{name}_total {help}");
+        let _ = writeln!(out, "# TYPE shardpbx_{name}_total counter");
+        for (shard, snap) in snaps.iter().enumerate() {
+            let _ = writeln!(out, "shardpbx_{name}_total{{shard=\"{shard}\"}} {}", snap[i].2);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_series_per_shard() {
+        let stats: Vec<Arc<ShardStats>> = (0..2).map(|_| Arc::default()).collect();
+        ShardStats::add(&stats[1].rx_datagrams, 7);
+        let text = render(&stats);
+        assert!(text.contains("shardpbx_rx_datagrams_total{shard=\"0\"} 0\n"));
+        assert!(text.contains("shardpbx_rx_datagrams_total{shard=\"1\"} 7\n"));
+        assert!(text.contains("# TYPE shardpbx_options_total counter"));
+    }
+}

@@ -1,0 +1,165 @@
+//! The store writer: the only thread that writes LMDB. It takes binding
+//! changes from the shards, applies a batch of them in one transaction,
+//! answers each shard through its inbox, syncs to disk about once a second
+//! and removes bindings whose time ran out.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use shards::control_link::ControlRequest;
+use shards::registrar::BindingChange;
+use shards::runtime::{Inbox, RegisterFailure, ShardMsg};
+use shards::store::Store;
+use shards::time::Now;
+
+/// Writer settings (`[store]`, `[runtime]`).
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    pub batch: usize,
+    pub fsync_interval: Duration,
+    pub sweep_interval: Duration,
+}
+
+/// Runs until every sender is gone, then syncs and returns.
+pub fn run(store: Store, requests: Receiver<ControlRequest>, inboxes: Arc<Vec<Arc<Inbox>>>, cfg: WriterConfig) {
+    let mut expiries = ExpiryIndex::default();
+    match store.all_bindings() {
+        Ok(all) => {
+            for b in all {
+                expiries.push(b.expires_at, b.aor);
+            }
+        }
+        Err(e) => tracing::error!("store: cannot read bindings for the expiry index: {e}"),
+    }
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut batch: Vec<(usize, u64, BindingChange)> = Vec::with_capacity(cfg.batch);
+    loop {
+        let wait = cfg.fsync_interval.min(cfg.sweep_interval);
+        let first = match requests.recv_timeout(wait) {
+            Ok(r) => Some(r),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(first) = first {
+            push(&mut batch, first);
+            while batch.len() < cfg.batch {
+                match requests.try_recv() {
+                    Ok(r) => push(&mut batch, r),
+                    Err(_) => break,
+                }
+            }
+            apply(&store, &mut batch, &inboxes, &mut expiries);
+            dirty = true;
+        }
+        if last_sweep.elapsed() >= cfg.sweep_interval {
+            let now = Now::read().unix;
+            let due = expiries.due(now);
+            if !due.is_empty() {
+                match store.remove_expired(&due, now) {
+                    Ok(gone) => {
+                        for b in &gone {
+                            tracing::info!(aor = %b.aor, contact = %b.uri, "binding expired");
+                        }
+                        dirty |= !gone.is_empty();
+                    }
+                    Err(e) => tracing::error!("store: expiry sweep failed: {e}"),
+                }
+            }
+            last_sweep = Instant::now();
+        }
+        if dirty && last_sync.elapsed() >= cfg.fsync_interval {
+            if let Err(e) = store.sync() {
+                tracing::error!("store: sync failed: {e}");
+            }
+            dirty = false;
+            last_sync = Instant::now();
+        }
+    }
+    if let Err(e) = store.sync() {
+        tracing::error!("store: final sync failed: {e}");
+    }
+}
+
+fn push(batch: &mut Vec<(usize, u64, BindingChange)>, req: ControlRequest) {
+    match req {
+        ControlRequest::ApplyBindings { shard, token, change } => batch.push((shard, token, change)),
+    }
+}
+
+fn apply(
+    store: &Store,
+    batch: &mut Vec<(usize, u64, BindingChange)>,
+    inboxes: &[Arc<Inbox>],
+    expiries: &mut ExpiryIndex,
+) {
+    let changes: Vec<BindingChange> = batch.iter().map(|(_, _, c)| c.clone()).collect();
+    let results = store.apply_changes(&changes);
+    for (i, (shard, token, change)) in batch.drain(..).enumerate() {
+        let result = match &results {
+            Ok(results) => match &results[i] {
+                Ok(outcome) => {
+                    for b in &outcome.bindings {
+                        expiries.push(b.expires_at, change.aor.clone());
+                    }
+                    Ok(outcome.clone())
+                }
+                Err(e) => Err(RegisterFailure::Refused(e.clone())),
+            },
+            Err(e) => Err(RegisterFailure::Store(e.to_string())),
+        };
+        if let Some(inbox) = inboxes.get(shard) {
+            inbox.push(ShardMsg::Registered { token, result });
+        }
+    }
+}
+
+/// Min-heap of (expires_at, aor); stale entries are harmless (the sweep
+/// re-reads the store), so refreshes just push again.
+#[derive(Default)]
+struct ExpiryIndex {
+    heap: BinaryHeap<Reverse<(u64, String)>>,
+}
+
+impl ExpiryIndex {
+    fn push(&mut self, at: u64, aor: String) {
+        self.heap.push(Reverse((at, aor)));
+    }
+
+    /// AORs with something due by `now`, each once.
+    fn due(&mut self, now: u64) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, aor))) = self.heap.pop() {
+                if !out.contains(&aor) {
+                    out.push(aor);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_index_yields_each_due_aor_once() {
+        let mut idx = ExpiryIndex::default();
+        idx.push(10, "a".into());
+        idx.push(5, "b".into());
+        idx.push(7, "a".into());
+        idx.push(20, "c".into());
+        assert_eq!(idx.due(10), vec!["b".to_string(), "a".to_string()]);
+        assert!(idx.due(19).is_empty());
+        assert_eq!(idx.due(20), vec!["c".to_string()]);
+    }
+}

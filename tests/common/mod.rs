@@ -1,0 +1,428 @@
+//! Test harness: starts the real `shardpbx` binary on free loopback ports with
+//! a generated config, and talks SIP to it over real UDP.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shardpbx");
+
+/// A free UDP port on 127.0.0.1 (free for TCP too, for the HTTP listener).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// What the generated config holds.
+pub struct PbxOptions {
+    pub shards: usize,
+    pub users: Vec<(String, String)>,
+    /// Extra lines for the `[proxy]` table.
+    pub proxy_extra: String,
+}
+
+impl Default for PbxOptions {
+    fn default() -> Self {
+        PbxOptions {
+            shards: 1,
+            users: vec![("1001".into(), "secret1001".into()), ("1002".into(), "secret1002".into())],
+            proxy_extra: String::new(),
+        }
+    }
+}
+
+/// A running appliance.
+pub struct Pbx {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    log: PathBuf,
+}
+
+impl Pbx {
+    pub fn start(opts: PbxOptions) -> Pbx {
+        let dir = tempfile::tempdir().unwrap();
+        let sip_port = free_port();
+        let http_port = free_port();
+        let users: Vec<String> = opts
+            .users
+            .iter()
+            .map(|(u, p)| format!("{{ username = \"{u}\", password = \"{p}\" }}"))
+            .collect();
+        let config = format!(
+            r#"http_addr = "127.0.0.1:{http_port}"
+data_dir = "{data}"
+log_level = "info"
+
+[runtime]
+shards = {shards}
+
+[proxy]
+addr = "127.0.0.1"
+udp_port = {sip_port}
+realms = ["127.0.0.1", "example.com", "pbx.test"]
+routes_files = []
+trunks_files = []
+{extra}
+
+[[proxy.user_backends]]
+type = "memory"
+users = [{users}]
+"#,
+            data = dir.path().join("data").display(),
+            shards = opts.shards,
+            extra = opts.proxy_extra,
+            users = users.join(", "),
+        );
+        let path = dir.path().join("shardpbx.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("shardpbx.log");
+        let mut pbx = Pbx {
+            child: None,
+            config: path,
+            dir,
+            sip: format!("127.0.0.1:{sip_port}").parse().unwrap(),
+            http: format!("127.0.0.1:{http_port}").parse().unwrap(),
+            log,
+        };
+        pbx.spawn();
+        pbx
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits until the server answers OPTIONS.
+    fn wait_ready(&mut self) {
+        let uac = Uac::new(self.sip);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("shardpbx exited early ({st}):\n{}", self.log_text());
+            }
+            uac.send(&options_request(&uac, "ready-probe"));
+            if uac.recv(Duration::from_millis(200)).is_some() {
+                return;
+            }
+        }
+        panic!("shardpbx did not answer OPTIONS in 20 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("shardpbx did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        let st = self.stop();
+        assert!(st.success(), "clean stop expected, got {st}");
+        self.spawn();
+    }
+
+    /// Runs a CLI subcommand against this server's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+
+    /// `GET path` on the HTTP listener; returns the body.
+    pub fn http_get(&self, path: &str) -> String {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A raw UDP SIP user agent.
+pub struct Uac {
+    pub sock: UdpSocket,
+    pub local: SocketAddr,
+    pub server: SocketAddr,
+}
+
+impl Uac {
+    pub fn new(server: SocketAddr) -> Uac {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = sock.local_addr().unwrap();
+        Uac { sock, local, server }
+    }
+
+    pub fn send(&self, msg: &str) {
+        self.sock.send_to(msg.as_bytes(), self.server).unwrap();
+    }
+
+    pub fn send_bytes(&self, msg: &[u8]) {
+        self.sock.send_to(msg, self.server).unwrap();
+    }
+
+    pub fn recv(&self, timeout: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Sends and waits up to 2 s for the answer.
+    pub fn request(&self, msg: &str) -> Response {
+        self.send(msg);
+        let text = self
+            .recv(Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no response to:\n{msg}"));
+        Response::parse(&text)
+    }
+}
+
+/// A parsed SIP response (test side, deliberately simple).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub code: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub raw: String,
+}
+
+impl Response {
+    pub fn parse(text: &str) -> Response {
+        let mut lines = text.split("\r\n");
+        let start = lines.next().unwrap_or_default();
+        let mut parts = start.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("SIP/2.0"), "not a response: {text}");
+        let code = parts.next().unwrap().parse().unwrap();
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        for l in lines {
+            if l.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = l.split_once(':') {
+                headers.push((n.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        Response {
+            code,
+            reason,
+            headers,
+            raw: text.to_string(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+pub fn branch() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!("z9hG4bK-t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn options_request(uac: &Uac, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:{srv} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{srv}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        srv = uac.server,
+        me = uac.local,
+        b = branch()
+    )
+}
+
+/// A REGISTER for `user` at realm `pbx.test`.
+pub struct Register<'a> {
+    pub user: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    /// Contact header value; None = no Contact (query).
+    pub contact: Option<String>,
+    pub expires: Option<u32>,
+    pub authorization: Option<String>,
+}
+
+impl Register<'_> {
+    pub fn build(&self, uac: &Uac) -> String {
+        let mut s = format!(
+            "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@pbx.test>;tag=r{cseq}\r\nTo: <sip:{u}@pbx.test>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nUser-Agent: shardpbx-test\r\n",
+            me = uac.local,
+            b = branch(),
+            u = self.user,
+            cid = self.call_id,
+            cseq = self.cseq
+        );
+        if let Some(c) = &self.contact {
+            s.push_str(&format!("Contact: {c}\r\n"));
+        }
+        if let Some(e) = self.expires {
+            s.push_str(&format!("Expires: {e}\r\n"));
+        }
+        if let Some(a) = &self.authorization {
+            s.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        s.push_str("Content-Length: 0\r\n\r\n");
+        s
+    }
+}
+
+/// Value of `name="..."` or `name=token` in a challenge header.
+pub fn param(header: &str, name: &str) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    let key = format!("{}=", name.to_ascii_lowercase());
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&key) {
+        let at = from + i;
+        let ok_start = at == 0 || matches!(lower.as_bytes()[at - 1], b' ' | b',' | b'\t');
+        if ok_start {
+            let rest = &header[at + key.len()..];
+            return Some(if let Some(r) = rest.strip_prefix('"') {
+                r[..r.find('"').unwrap_or(r.len())].to_string()
+            } else {
+                rest.split([',', ' ']).next().unwrap_or("").to_string()
+            });
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+pub fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    let d = Md5::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An MD5 qop=auth Authorization value answering `challenge`.
+pub fn digest_auth(challenge: &str, user: &str, pass: &str, method: &str, uri: &str, nc: u32) -> String {
+    let realm = param(challenge, "realm").expect("realm");
+    let nonce = param(challenge, "nonce").expect("nonce");
+    let opaque = param(challenge, "opaque");
+    let cnonce = "0a4f113b";
+    let nc = format!("{nc:08x}");
+    let ha1 = md5_hex(&format!("{user}:{realm}:{pass}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let resp = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    let mut v = format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, cnonce=\"{cnonce}\", qop=auth, nc={nc}"
+    );
+    if let Some(o) = opaque {
+        v.push_str(&format!(", opaque=\"{o}\""));
+    }
+    v
+}
+
+/// Registers `user` (challenge + answer); returns the final response.
+pub fn register_with_auth(uac: &Uac, user: &str, pass: &str, call_id: &str, cseq: u32, contact: &str, expires: Option<u32>) -> Response {
+    let mut reg = Register {
+        user,
+        call_id,
+        cseq,
+        contact: Some(contact.to_string()),
+        expires,
+        authorization: None,
+    };
+    let first = uac.request(&reg.build(uac));
+    assert_eq!(first.code, 401, "expected a challenge: {}", first.raw);
+    let ch = first.header("WWW-Authenticate").expect("challenge header").to_string();
+    reg.cseq += 1;
+    reg.authorization = Some(digest_auth(&ch, user, pass, "REGISTER", "sip:pbx.test", 1));
+    uac.request(&reg.build(uac))
+}
+
+/// Runs sipp with a time limit; returns its output.
+pub fn sipp(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new("sipp")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp must be installed (scripts/install-deps.sh installs sip-tester)");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "sipp ran past {limit:?}:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
