@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a sipp injection file (user;password;domain) and the matching
+"""Writes a sipp injection file (user;password;domain;auth keyword) and the matching
 [[proxy.user_backends]] TOML snippet for N users.
 
 usage: gen-users.py N DOMAIN CSV_OUT TOML_OUT [--wrong-password]
@@ -16,7 +16,8 @@ def main():
     with open(csv_out, "w") as f:
         f.write("SEQUENTIAL\n")
         for u, p in users:
-            f.write(f"{u};{p + 'bad' if wrong else p};{domain}\n")
+            pw = p + "bad" if wrong else p
+            f.write(f"{u};{pw};{domain};[authentication username={u} password={pw}]\n")
     with open(toml_out, "w") as f:
         f.write('[[proxy.user_backends]]\ntype = "memory"\nusers = [\n')
         for u, p in users:

@@ -27,6 +27,8 @@ pub struct PbxOptions {
     pub users: Vec<(String, String)>,
     /// Extra lines for the `[proxy]` table.
     pub proxy_extra: String,
+    /// Extra lines for the `[runtime]` table.
+    pub runtime_extra: String,
 }
 
 impl Default for PbxOptions {
@@ -35,6 +37,7 @@ impl Default for PbxOptions {
             shards: 1,
             users: vec![("1001".into(), "secret1001".into()), ("1002".into(), "secret1002".into())],
             proxy_extra: String::new(),
+            runtime_extra: String::new(),
         }
     }
 }
@@ -66,6 +69,7 @@ log_level = "info"
 
 [runtime]
 shards = {shards}
+{runtime_extra}
 
 [proxy]
 addr = "127.0.0.1"
@@ -82,6 +86,7 @@ users = [{users}]
             data = dir.path().join("data").display(),
             shards = opts.shards,
             extra = opts.proxy_extra,
+            runtime_extra = opts.runtime_extra,
             users = users.join(", "),
         );
         let path = dir.path().join("shardpbx.toml");
