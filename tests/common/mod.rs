@@ -74,7 +74,7 @@ shards = {shards}
 [proxy]
 addr = "127.0.0.1"
 udp_port = {sip_port}
-realms = ["127.0.0.1", "example.com", "pbx.test"]
+{realms}
 routes_files = []
 trunks_files = []
 {extra}
@@ -82,11 +82,17 @@ trunks_files = []
 [[proxy.user_backends]]
 type = "memory"
 users = [{users}]
+
+[media]
+# Above the kernel's ephemeral range, where the test ports come from.
+rtp_port_start = 61000
+rtp_port_end = 61998
 "#,
             data = dir.path().join("data").display(),
             shards = opts.shards,
             extra = opts.proxy_extra,
             runtime_extra = opts.runtime_extra,
+            realms = if opts.proxy_extra.contains("realms") { "" } else { r#"realms = ["127.0.0.1", "pbx.test"]"# },
             users = users.join(", "),
         );
         let path = dir.path().join("shardpbx.toml");
