@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::*;
 
 fn users(n: usize) -> Vec<(String, String)> {
-    (0..n).map(|i| (format!("u{i:06}"), format!("pw{i:06}x"))).collect()
+    (0..n)
+        .map(|i| (format!("u{i:06}"), format!("pw{i:06}x")))
+        .collect()
 }
 
 fn list_json(pbx: &Pbx, aor: Option<&str>) -> Vec<serde_json::Value> {
@@ -18,7 +20,11 @@ fn list_json(pbx: &Pbx, aor: Option<&str>) -> Vec<serde_json::Value> {
         args.extend(["--aor", a]);
     }
     let out = pbx.cli(&args);
-    assert!(out.status.success(), "registrations list failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "registrations list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .expect("JSON array")
         .as_array()
@@ -37,10 +43,15 @@ fn sipp_registers_1000_users_and_bindings_survive_a_restart() {
     let dir = pbx.dir().to_path_buf();
     let mut csv = String::from("SEQUENTIAL\n");
     for (u, p) in &users {
-        csv.push_str(&format!("{u};{p};pbx.test;[authentication username={u} password={p}]\n"));
+        csv.push_str(&format!(
+            "{u};{p};pbx.test;[authentication username={u} password={p}]\n"
+        ));
     }
     std::fs::write(dir.join("users.csv"), csv).unwrap();
-    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/register_auth.xml");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bench-scenarios/register_auth.xml"
+    );
     let target = pbx.sip.to_string();
     let out = std::process::Command::new("sipp")
         .current_dir(&dir)
@@ -77,8 +88,15 @@ fn sipp_registers_1000_users_and_bindings_survive_a_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     let live = list_json(&pbx, None);
-    assert_eq!(live.len(), 1000, "all 1000 bindings listed while the server runs");
-    let b = live.iter().find(|b| b["aor"] == "sip:u000007@pbx.test").expect("u000007 bound");
+    assert_eq!(
+        live.len(),
+        1000,
+        "all 1000 bindings listed while the server runs"
+    );
+    let b = live
+        .iter()
+        .find(|b| b["aor"] == "sip:u000007@pbx.test")
+        .expect("u000007 bound");
     assert_eq!(b["transport"], "UDP");
     assert!(b["source"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(b["contact"].as_str().unwrap().contains("u000007@127.0.0.1"));
@@ -87,7 +105,11 @@ fn sipp_registers_1000_users_and_bindings_survive_a_restart() {
     assert!((3500..=3600).contains(&exp), "expires {exp}");
 
     pbx.restart();
-    assert_eq!(list_json(&pbx, None).len(), 1000, "bindings survive a restart");
+    assert_eq!(
+        list_json(&pbx, None).len(),
+        1000,
+        "bindings survive a restart"
+    );
     assert_eq!(list_json(&pbx, Some("u000999")).len(), 1);
     assert_eq!(list_json(&pbx, Some("sip:u000999@pbx.test")).len(), 1);
 }
@@ -111,18 +133,38 @@ fn wrong_password_and_unknown_user_get_identical_answers() {
         assert_eq!(ch.code, 401);
         let challenges = ch.headers_named("WWW-Authenticate");
         assert_eq!(challenges.len(), 2, "MD5 and SHA-256 offered");
-        assert!(challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256"));
+        assert!(
+            challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256")
+        );
         reg.cseq = 2;
-        reg.authorization = Some(digest_auth(challenges[0], user, pass, "REGISTER", "sip:pbx.test", 1));
+        reg.authorization = Some(digest_auth(
+            challenges[0],
+            user,
+            pass,
+            "REGISTER",
+            "sip:pbx.test",
+            1,
+        ));
         let fin = uac.request(&reg.build(&uac));
         // The challenge, with the per-request nonce and opaque blanked.
         let shape: Vec<String> = challenges
             .iter()
-            .map(|c| c.replace(&param(c, "nonce").unwrap(), "N").replace(&param(c, "opaque").unwrap(), "O"))
+            .map(|c| {
+                c.replace(&param(c, "nonce").unwrap(), "N")
+                    .replace(&param(c, "opaque").unwrap(), "O")
+            })
             .collect();
-        answers.push((shape, fin.code, fin.reason.clone(), fin.header("WWW-Authenticate").map(str::to_string)));
+        answers.push((
+            shape,
+            fin.code,
+            fin.reason.clone(),
+            fin.header("WWW-Authenticate").map(str::to_string),
+        ));
     }
-    assert_eq!(answers[0], answers[1], "a known user with a wrong password looks like an unknown user");
+    assert_eq!(
+        answers[0], answers[1],
+        "a known user with a wrong password looks like an unknown user"
+    );
     assert_eq!(answers[0].1, 403);
     assert!(list_json(&pbx, None).is_empty(), "no binding was stored");
 }
@@ -144,18 +186,38 @@ fn unregister_wildcard_min_expires_replay_stale_nonce_and_expiry() {
     let r = register_with_auth(&uac, "1001", "secret1001", "reg-b", 1, &b, Some(3600));
     assert_eq!(r.code, 200);
     let contacts = r.headers_named("Contact");
-    assert_eq!(contacts.len(), 2, "the 200 OK lists every binding: {contacts:?}");
+    assert_eq!(
+        contacts.len(),
+        2,
+        "the 200 OK lists every binding: {contacts:?}"
+    );
     assert!(contacts.iter().all(|c| c.contains(";expires=")));
     assert_eq!(list_json(&pbx, Some("1001")).len(), 2);
 
     // Too brief.
     let uac2 = Uac::new(pbx.sip);
-    let r = register_with_auth(&uac2, "1001", "secret1001", "reg-brief", 1, &format!("{b};expires=1"), None);
+    let r = register_with_auth(
+        &uac2,
+        "1001",
+        "secret1001",
+        "reg-brief",
+        1,
+        &format!("{b};expires=1"),
+        None,
+    );
     assert_eq!(r.code, 423);
     assert_eq!(r.header("Min-Expires"), Some("2"));
 
     // Remove one contact.
-    let r = register_with_auth(&uac, "1001", "secret1001", "reg-a", 10, &format!("{a};expires=0"), None);
+    let r = register_with_auth(
+        &uac,
+        "1001",
+        "secret1001",
+        "reg-a",
+        10,
+        &format!("{a};expires=0"),
+        None,
+    );
     assert_eq!(r.code, 200);
     assert_eq!(r.headers_named("Contact").len(), 1);
     assert!(r.headers_named("Contact")[0].contains("192.0.2.7"));
@@ -172,21 +234,53 @@ fn unregister_wildcard_min_expires_replay_stale_nonce_and_expiry() {
     let ch = uac.request(&reg.build(&uac));
     let ch = ch.header("WWW-Authenticate").unwrap().to_string();
     reg.cseq = 2;
-    reg.authorization = Some(digest_auth(&ch, "1001", "secret1001", "REGISTER", "sip:pbx.test", 1));
+    reg.authorization = Some(digest_auth(
+        &ch,
+        "1001",
+        "secret1001",
+        "REGISTER",
+        "sip:pbx.test",
+        1,
+    ));
     assert_eq!(uac.request(&reg.build(&uac)).code, 200);
     reg.cseq = 3;
-    assert_eq!(uac.request(&reg.build(&uac)).code, 403, "a repeated nonce-count is refused");
+    assert_eq!(
+        uac.request(&reg.build(&uac)).code,
+        403,
+        "a repeated nonce-count is refused"
+    );
     reg.cseq = 4;
-    reg.authorization = Some(digest_auth(&ch, "1001", "secret1001", "REGISTER", "sip:pbx.test", 2));
-    assert_eq!(uac.request(&reg.build(&uac)).code, 200, "the next nonce-count is fine");
+    reg.authorization = Some(digest_auth(
+        &ch,
+        "1001",
+        "secret1001",
+        "REGISTER",
+        "sip:pbx.test",
+        2,
+    ));
+    assert_eq!(
+        uac.request(&reg.build(&uac)).code,
+        200,
+        "the next nonce-count is fine"
+    );
 
     // Stale nonce after nonce_ttl_secs.
     std::thread::sleep(Duration::from_millis(2500));
     reg.cseq = 5;
-    reg.authorization = Some(digest_auth(&ch, "1001", "secret1001", "REGISTER", "sip:pbx.test", 3));
+    reg.authorization = Some(digest_auth(
+        &ch,
+        "1001",
+        "secret1001",
+        "REGISTER",
+        "sip:pbx.test",
+        3,
+    ));
     let r = uac.request(&reg.build(&uac));
     assert_eq!(r.code, 401);
-    assert!(r.headers_named("WWW-Authenticate").iter().all(|c| c.contains("stale=true")));
+    assert!(r
+        .headers_named("WWW-Authenticate")
+        .iter()
+        .all(|c| c.contains("stale=true")));
 
     // Wildcard removal.
     let mut star = Register {
@@ -199,17 +293,82 @@ fn unregister_wildcard_min_expires_replay_stale_nonce_and_expiry() {
     };
     let ch = uac.request(&star.build(&uac));
     star.cseq = 2;
-    star.authorization = Some(digest_auth(ch.header("WWW-Authenticate").unwrap(), "1001", "secret1001", "REGISTER", "sip:pbx.test", 1));
+    star.authorization = Some(digest_auth(
+        ch.header("WWW-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "REGISTER",
+        "sip:pbx.test",
+        1,
+    ));
     let r = uac.request(&star.build(&uac));
     assert_eq!(r.code, 200);
     assert!(r.headers_named("Contact").is_empty());
     assert!(list_json(&pbx, Some("1001")).is_empty());
 
     // Expiry: a 2 s binding is gone after the sweep.
-    let r = register_with_auth(&uac, "1002", "secret1002", "reg-exp", 1, &format!("<sip:1002@{}>", uac.local), Some(2));
+    let r = register_with_auth(
+        &uac,
+        "1002",
+        "secret1002",
+        "reg-exp",
+        1,
+        &format!("<sip:1002@{}>", uac.local),
+        Some(2),
+    );
     assert_eq!(r.code, 200);
     assert_eq!(list_json(&pbx, Some("1002")).len(), 1);
     std::thread::sleep(Duration::from_millis(3500));
     assert!(list_json(&pbx, Some("1002")).is_empty());
-    assert!(pbx.log_text().contains("binding expired"), "the sweep removed it");
+    assert!(
+        pbx.log_text().contains("binding expired"),
+        "the sweep removed it"
+    );
+}
+
+#[test]
+fn sha256_digest_registers_too() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let uac = Uac::new(pbx.sip);
+    let mut reg = Register {
+        user: "1002",
+        call_id: "sha-1",
+        cseq: 1,
+        contact: Some(format!("<sip:1002@{}>", uac.local)),
+        expires: Some(600),
+        authorization: None,
+    };
+    let ch = uac.request(&reg.build(&uac));
+    let sha = ch
+        .headers_named("WWW-Authenticate")
+        .into_iter()
+        .find(|c| c.contains("algorithm=SHA-256"))
+        .expect("SHA-256 offered")
+        .to_string();
+    reg.cseq = 2;
+    reg.authorization = Some(digest_auth_with(
+        sha256_hex,
+        "SHA-256",
+        &sha,
+        "1002",
+        "wrong",
+        "REGISTER",
+        "sip:pbx.test",
+        1,
+    ));
+    assert_eq!(uac.request(&reg.build(&uac)).code, 403);
+    reg.cseq = 3;
+    reg.authorization = Some(digest_auth_with(
+        sha256_hex,
+        "SHA-256",
+        &sha,
+        "1002",
+        "secret1002",
+        "REGISTER",
+        "sip:pbx.test",
+        2,
+    ));
+    let ok = uac.request(&reg.build(&uac));
+    assert_eq!(ok.code, 200, "{}", ok.raw);
+    assert!(ok.header("Contact").unwrap().contains(";expires=600"));
 }

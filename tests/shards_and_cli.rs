@@ -59,25 +59,47 @@ fn two_shards_hand_messages_to_the_owner_and_answer_each_once() {
                     got += 1;
                     let r = Response::parse(&text);
                     assert!(r.code == 200 || r.code == 401, "{}", r.raw);
-                    *answers.entry(r.header("Call-ID").unwrap().to_string()).or_default() += 1;
+                    *answers
+                        .entry(r.header("Call-ID").unwrap().to_string())
+                        .or_default() += 1;
                 }
                 None if got >= 5 => break,
                 None => {}
             }
         }
     }
-    let missing: Vec<String> = (0..24).flat_map(|i| (0..5).map(move |j| format!("owner-{i}-{j}"))).filter(|c| !answers.contains_key(c)).collect();
-    assert_eq!(answers.len(), sent, "every transaction answered; missing {missing:?}\n{}", pbx.http_get("/metrics"));
-    assert!(answers.values().all(|&n| n == 1), "answered exactly once: {answers:?}");
+    let missing: Vec<String> = (0..24)
+        .flat_map(|i| (0..5).map(move |j| format!("owner-{i}-{j}")))
+        .filter(|c| !answers.contains_key(c))
+        .collect();
+    assert_eq!(
+        answers.len(),
+        sent,
+        "every transaction answered; missing {missing:?}\n{}",
+        pbx.http_get("/metrics")
+    );
+    assert!(
+        answers.values().all(|&n| n == 1),
+        "answered exactly once: {answers:?}"
+    );
 
     let m = pbx.http_get("/metrics");
     let rx: Vec<u64> = (0..2).map(|s| metric(&m, "rx_datagrams", s)).collect();
     let handled: Vec<u64> = (0..2).map(|s| metric(&m, "handled", s)).collect();
     let handoff_out: u64 = (0..2).map(|s| metric(&m, "handoff_out", s)).sum();
     let handoff_in: u64 = (0..2).map(|s| metric(&m, "handoff_in", s)).sum();
-    assert!(rx.iter().all(|&n| n > 0), "both sockets received traffic: {rx:?}");
-    assert!(handled.iter().all(|&n| n > 0), "both shards own calls: {handled:?}");
-    assert!(handoff_out > 0 && handoff_out == handoff_in, "handed off {handoff_out}, taken {handoff_in}");
+    assert!(
+        rx.iter().all(|&n| n > 0),
+        "both sockets received traffic: {rx:?}"
+    );
+    assert!(
+        handled.iter().all(|&n| n > 0),
+        "both shards own calls: {handled:?}"
+    );
+    assert!(
+        handoff_out > 0 && handoff_out == handoff_in,
+        "handed off {handoff_out}, taken {handoff_in}"
+    );
     // Each message is handled once, by its owner, plus the readiness probes.
     assert!(handled.iter().sum::<u64>() >= sent as u64);
 }
@@ -86,31 +108,65 @@ fn two_shards_hand_messages_to_the_owner_and_answer_each_once() {
 fn bad_configs_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("unknown.toml", "[proxy]\nudp_portt = 5060\n", "proxy.udp_portt"),
-        ("range.toml", "[proxy]\nmin_expires = 9000\n", "proxy.min_expires"),
-        ("acl.toml", "[proxy]\nacl_rules = [\"allow everything\"]\n", "proxy.acl_rules"),
-        ("type.toml", "[runtime]\nshards = \"two\"\n", "runtime.shards"),
+        (
+            "unknown.toml",
+            "[proxy]\nudp_portt = 5060\n",
+            "proxy.udp_portt",
+        ),
+        (
+            "range.toml",
+            "[proxy]\nmin_expires = 9000\n",
+            "proxy.min_expires",
+        ),
+        (
+            "acl.toml",
+            "[proxy]\nacl_rules = [\"allow everything\"]\n",
+            "proxy.acl_rules",
+        ),
+        (
+            "type.toml",
+            "[runtime]\nshards = \"two\"\n",
+            "runtime.shards",
+        ),
         ("http.toml", "http_addr = \"nowhere\"\n", "http_addr"),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);
         std::fs::write(&path, text).unwrap();
         for sub in [&["check-config"][..], &["run"][..]] {
-            let out = Command::new(BIN).args(sub).arg("--config").arg(&path).output().unwrap();
+            let out = Command::new(BIN)
+                .args(sub)
+                .arg("--config")
+                .arg(&path)
+                .output()
+                .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{file} {sub:?}: {err}");
-            assert!(err.contains(key) && err.contains(file), "{file}: message names file and key: {err}");
+            assert!(
+                err.contains(key) && err.contains(file),
+                "{file}: message names file and key: {err}"
+            );
         }
     }
-    let out = Command::new(BIN).args(["check-config", "--config", "/nonexistent/x.toml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn the_shipped_config_checks_and_version_and_help_print() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/shardpbx.toml");
-    let out = Command::new(BIN).args(["check-config", "--config", shipped]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -135,7 +191,11 @@ fn a_port_in_use_refuses_to_start() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("proxy.udp_port"));
 }

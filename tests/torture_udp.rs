@@ -11,7 +11,9 @@ use std::time::Duration;
 use common::*;
 
 fn torture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("shards/tests/sip-torture").join(format!("{name}.dat"));
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("shards/tests/sip-torture")
+        .join(format!("{name}.dat"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -19,7 +21,8 @@ fn torture(name: &str) -> Vec<u8> {
 /// one are tested on their own (see the torture README).
 fn rebranch(raw: &[u8], tag: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(raw).into_owned();
-    text.replacen("branch=z9hG4bK", &format!("branch=z9hG4bK{tag}"), 1).into_bytes()
+    text.replacen("branch=z9hG4bK", &format!("branch=z9hG4bK{tag}"), 1)
+        .into_bytes()
 }
 
 /// Expected status (None = no response at all).
@@ -82,7 +85,10 @@ const EXPECTED: &[(&str, Option<u16>)] = &[
 
 fn pbx() -> Pbx {
     Pbx::start(PbxOptions {
-        users: vec![("watson".into(), "w-pass".into()), ("user".into(), "u-pass".into())],
+        users: vec![
+            ("watson".into(), "w-pass".into()),
+            ("user".into(), "u-pass".into()),
+        ],
         proxy_extra: r#"realms = ["127.0.0.1", "example.com", "example.org", "pbx.test"]"#.into(),
         ..PbxOptions::default()
     })
@@ -96,26 +102,52 @@ fn every_torture_message_gets_its_outcome_and_the_server_keeps_answering() {
     for (i, (name, expected)) in EXPECTED.iter().enumerate() {
         let uac = Uac::new(pbx.sip);
         uac.send_bytes(&rebranch(&torture(name), &format!("t{i}")));
-        let got = uac.recv(Duration::from_millis(if expected.is_some() { 2000 } else { 400 }));
+        let got = uac.recv(Duration::from_millis(if expected.is_some() {
+            2000
+        } else {
+            400
+        }));
         let code = got.as_ref().map(|r| Response::parse(r).code);
         if code != *expected {
-            wrong.push(format!("{name}: expected {expected:?}, got {code:?}\n{}", got.clone().unwrap_or_default()));
+            wrong.push(format!(
+                "{name}: expected {expected:?}, got {code:?}\n{}",
+                got.clone().unwrap_or_default()
+            ));
         }
         if let (Some(text), Some(_)) = (&got, expected) {
             let r = Response::parse(text);
             match *name {
-                "intmeth" | "esc02" | "mpart01" => assert!(r.header("Allow").is_some(), "{name}: 405 carries Allow"),
-                "bext01" => assert!(r.header("Unsupported").is_some_and(|u| u.contains("nothingSupportsThis")), "{name}: {text}"),
-                "invut" | "sdp01" => assert_eq!(r.header("Accept"), Some("application/sdp"), "{name}"),
+                "intmeth" | "esc02" | "mpart01" => {
+                    assert!(r.header("Allow").is_some(), "{name}: 405 carries Allow")
+                }
+                "bext01" => assert!(
+                    r.header("Unsupported")
+                        .is_some_and(|u| u.contains("nothingSupportsThis")),
+                    "{name}: {text}"
+                ),
+                "invut" | "sdp01" => {
+                    assert_eq!(r.header("Accept"), Some("application/sdp"), "{name}")
+                }
                 _ => {}
             }
         }
     }
-    assert!(wrong.is_empty(), "{} torture outcomes differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} torture outcomes differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     let uac = Uac::new(pbx.sip);
-    assert_eq!(uac.request(&options_request(&uac, "after-torture")).code, 200);
+    assert_eq!(
+        uac.request(&options_request(&uac, "after-torture")).code,
+        200
+    );
     let metrics = pbx.http_get("/metrics");
-    assert!(metrics.contains("shardpbx_parse_errors_total{shard=\"0\"}"), "{metrics}");
+    assert!(
+        metrics.contains("shardpbx_parse_errors_total{shard=\"0\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -136,9 +168,24 @@ fn a_retransmitted_torture_pair_gets_the_cached_answer() {
 fn odd_contacts_are_stored_exactly_as_sent() {
     let pbx = pbx();
     let cases = [
-        ("cparam01", "watson", "w-pass", "sip:+19725552222@gw1.example.net;unknownparam"),
-        ("cparam02", "watson", "w-pass", "<sip:+19725552222@gw1.example.net;unknownparam>"),
-        ("regescrt", "user", "u-pass", "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>"),
+        (
+            "cparam01",
+            "watson",
+            "w-pass",
+            "sip:+19725552222@gw1.example.net;unknownparam",
+        ),
+        (
+            "cparam02",
+            "watson",
+            "w-pass",
+            "<sip:+19725552222@gw1.example.net;unknownparam>",
+        ),
+        (
+            "regescrt",
+            "user",
+            "u-pass",
+            "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>",
+        ),
     ];
     for (i, (name, user, pass, contact)) in cases.iter().enumerate() {
         let uac = Uac::new(pbx.sip);
@@ -146,16 +193,38 @@ fn odd_contacts_are_stored_exactly_as_sent() {
         uac.send_bytes(&raw);
         let ch = Response::parse(&uac.recv(Duration::from_secs(2)).expect("challenge"));
         assert_eq!(ch.code, 401, "{name}: {}", ch.raw);
-        let auth = digest_auth(ch.header("WWW-Authenticate").unwrap(), user, pass, "REGISTER", "sip:example.com", 1);
-        let text = String::from_utf8_lossy(&rebranch(&torture(name), &format!("d{i}"))).into_owned();
+        let auth = digest_auth(
+            ch.header("WWW-Authenticate").unwrap(),
+            user,
+            pass,
+            "REGISTER",
+            "sip:example.com",
+            1,
+        );
+        let text =
+            String::from_utf8_lossy(&rebranch(&torture(name), &format!("d{i}"))).into_owned();
         let (first, rest) = text.split_once("\r\n").unwrap();
         let authed = format!("{first}\r\nAuthorization: {auth}\r\n{rest}");
         uac.send(&authed);
         let ok = Response::parse(&uac.recv(Duration::from_secs(2)).expect("answer"));
         assert_eq!(ok.code, 200, "{name}: {}", ok.raw);
-        let out = pbx.cli(&["registrations", "list", "--json", "--aor", &format!("sip:{user}@example.com")]);
+        let out = pbx.cli(&[
+            "registrations",
+            "list",
+            "--json",
+            "--aor",
+            &format!("sip:{user}@example.com"),
+        ]);
         let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let contacts: Vec<&str> = list.as_array().unwrap().iter().filter_map(|b| b["contact"].as_str()).collect();
-        assert!(contacts.contains(contact), "{name}: stored {contacts:?}, sent {contact}");
+        let contacts: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["contact"].as_str())
+            .collect();
+        assert!(
+            contacts.contains(contact),
+            "{name}: stored {contacts:?}, sent {contact}"
+        );
     }
 }

@@ -35,7 +35,10 @@ impl Default for PbxOptions {
     fn default() -> Self {
         PbxOptions {
             shards: 1,
-            users: vec![("1001".into(), "secret1001".into()), ("1002".into(), "secret1002".into())],
+            users: vec![
+                ("1001".into(), "secret1001".into()),
+                ("1002".into(), "secret1002".into()),
+            ],
             proxy_extra: String::new(),
             runtime_extra: String::new(),
         }
@@ -92,7 +95,11 @@ rtp_port_end = 61998
             shards = opts.shards,
             extra = opts.proxy_extra,
             runtime_extra = opts.runtime_extra,
-            realms = if opts.proxy_extra.contains("realms") { "" } else { r#"realms = ["127.0.0.1", "pbx.test"]"# },
+            realms = if opts.proxy_extra.contains("realms") {
+                ""
+            } else {
+                r#"realms = ["127.0.0.1", "pbx.test"]"#
+            },
             users = users.join(", "),
         );
         let path = dir.path().join("shardpbx.toml");
@@ -140,7 +147,10 @@ rtp_port_end = 61998
                 return;
             }
         }
-        panic!("shardpbx did not answer OPTIONS in 20 s:\n{}", self.log_text());
+        panic!(
+            "shardpbx did not answer OPTIONS in 20 s:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -187,7 +197,11 @@ rtp_port_end = 61998
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(self.http).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -218,7 +232,11 @@ impl Uac {
     pub fn new(server: SocketAddr) -> Uac {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = sock.local_addr().unwrap();
-        Uac { sock, local, server }
+        Uac {
+            sock,
+            local,
+            server,
+        }
     }
 
     pub fn send(&self, msg: &str) {
@@ -301,7 +319,11 @@ impl Response {
 pub fn branch() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
-    format!("z9hG4bK-t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "z9hG4bK-t{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn options_request(uac: &Uac, call_id: &str) -> String {
@@ -375,18 +397,46 @@ pub fn md5_hex(s: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An MD5 qop=auth Authorization value answering `challenge`.
-pub fn digest_auth(challenge: &str, user: &str, pass: &str, method: &str, uri: &str, nc: u32) -> String {
+pub fn digest_auth(
+    challenge: &str,
+    user: &str,
+    pass: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    digest_auth_with(md5_hex, "MD5", challenge, user, pass, method, uri, nc)
+}
+
+/// A qop=auth Authorization value with the given hash.
+#[allow(clippy::too_many_arguments)]
+pub fn digest_auth_with(
+    h: fn(&str) -> String,
+    algorithm: &str,
+    challenge: &str,
+    user: &str,
+    pass: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
     let realm = param(challenge, "realm").expect("realm");
     let nonce = param(challenge, "nonce").expect("nonce");
     let opaque = param(challenge, "opaque");
     let cnonce = "0a4f113b";
     let nc = format!("{nc:08x}");
-    let ha1 = md5_hex(&format!("{user}:{realm}:{pass}"));
-    let ha2 = md5_hex(&format!("{method}:{uri}"));
-    let resp = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    let ha1 = h(&format!("{user}:{realm}:{pass}"));
+    let ha2 = h(&format!("{method}:{uri}"));
+    let resp = h(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
     let mut v = format!(
-        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5, cnonce=\"{cnonce}\", qop=auth, nc={nc}"
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={algorithm}, cnonce=\"{cnonce}\", qop=auth, nc={nc}"
     );
     if let Some(o) = opaque {
         v.push_str(&format!(", opaque=\"{o}\""));
@@ -395,7 +445,15 @@ pub fn digest_auth(challenge: &str, user: &str, pass: &str, method: &str, uri: &
 }
 
 /// Registers `user` (challenge + answer); returns the final response.
-pub fn register_with_auth(uac: &Uac, user: &str, pass: &str, call_id: &str, cseq: u32, contact: &str, expires: Option<u32>) -> Response {
+pub fn register_with_auth(
+    uac: &Uac,
+    user: &str,
+    pass: &str,
+    call_id: &str,
+    cseq: u32,
+    contact: &str,
+    expires: Option<u32>,
+) -> Response {
     let mut reg = Register {
         user,
         call_id,
@@ -406,7 +464,10 @@ pub fn register_with_auth(uac: &Uac, user: &str, pass: &str, call_id: &str, cseq
     };
     let first = uac.request(&reg.build(uac));
     assert_eq!(first.code, 401, "expected a challenge: {}", first.raw);
-    let ch = first.header("WWW-Authenticate").expect("challenge header").to_string();
+    let ch = first
+        .header("WWW-Authenticate")
+        .expect("challenge header")
+        .to_string();
     reg.cseq += 1;
     reg.authorization = Some(digest_auth(&ch, user, pass, "REGISTER", "sip:pbx.test", 1));
     uac.request(&reg.build(uac))
