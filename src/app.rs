@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shards::auth::Algorithm;
+use shards::auth::{Algorithm, AuthConfig};
 use shards::endpoint::{EndpointSettings, SipEndpoint};
 use shards::runtime::{Runtime, RuntimeConfig};
 use shards::store::{Store, StoreOptions};
@@ -35,7 +35,8 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
 
 fn init_logging(cfg: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cfg.log_level.as_str()));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(cfg.log_level.as_str()));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -56,33 +57,44 @@ fn endpoint_settings(cfg: &Config) -> Result<EndpointSettings, String> {
     let mut backends: Vec<Arc<dyn shards::users::UserBackend>> = Vec::new();
     for b in &cfg.proxy.user_backends {
         if let UserBackend::Memory(users) = b.backend() {
-            let backend = MemoryBackend::new(
-                users
-                    .into_iter()
-                    .map(|u| (u.username, u.password, u.realm)),
-            );
+            let backend =
+                MemoryBackend::new(users.into_iter().map(|u| (u.username, u.password, u.realm)));
             backends.push(Arc::new(backend));
         }
     }
+    let digest_algorithms: Vec<Algorithm> = cfg
+        .proxy
+        .digest_algorithms
+        .iter()
+        .map(|a| match a {
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+        })
+        .collect();
+    let nonce_ttl_secs = cfg.proxy.nonce_ttl().as_secs().max(1);
+    AuthConfig {
+        algorithms: digest_algorithms.clone(),
+        nonce_lifetime: nonce_ttl_secs,
+        ..AuthConfig::default()
+    }
+    .validate()
+    .map_err(|e| format!("proxy.digest_algorithms: {e:?}"))?;
     let mut nonce_key = [0u8; 32];
     getrandom::getrandom(&mut nonce_key).map_err(|e| format!("cannot draw a nonce key: {e}"))?;
     let acl = cfg.proxy.acl();
     Ok(EndpointSettings {
-        realms: cfg.proxy.realms.iter().map(|r| r.to_ascii_lowercase()).collect(),
+        realms: cfg
+            .proxy
+            .realms
+            .iter()
+            .map(|r| r.to_ascii_lowercase())
+            .collect(),
         local_ips,
         registrar_expires: cfg.proxy.registrar_expires,
         min_expires: cfg.proxy.min_expires,
         max_expires: cfg.proxy.max_expires,
-        digest_algorithms: cfg
-            .proxy
-            .digest_algorithms
-            .iter()
-            .map(|a| match a {
-                DigestAlgorithm::Md5 => Algorithm::Md5,
-                DigestAlgorithm::Sha256 => Algorithm::Sha256,
-            })
-            .collect(),
-        nonce_ttl_secs: cfg.proxy.nonce_ttl().as_secs().max(1),
+        digest_algorithms,
+        nonce_ttl_secs,
         nonce_key,
         users: UserDirectory::new(backends),
         acl: Arc::new(move |ip| acl.allows(ip)),
@@ -133,7 +145,13 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     };
     let http_listener = match std::net::TcpListener::bind(cfg.http_addr) {
         Ok(l) => l,
-        Err(e) => return fail(format!("{}: http_addr: cannot bind {}: {e}", path.display(), cfg.http_addr)),
+        Err(e) => {
+            return fail(format!(
+                "{}: http_addr: cannot bind {}: {e}",
+                path.display(),
+                cfg.http_addr
+            ))
+        }
     };
     let settings = match endpoint_settings(&cfg) {
         Ok(s) => Arc::new(s),
@@ -147,6 +165,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         let id = ctx.id;
         match SipEndpoint::new(ctx, settings.clone(), factory_tx.clone()) {
             Ok(e) => e,
+            // Unreachable: endpoint_settings validated the same AuthConfig.
             Err(e) => panic!("shard {id}: {e}"),
         }
     }) {
@@ -205,7 +224,9 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
 
 /// Runs the control core's HTTP listener on this thread until SIGINT/SIGTERM.
 fn serve_http(listener: std::net::TcpListener, state: Arc<http::HttpState>) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -20,8 +20,8 @@ use crate::runtime::{Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
 
-pub use settings::EndpointSettings;
 use register::RegisterStep;
+pub use settings::EndpointSettings;
 use stateless::{ACCEPT, ALLOW, SUPPORTED};
 use txcache::{Seen, TxCache};
 
@@ -52,7 +52,11 @@ pub struct SipEndpoint {
 }
 
 impl SipEndpoint {
-    pub fn new(ctx: ShardContext, settings: Arc<EndpointSettings>, control: ControlSender) -> Result<Self, String> {
+    pub fn new(
+        ctx: ShardContext,
+        settings: Arc<EndpointSettings>,
+        control: ControlSender,
+    ) -> Result<Self, String> {
         let auth = Authenticator::new(
             settings.nonce_key,
             AuthConfig {
@@ -153,7 +157,16 @@ impl SipEndpoint {
             match e.status() {
                 Some(code) => {
                     let warning = format!("399 shardpbx \"{}\"", e.to_string().replace('"', "'"));
-                    self.respond(now, &msg, src, code, None, &[("Warning", warning)], None, out);
+                    self.respond(
+                        now,
+                        &msg,
+                        src,
+                        code,
+                        None,
+                        &[("Warning", warning)],
+                        None,
+                        out,
+                    );
                 }
                 None => self.drop_message(now, src, &e.to_string()),
             }
@@ -179,7 +192,11 @@ impl SipEndpoint {
             return;
         }
         if let Some(reject) = stateless::inspect(&msg) {
-            let headers: Vec<(&str, String)> = reject.headers.iter().map(|(n, v)| (*n, v.clone())).collect();
+            let headers: Vec<(&str, String)> = reject
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, v.clone()))
+                .collect();
             self.respond(now, &msg, src, reject.code, None, &headers, Some(&key), out);
             return;
         }
@@ -196,27 +213,50 @@ impl SipEndpoint {
             Method::Register => self.on_register(now, &msg, data, src, key, out),
             Method::Invite => self.on_invite(now, &msg, src, &key, out),
             // No dialogs or INVITE transactions exist to match.
-            Method::Bye | Method::Cancel => self.respond(now, &msg, src, 481, None, &[], Some(&key), out),
-            _ => self.respond(now, &msg, src, 405, None, &[("Allow", ALLOW.to_string())], Some(&key), out),
+            Method::Bye | Method::Cancel => {
+                self.respond(now, &msg, src, 481, None, &[], Some(&key), out)
+            }
+            _ => self.respond(
+                now,
+                &msg,
+                src,
+                405,
+                None,
+                &[("Allow", ALLOW.to_string())],
+                Some(&key),
+                out,
+            ),
         }
     }
 
     /// Digest auth for REGISTER (401) and INVITE (407).
-    fn authenticate(&mut self, now: Now, msg: &Message<'_>, realm: &str, proxy: bool) -> AuthOutcome {
+    fn authenticate(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        realm: &str,
+        proxy: bool,
+    ) -> AuthOutcome {
         let header = if proxy {
             HeaderName::ProxyAuthorization
         } else {
             HeaderName::Authorization
         };
         let values: Vec<&str> = msg.headers_named(header).map(|h| h.raw_value).collect();
-        let value = credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
+        let value =
+            credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
         let binding = msg.call_id().unwrap_or_default();
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
         match self.auth.begin(now.unix, value, realm, binding) {
             Step::Done(outcome) => outcome,
             Step::Lookup(pending) => {
                 let record = self.settings.users.lookup(pending.username(), realm);
-                self.auth.finish(now.unix, method, pending, record.as_ref().map(|r| r.secret()))
+                self.auth.finish(
+                    now.unix,
+                    method,
+                    pending,
+                    record.as_ref().map(|r| r.secret()),
+                )
             }
         }
     }
@@ -238,7 +278,11 @@ impl SipEndpoint {
             AuthOutcome::Challenge { stale, .. } => {
                 ShardStats::add(&self.ctx.stats.auth_challenges, 1);
                 let binding = msg.call_id().unwrap_or_default().to_string();
-                let name = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+                let name = if proxy {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
                 let headers: Vec<(&str, String)> = self
                     .auth
                     .challenge_headers(now.unix, realm, &binding, stale)
@@ -258,7 +302,15 @@ impl SipEndpoint {
         }
     }
 
-    fn on_register(&mut self, now: Now, msg: &Message<'_>, data: &[u8], src: SocketAddr, key: Vec<u8>, out: &mut Output) {
+    fn on_register(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        data: &[u8],
+        src: SocketAddr,
+        key: Vec<u8>,
+        out: &mut Output,
+    ) {
         ShardStats::add(&self.ctx.stats.registers, 1);
         let to_host = msg
             .to()
@@ -271,7 +323,16 @@ impl SipEndpoint {
             .and_then(|u| u.host.map(|h| self.settings.is_local_host(&h.to_string())))
             .unwrap_or(false);
         if !ruri_local {
-            self.respond(now, msg, src, 403, Some("Domain not served here"), &[], Some(&key), out);
+            self.respond(
+                now,
+                msg,
+                src,
+                403,
+                Some("Domain not served here"),
+                &[],
+                Some(&key),
+                out,
+            );
             return;
         }
         let settings = self.settings.clone();
@@ -293,7 +354,16 @@ impl SipEndpoint {
                     change,
                 });
                 if sent.is_err() {
-                    self.respond(now, msg, src, 500, Some("Store unavailable"), &[], Some(&key), out);
+                    self.respond(
+                        now,
+                        msg,
+                        src,
+                        500,
+                        Some("Store unavailable"),
+                        &[],
+                        Some(&key),
+                        out,
+                    );
                     return;
                 }
                 self.pending.insert(
@@ -308,24 +378,56 @@ impl SipEndpoint {
         }
     }
 
-    fn on_registered(&mut self, now: Now, token: u64, result: Result<crate::registrar::ChangeOutcome, RegisterFailure>, out: &mut Output) {
-        let Some(p) = self.pending.remove(&token) else { return };
-        let Ok(msg) = Message::parse(&p.request) else { return };
+    fn on_registered(
+        &mut self,
+        now: Now,
+        token: u64,
+        result: Result<crate::registrar::ChangeOutcome, RegisterFailure>,
+        out: &mut Output,
+    ) {
+        let Some(p) = self.pending.remove(&token) else {
+            return;
+        };
+        let Ok(msg) = Message::parse(&p.request) else {
+            return;
+        };
         match result {
             Ok(outcome) => {
                 ShardStats::add(&self.ctx.stats.registrations_ok, 1);
-                let headers: Vec<(&str, String)> = register::contact_lines(&outcome.bindings, now.unix)
-                    .into_iter()
-                    .map(|c| ("Contact", c))
-                    .collect();
+                let headers: Vec<(&str, String)> =
+                    register::contact_lines(&outcome.bindings, now.unix)
+                        .into_iter()
+                        .map(|c| ("Contact", c))
+                        .collect();
                 self.respond(now, &msg, p.src, 200, None, &headers, Some(&p.key), out);
             }
             Err(RegisterFailure::Refused(ChangeError::OutOfOrder)) => {
-                self.respond(now, &msg, p.src, 500, Some("CSeq out of order"), &[("Retry-After", "1".into())], Some(&p.key), out);
+                self.respond(
+                    now,
+                    &msg,
+                    p.src,
+                    500,
+                    Some("CSeq out of order"),
+                    &[("Retry-After", "1".into())],
+                    Some(&p.key),
+                    out,
+                );
             }
             Err(RegisterFailure::Store(e)) => {
-                tracing::error!(call_id = msg.call_id().unwrap_or_default(), "registration not stored: {e}");
-                self.respond(now, &msg, p.src, 500, Some("Store error"), &[("Retry-After", "5".into())], Some(&p.key), out);
+                tracing::error!(
+                    call_id = msg.call_id().unwrap_or_default(),
+                    "registration not stored: {e}"
+                );
+                self.respond(
+                    now,
+                    &msg,
+                    p.src,
+                    500,
+                    Some("Store error"),
+                    &[("Retry-After", "5".into())],
+                    Some(&p.key),
+                    out,
+                );
             }
         }
     }
@@ -333,7 +435,14 @@ impl SipEndpoint {
     /// INVITE: who may call is checked here (digest, 407). Calls are placed by
     /// the B2BUA, which is not part of this build: an authenticated INVITE is
     /// answered for its target as the registrar sees it.
-    fn on_invite(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, key: &[u8], out: &mut Output) {
+    fn on_invite(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        key: &[u8],
+        out: &mut Output,
+    ) {
         let host = msg
             .request_uri()
             .ok()
@@ -341,15 +450,34 @@ impl SipEndpoint {
             .unwrap_or_default();
         let settings = self.settings.clone();
         let realm = settings.realm_for(&host).to_string();
-        if self.require_auth(now, msg, src, &realm, true, key, out).is_none() {
+        if self
+            .require_auth(now, msg, src, &realm, true, key, out)
+            .is_none()
+        {
             return;
         }
-        self.respond(now, msg, src, 480, Some("Calls not enabled"), &[], Some(key), out);
+        self.respond(
+            now,
+            msg,
+            src,
+            480,
+            Some("Calls not enabled"),
+            &[],
+            Some(key),
+            out,
+        );
     }
 }
 
 impl ShardLogic for SipEndpoint {
-    fn on_datagram(&mut self, now: Now, data: &[u8], src: SocketAddr, handed_off: bool, out: &mut Output) {
+    fn on_datagram(
+        &mut self,
+        now: Now,
+        data: &[u8],
+        src: SocketAddr,
+        handed_off: bool,
+        out: &mut Output,
+    ) {
         if !handed_off && self.ctx.shards > 1 {
             // Cheap owner lookup: the parse is lazy, Call-ID is one header.
             if let Ok(msg) = Message::parse(data) {
@@ -380,7 +508,8 @@ impl ShardLogic for SipEndpoint {
 
 /// A CRLF keep-alive (RFC 5626 3.5.1) or empty datagram: not an error.
 fn is_keepalive(data: &[u8]) -> bool {
-    data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+    data.iter()
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }
 
 /// Our To tag for a request: stable per transaction, so a retransmission
@@ -436,3 +565,6 @@ fn tx_key(msg: &Message<'_>, method: &Method<'_>) -> Vec<u8> {
     }
     key
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,7 +24,13 @@ fn answer(code: u16, reason: Option<&'static str>) -> RegisterStep {
 
 /// Builds the binding change of an authenticated REGISTER by `username`.
 /// `msg` passed `check()`; the request is not trusted further than that.
-pub fn plan(settings: &EndpointSettings, now: Now, msg: &Message<'_>, src: SocketAddr, username: &str) -> RegisterStep {
+pub fn plan(
+    settings: &EndpointSettings,
+    now: Now,
+    msg: &Message<'_>,
+    src: SocketAddr,
+    username: &str,
+) -> RegisterStep {
     let Ok(to) = msg.to() else {
         return answer(400, Some("Bad To"));
     };
@@ -55,7 +61,9 @@ pub fn plan(settings: &EndpointSettings, now: Now, msg: &Message<'_>, src: Socke
         .top_via()
         .map(|v| v.transport.as_str().to_ascii_uppercase())
         .unwrap_or_else(|_| "UDP".into());
-    let user_agent = msg.header(HeaderName::UserAgent).map(|v| v.trim().to_string());
+    let user_agent = msg
+        .header(HeaderName::UserAgent)
+        .map(|v| v.trim().to_string());
     let path: Vec<String> = msg
         .header_values(HeaderName::Path)
         .map(|v| v.trim().to_string())
@@ -89,7 +97,11 @@ pub fn plan(settings: &EndpointSettings, now: Now, msg: &Message<'_>, src: Socke
         let instance = na.params.value("+sip.instance").map(str::to_string);
         let reg_id = na.params.value("reg-id").and_then(|v| v.parse().ok());
         if expires == 0 {
-            ops.push(BindingOp::Remove { uri, instance, reg_id });
+            ops.push(BindingOp::Remove {
+                uri,
+                instance,
+                reg_id,
+            });
             continue;
         }
         if expires < settings.min_expires {
@@ -120,7 +132,10 @@ pub fn plan(settings: &EndpointSettings, now: Now, msg: &Message<'_>, src: Socke
     if star {
         // RFC 3261 10.3 step 6: `*` alone and with Expires: 0.
         if count != 1 || msg.expires().ok().flatten() != Some(0) {
-            return answer(400, Some("Contact: * needs Expires: 0 and no other contact"));
+            return answer(
+                400,
+                Some("Contact: * needs Expires: 0 and no other contact"),
+            );
         }
         ops = vec![BindingOp::RemoveAll];
     }
@@ -158,7 +173,10 @@ mod tests {
     use super::*;
     use crate::endpoint::settings::test_settings;
 
-    const NOW: Now = Now { unix: 1000, mono_ms: 0 };
+    const NOW: Now = Now {
+        unix: 1000,
+        mono_ms: 0,
+    };
 
     fn reg(contact: &str, expires: &str) -> Vec<u8> {
         format!(
@@ -170,17 +188,28 @@ mod tests {
     fn plan_of(raw: &[u8]) -> RegisterStep {
         let msg = Message::parse(raw).unwrap();
         msg.check().unwrap();
-        plan(&test_settings(), NOW, &msg, "10.0.0.1:5062".parse().unwrap(), "1001")
+        plan(
+            &test_settings(),
+            NOW,
+            &msg,
+            "10.0.0.1:5062".parse().unwrap(),
+            "1001",
+        )
     }
 
     #[test]
     fn a_contact_becomes_a_binding_with_capped_expiry() {
-        let RegisterStep::Store(change) = plan_of(&reg("Contact: <sip:1001@10.0.0.1:5062>;q=0.5\r\n", "Expires: 99999\r\n")) else {
+        let RegisterStep::Store(change) = plan_of(&reg(
+            "Contact: <sip:1001@10.0.0.1:5062>;q=0.5\r\n",
+            "Expires: 99999\r\n",
+        )) else {
             panic!("expected a change")
         };
         assert_eq!(change.aor, "sip:1001@pbx.test");
         assert_eq!(change.cseq, 7);
-        let BindingOp::Upsert(b) = &change.ops[0] else { panic!() };
+        let BindingOp::Upsert(b) = &change.ops[0] else {
+            panic!()
+        };
         assert_eq!(b.expires_at, 1000 + 7200);
         assert_eq!(b.contact, "<sip:1001@10.0.0.1:5062>;q=0.5");
         assert_eq!(b.q.as_deref(), Some("0.5"));
@@ -191,20 +220,34 @@ mod tests {
     #[test]
     fn too_brief_gets_423_with_min_expires() {
         let step = plan_of(&reg("Contact: <sip:1001@10.0.0.1>;expires=5\r\n", ""));
-        assert_eq!(step, RegisterStep::Answer(423, None, vec![("Min-Expires", "60".into())]));
+        assert_eq!(
+            step,
+            RegisterStep::Answer(423, None, vec![("Min-Expires", "60".into())])
+        );
     }
 
     #[test]
     fn star_needs_expires_zero() {
-        assert!(matches!(plan_of(&reg("Contact: *\r\n", "Expires: 0\r\n")), RegisterStep::Store(c) if c.ops == vec![BindingOp::RemoveAll]));
-        assert!(matches!(plan_of(&reg("Contact: *\r\n", "Expires: 60\r\n")), RegisterStep::Answer(400, ..)));
+        assert!(
+            matches!(plan_of(&reg("Contact: *\r\n", "Expires: 0\r\n")), RegisterStep::Store(c) if c.ops == vec![BindingOp::RemoveAll])
+        );
+        assert!(matches!(
+            plan_of(&reg("Contact: *\r\n", "Expires: 60\r\n")),
+            RegisterStep::Answer(400, ..)
+        ));
     }
 
     #[test]
     fn expires_zero_removes_and_no_contact_queries() {
-        let RegisterStep::Store(c) = plan_of(&reg("Contact: <sip:1001@10.0.0.1>;expires=0\r\n", "")) else { panic!() };
+        let RegisterStep::Store(c) =
+            plan_of(&reg("Contact: <sip:1001@10.0.0.1>;expires=0\r\n", ""))
+        else {
+            panic!()
+        };
         assert!(matches!(c.ops[0], BindingOp::Remove { .. }));
-        let RegisterStep::Store(c) = plan_of(&reg("", "")) else { panic!() };
+        let RegisterStep::Store(c) = plan_of(&reg("", "")) else {
+            panic!()
+        };
         assert!(c.ops.is_empty());
     }
 
@@ -212,7 +255,13 @@ mod tests {
     fn another_users_aor_is_forbidden() {
         let msg_raw = reg("Contact: <sip:1001@10.0.0.1>\r\n", "");
         let msg = Message::parse(&msg_raw).unwrap();
-        let step = plan(&test_settings(), NOW, &msg, "10.0.0.1:5062".parse().unwrap(), "1002");
+        let step = plan(
+            &test_settings(),
+            NOW,
+            &msg,
+            "10.0.0.1:5062".parse().unwrap(),
+            "1002",
+        );
         assert!(matches!(step, RegisterStep::Answer(403, ..)));
     }
 }

@@ -34,7 +34,10 @@ impl EndpointSettings {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return self.local_ips.contains(&ip)
-                || self.realms.iter().any(|r| r.parse::<IpAddr>().ok() == Some(ip));
+                || self
+                    .realms
+                    .iter()
+                    .any(|r| r.parse::<IpAddr>().ok() == Some(ip));
         }
         self.realms.iter().any(|r| r.eq_ignore_ascii_case(host))
     }

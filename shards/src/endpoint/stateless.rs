@@ -84,7 +84,9 @@ pub fn inspect(msg: &Message<'_>) -> Option<Reject> {
         // 8.2.3: a body we cannot read.
         if !msg.body().is_empty() {
             let readable = match msg.content_type() {
-                Ok(Some(ct)) => ct.is("application", "sdp") || ct.ty.eq_ignore_ascii_case("multipart"),
+                Ok(Some(ct)) => {
+                    ct.is("application", "sdp") || ct.ty.eq_ignore_ascii_case("multipart")
+                }
                 Ok(None) => false,
                 Err(_) => false,
             };
@@ -97,7 +99,10 @@ pub fn inspect(msg: &Message<'_>) -> Option<Reject> {
             let takes_sdp = msg.header_values(HeaderName::Accept).any(|v| {
                 let v = v.trim().to_ascii_lowercase();
                 let range = v.split(';').next().unwrap_or("").trim().to_string();
-                range == "application/sdp" || range == "application/*" || range == "*/*" || range.is_empty()
+                range == "application/sdp"
+                    || range == "application/*"
+                    || range == "*/*"
+                    || range.is_empty()
             });
             if !takes_sdp {
                 return Some(Reject::new(406).with("Accept", ACCEPT.to_string()));
@@ -130,14 +135,36 @@ mod tests {
         assert_eq!(code(&req("OPTIONS", "sip:pbx", "", "")), None);
         assert_eq!(code(&req("OPTIONS", "nobody:x", "", "")), Some(416));
         assert_eq!(code(&req("INFO", "sip:pbx", "", "")), Some(405));
-        assert_eq!(code(&req("OPTIONS", "sip:pbx", "Require: foo, path\r\n", "")), Some(420));
-        assert_eq!(code(&req("REGISTER", "sip:pbx", "Require: path\r\n", "")), None);
         assert_eq!(
-            code(&req("INVITE", "sip:u@pbx", "Content-Type: text/plain\r\n", "hi")),
+            code(&req("OPTIONS", "sip:pbx", "Require: foo, path\r\n", "")),
+            Some(420)
+        );
+        assert_eq!(
+            code(&req("REGISTER", "sip:pbx", "Require: path\r\n", "")),
+            None
+        );
+        assert_eq!(
+            code(&req(
+                "INVITE",
+                "sip:u@pbx",
+                "Content-Type: text/plain\r\n",
+                "hi"
+            )),
             Some(415)
         );
-        assert_eq!(code(&req("INVITE", "sip:u@pbx", "Accept: text/plain\r\n", "")), Some(406));
-        assert_eq!(code(&req("INVITE", "sip:u@pbx", "Accept: application/sdp\r\n", "")), None);
+        assert_eq!(
+            code(&req("INVITE", "sip:u@pbx", "Accept: text/plain\r\n", "")),
+            Some(406)
+        );
+        assert_eq!(
+            code(&req(
+                "INVITE",
+                "sip:u@pbx",
+                "Accept: application/sdp\r\n",
+                ""
+            )),
+            None
+        );
         assert_eq!(code(&req("ACK", "nobody:x", "", "")), None);
     }
 

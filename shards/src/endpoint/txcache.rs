@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(c.check(10, b"k"), Seen::Pending);
         c.answered(20, b"k", b"SIP/2.0 200 OK", dst);
         assert_eq!(c.check(30, b"k"), Seen::Answered(b"SIP/2.0 200 OK", dst));
-        assert_eq!(c.check(20 + TIMER_J_MS - 1, b"k"), Seen::Answered(b"SIP/2.0 200 OK", dst));
+        assert_eq!(
+            c.check(20 + TIMER_J_MS - 1, b"k"),
+            Seen::Answered(b"SIP/2.0 200 OK", dst)
+        );
         assert_eq!(c.check(20 + TIMER_J_MS, b"k"), Seen::New);
     }
 

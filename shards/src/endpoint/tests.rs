@@ -1,0 +1,138 @@
+//! The endpoint as a state machine: datagrams in, datagrams and store
+//! requests out, with time injected. No sockets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::*;
+use crate::endpoint::settings::test_settings;
+use crate::runtime::Inbox;
+
+const SRC: &str = "127.0.0.1:5070";
+
+fn endpoint(id: usize, shards: usize) -> (SipEndpoint, crossbeam_channel::Receiver<ControlRequest>) {
+    let inboxes = (0..shards)
+        .map(|_| Arc::new(Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap()))
+        .collect();
+    let ctx = ShardContext {
+        id,
+        shards,
+        stats: Arc::default(),
+        inboxes: Arc::new(inboxes),
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (SipEndpoint::new(ctx, Arc::new(test_settings()), tx).unwrap(), rx)
+}
+
+fn now(unix: u64) -> Now {
+    Now { unix, mono_ms: unix * 1000 }
+}
+
+fn options(call_id: &str, branch: &str) -> Vec<u8> {
+    format!("OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+fn register(call_id: &str, branch: &str, cseq: u32, auth: Option<&str>) -> Vec<u8> {
+    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    format!("REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\nFrom: <sip:1001@pbx.test>;tag=1\r\nTo: <sip:1001@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
+}
+
+fn sent(out: &Output) -> Vec<String> {
+    (0..out.sends.len())
+        .map(|i| String::from_utf8_lossy(out.sends.item(i).1).into_owned())
+        .collect()
+}
+
+fn src() -> SocketAddr {
+    SRC.parse().unwrap()
+}
+
+#[test]
+fn a_message_for_another_shard_is_handed_off_untouched() {
+    let (mut ep, _rx) = endpoint(0, 2);
+    let mut handed = 0;
+    for i in 0..20 {
+        let raw = options(&format!("cid-{i}"), &format!("z9hG4bK{i}"));
+        let mut out = Output::default();
+        ep.on_datagram(now(1), &raw, src(), false, &mut out);
+        if let Some((owner, data, from)) = out.handoffs.first() {
+            assert_eq!(*owner, 1);
+            assert_eq!(data, &raw);
+            assert_eq!(*from, src());
+            assert!(out.sends.is_empty());
+            handed += 1;
+            // The owner handles what it is handed, without handing it back.
+            let (mut owner_ep, _) = endpoint(1, 2);
+            let mut out = Output::default();
+            owner_ep.on_datagram(now(1), data, *from, true, &mut out);
+            assert!(sent(&out)[0].starts_with("SIP/2.0 200 OK"));
+        } else {
+            assert!(sent(&out)[0].starts_with("SIP/2.0 200 OK"));
+        }
+    }
+    assert!(handed > 0 && handed < 20, "Call-IDs spread over both shards");
+}
+
+#[test]
+fn retransmission_is_answered_from_the_cache_until_timer_j() {
+    let (mut ep, _rx) = endpoint(0, 1);
+    let raw = options("c", "z9hG4bKx");
+    let mut out = Output::default();
+    ep.on_datagram(now(10), &raw, src(), false, &mut out);
+    ep.on_datagram(now(11), &raw, src(), false, &mut out);
+    let s = sent(&out);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0], s[1]);
+    assert_eq!(ep.stats().retransmissions.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // After 64*T1 the same key is a new transaction (still answered).
+    ep.on_tick(now(10 + 33), &mut out);
+    assert!(ep.txs.is_empty());
+}
+
+#[test]
+fn register_challenge_store_request_and_reply_after_the_writer() {
+    let (mut ep, rx) = endpoint(0, 1);
+    let mut out = Output::default();
+    ep.on_datagram(now(100), &register("r1", "z9hG4bK1", 1, None), src(), false, &mut out);
+    let challenge = sent(&out).remove(0);
+    assert!(challenge.starts_with("SIP/2.0 401"));
+    let line = challenge.lines().find(|l| l.starts_with("WWW-Authenticate:")).unwrap();
+    let nonce = line.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+    let ha1 = md5_hex("1001:pbx.test:secret");
+    let ha2 = md5_hex("REGISTER:sip:pbx.test");
+    let resp = md5_hex(&format!("{ha1}:{nonce}:00000001:cn:auth:{ha2}"));
+    let auth = format!("Digest username=\"1001\", realm=\"pbx.test\", nonce=\"{nonce}\", uri=\"sip:pbx.test\", response=\"{resp}\", algorithm=MD5, cnonce=\"cn\", qop=auth, nc=00000001");
+
+    let mut out = Output::default();
+    let authed = register("r1", "z9hG4bK2", 2, Some(&auth));
+    ep.on_datagram(now(101), &authed, src(), false, &mut out);
+    assert!(out.sends.is_empty(), "no answer before the store");
+    // A retransmission while the store works is absorbed.
+    ep.on_datagram(now(101), &authed, src(), false, &mut out);
+    assert!(out.sends.is_empty());
+    let ControlRequest::ApplyBindings { shard, token, change } = rx.try_recv().unwrap();
+    assert_eq!(shard, 0);
+    assert_eq!(change.aor, "sip:1001@pbx.test");
+    let outcome = crate::registrar::apply(vec![], &change).unwrap();
+    ep.on_message(now(101), ShardMsg::Registered { token, result: Ok(outcome) }, &mut out);
+    let ok = sent(&out).remove(0);
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    assert!(ok.contains("Contact: <sip:1001@127.0.0.1:5070>;expires=3600"));
+    assert!(ok.contains("received=127.0.0.1;rport=5070"));
+}
+
+#[test]
+fn garbage_is_dropped_and_counted_and_keepalives_are_not() {
+    let (mut ep, _rx) = endpoint(0, 1);
+    let mut out = Output::default();
+    ep.on_datagram(now(1), b"\r\n\r\n", src(), false, &mut out);
+    ep.on_datagram(now(1), b"\x00\xffgarbage", src(), false, &mut out);
+    assert!(out.sends.is_empty());
+    assert_eq!(ep.stats().parse_errors.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(ep.stats().dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
