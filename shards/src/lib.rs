@@ -6,10 +6,10 @@
 
 pub mod auth;
 pub mod control_link;
+pub mod endpoint;
 pub mod registrar;
 pub mod runtime;
 pub mod sip;
 pub mod store;
 pub mod time;
 pub mod users;
-pub mod endpoint;

@@ -67,7 +67,9 @@ pub fn registrations_list(path: &Path, aor: Option<&str>, json: bool) -> ExitCod
         }
     };
     let now = Now::read().unix;
-    list.retain(|b| b.expires_at > now && aor.is_none_or(|a| a.contains(':') || aor_user(&b.aor) == a));
+    list.retain(|b| {
+        b.expires_at > now && aor.is_none_or(|a| a.contains(':') || aor_user(&b.aor) == a)
+    });
     list.sort_by(|a, b| a.aor.cmp(&b.aor).then(a.uri.cmp(&b.uri)));
     if json {
         let items: Vec<serde_json::Value> = list
@@ -98,7 +100,10 @@ pub fn registrations_list(path: &Path, aor: Option<&str>, json: bool) -> ExitCod
             }
         }
     } else {
-        println!("{:<32} {:<44} {:<22} {:<5} {:>7}  USER-AGENT", "AOR", "CONTACT", "SOURCE", "TRANS", "EXPIRES");
+        println!(
+            "{:<32} {:<44} {:<22} {:<5} {:>7}  USER-AGENT",
+            "AOR", "CONTACT", "SOURCE", "TRANS", "EXPIRES"
+        );
         for b in &list {
             println!(
                 "{:<32} {:<44} {:<22} {:<5} {:>7}  {}",

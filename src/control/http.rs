@@ -39,7 +39,10 @@ pub async fn serve(
     .await
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+async fn metrics(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     if !(state.ami_allowed)(peer.ip()) {
         return (
             StatusCode::FORBIDDEN,
@@ -66,7 +69,11 @@ pub fn render(stats: &[Arc<ShardStats>]) -> String {
         let _ = writeln!(out, "# HELP shardpbx_{name}_total {help}");
         let _ = writeln!(out, "# TYPE shardpbx_{name}_total counter");
         for (shard, snap) in snaps.iter().enumerate() {
-            let _ = writeln!(out, "shardpbx_{name}_total{{shard=\"{shard}\"}} {}", snap[i].2);
+            let _ = writeln!(
+                out,
+                "shardpbx_{name}_total{{shard=\"{shard}\"}} {}",
+                snap[i].2
+            );
         }
     }
     out

@@ -24,7 +24,12 @@ pub struct WriterConfig {
 }
 
 /// Runs until every sender is gone, then syncs and returns.
-pub fn run(store: Store, requests: Receiver<ControlRequest>, inboxes: Arc<Vec<Arc<Inbox>>>, cfg: WriterConfig) {
+pub fn run(
+    store: Store,
+    requests: Receiver<ControlRequest>,
+    inboxes: Arc<Vec<Arc<Inbox>>>,
+    cfg: WriterConfig,
+) {
     let mut expiries = ExpiryIndex::default();
     match store.all_bindings() {
         Ok(all) => {
@@ -87,7 +92,11 @@ pub fn run(store: Store, requests: Receiver<ControlRequest>, inboxes: Arc<Vec<Ar
 
 fn push(batch: &mut Vec<(usize, u64, BindingChange)>, req: ControlRequest) {
     match req {
-        ControlRequest::ApplyBindings { shard, token, change } => batch.push((shard, token, change)),
+        ControlRequest::ApplyBindings {
+            shard,
+            token,
+            change,
+        } => batch.push((shard, token, change)),
     }
 }
 
