@@ -131,8 +131,8 @@ impl Default for RuntimeConfig {
             ring_depth: 128,
             udp_recv_batch: 32,
             udp_send_batch: 32,
-            socket_rcvbuf: 0,
-            socket_sndbuf: 0,
+            socket_rcvbuf: 4 << 20,
+            socket_sndbuf: 1 << 20,
             registrar_sweep_secs: 5,
         }
     }

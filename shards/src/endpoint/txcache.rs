@@ -50,18 +50,29 @@ impl TxCache {
                 _ => Seen::Pending,
             };
         }
-        while self.entries.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some((_, k)) => {
-                    self.entries.remove(&k);
-                }
-                None => break,
-            }
-        }
+        self.make_room();
         let until = now_ms + TIMER_J_MS;
         self.entries.insert(key.to_vec(), (until, Entry::Pending));
         self.order.push_back((until, key.to_vec()));
         Seen::New
+    }
+
+    /// At capacity, drops the oldest answered transaction. A pending one (its
+    /// answer is still being made) is never dropped: forgetting it would turn
+    /// its retransmission into a second request.
+    fn make_room(&mut self) {
+        let mut budget = self.order.len();
+        while self.entries.len() >= self.capacity && budget > 0 {
+            budget -= 1;
+            let Some((until, key)) = self.order.pop_front() else { break };
+            match self.entries.get(&key) {
+                Some((u, Entry::Pending)) if *u == until => self.order.push_back((until, key)),
+                Some((u, _)) if *u == until => {
+                    self.entries.remove(&key);
+                }
+                _ => {} // a record superseded by a later one
+            }
+        }
     }
 
     /// Records the final response sent for `key`.
@@ -84,8 +95,8 @@ impl TxCache {
                 break;
             }
             if let Some((until, key)) = self.order.pop_front() {
-                // Only drop if the entry was not refreshed later.
-                if self.entries.get(&key).is_some_and(|(u, _)| *u <= until) {
+                // Only the entry's latest record removes it.
+                if self.entries.get(&key).is_some_and(|(u, _)| *u == until) {
                     self.entries.remove(&key);
                 }
             }
@@ -121,10 +132,35 @@ mod tests {
     }
 
     #[test]
+    fn capacity_never_evicts_a_pending_transaction() {
+        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = TxCache::new(2);
+        assert_eq!(c.check(0, b"pending"), Seen::New);
+        assert_eq!(c.check(1, b"done"), Seen::New);
+        c.answered(2, b"done", b"r", dst);
+        assert_eq!(c.check(3, b"new"), Seen::New);
+        assert_eq!(c.check(4, b"pending"), Seen::Pending, "still remembered");
+        assert_eq!(c.check(5, b"done"), Seen::New, "the answered one made room");
+    }
+
+    #[test]
+    fn a_superseded_record_does_not_drop_the_refreshed_entry() {
+        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = TxCache::new(10);
+        assert_eq!(c.check(0, b"k"), Seen::New);
+        c.answered(1000, b"k", b"r", dst);
+        c.expire(TIMER_J_MS + 500);
+        assert_eq!(c.check(TIMER_J_MS + 500, b"k"), Seen::Answered(b"r", dst));
+    }
+
+    #[test]
     fn capacity_evicts_oldest() {
+        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         let mut c = TxCache::new(2);
         assert_eq!(c.check(0, b"a"), Seen::New);
+        c.answered(0, b"a", b"r", dst);
         assert_eq!(c.check(1, b"b"), Seen::New);
+        c.answered(1, b"b", b"r", dst);
         assert_eq!(c.check(2, b"c"), Seen::New);
         assert_eq!(c.len(), 2);
         assert_eq!(c.check(3, b"a"), Seen::New, "a was evicted");

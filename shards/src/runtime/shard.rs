@@ -179,10 +179,10 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
             Some(Protocol::UDP),
         )?;
         sock.set_reuse_port(true)?;
-        if cfg.rcvbuf > 0 {
+        if cfg.rcvbuf > 0 && !force_buffer(&sock, libc::SO_RCVBUFFORCE, cfg.rcvbuf) {
             sock.set_recv_buffer_size(cfg.rcvbuf)?;
         }
-        if cfg.sndbuf > 0 {
+        if cfg.sndbuf > 0 && !force_buffer(&sock, libc::SO_SNDBUFFORCE, cfg.sndbuf) {
             sock.set_send_buffer_size(cfg.sndbuf)?;
         }
         sock.bind(&cfg.sip_addr.into()).map_err(|e| {
@@ -194,6 +194,23 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
         out.push(StdUdpSocket::from(sock));
     }
     Ok(out)
+}
+
+/// Sets a socket buffer past `net.core.*mem_max` (needs CAP_NET_ADMIN);
+/// false when refused, and the caller falls back to the capped option.
+fn force_buffer(sock: &socket2::Socket, option: libc::c_int, bytes: usize) -> bool {
+    let value = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: a plain int option on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 struct LoopConfig {
