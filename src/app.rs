@@ -109,13 +109,13 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         shards,
         cpus: (0..shards).map(|i| cfg.cpu_for_shard(i)).collect(),
         sip_addr: SocketAddr::new(cfg.proxy.addr, cfg.proxy.udp_port),
-        recv_batch: r.udp_recv_batch as usize,
-        send_batch: r.udp_send_batch as usize,
-        rcvbuf: r.socket_rcvbuf as usize,
-        sndbuf: r.socket_sndbuf as usize,
+        recv_batch: r.udp_recv_batch,
+        send_batch: r.udp_send_batch,
+        rcvbuf: r.socket_rcvbuf,
+        sndbuf: r.socket_sndbuf,
         spin_before_park: Duration::from_micros(r.spin_before_park_us),
-        io_memory: (r.io_memory_kib as usize) << 10,
-        ring_depth: r.ring_depth as usize,
+        io_memory: (r.io_memory_kib) << 10,
+        ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
     }
 }
@@ -175,7 +175,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     drop(control_tx);
 
     let writer_cfg = writer::WriterConfig {
-        batch: cfg.store.writer_batch as usize,
+        batch: cfg.store.writer_batch,
         fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
         sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
     };

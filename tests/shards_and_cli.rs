@@ -169,13 +169,24 @@ fn the_shipped_config_checks_and_version_and_help_print() {
     );
     for profile in ["perf/default.toml", "perf/many-core.toml"] {
         let p = format!("{}/{profile}", env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(BIN).args(["check-config", "--config", shipped, "--perf", &p]).output().unwrap();
-        assert!(out.status.success(), "{profile}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(["check-config", "--config", shipped, "--perf", &p])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad-profile.toml");
     std::fs::write(&bad, "[runtime]\nudp_recv_batch = 0\n").unwrap();
-    let out = Command::new(BIN).args(["check-config", "--config", shipped, "--perf"]).arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", shipped, "--perf"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("runtime.udp_recv_batch"));
     let out = Command::new(BIN).arg("--version").output().unwrap();

@@ -2,7 +2,7 @@
 //! failing with the expected file, line, dotted key and reason on one line;
 //! syntax errors; unreadable files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 

@@ -10,7 +10,10 @@ use crate::runtime::Inbox;
 
 const SRC: &str = "127.0.0.1:5070";
 
-fn endpoint(id: usize, shards: usize) -> (SipEndpoint, crossbeam_channel::Receiver<ControlRequest>) {
+fn endpoint(
+    id: usize,
+    shards: usize,
+) -> (SipEndpoint, crossbeam_channel::Receiver<ControlRequest>) {
     let inboxes = (0..shards)
         .map(|_| Arc::new(Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap()))
         .collect();
@@ -21,11 +24,17 @@ fn endpoint(id: usize, shards: usize) -> (SipEndpoint, crossbeam_channel::Receiv
         inboxes: Arc::new(inboxes),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
-    (SipEndpoint::new(ctx, Arc::new(test_settings()), tx).unwrap(), rx)
+    (
+        SipEndpoint::new(ctx, Arc::new(test_settings()), tx).unwrap(),
+        rx,
+    )
 }
 
 fn now(unix: u64) -> Now {
-    Now { unix, mono_ms: unix * 1000 }
+    Now {
+        unix,
+        mono_ms: unix * 1000,
+    }
 }
 
 fn options(call_id: &str, branch: &str) -> Vec<u8> {
@@ -33,7 +42,9 @@ fn options(call_id: &str, branch: &str) -> Vec<u8> {
 }
 
 fn register(call_id: &str, branch: &str, cseq: u32, auth: Option<&str>) -> Vec<u8> {
-    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     format!("REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\nFrom: <sip:1001@pbx.test>;tag=1\r\nTo: <sip:1001@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@127.0.0.1:5070>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
 }
 
@@ -70,7 +81,10 @@ fn a_message_for_another_shard_is_handed_off_untouched() {
             assert!(sent(&out)[0].starts_with("SIP/2.0 200 OK"));
         }
     }
-    assert!(handed > 0 && handed < 20, "Call-IDs spread over both shards");
+    assert!(
+        handed > 0 && handed < 20,
+        "Call-IDs spread over both shards"
+    );
 }
 
 #[test]
@@ -83,7 +97,12 @@ fn retransmission_is_answered_from_the_cache_until_timer_j() {
     let s = sent(&out);
     assert_eq!(s.len(), 2);
     assert_eq!(s[0], s[1]);
-    assert_eq!(ep.stats().retransmissions.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        ep.stats()
+            .retransmissions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     // After 64*T1 the same key is a new transaction (still answered).
     ep.on_tick(now(10 + 33), &mut out);
     assert!(ep.txs.is_empty());
@@ -93,11 +112,26 @@ fn retransmission_is_answered_from_the_cache_until_timer_j() {
 fn register_challenge_store_request_and_reply_after_the_writer() {
     let (mut ep, rx) = endpoint(0, 1);
     let mut out = Output::default();
-    ep.on_datagram(now(100), &register("r1", "z9hG4bK1", 1, None), src(), false, &mut out);
+    ep.on_datagram(
+        now(100),
+        &register("r1", "z9hG4bK1", 1, None),
+        src(),
+        false,
+        &mut out,
+    );
     let challenge = sent(&out).remove(0);
     assert!(challenge.starts_with("SIP/2.0 401"));
-    let line = challenge.lines().find(|l| l.starts_with("WWW-Authenticate:")).unwrap();
-    let nonce = line.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
+    let line = challenge
+        .lines()
+        .find(|l| l.starts_with("WWW-Authenticate:"))
+        .unwrap();
+    let nonce = line
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let ha1 = md5_hex("1001:pbx.test:secret");
     let ha2 = md5_hex("REGISTER:sip:pbx.test");
     let resp = md5_hex(&format!("{ha1}:{nonce}:00000001:cn:auth:{ha2}"));
@@ -110,11 +144,22 @@ fn register_challenge_store_request_and_reply_after_the_writer() {
     // A retransmission while the store works is absorbed.
     ep.on_datagram(now(101), &authed, src(), false, &mut out);
     assert!(out.sends.is_empty());
-    let ControlRequest::ApplyBindings { shard, token, change } = rx.try_recv().unwrap();
+    let ControlRequest::ApplyBindings {
+        shard,
+        token,
+        change,
+    } = rx.try_recv().unwrap();
     assert_eq!(shard, 0);
     assert_eq!(change.aor, "sip:1001@pbx.test");
     let outcome = crate::registrar::apply(vec![], &change).unwrap();
-    ep.on_message(now(101), ShardMsg::Registered { token, result: Ok(outcome) }, &mut out);
+    ep.on_message(
+        now(101),
+        ShardMsg::Registered {
+            token,
+            result: Ok(outcome),
+        },
+        &mut out,
+    );
     let ok = sent(&out).remove(0);
     assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
     assert!(ok.contains("Contact: <sip:1001@127.0.0.1:5070>;expires=3600"));
@@ -128,11 +173,24 @@ fn garbage_is_dropped_and_counted_and_keepalives_are_not() {
     ep.on_datagram(now(1), b"\r\n\r\n", src(), false, &mut out);
     ep.on_datagram(now(1), b"\x00\xffgarbage", src(), false, &mut out);
     assert!(out.sends.is_empty());
-    assert_eq!(ep.stats().parse_errors.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(ep.stats().dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        ep.stats()
+            .parse_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        ep.stats()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 fn md5_hex(s: &str) -> String {
     use md5::{Digest, Md5};
-    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -64,7 +64,9 @@ impl TxCache {
         let mut budget = self.order.len();
         while self.entries.len() >= self.capacity && budget > 0 {
             budget -= 1;
-            let Some((until, key)) = self.order.pop_front() else { break };
+            let Some((until, key)) = self.order.pop_front() else {
+                break;
+            };
             match self.entries.get(&key) {
                 Some((u, Entry::Pending)) if *u == until => self.order.push_back((until, key)),
                 Some((u, _)) if *u == until => {
