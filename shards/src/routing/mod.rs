@@ -1,0 +1,1 @@
+//! Static routing: route and trunk tables, matching, rewriting, target selection.
