@@ -47,6 +47,29 @@ enum Command {
         #[command(subcommand)]
         command: RegistrationsCommand,
     },
+    /// Call detail records in the store (works while the server runs).
+    Cdr {
+        #[command(subcommand)]
+        command: CdrCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CdrCommand {
+    /// List CDRs, oldest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only calls that started at or after this time (RFC 3339 or unix seconds).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print one JSON array of CDRs in the API.md format.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -72,5 +95,14 @@ fn main() -> ExitCode {
         Command::Registrations {
             command: RegistrationsCommand::List { config, aor, json },
         } => cli::registrations_list(&config.config, aor.as_deref(), json),
+        Command::Cdr {
+            command:
+                CdrCommand::List {
+                    config,
+                    since,
+                    limit,
+                    json,
+                },
+        } => cli::cdr_list(&config.config, since.as_deref(), limit, json),
     }
 }

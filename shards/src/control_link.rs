@@ -1,6 +1,7 @@
 //! Requests a shard sends to the control core. Sending never blocks (an
 //! unbounded crossbeam channel); replies come back through the shard's inbox.
 
+use crate::cdr::Cdr;
 use crate::registrar::BindingChange;
 
 /// A request for the control core.
@@ -13,6 +14,8 @@ pub enum ControlRequest {
         token: u64,
         change: BindingChange,
     },
+    /// Store a finished call's record (no reply: the call is over).
+    StoreCdr(Box<Cdr>),
 }
 
 /// The sending half shards hold.

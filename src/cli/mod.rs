@@ -39,21 +39,77 @@ pub fn store_dir(cfg: &Config) -> std::path::PathBuf {
     cfg.data_dir().join("lmdb")
 }
 
-pub fn registrations_list(path: &Path, aor: Option<&str>, json: bool) -> ExitCode {
-    let cfg = match load_config(path, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// Opens the store of the config read-only.
+fn open_store(path: &Path) -> Result<Store, ExitCode> {
+    let cfg = load_config(path, None)?;
     let opts = StoreOptions {
         map_size: (cfg.store.map_size_mib as usize) << 20,
         read_only: true,
     };
-    let store = match Store::open(&store_dir(&cfg), &opts) {
+    Store::open(&store_dir(&cfg), &opts).map_err(|e| {
+        eprintln!("shardpbx: {e}");
+        ExitCode::from(1)
+    })
+}
+
+pub fn cdr_list(path: &Path, since: Option<&str>, limit: usize, json: bool) -> ExitCode {
+    let since_ms = match since.map(shards::cdr::time_fmt::parse_time) {
+        None => 0,
+        Some(Some(ms)) => ms,
+        Some(None) => {
+            eprintln!(
+                "shardpbx: --since: expected RFC 3339 (2026-11-23T10:00:00Z) or unix seconds"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let store = match open_store(path) {
         Ok(s) => s,
+        Err(code) => return code,
+    };
+    let list = match store.cdrs_since(since_ms, limit) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("shardpbx: {e}");
             return ExitCode::from(1);
         }
+    };
+    if json {
+        match serde_json::to_string_pretty(&list) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("shardpbx: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        println!(
+            "{:<24} {:<36} {:<16} {:<16} {:<9} {:<10} {:>4} {:>6}  HANGUP",
+            "START", "CALL-ID", "FROM", "TO", "DIRECTION", "STATUS", "CODE", "SECS"
+        );
+        for c in &list {
+            println!(
+                "{:<24} {:<36} {:<16} {:<16} {:<9} {:<10} {:>4} {:>6}  {}",
+                c.start_time,
+                c.call_id,
+                c.from_number,
+                c.to_number,
+                c.direction,
+                c.status,
+                c.status_code,
+                c.duration_secs,
+                c.hangup_reason
+            );
+        }
+        println!("{} record(s)", list.len());
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn registrations_list(path: &Path, aor: Option<&str>, json: bool) -> ExitCode {
+    let store = match open_store(path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let all = match aor {
         Some(a) if a.contains(':') => store.bindings(a),

@@ -42,7 +42,7 @@ pub fn run(
     let mut dirty = false;
     let mut last_sync = Instant::now();
     let mut last_sweep = Instant::now();
-    let mut batch: Vec<(usize, u64, BindingChange)> = Vec::with_capacity(cfg.batch);
+    let mut batch = Batch::default();
     loop {
         let wait = cfg.fsync_interval.min(cfg.sweep_interval);
         let first = match requests.recv_timeout(wait) {
@@ -52,13 +52,19 @@ pub fn run(
         };
         if let Some(first) = first {
             push(&mut batch, first);
-            while batch.len() < cfg.batch {
+            while batch.len() < cfg.batch.max(1) {
                 match requests.try_recv() {
                     Ok(r) => push(&mut batch, r),
                     Err(_) => break,
                 }
             }
-            apply(&store, &mut batch, &inboxes, &mut expiries);
+            apply(&store, &mut batch.bindings, &inboxes, &mut expiries);
+            if !batch.cdrs.is_empty() {
+                if let Err(e) = store.put_cdrs(&batch.cdrs) {
+                    tracing::error!("store: {} CDR(s) not stored: {e}", batch.cdrs.len());
+                }
+                batch.cdrs.clear();
+            }
             dirty = true;
         }
         if last_sweep.elapsed() >= cfg.sweep_interval {
@@ -90,13 +96,27 @@ pub fn run(
     }
 }
 
-fn push(batch: &mut Vec<(usize, u64, BindingChange)>, req: ControlRequest) {
+/// Requests taken in one go, written in one transaction per kind.
+#[derive(Default)]
+struct Batch {
+    bindings: Vec<(usize, u64, BindingChange)>,
+    cdrs: Vec<shards::cdr::Cdr>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.bindings.len() + self.cdrs.len()
+    }
+}
+
+fn push(batch: &mut Batch, req: ControlRequest) {
     match req {
         ControlRequest::ApplyBindings {
             shard,
             token,
             change,
-        } => batch.push((shard, token, change)),
+        } => batch.bindings.push((shard, token, change)),
+        ControlRequest::StoreCdr(cdr) => batch.cdrs.push(*cdr),
     }
 }
 
@@ -106,6 +126,9 @@ fn apply(
     inboxes: &[Arc<Inbox>],
     expiries: &mut ExpiryIndex,
 ) {
+    if batch.is_empty() {
+        return;
+    }
     let changes: Vec<BindingChange> = batch.iter().map(|(_, _, c)| c.clone()).collect();
     let results = store.apply_changes(&changes);
     for (i, (shard, token, change)) in batch.drain(..).enumerate() {

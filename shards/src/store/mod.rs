@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
 
+use crate::cdr::Cdr;
 use crate::registrar::{self, Binding, BindingChange, ChangeError, ChangeOutcome};
 
 /// Where and how to open the store.
@@ -56,10 +57,22 @@ pub struct Store {
     env: &'static Env,
     /// AOR -> JSON array of [`Binding`].
     bindings: Database<'static, Str, Bytes>,
+    /// (start unix ms big-endian, callId) -> CDR JSON, in time order.
+    cdrs: Database<'static, Bytes, Bytes>,
+    /// callId -> key in `cdrs`.
+    cdr_ids: Database<'static, Str, Bytes>,
     path: PathBuf,
 }
 
 const BINDINGS_DB: &str = "bindings";
+const CDRS_DB: &str = "cdrs";
+const CDR_IDS_DB: &str = "cdr_ids";
+
+type Dbs = (
+    Database<'static, Str, Bytes>,
+    Database<'static, Bytes, Bytes>,
+    Database<'static, Str, Bytes>,
+);
 
 impl Store {
     /// Opens (creating unless read-only) the environment in `dir`.
@@ -95,25 +108,35 @@ impl Store {
             ))
         })?;
         let env: &'static Env = Box::leak(Box::new(env));
-        let bindings = if opts.read_only {
+        let (bindings, cdrs, cdr_ids): Dbs = if opts.read_only {
             let rtxn = env.read_txn()?;
             env.open_databases_and_commit(rtxn, |dbo, rtxn| {
-                dbo.open_database::<Str, Bytes>(rtxn, Some(BINDINGS_DB))
-                    .map(CommitOrAbort::<_, ()>::Commit)
+                let b = dbo.open_database::<Str, Bytes>(rtxn, Some(BINDINGS_DB))?;
+                let c = dbo.open_database::<Bytes, Bytes>(rtxn, Some(CDRS_DB))?;
+                let i = dbo.open_database::<Str, Bytes>(rtxn, Some(CDR_IDS_DB))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(
+                    b.zip(c).zip(i).map(|((b, c), i)| (b, c, i)),
+                ))
             })?
             .unwrap_commit()
-            .ok_or_else(|| StoreError("store: bindings database missing".into()))?
+            .ok_or_else(|| {
+                StoreError("store: databases missing (written by an older version?)".into())
+            })?
         } else {
             let wtxn = env.write_txn()?;
             env.create_databases_and_commit(wtxn, |dbo, wtxn| {
-                dbo.create_database::<Str, Bytes>(wtxn, Some(BINDINGS_DB))
-                    .map(CommitOrAbort::<_, ()>::Commit)
+                let b = dbo.create_database::<Str, Bytes>(wtxn, Some(BINDINGS_DB))?;
+                let c = dbo.create_database::<Bytes, Bytes>(wtxn, Some(CDRS_DB))?;
+                let i = dbo.create_database::<Str, Bytes>(wtxn, Some(CDR_IDS_DB))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((b, c, i)))
             })?
             .unwrap_commit()
         };
         Ok(Store {
             env,
             bindings,
+            cdrs,
+            cdr_ids,
             path: dir.to_path_buf(),
         })
     }
@@ -199,6 +222,61 @@ impl Store {
         Ok(())
     }
 
+    /// Stores finished calls in one write transaction (a CDR with a callId
+    /// already stored replaces it).
+    pub fn put_cdrs(&self, cdrs: &[Cdr]) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        for cdr in cdrs {
+            if let Some(old) = self.cdr_ids.get(&wtxn, &cdr.call_id)? {
+                let old = old.to_vec();
+                self.cdrs.delete(&mut wtxn, &old)?;
+            }
+            let mut key = cdr.start_ms().to_be_bytes().to_vec();
+            key.extend_from_slice(cdr.call_id.as_bytes());
+            let raw = serde_json::to_vec(cdr).map_err(|e| StoreError(format!("store: {e}")))?;
+            self.cdrs.put(&mut wtxn, &key, &raw)?;
+            self.cdr_ids.put(&mut wtxn, &cdr.call_id, &key)?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// CDRs that started at or after `since_ms`, oldest first, at most `limit`.
+    pub fn cdrs_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Cdr>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let from = since_ms.to_be_bytes();
+        let range = (
+            std::ops::Bound::Included(&from[..]),
+            std::ops::Bound::Unbounded,
+        );
+        let mut out = Vec::new();
+        for item in self.cdrs.range(&rtxn, &range)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, raw) = item?;
+            out.push(
+                serde_json::from_slice(raw)
+                    .map_err(|e| StoreError(format!("store: corrupt CDR: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// One CDR by its callId.
+    pub fn cdr(&self, call_id: &str) -> Result<Option<Cdr>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let Some(key) = self.cdr_ids.get(&rtxn, call_id)? else {
+            return Ok(None);
+        };
+        match self.cdrs.get(&rtxn, key)? {
+            Some(raw) => serde_json::from_slice(raw)
+                .map(Some)
+                .map_err(|e| StoreError(format!("store: corrupt CDR: {e}"))),
+            None => Ok(None),
+        }
+    }
+
     /// Flushes committed transactions to disk.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.env.force_sync().map_err(StoreError::from)
@@ -262,5 +340,50 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].aor, "sip:2@example.com");
         assert_eq!(store.bindings("sip:2@example.com").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn cdrs_are_kept_in_time_order_and_found_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let cdr = |id: &str, start: u64| Cdr {
+            call_id: id.into(),
+            start_time: crate::cdr::time_fmt::rfc3339_ms(start),
+            ring_time: None,
+            answer_time: None,
+            end_time: crate::cdr::time_fmt::rfc3339_ms(start + 1000),
+            duration_secs: 0,
+            caller: "sip:a@x".into(),
+            callee: "sip:b@x".into(),
+            from_number: "a".into(),
+            to_number: "b".into(),
+            direction: "internal".into(),
+            status: "failed".into(),
+            status_code: 404,
+            hangup_reason: "failed".into(),
+            sip_trunk_id: None,
+            route_id: None,
+            recorder: vec![],
+            recording_url: None,
+            metadata: Default::default(),
+        };
+        store
+            .put_cdrs(&[cdr("late", 3000), cdr("early", 1000)])
+            .unwrap();
+        store.put_cdrs(&[cdr("mid", 2000)]).unwrap();
+        let ids: Vec<String> = store
+            .cdrs_since(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.call_id)
+            .collect();
+        assert_eq!(ids, ["early", "mid", "late"]);
+        assert_eq!(store.cdrs_since(2000, 10).unwrap().len(), 2);
+        assert_eq!(store.cdrs_since(0, 1).unwrap().len(), 1);
+        assert_eq!(store.cdr("mid").unwrap().unwrap().status_code, 404);
+        assert!(store.cdr("nope").unwrap().is_none());
+        // Storing the same call again replaces it.
+        store.put_cdrs(&[cdr("mid", 2500)]).unwrap();
+        assert_eq!(store.cdrs_since(0, 10).unwrap().len(), 3);
     }
 }

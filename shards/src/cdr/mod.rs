@@ -1,0 +1,111 @@
+//! Call detail records in the JSON shape of API.md section 3 (camelCase).
+//! Built by the call on its owner shard when it ends, stored in LMDB by the
+//! control core's writer, listed by the CLI and (later) the REST API.
+
+pub mod time_fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One finished call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Cdr {
+    /// The caller leg's Call-ID: the call's id everywhere.
+    pub call_id: String,
+    pub start_time: String,
+    pub ring_time: Option<String>,
+    pub answer_time: Option<String>,
+    pub end_time: String,
+    pub duration_secs: u64,
+    pub caller: String,
+    pub callee: String,
+    pub from_number: String,
+    pub to_number: String,
+    /// `inbound` | `outbound` | `internal`.
+    pub direction: String,
+    /// `completed` | `missed` | `failed` | `rejected` | `spam`.
+    pub status: String,
+    pub status_code: u16,
+    /// `byCaller` | `byCallee` | `bySystem` | `noAnswer` | `canceled` | `rejected` | `failed`.
+    pub hangup_reason: String,
+    pub sip_trunk_id: Option<String>,
+    pub route_id: Option<String>,
+    #[serde(default)]
+    pub recorder: Vec<RecorderEntry>,
+    pub recording_url: Option<String>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A recording file of a call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecorderEntry {
+    pub track_id: String,
+    pub path: String,
+    pub size: u64,
+}
+
+impl Cdr {
+    /// Unix ms of `start_time` (0 when unreadable), the store's sort key.
+    pub fn start_ms(&self) -> u64 {
+        time_fmt::parse_time(&self.start_time).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_the_api_field_names() {
+        let cdr = Cdr {
+            call_id: "a84b@10.0.0.5".into(),
+            start_time: time_fmt::rfc3339_ms(1_795_475_525_000),
+            ring_time: None,
+            answer_time: None,
+            end_time: time_fmt::rfc3339_ms(1_795_475_592_000),
+            duration_secs: 0,
+            caller: "sip:1001@pbx.test".into(),
+            callee: "sip:1002@pbx.test".into(),
+            from_number: "1001".into(),
+            to_number: "1002".into(),
+            direction: "internal".into(),
+            status: "missed".into(),
+            status_code: 487,
+            hangup_reason: "canceled".into(),
+            sip_trunk_id: None,
+            route_id: None,
+            recorder: vec![],
+            recording_url: None,
+            metadata: Default::default(),
+        };
+        let v = serde_json::to_value(&cdr).unwrap();
+        for key in [
+            "callId",
+            "startTime",
+            "ringTime",
+            "answerTime",
+            "endTime",
+            "durationSecs",
+            "caller",
+            "callee",
+            "fromNumber",
+            "toNumber",
+            "direction",
+            "status",
+            "statusCode",
+            "hangupReason",
+            "sipTrunkId",
+            "routeId",
+            "recorder",
+            "recordingUrl",
+            "metadata",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(cdr.start_ms(), 1_795_475_525_000);
+        let back: Cdr = serde_json::from_value(v).unwrap();
+        assert_eq!(back, cdr);
+    }
+}
