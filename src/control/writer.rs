@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,21 @@ pub fn run(
         }
         Err(e) => tracing::error!("store: cannot read bindings for the expiry index: {e}"),
     }
-    let mut dirty = false;
-    let mut last_sync = Instant::now();
+    // fdatasync takes milliseconds: a thread of its own does it, so commits
+    // (and the REGISTERs waiting on them) never queue behind a sync.
+    let dirty = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncer = {
+        let (store, dirty, stop) = (store.clone(), dirty.clone(), stop.clone());
+        let interval = cfg.fsync_interval;
+        std::thread::Builder::new()
+            .name("store-sync".into())
+            .spawn(move || sync_loop(&store, &dirty, &stop, interval))
+    };
     let mut last_sweep = Instant::now();
     let mut batch = Batch::default();
     loop {
-        let wait = cfg.fsync_interval.min(cfg.sweep_interval);
+        let wait = cfg.sweep_interval;
         let first = match requests.recv_timeout(wait) {
             Ok(r) => Some(r),
             Err(RecvTimeoutError::Timeout) => None,
@@ -65,7 +75,7 @@ pub fn run(
                 }
                 batch.cdrs.clear();
             }
-            dirty = true;
+            dirty.store(true, Ordering::Release);
         }
         if last_sweep.elapsed() >= cfg.sweep_interval {
             let now = Now::read().unix;
@@ -76,23 +86,43 @@ pub fn run(
                         for b in &gone {
                             tracing::info!(aor = %b.aor, contact = %b.uri, "binding expired");
                         }
-                        dirty |= !gone.is_empty();
+                        if !gone.is_empty() {
+                            dirty.store(true, Ordering::Release);
+                        }
                     }
                     Err(e) => tracing::error!("store: expiry sweep failed: {e}"),
                 }
             }
             last_sweep = Instant::now();
         }
-        if dirty && last_sync.elapsed() >= cfg.fsync_interval {
-            if let Err(e) = store.sync() {
-                tracing::error!("store: sync failed: {e}");
-            }
-            dirty = false;
-            last_sync = Instant::now();
+    }
+    stop.store(true, Ordering::Release);
+    match syncer {
+        Ok(h) => {
+            let _ = h.join();
         }
+        Err(e) => tracing::error!("store: no sync thread ({e}); syncing at exit only"),
     }
     if let Err(e) = store.sync() {
         tracing::error!("store: final sync failed: {e}");
+    }
+}
+
+/// Syncs the store about every `interval` while there are unsynced commits.
+fn sync_loop(store: &Store, dirty: &AtomicBool, stop: &AtomicBool, interval: Duration) {
+    let tick = interval
+        .min(Duration::from_millis(100))
+        .max(Duration::from_millis(1));
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(tick);
+        if last.elapsed() >= interval && dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = store.sync() {
+                tracing::error!("store: sync failed: {e}");
+                dirty.store(true, Ordering::Release);
+            }
+            last = Instant::now();
+        }
     }
 }
 
