@@ -148,7 +148,9 @@ fn register_challenge_store_request_and_reply_after_the_writer() {
         shard,
         token,
         change,
-    } = rx.try_recv().unwrap();
+    } = rx.try_recv().unwrap() else {
+        panic!("expected a binding change")
+    };
     assert_eq!(shard, 0);
     assert_eq!(change.aor, "sip:1001@pbx.test");
     let outcome = crate::registrar::apply(vec![], &change).unwrap();

@@ -1,0 +1,539 @@
+//! [`TransactionTable`]: one shard's transactions (a slab with generation-checked
+//! handles), the key index incoming messages are routed by, the deadline queue,
+//! and the bound on how many transactions live at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::sip::{HeaderName, Message, Method, Writer};
+
+use super::ack::build_cancel;
+use super::client_invite::ClientInvite;
+use super::client_non_invite::ClientNonInvite;
+use super::key::{ack_2xx_view, cancel_target, client_view, server_view, KeyView};
+use super::server_invite::ServerInvite;
+use super::server_non_invite::ServerNonInvite;
+use super::timers::TimerQueue;
+use super::{
+    event, Action, Bytes, Config, Event, KeyError, Kind, Received, State, TransactionKey, TxError,
+    TxId,
+};
+
+/// The four machines, named like [`Kind`].
+#[allow(clippy::enum_variant_names)]
+enum Machine {
+    ClientInvite(ClientInvite),
+    ClientNonInvite(ClientNonInvite),
+    ServerInvite(ServerInvite),
+    ServerNonInvite(ServerNonInvite),
+}
+
+impl Machine {
+    fn state(&self) -> State {
+        match self {
+            Machine::ClientInvite(t) => t.state(),
+            Machine::ClientNonInvite(t) => t.state(),
+            Machine::ServerInvite(t) => t.state(),
+            Machine::ServerNonInvite(t) => t.state(),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Machine::ClientInvite(_) => Kind::ClientInvite,
+            Machine::ClientNonInvite(_) => Kind::ClientNonInvite,
+            Machine::ServerInvite(_) => Kind::ServerInvite,
+            Machine::ServerNonInvite(_) => Kind::ServerNonInvite,
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        match self {
+            Machine::ClientInvite(t) => t.poll_timeout(),
+            Machine::ClientNonInvite(t) => t.poll_timeout(),
+            Machine::ServerInvite(t) => t.poll_timeout(),
+            Machine::ServerNonInvite(t) => t.poll_timeout(),
+        }
+    }
+
+    fn on_timeout(&mut self, now: u64, cfg: &Config, out: &mut Vec<Action>) {
+        match self {
+            Machine::ClientInvite(t) => t.on_timeout(now, cfg, out),
+            Machine::ClientNonInvite(t) => t.on_timeout(now, cfg, out),
+            Machine::ServerInvite(t) => t.on_timeout(now, cfg, out),
+            Machine::ServerNonInvite(t) => t.on_timeout(now),
+        }
+    }
+}
+
+struct Entry {
+    key: TransactionKey,
+    /// A second key that finds this transaction: where an RFC 2543 ACK for our
+    /// non-2xx final looks, or the ACK-for-2xx key in Accepted.
+    alias: Option<TransactionKey>,
+    machine: Machine,
+    /// The deadline this entry has in the timer queue.
+    scheduled: Option<u64>,
+}
+
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// One shard's transactions. See the [module docs](super) for the flow.
+pub struct TransactionTable {
+    cfg: Config,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    len: usize,
+    index: HashMap<TransactionKey, TxId>,
+    timers: TimerQueue,
+    scratch: Vec<u8>,
+}
+
+fn entry_mut(slots: &mut [Slot], id: TxId) -> Option<&mut Entry> {
+    slots
+        .get_mut(id.index as usize)
+        .filter(|s| s.generation == id.generation)
+        .and_then(|s| s.entry.as_mut())
+}
+
+impl TransactionTable {
+    /// An empty table. T1 is at least 1 ms and T2 at least T1.
+    pub fn new(config: Config) -> Self {
+        TransactionTable {
+            cfg: config.normalized(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            index: HashMap::new(),
+            timers: TimerQueue::default(),
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
+    /// The timer values in use.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Live transactions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn entry(&self, id: TxId) -> Option<&Entry> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.entry.as_ref())
+    }
+
+    /// Routes one received message (parsed, and checked with
+    /// `Message::check`, by the caller) that arrived from `source`; `reliable`
+    /// is its transport. Retransmissions are absorbed or answered here; see
+    /// [`Received`] for what reaches the TU.
+    pub fn receive(
+        &mut self,
+        now_ms: u64,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        reliable: bool,
+        out: &mut Vec<Action>,
+    ) -> Received {
+        if msg.is_request() {
+            self.receive_request(now_ms, msg, source, reliable, out)
+        } else {
+            self.receive_response(now_ms, msg, out)
+        }
+    }
+
+    fn receive_request(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        reliable: bool,
+        out: &mut Vec<Action>,
+    ) -> Received {
+        let view = match server_view(msg) {
+            Ok(v) => v,
+            Err(e) => return Received::Invalid(e),
+        };
+        let is_ack = msg.method() == Some(Method::Ack);
+        let found = self.index.get(&view as &dyn KeyView).copied();
+        let found = match found {
+            Some(id) => Some(id),
+            // An ACK for a 2xx has a branch of its own: match it by dialog.
+            None if is_ack => ack_2xx_view(msg)
+                .ok()
+                .and_then(|v| self.index.get(&v as &dyn KeyView).copied()),
+            None => None,
+        };
+        if let Some(id) = found {
+            let cfg = self.cfg;
+            let result = match entry_mut(&mut self.slots, id).map(|e| &mut e.machine) {
+                Some(Machine::ServerInvite(tx)) if is_ack => {
+                    if tx.on_ack(now, &cfg) {
+                        Received::Ack(Some(id))
+                    } else {
+                        Received::Absorbed
+                    }
+                }
+                Some(Machine::ServerInvite(tx)) => {
+                    tx.on_retransmission(out);
+                    Received::Absorbed
+                }
+                Some(Machine::ServerNonInvite(tx)) => {
+                    tx.on_retransmission(out);
+                    Received::Absorbed
+                }
+                _ => Received::Absorbed,
+            };
+            self.sync(id, out);
+            return result;
+        }
+        if is_ack {
+            return Received::Ack(None);
+        }
+        if self.len >= self.cfg.max_transactions {
+            return Received::Full;
+        }
+        let invite = msg.method() == Some(Method::Invite);
+        let key = TransactionKey::from_view(&view);
+        let id = self.insert(key, |id| {
+            if invite {
+                Machine::ServerInvite(ServerInvite::new(id, source, reliable))
+            } else {
+                Machine::ServerNonInvite(ServerNonInvite::new(id, source, reliable))
+            }
+        });
+        if invite && self.cfg.send_100_trying {
+            let mut w = Writer::response_to(&mut self.scratch, msg, 100, None, None, Some(source));
+            if let Some(ts) = msg.header(HeaderName::Timestamp) {
+                w.header("Timestamp", &ts);
+            }
+            w.finish(b"");
+            let data = Bytes::from(&self.scratch[..]);
+            let cfg = self.cfg;
+            if let Some(Machine::ServerInvite(tx)) =
+                entry_mut(&mut self.slots, id).map(|e| &mut e.machine)
+            {
+                let _ = tx.respond(now, &cfg, 100, data, out);
+            }
+        }
+        self.sync(id, out);
+        Received::Request(id)
+    }
+
+    fn receive_response(&mut self, now: u64, msg: &Message<'_>, out: &mut Vec<Action>) -> Received {
+        let view = match client_view(msg) {
+            Ok(v) => v,
+            Err(KeyError::Branch) => return Received::Stray,
+            Err(e) => return Received::Invalid(e),
+        };
+        let Some(id) = self.index.get(&view as &dyn KeyView).copied() else {
+            return Received::Stray;
+        };
+        let cfg = self.cfg;
+        let (up, cancel_now) = match entry_mut(&mut self.slots, id).map(|e| &mut e.machine) {
+            Some(Machine::ClientInvite(tx)) => {
+                let up = tx.on_response(now, &cfg, msg, &mut self.scratch, out);
+                (up, tx.take_pending_cancel())
+            }
+            Some(Machine::ClientNonInvite(tx)) => (tx.on_response(now, &cfg, msg), false),
+            _ => (false, false),
+        };
+        if cancel_now {
+            if let Ok(cancel) = self.start_cancel(now, id, out) {
+                event(out, id, Event::CancelSent { cancel });
+            }
+        }
+        self.sync(id, out);
+        if up {
+            Received::Response(id)
+        } else {
+            Received::Absorbed
+        }
+    }
+
+    /// Starts a client transaction for `request` (built by the TU with a
+    /// magic-cookie branch) and sends it to `dest`. INVITE gets an INVITE
+    /// client transaction, anything but ACK a non-INVITE one.
+    pub fn send_request(
+        &mut self,
+        now_ms: u64,
+        request: &[u8],
+        dest: SocketAddr,
+        reliable: bool,
+        out: &mut Vec<Action>,
+    ) -> Result<TxId, TxError> {
+        self.start_client(now_ms, Bytes::from(request), dest, reliable, out)
+    }
+
+    fn start_client(
+        &mut self,
+        now: u64,
+        data: Bytes,
+        dest: SocketAddr,
+        reliable: bool,
+        out: &mut Vec<Action>,
+    ) -> Result<TxId, TxError> {
+        let (key, invite) = {
+            let msg = Message::parse(&data).map_err(|_| TxError::Malformed)?;
+            let method = msg.method().ok_or(TxError::Malformed)?;
+            if method == Method::Ack {
+                return Err(TxError::Ack);
+            }
+            let view = client_view(&msg).map_err(TxError::Key)?;
+            if self.index.contains_key(&view as &dyn KeyView) {
+                return Err(TxError::Duplicate);
+            }
+            (TransactionKey::from_view(&view), method == Method::Invite)
+        };
+        if self.len >= self.cfg.max_transactions {
+            return Err(TxError::Full);
+        }
+        let cfg = self.cfg;
+        let id = self.insert(key, |id| {
+            if invite {
+                Machine::ClientInvite(ClientInvite::start(
+                    id, now, &cfg, data, dest, reliable, out,
+                ))
+            } else {
+                Machine::ClientNonInvite(ClientNonInvite::start(
+                    id, now, &cfg, data, dest, reliable, out,
+                ))
+            }
+        });
+        self.sync(id, out);
+        Ok(id)
+    }
+
+    /// Sends the TU's `response` on server transaction `tx` (and keeps it for
+    /// retransmissions). A response the state does not allow (a second final,
+    /// anything after Completed) is refused and not sent.
+    pub fn respond(
+        &mut self,
+        now_ms: u64,
+        tx: TxId,
+        response: &[u8],
+        out: &mut Vec<Action>,
+    ) -> Result<(), TxError> {
+        let msg = Message::parse(response).map_err(|_| TxError::Malformed)?;
+        let code = msg.status_code().ok_or(TxError::Malformed)?;
+        let cfg = self.cfg;
+        let entry = entry_mut(&mut self.slots, tx).ok_or(TxError::Unknown)?;
+        let data = Bytes::from(response);
+        match &mut entry.machine {
+            Machine::ServerInvite(t) => {
+                t.respond(now_ms, &cfg, code, data, out)?;
+                if code >= 200 && entry.alias.is_none() {
+                    let alias = if code < 300 {
+                        ack_2xx_view(&msg)
+                            .ok()
+                            .map(|v| TransactionKey::from_view(&v))
+                    } else {
+                        entry.key.with_to_tag(msg.to_tag())
+                    };
+                    if let Some(alias) = alias {
+                        if !self.index.contains_key(&alias) {
+                            self.index.insert(alias.clone(), tx);
+                            entry.alias = Some(alias);
+                        }
+                    }
+                }
+            }
+            Machine::ServerNonInvite(t) => t.respond(now_ms, &cfg, code, data, out)?,
+            _ => return Err(TxError::WrongState),
+        }
+        self.sync(tx, out);
+        Ok(())
+    }
+
+    /// Cancels the INVITE of client transaction `invite` (RFC 3261 9.1).
+    /// `Ok(Some(cancel))`: the CANCEL went out on its own client transaction.
+    /// `Ok(None)`: no provisional response yet; the CANCEL goes out with the
+    /// first one ([`Event::CancelSent`]), or never if a final comes first (or
+    /// the table is full by then). A second call, or one after a final
+    /// response, is [`TxError::WrongState`].
+    pub fn cancel(
+        &mut self,
+        now_ms: u64,
+        invite: TxId,
+        out: &mut Vec<Action>,
+    ) -> Result<Option<TxId>, TxError> {
+        let entry = entry_mut(&mut self.slots, invite).ok_or(TxError::Unknown)?;
+        let Machine::ClientInvite(tx) = &mut entry.machine else {
+            return Err(TxError::WrongState);
+        };
+        match tx.request_cancel() {
+            Ok(true) => {
+                let cancel = self.start_cancel(now_ms, invite, out)?;
+                self.sync(invite, out);
+                Ok(Some(cancel))
+            }
+            Ok(false) => Ok(None),
+            Err(()) => Err(TxError::WrongState),
+        }
+    }
+
+    /// Builds the CANCEL of client INVITE `invite` and starts its transaction.
+    fn start_cancel(
+        &mut self,
+        now: u64,
+        invite: TxId,
+        out: &mut Vec<Action>,
+    ) -> Result<TxId, TxError> {
+        let Some(Machine::ClientInvite(tx)) =
+            entry_mut(&mut self.slots, invite).map(|e| &e.machine)
+        else {
+            return Err(TxError::WrongState);
+        };
+        let (dest, reliable) = tx.dest();
+        let request = Bytes::clone(tx.request());
+        let msg = Message::parse(&request).map_err(|_| TxError::Malformed)?;
+        build_cancel(&msg, &mut self.scratch).map_err(TxError::Key)?;
+        let data = Bytes::from(&self.scratch[..]);
+        let cancel = self.start_client(now, data, dest, reliable, out)?;
+        let cfg = self.cfg;
+        if let Some(Machine::ClientInvite(tx)) =
+            entry_mut(&mut self.slots, invite).map(|e| &mut e.machine)
+        {
+            tx.cancel_sent(now, &cfg);
+        }
+        Ok(cancel)
+    }
+
+    /// The transaction with this key, if live (aliases included).
+    pub fn lookup(&self, key: &TransactionKey) -> Option<TxId> {
+        self.index.get(key).copied()
+    }
+
+    /// The key transaction `tx` was created with.
+    pub fn key(&self, tx: TxId) -> Option<&TransactionKey> {
+        self.entry(tx).map(|e| &e.key)
+    }
+
+    /// The state of transaction `tx` (`None` once it is gone).
+    pub fn state(&self, tx: TxId) -> Option<State> {
+        self.entry(tx).map(|e| e.machine.state())
+    }
+
+    /// The kind of transaction `tx`.
+    pub fn kind(&self, tx: TxId) -> Option<Kind> {
+        self.entry(tx).map(|e| e.machine.kind())
+    }
+
+    /// The request a client transaction sent.
+    pub fn request(&self, tx: TxId) -> Option<&[u8]> {
+        match &self.entry(tx)?.machine {
+            Machine::ClientInvite(t) => Some(t.request()),
+            Machine::ClientNonInvite(t) => Some(t.request()),
+            _ => None,
+        }
+    }
+
+    /// For the server transaction of a CANCEL: the INVITE server transaction
+    /// it cancels (RFC 3261 9.2), if live. `None`: answer the CANCEL with 481.
+    pub fn cancel_target_of(&self, cancel: TxId) -> Option<TxId> {
+        let target = cancel_target(self.key(cancel)?)?;
+        let id = self.lookup(&target)?;
+        (self.kind(id) == Some(Kind::ServerInvite)).then_some(id)
+    }
+
+    /// The earliest timer deadline (ms), if any transaction has one.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.first()
+    }
+
+    /// Fires every timer due at `now_ms`, in deadline order.
+    pub fn handle_timeout(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let cfg = self.cfg;
+        while let Some((_, id)) = self.timers.pop_due(now_ms) {
+            let Some(entry) = entry_mut(&mut self.slots, id) else {
+                continue;
+            };
+            entry.scheduled = None;
+            entry.machine.on_timeout(now_ms, &cfg, out);
+            self.sync(id, out);
+        }
+    }
+
+    fn insert(&mut self, key: TransactionKey, make: impl FnOnce(TxId) -> Machine) -> TxId {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.slots.get(index as usize).map_or(0, |s| s.generation);
+        let id = TxId { index, generation };
+        self.index.insert(key.clone(), id);
+        if let Some(slot) = self.slots.get_mut(index as usize) {
+            slot.entry = Some(Entry {
+                key,
+                alias: None,
+                machine: make(id),
+                scheduled: None,
+            });
+        }
+        self.len += 1;
+        id
+    }
+
+    /// After `id` handled an input: removes it when terminated, else moves its
+    /// timer-queue entry to its next deadline.
+    fn sync(&mut self, id: TxId, out: &mut Vec<Action>) {
+        let Some(entry) = entry_mut(&mut self.slots, id) else {
+            return;
+        };
+        if entry.machine.state() == State::Terminated {
+            self.remove(id, out);
+            return;
+        }
+        let next = entry.machine.poll_timeout();
+        self.timers.reschedule(id, entry.scheduled, next);
+        entry.scheduled = next;
+    }
+
+    fn remove(&mut self, id: TxId, out: &mut Vec<Action>) {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return;
+        };
+        let Some(entry) = slot.entry.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.len -= 1;
+        for key in std::iter::once(&entry.key).chain(entry.alias.as_ref()) {
+            if self.index.get(key) == Some(&id) {
+                self.index.remove(key);
+            }
+        }
+        self.timers.reschedule(id, entry.scheduled, None);
+        event(out, id, Event::Terminated);
+    }
+
+    /// Entries in the key index (keys and aliases) and in the timer queue:
+    /// for leak checks.
+    #[cfg(test)]
+    pub(crate) fn index_sizes(&self) -> (usize, usize) {
+        (self.index.len(), self.timers.len())
+    }
+}
