@@ -5,6 +5,7 @@
 //! The runtime module is the thin shell that moves bytes between sockets and it.
 
 pub mod auth;
+pub mod call;
 pub mod cdr;
 pub mod control_link;
 pub mod endpoint;
