@@ -13,6 +13,7 @@ mod acl;
 mod derived;
 mod locate;
 mod profile;
+pub mod routes_files;
 mod schema;
 mod syntax;
 mod validate;
