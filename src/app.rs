@@ -21,6 +21,11 @@ use crate::control::{http, writer};
 /// Refuses configs that ask for what this build does not do yet, rather than
 /// silently ignoring them (exit 2, naming the key).
 pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
+    // Trunk and route files are validated at start (calls use them later).
+    if let Err(e) = crate::config::routes_files::load_routing(cfg, Path::new("")) {
+        eprintln!("shardpbx: {e}");
+        return Err(ExitCode::from(2));
+    }
     for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
         if !matches!(b.backend(), UserBackend::Memory(_)) {
             eprintln!(
