@@ -50,7 +50,27 @@ fn init_logging(cfg: &Config) {
         .try_init();
 }
 
-fn endpoint_settings(cfg: &Config) -> Result<EndpointSettings, String> {
+/// The address we put in Via and Contact: `external_ip`, else the listen
+/// address, else (listening on all) the first non-loopback interface address.
+fn advertised_host(cfg: &Config) -> String {
+    if let Some(ip) = cfg.proxy.external_ip() {
+        return ip.to_string();
+    }
+    let ip = if cfg.proxy.addr.is_unspecified() {
+        crate::netif::interface_addrs()
+            .into_iter()
+            .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+    } else {
+        cfg.proxy.addr
+    };
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
+}
+
+fn endpoint_settings(cfg: &Config, store: Store) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
     } else {
@@ -104,6 +124,10 @@ fn endpoint_settings(cfg: &Config) -> Result<EndpointSettings, String> {
         users: UserDirectory::new(backends),
         acl: Arc::new(move |ip| acl.allows(ip)),
         server_name: format!("ShardPBX/{}", env!("CARGO_PKG_VERSION")),
+        sip_host: advertised_host(cfg),
+        sip_port: cfg.proxy.udp_port,
+        max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
+        store: Some(store),
     })
 }
 
@@ -158,7 +182,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             ))
         }
     };
-    let settings = match endpoint_settings(&cfg) {
+    let settings = match endpoint_settings(&cfg, store.clone()) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };

@@ -10,6 +10,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub struct Now {
     pub unix: u64,
     pub mono_ms: u64,
+    /// Wall-clock milliseconds (CDR timestamps).
+    pub unix_ms: u64,
 }
 
 impl Now {
@@ -17,12 +19,13 @@ impl Now {
     pub fn read() -> Now {
         static START: OnceLock<Instant> = OnceLock::new();
         let start = *START.get_or_init(Instant::now);
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Now {
-            unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            unix: wall.as_secs(),
             mono_ms: start.elapsed().as_millis() as u64,
+            unix_ms: wall.as_millis() as u64,
         }
     }
 }

@@ -256,13 +256,18 @@ impl Uac {
         }
     }
 
-    /// Sends and waits up to 2 s for the answer.
+    /// Sends and waits up to 2 s for the final answer (provisionals skipped).
     pub fn request(&self, msg: &str) -> Response {
         self.send(msg);
-        let text = self
-            .recv(Duration::from_secs(2))
-            .unwrap_or_else(|| panic!("no response to:\n{msg}"));
-        Response::parse(&text)
+        loop {
+            let text = self
+                .recv(Duration::from_secs(2))
+                .unwrap_or_else(|| panic!("no response to:\n{msg}"));
+            let r = Response::parse(&text);
+            if r.code >= 200 {
+                return r;
+            }
+        }
     }
 }
 

@@ -13,12 +13,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
+use crate::call::engine::{CallEngine, EngineConfig, NewCall, Target};
+use crate::call::ids::IdGen;
 use crate::control_link::{ControlRequest, ControlSender};
 use crate::registrar::ChangeError;
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg, ShardStats};
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
+use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
 
 use register::RegisterStep;
 pub use settings::EndpointSettings;
@@ -44,6 +47,12 @@ pub struct SipEndpoint {
     control: ControlSender,
     auth: Authenticator,
     txs: TxCache,
+    /// RFC 3261 transactions of calls (INVITE, ACK, CANCEL, BYE, in-dialog).
+    table: TransactionTable,
+    calls: CallEngine,
+    actions: Vec<Action>,
+    /// Transactions whose timer B/F/H/L fired, for the call layer.
+    timeouts: Vec<TxId>,
     pending: HashMap<u64, PendingRegister>,
     next_token: u64,
     buf: Vec<u8>,
@@ -66,12 +75,32 @@ impl SipEndpoint {
             },
         )
         .map_err(|e| format!("proxy.digest_algorithms: {e:?}"))?;
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&settings.nonce_key[..8]);
+        let ids = IdGen::new(
+            u64::from_le_bytes(seed) ^ (ctx.id as u64).rotate_left(32),
+            ctx.id,
+            ctx.shards,
+        );
+        let calls = CallEngine::new(
+            EngineConfig {
+                host: settings.sip_host.clone(),
+                port: settings.sip_port,
+                max_ring_ms: settings.max_ring_ms,
+                server_name: settings.server_name.clone(),
+            },
+            ids,
+        );
         Ok(SipEndpoint {
             ctx,
             settings,
             control,
             auth,
             txs: TxCache::new(TX_CACHE_CAPACITY),
+            table: TransactionTable::new(transaction::Config::default()),
+            calls,
+            actions: Vec::new(),
+            timeouts: Vec::new(),
             pending: HashMap::new(),
             next_token: 1,
             buf: Vec::with_capacity(2048),
@@ -95,8 +124,8 @@ impl SipEndpoint {
         }
     }
 
-    /// Sends a final (or provisional) response to `msg`, remembering finals
-    /// under `key` for retransmissions.
+    /// Sends a final (or provisional) response to `msg`: through its server
+    /// transaction, or statelessly remembering finals under a cache key.
     #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
@@ -106,7 +135,7 @@ impl SipEndpoint {
         code: u16,
         reason: Option<&str>,
         headers: &[(&str, String)],
-        key: Option<&[u8]>,
+        answer: Answer<'_>,
         out: &mut Output,
     ) {
         let tag = to_tag(msg);
@@ -116,13 +145,21 @@ impl SipEndpoint {
             w.header(name, value);
         }
         w.finish(b"");
-        // UDP responses go back where the request came from (RFC 3581
-        // symmetric response); the top Via carries received/rport.
-        out.sends.push(src, &self.buf);
-        if code >= 200 {
-            if let Some(key) = key {
-                self.txs.answered(now.mono_ms, key, &self.buf, src);
+        match answer {
+            Answer::Tx(tx) => {
+                let _ = self
+                    .table
+                    .respond(now.mono_ms, tx, &self.buf, &mut self.actions);
             }
+            Answer::Cached(key) => {
+                // UDP responses go back where the request came from (RFC 3581
+                // symmetric response); the top Via carries received/rport.
+                out.sends.push(src, &self.buf);
+                if code >= 200 {
+                    self.txs.answered(now.mono_ms, key, &self.buf, src);
+                }
+            }
+            Answer::Stateless => out.sends.push(src, &self.buf),
         }
         if code == 400 {
             ShardStats::add(&self.ctx.stats.bad_requests, 1);
@@ -141,11 +178,23 @@ impl SipEndpoint {
             }
         };
         if !msg.is_request() {
-            // No client transactions yet: a response has nowhere to go.
             if msg.check().is_err() {
                 ShardStats::add(&self.ctx.stats.parse_errors, 1);
+                self.drop_message(now, src, "malformed response");
+                return;
             }
-            self.drop_message(now, src, "response without a client transaction");
+            match self
+                .table
+                .receive(now.mono_ms, &msg, src, false, &mut self.actions)
+            {
+                Received::Response(tx) => {
+                    self.calls
+                        .on_response(now, &mut self.table, tx, &msg, &mut self.actions);
+                }
+                Received::Absorbed => {}
+                _ => self.drop_message(now, src, "response without a client transaction"),
+            }
+            self.flush_calls(out);
             return;
         }
         if !(self.settings.acl)(src.ip()) {
@@ -164,7 +213,7 @@ impl SipEndpoint {
                         code,
                         None,
                         &[("Warning", warning)],
-                        None,
+                        Answer::Stateless,
                         out,
                     );
                 }
@@ -173,6 +222,11 @@ impl SipEndpoint {
             return;
         }
         let Some(method) = msg.method() else { return };
+        if self.is_call_request(&msg, &method) {
+            self.handle_call_request(now, &msg, &method, src, out);
+            self.flush_calls(out);
+            return;
+        }
         let key = tx_key(&msg, &method);
         match self.txs.check(now.mono_ms, &key) {
             Seen::New => {}
@@ -197,7 +251,16 @@ impl SipEndpoint {
                 .iter()
                 .map(|(n, v)| (*n, v.clone()))
                 .collect();
-            self.respond(now, &msg, src, reject.code, None, &headers, Some(&key), out);
+            self.respond(
+                now,
+                &msg,
+                src,
+                reject.code,
+                None,
+                &headers,
+                Answer::Cached(&key),
+                out,
+            );
             return;
         }
         match method {
@@ -208,14 +271,18 @@ impl SipEndpoint {
                     ("Accept", ACCEPT.to_string()),
                     ("Supported", SUPPORTED.to_string()),
                 ];
-                self.respond(now, &msg, src, 200, None, &headers, Some(&key), out);
+                self.respond(
+                    now,
+                    &msg,
+                    src,
+                    200,
+                    None,
+                    &headers,
+                    Answer::Cached(&key),
+                    out,
+                );
             }
             Method::Register => self.on_register(now, &msg, data, src, key, out),
-            Method::Invite => self.on_invite(now, &msg, src, &key, out),
-            // No dialogs or INVITE transactions exist to match.
-            Method::Bye | Method::Cancel => {
-                self.respond(now, &msg, src, 481, None, &[], Some(&key), out)
-            }
             _ => self.respond(
                 now,
                 &msg,
@@ -223,7 +290,7 @@ impl SipEndpoint {
                 405,
                 None,
                 &[("Allow", ALLOW.to_string())],
-                Some(&key),
+                Answer::Cached(&key),
                 out,
             ),
         }
@@ -270,7 +337,7 @@ impl SipEndpoint {
         src: SocketAddr,
         realm: &str,
         proxy: bool,
-        key: &[u8],
+        answer: Answer<'_>,
         out: &mut Output,
     ) -> Option<String> {
         match self.authenticate(now, msg, realm, proxy) {
@@ -290,13 +357,13 @@ impl SipEndpoint {
                     .map(|v| (name, v))
                     .collect();
                 let code = if proxy { 407 } else { 401 };
-                self.respond(now, msg, src, code, None, &headers, Some(key), out);
+                self.respond(now, msg, src, code, None, &headers, answer, out);
                 None
             }
             // Unknown user, wrong password and replays look the same.
             AuthOutcome::Failed { .. } | AuthOutcome::Replay { .. } => {
                 ShardStats::add(&self.ctx.stats.auth_failures, 1);
-                self.respond(now, msg, src, 403, None, &[], Some(key), out);
+                self.respond(now, msg, src, 403, None, &[], answer, out);
                 None
             }
         }
@@ -330,20 +397,31 @@ impl SipEndpoint {
                 403,
                 Some("Domain not served here"),
                 &[],
-                Some(&key),
+                Answer::Cached(&key),
                 out,
             );
             return;
         }
         let settings = self.settings.clone();
         let realm = settings.realm_for(&to_host).to_string();
-        let Some(username) = self.require_auth(now, msg, src, &realm, false, &key, out) else {
+        let Some(username) =
+            self.require_auth(now, msg, src, &realm, false, Answer::Cached(&key), out)
+        else {
             return;
         };
         match register::plan(&settings, now, msg, src, &username) {
             RegisterStep::Answer(code, reason, headers) => {
                 let headers: Vec<(&str, String)> = headers.into_iter().collect();
-                self.respond(now, msg, src, code, reason, &headers, Some(&key), out);
+                self.respond(
+                    now,
+                    msg,
+                    src,
+                    code,
+                    reason,
+                    &headers,
+                    Answer::Cached(&key),
+                    out,
+                );
             }
             RegisterStep::Store(change) => {
                 let token = self.next_token;
@@ -361,7 +439,7 @@ impl SipEndpoint {
                         500,
                         Some("Store unavailable"),
                         &[],
-                        Some(&key),
+                        Answer::Cached(&key),
                         out,
                     );
                     return;
@@ -399,7 +477,16 @@ impl SipEndpoint {
                         .into_iter()
                         .map(|c| ("Contact", c))
                         .collect();
-                self.respond(now, &msg, p.src, 200, None, &headers, Some(&p.key), out);
+                self.respond(
+                    now,
+                    &msg,
+                    p.src,
+                    200,
+                    None,
+                    &headers,
+                    Answer::Cached(&p.key),
+                    out,
+                );
             }
             Err(RegisterFailure::Refused(ChangeError::OutOfOrder)) => {
                 self.respond(
@@ -409,7 +496,7 @@ impl SipEndpoint {
                     500,
                     Some("CSeq out of order"),
                     &[("Retry-After", "1".into())],
-                    Some(&p.key),
+                    Answer::Cached(&p.key),
                     out,
                 );
             }
@@ -425,48 +512,265 @@ impl SipEndpoint {
                     500,
                     Some("Store error"),
                     &[("Retry-After", "5".into())],
-                    Some(&p.key),
+                    Answer::Cached(&p.key),
                     out,
                 );
             }
         }
     }
 
-    /// INVITE: who may call is checked here (digest, 407). Calls are placed by
-    /// the B2BUA, which is not part of this build: an authenticated INVITE is
-    /// answered for its target as the registrar sees it.
+    /// Requests the call layer (transactions + B2BUA) handles: INVITE, ACK,
+    /// CANCEL, BYE, and anything inside a dialog of ours.
+    fn is_call_request(&self, msg: &Message<'_>, method: &Method<'_>) -> bool {
+        match method {
+            Method::Invite | Method::Ack | Method::Cancel | Method::Bye => true,
+            Method::Register | Method::Options => {
+                msg.call_id().is_some_and(|c| self.calls.knows_call_id(c))
+            }
+            _ => msg.to().is_ok_and(|t| t.tag().is_some()),
+        }
+    }
+
+    fn handle_call_request(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        method: &Method<'_>,
+        src: SocketAddr,
+        out: &mut Output,
+    ) {
+        let tx = match self
+            .table
+            .receive(now.mono_ms, msg, src, false, &mut self.actions)
+        {
+            Received::Request(tx) => tx,
+            Received::Absorbed | Received::Ack(_) => {
+                ShardStats::add(
+                    &self.ctx.stats.retransmissions,
+                    u64::from(matches!(method, Method::Invite)),
+                );
+                return;
+            }
+            Received::Full => {
+                self.respond(
+                    now,
+                    msg,
+                    src,
+                    503,
+                    Some("Busy"),
+                    &[("Retry-After", "5".into())],
+                    Answer::Stateless,
+                    out,
+                );
+                return;
+            }
+            Received::Invalid(_) => {
+                self.respond(now, msg, src, 400, None, &[], Answer::Stateless, out);
+                return;
+            }
+            Received::Response(_) | Received::Stray => return,
+        };
+        let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
+        if matches!(method, Method::Cancel) || in_dialog {
+            if !self
+                .calls
+                .on_request(now, &mut self.table, tx, msg, &mut self.actions)
+            {
+                self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+            }
+            return;
+        }
+        if !matches!(method, Method::Invite) {
+            // BYE (or another request) outside any dialog.
+            self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+            return;
+        }
+        if let Some(reject) = stateless::inspect(msg) {
+            let headers: Vec<(&str, String)> = reject
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, v.clone()))
+                .collect();
+            self.respond(
+                now,
+                msg,
+                src,
+                reject.code,
+                None,
+                &headers,
+                Answer::Tx(tx),
+                out,
+            );
+            return;
+        }
+        self.on_invite(now, msg, src, tx, out);
+    }
+
+    /// A new INVITE: who may call (digest, 407), then where it goes: a local
+    /// AOR rings all its bindings; an unknown user is 404, one without a
+    /// binding 480.
     fn on_invite(
         &mut self,
         now: Now,
         msg: &Message<'_>,
         src: SocketAddr,
-        key: &[u8],
+        tx: TxId,
         out: &mut Output,
     ) {
-        let host = msg
-            .request_uri()
-            .ok()
+        let ruri = msg.request_uri().ok();
+        let host = ruri
             .and_then(|u| u.host.map(|h| h.to_string()))
+            .unwrap_or_default();
+        let user = ruri
+            .and_then(|u| u.user_unescaped())
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
             .unwrap_or_default();
         let settings = self.settings.clone();
         let realm = settings.realm_for(&host).to_string();
         if self
-            .require_auth(now, msg, src, &realm, true, key, out)
+            .require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
             .is_none()
         {
             return;
         }
-        self.respond(
+        if !settings.is_local_host(&host) || user.is_empty() {
+            self.respond(
+                now,
+                msg,
+                src,
+                404,
+                Some("No route"),
+                &[],
+                Answer::Tx(tx),
+                out,
+            );
+            self.record_failed(now, msg, 404, "outbound");
+            return;
+        }
+        // Our realms are aliases of one domain: the user's bindings under the
+        // Request-URI host first, else under any realm.
+        let host_lc = host.to_ascii_lowercase();
+        let mut bindings = Vec::new();
+        if let Some(store) = &settings.store {
+            let hosts =
+                std::iter::once(host_lc.as_str()).chain(settings.realms.iter().map(String::as_str));
+            for h in hosts {
+                bindings = store
+                    .bindings(&format!("sip:{user}@{h}"))
+                    .unwrap_or_default();
+                if bindings.iter().any(|b| b.expires_at > now.unix) {
+                    break;
+                }
+            }
+        }
+        let targets: Vec<Target> = bindings
+            .iter()
+            .filter(|b| b.expires_at > now.unix)
+            .filter_map(|b| {
+                binding_dest(b).map(|dest| Target {
+                    uri: b.uri.clone(),
+                    dest,
+                })
+            })
+            .collect();
+        if targets.is_empty() {
+            let known = settings.users.lookup(&user, &realm).is_some() || !bindings.is_empty();
+            let code = if known { 480 } else { 404 };
+            self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
+            self.record_failed(now, msg, code, "internal");
+            return;
+        }
+        self.calls.start(
             now,
-            msg,
-            src,
-            480,
-            Some("Calls not enabled"),
-            &[],
-            Some(key),
-            out,
+            &mut self.table,
+            NewCall {
+                invite: msg,
+                src,
+                tx,
+                targets,
+                direction: "internal",
+                ring_ms: None,
+                route: None,
+                trunk: None,
+            },
+            &mut self.actions,
         );
     }
+
+    /// A CDR for an INVITE that reached routing and failed there.
+    fn record_failed(&mut self, now: Now, msg: &Message<'_>, code: u16, direction: &str) {
+        let caller = msg
+            .from()
+            .map(|f| f.uri.as_str().to_string())
+            .unwrap_or_default();
+        let callee = msg
+            .to()
+            .map(|t| t.uri.as_str().to_string())
+            .unwrap_or_default();
+        let user = |u: &str| {
+            let rest = u.split_once(':').map(|(_, r)| r).unwrap_or(u);
+            rest.split('@').next().unwrap_or_default().to_string()
+        };
+        let at = crate::cdr::time_fmt::rfc3339_ms(now.unix_ms);
+        let cdr = crate::cdr::Cdr {
+            call_id: msg.call_id().unwrap_or_default().to_string(),
+            start_time: at.clone(),
+            ring_time: None,
+            answer_time: None,
+            end_time: at,
+            duration_secs: 0,
+            from_number: user(&caller),
+            to_number: msg
+                .request_uri()
+                .ok()
+                .and_then(|u| u.user)
+                .unwrap_or_default()
+                .to_string(),
+            caller,
+            callee,
+            direction: direction.to_string(),
+            status: "failed".into(),
+            status_code: code,
+            hangup_reason: "failed".into(),
+            sip_trunk_id: None,
+            route_id: None,
+            recorder: Vec::new(),
+            recording_url: None,
+            metadata: Default::default(),
+        };
+        let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
+    }
+
+    /// Moves what the call layer produced into the shard's output.
+    fn flush_calls(&mut self, out: &mut Output) {
+        for a in self.actions.drain(..) {
+            match a {
+                Action::Send { dest, data, .. } => out.sends.push(dest, &data),
+                Action::Event { tx, event } => {
+                    if let Event::Timeout(_) = event {
+                        self.timeouts.push(tx);
+                    }
+                }
+            }
+        }
+        for (dest, data) in self.calls.direct.drain(..) {
+            out.sends.push(dest, &data);
+        }
+        for cdr in self.calls.finished.drain(..) {
+            let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
+        }
+    }
+}
+
+/// How a response is sent.
+#[derive(Clone, Copy)]
+enum Answer<'k> {
+    /// Through this server transaction.
+    Tx(TxId),
+    /// Statelessly, remembered under this key for retransmissions.
+    Cached(&'k [u8]),
+    /// Statelessly, not remembered.
+    Stateless,
 }
 
 impl ShardLogic for SipEndpoint {
@@ -500,9 +804,49 @@ impl ShardLogic for SipEndpoint {
         }
     }
 
-    fn on_tick(&mut self, now: Now, _out: &mut Output) {
+    fn on_tick(&mut self, now: Now, out: &mut Output) {
         self.txs.expire(now.mono_ms);
         self.auth.sweep(now.unix);
+        self.table.handle_timeout(now.mono_ms, &mut self.actions);
+        self.flush_calls(out);
+        for tx in std::mem::take(&mut self.timeouts) {
+            self.calls
+                .on_timeout(now, &mut self.table, tx, &mut self.actions);
+        }
+        self.calls.on_timer(now, &mut self.table, &mut self.actions);
+        self.flush_calls(out);
+    }
+
+    fn next_tick_ms(&self) -> u64 {
+        if self.table.is_empty() && self.calls.active_calls() == 0 {
+            1000
+        } else {
+            20
+        }
+    }
+}
+
+/// Where a call to a binding goes: its Contact's address when that is the
+/// address the REGISTER came from or a public one; the source address when
+/// the Contact names a private address other than the source (the phone is
+/// behind NAT) or a host name (no DNS on a shard).
+fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
+    let source: SocketAddr = b.source.parse().ok()?;
+    let Ok(uri) = crate::sip::Uri::parse(&b.uri) else {
+        return Some(source);
+    };
+    let Some(ip) = uri.host.and_then(|h| h.ip()) else {
+        return Some(source);
+    };
+    let port = uri.port.unwrap_or(5060);
+    let private = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if ip == source.ip() || !private {
+        Some(SocketAddr::new(ip, port))
+    } else {
+        Some(source)
     }
 }
 

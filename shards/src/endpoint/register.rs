@@ -176,6 +176,7 @@ mod tests {
     const NOW: Now = Now {
         unix: 1000,
         mono_ms: 0,
+        unix_ms: 1_000_000,
     };
 
     fn reg(contact: &str, expires: &str) -> Vec<u8> {

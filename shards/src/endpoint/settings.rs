@@ -25,6 +25,13 @@ pub struct EndpointSettings {
     pub acl: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
     /// `User-Agent`/`Server` value.
     pub server_name: String,
+    /// Host and port we put in Via and Contact of what we originate.
+    pub sip_host: String,
+    pub sip_port: u16,
+    /// Ring timeout when nothing else sets one, ms.
+    pub max_ring_ms: u64,
+    /// The store, read for bindings (shards never write it).
+    pub store: Option<crate::store::Store>,
 }
 
 impl EndpointSettings {
@@ -71,5 +78,9 @@ pub(crate) fn test_settings() -> EndpointSettings {
         )]))]),
         acl: Arc::new(|_| true),
         server_name: "ShardPBX-test".into(),
+        sip_host: "127.0.0.1".into(),
+        sip_port: 5060,
+        max_ring_ms: 60_000,
+        store: None,
     }
 }

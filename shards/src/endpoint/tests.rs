@@ -34,6 +34,7 @@ fn now(unix: u64) -> Now {
     Now {
         unix,
         mono_ms: unix * 1000,
+        unix_ms: unix * 1000,
     }
 }
 
@@ -148,7 +149,8 @@ fn register_challenge_store_request_and_reply_after_the_writer() {
         shard,
         token,
         change,
-    } = rx.try_recv().unwrap() else {
+    } = rx.try_recv().unwrap()
+    else {
         panic!("expected a binding change")
     };
     assert_eq!(shard, 0);

@@ -72,8 +72,14 @@ pub trait ShardLogic {
     );
     /// A message from the control core (not datagrams or stop).
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output);
-    /// Called every `RuntimeConfig::tick`.
+    /// Called every `RuntimeConfig::tick`, or sooner as `next_tick_ms` asks.
     fn on_tick(&mut self, now: Now, out: &mut Output);
+    /// How soon the next tick is wanted (ms); the loop never waits longer
+    /// than `RuntimeConfig::tick`. Timers finer than a tick (transactions)
+    /// ask for short ticks while they run.
+    fn next_tick_ms(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 /// The running shards.
@@ -311,7 +317,8 @@ async fn tick_loop<L: ShardLogic>(
     send_batch: usize,
 ) {
     loop {
-        glommio::timer::sleep(tick).await;
+        let wanted = Duration::from_millis(shard.borrow().logic.next_tick_ms());
+        glommio::timer::sleep(tick.min(wanted)).await;
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;

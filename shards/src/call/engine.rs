@@ -1,0 +1,946 @@
+//! The B2BUA of one shard (sans-IO): the calls it owns, each a caller leg
+//! (our server dialog) and one or more callee legs (our client dialogs, each
+//! with its own Call-ID, tags and CSeq). Messages come in already matched by
+//! the transaction table; what to send goes out through it. Time is an input.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::cdr::time_fmt::rfc3339_ms;
+use crate::cdr::Cdr;
+use crate::sip::{HeaderName, Message, Method, Writer};
+use crate::time::Now;
+use crate::transaction::{Action, Received, TransactionTable, TxId};
+
+use super::ids::IdGen;
+
+/// One place a call is sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Request-URI of the callee leg.
+    pub uri: String,
+    /// Where its INVITE goes.
+    pub dest: SocketAddr,
+}
+
+/// What the engine needs to know about us.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Host and port we put in Via and Contact.
+    pub host: String,
+    pub port: u16,
+    /// Ring timeout of a call with no other, ms.
+    pub max_ring_ms: u64,
+    pub server_name: String,
+}
+
+/// A new call, as the endpoint decided it.
+pub struct NewCall<'a> {
+    pub invite: &'a Message<'a>,
+    pub src: SocketAddr,
+    pub tx: TxId,
+    pub targets: Vec<Target>,
+    pub direction: &'static str,
+    pub ring_ms: Option<u64>,
+    pub route: Option<String>,
+    pub trunk: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leg {
+    Caller,
+    Callee(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxRole {
+    /// Our INVITE to callee leg i.
+    CalleeInvite(usize),
+    /// A request we relayed to `to`; answer the server transaction with its final.
+    Relay { server: TxId, to: Leg },
+    /// A BYE or CANCEL we sent; nothing to do with the answer.
+    Ignore,
+}
+
+/// A dialog as one side of the B2BUA sees it.
+#[derive(Clone, Debug, Default)]
+struct Dialog {
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+    /// The peer's URI (From of the caller, To of the callee), without tag.
+    local_uri: String,
+    remote_uri: String,
+    /// Where in-dialog requests go (the peer's Contact).
+    remote_target: String,
+    dest: Option<SocketAddr>,
+    local_cseq: u32,
+}
+
+struct CalleeLeg {
+    dialog: Dialog,
+    invite_tx: Option<TxId>,
+    /// Final status, once one came.
+    final_code: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Ringing,
+    Answered(usize),
+}
+
+struct Call {
+    caller_call_id: String,
+    caller: Dialog,
+    caller_tx: TxId,
+    /// The original INVITE, to build responses from.
+    invite: Vec<u8>,
+    invite_src: SocketAddr,
+    legs: Vec<CalleeLeg>,
+    phase: Phase,
+    ring_deadline_ms: u64,
+    start_ms: u64,
+    ring_ms: Option<u64>,
+    answer_ms: Option<u64>,
+    direction: &'static str,
+    route: Option<String>,
+    trunk: Option<String>,
+    from_number: String,
+    to_number: String,
+    caller_uri: String,
+    callee_uri: String,
+}
+
+/// The calls of one shard.
+pub struct CallEngine {
+    cfg: EngineConfig,
+    ids: IdGen,
+    calls: HashMap<u64, Call>,
+    next_call: u64,
+    /// Caller and callee Call-IDs -> (call, leg).
+    by_call_id: HashMap<String, (u64, Leg)>,
+    /// Client and server transactions we wait on -> (call, role).
+    by_tx: HashMap<TxId, (u64, TxRole)>,
+    buf: Vec<u8>,
+    /// Finished calls, taken by the endpoint.
+    pub finished: Vec<Cdr>,
+    /// Datagrams outside any transaction (ACKs for 2xx), taken by the endpoint.
+    pub direct: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+fn strip_tag(name_addr: &str) -> String {
+    // Keep display name and URI, drop a ;tag= parameter.
+    let mut out = String::with_capacity(name_addr.len());
+    for (i, part) in name_addr.split(';').enumerate() {
+        if i > 0 && part.trim_start().to_ascii_lowercase().starts_with("tag=") {
+            continue;
+        }
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(part);
+    }
+    out.trim().to_string()
+}
+
+fn uri_of(msg: &Message<'_>, name: HeaderName<'_>) -> String {
+    match name {
+        HeaderName::From => msg
+            .from()
+            .map(|n| n.uri.as_str().to_string())
+            .unwrap_or_default(),
+        HeaderName::To => msg
+            .to()
+            .map(|n| n.uri.as_str().to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn contact_uri(msg: &Message<'_>) -> Option<String> {
+    msg.contacts().find_map(|c| match c {
+        Ok(crate::sip::Contact::Addr(na)) => Some(na.uri.as_str().to_string()),
+        _ => None,
+    })
+}
+
+fn user_of(uri: &str) -> String {
+    let rest = uri.split_once(':').map(|(_, r)| r).unwrap_or(uri);
+    match rest.split_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or(user).to_string(),
+        None => String::new(),
+    }
+}
+
+impl CallEngine {
+    pub fn new(cfg: EngineConfig, ids: IdGen) -> CallEngine {
+        CallEngine {
+            cfg,
+            ids,
+            calls: HashMap::new(),
+            next_call: 1,
+            by_call_id: HashMap::new(),
+            by_tx: HashMap::new(),
+            buf: Vec::with_capacity(2048),
+            finished: Vec::new(),
+            direct: Vec::new(),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Is this Call-ID one of our calls (either leg)?
+    pub fn knows_call_id(&self, call_id: &str) -> bool {
+        self.by_call_id.contains_key(call_id)
+    }
+
+    fn contact(&self) -> String {
+        format!("<sip:shardpbx@{}:{}>", self.cfg.host, self.cfg.port)
+    }
+
+    fn via(&mut self) -> String {
+        format!(
+            "SIP/2.0/UDP {}:{};branch={};rport",
+            self.cfg.host,
+            self.cfg.port,
+            self.ids.branch()
+        )
+    }
+
+    /// Answers the caller's server transaction with `code`, copying `body`.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_caller(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        code: u16,
+        reason: Option<&str>,
+        body: Option<(&str, &[u8])>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let Ok(invite) = Message::parse(&c.invite) else {
+            return;
+        };
+        let contact = self.contact();
+        let mut w = Writer::response_to(
+            &mut self.buf,
+            &invite,
+            code,
+            reason,
+            Some(&c.caller.local_tag),
+            Some(c.invite_src),
+        );
+        w.header("Server", &self.cfg.server_name);
+        if code < 300 {
+            w.header("Contact", &contact);
+        }
+        match body {
+            Some((ct, b)) if !b.is_empty() => {
+                w.header("Content-Type", ct);
+                w.finish(b);
+            }
+            _ => {
+                w.finish(b"");
+            }
+        }
+        let tx = c.caller_tx;
+        let _ = table.respond(now.mono_ms, tx, &self.buf, out);
+    }
+
+    /// Places a new call: INVITEs to every target (in parallel).
+    pub fn start(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        new: NewCall<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let invite = new.invite;
+        let call_id = invite.call_id().unwrap_or_default().to_string();
+        let from = invite.from().ok();
+        let caller = Dialog {
+            call_id: call_id.clone(),
+            local_tag: self.ids.tag(),
+            remote_tag: from.and_then(|f| f.tag()).unwrap_or_default().to_string(),
+            local_uri: invite
+                .header_raw(HeaderName::To)
+                .map(strip_tag)
+                .unwrap_or_default(),
+            remote_uri: invite
+                .header_raw(HeaderName::From)
+                .map(strip_tag)
+                .unwrap_or_default(),
+            remote_target: contact_uri(invite).unwrap_or_else(|| uri_of(invite, HeaderName::From)),
+            dest: Some(new.src),
+            local_cseq: 0,
+        };
+        let caller_uri = uri_of(invite, HeaderName::From);
+        let callee_uri = uri_of(invite, HeaderName::To);
+        let id = self.next_call;
+        self.next_call += 1;
+        let call = Call {
+            caller_call_id: call_id.clone(),
+            caller,
+            caller_tx: new.tx,
+            invite: invite.as_bytes().to_vec(),
+            invite_src: new.src,
+            legs: Vec::new(),
+            phase: Phase::Ringing,
+            ring_deadline_ms: now.mono_ms + new.ring_ms.unwrap_or(self.cfg.max_ring_ms),
+            start_ms: now.unix_ms,
+            ring_ms: None,
+            answer_ms: None,
+            direction: new.direction,
+            route: new.route,
+            trunk: new.trunk,
+            from_number: user_of(&caller_uri),
+            to_number: invite
+                .request_uri()
+                .ok()
+                .and_then(|u| u.user)
+                .unwrap_or_default()
+                .to_string(),
+            caller_uri,
+            callee_uri,
+        };
+        self.calls.insert(id, call);
+        self.by_call_id.insert(call_id, (id, Leg::Caller));
+        self.by_tx.insert(new.tx, (id, TxRole::Ignore));
+        let max_forwards = invite
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let ct = invite
+            .header(HeaderName::ContentType)
+            .map(|c| c.trim().to_string());
+        let body = invite.body().to_vec();
+        for target in new.targets {
+            self.add_leg(
+                now,
+                table,
+                id,
+                &target,
+                max_forwards,
+                ct.as_deref(),
+                &body,
+                out,
+            );
+        }
+        if self.calls.get(&id).is_some_and(|c| c.legs.is_empty()) {
+            self.respond_caller(now, table, id, 480, None, None, out);
+            self.end(now, id, 480, "failed", "failed");
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_leg(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        target: &Target,
+        max_forwards: u8,
+        content_type: Option<&str>,
+        body: &[u8],
+        out: &mut Vec<Action>,
+    ) {
+        let host = self.cfg.host.clone();
+        let dialog = Dialog {
+            call_id: self.ids.call_id(&host),
+            local_tag: self.ids.tag(),
+            remote_tag: String::new(),
+            local_uri: String::new(),
+            remote_uri: String::new(),
+            remote_target: target.uri.clone(),
+            dest: Some(target.dest),
+            local_cseq: 1,
+        };
+        let via = self.via();
+        let contact = self.contact();
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let from = c.caller.remote_uri.clone();
+        let to = c.caller.local_uri.clone();
+        let mut w = Writer::request(&mut self.buf, "INVITE", &target.uri);
+        w.header("Via", &via);
+        w.header("Max-Forwards", &max_forwards.to_string());
+        w.header("From", &format!("{from};tag={}", dialog.local_tag));
+        w.header("To", &to);
+        w.header("Call-ID", &dialog.call_id);
+        w.header("CSeq", "1 INVITE");
+        w.header("Contact", &contact);
+        w.header(
+            "Allow",
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER",
+        );
+        w.header("User-Agent", &self.cfg.server_name);
+        if let Some(ct) = content_type.filter(|_| !body.is_empty()) {
+            w.header("Content-Type", ct);
+        }
+        w.finish(body);
+        match table.send_request(now.mono_ms, &self.buf, target.dest, false, out) {
+            Ok(tx) => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                let index = c.legs.len();
+                self.by_call_id
+                    .insert(dialog.call_id.clone(), (call, Leg::Callee(index)));
+                self.by_tx.insert(tx, (call, TxRole::CalleeInvite(index)));
+                let mut dialog = dialog;
+                dialog.local_uri = from;
+                dialog.remote_uri = to;
+                c.legs.push(CalleeLeg {
+                    dialog,
+                    invite_tx: Some(tx),
+                    final_code: None,
+                });
+            }
+            Err(e) => tracing::warn!(call_id = %c.caller_call_id, "callee leg not started: {e:?}"),
+        }
+    }
+
+    /// A response the transaction table passed up.
+    pub fn on_response(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        tx: TxId,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(&(call, role)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        let Some(code) = msg.status_code() else {
+            return;
+        };
+        match role {
+            TxRole::CalleeInvite(i) => {
+                self.on_callee_invite_response(now, table, call, i, code, msg, out)
+            }
+            TxRole::Relay { server, .. } => {
+                if code >= 200 {
+                    self.by_tx.remove(&tx);
+                    // A 2xx to a relayed re-INVITE: we ACK it at once; the
+                    // caller's own ACK is absorbed on our side.
+                    if code < 300 && matches!(msg.cseq().map(|c| c.method), Ok(Method::Invite)) {
+                        self.ack_2xx(call, msg, table.request(tx).map(<[u8]>::to_vec), out);
+                    }
+                }
+                if code > 100 {
+                    self.relay_response(now, table, call, server, code, msg, out);
+                }
+            }
+            TxRole::Ignore => {
+                if code >= 200 {
+                    self.by_tx.remove(&tx);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_callee_invite_response(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        leg: usize,
+        code: u16,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let request = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.legs.get(leg))
+            .and_then(|l| l.invite_tx)
+            .and_then(|t| table.request(t))
+            .map(<[u8]>::to_vec);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(l) = c.legs.get_mut(leg) else { return };
+        if let Ok(to) = msg.to() {
+            if let Some(tag) = to.tag() {
+                l.dialog.remote_tag = tag.to_string();
+            }
+        }
+        if let Some(target) = contact_uri(msg) {
+            l.dialog.remote_target = target;
+        }
+        let ct = msg
+            .header(HeaderName::ContentType)
+            .map(|c| c.trim().to_string());
+        let body = msg.body().to_vec();
+        match code {
+            100 => {}
+            101..=199 => {
+                if c.phase == Phase::Ringing {
+                    if c.ring_ms.is_none() && (code == 180 || code == 183) {
+                        c.ring_ms = Some(now.unix_ms);
+                    }
+                    let reason = msg.reason().map(str::to_string);
+                    self.respond_caller(
+                        now,
+                        table,
+                        call,
+                        code,
+                        reason.as_deref(),
+                        ct.as_deref().map(|t| (t, &body[..])),
+                        out,
+                    );
+                }
+            }
+            200..=299 => {
+                let phase = c.phase;
+                match phase {
+                    Phase::Ringing => {
+                        c.phase = Phase::Answered(leg);
+                        c.answer_ms = Some(now.unix_ms);
+                        l.final_code = Some(code);
+                        self.ack_2xx(call, msg, request, out);
+                        self.respond_caller(
+                            now,
+                            table,
+                            call,
+                            200,
+                            None,
+                            ct.as_deref().map(|t| (t, &body[..])),
+                            out,
+                        );
+                        self.cancel_others(now, table, call, Some(leg), out);
+                    }
+                    Phase::Answered(w) if w == leg => self.ack_2xx(call, msg, request, out),
+                    _ => {
+                        // A second 2xx (another fork): ACK and BYE it.
+                        self.ack_2xx(call, msg, request, out);
+                        self.send_bye(now, table, call, Leg::Callee(leg), out);
+                    }
+                }
+            }
+            _ => {
+                l.final_code = Some(code);
+                if c.phase == Phase::Ringing && c.legs.iter().all(|l| l.final_code.is_some()) {
+                    let best = best_final(c.legs.iter().filter_map(|l| l.final_code));
+                    let (status, reason) = match best {
+                        486 | 600 | 603 => ("failed", "rejected"),
+                        _ => ("failed", "failed"),
+                    };
+                    self.respond_caller(now, table, call, best, None, None, out);
+                    self.end(now, call, best, status, reason);
+                }
+            }
+        }
+    }
+
+    /// ACK for a 2xx from a callee (end to end, RFC 3261 13.2.2.4).
+    fn ack_2xx(
+        &mut self,
+        call: u64,
+        resp: &Message<'_>,
+        request: Option<Vec<u8>>,
+        _out: &mut Vec<Action>,
+    ) {
+        let Some(request) = request else { return };
+        let Ok(req) = Message::parse(&request) else {
+            return;
+        };
+        let Some((_, leg)) = resp
+            .call_id()
+            .and_then(|cid| self.by_call_id.get(cid))
+            .copied()
+        else {
+            return;
+        };
+        let Leg::Callee(i) = leg else { return };
+        let via = self.via();
+        let Some(l) = self.calls.get(&call).and_then(|c| c.legs.get(i)) else {
+            return;
+        };
+        let Some(dest) = l.dialog.dest else { return };
+        let target = l.dialog.remote_target.clone();
+        let to = resp
+            .header_raw(HeaderName::To)
+            .unwrap_or_default()
+            .to_string();
+        let from = req
+            .header_raw(HeaderName::From)
+            .unwrap_or_default()
+            .to_string();
+        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+        let call_id = l.dialog.call_id.clone();
+        let mut w = Writer::request(&mut self.buf, "ACK", &target);
+        w.header("Via", &via);
+        w.header("Max-Forwards", "70");
+        w.header("From", &from);
+        w.header("To", &to);
+        w.header("Call-ID", &call_id);
+        w.header("CSeq", &format!("{seq} ACK"));
+        w.finish(b"");
+        self.direct.push((dest, self.buf.clone()));
+    }
+
+    fn cancel_others(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        keep: Option<usize>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let txs: Vec<TxId> = c
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| Some(*i) != keep && l.final_code.is_none())
+            .filter_map(|(_, l)| l.invite_tx)
+            .collect();
+        for tx in txs {
+            if let Ok(Some(cancel)) = table.cancel(now.mono_ms, tx, out) {
+                self.by_tx.insert(cancel, (call, TxRole::Ignore));
+            }
+        }
+    }
+
+    /// A BYE on one leg's dialog.
+    fn send_bye(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        leg: Leg,
+        out: &mut Vec<Action>,
+    ) {
+        let via = self.via();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let d = match leg {
+            Leg::Caller => &mut c.caller,
+            Leg::Callee(i) => match c.legs.get_mut(i) {
+                Some(l) => &mut l.dialog,
+                None => return,
+            },
+        };
+        let Some(dest) = d.dest else { return };
+        d.local_cseq += 1;
+        let mut w = Writer::request(&mut self.buf, "BYE", &d.remote_target);
+        w.header("Via", &via);
+        w.header("Max-Forwards", "70");
+        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
+        w.header("To", &format!("{};tag={}", d.remote_uri, d.remote_tag));
+        w.header("Call-ID", &d.call_id);
+        w.header("CSeq", &format!("{} BYE", d.local_cseq));
+        w.header("User-Agent", &self.cfg.server_name);
+        w.finish(b"");
+        if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
+            self.by_tx.insert(tx, (call, TxRole::Ignore));
+        }
+    }
+
+    /// A request inside one of our dialogs or for one of our calls (BYE,
+    /// CANCEL, re-INVITE, ...). Returns false when it is for no call of ours.
+    pub fn on_request(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        tx: TxId,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(method) = msg.method() else {
+            return false;
+        };
+        if matches!(method, Method::Cancel) {
+            let Some(invite_tx) = table.cancel_target_of(tx) else {
+                return false;
+            };
+            self.respond_plain(now, table, tx, msg, 200, out);
+            let Some(&(call, _)) = self.by_tx.get(&invite_tx) else {
+                return true;
+            };
+            if self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.phase == Phase::Ringing)
+            {
+                self.respond_caller(now, table, call, 487, None, None, out);
+                self.cancel_others(now, table, call, None, out);
+                self.end(now, call, 487, "missed", "canceled");
+            }
+            return true;
+        }
+        let Some(&(call, leg)) = msg.call_id().and_then(|cid| self.by_call_id.get(cid)) else {
+            return false;
+        };
+        match method {
+            Method::Bye => {
+                self.respond_plain(now, table, tx, msg, 200, out);
+                let answered = self.calls.get(&call).map(|c| c.phase);
+                match (answered, leg) {
+                    (Some(Phase::Answered(w)), Leg::Caller) => {
+                        self.send_bye(now, table, call, Leg::Callee(w), out);
+                        self.end(now, call, 200, "completed", "byCaller");
+                    }
+                    (Some(Phase::Answered(_)), Leg::Callee(_)) => {
+                        self.send_bye(now, table, call, Leg::Caller, out);
+                        self.end(now, call, 200, "completed", "byCallee");
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                // Relay to the other leg of an answered call.
+                let other = match (self.calls.get(&call).map(|c| c.phase), leg) {
+                    (Some(Phase::Answered(w)), Leg::Caller) => Leg::Callee(w),
+                    (Some(Phase::Answered(_)), Leg::Callee(_)) => Leg::Caller,
+                    _ => {
+                        self.respond_plain(now, table, tx, msg, 491, out);
+                        return true;
+                    }
+                };
+                self.relay_request(now, table, call, tx, other, msg, out);
+            }
+        }
+        true
+    }
+
+    fn respond_plain(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        tx: TxId,
+        msg: &Message<'_>,
+        code: u16,
+        out: &mut Vec<Action>,
+    ) {
+        let mut w = Writer::response_to(&mut self.buf, msg, code, None, None, None);
+        w.header("Server", &self.cfg.server_name);
+        w.finish(b"");
+        let _ = table.respond(now.mono_ms, tx, &self.buf, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn relay_request(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        server: TxId,
+        to: Leg,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let via = self.via();
+        let contact = self.contact();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let d = match to {
+            Leg::Caller => &mut c.caller,
+            Leg::Callee(i) => match c.legs.get_mut(i) {
+                Some(l) => &mut l.dialog,
+                None => return,
+            },
+        };
+        let Some(dest) = d.dest else { return };
+        d.local_cseq += 1;
+        let max_forwards = msg
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let mut w = Writer::request(&mut self.buf, &method, &d.remote_target);
+        w.header("Via", &via);
+        w.header("Max-Forwards", &max_forwards.to_string());
+        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
+        w.header("To", &format!("{};tag={}", d.remote_uri, d.remote_tag));
+        w.header("Call-ID", &d.call_id);
+        w.header("CSeq", &format!("{} {method}", d.local_cseq));
+        w.header("Contact", &contact);
+        for name in [
+            HeaderName::ContentType,
+            HeaderName::Event,
+            HeaderName::ReferTo,
+            HeaderName::SessionExpires,
+        ] {
+            if let Some(v) = msg.header(name) {
+                w.header(name.as_str(), v.trim());
+            }
+        }
+        w.finish(msg.body());
+        if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
+            self.by_tx.insert(tx, (call, TxRole::Relay { server, to }));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn relay_response(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        server: TxId,
+        code: u16,
+        resp: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(req_bytes) = table.request(server).map(<[u8]>::to_vec) else {
+            return self.respond_relayed_without_request(now, table, call, server, code, resp, out);
+        };
+        let Ok(req) = Message::parse(&req_bytes) else {
+            return;
+        };
+        let contact = self.contact();
+        let mut w = Writer::response_to(&mut self.buf, &req, code, resp.reason(), None, None);
+        w.header("Contact", &contact);
+        if let Some(ct) = resp.header(HeaderName::ContentType) {
+            w.header("Content-Type", ct.trim());
+        }
+        w.finish(resp.body());
+        let _ = table.respond(now.mono_ms, server, &self.buf, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond_relayed_without_request(
+        &mut self,
+        _now: Now,
+        _table: &mut TransactionTable,
+        call: u64,
+        _server: TxId,
+        code: u16,
+        _resp: &Message<'_>,
+        _out: &mut Vec<Action>,
+    ) {
+        tracing::debug!(call, code, "relayed response for a request no longer known");
+    }
+
+    /// Ring timeouts; returns the earliest deadline left.
+    pub fn on_timer(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        out: &mut Vec<Action>,
+    ) -> Option<u64> {
+        let due: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Ringing && c.ring_deadline_ms <= now.mono_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.cancel_others(now, table, id, None, out);
+            self.respond_caller(now, table, id, 408, None, None, out);
+            self.end(now, id, 408, "missed", "noAnswer");
+        }
+        self.calls
+            .values()
+            .filter(|c| c.phase == Phase::Ringing)
+            .map(|c| c.ring_deadline_ms)
+            .min()
+    }
+
+    /// A callee INVITE that timed out (timer B) counts as 408 on that leg.
+    pub fn on_timeout(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        tx: TxId,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(&(call, TxRole::CalleeInvite(leg))) = self.by_tx.get(&tx) else {
+            self.by_tx.remove(&tx);
+            return;
+        };
+        self.by_tx.remove(&tx);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some(l) = c.legs.get_mut(leg) {
+            l.final_code.get_or_insert(408);
+        }
+        if c.phase == Phase::Ringing && c.legs.iter().all(|l| l.final_code.is_some()) {
+            let best = best_final(c.legs.iter().filter_map(|l| l.final_code));
+            self.respond_caller(now, table, call, best, None, None, out);
+            self.end(now, call, best, "failed", "failed");
+        }
+    }
+
+    /// Ends a call: its CDR goes to `finished`, its ids are forgotten.
+    fn end(&mut self, now: Now, call: u64, code: u16, status: &str, hangup: &str) {
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.by_call_id.remove(&c.caller_call_id);
+        for l in &c.legs {
+            self.by_call_id.remove(&l.dialog.call_id);
+        }
+        self.by_tx
+            .retain(|_, (id, role)| *id != call || matches!(role, TxRole::Ignore));
+        let duration = c
+            .answer_ms
+            .map(|a| now.unix_ms.saturating_sub(a) / 1000)
+            .unwrap_or(0);
+        self.finished.push(Cdr {
+            call_id: c.caller_call_id.clone(),
+            start_time: rfc3339_ms(c.start_ms),
+            ring_time: c.ring_ms.map(rfc3339_ms),
+            answer_time: c.answer_ms.map(rfc3339_ms),
+            end_time: rfc3339_ms(now.unix_ms),
+            duration_secs: duration,
+            caller: c.caller_uri,
+            callee: c.callee_uri,
+            from_number: c.from_number,
+            to_number: c.to_number,
+            direction: c.direction.to_string(),
+            status: status.to_string(),
+            status_code: code,
+            hangup_reason: hangup.to_string(),
+            sip_trunk_id: c.trunk,
+            route_id: c.route,
+            recorder: Vec::new(),
+            recording_url: None,
+            metadata: Default::default(),
+        });
+    }
+
+    /// Handles what the transaction table reported for a message of ours.
+    pub fn is_ours(&self, received: &Received) -> bool {
+        match received {
+            Received::Response(tx) => self.by_tx.contains_key(tx),
+            _ => false,
+        }
+    }
+}
+
+/// RFC 3261 16.7 step 6: 6xx wins, else the lowest class, 408 counting as 4xx.
+pub fn best_final(codes: impl Iterator<Item = u16>) -> u16 {
+    let codes: Vec<u16> = codes.collect();
+    if let Some(c) = codes.iter().find(|c| (600..700).contains(*c)) {
+        return *c;
+    }
+    codes
+        .into_iter()
+        .min_by_key(|c| (c / 100, *c == 408 || *c == 503))
+        .unwrap_or(480)
+}

@@ -1,0 +1,165 @@
+//! Calls through the real binary with sipp on both sides: the caller
+//! authenticates (407), the callee is a registered sipp UAS; CDRs land in
+//! the store with the right status and hangup reason.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const UAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
+
+/// A sipp UAS answering one call on a free port.
+fn sipp_uas(port: u16, dir: &std::path::Path, scenario: &str) -> Child {
+    Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sn",
+            scenario,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp")
+}
+
+fn register_contact(pbx: &Pbx, user: &str, pass: &str, port: u16) {
+    let uac = Uac::new(pbx.sip);
+    let r = register_with_auth(
+        &uac,
+        user,
+        pass,
+        &format!("reg-{user}-{port}"),
+        1,
+        &format!("<sip:{user}@127.0.0.1:{port}>"),
+        Some(600),
+    );
+    assert_eq!(r.code, 200, "{}", r.raw);
+}
+
+fn cdrs(pbx: &Pbx) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if !list.is_empty() || Instant::now() > deadline {
+            return list;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_child(mut c: Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("sipp did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn basic_call_to_a_registered_extension() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let uas_port = free_port();
+    let uas = sipp_uas(uas_port, pbx.dir(), "uas");
+    register_contact(&pbx, "1002", "secret1002", uas_port);
+    let target = pbx.sip.to_string();
+    let out = sipp(
+        &[
+            &target,
+            "-sf",
+            UAC,
+            "-s",
+            "1002",
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "caller failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee sipp failed"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let cdr = &list[0];
+    assert_eq!(cdr["status"], "completed");
+    assert_eq!(cdr["statusCode"], 200);
+    assert_eq!(cdr["hangupReason"], "byCaller");
+    assert_eq!(cdr["fromNumber"], "1001");
+    assert_eq!(cdr["toNumber"], "1002");
+    assert!(cdr["answerTime"].is_string());
+}
+
+#[test]
+fn unknown_extension_gets_404_and_a_failed_cdr() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let uac = Uac::new(pbx.sip);
+    let invite = |cseq: u32, auth: Option<String>| {
+        format!(
+            "INVITE sip:4444@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=a1\r\nTo: <sip:4444@pbx.test>\r\nCall-ID: unknown-ext\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
+            me = uac.local,
+            b = branch(),
+            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    let ch = uac.request(&invite(1, None));
+    assert_eq!(ch.code, 407);
+    let auth = digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        "sip:4444@pbx.test",
+        1,
+    );
+    let r = uac.request(&invite(2, Some(auth)));
+    assert_eq!(r.code, 404);
+    // 1002 exists but is not registered: 480.
+    let list = cdrs(&pbx);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status"], "failed");
+    assert_eq!(list[0]["statusCode"], 404);
+}
