@@ -163,3 +163,191 @@ fn unknown_extension_gets_404_and_a_failed_cdr() {
     assert_eq!(list[0]["status"], "failed");
     assert_eq!(list[0]["statusCode"], 404);
 }
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sipp_uas_file(port: u16, dir: &std::path::Path, file: &str) -> Child {
+    Command::new("sipp")
+        .current_dir(dir)
+        .args([
+            "-sf",
+            &scenario(file),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp")
+}
+
+fn sipp_uac(pbx: &Pbx, file: &str) -> std::process::Output {
+    let target = pbx.sip.to_string();
+    sipp(
+        &[
+            &target,
+            "-sf",
+            file,
+            "-s",
+            "1002",
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(30),
+    )
+}
+
+/// INVITE from 1001 to `to` with digest auth, by hand; returns the final
+/// response (the ACK of a non-2xx is the transaction's job on our side).
+fn call_by_hand(pbx: &Pbx, to: &str, call_id: &str) -> Response {
+    let uac = Uac::new(pbx.sip);
+    let invite = |cseq: u32, auth: Option<String>| {
+        format!(
+            "INVITE sip:{to}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=h{cseq}\r\nTo: <sip:{to}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+            me = uac.local,
+            b = branch(),
+            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    let ch = uac.request(&invite(1, None));
+    assert_eq!(ch.code, 407);
+    let auth = digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        &format!("sip:{to}@pbx.test"),
+        1,
+    );
+    uac.send(&invite(2, Some(auth)));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Some(text) = uac.recv(Duration::from_secs(1)) {
+            let r = Response::parse(&text);
+            // The 407 is retransmitted until ACKed; only the second INVITE counts.
+            if r.code >= 200 && r.header("CSeq").is_some_and(|c| c.starts_with("2 ")) {
+                return r;
+            }
+        }
+    }
+    panic!("no final response to the INVITE");
+}
+
+#[test]
+fn busy_callee_gives_486_to_the_caller() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let port = free_port();
+    let uas = sipp_uas_file(port, pbx.dir(), "uas_busy.xml");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let r = call_by_hand(&pbx, "1002", "busy-1");
+    assert_eq!(r.code, 486, "{}", r.raw);
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee got its ACK"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list[0]["statusCode"], 486);
+    assert_eq!(list[0]["status"], "failed");
+}
+
+#[test]
+fn no_answer_times_out_with_408_and_cancels_the_callee() {
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: "max_ring_time = 2".into(),
+        ..PbxOptions::default()
+    });
+    let port = free_port();
+    let uas = sipp_uas_file(port, pbx.dir(), "uas_ring.xml");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let started = Instant::now();
+    let r = call_by_hand(&pbx, "1002", "noanswer-1");
+    assert_eq!(r.code, 408, "{}", r.raw);
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee got CANCEL, answered 487, got ACK"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list[0]["status"], "missed");
+    assert_eq!(list[0]["hangupReason"], "noAnswer");
+}
+
+#[test]
+fn caller_cancels_while_ringing() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let port = free_port();
+    let uas = sipp_uas_file(port, pbx.dir(), "uas_ring.xml");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let out = sipp_uac(&pbx, &scenario("uac_cancel.xml"));
+    assert!(
+        out.status.success(),
+        "caller: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee got CANCEL"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list[0]["status"], "missed");
+    assert_eq!(list[0]["hangupReason"], "canceled");
+    assert_eq!(list[0]["statusCode"], 487);
+}
+
+#[test]
+fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
+    let pbx = Pbx::start(PbxOptions {
+        shards: 2,
+        ..PbxOptions::default()
+    });
+    let port = free_port();
+    let uas = sipp_uas_file(port, pbx.dir(), "uas_bye.xml");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let out = sipp_uac(&pbx, &scenario("uac_wait_bye.xml"));
+    assert!(
+        out.status.success(),
+        "caller: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee's BYE answered"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list[0]["status"], "completed");
+    assert_eq!(list[0]["hangupReason"], "byCallee");
+}
