@@ -128,6 +128,10 @@ fn endpoint_settings(cfg: &Config, store: Store) -> Result<EndpointSettings, Str
         sip_port: cfg.proxy.udp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         store: Some(store),
+        routing: Arc::new(
+            crate::config::routes_files::load_routing(cfg, Path::new(""))
+                .map_err(|e| e.to_string())?,
+        ),
     })
 }
 

@@ -33,6 +33,7 @@
 //!   state); `uri` is exposed in [`AuthOutcome::Ok`] for the caller to compare.
 
 mod challenge;
+pub mod client;
 pub mod digest;
 pub mod nonce;
 pub mod params;

@@ -13,14 +13,32 @@ use crate::time::Now;
 use crate::transaction::{Action, Received, TransactionTable, TxId};
 
 use super::ids::IdGen;
+use crate::auth::client;
+use crate::routing::CallPermit;
+use std::collections::VecDeque;
 
 /// One place a call is sent to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Target {
     /// Request-URI of the callee leg.
     pub uri: String,
     /// Where its INVITE goes.
     pub dest: SocketAddr,
+    /// Credentials to answer a 401/407 from this target with (a trunk's).
+    pub credentials: Option<(String, String)>,
+    /// The trunk's call slot, held while the leg lives.
+    pub permit: Option<CallPermit>,
+}
+
+impl Target {
+    pub fn new(uri: String, dest: SocketAddr) -> Target {
+        Target {
+            uri,
+            dest,
+            credentials: None,
+            permit: None,
+        }
+    }
 }
 
 /// What the engine needs to know about us.
@@ -40,6 +58,10 @@ pub struct NewCall<'a> {
     pub src: SocketAddr,
     pub tx: TxId,
     pub targets: Vec<Target>,
+    /// Try the targets one after the other (failover) instead of all at once.
+    pub sequential: bool,
+    /// Ring timeout per target when sequential, ms.
+    pub per_target_ms: Option<u64>,
     pub direction: &'static str,
     pub ring_ms: Option<u64>,
     pub route: Option<String>,
@@ -82,6 +104,11 @@ struct CalleeLeg {
     invite_tx: Option<TxId>,
     /// Final status, once one came.
     final_code: Option<u16>,
+    target: Target,
+    cseq: u32,
+    auth_tried: bool,
+    /// Ring deadline of this leg (sequential forking), monotonic ms.
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +125,12 @@ struct Call {
     invite: Vec<u8>,
     invite_src: SocketAddr,
     legs: Vec<CalleeLeg>,
+    /// Targets not tried yet (sequential forking).
+    pending: VecDeque<Target>,
+    per_target_ms: Option<u64>,
+    max_forwards: u8,
+    content_type: Option<String>,
+    body: Vec<u8>,
     phase: Phase,
     ring_deadline_ms: u64,
     start_ms: u64,
@@ -285,6 +318,15 @@ impl CallEngine {
         let callee_uri = uri_of(invite, HeaderName::To);
         let id = self.next_call;
         self.next_call += 1;
+        let max_forwards = invite
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let content_type = invite
+            .header(HeaderName::ContentType)
+            .map(|c| c.trim().to_string());
         let call = Call {
             caller_call_id: call_id.clone(),
             caller,
@@ -292,6 +334,11 @@ impl CallEngine {
             invite: invite.as_bytes().to_vec(),
             invite_src: new.src,
             legs: Vec::new(),
+            pending: VecDeque::new(),
+            per_target_ms: new.per_target_ms.filter(|_| new.sequential),
+            max_forwards,
+            content_type,
+            body: invite.body().to_vec(),
             phase: Phase::Ringing,
             ring_deadline_ms: now.mono_ms + new.ring_ms.unwrap_or(self.cfg.max_ring_ms),
             start_ms: now.unix_ms,
@@ -313,101 +360,140 @@ impl CallEngine {
         self.calls.insert(id, call);
         self.by_call_id.insert(call_id, (id, Leg::Caller));
         self.by_tx.insert(new.tx, (id, TxRole::Ignore));
-        let max_forwards = invite
-            .max_forwards()
-            .ok()
-            .flatten()
-            .unwrap_or(70)
-            .saturating_sub(1);
-        let ct = invite
-            .header(HeaderName::ContentType)
-            .map(|c| c.trim().to_string());
-        let body = invite.body().to_vec();
-        for target in new.targets {
-            self.add_leg(
-                now,
-                table,
-                id,
-                &target,
-                max_forwards,
-                ct.as_deref(),
-                &body,
-                out,
-            );
+        let mut targets: VecDeque<Target> = new.targets.into();
+        if new.sequential {
+            if let Some(first) = targets.pop_front() {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.pending = targets;
+                }
+                self.add_leg(now, table, id, first, out);
+            }
+        } else {
+            for target in targets {
+                self.add_leg(now, table, id, target, out);
+            }
         }
-        if self.calls.get(&id).is_some_and(|c| c.legs.is_empty()) {
-            self.respond_caller(now, table, id, 480, None, None, out);
-            self.end(now, id, 480, "failed", "failed");
-        }
+        self.check_all_failed(now, table, id, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Starts a callee leg to `target`.
     fn add_leg(
         &mut self,
         now: Now,
         table: &mut TransactionTable,
         call: u64,
-        target: &Target,
-        max_forwards: u8,
-        content_type: Option<&str>,
-        body: &[u8],
+        target: Target,
         out: &mut Vec<Action>,
     ) {
         let host = self.cfg.host.clone();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let dialog = Dialog {
             call_id: self.ids.call_id(&host),
             local_tag: self.ids.tag(),
             remote_tag: String::new(),
-            local_uri: String::new(),
-            remote_uri: String::new(),
+            local_uri: c.caller.remote_uri.clone(),
+            remote_uri: c.caller.local_uri.clone(),
             remote_target: target.uri.clone(),
             dest: Some(target.dest),
             local_cseq: 1,
         };
+        let index = c.legs.len();
+        let deadline_ms = c.per_target_ms.map(|ms| now.mono_ms + ms);
+        self.by_call_id
+            .insert(dialog.call_id.clone(), (call, Leg::Callee(index)));
+        c.legs.push(CalleeLeg {
+            dialog,
+            invite_tx: None,
+            final_code: None,
+            target,
+            cseq: 1,
+            auth_tried: false,
+            deadline_ms,
+        });
+        self.send_leg_invite(now, table, call, index, None, out);
+    }
+
+    /// Sends (or, with credentials, re-sends) the INVITE of callee leg `index`.
+    fn send_leg_invite(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        index: usize,
+        credentials: Option<(&'static str, String)>,
+        out: &mut Vec<Action>,
+    ) {
         let via = self.via();
         let contact = self.contact();
-        let Some(c) = self.calls.get(&call) else {
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let from = c.caller.remote_uri.clone();
-        let to = c.caller.local_uri.clone();
-        let mut w = Writer::request(&mut self.buf, "INVITE", &target.uri);
+        let (max_forwards, ct) = (c.max_forwards, c.content_type.clone());
+        let body = c.body.clone();
+        let Some(l) = c.legs.get_mut(index) else {
+            return;
+        };
+        let d = &l.dialog;
+        let mut w = Writer::request(&mut self.buf, "INVITE", &l.target.uri);
         w.header("Via", &via);
         w.header("Max-Forwards", &max_forwards.to_string());
-        w.header("From", &format!("{from};tag={}", dialog.local_tag));
-        w.header("To", &to);
-        w.header("Call-ID", &dialog.call_id);
-        w.header("CSeq", "1 INVITE");
+        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
+        w.header("To", &d.remote_uri);
+        w.header("Call-ID", &d.call_id);
+        w.header("CSeq", &format!("{} INVITE", l.cseq));
         w.header("Contact", &contact);
         w.header(
             "Allow",
             "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER",
         );
         w.header("User-Agent", &self.cfg.server_name);
-        if let Some(ct) = content_type.filter(|_| !body.is_empty()) {
+        if let Some((name, value)) = &credentials {
+            w.header(name, value);
+        }
+        if let Some(ct) = ct.as_deref().filter(|_| !body.is_empty()) {
             w.header("Content-Type", ct);
         }
-        w.finish(body);
-        match table.send_request(now.mono_ms, &self.buf, target.dest, false, out) {
+        w.finish(&body);
+        match table.send_request(now.mono_ms, &self.buf, l.target.dest, false, out) {
             Ok(tx) => {
-                let Some(c) = self.calls.get_mut(&call) else {
-                    return;
-                };
-                let index = c.legs.len();
-                self.by_call_id
-                    .insert(dialog.call_id.clone(), (call, Leg::Callee(index)));
+                l.invite_tx = Some(tx);
                 self.by_tx.insert(tx, (call, TxRole::CalleeInvite(index)));
-                let mut dialog = dialog;
-                dialog.local_uri = from;
-                dialog.remote_uri = to;
-                c.legs.push(CalleeLeg {
-                    dialog,
-                    invite_tx: Some(tx),
-                    final_code: None,
-                });
             }
-            Err(e) => tracing::warn!(call_id = %c.caller_call_id, "callee leg not started: {e:?}"),
+            Err(e) => {
+                tracing::warn!(call_id = %c.caller_call_id, "callee leg not started: {e:?}");
+                l.final_code = Some(503);
+            }
         }
+    }
+
+    /// After a leg failed: the next target (sequential), or, when every leg
+    /// has failed, the best final response to the caller.
+    fn check_all_failed(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.phase != Phase::Ringing || !c.legs.iter().all(|l| l.final_code.is_some()) {
+            return;
+        }
+        if let Some(next) = c.pending.pop_front() {
+            self.add_leg(now, table, call, next, out);
+            return self.check_all_failed(now, table, call, out);
+        }
+        let best = best_final(c.legs.iter().filter_map(|l| l.final_code));
+        let (status, reason) = match best {
+            486 | 600 | 603 => ("failed", "rejected"),
+            _ => ("failed", "failed"),
+        };
+        self.respond_caller(now, table, call, best, None, None, out);
+        self.end(now, call, best, status, reason);
     }
 
     /// A response the transaction table passed up.
@@ -530,17 +616,51 @@ impl CallEngine {
                     }
                 }
             }
+            401 | 407
+                if !l.auth_tried && l.target.credentials.is_some() && c.phase == Phase::Ringing =>
+            {
+                // The carrier challenges us: answer with the trunk's credentials.
+                l.auth_tried = true;
+                l.cseq += 1;
+                let header = if code == 401 {
+                    HeaderName::WwwAuthenticate
+                } else {
+                    HeaderName::ProxyAuthenticate
+                };
+                let answer = msg
+                    .header_values(header)
+                    .filter_map(|v| client::parse_challenge(&v))
+                    .next()
+                    .and_then(|ch| {
+                        let (u, p) = l.target.credentials.as_ref()?;
+                        client::answer(
+                            &ch,
+                            u,
+                            p,
+                            "INVITE",
+                            &l.target.uri,
+                            &format!("{:08x}", now.unix_ms as u32),
+                        )
+                    });
+                match answer {
+                    Some(value) => {
+                        let name = if code == 401 {
+                            "Authorization"
+                        } else {
+                            "Proxy-Authorization"
+                        };
+                        self.send_leg_invite(now, table, call, leg, Some((name, value)), out);
+                    }
+                    None => {
+                        l.final_code = Some(code);
+                        self.check_all_failed(now, table, call, out);
+                    }
+                }
+            }
             _ => {
                 l.final_code = Some(code);
-                if c.phase == Phase::Ringing && c.legs.iter().all(|l| l.final_code.is_some()) {
-                    let best = best_final(c.legs.iter().filter_map(|l| l.final_code));
-                    let (status, reason) = match best {
-                        486 | 600 | 603 => ("failed", "rejected"),
-                        _ => ("failed", "failed"),
-                    };
-                    self.respond_caller(now, table, call, best, None, None, out);
-                    self.end(now, call, best, status, reason);
-                }
+                l.target.permit = None;
+                self.check_all_failed(now, table, call, out);
             }
         }
     }
@@ -842,6 +962,35 @@ impl CallEngine {
         table: &mut TransactionTable,
         out: &mut Vec<Action>,
     ) -> Option<u64> {
+        // Per-target ring timeouts (sequential forking): CANCEL, then the next.
+        let mut expired_legs = Vec::new();
+        for (id, c) in &self.calls {
+            if c.phase != Phase::Ringing {
+                continue;
+            }
+            for (i, l) in c.legs.iter().enumerate() {
+                if l.final_code.is_none() && l.deadline_ms.is_some_and(|d| d <= now.mono_ms) {
+                    expired_legs.push((*id, i));
+                }
+            }
+        }
+        for (id, i) in expired_legs {
+            let tx = self
+                .calls
+                .get_mut(&id)
+                .and_then(|c| c.legs.get_mut(i))
+                .and_then(|l| {
+                    l.final_code = Some(408);
+                    l.target.permit = None;
+                    l.invite_tx
+                });
+            if let Some(tx) = tx {
+                if let Ok(Some(cancel)) = table.cancel(now.mono_ms, tx, out) {
+                    self.by_tx.insert(cancel, (id, TxRole::Ignore));
+                }
+            }
+            self.check_all_failed(now, table, id, out);
+        }
         let due: Vec<u64> = self
             .calls
             .iter()
@@ -878,12 +1027,9 @@ impl CallEngine {
         };
         if let Some(l) = c.legs.get_mut(leg) {
             l.final_code.get_or_insert(408);
+            l.target.permit = None;
         }
-        if c.phase == Phase::Ringing && c.legs.iter().all(|l| l.final_code.is_some()) {
-            let best = best_final(c.legs.iter().filter_map(|l| l.final_code));
-            self.respond_caller(now, table, call, best, None, None, out);
-            self.end(now, call, best, "failed", "failed");
-        }
+        self.check_all_failed(now, table, call, out);
     }
 
     /// Ends a call: its CDR goes to `finished`, its ids are forgotten.

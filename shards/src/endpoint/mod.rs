@@ -17,6 +17,9 @@ use crate::call::engine::{CallEngine, EngineConfig, NewCall, Target};
 use crate::call::ids::IdGen;
 use crate::control_link::{ControlRequest, ControlSender};
 use crate::registrar::ChangeError;
+use crate::routing::{
+    MatchKey, Outcome as RouteOutcome, RequestFields, RoutingSnapshot, SelectState,
+};
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg, ShardStats};
 use crate::sip::{HeaderName, Message, Method, Writer};
@@ -53,6 +56,9 @@ pub struct SipEndpoint {
     actions: Vec<Action>,
     /// Transactions whose timer B/F/H/L fired, for the call layer.
     timeouts: Vec<TxId>,
+    /// The route and trunk tables; replaced whole when they are reloaded.
+    routing: Arc<RoutingSnapshot>,
+    select: SelectState,
     pending: HashMap<u64, PendingRegister>,
     next_token: u64,
     buf: Vec<u8>,
@@ -91,6 +97,7 @@ impl SipEndpoint {
             },
             ids,
         );
+        let routing = settings.routing.clone();
         Ok(SipEndpoint {
             ctx,
             settings,
@@ -101,6 +108,8 @@ impl SipEndpoint {
             calls,
             actions: Vec::new(),
             timeouts: Vec::new(),
+            routing,
+            select: SelectState::new(),
             pending: HashMap::new(),
             next_token: 1,
             buf: Vec::with_capacity(2048),
@@ -626,14 +635,147 @@ impl SipEndpoint {
             .map(|u| String::from_utf8_lossy(&u).into_owned())
             .unwrap_or_default();
         let settings = self.settings.clone();
+        let routing = self.routing.clone();
         let realm = settings.realm_for(&host).to_string();
-        if self
-            .require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
-            .is_none()
+        // Who may call: a trunk's inbound hosts without auth, anyone else by digest.
+        let from_trunk = routing.trunks.for_source(src).map(|t| t.name.to_string());
+        if from_trunk.is_none()
+            && self
+                .require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
+                .is_none()
         {
             return;
         }
-        if !settings.is_local_host(&host) || user.is_empty() {
+        let local = settings.is_local_host(&host);
+
+        // Static routes first.
+        let from = msg.from().ok();
+        let to = msg.to().ok();
+        let header_pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = msg
+            .headers()
+            .map(|h| (h.name.as_str(), h.value()))
+            .collect();
+        let headers: Vec<(&str, &str)> =
+            header_pairs.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+        let from_host = from.and_then(|f| f.uri.host.map(|h| h.to_string()));
+        let to_host = to.and_then(|t| t.uri.host.map(|h| h.to_string()));
+        let fields = RequestFields {
+            from_user: from.and_then(|f| f.uri.user),
+            from_host: from_host.as_deref(),
+            to_user: to.and_then(|t| t.uri.user),
+            to_host: to_host.as_deref(),
+            request_uri_user: ruri.and_then(|u| u.user),
+            request_uri_host: ruri.and_then(|u| u.host).map(|_| host.as_str()),
+            headers: &headers,
+        };
+        let direction = |to_local: bool| match (&from_trunk, to_local) {
+            (Some(_), _) => "inbound",
+            (None, true) => "internal",
+            (None, false) => "outbound",
+        };
+        if let Some(decision) = routing.routes.decide(&fields, &mut self.select) {
+            let route = Some(decision.route.to_string());
+            match decision.outcome {
+                RouteOutcome::Reject { code, reason } => {
+                    self.respond(now, msg, src, code, Some(&reason), &[], Answer::Tx(tx), out);
+                    self.record_cdr(
+                        now,
+                        msg,
+                        code,
+                        direction(local),
+                        "rejected",
+                        "rejected",
+                        route,
+                        from_trunk,
+                    );
+                }
+                RouteOutcome::Forward { targets, parallel } => {
+                    let mut dial_user = user.clone();
+                    for (key, value) in &decision.rewrites {
+                        if matches!(key, MatchKey::RequestUriUser | MatchKey::ToUser) {
+                            dial_user = value.clone();
+                        }
+                    }
+                    let mut limited = false;
+                    let mut list = Vec::new();
+                    let mut trunk_id = None;
+                    for name in &targets {
+                        let Some(trunk) = routing.trunks.by_name(name) else {
+                            continue;
+                        };
+                        let (Some(uri), Some(dest)) = (
+                            trunk.request_uri(&dial_user),
+                            trunk.dest_host_port().and_then(parse_host_port),
+                        ) else {
+                            tracing::warn!(trunk = %trunk.name, "trunk destination is not an IP address; skipped (no DNS on a shard)");
+                            continue;
+                        };
+                        let permit = match trunk.try_start_call(now.mono_ms) {
+                            Ok(p) => p,
+                            Err(_) => {
+                                limited = true;
+                                continue;
+                            }
+                        };
+                        trunk_id.get_or_insert_with(|| trunk.name.to_string());
+                        list.push(Target {
+                            uri,
+                            dest,
+                            credentials: (!trunk.username.is_empty())
+                                .then(|| (trunk.username.clone(), trunk.password.clone())),
+                            permit: Some(permit),
+                        });
+                    }
+                    if list.is_empty() {
+                        let code = if limited { 503 } else { 480 };
+                        self.respond(
+                            now,
+                            msg,
+                            src,
+                            code,
+                            None,
+                            &[("Retry-After", "5".into())],
+                            Answer::Tx(tx),
+                            out,
+                        );
+                        self.record_cdr(
+                            now,
+                            msg,
+                            code,
+                            direction(false),
+                            "failed",
+                            "failed",
+                            route,
+                            trunk_id,
+                        );
+                        return;
+                    }
+                    let sequential = !parallel;
+                    let per_target_ms =
+                        sequential.then_some(settings.max_ring_ms / (list.len() as u64).max(1));
+                    self.calls.start(
+                        now,
+                        &mut self.table,
+                        NewCall {
+                            invite: msg,
+                            src,
+                            tx,
+                            targets: list,
+                            sequential,
+                            per_target_ms: per_target_ms.filter(|_| targets.len() > 1),
+                            direction: direction(false),
+                            ring_ms: None,
+                            route,
+                            trunk: trunk_id.or(from_trunk),
+                        },
+                        &mut self.actions,
+                    );
+                }
+            }
+            return;
+        }
+
+        if !local || user.is_empty() {
             self.respond(
                 now,
                 msg,
@@ -644,11 +786,21 @@ impl SipEndpoint {
                 Answer::Tx(tx),
                 out,
             );
-            self.record_failed(now, msg, 404, "outbound");
+            self.record_cdr(
+                now,
+                msg,
+                404,
+                direction(false),
+                "failed",
+                "failed",
+                None,
+                from_trunk,
+            );
             return;
         }
-        // Our realms are aliases of one domain: the user's bindings under the
-        // Request-URI host first, else under any realm.
+        // A local AOR: all its bindings in parallel. Our realms are aliases of
+        // one domain: the bindings under the Request-URI host first, else
+        // under any realm.
         let host_lc = host.to_ascii_lowercase();
         let mut bindings = Vec::new();
         if let Some(store) = &settings.store {
@@ -666,18 +818,22 @@ impl SipEndpoint {
         let targets: Vec<Target> = bindings
             .iter()
             .filter(|b| b.expires_at > now.unix)
-            .filter_map(|b| {
-                binding_dest(b).map(|dest| Target {
-                    uri: b.uri.clone(),
-                    dest,
-                })
-            })
+            .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
             .collect();
         if targets.is_empty() {
             let known = settings.users.lookup(&user, &realm).is_some() || !bindings.is_empty();
             let code = if known { 480 } else { 404 };
             self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
-            self.record_failed(now, msg, code, "internal");
+            self.record_cdr(
+                now,
+                msg,
+                code,
+                direction(true),
+                "failed",
+                "failed",
+                None,
+                from_trunk,
+            );
             return;
         }
         self.calls.start(
@@ -688,17 +844,30 @@ impl SipEndpoint {
                 src,
                 tx,
                 targets,
-                direction: "internal",
+                sequential: false,
+                per_target_ms: None,
+                direction: direction(true),
                 ring_ms: None,
                 route: None,
-                trunk: None,
+                trunk: from_trunk,
             },
             &mut self.actions,
         );
     }
 
-    /// A CDR for an INVITE that reached routing and failed there.
-    fn record_failed(&mut self, now: Now, msg: &Message<'_>, code: u16, direction: &str) {
+    /// A CDR for an INVITE that reached routing and ended there.
+    #[allow(clippy::too_many_arguments)]
+    fn record_cdr(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        code: u16,
+        direction: &str,
+        status: &str,
+        hangup: &str,
+        route: Option<String>,
+        trunk: Option<String>,
+    ) {
         let caller = msg
             .from()
             .map(|f| f.uri.as_str().to_string())
@@ -729,11 +898,11 @@ impl SipEndpoint {
             caller,
             callee,
             direction: direction.to_string(),
-            status: "failed".into(),
+            status: status.into(),
             status_code: code,
-            hangup_reason: "failed".into(),
-            sip_trunk_id: None,
-            route_id: None,
+            hangup_reason: hangup.into(),
+            sip_trunk_id: trunk,
+            route_id: route,
             recorder: Vec::new(),
             recording_url: None,
             metadata: Default::default(),
@@ -799,8 +968,11 @@ impl ShardLogic for SipEndpoint {
     }
 
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output) {
-        if let ShardMsg::Registered { token, result } = msg {
-            self.on_registered(now, token, result, out);
+        match msg {
+            ShardMsg::Registered { token, result } => self.on_registered(now, token, result, out),
+            // The atomic swap: calls already routed keep what they decided.
+            ShardMsg::Routing(snapshot) => self.routing = snapshot,
+            ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }
     }
 
@@ -848,6 +1020,18 @@ fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
     } else {
         Some(source)
     }
+}
+
+/// `ip:port` / `[v6]:port` / `ip` (port 5060) of a trunk destination; host
+/// names are not resolved on a shard.
+fn parse_host_port(hp: &str) -> Option<SocketAddr> {
+    if let Ok(a) = hp.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let bare = hp.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 5060))
 }
 
 /// A CRLF keep-alive (RFC 5626 3.5.1) or empty datagram: not an error.

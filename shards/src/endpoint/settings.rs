@@ -32,6 +32,8 @@ pub struct EndpointSettings {
     pub max_ring_ms: u64,
     /// The store, read for bindings (shards never write it).
     pub store: Option<crate::store::Store>,
+    /// Static routes and trunks at start; reloads arrive as `ShardMsg::Routing`.
+    pub routing: Arc<crate::routing::RoutingSnapshot>,
 }
 
 impl EndpointSettings {
@@ -82,5 +84,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         sip_port: 5060,
         max_ring_ms: 60_000,
         store: None,
+        routing: Arc::new(crate::routing::RoutingSnapshot::empty()),
     }
 }

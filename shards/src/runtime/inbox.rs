@@ -20,6 +20,8 @@ pub enum ShardMsg {
         token: u64,
         result: Result<ChangeOutcome, RegisterFailure>,
     },
+    /// New route and trunk tables (a reload): swap them in.
+    Routing(std::sync::Arc<crate::routing::RoutingSnapshot>),
     /// Stop the shard.
     Stop,
 }

@@ -4,12 +4,11 @@
 
 use std::fmt;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::header::HeaderName;
 use super::message::Message;
-use super::name_addr::NameAddr;
-use super::syntax::ListItems;
+use super::name_addr::tag_only;
 use super::via::Via;
 
 /// Writes one SIP message: start line, headers, then [`Writer::finish`] adds
@@ -35,7 +34,9 @@ impl<'v> Writer<'v> {
     /// [`reason_phrase`].
     pub fn response(out: &'v mut Vec<u8>, code: u16, reason: Option<&str>) -> Self {
         out.clear();
-        let _ = write!(out, "SIP/2.0 {code} ");
+        out.extend_from_slice(b"SIP/2.0 ");
+        put_uint(out, u64::from(code));
+        out.push(b' ');
         put_clean(out, reason.unwrap_or(reason_phrase(code)));
         out.extend_from_slice(b"\r\n");
         Writer { out }
@@ -63,50 +64,40 @@ impl<'v> Writer<'v> {
         for (n, via) in req.headers_named(HeaderName::Via).enumerate() {
             w.out.extend_from_slice(b"Via: ");
             match source {
-                Some(src) if n == 0 => {
-                    for (i, item) in ListItems::new(via.raw_value).enumerate() {
-                        if i > 0 {
-                            w.out.extend_from_slice(b", ");
-                        }
-                        match Via::parse_sent_by(item) {
-                            Ok(v) if i == 0 => v.write_stamped(w.out, src),
-                            _ => put_unfolded(w.out, item),
-                        }
+                Some(src) if n == 0 => match Via::parse_prefix(via.raw_value, false) {
+                    Ok((top, rest)) => {
+                        top.write_stamped(w.out, src);
+                        put_value(w.out, rest, via.is_folded());
                     }
-                }
-                _ => put_unfolded(w.out, via.raw_value),
+                    Err(_) => put_value(w.out, via.raw_value, via.is_folded()),
+                },
+                _ => put_value(w.out, via.raw_value, via.is_folded()),
             }
             w.out.extend_from_slice(b"\r\n");
         }
-        if let Some(from) = req.header_raw(HeaderName::From) {
-            w.raw_header("From", from);
-        }
-        if let Some(to) = req.header_raw(HeaderName::To) {
+        w.copy_first(req, HeaderName::From, b"From: ");
+        if let Some(to) = req.headers_named(HeaderName::To).next() {
             w.out.extend_from_slice(b"To: ");
-            put_unfolded(w.out, to);
+            put_value(w.out, to.raw_value, to.is_folded());
             if let Some(tag) = to_tag {
-                let has_tag = NameAddr::parse(to).is_ok_and(|t| t.tag().is_some());
-                if !has_tag {
+                if tag_only(to.raw_value).is_none() {
                     w.out.extend_from_slice(b";tag=");
                     put_clean(w.out, tag);
                 }
             }
             w.out.extend_from_slice(b"\r\n");
         }
-        if let Some(v) = req.header_raw(HeaderName::CallId) {
-            w.raw_header("Call-ID", v);
-        }
-        if let Some(v) = req.header_raw(HeaderName::CSeq) {
-            w.raw_header("CSeq", v);
-        }
+        w.copy_first(req, HeaderName::CallId, b"Call-ID: ");
+        w.copy_first(req, HeaderName::CSeq, b"CSeq: ");
         w
     }
 
-    fn raw_header(&mut self, name: &str, raw: &str) {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        put_unfolded(self.out, raw);
-        self.out.extend_from_slice(b"\r\n");
+    fn copy_first(&mut self, req: &Message<'_>, name: HeaderName<'_>, prefix: &[u8]) {
+        if let Some(h) = req.headers_named(name).next() {
+            self.out.extend_from_slice(prefix);
+            put_value(self.out, h.raw_value, h.is_folded());
+            self.out.extend_from_slice(b"\r\n");
+        }
     }
 
     /// Adds a header line. Do not add Content-Length: `finish` does.
@@ -137,7 +128,9 @@ impl<'v> Writer<'v> {
     /// Writes `Content-Length`, the blank line and the body; returns the
     /// message length.
     pub fn finish(self, body: &[u8]) -> usize {
-        let _ = write!(self.out, "Content-Length: {}\r\n\r\n", body.len());
+        self.out.extend_from_slice(b"Content-Length: ");
+        put_uint(self.out, body.len() as u64);
+        self.out.extend_from_slice(b"\r\n\r\n");
         self.out.extend_from_slice(body);
         self.out.len()
     }
@@ -166,35 +159,77 @@ pub(crate) fn put_clean(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(b);
         return;
     }
-    out.extend(b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+    out.extend(
+        b.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+}
+
+/// Appends a decimal number.
+pub(crate) fn put_uint(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends an IP address as in `received=` (IPv6 without brackets).
+pub(crate) fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                put_uint(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends a copied header value, unfolding it when it is folded.
+fn put_value(out: &mut Vec<u8>, s: &str, folded: bool) {
+    if folded {
+        put_unfolded(out, s);
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
 }
 
 /// Appends `s` with each fold (line break and surrounding white space) replaced
 /// by one space.
 fn put_unfolded(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'\r' || c == b'\n' {
-            while out.last().is_some_and(|&l| l == b' ' || l == b'\t') {
-                out.pop();
-            }
-            while i < b.len() && matches!(b[i], b'\r' | b'\n' | b' ' | b'\t') {
-                i += 1;
-            }
-            out.push(b' ');
-        } else {
-            out.push(c);
-            i += 1;
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&c| c == b'\r' || c == b'\n') {
+        let mut keep = i;
+        while keep > 0 && matches!(rest[keep - 1], b' ' | b'\t') {
+            keep -= 1;
         }
+        out.extend_from_slice(&rest[..keep]);
+        out.push(b' ');
+        let mut j = i;
+        while j < rest.len() && matches!(rest[j], b'\r' | b'\n' | b' ' | b'\t') {
+            j += 1;
+        }
+        rest = &rest[j..];
     }
+    out.extend_from_slice(rest);
 }
 
 /// The RFC 3261 (and extensions') reason phrase for a status code, or a generic
 /// one for its class.
 pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
+    let known = match code {
         100 => "Trying",
         180 => "Ringing",
         181 => "Call Is Being Forwarded",
@@ -247,11 +282,17 @@ pub fn reason_phrase(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirection",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known;
+    }
+    match code / 100 {
+        1 => "Session Progress",
+        2 => "OK",
+        3 => "Redirection",
+        4 => "Client Error",
+        5 => "Server Error",
         _ => "Global Failure",
     }
 }
@@ -307,9 +348,10 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn existing_to_tag_is_kept() {
-        let with_tag = String::from_utf8(INVITE.to_vec())
-            .unwrap()
-            .replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=old");
+        let with_tag = String::from_utf8(INVITE.to_vec()).unwrap().replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=old",
+        );
         let req = Message::parse(with_tag.as_bytes()).unwrap();
         let mut out = Vec::new();
         Writer::response_to(&mut out, &req, 200, Some("OK"), Some("new"), None).finish(b"");
@@ -364,6 +406,22 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(resp.reason(), Some("From: missing"));
         assert_eq!(resp.cseq().unwrap().seq, 1);
         assert!(resp.header(HeaderName::To).is_none());
+    }
+
+    #[test]
+    fn numbers_and_addresses() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 5060, 65535, u64::MAX] {
+            out.clear();
+            put_uint(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        out.clear();
+        put_ip(&mut out, "192.0.2.255".parse().unwrap());
+        assert_eq!(out, b"192.0.2.255");
+        out.clear();
+        put_ip(&mut out, "2001:db8::1".parse().unwrap());
+        assert_eq!(out, b"2001:db8::1");
     }
 
     #[test]

@@ -68,14 +68,16 @@ impl<'a> Message<'a> {
     pub fn can_respond(&self) -> bool {
         matches!(self.start_line(), StartLine::Request { method, .. } if method != Method::Ack)
             && self
-                .raw_values(HeaderName::Via)
-                .next()
+                .header_raw(HeaderName::Via)
                 .is_some_and(|v| Via::parse_sent_by(v).is_ok())
     }
 
     fn find_problem(&self) -> Result<(), ParseError> {
         if !self.version().eq_ignore_ascii_case("SIP/2.0") {
-            return Err(ParseError::new(ErrorKind::Version, "SIP version not supported"));
+            return Err(ParseError::new(
+                ErrorKind::Version,
+                "SIP version not supported",
+            ));
         }
         if let Some(e) = self.defect {
             return Err(e);
@@ -84,8 +86,10 @@ impl<'a> Message<'a> {
         if method.is_some() {
             let uri = self.request_uri()?;
             if matches!(uri.scheme, Scheme::Sip | Scheme::Sips) && uri.headers.is_some() {
-                return Err(ParseError::new(ErrorKind::RequestUri, "headers (?...) not allowed")
-                    .in_header("Request-URI"));
+                return Err(
+                    ParseError::new(ErrorKind::RequestUri, "headers (?...) not allowed")
+                        .in_header("Request-URI"),
+                );
             }
         }
         for name in MANDATORY {
@@ -98,8 +102,10 @@ impl<'a> Message<'a> {
         }
         for name in SINGLE {
             if self.header_count(name) > 1 {
-                return Err(ParseError::new(ErrorKind::Repeated, "appears more than once")
-                    .in_header(name.as_str()));
+                return Err(
+                    ParseError::new(ErrorKind::Repeated, "appears more than once")
+                        .in_header(name.as_str()),
+                );
             }
         }
         let cseq = self.cseq()?;
@@ -112,8 +118,16 @@ impl<'a> Message<'a> {
         }
         let call_id = self.call_id().unwrap_or("");
         if !is_callid(call_id) {
-            let what = if call_id.contains(',') { "several values" } else { "invalid" };
-            let kind = if call_id.contains(',') { ErrorKind::Repeated } else { ErrorKind::Header };
+            let what = if call_id.contains(',') {
+                "several values"
+            } else {
+                "invalid"
+            };
+            let kind = if call_id.contains(',') {
+                ErrorKind::Repeated
+            } else {
+                ErrorKind::Header
+            };
             return Err(ParseError::new(kind, what).in_header("Call-ID"));
         }
         for via in self.vias() {

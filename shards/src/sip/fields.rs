@@ -24,7 +24,8 @@ impl<'a> CSeq<'a> {
         if digits == 0 || !rest.bytes().next().is_some_and(is_lws) {
             return Err(ParseError::header("expected <number> <method>"));
         }
-        let seq = parse_u32(&s[..digits]).ok_or(ParseError::header("sequence number out of range"))?;
+        let seq =
+            parse_u32(&s[..digits]).ok_or(ParseError::header("sequence number out of range"))?;
         let method = trim_lws(rest);
         if !is_token(method) {
             return Err(ParseError::header("invalid method"));
@@ -42,8 +43,9 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.bytes()
-        .try_fold(0u32, |acc, b| acc.checked_mul(10)?.checked_add(u32::from(b - b'0')))
+    s.bytes().try_fold(0u32, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
+    })
 }
 
 /// Max-Forwards: 0-255.
@@ -84,7 +86,11 @@ impl<'a> MediaType<'a> {
         }
         let params = Params::new(params);
         params.check_header()?;
-        Ok(MediaType { ty, subtype, params })
+        Ok(MediaType {
+            ty,
+            subtype,
+            params,
+        })
     }
 
     /// Case-insensitive match on type and subtype (`application/sdp`).
@@ -135,7 +141,10 @@ impl SipDate {
         }
         let month = MONTHS.iter().position(|m| *m == month).ok_or(BAD)? as u8 + 1;
         let num = |t: &str, len: usize, max: u32| {
-            (t.len() == len).then(|| parse_u32(t)).flatten().filter(|v| *v <= max)
+            (t.len() == len)
+                .then(|| parse_u32(t))
+                .flatten()
+                .filter(|v| *v <= max)
         };
         let day = num(day, 2, 31).filter(|d| *d >= 1).ok_or(BAD)? as u8;
         let year = num(year, 4, 9999).ok_or(BAD)? as u16;
@@ -203,7 +212,10 @@ mod tests {
     #[test]
     fn dates() {
         let d = SipDate::parse("Sat, 15 Oct 2005 04:44:56 GMT").unwrap();
-        assert_eq!((d.year, d.month, d.day, d.hour, d.minute, d.second), (2005, 10, 15, 4, 44, 56));
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second),
+            (2005, 10, 15, 4, 44, 56)
+        );
         assert!(SipDate::parse("Fri, 01 Jan 2010 16:00:00 EST").is_err());
         assert!(SipDate::parse("Fri, 1 Jan 2010 16:00:00 GMT").is_err());
         assert!(SipDate::parse("Fri, 01 Jan 2010 24:00:00 GMT").is_err());

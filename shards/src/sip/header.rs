@@ -18,7 +18,7 @@ macro_rules! known_headers {
 
         #[derive(Clone, Copy)]
         #[repr(u8)]
-        #[allow(clippy::upper_case_acronyms)]
+        #[allow(clippy::upper_case_acronyms, clippy::enum_variant_names)]
         enum Id { $( $variant, )* }
 
         /// (name, compact letter or b'\0', comma-separated list)
@@ -28,6 +28,7 @@ macro_rules! known_headers {
 
         impl HeaderName<'_> {
             /// Index into `KNOWN`, `None` for `Other`.
+            #[inline]
             pub(crate) fn id(&self) -> Option<u8> {
                 match self {
                     $( HeaderName::$variant => Some(Id::$variant as u8), )*
@@ -114,12 +115,54 @@ pub(crate) const KNOWN_COUNT: usize = KNOWN.len();
 
 const TABLE_SIZE: usize = 256;
 
-const fn hash(name: &[u8]) -> usize {
-    let len = name.len();
-    let first = name[0].to_ascii_lowercase() as usize;
-    let last = name[len - 1].to_ascii_lowercase() as usize;
-    let mid = name[len / 2].to_ascii_lowercase() as usize;
-    (len.wrapping_mul(31) ^ first.wrapping_mul(7) ^ last.wrapping_mul(13) ^ mid.wrapping_mul(3))
+/// Known names are compared as three little-endian words (24 bytes; the longest,
+/// `P-Preferred-Identity`, has 20).
+const WORDS: usize = 3;
+const MAX_KNOWN_LEN: usize = WORDS * 8;
+
+/// Per known name: its bytes in lower case, and 0x20 where it has a letter, as
+/// words. A name matches when `(word | mask) == lower` for every word: exactly a
+/// case-insensitive comparison (the mask only folds letters).
+#[derive(Clone, Copy)]
+struct Folded {
+    len: usize,
+    lower: [u64; WORDS],
+    mask: [u64; WORDS],
+}
+
+const fn build_folded() -> [Folded; KNOWN.len()] {
+    let mut t = [Folded {
+        len: 0,
+        lower: [0; WORDS],
+        mask: [0; WORDS],
+    }; KNOWN.len()];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let name = KNOWN[i].1.as_bytes();
+        t[i].len = name.len();
+        let mut j = 0;
+        while j < name.len() && j < MAX_KNOWN_LEN {
+            let shift = 8 * (j % 8);
+            t[i].lower[j / 8] |= (name[j].to_ascii_lowercase() as u64) << shift;
+            if name[j].is_ascii_alphabetic() {
+                t[i].mask[j / 8] |= 0x20 << shift;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Case-insensitive hash of a name from its first word (zero padded) and length.
+const fn hash(first_word: u64, len: usize) -> usize {
+    let keep = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    let folded = (first_word | 0x2020_2020_2020_2020) & keep;
+    ((folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize ^ len.wrapping_mul(31))
         % TABLE_SIZE
 }
 
@@ -127,7 +170,7 @@ const fn build_table() -> [u8; TABLE_SIZE] {
     let mut t = [OTHER; TABLE_SIZE];
     let mut i = 0;
     while i < KNOWN.len() {
-        let mut h = hash(KNOWN[i].1.as_bytes());
+        let mut h = hash(FOLDED_CONST[i].lower[0], FOLDED_CONST[i].len);
         while t[h] != OTHER {
             h = (h + 1) % TABLE_SIZE;
         }
@@ -150,40 +193,82 @@ const fn build_compact() -> [u8; 26] {
     t
 }
 
+const FOLDED_CONST: [Folded; KNOWN.len()] = build_folded();
+static FOLDED: [Folded; KNOWN.len()] = FOLDED_CONST;
 static TABLE: [u8; TABLE_SIZE] = build_table();
 static COMPACT: [u8; 26] = build_compact();
+
+/// Looks up a name given as zero-padded words.
+#[inline]
+fn lookup(words: &[u64; WORDS], len: usize) -> u8 {
+    let mut h = hash(words[0], len);
+    loop {
+        let id = TABLE[h];
+        let Some(k) = FOLDED.get(id as usize) else {
+            return OTHER;
+        };
+        if k.len == len
+            && (words[0] | k.mask[0]) == k.lower[0]
+            && (words[1] | k.mask[1]) == k.lower[1]
+            && (words[2] | k.mask[2]) == k.lower[2]
+        {
+            return id;
+        }
+        h = (h + 1) % TABLE_SIZE;
+    }
+}
+
+fn compact(c: u8) -> u8 {
+    let c = c.to_ascii_lowercase();
+    if c.is_ascii_lowercase() {
+        COMPACT[(c - b'a') as usize]
+    } else {
+        OTHER
+    }
+}
 
 /// The id of a header name (full or compact, any case), or [`OTHER`].
 pub(crate) fn classify(name: &[u8]) -> u8 {
     match name.len() {
         0 => OTHER,
-        1 => {
-            let c = name[0].to_ascii_lowercase();
-            if c.is_ascii_lowercase() {
-                COMPACT[(c - b'a') as usize]
-            } else {
-                OTHER
+        1 => compact(name[0]),
+        len if len > MAX_KNOWN_LEN => OTHER,
+        len => {
+            let mut bytes = [0u8; MAX_KNOWN_LEN];
+            bytes[..len].copy_from_slice(name);
+            let mut words = [0u64; WORDS];
+            for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                *w = u64::from_le_bytes(b);
             }
-        }
-        _ => {
-            let mut h = hash(name);
-            loop {
-                let id = TABLE[h];
-                if id == OTHER {
-                    return OTHER;
-                }
-                // Both sides are token characters, for which `| 0x20` only
-                // folds letter case (`_` becomes DEL, which no name contains).
-                let known = KNOWN[id as usize].1.as_bytes();
-                if known.len() == name.len()
-                    && known.iter().zip(name).all(|(a, b)| (a | 0x20) == (b | 0x20))
-                {
-                    return id;
-                }
-                h = (h + 1) % TABLE_SIZE;
-            }
+            lookup(&words, len)
         }
     }
+}
+
+/// [`classify`] of `buf[start..start + len]`, loading whole words from the
+/// buffer (the scanner's fast path; bytes past the name are masked off).
+#[inline]
+pub(crate) fn classify_in(buf: &[u8], start: usize, len: usize) -> u8 {
+    let nwords = len.div_ceil(8);
+    if !(2..=MAX_KNOWN_LEN).contains(&len) || start + nwords * 8 > buf.len() {
+        return match buf.get(start..start + len) {
+            Some(name) => classify(name),
+            None => OTHER,
+        };
+    }
+    let mut words = [0u64; WORDS];
+    for (k, w) in words.iter_mut().enumerate().take(nwords) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[start + 8 * k..start + 8 * k + 8]);
+        *w = u64::from_le_bytes(b);
+    }
+    let rem = len - (nwords - 1) * 8;
+    if rem < 8 {
+        words[nwords - 1] &= (1u64 << (8 * rem)) - 1;
+    }
+    lookup(&words, len)
 }
 
 /// The `HeaderName` of a scanner id.
@@ -262,6 +347,33 @@ mod tests {
     }
 
     #[test]
+    fn classify_in_buffer() {
+        let buf = b"x Content-Length: 0\r\nVIA: a\r\nP-Preferred-Identity: b\r\nX-Foo-Bar-Baz: c";
+        assert_eq!(
+            classify_in(buf, 2, 14),
+            HeaderName::ContentLength.id().unwrap()
+        );
+        assert_eq!(classify_in(buf, 21, 3), HeaderName::Via.id().unwrap());
+        assert_eq!(
+            classify_in(buf, 29, 20),
+            HeaderName::PPreferredIdentity.id().unwrap()
+        );
+        assert_eq!(classify_in(buf, 54, 13), OTHER);
+        assert_eq!(
+            classify_in(buf, 54, 1),
+            HeaderName::SessionExpires.id().unwrap()
+        );
+        assert_eq!(classify_in(buf, 1, 1), OTHER);
+        assert_eq!(classify_in(buf, 2, 13), OTHER);
+        assert_eq!(classify_in(b"to", 0, 2), HeaderName::To.id().unwrap());
+        assert_eq!(classify_in(b"to", 0, 3), OTHER);
+        // Near-misses that differ only outside the letter case bit.
+        assert_eq!(classify(b"Call_ID"), OTHER);
+        assert_eq!(classify(b"Call\rID"), OTHER);
+        assert_eq!(classify(b"CALL-ID"), HeaderName::CallId.id().unwrap());
+    }
+
+    #[test]
     fn compact_forms() {
         let pairs = [
             ("i", HeaderName::CallId),
@@ -296,7 +408,10 @@ mod tests {
 
     #[test]
     fn unknown_names() {
-        assert_eq!(HeaderName::parse("C%6Fntact"), HeaderName::Other("C%6Fntact"));
+        assert_eq!(
+            HeaderName::parse("C%6Fntact"),
+            HeaderName::Other("C%6Fntact")
+        );
         assert_eq!(HeaderName::parse("X-Foo").as_str(), "X-Foo");
         assert_eq!(HeaderName::parse(""), HeaderName::Other(""));
         assert_eq!(HeaderName::parse("Call\rID"), HeaderName::Other("Call\rID"));

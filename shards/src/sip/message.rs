@@ -6,10 +6,11 @@ use std::fmt;
 
 use super::error::{ErrorKind, ParseError};
 use super::fields::{parse_delta_seconds, parse_max_forwards, CSeq, MediaType};
-use super::header::{classify, from_id, HeaderName, KNOWN_COUNT, OTHER};
+use super::header::{classify_in, from_id, HeaderName, KNOWN_COUNT, OTHER};
 use super::method::Method;
-use super::name_addr::{Contact, NameAddr};
-use super::syntax::{find_byte, is_token_bytes, is_token_char, trim_lws, unfold, ListItems};
+use super::name_addr::{tag_only, Contact, NameAddr};
+use super::scan::{find2_from, is_wsp, line_at, parse_start_line, skip_wsp, trim_wsp_end};
+use super::syntax::{is_token_bytes, trim_lws, unfold, ListItems};
 use super::uri::Uri;
 use super::via::Via;
 
@@ -28,12 +29,13 @@ struct Entry {
 }
 
 impl Entry {
+    /// Filler for unused slots (never read).
     const EMPTY: Entry = Entry {
         name_start: 0,
         value_start: 0,
         value_end: 0,
         name_len: 0,
-        id: OTHER,
+        id: 0,
         folded: false,
     };
 }
@@ -110,80 +112,6 @@ pub struct Message<'a> {
     pub(crate) framing: Option<ParseError>,
 }
 
-/// Finds `needle` from `from`, eight bytes at a time.
-fn find_byte(hay: &[u8], from: usize, needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let rep = LO.wrapping_mul(u64::from(needle));
-    let mut i = from;
-    while i + 8 <= hay.len() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&hay[i..i + 8]);
-        let x = u64::from_le_bytes(w) ^ rep;
-        let t = x.wrapping_sub(LO) & !x & HI;
-        if t != 0 {
-            return Some(i + (t.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    hay[i.min(hay.len())..]
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| p + i)
-}
-
-/// (end of line content without CR/LF, start of next line)
-fn line_at(buf: &[u8], pos: usize) -> (usize, usize) {
-    match find_byte(buf, pos, b'\n') {
-        Some(lf) => (if lf > pos && buf[lf - 1] == b'\r' { lf - 1 } else { lf }, lf + 1),
-        None => {
-            let end = if buf.len() > pos && buf[buf.len() - 1] == b'\r' {
-                buf.len() - 1
-            } else {
-                buf.len()
-            };
-            (end, buf.len())
-        }
-    }
-}
-
-fn is_wsp(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn skip_wsp(buf: &[u8], mut i: usize, end: usize) -> usize {
-    while i < end && is_wsp(buf[i]) {
-        i += 1;
-    }
-    i
-}
-
-fn trim_wsp_end(buf: &[u8], start: usize, mut end: usize) -> usize {
-    while end > start && is_wsp(buf[end - 1]) {
-        end -= 1;
-    }
-    end
-}
-
-fn is_sip_version(v: &[u8]) -> bool {
-    v.len() > 4
-        && v[..4].eq_ignore_ascii_case(b"SIP/")
-        && match v[4..].iter().position(|&b| b == b'.') {
-            Some(dot) => {
-                let (maj, min) = (&v[4..4 + dot], &v[5 + dot..]);
-                !maj.is_empty()
-                    && !min.is_empty()
-                    && maj.iter().all(u8::is_ascii_digit)
-                    && min.iter().all(u8::is_ascii_digit)
-            }
-            None => false,
-        }
-}
-
-const fn start_err(what: &'static str) -> ParseError {
-    ParseError::new(ErrorKind::StartLine, what)
-}
-
 impl<'a> Message<'a> {
     /// Scans one SIP message at the start of `buf` (a datagram, or a stream buffer
     /// holding a whole message). Leading CR/LF are skipped. Bytes after the
@@ -206,10 +134,25 @@ impl<'a> Message<'a> {
         let (start_end, next) = line_at(buf, pos);
         pos = next;
 
-        let mut entries = [Entry::EMPTY; MAX_HEADERS];
-        let mut count = 0usize;
-        let mut first = [OTHER; KNOWN_COUNT];
-        let mut counts = [0u8; KNOWN_COUNT];
+        // Built in place (the struct is large): head and start are set below.
+        let mut msg = Message {
+            buf,
+            head: "",
+            start: StartLine::Response {
+                version: "",
+                code: 0,
+                reason: "",
+            },
+            entries: [Entry::EMPTY; MAX_HEADERS],
+            count: 0,
+            first: [OTHER; KNOWN_COUNT],
+            counts: [0u8; KNOWN_COUNT],
+            body_start: buf.len(),
+            body_end: buf.len(),
+            content_length: None,
+            defect: None,
+            framing: None,
+        };
         let mut current: Option<usize> = None;
         let mut defect: Option<ParseError> = None;
         let mut cl_entry: Option<usize> = None;
@@ -218,15 +161,19 @@ impl<'a> Message<'a> {
             if pos >= buf.len() {
                 break (buf.len(), buf.len());
             }
-            let (end, next) = line_at(buf, pos);
-            if end == pos {
-                break (pos, next);
+            let first_byte = buf[pos];
+            if first_byte == b'\n' {
+                break (pos, pos + 1);
             }
-            if is_wsp(buf[pos]) {
+            if first_byte == b'\r' && buf.get(pos + 1).is_none_or(|&c| c == b'\n') {
+                break (pos, (pos + 2).min(buf.len()));
+            }
+            if is_wsp(first_byte) {
+                let (end, next) = line_at(buf, pos);
                 let content = skip_wsp(buf, pos, end);
                 match current {
                     Some(i) if content < end => {
-                        let e = &mut entries[i];
+                        let e = &mut msg.entries[i];
                         if e.value_start == e.value_end {
                             e.value_start = content as u32;
                         } else {
@@ -239,86 +186,75 @@ impl<'a> Message<'a> {
                         defect.get_or_insert(ParseError::header("line starts with white space"));
                     }
                 }
-            } else {
-                current = None;
-                let mut name_end = pos;
-                while name_end < end && is_token_char(buf[name_end]) {
-                    name_end += 1;
-                }
-                let colon = skip_wsp(buf, name_end, end);
-                match buf.get(colon) {
-                    _ if colon >= end || buf[colon] != b':' => {
-                        defect.get_or_insert(ParseError::header(
-                            if buf[pos..end].contains(&b':') {
-                                "invalid header name"
-                            } else {
-                                "header line without colon"
-                            },
-                        ));
-                    }
-                    _ => {
-                        let name = &buf[pos..name_end];
-                        if name.is_empty() || name.len() > usize::from(u16::MAX) {
-                            defect.get_or_insert(ParseError::header("invalid header name"));
-                        } else {
-                            if count == MAX_HEADERS {
-                                return Err(ParseError::new(
-                                    ErrorKind::TooLarge,
-                                    "more than 64 headers",
-                                ));
-                            }
-                            let value_start = skip_wsp(buf, colon + 1, end);
-                            let id = classify(name);
-                            if let (Some(f), Some(c)) =
-                                (first.get_mut(id as usize), counts.get_mut(id as usize))
-                            {
-                                if *f == OTHER {
-                                    *f = count as u8;
-                                }
-                                *c = c.saturating_add(1);
-                            }
-                            if HeaderName::ContentLength.id() == Some(id) {
-                                cl_repeated |= cl_entry.is_some();
-                                cl_entry = Some(count);
-                            }
-                            entries[count] = Entry {
-                                name_start: pos as u32,
-                                value_start: value_start as u32,
-                                value_end: trim_wsp_end(buf, value_start, end) as u32,
-                                name_len: name.len() as u16,
-                                id,
-                                folded: false,
-                            };
-                            current = Some(count);
-                            count += 1;
-                        }
-                    }
-                }
+                pos = next;
+                continue;
             }
+            current = None;
+            let colon = match find2_from(buf, pos, b':', b'\n') {
+                Some(c) if buf[c] == b':' => c,
+                _ => {
+                    defect.get_or_insert(ParseError::header("header line without colon"));
+                    pos = line_at(buf, pos).1;
+                    continue;
+                }
+            };
+            let line_start = pos;
+            let (end, next) = line_at(buf, colon + 1);
             pos = next;
+            let name = &buf[line_start..trim_wsp_end(buf, line_start, colon)];
+            let id = classify_in(buf, line_start, name.len());
+            if name.is_empty()
+                || name.len() > usize::from(u16::MAX)
+                || (id == OTHER && !is_token_bytes(name))
+            {
+                defect.get_or_insert(ParseError::header("invalid header name"));
+                continue;
+            }
+            if msg.count == MAX_HEADERS {
+                return Err(ParseError::new(ErrorKind::TooLarge, "more than 64 headers"));
+            }
+            if let (Some(f), Some(c)) = (
+                msg.first.get_mut(id as usize),
+                msg.counts.get_mut(id as usize),
+            ) {
+                if *f == OTHER {
+                    *f = msg.count as u8;
+                }
+                *c = c.saturating_add(1);
+            }
+            if HeaderName::ContentLength.id() == Some(id) {
+                cl_repeated |= cl_entry.is_some();
+                cl_entry = Some(msg.count);
+            }
+            let value_start = skip_wsp(buf, colon + 1, end);
+            msg.entries[msg.count] = Entry {
+                name_start: line_start as u32,
+                value_start: value_start as u32,
+                value_end: trim_wsp_end(buf, value_start, end) as u32,
+                name_len: name.len() as u16,
+                id,
+                folded: false,
+            };
+            current = Some(msg.count);
+            msg.count += 1;
         };
 
         let head = std::str::from_utf8(&buf[..head_end])
             .map_err(|_| ParseError::new(ErrorKind::Encoding, "not valid UTF-8"))?;
         let start_line = head.get(start_pos..start_end).unwrap_or("");
+        // A problem of the start line is reported before those of the headers.
+        let header_defect = defect.take();
         let start = parse_start_line(start_line, &mut defect)?;
+        let defect = defect.or(header_defect);
 
-        let mut msg = Message {
-            buf,
-            head,
-            start,
-            entries,
-            count,
-            first,
-            counts,
-            body_start,
-            body_end: buf.len(),
-            content_length: None,
-            defect,
-            framing: None,
-        };
+        msg.head = head;
+        msg.start = start;
+        msg.defect = defect;
+        msg.body_start = body_start;
         if let Some(i) = cl_entry {
-            let cl_err = |what| Some(ParseError::new(ErrorKind::ContentLength, what).in_header("Content-Length"));
+            let cl_err = |what| {
+                Some(ParseError::new(ErrorKind::ContentLength, what).in_header("Content-Length"))
+            };
             let value = trim_lws(msg.entry_value(&msg.entries[i]));
             if cl_repeated || value.contains(',') {
                 msg.framing = cl_err("several values");
@@ -424,7 +360,10 @@ impl<'a> Message<'a> {
     ) -> impl Iterator<Item = Header<'a>> + 's {
         let id = name.id();
         let start = match id {
-            Some(id) => self.first.get(id as usize).map_or(self.count, |&f| usize::from(f)),
+            Some(id) => self
+                .first
+                .get(id as usize)
+                .map_or(self.count, |&f| usize::from(f)),
             None => 0,
         };
         self.entries[start.min(self.count)..self.count]
@@ -517,9 +456,8 @@ impl<'a> Message<'a> {
     }
 
     fn required(&self, name: HeaderName<'static>) -> Result<&'a str, ParseError> {
-        self.header_raw(name).ok_or(
-            ParseError::new(ErrorKind::Missing, "missing").in_header(name.as_str()),
-        )
+        self.header_raw(name)
+            .ok_or(ParseError::new(ErrorKind::Missing, "missing").in_header(name.as_str()))
     }
 
     /// CSeq (first one).
@@ -537,25 +475,38 @@ impl<'a> Message<'a> {
         NameAddr::parse(self.required(HeaderName::To)?).map_err(|e| e.in_header("To"))
     }
 
+    /// The From tag, found without parsing the rest of the From header (a fast
+    /// path for dialog and transaction matching; [`Message::check`] validates).
+    pub fn from_tag(&self) -> Option<&'a str> {
+        self.header_raw(HeaderName::From).and_then(tag_only)
+    }
+
+    /// The To tag, like [`Message::from_tag`].
+    pub fn to_tag(&self) -> Option<&'a str> {
+        self.header_raw(HeaderName::To).and_then(tag_only)
+    }
+
     /// The top Via element.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
-        let first = self.header_raw(HeaderName::Via).and_then(|v| ListItems::new(v).next());
-        match first {
-            Some(v) => Via::parse(v).map_err(|e| e.in_header("Via")),
+        match self.header_raw(HeaderName::Via) {
+            Some(v) => Via::parse_prefix(v, true)
+                .map(|(via, _)| via)
+                .map_err(|e| e.in_header("Via")),
             None => Err(ParseError::new(ErrorKind::Missing, "missing").in_header("Via")),
         }
     }
 
-    /// Every Via element, top first, across repeated headers.
+    /// Every Via element, top first, across repeated headers. After an error
+    /// the rest of that header line is skipped.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
-        self.raw_values(HeaderName::Via)
-            .map(|v| Via::parse(v).map_err(|e| e.in_header("Via")))
+        self.elements(HeaderName::Via, |s| Via::parse_prefix(s, true))
+            .map(|r| r.map_err(|e| e.in_header("Via")))
     }
 
     /// Every Contact element across repeated headers.
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + '_ {
-        self.raw_values(HeaderName::Contact)
-            .map(|v| Contact::parse(v).map_err(|e| e.in_header("Contact")))
+        self.elements(HeaderName::Contact, Contact::parse_prefix)
+            .map(|r| r.map_err(|e| e.in_header("Contact")))
     }
 
     /// Every name-addr element of a list header (Route, Record-Route, Path, ...).
@@ -563,7 +514,18 @@ impl<'a> Message<'a> {
         &'s self,
         name: HeaderName<'s>,
     ) -> impl Iterator<Item = Result<NameAddr<'a>, ParseError>> + 's {
-        self.raw_values(name).map(|v| NameAddr::parse(v))
+        self.elements(name, NameAddr::parse_prefix)
+    }
+
+    fn elements<'s, T: 's>(
+        &'s self,
+        name: HeaderName<'s>,
+        parse: fn(&'a str) -> Result<(T, &'a str), ParseError>,
+    ) -> impl Iterator<Item = Result<T, ParseError>> + use<'s, 'a, T> {
+        self.headers_named(name).flat_map(move |h| Elements {
+            rest: Some(h.raw_value),
+            parse,
+        })
     }
 
     /// Max-Forwards: `Ok(None)` when absent.
@@ -616,60 +578,23 @@ impl<'a> Message<'a> {
     }
 }
 
-fn parse_start_line<'a>(
-    line: &'a str,
-    defect: &mut Option<ParseError>,
-) -> Result<StartLine<'a>, ParseError> {
-    let b = line.as_bytes();
-    if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
-        let sp = find_byte(line, b' ').ok_or(start_err("status line without status code"))?;
-        let version = &line[..sp];
-        if !is_sip_version(version.as_bytes()) {
-            return Err(start_err("invalid SIP version"));
-        }
-        let rest = &b[sp + 1..];
-        let three = rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit);
-        if !three || rest.get(3).is_some_and(|&c| c != b' ') {
-            return Err(start_err("status code must be 3 digits"));
-        }
-        let code = u16::from(rest[0] - b'0') * 100 + u16::from(rest[1] - b'0') * 10 + u16::from(rest[2] - b'0');
-        if !(100..=699).contains(&code) {
-            return Err(start_err("status code out of range"));
-        }
-        let reason = line.get(sp + 5..).unwrap_or("");
-        return Ok(StartLine::Response { version, code, reason });
+/// The comma-separated elements of one header value, parsed one at a time by a
+/// prefix parser that returns the rest (empty or starting with `,`).
+struct Elements<'a, T> {
+    rest: Option<&'a str>,
+    parse: fn(&'a str) -> Result<(T, &'a str), ParseError>,
+}
+
+impl<'a, T> Iterator for Elements<'a, T> {
+    type Item = Result<T, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.rest.take()?;
+        Some((self.parse)(s).map(|(v, rest)| {
+            self.rest = rest.strip_prefix(',');
+            v
+        }))
     }
-    let sp = find_byte(line, b' ').ok_or(start_err("not a SIP request line"))?;
-    let method = &line[..sp];
-    if !is_token_bytes(method.as_bytes()) {
-        return Err(start_err("invalid method"));
-    }
-    let rest = &line[sp + 1..];
-    let trimmed = rest.trim_end_matches([' ', '\t']);
-    let last_sp = trimmed.rfind(' ').ok_or(start_err("not a SIP request line"))?;
-    let version = &trimmed[last_sp + 1..];
-    if !is_sip_version(version.as_bytes()) {
-        return Err(start_err("not a SIP request line"));
-    }
-    let uri_part = &trimmed[..last_sp];
-    let uri = uri_part.trim_matches(' ');
-    let problem = if trimmed.len() != rest.len() {
-        Some("trailing white space in request line")
-    } else if uri.len() != uri_part.len() {
-        Some("extra white space in request line")
-    } else if uri.is_empty() {
-        Some("missing Request-URI")
-    } else {
-        None
-    };
-    if let Some(what) = problem {
-        defect.get_or_insert(start_err(what));
-    }
-    Ok(StartLine::Request {
-        method: Method::parse(method),
-        uri,
-        version,
-    })
 }
 
 impl fmt::Debug for Message<'_> {

@@ -94,7 +94,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for m in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK"] {
+        for m in [
+            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+        ] {
             assert_eq!(Method::parse(m).as_str(), m);
             assert!(!matches!(Method::parse(m), Method::Other(_)));
         }

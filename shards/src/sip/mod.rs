@@ -9,9 +9,18 @@
 //! asked: [`Message::top_via`], [`Message::cseq`], [`Message::from`],
 //! [`Message::request_uri`], ... parse their header on each call and borrow the
 //! datagram. Header names are case-insensitive and compact forms (`v`, `i`, `l`,
-//! ...) map to the same [`HeaderName`]. Folded values are unfolded by the text
-//! accessors ([`Message::header`], [`Message::header_values`]: `Cow`, borrowed when
-//! not folded) and are parsed in place by the typed ones.
+//! ...) map to the same [`HeaderName`]; looking up a known header is O(1). Folded
+//! values are unfolded by the text accessors ([`Message::header`],
+//! [`Message::header_values`]: `Cow`, borrowed when not folded) and are parsed in
+//! place by the typed ones. Typed accessors check the syntax of what they parse;
+//! [`Message::from_tag`] / [`Message::to_tag`] are the cheap path for dialog
+//! matching (they only look for the tag).
+//!
+//! Over a stream (TCP/TLS) the caller frames first: Content-Length is mandatory
+//! there (RFC 3261 18.3): a message whose [`Message::content_length`] is `None`, or
+//! for which `check` reports [`ErrorKind::ContentLength`] because the body has not
+//! fully arrived, must wait for more bytes or be rejected; [`Message::len`] says
+//! where the next message starts.
 //!
 //! # What to do with a bad message: 400 or drop
 //!
@@ -61,6 +70,7 @@ mod message;
 mod method;
 mod name_addr;
 mod params;
+mod scan;
 mod syntax;
 mod uri;
 mod via;

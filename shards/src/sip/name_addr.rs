@@ -4,10 +4,9 @@
 use std::borrow::Cow;
 
 use super::error::ParseError;
-use super::params::Params;
-use super::syntax::{
-    find_byte, is_lws, is_token_char, quoted_end, trim_lws, trim_lws_start, unquote,
-};
+use super::params::{scan_header_params, Params};
+use super::scan::{find2_from, find_from};
+use super::syntax::{is_lws, is_token_char, quoted_end, trim_lws, trim_lws_start, unquote};
 use super::uri::Uri;
 
 /// `[display-name] <uri> *(;param)` or a bare `uri *(;param)`.
@@ -28,79 +27,101 @@ pub struct NameAddr<'a> {
 }
 
 impl<'a> NameAddr<'a> {
-    /// Parses and checks one name-addr / addr-spec value.
+    /// Parses and checks one name-addr / addr-spec value (the whole text).
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        let s = trim_lws(s);
+        let (na, rest) = Self::parse_prefix(s)?;
+        if rest.is_empty() {
+            Ok(na)
+        } else {
+            Err(ParseError::header("several values"))
+        }
+    }
+
+    /// Parses one list element at the start of `s`; returns it and the rest,
+    /// which is empty or starts with `,`.
+    pub(crate) fn parse_prefix(s: &'a str) -> Result<(Self, &'a str), ParseError> {
+        let s = trim_lws_start(s);
         let b = s.as_bytes();
-        let (display_name, open) = if b.first() == Some(&b'"') {
+        if b.is_empty() {
+            return Err(ParseError::header("empty value"));
+        }
+        let (display_name, open) = if b[0] == b'"' {
             let end = quoted_end(b, 0).ok_or(ParseError::header("unterminated quoted string"))?;
-            let after = trim_lws_start(&s[end..]);
-            if !after.starts_with('<') {
+            let mut lt = end;
+            while lt < b.len() && is_lws(b[lt]) {
+                lt += 1;
+            }
+            if b.get(lt) != Some(&b'<') {
                 return Err(ParseError::header("quoted display name without <URI>"));
             }
-            (Some(&s[..end]), Some(s.len() - after.len()))
+            (Some(&s[..end]), Some(lt))
         } else {
-            match find_unquoted(b, b'<') {
-                Some(lt) => {
-                    let name = trim_lws(&s[..lt]);
-                    if find_byte(name, b'"').is_some() {
-                        return Err(ParseError::header("unbalanced quotes"));
-                    }
-                    if !name.bytes().all(|c| is_token_char(c) || is_lws(c)) {
-                        return Err(ParseError::header("invalid display name (quote it)"));
-                    }
-                    ((!name.is_empty()).then_some(name), Some(lt))
-                }
-                None => (None, None),
+            let mut i = 0;
+            while i < b.len() && (is_token_char(b[i]) || is_lws(b[i])) {
+                i += 1;
+            }
+            if b.get(i) == Some(&b'<') {
+                let name = trim_lws(&s[..i]);
+                ((!name.is_empty()).then_some(name), Some(i))
+            } else {
+                (None, None)
             }
         };
-        let (uri, rest, bracketed) = match open {
+        let (uri, after, bracketed) = match open {
             Some(lt) => {
-                let inner = &s[lt + 1..];
-                let gt = find_byte(inner, b'>')
-                    .ok_or(ParseError::header("missing > after URI"))?;
-                let text = &inner[..gt];
-                if text.bytes().next().is_some_and(is_lws) || text.bytes().last().is_some_and(is_lws)
-                {
+                let start = lt + 1;
+                if b.get(start).is_some_and(|&c| is_lws(c)) {
                     return Err(ParseError::header("white space inside <>"));
                 }
-                (Uri::parse(text)?, &inner[gt + 1..], true)
+                let (uri, n) = Uri::scan(&s[start..], false)?;
+                let close = start + n;
+                match b.get(close) {
+                    Some(b'>') => (uri, close + 1, true),
+                    Some(&c) if is_lws(c) => {
+                        return Err(ParseError::header("white space inside <>"))
+                    }
+                    Some(_) => return Err(ParseError::header("invalid character in URI")),
+                    None => return Err(ParseError::header("missing > after URI")),
+                }
             }
             None => {
-                let end = s
-                    .bytes()
-                    .position(|c| is_lws(c) || c == b';' || c == b',')
-                    .unwrap_or(s.len());
-                let uri = Uri::parse(&s[..end])?;
+                let (uri, n) = Uri::scan(s, true).map_err(|e| {
+                    if find_unquoted(b, b'<').is_some() {
+                        ParseError::header("invalid display name (quote it)")
+                    } else if b.contains(&b'"') {
+                        ParseError::header("unbalanced quotes")
+                    } else {
+                        e
+                    }
+                })?;
                 if uri.headers.is_some() {
-                    return Err(ParseError::header("URI with headers must be enclosed in <>"));
+                    return Err(ParseError::header(
+                        "URI with headers must be enclosed in <>",
+                    ));
                 }
-                (uri, &s[end..], false)
+                (uri, n, false)
             }
         };
-        let rest = trim_lws_start(rest);
-        if !rest.is_empty() && !rest.starts_with(';') {
-            return Err(ParseError::header(if rest.starts_with(',') {
-                "several values"
-            } else {
-                "unexpected text after URI"
-            }));
-        }
-        let params = Params::new(rest);
         let mut tag = None;
-        params.check_header_with(|p| {
+        let (params, rest) = scan_header_params(&s[after..], true, |p| {
             if tag.is_none() && p.name.eq_ignore_ascii_case("tag") {
                 tag = p.value;
             }
             Ok(())
         })?;
-        Ok(NameAddr {
-            display_name,
-            uri,
-            params,
-            bracketed,
-            tag,
-        })
+        if !rest.is_empty() && !rest.starts_with(',') {
+            return Err(ParseError::header("unexpected text after URI"));
+        }
+        Ok((
+            NameAddr {
+                display_name,
+                uri,
+                params,
+                bracketed,
+                tag,
+            },
+            rest,
+        ))
     }
 
     /// The display name without quotes, escapes or folds.
@@ -124,14 +145,53 @@ pub enum Contact<'a> {
 }
 
 impl<'a> Contact<'a> {
-    /// Parses one Contact list element.
+    /// Parses one Contact value (the whole text).
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        if trim_lws(s) == "*" {
-            Ok(Contact::Star)
+        let (c, rest) = Self::parse_prefix(s)?;
+        if rest.is_empty() {
+            Ok(c)
         } else {
-            NameAddr::parse(s).map(Contact::Addr)
+            Err(ParseError::header("several values"))
         }
     }
+
+    /// Parses one list element at the start of `s` (see `NameAddr::parse_prefix`).
+    pub(crate) fn parse_prefix(s: &'a str) -> Result<(Self, &'a str), ParseError> {
+        let t = trim_lws_start(s);
+        if let Some(after) = t.strip_prefix('*') {
+            let rest = trim_lws_start(after);
+            if rest.is_empty() || rest.starts_with(',') {
+                return Ok((Contact::Star, rest));
+            }
+        }
+        NameAddr::parse_prefix(t).map(|(n, rest)| (Contact::Addr(n), rest))
+    }
+}
+
+/// The `tag` parameter of a From/To value, found without parsing or checking
+/// the rest of it (the proxy fast path; `Message::check` does the checking).
+pub(crate) fn tag_only(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    // The first '<' outside a quoted display name opens the URI.
+    let mut i = 0;
+    let open = loop {
+        match find2_from(b, i, b'<', b'"') {
+            Some(q) if b[q] == b'"' => i = quoted_end(b, q)?,
+            other => break other,
+        }
+    };
+    let params_at = match open {
+        Some(lt) => find_from(b, lt, b'>')? + 1,
+        None => find_from(b, 0, b';')?,
+    };
+    let mut tag = None;
+    let _ = scan_header_params(&s[params_at..], false, |p| {
+        if tag.is_none() && p.name.eq_ignore_ascii_case("tag") {
+            tag = p.value;
+        }
+        Ok(())
+    });
+    tag
 }
 
 fn find_unquoted(b: &[u8], needle: u8) -> Option<usize> {
@@ -181,7 +241,8 @@ mod tests {
         .unwrap();
         assert_eq!(n.display_name_unquoted().unwrap(), "J Rosenberg \\\"");
         assert_eq!(n.tag(), Some("98asjd8"));
-        let n = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n =
+            NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(n.tag(), Some("1918181833n"));
         assert_eq!(n.uri.host, Some(Host::Name("chair-dnrc.example.com")));
         let n = NameAddr::parse(
@@ -212,8 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn tag_fast_path() {
+        assert_eq!(
+            tag_only("\"A;tag=no\" <sip:a@b;tag=no>;tag=yes"),
+            Some("yes")
+        );
+        assert_eq!(tag_only("sip:a@b;x;TAG=1"), Some("1"));
+        assert_eq!(tag_only("sip:a@b"), None);
+        assert_eq!(tag_only("<sip:a@b;tag=x>"), None);
+        assert_eq!(tag_only("\"unterminated <sip:a@b>;tag=1"), None);
+    }
+
+    #[test]
     fn contact_star() {
         assert_eq!(Contact::parse(" * ").unwrap(), Contact::Star);
-        assert!(matches!(Contact::parse("<sip:a@b>;expires=0"), Ok(Contact::Addr(_))));
+        assert!(Contact::parse("*;expires=0").is_err());
+        let (c, rest) = Contact::parse_prefix("<sip:a@b>;q=1 , *").unwrap();
+        assert!(matches!(c, Contact::Addr(_)));
+        assert_eq!(rest, ", *");
+        assert!(matches!(
+            Contact::parse("<sip:a@b>;expires=0"),
+            Ok(Contact::Addr(_))
+        ));
     }
 }

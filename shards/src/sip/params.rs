@@ -2,7 +2,7 @@
 //! From/To/Contact, Content-Type), iterated lazily from the raw text.
 
 use super::error::ParseError;
-use super::syntax::{is_escaped_class, is_token, is_token_char, quoted_end, trim_lws, CLASS_PARAM};
+use super::syntax::{is_lws, is_param_char, is_token_char, quoted_end, trim_lws};
 
 /// A parameter list as written: empty, or starting with `;`.
 ///
@@ -64,51 +64,46 @@ impl<'a> Params<'a> {
         self.get(name).is_some()
     }
 
-    /// Header parameters: `token [ = ( token / host / quoted-string ) ]`.
+    /// Checks that the whole text is valid header parameters.
     pub(crate) fn check_header(&self) -> Result<(), ParseError> {
-        self.check_header_with(|_| Ok(()))
-    }
-
-    /// Like `check_header`, calling `each` on every (valid) parameter, so that
-    /// callers validate and pick values in the same pass.
-    pub(crate) fn check_header_with(
-        &self,
-        mut each: impl FnMut(Param<'a>) -> Result<(), ParseError>,
-    ) -> Result<(), ParseError> {
-        for p in self.iter() {
-            if !is_token(p.name) {
-                return Err(ParseError::header(if p.name.is_empty() {
-                    "empty parameter"
-                } else {
-                    "invalid parameter name"
-                }));
-            }
-            if let Some(v) = p.value {
-                let ok = if v.starts_with('"') {
-                    quoted_end(v.as_bytes(), 0) == Some(v.len())
-                } else {
-                    !v.is_empty()
-                        && v.bytes()
-                            .all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':'))
-                };
-                if !ok {
-                    return Err(ParseError::header("invalid parameter value"));
-                }
-            }
-            each(p)?;
+        let (_, rest) = scan_header_params(self.raw, true, |_| Ok(()))?;
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(ParseError::header("invalid parameter"))
         }
-        Ok(())
     }
 
-    /// URI parameters: `1*paramchar [ = 1*paramchar ]`.
+    /// URI parameters: `1*paramchar [ = 1*paramchar ]` (paramchar includes
+    /// %-escapes), one pass.
     pub(crate) fn check_uri(&self) -> Result<(), ParseError> {
-        for p in self.iter() {
-            let ok = !p.name.is_empty()
-                && is_escaped_class(p.name, CLASS_PARAM)
-                && p.value
-                    .is_none_or(|v| !v.is_empty() && is_escaped_class(v, CLASS_PARAM));
-            if !ok {
-                return Err(ParseError::header(if p.name.is_empty() {
+        let b = self.raw.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            // b[i] == ';'
+            i += 1;
+            let name_start = i;
+            let mut eq = None;
+            while i < b.len() && b[i] != b';' {
+                match b[i] {
+                    b'=' if eq.is_none() => eq = Some(i),
+                    b'%' => {
+                        if !(i + 2 < b.len()
+                            && b[i + 1].is_ascii_hexdigit()
+                            && b[i + 2].is_ascii_hexdigit())
+                        {
+                            return Err(ParseError::header("invalid URI parameter"));
+                        }
+                        i += 2;
+                    }
+                    c if is_param_char(c) => {}
+                    _ => return Err(ParseError::header("invalid URI parameter")),
+                }
+                i += 1;
+            }
+            let name_end = eq.unwrap_or(i);
+            if name_end == name_start || eq.is_some_and(|e| e + 1 == i) {
+                return Err(ParseError::header(if name_end == name_start {
                     "empty URI parameter"
                 } else {
                     "invalid URI parameter"
@@ -117,6 +112,92 @@ impl<'a> Params<'a> {
         }
         Ok(())
     }
+}
+
+/// Scans `*( SEMI generic-param )` at the start of `s` (white space allowed
+/// around `;` and `=`, as in header fields), calling `each` on every parameter.
+/// Stops at the end, at a `,` (next list element) or at any other character that
+/// cannot continue the parameters; returns the parameters and that rest.
+/// `strict` rejects empty names, bad names and bad values; otherwise anything
+/// up to the next `;` or `,` is skipped.
+pub(crate) fn scan_header_params<'a>(
+    s: &'a str,
+    strict: bool,
+    mut each: impl FnMut(Param<'a>) -> Result<(), ParseError>,
+) -> Result<(Params<'a>, &'a str), ParseError> {
+    let b = s.as_bytes();
+    let mut i = skip_lws(b, 0);
+    let start = i;
+    let mut end = i;
+    while i < b.len() && b[i] == b';' {
+        i = skip_lws(b, i + 1);
+        let name_start = i;
+        while i < b.len() && is_token_char(b[i]) {
+            i += 1;
+        }
+        let name = &s[name_start..i];
+        i = skip_lws(b, i);
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            i = skip_lws(b, i + 1);
+            let value_start = i;
+            if b.get(i) == Some(&b'"') {
+                i = quoted_end(b, i).ok_or(ParseError::header("unterminated quoted string"))?;
+            } else {
+                while i < b.len() && (is_token_char(b[i]) || matches!(b[i], b'[' | b']' | b':')) {
+                    i += 1;
+                }
+            }
+            value = Some(&s[value_start..i]);
+            i = skip_lws(b, i);
+        }
+        let bad_end = i < b.len() && b[i] != b';' && b[i] != b',';
+        if strict {
+            if name.is_empty() {
+                return Err(ParseError::header(if bad_end {
+                    "invalid parameter name"
+                } else {
+                    "empty parameter"
+                }));
+            }
+            if value == Some("") {
+                return Err(ParseError::header("invalid parameter value"));
+            }
+        }
+        if bad_end {
+            if strict {
+                return Err(ParseError::header(if value.is_some() {
+                    "invalid parameter value"
+                } else {
+                    "invalid parameter name"
+                }));
+            }
+            while i < b.len() && b[i] != b';' && b[i] != b',' {
+                i = if b[i] == b'"' {
+                    quoted_end(b, i).unwrap_or(b.len())
+                } else {
+                    i + 1
+                };
+            }
+        }
+        end = trim_end(b, name_start, i);
+        each(Param { name, value })?;
+    }
+    Ok((Params::new(&s[start..end]), &s[i..]))
+}
+
+fn skip_lws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_lws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    end
 }
 
 impl<'a> IntoIterator for Params<'a> {
@@ -198,14 +279,43 @@ mod tests {
     }
 
     #[test]
+    fn scanning_stops_at_list_end() {
+        let mut seen = Vec::new();
+        let (p, rest) = scan_header_params(" ; a = 1 ;b;c=\"x,y\" , next", true, |p| {
+            seen.push((p.name, p.value));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(p.as_str(), "; a = 1 ;b;c=\"x,y\"");
+        assert_eq!(rest, ", next");
+        assert_eq!(
+            seen,
+            [("a", Some("1")), ("b", None), ("c", Some("\"x,y\""))]
+        );
+        let (p, rest) = scan_header_params(";;,;,,", false, |_| Ok(())).unwrap();
+        assert_eq!((p.as_str(), rest), (";;", ",;,,"));
+        assert!(scan_header_params(";;,;,,", true, |_| Ok(())).is_err());
+        let (p, rest) = scan_header_params(" junk", true, |_| Ok(())).unwrap();
+        assert_eq!((p.as_str(), rest), ("", "junk"));
+        assert!(scan_header_params(";a=\"open", false, |_| Ok(())).is_err());
+    }
+
+    #[test]
     fn strictness() {
         assert!(Params::new(";;").check_header().is_err());
         assert!(Params::new(";a=").check_header().is_err());
         assert!(Params::new(";a=\"x").check_header().is_err());
         assert!(Params::new(";a b=c").check_header().is_err());
-        assert!(Params::new(";received=[2001:db8::1]").check_header().is_ok());
-        assert!(Params::new(";%6C%72;n%61me=v%61lue%25%34%31").check_uri().is_ok());
+        assert!(Params::new(";received=[2001:db8::1]")
+            .check_header()
+            .is_ok());
+        assert!(Params::new(";%6C%72;n%61me=v%61lue%25%34%31")
+            .check_uri()
+            .is_ok());
         assert!(Params::new(";a=<b>").check_uri().is_err());
+        assert!(Params::new(";a=").check_uri().is_err());
+        assert!(Params::new(";a=%4").check_uri().is_err());
+        assert!(Params::new(";a=%41;b").check_uri().is_ok());
         assert!(Params::new(";").check_uri().is_err());
     }
 }

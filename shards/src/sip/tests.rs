@@ -31,8 +31,14 @@ f: sip:a@b;tag=1\r\nT: sip:c@d\r\nI: id1\r\ncseq: 2 OPTIONS\r\nL: 0\r\nk: 100rel
     assert_eq!(m.call_id(), Some("id1"));
     assert_eq!(m.cseq().unwrap().seq, 2);
     assert_eq!(m.content_length(), Some(0));
-    assert_eq!(m.tokens(HeaderName::Supported).collect::<Vec<_>>(), ["100rel", "timer"]);
-    assert_eq!(m.header(HeaderName::parse("supported")).unwrap(), "100rel, timer");
+    assert_eq!(
+        m.tokens(HeaderName::Supported).collect::<Vec<_>>(),
+        ["100rel", "timer"]
+    );
+    assert_eq!(
+        m.header(HeaderName::parse("supported")).unwrap(),
+        "100rel, timer"
+    );
     assert_eq!(m.header(HeaderName::parse("K")).unwrap(), "100rel, timer");
     let h = m.headers().nth(1).unwrap();
     assert_eq!((h.name, h.raw_name), (HeaderName::Via, "VIA"));
@@ -48,9 +54,16 @@ To: sip:c@d\nCall-ID: x\nCSeq: 1 OPTIONS\nSubject: first\n  second\n\tthird\nX-E
     let subject = m.header(HeaderName::Subject).unwrap();
     assert_eq!(subject, "first second third");
     assert!(matches!(subject, Cow::Owned(_)));
-    assert!(matches!(m.header(HeaderName::CallId).unwrap(), Cow::Borrowed("x")));
+    assert!(matches!(
+        m.header(HeaderName::CallId).unwrap(),
+        Cow::Borrowed("x")
+    ));
     assert_eq!(m.header_raw(HeaderName::Other("x-empty")), Some("later"));
-    assert!(!m.headers_named(HeaderName::Other("X-EMPTY")).next().unwrap().is_folded());
+    assert!(!m
+        .headers_named(HeaderName::Other("X-EMPTY"))
+        .next()
+        .unwrap()
+        .is_folded());
     assert_eq!(m.body(), b"body");
 }
 
@@ -62,7 +75,10 @@ Accept: application/sdp,\r\n  text/plain\r\nAuthorization: Digest a=\"1\", b=2\r
     ));
     m.check().unwrap();
     let v: Vec<_> = m.header_values(HeaderName::Contact).collect();
-    assert_eq!(v, ["<sip:a@h1>;q=0.5", "\"Bob, Jr\" <sip:b,x@h2>", "sip:c@h3"]);
+    assert_eq!(
+        v,
+        ["<sip:a@h1>;q=0.5", "\"Bob, Jr\" <sip:b,x@h2>", "sip:c@h3"]
+    );
     let accept: Vec<_> = m.header_values(HeaderName::Accept).collect();
     assert_eq!(accept, ["application/sdp", "text/plain"]);
     let auth: Vec<_> = m.header_values(HeaderName::Authorization).collect();
@@ -89,12 +105,21 @@ fn content_length_framing() {
     assert_eq!(m.body(), b"rest of datagram");
     assert_eq!(m.content_length(), None);
     for (cl, what) in [
-        ("Content-Length: 99", "Content-Length: larger than the datagram"),
+        (
+            "Content-Length: 99",
+            "Content-Length: larger than the datagram",
+        ),
         ("Content-Length: -1", "Content-Length: not a number"),
         ("Content-Length: 1x", "Content-Length: not a number"),
-        ("Content-Length: 99999999999999999999", "Content-Length: larger than the datagram"),
+        (
+            "Content-Length: 99999999999999999999",
+            "Content-Length: larger than the datagram",
+        ),
         ("Content-Length: 1, 2", "Content-Length: several values"),
-        ("l: 1\r\nContent-Length: 1", "Content-Length: several values"),
+        (
+            "l: 1\r\nContent-Length: 1",
+            "Content-Length: several values",
+        ),
     ] {
         let m = parse(&format!("{BASE}{cl}\r\n\r\nab"));
         let e = m.check().unwrap_err();
@@ -128,7 +153,10 @@ fn start_lines() {
         assert_eq!(e.kind(), ErrorKind::StartLine, "{bad:?}");
         assert_eq!(e.status(), None);
     }
-    assert_eq!(Message::parse(b"\r\n\r\n").unwrap_err().kind(), ErrorKind::Empty);
+    assert_eq!(
+        Message::parse(b"\r\n\r\n").unwrap_err().kind(),
+        ErrorKind::Empty
+    );
     assert_eq!(Message::parse(b"").unwrap_err().kind(), ErrorKind::Empty);
     let m = parse(&format!("\r\n\r\n{BASE}\r\n"));
     m.check().unwrap();
@@ -153,7 +181,10 @@ fn limits_and_encoding() {
     assert_eq!(e.kind(), ErrorKind::TooLarge);
     let mut bytes = BASE.as_bytes().to_vec();
     bytes.extend_from_slice(b"Subject: \xff\xfe\r\n\r\n\xff binary body ok");
-    assert_eq!(Message::parse(&bytes).unwrap_err().kind(), ErrorKind::Encoding);
+    assert_eq!(
+        Message::parse(&bytes).unwrap_err().kind(),
+        ErrorKind::Encoding
+    );
     let mut bytes = BASE.as_bytes().to_vec();
     bytes.extend_from_slice(b"\r\n\xff binary body ok");
     assert!(Message::parse(&bytes).unwrap().check().is_ok());
@@ -176,14 +207,24 @@ fn malformed_lines_are_400() {
 
 #[test]
 fn respondability() {
-    let ack = parse(&BASE.replace("OPTIONS", "ACK").replace("CSeq: 1 ACK", "CSeq: 1 INVITE"));
+    let ack = parse(
+        &BASE
+            .replace("OPTIONS", "ACK")
+            .replace("CSeq: 1 ACK", "CSeq: 1 INVITE"),
+    );
     let e = ack.check().unwrap_err();
     assert_eq!((e.kind(), e.status()), (ErrorKind::CSeqMismatch, None));
-    let no_via = parse(&format!("{}\r\n", BASE.replace("Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n", "")));
+    let no_via = parse(&format!(
+        "{}\r\n",
+        BASE.replace("Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n", "")
+    ));
     let e = no_via.check().unwrap_err();
     assert_eq!((e.kind(), e.status()), (ErrorKind::Missing, None));
     assert_eq!(e.to_string(), "Via: missing");
-    let bad_via = parse(&format!("{}\r\n", BASE.replace("192.0.2.1;branch=z9hG4bK1", "192.0.2.1;;")));
+    let bad_via = parse(&format!(
+        "{}\r\n",
+        BASE.replace("192.0.2.1;branch=z9hG4bK1", "192.0.2.1;;")
+    ));
     let e = bad_via.check().unwrap_err();
     assert_eq!(e.status(), Some(400));
     let resp = parse("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n");
@@ -200,25 +241,49 @@ Route: <sip:p1.example.com;lr>, <sip:[2001:db8::1]:5070;lr>\r\nDate: Sat, 15 Oct
     assert_eq!(m.max_forwards().unwrap(), Some(68));
     assert_eq!(m.expires().unwrap(), Some(3600));
     assert!(m.content_type().unwrap().unwrap().is("application", "sdp"));
-    let routes: Vec<_> = m.name_addrs(HeaderName::Route).map(Result::unwrap).collect();
-    assert_eq!(routes[1].uri.host, Some(Host::V6("2001:db8::1".parse().unwrap())));
+    let routes: Vec<_> = m
+        .name_addrs(HeaderName::Route)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        routes[1].uri.host,
+        Some(Host::V6("2001:db8::1".parse().unwrap()))
+    );
     assert_eq!(routes[1].uri.port, Some(5070));
     let m = parse(BASE);
     assert_eq!(m.max_forwards().unwrap(), None);
     assert_eq!(m.expires().unwrap(), None);
     assert!(m.content_type().unwrap().is_none());
     let uri = m.request_uri().unwrap();
-    assert_eq!((uri.user, uri.host), (Some("bob"), Some(Host::Name("example.com"))));
+    assert_eq!(
+        (uri.user, uri.host),
+        (Some("bob"), Some(Host::Name("example.com")))
+    );
 }
 
 #[test]
 fn request_line_strictness() {
     for (line, what) in [
-        ("OPTIONS  sip:bob@example.com SIP/2.0", "extra white space in request line"),
-        ("OPTIONS sip:bob@example.com SIP/2.0 ", "trailing white space in request line"),
-        ("OPTIONS sip:bob@example.com; lr SIP/2.0", "Request-URI: invalid character (white space?) in URI"),
-        ("OPTIONS <sip:bob@example.com> SIP/2.0", "Request-URI: URI must not be enclosed in <> here"),
-        ("OPTIONS sip:bob@example.com?Route=x SIP/2.0", "Request-URI: headers (?...) not allowed"),
+        (
+            "OPTIONS  sip:bob@example.com SIP/2.0",
+            "extra white space in request line",
+        ),
+        (
+            "OPTIONS sip:bob@example.com SIP/2.0 ",
+            "trailing white space in request line",
+        ),
+        (
+            "OPTIONS sip:bob@example.com; lr SIP/2.0",
+            "Request-URI: invalid character (white space?) in URI",
+        ),
+        (
+            "OPTIONS <sip:bob@example.com> SIP/2.0",
+            "Request-URI: URI must not be enclosed in <> here",
+        ),
+        (
+            "OPTIONS sip:bob@example.com?Route=x SIP/2.0",
+            "Request-URI: headers (?...) not allowed",
+        ),
     ] {
         let m = parse(&BASE.replace("OPTIONS sip:bob@example.com SIP/2.0", line));
         let e = m.check().unwrap_err();
@@ -244,8 +309,12 @@ fn exercise(buf: &[u8]) {
     let Ok(m) = Message::parse(buf) else { return };
     let _ = m.check();
     let _ = m.can_respond();
-    let _ = m.request_uri().map(|u| (u.user_unescaped(), u.opaque(), u.params.iter().count()));
-    let _ = m.top_via().map(|v| v.response_dest("192.0.2.9:5060".parse().unwrap()));
+    let _ = m
+        .request_uri()
+        .map(|u| (u.user_unescaped(), u.opaque(), u.params.iter().count()));
+    let _ = m
+        .top_via()
+        .map(|v| v.response_dest("192.0.2.9:5060".parse().unwrap()));
     for v in m.vias().flatten() {
         let mut out = Vec::new();
         v.write_stamped(&mut out, "[2001:db8::1]:1".parse().unwrap());
@@ -254,7 +323,13 @@ fn exercise(buf: &[u8]) {
     let _ = m.from().map(|f| (f.display_name_unquoted(), f.tag()));
     let _ = m.to();
     let _ = m.cseq();
-    let _ = (m.max_forwards(), m.expires(), m.content_type(), m.body(), m.call_id());
+    let _ = (
+        m.max_forwards(),
+        m.expires(),
+        m.content_type(),
+        m.body(),
+        m.call_id(),
+    );
     for c in m.contacts().flatten() {
         if let Contact::Addr(a) = c {
             let _ = a.params.iter().count();
@@ -269,7 +344,14 @@ fn exercise(buf: &[u8]) {
         let _ = unescape(h.raw_value);
     }
     let mut out = Vec::new();
-    let w = Writer::response_to(&mut out, &m, 400, None, Some("t"), Some("192.0.2.9:5060".parse().unwrap()));
+    let w = Writer::response_to(
+        &mut out,
+        &m,
+        400,
+        None,
+        Some("t"),
+        Some("192.0.2.9:5060".parse().unwrap()),
+    );
     w.finish(b"");
     let _ = Message::parse(&out).map(|r| r.check());
 }
@@ -302,7 +384,10 @@ fn never_panics_on_truncation_or_flips() {
                 let i = (rng.next() % buf.len() as u64) as usize;
                 let r = rng.next();
                 buf[i] = if r % 3 == 0 {
-                    [b'\r', b'\n', b' ', b':', b';', b',', b'"', b'<', b'>', b'[', b']', b'%', b'\\', 0, 0xff][(r >> 8) as usize % 15]
+                    [
+                        b'\r', b'\n', b' ', b':', b';', b',', b'"', b'<', b'>', b'[', b']', b'%',
+                        b'\\', 0, 0xff,
+                    ][(r >> 8) as usize % 15]
                 } else {
                     (r >> 16) as u8
                 };

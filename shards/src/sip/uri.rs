@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::error::ParseError;
 use super::params::Params;
 use super::syntax::{
-    find_byte, is_escaped_class, is_host_char, is_scheme, split_before, split_byte, unescape,
-    CLASS_HNV, CLASS_PASSWORD, CLASS_URIC, CLASS_USER,
+    find_byte, has_class, is_escaped_class, is_host_char, is_scheme_char, split_before, split_byte,
+    unescape, CLASS_HNV, CLASS_PASSWORD, CLASS_URIC, CLASS_USER,
 };
 
 /// A URI scheme. `Other` keeps the scheme as written (answer 416 for those).
@@ -65,13 +65,19 @@ impl<'a> Host<'a> {
                 .map(Host::V6)
                 .map_err(|_| ParseError::header("invalid IPv6 address"));
         }
-        if b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-            return s
-                .parse::<Ipv4Addr>()
-                .map(Host::V4)
-                .map_err(|_| ParseError::header("invalid IPv4 address"));
+        let mut numeric = true;
+        for &c in b {
+            if !is_host_char(c) {
+                return Err(ParseError::header("invalid host name"));
+            }
+            numeric &= c.is_ascii_digit() || c == b'.';
         }
-        if b[0] == b'.' || b[0] == b'-' || !b.iter().all(|&c| is_host_char(c)) {
+        if numeric {
+            return parse_ipv4(b)
+                .map(Host::V4)
+                .ok_or(ParseError::header("invalid IPv4 address"));
+        }
+        if b[0] == b'.' || b[0] == b'-' {
             return Err(ParseError::header("invalid host name"));
         }
         Ok(Host::Name(s))
@@ -125,18 +131,62 @@ pub struct Uri<'a> {
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. It must not contain white space or `<>` around it.
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        if s.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            return Err(ParseError::header("invalid character (white space?) in URI"));
-        }
         if s.starts_with('<') {
             return Err(ParseError::header("URI must not be enclosed in <> here"));
         }
-        let colon = find_byte(s, b':').ok_or(ParseError::header("URI without scheme"))?;
-        let scheme_str = &s[..colon];
-        if !is_scheme(scheme_str) {
+        match Self::scan(s, false) {
+            Ok((uri, end)) if end == s.len() => Ok(uri),
+            _ if s.bytes().any(|b| b <= b' ' || b >= 0x7f) => Err(ParseError::header(
+                "invalid character (white space?) in URI",
+            )),
+            Ok(_) => Err(ParseError::header("invalid character in URI")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parses the URI at the start of `s`, which ends before the first white
+    /// space, control character, `<`, `>` or `"`, and when `bare` (an addr-spec
+    /// outside `<>`, whose parameters belong to the header) also before `;` and
+    /// `,`. Returns the URI and where it ended.
+    pub(crate) fn scan(s: &'a str, bare: bool) -> Result<(Self, usize), ParseError> {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() && is_scheme_char(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b':') {
+            return Err(ParseError::header("URI without scheme"));
+        }
+        if i == 0 || !b[0].is_ascii_alphabetic() {
             return Err(ParseError::header("invalid URI scheme"));
         }
-        let rest = &s[colon + 1..];
+        let scheme_str = &s[..i];
+        let rest_start = i + 1;
+        // One pass: where the URI ends, its first '@', and the first ';' and '?'
+        // after that '@' (or from the start when there is none).
+        let mut marks = Marks::default();
+        let mut end = rest_start;
+        while end < b.len() {
+            let code = URI_SCAN[b[end] as usize];
+            if code != 0 {
+                let at = end - rest_start;
+                match code {
+                    SCAN_STOP => break,
+                    SCAN_COMMA | SCAN_SEMI if bare => break,
+                    SCAN_AT if marks.at.is_none() => {
+                        marks = Marks {
+                            at: Some(at),
+                            ..Marks::default()
+                        }
+                    }
+                    SCAN_SEMI if marks.semi.is_none() => marks.semi = Some(at),
+                    SCAN_QUERY if marks.query.is_none() => marks.query = Some(at),
+                    _ => {}
+                }
+            }
+            end += 1;
+        }
+        let rest = &s[rest_start..end];
         let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
             Scheme::Sip
         } else if scheme_str.eq_ignore_ascii_case("sips") {
@@ -154,10 +204,10 @@ impl<'a> Uri<'a> {
             port: None,
             params: Params::default(),
             headers: None,
-            raw: s,
+            raw: &s[..end],
         };
         match scheme {
-            Scheme::Sip | Scheme::Sips => parse_sip(rest, &mut uri)?,
+            Scheme::Sip | Scheme::Sips => parse_sip(rest, marks, &mut uri)?,
             Scheme::Tel => {
                 let (number, params) = split_before(rest, b';');
                 let ok = !number.is_empty()
@@ -178,7 +228,7 @@ impl<'a> Uri<'a> {
                 }
             }
         }
-        Ok(uri)
+        Ok((uri, end))
     }
 
     /// The URI as written.
@@ -205,30 +255,90 @@ impl<'a> Uri<'a> {
     }
 }
 
-fn parse_sip<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError> {
-    let (userinfo, hostpart) = match split_byte(rest, b'@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
-    };
-    if let Some(ui) = userinfo {
-        let (user, password) = match split_byte(ui, b':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (ui, None),
+const SCAN_STOP: u8 = 1;
+const SCAN_AT: u8 = 2;
+const SCAN_SEMI: u8 = 3;
+const SCAN_QUERY: u8 = 4;
+const SCAN_COMMA: u8 = 5;
+
+const fn build_uri_scan() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            0..=b' ' | 0x7f..=0xff | b'<' | b'>' | b'"' => SCAN_STOP,
+            b'@' => SCAN_AT,
+            b';' => SCAN_SEMI,
+            b'?' => SCAN_QUERY,
+            b',' => SCAN_COMMA,
+            _ => 0,
         };
-        if user.is_empty() || !is_escaped_class(user, CLASS_USER) {
-            return Err(ParseError::header("invalid user part in URI"));
-        }
-        if password.is_some_and(|p| !is_escaped_class(p, CLASS_PASSWORD)) {
-            return Err(ParseError::header("invalid password in URI"));
-        }
-        uri.user = Some(user);
-        uri.password = password;
+        i += 1;
     }
-    let (hostparams, headers) = match split_byte(hostpart, b'?') {
-        Some((hp, h)) => (hp, Some(h)),
-        None => (hostpart, None),
-    };
-    let (hostport, params) = split_before(hostparams, b';');
+    t
+}
+
+static URI_SCAN: [u8; 256] = build_uri_scan();
+
+/// Positions (relative to the text after `scheme:`) found by the URI scan.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    at: Option<usize>,
+    semi: Option<usize>,
+    query: Option<usize>,
+}
+
+fn parse_sip<'a>(rest: &'a str, marks: Marks, uri: &mut Uri<'a>) -> Result<(), ParseError> {
+    let host_start = marks.at.map_or(0, |a| a + 1);
+    if let Some(at) = marks.at {
+        {
+            let ui = rest.as_bytes();
+            let mut colon = None;
+            let mut k = 0;
+            while k < at {
+                let c = ui[k];
+                if c == b'%' {
+                    if !(k + 2 < at
+                        && ui[k + 1].is_ascii_hexdigit()
+                        && ui[k + 2].is_ascii_hexdigit())
+                    {
+                        return Err(ParseError::header("invalid escape in URI user part"));
+                    }
+                    k += 3;
+                    continue;
+                }
+                if c == b':' && colon.is_none() {
+                    colon = Some(k);
+                } else if !has_class(
+                    c,
+                    if colon.is_none() {
+                        CLASS_USER
+                    } else {
+                        CLASS_PASSWORD
+                    },
+                ) {
+                    return Err(ParseError::header(if colon.is_none() {
+                        "invalid user part in URI"
+                    } else {
+                        "invalid password in URI"
+                    }));
+                }
+                k += 1;
+            }
+            let user_end = colon.unwrap_or(at);
+            if user_end == 0 {
+                return Err(ParseError::header("invalid user part in URI"));
+            }
+            uri.user = Some(&rest[..user_end]);
+            uri.password = colon.map(|c| &rest[c + 1..at]);
+        }
+    }
+    let headers_at = marks.query.unwrap_or(rest.len());
+    let params_at = marks.semi.filter(|&p| p < headers_at).unwrap_or(headers_at);
+    let hostport = rest.get(host_start..params_at).unwrap_or("");
+    let params = rest.get(params_at..headers_at).unwrap_or("");
+    let headers = marks.query.map(|q| &rest[q + 1..]);
     let (host, port) = split_hostport(hostport)?;
     uri.host = Some(Host::parse(host)?);
     uri.port = port;
@@ -249,10 +359,36 @@ fn parse_sip<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Dotted-quad IPv4 (as `Ipv4Addr::from_str`: four decimal octets, no leading
+/// zeros), without the generic address parser's overhead.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u16;
+        for &d in p {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(d - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(octets))
+}
+
 /// Splits `host[:port]` (host may be an `[IPv6]` reference).
 pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), ParseError> {
     let port_at = if s.starts_with('[') {
-        let close = find_byte(s, b']').ok_or(ParseError::header("unbalanced [] in IPv6 reference"))?;
+        let close =
+            find_byte(s, b']').ok_or(ParseError::header("unbalanced [] in IPv6 reference"))?;
         match &s[close + 1..] {
             "" => None,
             r if r.starts_with(':') => Some(close + 1),
@@ -281,7 +417,8 @@ mod tests {
 
     #[test]
     fn sip_uri_parts() {
-        let u = Uri::parse("sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&h=y").unwrap();
+        let u =
+            Uri::parse("sip:alice:secret@example.com:5070;transport=tcp;lr?subject=x&h=y").unwrap();
         assert_eq!(u.scheme, Scheme::Sip);
         assert_eq!(u.user, Some("alice"));
         assert_eq!(u.password, Some("secret"));
@@ -315,6 +452,28 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_like_std() {
+        for s in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.",
+            ".1.2.3",
+            "1234.1.1.1",
+            "",
+            "1.2.3.04",
+            "10.0.0.0",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
+        }
+    }
+
+    #[test]
     fn tel_and_others() {
         let u = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
         assert_eq!(u.scheme, Scheme::Tel);
@@ -322,7 +481,10 @@ mod tests {
         assert_eq!(u.params.value("phone-context"), Some("example.com"));
         assert!(u.host.is_none());
         let u = Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent").unwrap();
-        assert!(u.scheme.as_str().eq_ignore_ascii_case("nobodyknowsthisscheme"));
+        assert!(u
+            .scheme
+            .as_str()
+            .eq_ignore_ascii_case("nobodyknowsthisscheme"));
         assert_eq!(u.opaque(), "totallyopaquecontent");
         let u = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
         assert_eq!(u.scheme, Scheme::Other("soap.beep"));
@@ -333,7 +495,10 @@ mod tests {
     #[test]
     fn escapes_and_odd_users() {
         let u = Uri::parse("sip:sips%3Auser%40example.com@example.net").unwrap();
-        assert_eq!(u.user_unescaped().unwrap().as_ref(), b"sips:user@example.com");
+        assert_eq!(
+            u.user_unescaped().unwrap().as_ref(),
+            b"sips:user@example.com"
+        );
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user, Some("user;par=u%40example.net"));
         assert_eq!(u.host, Some(Host::Name("example.com")));
@@ -341,8 +506,14 @@ mod tests {
             "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
         )
         .unwrap();
-        assert_eq!(u.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password, Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password,
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
         assert!(Uri::parse("sip:a%zz@example.com").is_err());
     }
 

@@ -1,12 +1,13 @@
 //! [`Via`]: one Via element (`SIP/2.0/UDP host:port;branch=..`), where a response
 //! to it goes (RFC 3261 18.2.2, RFC 3581) and how to stamp `received`/`rport` on it.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
+use super::build::{put_clean, put_ip, put_uint};
 use super::error::ParseError;
+use super::params::scan_header_params;
 use super::params::{Param, Params};
-use super::syntax::{is_host_char, is_lws, is_token_char, trim_lws};
+use super::syntax::{is_host_char, is_lws, is_token_char, trim_lws_end, trim_lws_start};
 use super::uri::{parse_port, Host};
 
 /// The RFC 3261 branch magic cookie.
@@ -115,12 +116,29 @@ pub enum ResponseDest<'a> {
 }
 
 impl<'a> Via<'a> {
-    /// Parses and checks one Via element (one item of a Via header's list).
+    /// Parses and checks one Via element (the whole text).
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        let mut via = Self::parse_head(s)?;
-        let params = via.params;
-        params.check_header_with(|p| via.note_param(p, true))?;
-        Ok(via)
+        let (via, rest) = Self::parse_prefix(s, true)?;
+        if rest.is_empty() {
+            Ok(via)
+        } else {
+            Err(ParseError::header("several values"))
+        }
+    }
+
+    /// Parses the Via element at the start of `s`; returns it and the rest, which
+    /// is empty or starts with `,`. Not `strict`: the parameters are only looked
+    /// at, not checked (enough to answer a Via whose parameters are garbage).
+    pub(crate) fn parse_prefix(s: &'a str, strict: bool) -> Result<(Self, &'a str), ParseError> {
+        let (mut via, after) = Self::parse_head(s)?;
+        let tail = &via.raw[after..];
+        let (params, rest) = scan_header_params(tail, strict, |p| via.note_param(p, strict))?;
+        if !rest.is_empty() && !rest.starts_with(',') {
+            return Err(ParseError::header("unexpected text after sent-by"));
+        }
+        via.params = params;
+        via.raw = trim_lws_end(&via.raw[..via.raw.len() - rest.len()]);
+        Ok((via, rest))
     }
 
     /// Records a well-known parameter; `strict` rejects bad values.
@@ -138,7 +156,10 @@ impl<'a> Via<'a> {
             },
             b'r' if is("received") && self.received.is_none() => {
                 let ip = p.value.and_then(|r| {
-                    let r = r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r);
+                    let r = r
+                        .strip_prefix('[')
+                        .and_then(|r| r.strip_suffix(']'))
+                        .unwrap_or(r);
                     r.parse::<IpAddr>().ok()
                 });
                 match ip {
@@ -157,13 +178,11 @@ impl<'a> Via<'a> {
                     Err(_) => self.rport = Some(None),
                 },
             },
-            b'm' if is("maddr") && self.maddr.is_none() => {
-                match p.value.map(Host::parse) {
-                    Some(Ok(_)) => self.maddr = p.value,
-                    _ if strict => return Err(ParseError::header("invalid maddr")),
-                    _ => {}
-                }
-            }
+            b'm' if is("maddr") && self.maddr.is_none() => match p.value.map(Host::parse) {
+                Some(Ok(_)) => self.maddr = p.value,
+                _ if strict => return Err(ParseError::header("invalid maddr")),
+                _ => {}
+            },
             b't' if is("ttl") && self.ttl.is_none() => {
                 match p.value.map(super::fields::parse_max_forwards) {
                     Some(Ok(t)) => self.ttl = Some(t),
@@ -176,20 +195,16 @@ impl<'a> Via<'a> {
         Ok(())
     }
 
-    /// Parses protocol, transport and sent-by; the parameters are not checked.
-    /// Enough to send a 400 back for a Via whose parameters are garbage.
+    /// Lenient [`Via::parse_prefix`] of the first element.
     pub(crate) fn parse_sent_by(s: &'a str) -> Result<Self, ParseError> {
-        let mut via = Self::parse_head(s)?;
-        for p in via.params.iter() {
-            let _ = via.note_param(p, false);
-        }
-        Ok(via)
+        Self::parse_prefix(s, false).map(|(v, _)| v)
     }
 
     /// Protocol, transport, sent-by; parameters kept raw and not looked at.
-    fn parse_head(s: &'a str) -> Result<Self, ParseError> {
+    /// Returns the Via (raw = the rest of `s`) and where its parameters start.
+    fn parse_head(s: &'a str) -> Result<(Self, usize), ParseError> {
         const BAD: ParseError = ParseError::header("expected SIP/2.0/<transport> <host>");
-        let s = trim_lws(s);
+        let s = trim_lws_start(s);
         let b = s.as_bytes();
         let mut i = 0;
         let skip_lws = |i: &mut usize| {
@@ -248,24 +263,23 @@ impl<'a> Via<'a> {
             port = Some(parse_port(&s[ps..i])?);
             skip_lws(&mut i);
         }
-        let rest = &s[i..];
-        if !rest.is_empty() && !rest.starts_with(';') {
-            return Err(ParseError::header("unexpected text after sent-by"));
-        }
-        Ok(Via {
-            protocol,
-            version,
-            transport: Transport::parse(transport),
-            host,
-            port,
-            params: Params::new(rest),
-            raw: s,
-            branch: None,
-            received: None,
-            maddr: None,
-            rport: None,
-            ttl: None,
-        })
+        Ok((
+            Via {
+                protocol,
+                version,
+                transport: Transport::parse(transport),
+                host,
+                port,
+                params: Params::default(),
+                raw: s,
+                branch: None,
+                received: None,
+                maddr: None,
+                rport: None,
+                ttl: None,
+            },
+            i,
+        ))
     }
 
     /// The element as written (trimmed).
@@ -348,16 +362,24 @@ impl<'a> Via<'a> {
     pub fn write_stamped(&self, out: &mut Vec<u8>, source: SocketAddr) {
         let has_rport = self.rport.is_some();
         let need_received = has_rport || self.host.ip() != Some(source.ip());
-        let _ = write!(
-            out,
-            "{}/{}/{} {}",
-            self.protocol,
-            self.version,
-            self.transport.as_str(),
-            self.host
-        );
+        out.extend_from_slice(self.protocol.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(self.version.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(self.transport.as_str().as_bytes());
+        out.push(b' ');
+        match self.host {
+            Host::Name(n) => out.extend_from_slice(n.as_bytes()),
+            Host::V4(a) => put_ip(out, IpAddr::V4(a)),
+            Host::V6(a) => {
+                out.push(b'[');
+                put_ip(out, IpAddr::V6(a));
+                out.push(b']');
+            }
+        }
         if let Some(p) = self.port {
-            let _ = write!(out, ":{p}");
+            out.push(b':');
+            put_uint(out, u64::from(p));
         }
         let mut wrote_received = false;
         for p in self.params.iter() {
@@ -365,19 +387,23 @@ impl<'a> Via<'a> {
                 continue;
             }
             if p.name.eq_ignore_ascii_case("rport") {
-                let _ = write!(out, ";received={};rport={}", source.ip(), source.port());
+                out.extend_from_slice(b";received=");
+                put_ip(out, source.ip());
+                out.extend_from_slice(b";rport=");
+                put_uint(out, u64::from(source.port()));
                 wrote_received = true;
                 continue;
             }
             out.push(b';');
-            super::build::put_clean(out, p.name);
+            put_clean(out, p.name);
             if let Some(v) = p.value {
                 out.push(b'=');
-                super::build::put_clean(out, v);
+                put_clean(out, v);
             }
         }
         if need_received && !wrote_received {
-            let _ = write!(out, ";received={}", source.ip());
+            out.extend_from_slice(b";received=");
+            put_ip(out, source.ip());
         }
     }
 }
@@ -404,11 +430,14 @@ mod tests {
         assert_eq!((v.protocol, v.version), ("SIP", "2.0"));
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.is_rfc3261());
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8")
-            .unwrap();
+        let v = Via::parse(
+            "SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .unwrap();
         assert_eq!(v.host, Host::Name("spindle.example.com"));
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
-        let v = Via::parse("SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bKx;received=2001:db8::1").unwrap();
+        let v = Via::parse("SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bKx;received=2001:db8::1")
+            .unwrap();
         assert_eq!(v.host, Host::V6("2001:db8::9".parse().unwrap()));
         assert_eq!(v.port_or_default(), 5061);
         let v = Via::parse("SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en").unwrap();
@@ -416,7 +445,9 @@ mod tests {
         let v = Via::parse("SIP/2.0/UDP host : 5062 ;ttl=16;maddr=224.0.0.1").unwrap();
         assert_eq!(v.port, Some(5062));
         assert_eq!(v.ttl(), Some(16));
-        assert!(!Via::parse("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK").unwrap().is_rfc3261());
+        assert!(!Via::parse("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK")
+            .unwrap()
+            .is_rfc3261());
     }
 
     #[test]
@@ -441,14 +472,26 @@ mod tests {
         let rport = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKa;rport").unwrap();
         assert_eq!(rport.response_dest(s), ResponseDest::Addr(s));
         let plain = Via::parse("SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKa").unwrap();
-        assert_eq!(plain.response_dest(s), ResponseDest::Addr(src("203.0.113.7:5062")));
+        assert_eq!(
+            plain.response_dest(s),
+            ResponseDest::Addr(src("203.0.113.7:5062"))
+        );
         let noport = Via::parse("SIP/2.0/UDP host.example.com;branch=z9hG4bKa").unwrap();
-        assert_eq!(noport.response_dest(s), ResponseDest::Addr(src("203.0.113.7:5060")));
+        assert_eq!(
+            noport.response_dest(s),
+            ResponseDest::Addr(src("203.0.113.7:5060"))
+        );
         let tls = Via::parse("SIP/2.0/TLS host.example.com;branch=z9hG4bKa").unwrap();
-        assert_eq!(tls.response_dest(s), ResponseDest::Addr(src("203.0.113.7:5061")));
+        assert_eq!(
+            tls.response_dest(s),
+            ResponseDest::Addr(src("203.0.113.7:5061"))
+        );
         assert!(tls.transport.is_reliable());
         let maddr = Via::parse("SIP/2.0/UDP h:5070;maddr=239.1.1.1;ttl=1").unwrap();
-        assert_eq!(maddr.response_dest(s), ResponseDest::Addr(src("239.1.1.1:5070")));
+        assert_eq!(
+            maddr.response_dest(s),
+            ResponseDest::Addr(src("239.1.1.1:5070"))
+        );
         let mname = Via::parse("SIP/2.0/UDP h;maddr=relay.example.com").unwrap();
         assert_eq!(
             mname.response_dest(s),
@@ -459,7 +502,10 @@ mod tests {
         );
         let v6 = Via::parse("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKa").unwrap();
         let s6 = src("[2001:db8::2]:7000");
-        assert_eq!(v6.response_dest(s6), ResponseDest::Addr(src("[2001:db8::2]:5060")));
+        assert_eq!(
+            v6.response_dest(s6),
+            ResponseDest::Addr(src("[2001:db8::2]:5060"))
+        );
     }
 
     #[test]
@@ -482,7 +528,10 @@ mod tests {
         Via::parse("SIP/2.0/tcp host.example.com;branch=z9hG4bKa;received=1.1.1.1")
             .unwrap()
             .write_stamped(&mut out, s);
-        assert_eq!(out, b"SIP/2.0/TCP host.example.com;branch=z9hG4bKa;received=203.0.113.7");
+        assert_eq!(
+            out,
+            b"SIP/2.0/TCP host.example.com;branch=z9hG4bKa;received=203.0.113.7"
+        );
         out.clear();
         Via::parse("SIP/2.0/UDP [2001:db8::1];rport;branch=z9hG4bKb")
             .unwrap()
