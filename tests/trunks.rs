@@ -1,0 +1,279 @@
+//! Calls through static routes and trunks (real binary, sipp as caller and
+//! as carrier): out through a trunk, failover on a failure and on no answer,
+//! a carrier that challenges us, a trunk caller that needs no auth.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn uas(port: u16, dir: &Path, file: Option<&str>) -> Child {
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir);
+    match file {
+        Some(f) => cmd.args(["-sf", &scenario(f)]),
+        None => cmd.args(["-sn", "uas"]),
+    };
+    cmd.args([
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "30s",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("sipp")
+}
+
+fn wait_ok(mut c: Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            assert!(st.success(), "{what} sipp failed: {st}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("{what} sipp did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Pbx whose trunk and route files are `trunks` and `routes`.
+fn pbx_with(trunks: &str, routes: &str, extra: &str) -> Pbx {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("trunks.toml");
+    let r = dir.path().join("routes.toml");
+    std::fs::write(&t, trunks).unwrap();
+    std::fs::write(&r, routes).unwrap();
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: format!("{extra}\nmax_ring_time = 6"),
+        ..PbxOptions::default()
+    });
+    // Rewrite the config with the files and restart.
+    let text = std::fs::read_to_string(&pbx.config).unwrap();
+    let text = text
+        .replace(
+            "routes_files = []",
+            &format!("routes_files = [\"{}\"]", r.display()),
+        )
+        .replace(
+            "trunks_files = []",
+            &format!("trunks_files = [\"{}\"]", t.display()),
+        );
+    std::fs::write(&pbx.config, text).unwrap();
+    let mut pbx = pbx;
+    pbx.restart();
+    std::mem::forget(dir);
+    pbx
+}
+
+fn caller(pbx: &Pbx, dialled: &str) -> std::process::Output {
+    let target = pbx.sip.to_string();
+    let uac = format!(
+        "{}/bench-scenarios/uac_auth.xml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    sipp(
+        &[
+            &target,
+            "-sf",
+            &uac,
+            "-s",
+            dialled,
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "25s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(35),
+    )
+}
+
+fn last_cdr(pbx: &Pbx) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(last) = list.last() {
+            return last.clone();
+        }
+        assert!(Instant::now() < deadline, "no CDR");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn out_route(trunks: &[&str], select: &str) -> String {
+    let dest: Vec<String> = trunks.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "[[routes]]\nname = \"out\"\npriority = 10\nmatch = {{ \"to.user\" = \"^9(\\\\d+)$\" }}\nrewrite = {{ \"to.user\" = \"{{1}}\" }}\naction = \"forward\"\ndest = [{}]\nselect = \"{select}\"\n",
+        dest.join(", ")
+    )
+}
+
+fn trunk(name: &str, port: u16, creds: bool) -> String {
+    let creds = if creds {
+        "username = \"trunkuser\"\npassword = \"trunkpass\"\n"
+    } else {
+        ""
+    };
+    format!("[trunks.{name}]\ndest = \"sip:127.0.0.1:{port}\"\n{creds}")
+}
+
+#[test]
+fn out_through_a_trunk_with_route_rewrite() {
+    let port = free_port();
+    let pbx = pbx_with(
+        &trunk("carrier", port, false),
+        &out_route(&["carrier"], "failover"),
+        "",
+    );
+    let callee = uas(port, pbx.dir(), None);
+    let out = caller(&pbx, "9555");
+    assert!(
+        out.status.success(),
+        "caller failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    wait_ok(callee, "carrier");
+    let cdr = last_cdr(&pbx);
+    assert_eq!(cdr["status"], "completed");
+    assert_eq!(cdr["sipTrunkId"], "carrier");
+    assert_eq!(cdr["routeId"], "out");
+    assert_eq!(cdr["direction"], "outbound");
+}
+
+#[test]
+fn failover_to_the_second_trunk_when_the_first_fails() {
+    let (a, b) = (free_port(), free_port());
+    let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
+    let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "failover"), "");
+    let first = uas(a, pbx.dir(), Some("uas_busy.xml"));
+    let second = uas(b, pbx.dir(), None);
+    let out = caller(&pbx, "9777");
+    assert!(out.status.success(), "caller failed");
+    wait_ok(first, "first trunk");
+    wait_ok(second, "second trunk");
+    assert_eq!(last_cdr(&pbx)["status"], "completed");
+}
+
+#[test]
+fn failover_when_the_first_trunk_does_not_answer() {
+    let (a, b) = (free_port(), free_port());
+    let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
+    let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "failover"), "");
+    let first = uas(a, pbx.dir(), Some("uas_ring.xml"));
+    let second = uas(b, pbx.dir(), None);
+    let started = Instant::now();
+    let out = caller(&pbx, "9777");
+    assert!(out.status.success(), "caller failed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(2500),
+        "the first trunk rang for its share of max_ring_time"
+    );
+    wait_ok(first, "first trunk (CANCELed)");
+    wait_ok(second, "second trunk");
+}
+
+#[test]
+fn a_trunk_that_challenges_us_gets_the_trunk_credentials() {
+    let port = free_port();
+    let pbx = pbx_with(
+        &trunk("carrier", port, true),
+        &out_route(&["carrier"], "failover"),
+        "",
+    );
+    let callee = uas(port, pbx.dir(), Some("uas_challenge.xml"));
+    let out = caller(&pbx, "9123");
+    assert!(
+        out.status.success(),
+        "caller failed (carrier refused our credentials?)"
+    );
+    wait_ok(callee, "carrier");
+    assert_eq!(last_cdr(&pbx)["status"], "completed");
+}
+
+#[test]
+fn a_caller_from_a_trunk_inbound_host_needs_no_auth() {
+    let uas_port = free_port();
+    // Bind first, so the trunk can name the caller's exact address.
+    let uac = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let src = uac.local_addr().unwrap();
+    let trunks = format!("[trunks.pstn]\ninbound_hosts = [\"{src}\"]\n");
+    let pbx = pbx_with(&trunks, "", "");
+    let callee = uas(uas_port, pbx.dir(), None);
+    let reg = Uac::new(pbx.sip);
+    let r = register_with_auth(
+        &reg,
+        "1002",
+        "secret1002",
+        "reg-in",
+        1,
+        &format!("<sip:1002@127.0.0.1:{uas_port}>"),
+        Some(600),
+    );
+    assert_eq!(r.code, 200);
+    let invite = format!(
+        "INVITE sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@carrier>;tag=in1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: inbound-1\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@{src}>\r\nContent-Length: 0\r\n\r\n",
+        b = branch()
+    );
+    uac.send_to(invite.as_bytes(), pbx.sip).unwrap();
+    uac.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let ok = loop {
+        let (n, _) = uac.recv_from(&mut buf).expect("an answer");
+        let r = Response::parse(&String::from_utf8_lossy(&buf[..n]));
+        assert_ne!(r.code, 407, "a trunk caller is not challenged");
+        if r.code >= 200 {
+            break r;
+        }
+    };
+    assert_eq!(ok.code, 200, "{}", ok.raw);
+    // ACK and BYE through the dialog (To tag of the 200).
+    let to = ok.header("To").unwrap();
+    for (method, cseq) in [("ACK", 1), ("BYE", 2)] {
+        let m = format!(
+            "{method} sip:shardpbx@{pbx} SIP/2.0\r\nVia: SIP/2.0/UDP {src};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+4930111@carrier>;tag=in1\r\nTo: {to}\r\nCall-ID: inbound-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            pbx = pbx.sip,
+            b = branch()
+        );
+        uac.send_to(m.as_bytes(), pbx.sip).unwrap();
+    }
+    wait_ok(callee, "callee");
+    let cdr = last_cdr(&pbx);
+    assert_eq!(cdr["direction"], "inbound");
+    assert_eq!(cdr["sipTrunkId"], "pstn");
+    assert_eq!(cdr["hangupReason"], "byCaller");
+}
