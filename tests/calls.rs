@@ -351,3 +351,75 @@ fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
     assert_eq!(list[0]["status"], "completed");
     assert_eq!(list[0]["hangupReason"], "byCallee");
 }
+
+#[test]
+fn hold_and_resume_re_invites_are_relayed_mid_call() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let port = free_port();
+    let uas = sipp_uas_file(port, pbx.dir(), "uas_reinvite.xml");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let out = sipp_uac(&pbx, &scenario("uac_reinvite.xml"));
+    assert!(
+        out.status.success(),
+        "caller: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        wait_child(uas, Duration::from_secs(10)).success(),
+        "callee saw hold (sendonly) and resume (sendrecv)"
+    );
+    assert_eq!(cdrs(&pbx)[0]["status"], "completed");
+}
+
+#[test]
+fn parallel_fork_to_two_bindings_one_answers_the_other_is_cancelled() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let (answering, ringing) = (free_port(), free_port());
+    let a = sipp_uas(answering, pbx.dir(), "uas");
+    let b = sipp_uas_file(ringing, pbx.dir(), "uas_ring.xml");
+    register_contact(&pbx, "1002", "secret1002", ringing);
+    register_contact(&pbx, "1002", "secret1002", answering);
+    let target = pbx.sip.to_string();
+    let uac = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
+    let out = sipp(
+        &[
+            &target,
+            "-sf",
+            uac,
+            "-s",
+            "1002",
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "caller failed");
+    assert!(
+        wait_child(a, Duration::from_secs(10)).success(),
+        "answering binding"
+    );
+    assert!(
+        wait_child(b, Duration::from_secs(10)).success(),
+        "the other binding got CANCEL"
+    );
+}

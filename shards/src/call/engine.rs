@@ -160,6 +160,8 @@ pub struct CallEngine {
     pub finished: Vec<Cdr>,
     /// Datagrams outside any transaction (ACKs for 2xx), taken by the endpoint.
     pub direct: Vec<(SocketAddr, Vec<u8>)>,
+    /// Requests we relayed, by the server transaction that answers them.
+    relayed: HashMap<TxId, Vec<u8>>,
 }
 
 fn strip_tag(name_addr: &str) -> String {
@@ -218,6 +220,7 @@ impl CallEngine {
             buf: Vec::with_capacity(2048),
             finished: Vec::new(),
             direct: Vec::new(),
+            relayed: HashMap::new(),
         }
     }
 
@@ -911,6 +914,7 @@ impl CallEngine {
         w.finish(msg.body());
         if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
             self.by_tx.insert(tx, (call, TxRole::Relay { server, to }));
+            self.relayed.insert(server, msg.as_bytes().to_vec());
         }
     }
 
@@ -925,8 +929,14 @@ impl CallEngine {
         resp: &Message<'_>,
         out: &mut Vec<Action>,
     ) {
-        let Some(req_bytes) = table.request(server).map(<[u8]>::to_vec) else {
-            return self.respond_relayed_without_request(now, table, call, server, code, resp, out);
+        let req_bytes = if code >= 200 {
+            self.relayed.remove(&server)
+        } else {
+            self.relayed.get(&server).cloned()
+        };
+        let Some(req_bytes) = req_bytes else {
+            tracing::debug!(call, code, "relayed response for a request no longer known");
+            return;
         };
         let Ok(req) = Message::parse(&req_bytes) else {
             return;
@@ -939,20 +949,6 @@ impl CallEngine {
         }
         w.finish(resp.body());
         let _ = table.respond(now.mono_ms, server, &self.buf, out);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn respond_relayed_without_request(
-        &mut self,
-        _now: Now,
-        _table: &mut TransactionTable,
-        call: u64,
-        _server: TxId,
-        code: u16,
-        _resp: &Message<'_>,
-        _out: &mut Vec<Action>,
-    ) {
-        tracing::debug!(call, code, "relayed response for a request no longer known");
     }
 
     /// Ring timeouts; returns the earliest deadline left.
