@@ -221,42 +221,6 @@ fn sipp_uac(pbx: &Pbx, file: &str) -> std::process::Output {
     )
 }
 
-/// INVITE from 1001 to `to` with digest auth, by hand; returns the final
-/// response (the ACK of a non-2xx is the transaction's job on our side).
-fn call_by_hand(pbx: &Pbx, to: &str, call_id: &str) -> Response {
-    let uac = Uac::new(pbx.sip);
-    let invite = |cseq: u32, auth: Option<String>| {
-        format!(
-            "INVITE sip:{to}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=h{cseq}\r\nTo: <sip:{to}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
-            me = uac.local,
-            b = branch(),
-            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
-        )
-    };
-    let ch = uac.request(&invite(1, None));
-    assert_eq!(ch.code, 407);
-    let auth = digest_auth(
-        ch.header("Proxy-Authenticate").unwrap(),
-        "1001",
-        "secret1001",
-        "INVITE",
-        &format!("sip:{to}@pbx.test"),
-        1,
-    );
-    uac.send(&invite(2, Some(auth)));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Some(text) = uac.recv(Duration::from_secs(1)) {
-            let r = Response::parse(&text);
-            // The 407 is retransmitted until ACKed; only the second INVITE counts.
-            if r.code >= 200 && r.header("CSeq").is_some_and(|c| c.starts_with("2 ")) {
-                return r;
-            }
-        }
-    }
-    panic!("no final response to the INVITE");
-}
-
 #[test]
 fn busy_callee_gives_486_to_the_caller() {
     let pbx = Pbx::start(PbxOptions::default());

@@ -55,15 +55,20 @@ fn wait_ok(mut c: Child, what: &str) {
 
 /// A Pbx whose trunk and route files are `trunks` and `routes`.
 fn pbx_with(trunks: &str, routes: &str, extra: &str) -> Pbx {
+    pbx_with_fn(|_| trunks.to_string(), routes, extra)
+}
+
+/// Like `pbx_with`, the trunks written knowing the appliance's SIP address.
+fn pbx_with_fn(trunks: impl Fn(std::net::SocketAddr) -> String, routes: &str, extra: &str) -> Pbx {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("trunks.toml");
     let r = dir.path().join("routes.toml");
-    std::fs::write(&t, trunks).unwrap();
     std::fs::write(&r, routes).unwrap();
     let pbx = Pbx::start(PbxOptions {
         proxy_extra: format!("{extra}\nmax_ring_time = 6"),
         ..PbxOptions::default()
     });
+    std::fs::write(&t, trunks(pbx.sip)).unwrap();
     // Rewrite the config with the files and restart.
     let text = std::fs::read_to_string(&pbx.config).unwrap();
     let text = text
@@ -276,4 +281,54 @@ fn a_caller_from_a_trunk_inbound_host_needs_no_auth() {
     assert_eq!(cdr["direction"], "inbound");
     assert_eq!(cdr["sipTrunkId"], "pstn");
     assert_eq!(cdr["hangupReason"], "byCaller");
+}
+
+#[test]
+fn a_route_that_loops_back_to_us_gets_482() {
+    // A trunk whose destination is ShardPBX itself.
+    let pbx = pbx_with_fn(
+        |sip| format!("[trunks.self]\ndest = \"sip:{sip}\"\n"),
+        &out_route(&["self"], "failover"),
+        "",
+    );
+    let r = call_by_hand(&pbx, "9444", "loop-1");
+    assert_eq!(r.code, 482, "{}", r.raw);
+}
+
+#[test]
+fn trunk_max_calls_gives_503_beyond_the_limit() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let trunks = format!("[trunks.small]\ndest = \"sip:127.0.0.1:{port}\"\nmax_calls = 1\n");
+    let pbx = pbx_with(&trunks, &out_route(&["small"], "failover"), "");
+    // The first call takes the only slot: its INVITE reaches the trunk and
+    // stays unanswered.
+    let uac = Uac::new(pbx.sip);
+    let invite = |cseq: u32, auth: Option<String>| {
+        format!(
+            "INVITE sip:9100@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=m{cseq}\r\nTo: <sip:9100@pbx.test>\r\nCall-ID: slot-1\r\nCSeq: {cseq} INVITE\r\n{auth}Content-Length: 0\r\n\r\n",
+            me = uac.local,
+            b = branch(),
+            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    let ch = uac.request(&invite(1, None));
+    let auth = digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        "sip:9100@pbx.test",
+        1,
+    );
+    uac.send(&invite(2, Some(auth)));
+    silent
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    silent
+        .recv_from(&mut buf)
+        .expect("the first call reaches the trunk");
+    let second = call_by_hand(&pbx, "9200", "slot-2");
+    assert_eq!(second.code, 503, "{}", second.raw);
 }

@@ -594,6 +594,20 @@ impl SipEndpoint {
             self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
             return;
         }
+        // Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
+        // through us carries a Via we wrote.
+        let ours = format!("{}:{}", self.settings.sip_host, self.settings.sip_port);
+        let looped = msg.vias().filter_map(Result::ok).any(|v| {
+            format!("{}:{}", v.host, v.port_or_default()).eq_ignore_ascii_case(&ours)
+                && v.branch().is_some_and(|b| {
+                    b.starts_with(crate::call::ids::BRANCH_PREFIX)
+                        && b.as_bytes().get(7) == Some(&b'-')
+                })
+        });
+        if looped {
+            self.respond(now, msg, src, 482, None, &[], Answer::Tx(tx), out);
+            return;
+        }
         if let Some(reject) = stateless::inspect(msg) {
             let headers: Vec<(&str, String)> = reject
                 .headers
