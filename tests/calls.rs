@@ -387,3 +387,66 @@ fn parallel_fork_to_two_bindings_one_answers_the_other_is_cancelled() {
         "the other binding got CANCEL"
     );
 }
+
+#[test]
+fn a_retransmitted_invite_is_absorbed_not_called_twice() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let port = free_port();
+    let callee = sipp_uas(port, pbx.dir(), "uas");
+    register_contact(&pbx, "1002", "secret1002", port);
+    let uac = Uac::new(pbx.sip);
+    let branch2 = branch();
+    let invite = |cseq: u32, br: &str, auth: Option<String>| {
+        format!(
+            "INVITE sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={br};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=rt\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: retrans-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
+            me = uac.local,
+            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    let ch = uac.request(&invite(1, &branch(), None));
+    let auth = digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        "sip:1002@pbx.test",
+        1,
+    );
+    let second = invite(2, &branch2, Some(auth));
+    for _ in 0..3 {
+        uac.send(&second); // the original and two retransmissions
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ok = loop {
+        assert!(Instant::now() < deadline, "no 200");
+        if let Some(text) = uac.recv(Duration::from_millis(500)) {
+            let r = Response::parse(&text);
+            if r.code == 200 && r.header("CSeq") == Some("2 INVITE") {
+                break r;
+            }
+        }
+    };
+    let to = ok.header("To").unwrap().to_string();
+    for (method, cseq) in [("ACK", 2), ("BYE", 3)] {
+        uac.send(&format!(
+            "{method} sip:shardpbx@{pbx} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=rt\r\nTo: {to}\r\nCall-ID: retrans-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            pbx = pbx.sip,
+            me = uac.local,
+            b = if method == "ACK" { branch2.clone() } else { branch() }
+        ));
+    }
+    assert!(
+        wait_child(callee, Duration::from_secs(10)).success(),
+        "the callee saw one call"
+    );
+    let list = cdrs(&pbx);
+    assert_eq!(list.len(), 1, "one call, not three: {list:?}");
+    assert_eq!(list[0]["hangupReason"], "byCaller");
+    let m = pbx.http_get("/metrics");
+    let retrans: u64 = m
+        .lines()
+        .filter(|l| l.starts_with("shardpbx_retransmissions_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(retrans >= 2, "both retransmissions absorbed: {retrans}");
+}
