@@ -6,12 +6,14 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use shards::sip::{
-    Contact, ErrorKind, HeaderName, Host, Message, Method, NameAddr, ParseError, Scheme,
-    Transport,
+    Contact, ErrorKind, HeaderName, Host, Message, Method, NameAddr, ParseError, Scheme, Transport,
 };
 
 fn load(name: &str) -> &'static [u8] {
-    let path = format!("{}/tests/sip-torture/{name}.dat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/sip-torture/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Box::leak(data.into_boxed_slice())
 }
@@ -22,6 +24,9 @@ fn valid(name: &str) -> Message<'static> {
     if let Err(e) = msg.check() {
         panic!("{name}: check: {e}");
     }
+    // The fast tag accessors agree with the full parse.
+    assert_eq!(msg.from_tag(), msg.from().unwrap().tag(), "{name}");
+    assert_eq!(msg.to_tag(), msg.to().unwrap().tag(), "{name}");
     msg
 }
 
@@ -43,8 +48,8 @@ fn dropped(name: &str, kind: ErrorKind) {
     assert_eq!(e.status(), None);
 }
 
-fn addr(m: &NameAddr<'_>) -> String {
-    format!("{}", m.uri.as_str())
+fn addr<'a>(m: &NameAddr<'a>) -> &'a str {
+    m.uri.as_str()
 }
 
 // ---- 3.1.1 valid messages ----
@@ -53,7 +58,10 @@ fn addr(m: &NameAddr<'_>) -> String {
 fn wsinv() {
     let m = valid("wsinv");
     assert_eq!(m.method(), Some(Method::Invite));
-    assert_eq!(m.request_uri().unwrap().params.get("unknownparam"), Some(None));
+    assert_eq!(
+        m.request_uri().unwrap().params.get("unknownparam"),
+        Some(None)
+    );
     let to = m.to().unwrap();
     assert_eq!(to.tag(), Some("1918181833n"));
     assert_eq!(addr(&to), "sip:vivekg@chair-dnrc.example.com");
@@ -67,9 +75,15 @@ fn wsinv() {
     let vias: Vec<_> = m.vias().map(Result::unwrap).collect();
     assert_eq!(vias.len(), 3);
     assert_eq!(vias[0].host, Host::V4(Ipv4Addr::new(192, 0, 2, 2)));
-    assert_eq!((vias[0].transport, vias[0].branch()), (Transport::Udp, Some("390skdjuw")));
+    assert_eq!(
+        (vias[0].transport, vias[0].branch()),
+        (Transport::Udp, Some("390skdjuw"))
+    );
     assert_eq!(vias[1].host, Host::Name("spindle.example.com"));
-    assert_eq!((vias[1].transport, vias[1].branch()), (Transport::Tcp, Some("z9hG4bK9ikj8")));
+    assert_eq!(
+        (vias[1].transport, vias[1].branch()),
+        (Transport::Tcp, Some("z9hG4bK9ikj8"))
+    );
     assert_eq!(vias[2].host, Host::V4(Ipv4Addr::new(192, 168, 255, 111)));
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(m.header(HeaderName::Subject).unwrap(), "");
@@ -81,7 +95,10 @@ fn wsinv() {
         Contact::Addr(a) => a,
         Contact::Star => panic!("star"),
     };
-    assert_eq!(contact.display_name_unquoted().unwrap(), "Quoted string \"\"");
+    assert_eq!(
+        contact.display_name_unquoted().unwrap(),
+        "Quoted string \"\""
+    );
     assert_eq!(contact.params.value("newparam"), Some("newvalue"));
     assert_eq!(contact.params.get("secondparam"), Some(None));
     assert_eq!(contact.params.value("q"), Some("0.33"));
@@ -98,17 +115,32 @@ fn intmeth() {
     assert_eq!(m.method(), Some(Method::Other(method)));
     assert_eq!(m.cseq().unwrap().method.as_str(), method);
     let uri = m.request_uri().unwrap();
-    assert_eq!(uri.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-    assert_eq!(uri.password, Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+    assert_eq!(
+        uri.user,
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
+    assert_eq!(
+        uri.password,
+        Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+    );
     assert_eq!(uri.host, Some(Host::Name("example.com")));
-    assert_eq!(m.to().unwrap().display_name_unquoted().unwrap(), "BEL:\x07 NUL:\0 DEL:\x7f");
+    assert_eq!(
+        m.to().unwrap().display_name_unquoted().unwrap(),
+        "BEL:\x07 NUL:\0 DEL:\x7f"
+    );
     let from = m.from().unwrap();
     assert_eq!(from.display_name, Some("token1~` token2'+_ token3*%!.-"));
     assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
     assert_eq!(m.max_forwards().unwrap(), Some(255));
-    assert_eq!(m.call_id(), Some("intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"));
+    assert_eq!(
+        m.call_id(),
+        Some("intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{")
+    );
     assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK-.!%66*_+`'~"));
-    let ext = m.headers().find(|h| matches!(h.name, HeaderName::Other(_))).unwrap();
+    let ext = m
+        .headers()
+        .find(|h| matches!(h.name, HeaderName::Other(_)))
+        .unwrap();
     assert_eq!(ext.raw_name, "extensionHeader-!.%*+_`'~");
     assert_eq!(ext.raw_value, "\u{feff}大停電");
 }
@@ -117,12 +149,18 @@ fn intmeth() {
 fn esc01() {
     let m = valid("esc01");
     let uri = m.request_uri().unwrap();
-    assert_eq!(uri.user_unescaped().unwrap().as_ref(), b"sips:user@example.com");
+    assert_eq!(
+        uri.user_unescaped().unwrap().as_ref(),
+        b"sips:user@example.com"
+    );
     assert_eq!(uri.host, Some(Host::Name("example.net")));
     let to = m.to().unwrap();
     assert_eq!(to.uri.user_unescaped().unwrap().as_ref(), b"user");
     let from = m.from().unwrap();
-    assert_eq!(from.uri.user_unescaped().unwrap().as_ref(), b"I have spaces");
+    assert_eq!(
+        from.uri.user_unescaped().unwrap().as_ref(),
+        b"I have spaces"
+    );
     assert_eq!(from.tag(), Some("938"));
     let Contact::Addr(c) = m.contacts().next().unwrap().unwrap() else {
         panic!("star")
@@ -130,7 +168,10 @@ fn esc01() {
     assert_eq!(c.uri.user_unescaped().unwrap().as_ref(), b"caller");
     let p: Vec<_> = c.uri.params.iter().map(|p| (p.name, p.value)).collect();
     assert_eq!(p, [("%6C%72", None), ("n%61me", Some("v%61lue%25%34%31"))]);
-    assert_eq!(shards::sip::unescape("v%61lue%25%34%31").as_ref(), b"value%41");
+    assert_eq!(
+        shards::sip::unescape("v%61lue%25%34%31").as_ref(),
+        b"value%41"
+    );
     assert!(m.content_type().unwrap().unwrap().is("application", "sdp"));
     assert_eq!(m.body().len(), 150);
 }
@@ -138,7 +179,10 @@ fn esc01() {
 #[test]
 fn escnull() {
     let m = valid("escnull");
-    assert_eq!(m.to().unwrap().uri.user_unescaped().unwrap().as_ref(), b"null-\0-null");
+    assert_eq!(
+        m.to().unwrap().uri.user_unescaped().unwrap().as_ref(),
+        b"null-\0-null"
+    );
     let users: Vec<Vec<u8>> = m
         .contacts()
         .map(|c| match c.unwrap() {
@@ -173,7 +217,10 @@ fn lwsdisp() {
 fn longreq() {
     let m = valid("longreq");
     let to = m.to().unwrap();
-    assert!(to.display_name_unquoted().unwrap().contains("extremeextreme"));
+    assert!(to
+        .display_name_unquoted()
+        .unwrap()
+        .contains("extremeextreme"));
     assert_eq!(to.uri.port, Some(6000));
     let last = to.uri.params.iter().last().unwrap();
     assert!(last.name.starts_with("verylong") && last.name.ends_with("ParameterNameWithNoValue"));
@@ -184,7 +231,10 @@ fn longreq() {
     assert_eq!(vias.len(), 34);
     assert_eq!(vias[0].host, Host::Name("sip33.example.com"));
     assert_eq!(vias[33].received(), Some("192.0.2.5"));
-    let unknown = m.headers().find(|h| h.raw_name.starts_with("Unknown-LongLong")).unwrap();
+    let unknown = m
+        .headers()
+        .find(|h| h.raw_name.starts_with("Unknown-LongLong"))
+        .unwrap();
     assert!(unknown.raw_value.len() > 200);
     assert!(m.call_id().unwrap().ends_with("longcallid"));
     assert_eq!(m.body().len(), 150);
@@ -256,32 +306,62 @@ fn noreason() {
 
 #[test]
 fn badinv01() {
-    rejected("badinv01", ErrorKind::Header, "Via: empty parameter", Some(400));
+    rejected(
+        "badinv01",
+        ErrorKind::Header,
+        "Via: empty parameter",
+        Some(400),
+    );
 }
 
 #[test]
 fn clerr() {
-    rejected("clerr", ErrorKind::ContentLength, "Content-Length: larger than the datagram", Some(400));
+    rejected(
+        "clerr",
+        ErrorKind::ContentLength,
+        "Content-Length: larger than the datagram",
+        Some(400),
+    );
 }
 
 #[test]
 fn ncl() {
-    rejected("ncl", ErrorKind::ContentLength, "Content-Length: not a number", Some(400));
+    rejected(
+        "ncl",
+        ErrorKind::ContentLength,
+        "Content-Length: not a number",
+        Some(400),
+    );
 }
 
 #[test]
 fn scalar02() {
-    rejected("scalar02", ErrorKind::Header, "CSeq: sequence number out of range", Some(400));
+    rejected(
+        "scalar02",
+        ErrorKind::Header,
+        "CSeq: sequence number out of range",
+        Some(400),
+    );
 }
 
 #[test]
 fn scalarlg() {
-    rejected("scalarlg", ErrorKind::Header, "CSeq: sequence number out of range", None);
+    rejected(
+        "scalarlg",
+        ErrorKind::Header,
+        "CSeq: sequence number out of range",
+        None,
+    );
 }
 
 #[test]
 fn quotbal() {
-    rejected("quotbal", ErrorKind::Header, "To: unterminated quoted string", Some(400));
+    rejected(
+        "quotbal",
+        ErrorKind::Header,
+        "To: unterminated quoted string",
+        Some(400),
+    );
 }
 
 #[test]
@@ -306,22 +386,42 @@ fn lwsruri() {
 
 #[test]
 fn lwsstart() {
-    rejected("lwsstart", ErrorKind::StartLine, "extra white space in request line", Some(400));
+    rejected(
+        "lwsstart",
+        ErrorKind::StartLine,
+        "extra white space in request line",
+        Some(400),
+    );
 }
 
 #[test]
 fn trws() {
-    rejected("trws", ErrorKind::StartLine, "trailing white space in request line", Some(400));
+    rejected(
+        "trws",
+        ErrorKind::StartLine,
+        "trailing white space in request line",
+        Some(400),
+    );
 }
 
 #[test]
 fn escruri() {
-    rejected("escruri", ErrorKind::RequestUri, "Request-URI: headers (?...) not allowed", Some(400));
+    rejected(
+        "escruri",
+        ErrorKind::RequestUri,
+        "Request-URI: headers (?...) not allowed",
+        Some(400),
+    );
 }
 
 #[test]
 fn baddate() {
-    rejected("baddate", ErrorKind::Header, "Date: not an RFC 1123 date in GMT", Some(400));
+    rejected(
+        "baddate",
+        ErrorKind::Header,
+        "Date: not an RFC 1123 date in GMT",
+        Some(400),
+    );
 }
 
 #[test]
@@ -336,17 +436,32 @@ fn regbadct() {
 
 #[test]
 fn badaspec() {
-    rejected("badaspec", ErrorKind::Header, "To: white space inside <>", Some(400));
+    rejected(
+        "badaspec",
+        ErrorKind::Header,
+        "To: white space inside <>",
+        Some(400),
+    );
 }
 
 #[test]
 fn baddn() {
-    rejected("baddn", ErrorKind::Header, "From: invalid display name (quote it)", Some(400));
+    rejected(
+        "baddn",
+        ErrorKind::Header,
+        "From: invalid display name (quote it)",
+        Some(400),
+    );
 }
 
 #[test]
 fn badvers() {
-    rejected("badvers", ErrorKind::Version, "SIP version not supported", Some(505));
+    rejected(
+        "badvers",
+        ErrorKind::Version,
+        "SIP version not supported",
+        Some(505),
+    );
 }
 
 #[test]
@@ -403,7 +518,10 @@ fn unkscm() {
     let m = valid("unkscm");
     let uri = m.request_uri().unwrap();
     assert!(matches!(uri.scheme, Scheme::Other(_)));
-    assert!(uri.scheme.as_str().eq_ignore_ascii_case("nobodyknowsthisscheme"));
+    assert!(uri
+        .scheme
+        .as_str()
+        .eq_ignore_ascii_case("nobodyknowsthisscheme"));
     assert_eq!(uri.opaque(), "totallyopaquecontent");
 }
 
@@ -423,7 +541,10 @@ fn unksm2() {
     let Contact::Addr(c) = m.contacts().next().unwrap().unwrap() else {
         panic!("star")
     };
-    assert_eq!((c.uri.scheme, c.uri.opaque()), (Scheme::Other("name"), "John_Smith"));
+    assert_eq!(
+        (c.uri.scheme, c.uri.opaque()),
+        (Scheme::Other("name"), "John_Smith")
+    );
 }
 
 #[test]
@@ -439,7 +560,11 @@ fn bext01() {
 #[test]
 fn invut() {
     let m = valid("invut");
-    assert!(m.content_type().unwrap().unwrap().is("application", "unknownformat"));
+    assert!(m
+        .content_type()
+        .unwrap()
+        .unwrap()
+        .is("application", "unknownformat"));
     assert_eq!(m.body().len(), 40);
     assert!(m.body().starts_with(b"<audio>"));
 }
@@ -456,13 +581,23 @@ fn regaut01() {
 
 #[test]
 fn multi01() {
-    let e = rejected("multi01", ErrorKind::Repeated, "From: appears more than once", Some(400));
+    let e = rejected(
+        "multi01",
+        ErrorKind::Repeated,
+        "From: appears more than once",
+        Some(400),
+    );
     assert_eq!(e.header_name(), Some("From"));
 }
 
 #[test]
 fn mcl01() {
-    rejected("mcl01", ErrorKind::ContentLength, "Content-Length: several values", Some(400));
+    rejected(
+        "mcl01",
+        ErrorKind::ContentLength,
+        "Content-Length: several values",
+        Some(400),
+    );
 }
 
 #[test]
@@ -497,7 +632,10 @@ fn cparam02() {
     let Contact::Addr(c) = m.contacts().next().unwrap().unwrap() else {
         panic!("star")
     };
-    assert_eq!(c.uri.as_str(), "sip:+19725552222@gw1.example.net;unknownparam");
+    assert_eq!(
+        c.uri.as_str(),
+        "sip:+19725552222@gw1.example.net;unknownparam"
+    );
     assert_eq!(c.uri.params.get("unknownparam"), Some(None));
     assert!(c.params.is_empty());
 }
@@ -513,7 +651,10 @@ fn regescrt() {
         shards::sip::unescape(c.uri.headers.unwrap()).as_ref(),
         b"Route=<sip:sip.example.com>"
     );
-    assert_eq!(c.uri.as_str(), "sip:user@example.com?Route=%3Csip:sip.example.com%3E");
+    assert_eq!(
+        c.uri.as_str(),
+        "sip:user@example.com?Route=%3Csip:sip.example.com%3E"
+    );
 }
 
 #[test]
@@ -538,6 +679,10 @@ fn inv2543() {
     assert_eq!(m.content_length(), None);
     assert!(m.body().starts_with(b"v=0"));
     assert_eq!(m.len(), data.len());
-    let rr = m.name_addrs(HeaderName::RecordRoute).next().unwrap().unwrap();
+    let rr = m
+        .name_addrs(HeaderName::RecordRoute)
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(rr.uri.params.value("maddr"), Some("ss1.example.com"));
 }

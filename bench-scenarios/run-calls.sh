@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Call-rate benchmark: sipp callers (digest auth, 407 then INVITE, ring, answer,
+# 0.5 s talk, BYE) through ShardPBX to a registered sipp UAS, on 127.0.0.1.
+#
+# usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH]
+#
+# Prints calls attempted/successful/failed, achieved CPS, the server's CPU
+# microseconds per call (utime+stime of all its threads from /proc) and the
+# CDR count. Everything is bounded: sipp runs -m N under a hard timeout.
+set -euo pipefail
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
+RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx"
+while (( $# > 0 )); do
+  case "$1" in
+    --rate) RATE="$2"; shift 2 ;;
+    --calls) CALLS="$2"; shift 2 ;;
+    --shards) SHARDS="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ -x "$BIN" ]] || (cd "$REPO" && cargo build --release --locked)
+command -v sipp >/dev/null || { echo "run-calls: sipp missing (scripts/install-deps.sh)" >&2; exit 2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+TMP="$(mktemp -d)"; SRV=""; UAS=""
+cleanup() { [[ -n "$UAS" ]] && kill "$UAS" 2>/dev/null || true; [[ -n "$SRV" ]] && kill "$SRV" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+
+SIP=$(( 41000 + RANDOM % 4000 )); HTTP=$(free_port); UASP=$(( 45500 + RANDOM % 4000 ))
+cat > "$TMP/pbx.toml" <<CFG
+http_addr = "127.0.0.1:$HTTP"
+data_dir = "$TMP/data"
+log_level = "warn"
+[runtime]
+shards = $SHARDS
+[proxy]
+addr = "127.0.0.1"
+udp_port = $SIP
+realms = ["127.0.0.1"]
+routes_files = []
+trunks_files = []
+max_ring_time = 30
+[[proxy.user_backends]]
+type = "memory"
+users = [{ username = "1001", password = "secret1001" }, { username = "1002", password = "secret1002" }]
+[media]
+rtp_port_start = 50000
+rtp_port_end = 50998
+CFG
+"$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV=$!
+for _ in $(seq 50); do
+  python3 - "$SIP" <<'PY' && break || sleep 0.2
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
+p = int(sys.argv[1])
+s.sendto(f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{s.getsockname()[1] if s.getsockname()[1] else 9};branch=z9hG4bKprobe;rport\r\nFrom: <sip:p@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode(), ("127.0.0.1", p))
+s.recv(4096)
+PY
+done
+# The callee: sipp UAS registered as 1002.
+(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp -sn uas -i 127.0.0.1 -p "$UASP" -nostdin -buff_size 4194304 -m "$CALLS" > /dev/null 2>&1) & UAS=$!
+python3 - "$SIP" "$UASP" <<'PY'
+import hashlib, re, socket, sys
+sip, uas = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(2)
+me = "127.0.0.1:%d" % s.getsockname()[1]
+def reg(cseq, auth=""):
+    return (f"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:1002@127.0.0.1>;tag=1\r\nTo: <sip:1002@127.0.0.1>\r\nCall-ID: bench-reg\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1002@127.0.0.1:{uas}>\r\n{auth}Expires: 3600\r\nContent-Length: 0\r\n\r\n").encode()
+s.sendto(reg(1), ("127.0.0.1", sip)); r = s.recv(4096).decode()
+nonce = re.search('nonce="([^"]+)"', r).group(1)
+h = lambda x: hashlib.md5(x.encode()).hexdigest()
+resp = h(f"{h('1002:127.0.0.1:secret1002')}:{nonce}:00000001:c:auth:{h('REGISTER:sip:127.0.0.1')}")
+s.sendto(reg(2, f'Authorization: Digest username="1002", realm="127.0.0.1", nonce="{nonce}", uri="sip:127.0.0.1", response="{resp}", cnonce="c", nc=00000001, qop=auth\r\n'), ("127.0.0.1", sip))
+assert s.recv(4096).startswith(b"SIP/2.0 200"), "callee registration failed"
+PY
+cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV"/task/*/stat; }
+C0=$(cpu); T0=$(date +%s.%N)
+set +e
+(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" -sf "$REPO/bench-scenarios/uac_auth.xml" -s 1002 -key caller 1001 \
+   -au 1001 -ap secret1001 -i 127.0.0.1 -r "$RATE" -m "$CALLS" -l $(( RATE * 2 + 10 )) -nostdin -buff_size 4194304 \
+   -trace_stat -stf stat.csv > "$TMP/uac.out" 2>&1)
+RC=$?
+set -e
+T1=$(date +%s.%N); C1=$(cpu)
+sleep 1
+STATS=$(tail -1 "$TMP/stat.csv" 2>/dev/null || true)
+OK=$(echo "$STATS" | awk -F';' '{print $16}' 2>/dev/null)
+FAILED=$(echo "$STATS" | awk -F';' '{print $18}' 2>/dev/null)
+CDRS=$("$BIN" cdr list --config "$TMP/pbx.toml" --json --limit 1000000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+TICK=$(getconf CLK_TCK)
+python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" <<'PY'
+import sys
+calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc = sys.argv[1:]
+ok, failed = int(ok or 0), int(failed or 0)
+wall = float(t1) - float(t0)
+cpu_s = (int(c1) - int(c0)) / int(tick)
+print(f"shards {shards}, offered {rate} cps, {calls} calls (sipp exit {rc})")
+print(f"  successful {ok}, failed {failed}, achieved {ok / wall:.0f} cps over {wall:.1f} s")
+print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call (INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200 both legs)")
+print(f"  CDRs stored {cdrs}")
+PY
