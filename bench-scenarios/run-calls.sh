@@ -2,7 +2,11 @@
 # Call-rate benchmark: sipp callers (digest auth, 407 then INVITE, ring, answer,
 # 0.5 s talk, BYE) through ShardPBX to a registered sipp UAS, on 127.0.0.1.
 #
-# usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH]
+# usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH] [--no-auth]
+#
+# --no-auth: callers come from a trunk's inbound_hosts (127.0.0.1) and use
+# sipp's built-in uac (INVITE/100/180/200/ACK/BYE), the shape of a stateful
+# proxy benchmark; without it every call also answers a 407 digest challenge.
 #
 # Prints calls attempted/successful/failed, achieved CPS, the server's CPU
 # microseconds per call (utime+stime of all its threads from /proc) and the
@@ -10,13 +14,14 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx"
+RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
     --calls) CALLS="$2"; shift 2 ;;
     --shards) SHARDS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
+    --no-auth) NOAUTH=1; shift ;;
     *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +45,7 @@ addr = "127.0.0.1"
 udp_port = $SIP
 realms = ["127.0.0.1"]
 routes_files = []
-trunks_files = []
+trunks_files = ["$TMP/trunks.toml"]
 max_ring_time = 30
 [[proxy.user_backends]]
 type = "memory"
@@ -49,6 +54,11 @@ users = [{ username = "1001", password = "secret1001" }, { username = "1002", pa
 rtp_port_start = 50000
 rtp_port_end = 50998
 CFG
+if (( NOAUTH )); then
+  printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
+else
+  : > "$TMP/trunks.toml"
+fi
 "$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV=$!
 for _ in $(seq 50); do
   python3 - "$SIP" <<'PY' && break || sleep 0.2
@@ -78,9 +88,10 @@ PY
 cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV"/task/*/stat; }
 C0=$(cpu); T0=$(date +%s.%N)
 set +e
-(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" -sf "$REPO/bench-scenarios/uac_auth.xml" -s 1002 -key caller 1001 \
-   -au 1001 -ap secret1001 -i 127.0.0.1 -r "$RATE" -m "$CALLS" -l $(( RATE * 2 + 10 )) -nostdin -buff_size 4194304 \
-   -trace_stat -stf stat.csv > "$TMP/uac.out" 2>&1)
+if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_auth.xml" -key caller 1001 -au 1001 -ap secret1001); fi
+(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" "${SCEN[@]}" -s 1002 \
+   -i 127.0.0.1 -r "$RATE" -m "$CALLS" -l $(( RATE * 2 + 10 )) -nostdin -buff_size 4194304 \
+   -trace_stat -stf stat.csv -trace_rtt -rtt_freq 1 > "$TMP/uac.out" 2>&1)
 RC=$?
 set -e
 T1=$(date +%s.%N); C1=$(cpu)
@@ -90,14 +101,27 @@ OK=$(echo "$STATS" | awk -F';' '{print $16}' 2>/dev/null)
 FAILED=$(echo "$STATS" | awk -F';' '{print $18}' 2>/dev/null)
 CDRS=$("$BIN" cdr list --config "$TMP/pbx.toml" --json --limit 1000000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 TICK=$(getconf CLK_TCK)
-python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" <<'PY'
-import sys
-calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc = sys.argv[1:]
+python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" <<'PY'
+import glob, math, os, sys
+calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth = sys.argv[1:]
+rtts = []
+for p in glob.glob(os.path.join(tmp, "*_rtt.csv")):
+    for line in open(p):
+        parts = line.strip().split(";")
+        if len(parts) >= 2:
+            try:
+                rtts.append(float(parts[1]))
+            except ValueError:
+                pass
+rtts.sort()
+pct = lambda q: rtts[max(0, math.ceil(q * len(rtts)) - 1)] if rtts else float("nan")
 ok, failed = int(ok or 0), int(failed or 0)
 wall = float(t1) - float(t0)
 cpu_s = (int(c1) - int(c0)) / int(tick)
 print(f"shards {shards}, offered {rate} cps, {calls} calls (sipp exit {rc})")
 print(f"  successful {ok}, failed {failed}, achieved {ok / wall:.0f} cps over {wall:.1f} s")
-print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call (INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200 both legs)")
+shape = "INVITE/100/180/200/ACK/BYE/200, caller from a trusted trunk host" if noauth == "1" else "INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200"
+print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call ({shape}, both legs)")
+print(f"  setup time (INVITE -> 200, sipp rtd, 1 ms steps): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms ({len(rtts)} samples)")
 print(f"  CDRs stored {cdrs}")
 PY
