@@ -198,3 +198,50 @@ fn md5_hex(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn a_routing_snapshot_swap_steers_the_next_call() {
+    use crate::routing::{RouteSpec, RoutingSnapshot, TrunkSpec};
+    let (mut ep, _rx) = endpoint(0, 1);
+    let invite = |cid: &str, branch: &str| {
+        format!("INVITE sip:666@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\nFrom: <sip:+4930@carrier>;tag=1\r\nTo: <sip:666@pbx.test>\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").into_bytes()
+    };
+    let finals = |out: &Output| -> Vec<String> {
+        sent(out)
+            .into_iter()
+            .filter(|m| !m.starts_with("SIP/2.0 1"))
+            .collect()
+    };
+    // Before: the caller is no trunk, so it is challenged.
+    let mut out = Output::default();
+    ep.on_datagram(
+        now(1),
+        &invite("before", "z9hG4bKa"),
+        src(),
+        false,
+        &mut out,
+    );
+    assert!(finals(&out)[0].starts_with("SIP/2.0 407"));
+
+    // Swap in a trunk for the caller and a route that rejects 666.
+    let trunk: TrunkSpec = serde_json::from_value(serde_json::json!({
+        "transport": "udp", "username": "", "password": "", "max_calls": 0, "max_cps": 0,
+        "inbound_hosts": [SRC]
+    }))
+    .unwrap();
+    let route: RouteSpec = serde_json::from_value(serde_json::json!({
+        "name": "block", "action": "reject", "match": {"to.user": "666"},
+        "reject": {"code": 403, "reason": "Blocked"}
+    }))
+    .unwrap();
+    let snapshot = RoutingSnapshot::build(&[("pstn".to_string(), trunk)], &[route]).unwrap();
+    ep.on_message(
+        now(2),
+        ShardMsg::Routing(Arc::new(snapshot)),
+        &mut Output::default(),
+    );
+    let mut out = Output::default();
+    ep.on_datagram(now(2), &invite("after", "z9hG4bKb"), src(), false, &mut out);
+    let f = finals(&out);
+    assert!(f[0].starts_with("SIP/2.0 403 Blocked"), "{f:?}");
+}
