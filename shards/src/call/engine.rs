@@ -228,6 +228,12 @@ impl CallEngine {
         self.calls.len()
     }
 
+    /// A transaction ended in the table: nothing more will come for it.
+    pub fn forget_tx(&mut self, tx: TxId) {
+        self.by_tx.remove(&tx);
+        self.relayed.remove(&tx);
+    }
+
     /// Is this Call-ID one of our calls (either leg)?
     pub fn knows_call_id(&self, call_id: &str) -> bool {
         self.by_call_id.contains_key(call_id)

@@ -929,11 +929,11 @@ impl SipEndpoint {
         for a in self.actions.drain(..) {
             match a {
                 Action::Send { dest, data, .. } => out.sends.push(dest, &data),
-                Action::Event { tx, event } => {
-                    if let Event::Timeout(_) = event {
-                        self.timeouts.push(tx);
-                    }
-                }
+                Action::Event { tx, event } => match event {
+                    Event::Timeout(_) => self.timeouts.push(tx),
+                    Event::Terminated => self.calls.forget_tx(tx),
+                    _ => {}
+                },
             }
         }
         for (dest, data) in self.calls.direct.drain(..) {
