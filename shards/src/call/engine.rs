@@ -1020,6 +1020,19 @@ impl CallEngine {
         out: &mut Vec<Action>,
     ) {
         let Some(&(call, TxRole::CalleeInvite(leg))) = self.by_tx.get(&tx) else {
+            // Timer L/H on the caller's INVITE: our 2xx was never ACKed, so the
+            // caller is gone; hang up the callee too (RFC 3261 13.3.1.4).
+            if let Some(&(call, _)) = self.by_tx.get(&tx) {
+                if let Some(Phase::Answered(w)) = self
+                    .calls
+                    .get(&call)
+                    .filter(|c| c.caller_tx == tx)
+                    .map(|c| c.phase)
+                {
+                    self.send_bye(now, table, call, Leg::Callee(w), out);
+                    self.end(now, call, 200, "completed", "bySystem");
+                }
+            }
             self.by_tx.remove(&tx);
             return;
         };

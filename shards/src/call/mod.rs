@@ -3,3 +3,6 @@
 
 pub mod engine;
 pub mod ids;
+
+#[cfg(test)]
+mod tests;

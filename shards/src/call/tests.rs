@@ -1,0 +1,233 @@
+//! The B2BUA as a state machine: transaction table + call engine, messages
+//! in, messages out, time injected. No sockets.
+
+use std::net::SocketAddr;
+
+use super::engine::{CallEngine, EngineConfig, NewCall, Target};
+use super::ids::IdGen;
+use crate::sip::Message;
+use crate::time::Now;
+use crate::transaction::{Action, Config, Event, Received, TransactionTable};
+
+const CALLER: &str = "127.0.0.1:5071";
+const CALLEE: &str = "127.0.0.1:5072";
+
+fn at(ms: u64) -> Now {
+    Now {
+        unix: 1_000 + ms / 1000,
+        mono_ms: ms,
+        unix_ms: 1_000_000 + ms,
+    }
+}
+
+struct Rig {
+    table: TransactionTable,
+    engine: CallEngine,
+    actions: Vec<Action>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig {
+            table: TransactionTable::new(Config::default()),
+            engine: CallEngine::new(
+                EngineConfig {
+                    host: "127.0.0.1".into(),
+                    port: 5060,
+                    max_ring_ms: 30_000,
+                    server_name: "test".into(),
+                },
+                IdGen::new(1, 0, 1),
+            ),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Sent datagrams (and ACKs outside transactions) since the last call.
+    fn sent(&mut self) -> Vec<(SocketAddr, String)> {
+        let mut out: Vec<(SocketAddr, String)> = Vec::new();
+        let mut timeouts = Vec::new();
+        for a in self.actions.drain(..) {
+            match a {
+                Action::Send { dest, data, .. } => {
+                    out.push((dest, String::from_utf8_lossy(&data).into_owned()))
+                }
+                Action::Event {
+                    tx,
+                    event: Event::Timeout(_),
+                } => timeouts.push(tx),
+                Action::Event { .. } => {}
+            }
+        }
+        for (d, b) in self.engine.direct.drain(..) {
+            out.push((d, String::from_utf8_lossy(&b).into_owned()));
+        }
+        for tx in timeouts {
+            self.engine
+                .on_timeout(at(0), &mut self.table, tx, &mut self.actions);
+        }
+        out
+    }
+
+    fn receive(&mut self, now: Now, raw: &str, src: &str) {
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        let src: SocketAddr = src.parse().unwrap();
+        match self
+            .table
+            .receive(now.mono_ms, &msg, src, false, &mut self.actions)
+        {
+            Received::Response(tx) => {
+                self.engine
+                    .on_response(now, &mut self.table, tx, &msg, &mut self.actions)
+            }
+            Received::Request(tx) => {
+                self.engine
+                    .on_request(now, &mut self.table, tx, &msg, &mut self.actions);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn invite() -> String {
+    format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKc1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n")
+}
+
+/// A response from the callee to the request it got (`req`).
+fn answer(req: &str, code: u16, tag: &str) -> String {
+    let msg = Message::parse(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut w = crate::sip::Writer::response_to(&mut buf, &msg, code, None, Some(tag), None);
+    w.header("Contact", &format!("<sip:1002@{CALLEE}>"));
+    w.finish(b"");
+    String::from_utf8(buf).unwrap()
+}
+
+fn start(rig: &mut Rig) -> String {
+    let raw = invite();
+    let msg = Message::parse(raw.as_bytes()).unwrap();
+    let tx = match rig
+        .table
+        .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
+    {
+        Received::Request(tx) => tx,
+        other => panic!("{other:?}"),
+    };
+    let new = NewCall {
+        invite: &msg,
+        src: CALLER.parse().unwrap(),
+        tx,
+        targets: vec![Target::new(
+            format!("sip:1002@{CALLEE}"),
+            CALLEE.parse().unwrap(),
+        )],
+        sequential: false,
+        per_target_ms: None,
+        direction: "internal",
+        ring_ms: None,
+        route: None,
+        trunk: None,
+    };
+    rig.engine
+        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    let sent = rig.sent();
+    let b_invite = sent
+        .iter()
+        .find(|(d, m)| d.to_string() == CALLEE && m.starts_with("INVITE "))
+        .expect("callee INVITE");
+    assert!(b_invite.1.contains("Max-Forwards: 69"), "decremented");
+    assert!(
+        !b_invite.1.contains("Call-ID: call-1"),
+        "the callee leg has its own Call-ID"
+    );
+    assert!(sent
+        .iter()
+        .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 100")));
+    b_invite.1.clone()
+}
+
+#[test]
+fn ringing_answer_ack_and_a_missing_caller_ack_hangs_up() {
+    let mut rig = Rig::new();
+    let b_invite = start(&mut rig);
+    rig.receive(at(10), &answer(&b_invite, 180, "cb"), CALLEE);
+    let sent = rig.sent();
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 180")),
+        "{sent:?}"
+    );
+    rig.receive(at(20), &answer(&b_invite, 200, "cb"), CALLEE);
+    let sent = rig.sent();
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == CALLEE && m.starts_with("ACK ")),
+        "callee ACKed"
+    );
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200")),
+        "caller answered"
+    );
+    // The caller never ACKs: the 2xx is retransmitted, then timer L gives up.
+    rig.table.handle_timeout(at(600).mono_ms, &mut rig.actions);
+    assert!(
+        rig.sent()
+            .iter()
+            .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200")),
+        "2xx retransmitted"
+    );
+    let mut bye = false;
+    for t in (1_000..=40_000).step_by(1_000) {
+        rig.table.handle_timeout(t, &mut rig.actions);
+        bye |= rig
+            .sent()
+            .iter()
+            .any(|(d, m)| d.to_string() == CALLEE && m.starts_with("BYE "));
+    }
+    assert!(bye, "the callee got BYE when the caller never ACKed");
+    let cdr = rig.engine.finished.pop().expect("a CDR");
+    assert_eq!(cdr.hangup_reason, "bySystem");
+    assert_eq!(rig.engine.active_calls(), 0);
+}
+
+#[test]
+fn ring_timeout_cancels_the_callee_and_answers_408() {
+    let mut rig = Rig::new();
+    let b_invite = start(&mut rig);
+    rig.receive(at(10), &answer(&b_invite, 180, "cb"), CALLEE);
+    rig.sent();
+    rig.engine
+        .on_timer(at(29_999), &mut rig.table, &mut rig.actions);
+    assert!(
+        rig.sent()
+            .iter()
+            .all(|(_, m)| !m.starts_with("SIP/2.0 408")),
+        "not before max_ring"
+    );
+    rig.engine
+        .on_timer(at(30_000), &mut rig.table, &mut rig.actions);
+    let sent = rig.sent();
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == CALLEE && m.starts_with("CANCEL ")),
+        "{sent:?}"
+    );
+    assert!(sent
+        .iter()
+        .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 408")));
+    let cdr = rig.engine.finished.pop().unwrap();
+    assert_eq!(
+        (cdr.status.as_str(), cdr.hangup_reason.as_str()),
+        ("missed", "noAnswer")
+    );
+}
+
+#[test]
+fn best_final_prefers_6xx_then_the_lowest_class() {
+    use super::engine::best_final;
+    assert_eq!(best_final([486, 603, 404].into_iter()), 603);
+    assert_eq!(best_final([503, 486].into_iter()), 486);
+    assert_eq!(best_final([408, 404].into_iter()), 404);
+    assert_eq!(best_final(std::iter::empty()), 480);
+}
