@@ -450,3 +450,13 @@ fn a_retransmitted_invite_is_absorbed_not_called_twice() {
         .sum();
     assert!(retrans >= 2, "both retransmissions absorbed: {retrans}");
 }
+
+#[test]
+fn a_known_extension_without_a_binding_gets_480() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let r = call_by_hand(&pbx, "1002", "unregistered-1");
+    assert_eq!(r.code, 480, "{}", r.raw);
+    let list = cdrs(&pbx);
+    assert_eq!(list[0]["statusCode"], 480);
+    assert_eq!(list[0]["status"], "failed");
+}

@@ -181,11 +181,11 @@ fn out_through_a_trunk_with_route_rewrite() {
 }
 
 #[test]
-fn failover_to_the_second_trunk_when_the_first_fails() {
+fn failover_to_the_second_trunk_when_the_first_answers_503() {
     let (a, b) = (free_port(), free_port());
     let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
     let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "failover"), "");
-    let first = uas(a, pbx.dir(), Some("uas_busy.xml"));
+    let first = uas(a, pbx.dir(), Some("uas_503.xml"));
     let second = uas(b, pbx.dir(), None);
     let out = caller(&pbx, "9777");
     assert!(out.status.success(), "caller failed");
