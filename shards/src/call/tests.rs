@@ -231,3 +231,66 @@ fn best_final_prefers_6xx_then_the_lowest_class() {
     assert_eq!(best_final([408, 404].into_iter()), 404);
     assert_eq!(best_final(std::iter::empty()), 480);
 }
+
+#[test]
+fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
+    const OTHER: &str = "127.0.0.1:5073";
+    let mut rig = Rig::new();
+    let raw = invite();
+    let msg = Message::parse(raw.as_bytes()).unwrap();
+    let tx = match rig
+        .table
+        .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
+    {
+        Received::Request(tx) => tx,
+        other => panic!("{other:?}"),
+    };
+    let targets = vec![
+        Target::new(format!("sip:1002@{CALLEE}"), CALLEE.parse().unwrap()),
+        Target::new(format!("sip:1002@{OTHER}"), OTHER.parse().unwrap()),
+    ];
+    let new = NewCall {
+        invite: &msg,
+        src: CALLER.parse().unwrap(),
+        tx,
+        targets,
+        sequential: false,
+        per_target_ms: None,
+        direction: "internal",
+        ring_ms: None,
+        route: None,
+        trunk: None,
+    };
+    rig.engine
+        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    let sent = rig.sent();
+    let to = |dest: &str| {
+        sent.iter()
+            .find(|(d, m)| d.to_string() == dest && m.starts_with("INVITE "))
+            .map(|(_, m)| m.clone())
+            .unwrap()
+    };
+    let (first, second) = (to(CALLEE), to(OTHER));
+    rig.receive(at(10), &answer(&first, 200, "one"), CALLEE);
+    let sent = rig.sent();
+    assert!(sent
+        .iter()
+        .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200")));
+    // Both answered at once: the late one is ACKed and hung up.
+    rig.receive(at(11), &answer(&second, 200, "two"), OTHER);
+    let sent = rig.sent();
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == OTHER && m.starts_with("ACK ")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|(d, m)| d.to_string() == OTHER && m.starts_with("BYE ")),
+        "{sent:?}"
+    );
+    assert!(
+        !sent.iter().any(|(d, _)| d.to_string() == CALLER),
+        "the caller sees one answer"
+    );
+}
