@@ -99,6 +99,34 @@ struct Dialog {
     local_cseq: u32,
 }
 
+impl Dialog {
+    /// Starts the next request of this dialog (RFC 3261 12.2.1.1): our CSeq
+    /// counts up, From/To carry the dialog's tags. The caller adds the rest.
+    fn next_request<'b>(
+        &mut self,
+        buf: &'b mut Vec<u8>,
+        method: &str,
+        via: &str,
+        max_forwards: u8,
+    ) -> Writer<'b> {
+        self.local_cseq += 1;
+        let mut w = Writer::request(buf, method, &self.remote_target);
+        w.header("Via", via);
+        w.header("Max-Forwards", &max_forwards.to_string());
+        w.header(
+            "From",
+            &format!("{};tag={}", self.local_uri, self.local_tag),
+        );
+        w.header(
+            "To",
+            &format!("{};tag={}", self.remote_uri, self.remote_tag),
+        );
+        w.header("Call-ID", &self.call_id);
+        w.header("CSeq", &format!("{} {method}", self.local_cseq));
+        w
+    }
+}
+
 struct CalleeLeg {
     dialog: Dialog,
     invite_tx: Option<TxId>,
@@ -767,14 +795,7 @@ impl CallEngine {
             },
         };
         let Some(dest) = d.dest else { return };
-        d.local_cseq += 1;
-        let mut w = Writer::request(&mut self.buf, "BYE", &d.remote_target);
-        w.header("Via", &via);
-        w.header("Max-Forwards", "70");
-        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
-        w.header("To", &format!("{};tag={}", d.remote_uri, d.remote_tag));
-        w.header("Call-ID", &d.call_id);
-        w.header("CSeq", &format!("{} BYE", d.local_cseq));
+        let mut w = d.next_request(&mut self.buf, "BYE", &via, 70);
         w.header("User-Agent", &self.cfg.server_name);
         w.finish(b"");
         if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
@@ -892,20 +913,13 @@ impl CallEngine {
             },
         };
         let Some(dest) = d.dest else { return };
-        d.local_cseq += 1;
         let max_forwards = msg
             .max_forwards()
             .ok()
             .flatten()
             .unwrap_or(70)
             .saturating_sub(1);
-        let mut w = Writer::request(&mut self.buf, &method, &d.remote_target);
-        w.header("Via", &via);
-        w.header("Max-Forwards", &max_forwards.to_string());
-        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
-        w.header("To", &format!("{};tag={}", d.remote_uri, d.remote_tag));
-        w.header("Call-ID", &d.call_id);
-        w.header("CSeq", &format!("{} {method}", d.local_cseq));
+        let mut w = d.next_request(&mut self.buf, &method, &via, max_forwards);
         w.header("Contact", &contact);
         for name in [
             HeaderName::ContentType,
