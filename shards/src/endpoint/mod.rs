@@ -255,18 +255,13 @@ impl SipEndpoint {
             return;
         }
         if let Some(reject) = stateless::inspect(&msg) {
-            let headers: Vec<(&str, String)> = reject
-                .headers
-                .iter()
-                .map(|(n, v)| (*n, v.clone()))
-                .collect();
             self.respond(
                 now,
                 &msg,
                 src,
                 reject.code,
                 None,
-                &headers,
+                &reject.headers,
                 Answer::Cached(&key),
                 out,
             );
@@ -609,18 +604,13 @@ impl SipEndpoint {
             return;
         }
         if let Some(reject) = stateless::inspect(msg) {
-            let headers: Vec<(&str, String)> = reject
-                .headers
-                .iter()
-                .map(|(n, v)| (*n, v.clone()))
-                .collect();
             self.respond(
                 now,
                 msg,
                 src,
                 reject.code,
                 None,
-                &headers,
+                &reject.headers,
                 Answer::Tx(tx),
                 out,
             );
