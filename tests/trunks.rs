@@ -332,3 +332,25 @@ fn trunk_max_calls_gives_503_beyond_the_limit() {
     let second = call_by_hand(&pbx, "9200", "slot-2");
     assert_eq!(second.code, 503, "{}", second.raw);
 }
+
+#[test]
+fn round_robin_spreads_consecutive_calls_over_the_trunks() {
+    let (a, b) = (free_port(), free_port());
+    let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
+    let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "round_robin"), "");
+    // Each carrier takes exactly one call.
+    let first = uas(a, pbx.dir(), None);
+    let second = uas(b, pbx.dir(), None);
+    for i in 0..2 {
+        let started = Instant::now();
+        let out = caller(&pbx, "9321");
+        assert!(out.status.success(), "caller failed");
+        // No ring timeout on a carrier that already took its call.
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "call {i} went to the busy carrier first"
+        );
+    }
+    wait_ok(first, "trunk a");
+    wait_ok(second, "trunk b");
+}
