@@ -347,7 +347,7 @@ fn round_robin_spreads_consecutive_calls_over_the_trunks() {
         assert!(out.status.success(), "caller failed");
         // No ring timeout on a carrier that already took its call.
         assert!(
-            started.elapsed() < Duration::from_millis(2500),
+            started.elapsed() < Duration::from_millis(3200),
             "call {i} went to the busy carrier first"
         );
     }
