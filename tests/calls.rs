@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,7 +12,7 @@ use common::*;
 const UAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
 
 /// A sipp UAS answering one call on a free port.
-fn sipp_uas(port: u16, dir: &std::path::Path, scenario: &str) -> Child {
+fn sipp_uas(port: u16, dir: &std::path::Path, scenario: &str) -> Peer {
     Command::new("sipp")
         .current_dir(dir)
         .args([
@@ -31,6 +31,7 @@ fn sipp_uas(port: u16, dir: &std::path::Path, scenario: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(|c| Peer(Some(c)))
         .expect("sipp")
 }
 
@@ -60,18 +61,8 @@ fn cdrs(pbx: &Pbx) -> Vec<serde_json::Value> {
     }
 }
 
-fn wait_child(mut c: Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            panic!("sipp did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_child(peer: Peer, limit: Duration) -> std::process::ExitStatus {
+    peer.wait(limit)
 }
 
 #[test]
@@ -168,7 +159,7 @@ fn scenario(name: &str) -> String {
     format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn sipp_uas_file(port: u16, dir: &std::path::Path, file: &str) -> Child {
+fn sipp_uas_file(port: u16, dir: &std::path::Path, file: &str) -> Peer {
     Command::new("sipp")
         .current_dir(dir)
         .args([
@@ -187,6 +178,7 @@ fn sipp_uas_file(port: u16, dir: &std::path::Path, file: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(|c| Peer(Some(c)))
         .expect("sipp")
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,7 +14,7 @@ fn scenario(name: &str) -> String {
     format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn uas(port: u16, dir: &Path, file: Option<&str>) -> Child {
+fn uas(port: u16, dir: &Path, file: Option<&str>) -> Peer {
     let mut cmd = Command::new("sipp");
     cmd.current_dir(dir);
     match file {
@@ -35,22 +35,13 @@ fn uas(port: u16, dir: &Path, file: Option<&str>) -> Child {
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
+    .map(|c| Peer(Some(c)))
     .expect("sipp")
 }
 
-fn wait_ok(mut c: Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            assert!(st.success(), "{what} sipp failed: {st}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            panic!("{what} sipp did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_ok(peer: Peer, what: &str) {
+    let st = peer.wait(Duration::from_secs(15));
+    assert!(st.success(), "{what} sipp failed: {st}");
 }
 
 /// A Pbx whose trunk and route files are `trunks` and `routes`.

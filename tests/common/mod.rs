@@ -539,3 +539,35 @@ pub fn call_by_hand(pbx: &Pbx, to: &str, call_id: &str) -> Response {
     }
     panic!("no final response to the INVITE");
 }
+
+/// A peer process (a sipp UAS) that is killed if the test ends early, so a
+/// failing test leaves nothing running.
+pub struct Peer(pub Option<Child>);
+
+impl Peer {
+    /// Waits for the peer to finish within `limit`.
+    pub fn wait(mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.0.take().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("peer did not finish in {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
