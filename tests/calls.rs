@@ -4,36 +4,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const UAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
-
-/// A sipp UAS answering one call on a free port.
-fn sipp_uas(port: u16, dir: &std::path::Path, scenario: &str) -> Peer {
-    Command::new("sipp")
-        .current_dir(dir)
-        .args([
-            "-sn",
-            scenario,
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(|c| Peer(Some(c)))
-        .expect("sipp")
-}
 
 fn register_contact(pbx: &Pbx, user: &str, pass: &str, port: u16) {
     let uac = Uac::new(pbx.sip);
@@ -61,44 +34,13 @@ fn cdrs(pbx: &Pbx) -> Vec<serde_json::Value> {
     }
 }
 
-fn wait_child(peer: Peer, limit: Duration) -> std::process::ExitStatus {
-    peer.wait(limit)
-}
-
 #[test]
 fn basic_call_to_a_registered_extension() {
     let pbx = Pbx::start(PbxOptions::default());
     let uas_port = free_port();
-    let uas = sipp_uas(uas_port, pbx.dir(), "uas");
+    let uas = sipp_peer(uas_port, pbx.dir(), "uas");
     register_contact(&pbx, "1002", "secret1002", uas_port);
-    let target = pbx.sip.to_string();
-    let out = sipp(
-        &[
-            &target,
-            "-sf",
-            UAC,
-            "-s",
-            "1002",
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(30),
-    );
+    let out = sipp_caller(&pbx, UAC_AUTH, "1002");
     assert!(
         out.status.success(),
         "caller failed:\n{}",
@@ -110,7 +52,7 @@ fn basic_call_to_a_registered_extension() {
             .join("\n")
     );
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee sipp failed"
     );
     let list = cdrs(&pbx);
@@ -127,102 +69,24 @@ fn basic_call_to_a_registered_extension() {
 #[test]
 fn unknown_extension_gets_404_and_a_failed_cdr() {
     let pbx = Pbx::start(PbxOptions::default());
-    let uac = Uac::new(pbx.sip);
-    let invite = |cseq: u32, auth: Option<String>| {
-        format!(
-            "INVITE sip:4444@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=a1\r\nTo: <sip:4444@pbx.test>\r\nCall-ID: unknown-ext\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Length: 0\r\n\r\n",
-            me = uac.local,
-            b = branch(),
-            auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
-        )
-    };
-    let ch = uac.request(&invite(1, None));
-    assert_eq!(ch.code, 407);
-    let auth = digest_auth(
-        ch.header("Proxy-Authenticate").unwrap(),
-        "1001",
-        "secret1001",
-        "INVITE",
-        "sip:4444@pbx.test",
-        1,
-    );
-    let r = uac.request(&invite(2, Some(auth)));
+    let r = call_by_hand(&pbx, "4444", "unknown-ext");
     assert_eq!(r.code, 404);
-    // 1002 exists but is not registered: 480.
     let list = cdrs(&pbx);
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["status"], "failed");
     assert_eq!(list[0]["statusCode"], 404);
 }
 
-fn scenario(name: &str) -> String {
-    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sipp_uas_file(port: u16, dir: &std::path::Path, file: &str) -> Peer {
-    Command::new("sipp")
-        .current_dir(dir)
-        .args([
-            "-sf",
-            &scenario(file),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(|c| Peer(Some(c)))
-        .expect("sipp")
-}
-
-fn sipp_uac(pbx: &Pbx, file: &str) -> std::process::Output {
-    let target = pbx.sip.to_string();
-    sipp(
-        &[
-            &target,
-            "-sf",
-            file,
-            "-s",
-            "1002",
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(30),
-    )
-}
-
 #[test]
 fn busy_callee_gives_486_to_the_caller() {
     let pbx = Pbx::start(PbxOptions::default());
     let port = free_port();
-    let uas = sipp_uas_file(port, pbx.dir(), "uas_busy.xml");
+    let uas = sipp_peer(port, pbx.dir(), "uas_busy.xml");
     register_contact(&pbx, "1002", "secret1002", port);
     let r = call_by_hand(&pbx, "1002", "busy-1");
     assert_eq!(r.code, 486, "{}", r.raw);
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee got its ACK"
     );
     let list = cdrs(&pbx);
@@ -237,14 +101,14 @@ fn no_answer_times_out_with_408_and_cancels_the_callee() {
         ..PbxOptions::default()
     });
     let port = free_port();
-    let uas = sipp_uas_file(port, pbx.dir(), "uas_ring.xml");
+    let uas = sipp_peer(port, pbx.dir(), "uas_ring.xml");
     register_contact(&pbx, "1002", "secret1002", port);
     let started = Instant::now();
     let r = call_by_hand(&pbx, "1002", "noanswer-1");
     assert_eq!(r.code, 408, "{}", r.raw);
     assert!(started.elapsed() >= Duration::from_millis(1900));
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee got CANCEL, answered 487, got ACK"
     );
     let list = cdrs(&pbx);
@@ -256,9 +120,9 @@ fn no_answer_times_out_with_408_and_cancels_the_callee() {
 fn caller_cancels_while_ringing() {
     let pbx = Pbx::start(PbxOptions::default());
     let port = free_port();
-    let uas = sipp_uas_file(port, pbx.dir(), "uas_ring.xml");
+    let uas = sipp_peer(port, pbx.dir(), "uas_ring.xml");
     register_contact(&pbx, "1002", "secret1002", port);
-    let out = sipp_uac(&pbx, &scenario("uac_cancel.xml"));
+    let out = sipp_caller(&pbx, &scenario("uac_cancel.xml"), "1002");
     assert!(
         out.status.success(),
         "caller: {}",
@@ -270,7 +134,7 @@ fn caller_cancels_while_ringing() {
             .join("\n")
     );
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee got CANCEL"
     );
     let list = cdrs(&pbx);
@@ -286,9 +150,9 @@ fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
         ..PbxOptions::default()
     });
     let port = free_port();
-    let uas = sipp_uas_file(port, pbx.dir(), "uas_bye.xml");
+    let uas = sipp_peer(port, pbx.dir(), "uas_bye.xml");
     register_contact(&pbx, "1002", "secret1002", port);
-    let out = sipp_uac(&pbx, &scenario("uac_wait_bye.xml"));
+    let out = sipp_caller(&pbx, &scenario("uac_wait_bye.xml"), "1002");
     assert!(
         out.status.success(),
         "caller: {}",
@@ -300,7 +164,7 @@ fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
             .join("\n")
     );
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee's BYE answered"
     );
     let list = cdrs(&pbx);
@@ -312,9 +176,9 @@ fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
 fn hold_and_resume_re_invites_are_relayed_mid_call() {
     let pbx = Pbx::start(PbxOptions::default());
     let port = free_port();
-    let uas = sipp_uas_file(port, pbx.dir(), "uas_reinvite.xml");
+    let uas = sipp_peer(port, pbx.dir(), "uas_reinvite.xml");
     register_contact(&pbx, "1002", "secret1002", port);
-    let out = sipp_uac(&pbx, &scenario("uac_reinvite.xml"));
+    let out = sipp_caller(&pbx, &scenario("uac_reinvite.xml"), "1002");
     assert!(
         out.status.success(),
         "caller: {}",
@@ -326,7 +190,7 @@ fn hold_and_resume_re_invites_are_relayed_mid_call() {
             .join("\n")
     );
     assert!(
-        wait_child(uas, Duration::from_secs(10)).success(),
+        uas.wait(Duration::from_secs(10)).success(),
         "callee saw hold (sendonly) and resume (sendrecv)"
     );
     assert_eq!(cdrs(&pbx)[0]["status"], "completed");
@@ -336,46 +200,18 @@ fn hold_and_resume_re_invites_are_relayed_mid_call() {
 fn parallel_fork_to_two_bindings_one_answers_the_other_is_cancelled() {
     let pbx = Pbx::start(PbxOptions::default());
     let (answering, ringing) = (free_port(), free_port());
-    let a = sipp_uas(answering, pbx.dir(), "uas");
-    let b = sipp_uas_file(ringing, pbx.dir(), "uas_ring.xml");
+    let a = sipp_peer(answering, pbx.dir(), "uas");
+    let b = sipp_peer(ringing, pbx.dir(), "uas_ring.xml");
     register_contact(&pbx, "1002", "secret1002", ringing);
     register_contact(&pbx, "1002", "secret1002", answering);
-    let target = pbx.sip.to_string();
-    let uac = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
-    let out = sipp(
-        &[
-            &target,
-            "-sf",
-            uac,
-            "-s",
-            "1002",
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(30),
-    );
+    let out = sipp_caller(&pbx, UAC_AUTH, "1002");
     assert!(out.status.success(), "caller failed");
     assert!(
-        wait_child(a, Duration::from_secs(10)).success(),
+        a.wait(Duration::from_secs(10)).success(),
         "answering binding"
     );
     assert!(
-        wait_child(b, Duration::from_secs(10)).success(),
+        b.wait(Duration::from_secs(10)).success(),
         "the other binding got CANCEL"
     );
 }
@@ -384,7 +220,7 @@ fn parallel_fork_to_two_bindings_one_answers_the_other_is_cancelled() {
 fn a_retransmitted_invite_is_absorbed_not_called_twice() {
     let pbx = Pbx::start(PbxOptions::default());
     let port = free_port();
-    let callee = sipp_uas(port, pbx.dir(), "uas");
+    let callee = sipp_peer(port, pbx.dir(), "uas");
     register_contact(&pbx, "1002", "secret1002", port);
     let uac = Uac::new(pbx.sip);
     let branch2 = branch();
@@ -428,7 +264,7 @@ fn a_retransmitted_invite_is_absorbed_not_called_twice() {
         ));
     }
     assert!(
-        wait_child(callee, Duration::from_secs(10)).success(),
+        callee.wait(Duration::from_secs(10)).success(),
         "the callee saw one call"
     );
     let list = cdrs(&pbx);

@@ -4,40 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn scenario(name: &str) -> String {
-    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn uas(port: u16, dir: &Path, file: Option<&str>) -> Peer {
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(dir);
-    match file {
-        Some(f) => cmd.args(["-sf", &scenario(f)]),
-        None => cmd.args(["-sn", "uas"]),
-    };
-    cmd.args([
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        "1",
-        "-nostdin",
-        "-timeout",
-        "30s",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .map(|c| Peer(Some(c)))
-    .expect("sipp")
-}
 
 fn wait_ok(peer: Peer, what: &str) {
     let st = peer.wait(Duration::from_secs(15));
@@ -78,41 +47,6 @@ fn pbx_with_fn(trunks: impl Fn(std::net::SocketAddr) -> String, routes: &str, ex
     pbx
 }
 
-fn caller(pbx: &Pbx, dialled: &str) -> std::process::Output {
-    let target = pbx.sip.to_string();
-    let uac = format!(
-        "{}/bench-scenarios/uac_auth.xml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    sipp(
-        &[
-            &target,
-            "-sf",
-            &uac,
-            "-s",
-            dialled,
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "25s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(35),
-    )
-}
-
 fn last_cdr(pbx: &Pbx) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -151,8 +85,8 @@ fn out_through_a_trunk_with_route_rewrite() {
         &out_route(&["carrier"], "failover"),
         "",
     );
-    let callee = uas(port, pbx.dir(), None);
-    let out = caller(&pbx, "9555");
+    let callee = sipp_peer(port, pbx.dir(), "uas");
+    let out = sipp_caller(&pbx, UAC_AUTH, "9555");
     assert!(
         out.status.success(),
         "caller failed: {}",
@@ -176,9 +110,9 @@ fn failover_to_the_second_trunk_when_the_first_answers_503() {
     let (a, b) = (free_port(), free_port());
     let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
     let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "failover"), "");
-    let first = uas(a, pbx.dir(), Some("uas_503.xml"));
-    let second = uas(b, pbx.dir(), None);
-    let out = caller(&pbx, "9777");
+    let first = sipp_peer(a, pbx.dir(), "uas_503.xml");
+    let second = sipp_peer(b, pbx.dir(), "uas");
+    let out = sipp_caller(&pbx, UAC_AUTH, "9777");
     assert!(out.status.success(), "caller failed");
     wait_ok(first, "first trunk");
     wait_ok(second, "second trunk");
@@ -190,10 +124,10 @@ fn failover_when_the_first_trunk_does_not_answer() {
     let (a, b) = (free_port(), free_port());
     let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
     let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "failover"), "");
-    let first = uas(a, pbx.dir(), Some("uas_ring.xml"));
-    let second = uas(b, pbx.dir(), None);
+    let first = sipp_peer(a, pbx.dir(), "uas_ring.xml");
+    let second = sipp_peer(b, pbx.dir(), "uas");
     let started = Instant::now();
-    let out = caller(&pbx, "9777");
+    let out = sipp_caller(&pbx, UAC_AUTH, "9777");
     assert!(out.status.success(), "caller failed");
     assert!(
         started.elapsed() >= Duration::from_millis(2500),
@@ -211,8 +145,8 @@ fn a_trunk_that_challenges_us_gets_the_trunk_credentials() {
         &out_route(&["carrier"], "failover"),
         "",
     );
-    let callee = uas(port, pbx.dir(), Some("uas_challenge.xml"));
-    let out = caller(&pbx, "9123");
+    let callee = sipp_peer(port, pbx.dir(), "uas_challenge.xml");
+    let out = sipp_caller(&pbx, UAC_AUTH, "9123");
     assert!(
         out.status.success(),
         "caller failed (carrier refused our credentials?)"
@@ -229,7 +163,7 @@ fn a_caller_from_a_trunk_inbound_host_needs_no_auth() {
     let src = uac.local_addr().unwrap();
     let trunks = format!("[trunks.pstn]\ninbound_hosts = [\"{src}\"]\n");
     let pbx = pbx_with(&trunks, "", "");
-    let callee = uas(uas_port, pbx.dir(), None);
+    let callee = sipp_peer(uas_port, pbx.dir(), "uas");
     let reg = Uac::new(pbx.sip);
     let r = register_with_auth(
         &reg,
@@ -330,11 +264,11 @@ fn round_robin_spreads_consecutive_calls_over_the_trunks() {
     let trunks = format!("{}\n{}", trunk("a", a, false), trunk("b", b, false));
     let pbx = pbx_with(&trunks, &out_route(&["a", "b"], "round_robin"), "");
     // Each carrier takes exactly one call.
-    let first = uas(a, pbx.dir(), None);
-    let second = uas(b, pbx.dir(), None);
+    let first = sipp_peer(a, pbx.dir(), "uas");
+    let second = sipp_peer(b, pbx.dir(), "uas");
     for i in 0..2 {
         let started = Instant::now();
-        let out = caller(&pbx, "9321");
+        let out = sipp_caller(&pbx, UAC_AUTH, "9321");
         assert!(out.status.success(), "caller failed");
         // No ring timeout on a carrier that already took its call.
         assert!(

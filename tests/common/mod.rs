@@ -571,3 +571,72 @@ impl Drop for Peer {
         }
     }
 }
+
+/// The path of a scenario in `tests/sipp/`.
+pub fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The caller scenario with digest auth (`bench-scenarios/uac_auth.xml`).
+pub const UAC_AUTH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios/uac_auth.xml");
+
+/// A sipp peer for one call on `port`: sipp's built-in `uas` when
+/// `scenario` is "uas", else the file of that name in `tests/sipp/`.
+pub fn sipp_peer(port: u16, dir: &Path, scenario_name: &str) -> Peer {
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir);
+    if scenario_name.ends_with(".xml") {
+        cmd.args(["-sf", &scenario(scenario_name)]);
+    } else {
+        cmd.args(["-sn", scenario_name]);
+    }
+    cmd.args([
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "30s",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .map(|c| Peer(Some(c)))
+    .expect("sipp (scripts/install-deps.sh installs sip-tester)")
+}
+
+/// One call from 1001 (digest auth) to `dialled` with the caller scenario
+/// at `scenario_path`.
+pub fn sipp_caller(pbx: &Pbx, scenario_path: &str, dialled: &str) -> Output {
+    let target = pbx.sip.to_string();
+    sipp(
+        &[
+            &target,
+            "-sf",
+            scenario_path,
+            "-s",
+            dialled,
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "25s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(35),
+    )
+}

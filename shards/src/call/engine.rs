@@ -173,6 +173,16 @@ struct Call {
     callee_uri: String,
 }
 
+impl Call {
+    /// The dialog of one leg of this call.
+    fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
+        match leg {
+            Leg::Caller => Some(&mut self.caller),
+            Leg::Callee(i) => self.legs.get_mut(i).map(|l| &mut l.dialog),
+        }
+    }
+}
+
 /// The calls of one shard.
 pub struct CallEngine {
     cfg: EngineConfig,
@@ -784,15 +794,8 @@ impl CallEngine {
         out: &mut Vec<Action>,
     ) {
         let via = self.via();
-        let Some(c) = self.calls.get_mut(&call) else {
+        let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(leg)) else {
             return;
-        };
-        let d = match leg {
-            Leg::Caller => &mut c.caller,
-            Leg::Callee(i) => match c.legs.get_mut(i) {
-                Some(l) => &mut l.dialog,
-                None => return,
-            },
         };
         let Some(dest) = d.dest else { return };
         let mut w = d.next_request(&mut self.buf, "BYE", &via, 70);
@@ -902,15 +905,8 @@ impl CallEngine {
             .unwrap_or_default();
         let via = self.via();
         let contact = self.contact();
-        let Some(c) = self.calls.get_mut(&call) else {
+        let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(to)) else {
             return;
-        };
-        let d = match to {
-            Leg::Caller => &mut c.caller,
-            Leg::Callee(i) => match c.legs.get_mut(i) {
-                Some(l) => &mut l.dialog,
-                None => return,
-            },
         };
         let Some(dest) = d.dest else { return };
         let max_forwards = msg
