@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shards::auth::{Algorithm, AuthConfig};
+use shards::call::MediaMode;
 use shards::endpoint::{EndpointSettings, SipEndpoint};
+use shards::media::relay::RelayConfig;
 use shards::runtime::{Runtime, RuntimeConfig};
 use shards::store::{Store, StoreOptions};
 use shards::users::{MemoryBackend, UserDirectory};
 
 use crate::cli::{load_config, store_dir};
-use crate::config::{Config, DigestAlgorithm, UserBackend};
+use crate::config::{Config, DigestAlgorithm, MediaProxyMode, UserBackend};
 use crate::control::{http, writer};
 
 /// Refuses configs that ask for what this build does not do yet, rather than
@@ -53,24 +55,65 @@ fn init_logging(cfg: &Config) {
 /// The address we put in Via and Contact: `external_ip`, else the listen
 /// address, else (listening on all) the first non-loopback interface address.
 fn advertised_host(cfg: &Config) -> String {
-    if let Some(ip) = cfg.proxy.external_ip() {
-        return ip.to_string();
+    match advertised_ip(cfg) {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
     }
-    let ip = if cfg.proxy.addr.is_unspecified() {
+}
+
+/// The address we advertise in Via, Contact and SDP: `external_ip`, else the
+/// SIP address, else (bound to any) the first non-loopback IPv4 address.
+fn advertised_ip(cfg: &Config) -> IpAddr {
+    if let Some(ip) = cfg.proxy.external_ip() {
+        return ip;
+    }
+    if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
             .into_iter()
             .find(|ip| ip.is_ipv4() && !ip.is_loopback())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     } else {
         cfg.proxy.addr
-    };
-    match ip {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
     }
 }
 
-fn endpoint_settings(cfg: &Config, store: Store) -> Result<EndpointSettings, String> {
+/// `[media]`, `[recording]` and `[proxy]` as the relay of every shard sees them.
+fn relay_config(
+    cfg: &Config,
+    recorder: Option<crossbeam_channel::Sender<shards::recording::RecCmd>>,
+) -> RelayConfig {
+    let cdr_dir = cfg.recording.path.clone();
+    RelayConfig {
+        bind_ip: cfg.proxy.addr,
+        advertise: advertised_ip(cfg),
+        port_start: cfg.media.rtp_port_start,
+        port_end: cfg.media.rtp_port_end,
+        rtp_timeout_ms: u64::from(cfg.proxy.rtp_timeout) * 1000,
+        recordings_dir: recordings_dir(cfg),
+        recordings_cdr_dir: cdr_dir,
+        recorder,
+    }
+}
+
+/// Where recordings are written: `[recording] path`, under data_dir unless absolute.
+fn recordings_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join(&cfg.recording.path)
+}
+
+fn media_mode(cfg: &Config) -> MediaMode {
+    match cfg.proxy.media_proxy {
+        MediaProxyMode::Auto => MediaMode::Auto,
+        MediaProxyMode::Always => MediaMode::Always,
+        MediaProxyMode::None => MediaMode::None,
+        MediaProxyMode::Nat => MediaMode::Nat,
+    }
+}
+
+fn endpoint_settings(
+    cfg: &Config,
+    store: Store,
+    recorder: Option<crossbeam_channel::Sender<shards::recording::RecCmd>>,
+) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
     } else {
@@ -132,6 +175,9 @@ fn endpoint_settings(cfg: &Config, store: Store) -> Result<EndpointSettings, Str
             crate::config::routes_files::load_routing(cfg, Path::new(""))
                 .map_err(|e| e.to_string())?,
         ),
+        media: Some(relay_config(cfg, recorder)),
+        media_mode: media_mode(cfg),
+        record_all: cfg.recording.enabled,
     })
 }
 
@@ -186,7 +232,18 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             ))
         }
     };
-    let settings = match endpoint_settings(&cfg, store.clone()) {
+    // Recordings: fix the headers a crash left behind, then start the writer.
+    let rec_dir = recordings_dir(&cfg);
+    let repaired = shards::recording::repair_dir(&rec_dir);
+    if repaired > 0 {
+        tracing::warn!(repaired, dir = %rec_dir.display(), "repaired recordings a crash left unfinished");
+    }
+    let (rec_tx, rec_rx) = crossbeam_channel::unbounded();
+    let rec_writer = match shards::recording::spawn_writer(rec_rx) {
+        Ok(h) => h,
+        Err(e) => return fail(format!("cannot start the recording writer: {e}")),
+    };
+    let settings = match endpoint_settings(&cfg, store.clone(), Some(rec_tx)) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };
@@ -234,11 +291,23 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     let state = Arc::new(http::HttpState {
         shard_stats: runtime.stats.clone(),
         ami_allowed: Box::new(move |ip| allow.allows(ip)),
+        inboxes: runtime.inboxes.clone(),
     });
     let served = serve_http(http_listener, state);
 
     tracing::info!("stopping: shards");
     runtime.stop();
+    tracing::info!("stopping: recording writer");
+    // The shards held the only senders: the writer drains and ends.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !rec_writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if rec_writer.is_finished() {
+        let _ = rec_writer.join();
+    } else {
+        tracing::error!("recording writer still busy after 10 s; leaving it");
+    }
     tracing::info!("stopping: store writer");
     if writer.join().is_err() {
         return fail("store writer panicked");

@@ -9,6 +9,8 @@ pub mod call;
 pub mod cdr;
 pub mod control_link;
 pub mod endpoint;
+pub mod media;
+pub mod recording;
 pub mod registrar;
 pub mod routing;
 pub mod runtime;

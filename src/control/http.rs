@@ -1,6 +1,7 @@
 //! The control core's HTTP listener (axum on a tokio current-thread runtime):
-//! `/metrics` in Prometheus text format, behind the AMI allow-list. The console
-//! REST API and the rest of AMI join this router as they land.
+//! `/metrics` in Prometheus text format, behind the AMI allow-list, and the
+//! active-call commands of `calls.rs`. The rest of the console REST API and
+//! AMI join this router as they land.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -8,20 +9,26 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use shards::runtime::ShardStats;
+use shards::runtime::{Inbox, ShardStats};
 
 /// What the HTTP handlers read.
 pub struct HttpState {
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// The AMI allow-list: true when this TCP peer may use AMI and /metrics.
     pub ami_allowed: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    /// Every shard's inbox, for commands to the shard that owns a call.
+    pub inboxes: Arc<Vec<Arc<Inbox>>>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route(
+            "/console/calls/active/{call_id}/commands",
+            post(super::calls::command),
+        )
         .with_state(state)
 }
 

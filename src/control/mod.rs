@@ -1,5 +1,7 @@
 //! The control core: plain threads outside the shards that may block. The
-//! store writer, the HTTP listener (metrics now; REST and AMI later).
+//! store writer, the HTTP listener (metrics and active-call commands now;
+//! the rest of REST and AMI later).
 
+pub mod calls;
 pub mod http;
 pub mod writer;

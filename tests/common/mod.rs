@@ -2,6 +2,8 @@
 //! a generated config, and talks SIP to it over real UDP.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub struct PbxOptions {
     pub proxy_extra: String,
     /// Extra lines for the `[runtime]` table.
     pub runtime_extra: String,
+    /// Extra tables at the end of the config (`[recording]` ...).
+    pub extra_tables: String,
 }
 
 impl Default for PbxOptions {
@@ -41,6 +45,7 @@ impl Default for PbxOptions {
             ],
             proxy_extra: String::new(),
             runtime_extra: String::new(),
+            extra_tables: String::new(),
         }
     }
 }
@@ -90,11 +95,14 @@ users = [{users}]
 # Above the kernel's ephemeral range, where the test ports come from.
 rtp_port_start = 61000
 rtp_port_end = 61998
+
+{extra_tables}
 "#,
             data = dir.path().join("data").display(),
             shards = opts.shards,
             extra = opts.proxy_extra,
             runtime_extra = opts.runtime_extra,
+            extra_tables = opts.extra_tables,
             realms = if opts.proxy_extra.contains("realms") {
                 ""
             } else {

@@ -14,8 +14,11 @@ use crate::transaction::{Action, Received, TransactionTable, TxId};
 
 use super::ids::IdGen;
 use crate::auth::client;
+use crate::media::relay::{MediaRelay, Side, Signalled};
+use crate::media::sdp;
 use crate::routing::CallPermit;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 /// One place a call is sent to.
 #[derive(Debug)]
@@ -66,6 +69,68 @@ pub struct NewCall<'a> {
     pub ring_ms: Option<u64>,
     pub route: Option<String>,
     pub trunk: Option<String>,
+    pub media: MediaPolicy,
+}
+
+/// `media_proxy` (API.md section 1): when a call's media goes through us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MediaMode {
+    /// Proxy when an endpoint looks NATed, the call is recorded or crosses a trunk.
+    #[default]
+    Auto,
+    Always,
+    /// SDP untouched, media end to end.
+    None,
+    /// Proxy when an endpoint looks NATed.
+    Nat,
+}
+
+/// What decides whether a call's media is proxied.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MediaPolicy {
+    pub mode: MediaMode,
+    pub record: bool,
+    /// A callee is a binding whose Contact address is not where it registered from.
+    pub callee_natted: bool,
+    /// The call comes from or goes to a trunk.
+    pub via_trunk: bool,
+}
+
+/// Why a call command could not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    NotFound,
+    Conflict(String),
+    BadRequest(String),
+}
+
+/// An address an endpoint put in its SDP that says it is behind NAT: a
+/// private one, or not the one its signalling came from.
+fn looks_natted(conn: Option<IpAddr>, signalling: IpAddr) -> bool {
+    let Some(ip) = conn else { return false };
+    let private = match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_link_local()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    private || (ip != signalling && !ip.is_unspecified())
+}
+
+/// The SDP of a message, when it carries one.
+fn sdp_of(msg: &Message<'_>) -> Option<sdp::Sdp> {
+    let ct = msg.header(HeaderName::ContentType)?;
+    if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+        || msg.body().is_empty()
+    {
+        return None;
+    }
+    sdp::parse(msg.body()).ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +236,8 @@ struct Call {
     to_number: String,
     caller_uri: String,
     callee_uri: String,
+    /// Media goes through this shard's relay (session id = the call's id).
+    proxied: bool,
 }
 
 impl Call {
@@ -200,6 +267,8 @@ pub struct CallEngine {
     pub direct: Vec<(SocketAddr, Vec<u8>)>,
     /// Requests we relayed, by the server transaction that answers them.
     relayed: HashMap<TxId, Vec<u8>>,
+    /// The shard's RTP relay (None: media always end to end).
+    pub media: Option<MediaRelay>,
 }
 
 fn strip_tag(name_addr: &str) -> String {
@@ -259,6 +328,86 @@ impl CallEngine {
             finished: Vec::new(),
             direct: Vec::new(),
             relayed: HashMap::new(),
+            media: None,
+        }
+    }
+
+    /// Rewrites an SDP body `from` one side for the other side of a proxied
+    /// call (our relay's address and that side's port); records what `from`
+    /// signalled. `nat`: Some when we know whether `from` is behind NAT.
+    /// Returns the body to send on (unchanged when not proxied or not SDP).
+    fn media_sdp(
+        &mut self,
+        call: u64,
+        from: Side,
+        msg: &Message<'_>,
+        nat_src: Option<IpAddr>,
+    ) -> Option<Vec<u8>> {
+        if !self.calls.get(&call).is_some_and(|c| c.proxied) {
+            return None;
+        }
+        let relay = self.media.as_mut()?;
+        let parsed = sdp_of(msg)?;
+        let audio = parsed.audio.as_ref()?;
+        let nat = nat_src.map(|ip| looks_natted(audio.conn, ip));
+        relay.signalled(call, from, Signalled::from_audio(audio), nat);
+        let port = relay.port_of(call, from.other())?;
+        let addr = relay.advertise();
+        match sdp::rewrite(
+            msg.body(),
+            &sdp::Relay {
+                addr,
+                rtp_port: port,
+            },
+        ) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                tracing::warn!(call, "SDP not rewritten: {e}");
+                None
+            }
+        }
+    }
+
+    /// Mutes or unmutes a track (`audio-0` caller, `audio-1` callee) of the
+    /// call whose caller leg has this Call-ID.
+    pub fn set_muted(
+        &mut self,
+        call_id: &str,
+        track: &str,
+        muted: bool,
+    ) -> Result<(), CommandError> {
+        let Some(&(call, Leg::Caller)) = self.by_call_id.get(call_id) else {
+            return Err(CommandError::NotFound);
+        };
+        let side = Side::from_track(track).ok_or_else(|| {
+            CommandError::BadRequest(format!(
+                "track_id: unknown track '{track}' (audio-0 or audio-1)"
+            ))
+        })?;
+        let proxied = self.calls.get(&call).is_some_and(|c| c.proxied);
+        match self.media.as_mut() {
+            Some(relay) if proxied => {
+                relay.set_muted(call, side, muted);
+                Ok(())
+            }
+            _ => Err(CommandError::Conflict(
+                "the call's media is not proxied".into(),
+            )),
+        }
+    }
+
+    /// Media upkeep: recordings flushed, calls whose RTP stopped hung up.
+    pub fn on_media_tick(&mut self, now: Now, table: &mut TransactionTable, out: &mut Vec<Action>) {
+        let Some(relay) = self.media.as_mut() else {
+            return;
+        };
+        for call in relay.on_tick(now.mono_ms) {
+            if let Some(Phase::Answered(w)) = self.calls.get(&call).map(|c| c.phase) {
+                tracing::info!(call, "no RTP for rtp_timeout: hanging up");
+                self.send_bye(now, table, call, Leg::Caller, out);
+                self.send_bye(now, table, call, Leg::Callee(w), out);
+                self.end(now, call, 200, "completed", "bySystem");
+            }
         }
     }
 
@@ -403,8 +552,58 @@ impl CallEngine {
                 .to_string(),
             caller_uri,
             callee_uri,
+            proxied: false,
         };
+        let offer = sdp_of(invite);
+        let proxied = offer
+            .as_ref()
+            .and_then(|o| o.audio.as_ref())
+            .is_some_and(|audio| {
+                let caller_nat = looks_natted(audio.conn, new.src.ip());
+                let m = new.media;
+                match m.mode {
+                    MediaMode::None => false,
+                    MediaMode::Always => true,
+                    MediaMode::Nat => caller_nat || m.callee_natted,
+                    MediaMode::Auto => caller_nat || m.callee_natted || m.via_trunk || m.record,
+                }
+            });
         self.calls.insert(id, call);
+        if proxied {
+            if let Some(relay) = self.media.as_mut() {
+                match relay.create(id, &call_id, new.media.record) {
+                    Ok(_) => {
+                        if let Some(c) = self.calls.get_mut(&id) {
+                            c.proxied = true;
+                        }
+                        match self.media_sdp(id, Side::Caller, invite, Some(new.src.ip())) {
+                            Some(body) => {
+                                if let Some(c) = self.calls.get_mut(&id) {
+                                    c.body = body;
+                                }
+                            }
+                            None => {
+                                // Unusable offer: media end to end after all.
+                                if let (Some(c), Some(relay)) =
+                                    (self.calls.get_mut(&id), self.media.as_mut())
+                                {
+                                    c.proxied = false;
+                                    relay.close(id, now.mono_ms);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(call_id = %call_id, "no media ports: {e:?}");
+                        self.by_call_id.insert(call_id, (id, Leg::Caller));
+                        self.by_tx.insert(new.tx, (id, TxRole::Ignore));
+                        self.respond_caller(now, table, id, 503, Some("No Media Ports"), None, out);
+                        self.end(now, id, 503, "failed", "failed");
+                        return;
+                    }
+                }
+            }
+        }
         self.by_call_id.insert(call_id, (id, Leg::Caller));
         self.by_tx.insert(new.tx, (id, TxRole::Ignore));
         let mut targets: VecDeque<Target> = new.targets.into();
@@ -562,7 +761,7 @@ impl CallEngine {
             TxRole::CalleeInvite(i) => {
                 self.on_callee_invite_response(now, table, call, i, code, msg, out)
             }
-            TxRole::Relay { server, .. } => {
+            TxRole::Relay { server, to } => {
                 if code >= 200 {
                     self.by_tx.remove(&tx);
                     // A 2xx to a relayed re-INVITE: we ACK it at once; the
@@ -572,7 +771,11 @@ impl CallEngine {
                     }
                 }
                 if code > 100 {
-                    self.relay_response(now, table, call, server, code, msg, out);
+                    let side = match to {
+                        Leg::Caller => Side::Caller,
+                        Leg::Callee(_) => Side::Callee,
+                    };
+                    self.relay_response(now, table, call, server, code, msg, side, out);
                 }
             }
             TxRole::Ignore => {
@@ -616,7 +819,16 @@ impl CallEngine {
         let ct = msg
             .header(HeaderName::ContentType)
             .map(|c| c.trim().to_string());
-        let body = msg.body().to_vec();
+        let leg_ip = l.target.dest.ip();
+        let body = match code {
+            101..=299 => self.media_sdp(call, Side::Callee, msg, Some(leg_ip)),
+            _ => None,
+        }
+        .unwrap_or_else(|| msg.body().to_vec());
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(l) = c.legs.get_mut(leg) else { return };
         match code {
             100 => {}
             101..=199 => {
@@ -643,6 +855,9 @@ impl CallEngine {
                         c.phase = Phase::Answered(leg);
                         c.answer_ms = Some(now.unix_ms);
                         l.final_code = Some(code);
+                        if let Some(relay) = self.media.as_mut().filter(|_| c.proxied) {
+                            relay.answered(call, now.mono_ms);
+                        }
                         self.ack_2xx(call, msg, request, out);
                         self.respond_caller(
                             now,
@@ -905,6 +1120,11 @@ impl CallEngine {
             .unwrap_or_default();
         let via = self.via();
         let contact = self.contact();
+        let from_side = match to {
+            Leg::Caller => Side::Callee,
+            Leg::Callee(_) => Side::Caller,
+        };
+        let body = self.media_sdp(call, from_side, msg, None);
         let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(to)) else {
             return;
         };
@@ -927,7 +1147,7 @@ impl CallEngine {
                 w.header(name.as_str(), v.trim());
             }
         }
-        w.finish(msg.body());
+        w.finish(body.as_deref().unwrap_or(msg.body()));
         if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
             self.by_tx.insert(tx, (call, TxRole::Relay { server, to }));
             self.relayed.insert(server, msg.as_bytes().to_vec());
@@ -943,8 +1163,10 @@ impl CallEngine {
         server: TxId,
         code: u16,
         resp: &Message<'_>,
+        from: Side,
         out: &mut Vec<Action>,
     ) {
+        let body = self.media_sdp(call, from, resp, None);
         let req_bytes = if code >= 200 {
             self.relayed.remove(&server)
         } else {
@@ -963,7 +1185,7 @@ impl CallEngine {
         if let Some(ct) = resp.header(HeaderName::ContentType) {
             w.header("Content-Type", ct.trim());
         }
-        w.finish(resp.body());
+        w.finish(body.as_deref().unwrap_or(resp.body()));
         let _ = table.respond(now.mono_ms, server, &self.buf, out);
     }
 
@@ -1072,6 +1294,21 @@ impl CallEngine {
             .answer_ms
             .map(|a| now.unix_ms.saturating_sub(a) / 1000)
             .unwrap_or(0);
+        let mut metadata = serde_json::Map::new();
+        let mut recorder = Vec::new();
+        metadata.insert(
+            "media".into(),
+            (if c.proxied { "proxied" } else { "direct" }).into(),
+        );
+        if let Some(report) = self
+            .media
+            .as_mut()
+            .filter(|_| c.proxied)
+            .and_then(|r| r.close(call, now.mono_ms))
+        {
+            metadata.insert("tracks".into(), report.stats);
+            recorder = report.recorder;
+        }
         self.finished.push(Cdr {
             call_id: c.caller_call_id.clone(),
             start_time: rfc3339_ms(c.start_ms),
@@ -1089,9 +1326,9 @@ impl CallEngine {
             hangup_reason: hangup.to_string(),
             sip_trunk_id: c.trunk,
             route_id: c.route,
-            recorder: Vec::new(),
+            recorder,
             recording_url: None,
-            metadata: Default::default(),
+            metadata,
         });
     }
 

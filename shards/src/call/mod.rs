@@ -1,8 +1,10 @@
-//! Calls: the B2BUA a shard runs for the calls it owns. For now the
-//! identifiers it mints; the call state machine joins here.
+//! Calls: the B2BUA a shard runs for the calls it owns (the engine), the
+//! identifiers it mints, and what decides a call's media path.
 
 pub mod engine;
 pub mod ids;
+
+pub use engine::{CommandError, MediaMode, MediaPolicy};
 
 #[cfg(test)]
 mod tests;

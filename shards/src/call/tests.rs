@@ -127,6 +127,7 @@ fn start(rig: &mut Rig) -> String {
         ring_ms: None,
         route: None,
         trunk: None,
+        media: Default::default(),
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);
@@ -260,6 +261,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         ring_ms: None,
         route: None,
         trunk: None,
+        media: Default::default(),
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);

@@ -13,15 +13,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
-use crate::call::engine::{CallEngine, EngineConfig, NewCall, Target};
+use crate::call::engine::{CallEngine, EngineConfig, MediaPolicy, NewCall, Target};
 use crate::call::ids::IdGen;
 use crate::control_link::{ControlRequest, ControlSender};
 use crate::registrar::ChangeError;
 use crate::routing::{
     MatchKey, Outcome as RouteOutcome, RequestFields, RoutingSnapshot, SelectState,
 };
+use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
-use crate::runtime::{Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg, ShardStats};
+use crate::runtime::{
+    MediaChanges, Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg, ShardStats,
+};
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
@@ -97,6 +100,11 @@ impl SipEndpoint {
             },
             ids,
         );
+        let mut calls = calls;
+        calls.media = settings
+            .media
+            .clone()
+            .map(|cfg| crate::media::relay::MediaRelay::new(cfg, ctx.id, ctx.shards));
         let routing = settings.routing.clone();
         Ok(SipEndpoint {
             ctx,
@@ -770,6 +778,12 @@ impl SipEndpoint {
                             direction: direction(false),
                             ring_ms: None,
                             route,
+                            media: MediaPolicy {
+                                mode: settings.media_mode,
+                                record: settings.record_all,
+                                callee_natted: false,
+                                via_trunk: trunk_id.is_some() || from_trunk.is_some(),
+                            },
                             trunk: trunk_id.or(from_trunk),
                         },
                         &mut self.actions,
@@ -819,6 +833,10 @@ impl SipEndpoint {
                 }
             }
         }
+        let callee_natted = bindings
+            .iter()
+            .filter(|b| b.expires_at > now.unix)
+            .any(binding_natted);
         let targets: Vec<Target> = bindings
             .iter()
             .filter(|b| b.expires_at > now.unix)
@@ -853,6 +871,12 @@ impl SipEndpoint {
                 direction: direction(true),
                 ring_ms: None,
                 route: None,
+                media: MediaPolicy {
+                    mode: settings.media_mode,
+                    record: settings.record_all,
+                    callee_natted,
+                    via_trunk: from_trunk.is_some(),
+                },
                 trunk: from_trunk,
             },
             &mut self.actions,
@@ -976,6 +1000,18 @@ impl ShardLogic for SipEndpoint {
             ShardMsg::Registered { token, result } => self.on_registered(now, token, result, out),
             // The atomic swap: calls already routed keep what they decided.
             ShardMsg::Routing(snapshot) => self.routing = snapshot,
+            ShardMsg::CallCommand {
+                call_id,
+                command,
+                reply,
+            } => {
+                let result = match command {
+                    CallCommand::Mute { track } => self.calls.set_muted(&call_id, &track, true),
+                    CallCommand::Unmute { track } => self.calls.set_muted(&call_id, &track, false),
+                };
+                let _ = reply.try_send(result);
+                self.flush_calls(out);
+            }
             ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }
     }
@@ -990,7 +1026,37 @@ impl ShardLogic for SipEndpoint {
                 .on_timeout(now, &mut self.table, tx, &mut self.actions);
         }
         self.calls.on_timer(now, &mut self.table, &mut self.actions);
+        self.calls
+            .on_media_tick(now, &mut self.table, &mut self.actions);
         self.flush_calls(out);
+    }
+
+    fn on_media(
+        &mut self,
+        now: Now,
+        port: u16,
+        src: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<(std::os::fd::RawFd, SocketAddr)> {
+        let relay = self.calls.media.as_mut()?;
+        relay
+            .on_packet(now.mono_ms, port, src, packet)
+            .map(|f| (f.fd, f.dest))
+    }
+
+    fn media_changes(&mut self) -> Option<MediaChanges> {
+        let relay = self.calls.media.as_mut()?;
+        if !relay.has_changes() {
+            return None;
+        }
+        Some(MediaChanges {
+            opened: relay
+                .take_opened()
+                .into_iter()
+                .map(|o| (o.port, o.socket))
+                .collect(),
+            closed: relay.take_closed(),
+        })
     }
 
     fn next_tick_ms(&self) -> u64 {
@@ -1000,6 +1066,18 @@ impl ShardLogic for SipEndpoint {
             20
         }
     }
+}
+
+/// A binding registered from behind NAT: its Contact names an IP that is
+/// not the one its REGISTER came from.
+fn binding_natted(b: &crate::registrar::Binding) -> bool {
+    let Ok(source) = b.source.parse::<SocketAddr>() else {
+        return false;
+    };
+    crate::sip::Uri::parse(&b.uri)
+        .ok()
+        .and_then(|u| u.host.and_then(|h| h.ip()))
+        .is_some_and(|ip| ip != source.ip())
 }
 
 /// Where a call to a binding goes: its Contact's address when that is the

@@ -34,6 +34,12 @@ pub struct EndpointSettings {
     pub store: Option<crate::store::Store>,
     /// Static routes and trunks at start; reloads arrive as `ShardMsg::Routing`.
     pub routing: Arc<crate::routing::RoutingSnapshot>,
+    /// The RTP relay's set-up (None: no relay, media always end to end).
+    pub media: Option<crate::media::relay::RelayConfig>,
+    /// `[proxy] media_proxy`.
+    pub media_mode: crate::call::MediaMode,
+    /// `[recording] enabled`: record every call (needs proxied media).
+    pub record_all: bool,
 }
 
 impl EndpointSettings {
@@ -85,5 +91,8 @@ pub(crate) fn test_settings() -> EndpointSettings {
         max_ring_ms: 60_000,
         store: None,
         routing: Arc::new(crate::routing::RoutingSnapshot::empty()),
+        media: None,
+        media_mode: crate::call::MediaMode::Auto,
+        record_all: false,
     }
 }

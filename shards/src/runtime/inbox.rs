@@ -22,8 +22,22 @@ pub enum ShardMsg {
     },
     /// New route and trunk tables (a reload): swap them in.
     Routing(std::sync::Arc<crate::routing::RoutingSnapshot>),
+    /// A command for a call this shard owns (mute, unmute, ...); the answer
+    /// goes back on `reply`.
+    CallCommand {
+        call_id: String,
+        command: CallCommand,
+        reply: crossbeam_channel::Sender<Result<(), crate::call::CommandError>>,
+    },
     /// Stop the shard.
     Stop,
+}
+
+/// What a call command asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallCommand {
+    Mute { track: String },
+    Unmute { track: String },
 }
 
 /// Why the writer could not apply a change.

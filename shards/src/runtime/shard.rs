@@ -2,9 +2,12 @@
 //! with its own SO_REUSEPORT socket on the SIP port. The loop here only moves
 //! bytes: it drains the socket in `recvmmsg` batches, feeds the shard's
 //! [`ShardLogic`], hands datagrams it does not own to their owner's inbox, and
-//! flushes what the logic queued with `sendmmsg`.
+//! flushes what the logic queued with `sendmmsg`. It also reads the RTP
+//! sockets the logic's media relay binds: one task per socket, woken by
+//! glommio readiness, draining with `recvmmsg` and relaying with `sendmmsg`.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
@@ -80,6 +83,30 @@ pub trait ShardLogic {
     fn next_tick_ms(&self) -> u64 {
         u64::MAX
     }
+    /// A datagram on media port `port` (RTP or RTCP). The logic may rewrite
+    /// it in place; returns the socket (one the logic bound) to send it from
+    /// and where to.
+    fn on_media(
+        &mut self,
+        _now: Now,
+        _port: u16,
+        _src: SocketAddr,
+        _packet: &mut [u8],
+    ) -> Option<(RawFd, SocketAddr)> {
+        None
+    }
+    /// Media sockets the logic bound (to read from now on) and media ports
+    /// it released (to close), since the last call.
+    fn media_changes(&mut self) -> Option<MediaChanges> {
+        None
+    }
+}
+
+/// Media sockets to start or stop reading.
+#[derive(Default)]
+pub struct MediaChanges {
+    pub opened: Vec<(u16, StdUdpSocket)>,
+    pub closed: Vec<u16>,
 }
 
 /// The running shards.
@@ -229,7 +256,21 @@ struct Shard<L> {
     ctx: ShardContext,
     logic: L,
     out: Output,
+    /// The reading task of each media port (dropping it cancels it).
+    media_tasks: HashMap<u16, glommio::Task<()>>,
 }
+
+/// Receive and send buffers every media task of a shard shares (tasks run
+/// one at a time between awaits, never across one).
+struct MediaBufs {
+    rx: RecvBatch,
+    /// Relayed datagrams by the socket they leave from.
+    out: Vec<(RawFd, SendQueue)>,
+}
+
+/// The largest RTP/RTCP datagram relayed.
+const MAX_MEDIA_DATAGRAM: usize = 2048;
+const MEDIA_BATCH: usize = 32;
 
 async fn run_shard<L: ShardLogic + 'static>(
     ctx: ShardContext,
@@ -243,24 +284,39 @@ async fn run_shard<L: ShardLogic + 'static>(
         ctx: ctx.clone(),
         logic,
         out: Output::default(),
+        media_tasks: HashMap::new(),
+    }));
+    let media = Rc::new(RefCell::new(MediaBufs {
+        rx: RecvBatch::new(MEDIA_BATCH, MAX_MEDIA_DATAGRAM),
+        out: Vec::new(),
     }));
     let send_batch = cfg.send_batch;
     let recv = glommio::spawn_local(recv_loop(
         sock.clone(),
         shard.clone(),
+        media.clone(),
         cfg.recv_batch,
         send_batch,
     ));
-    let tick = glommio::spawn_local(tick_loop(sock.clone(), shard.clone(), cfg.tick, send_batch));
-    inbox_loop(&sock, &door, &shard, send_batch).await;
+    let tick = glommio::spawn_local(tick_loop(
+        sock.clone(),
+        shard.clone(),
+        media.clone(),
+        cfg.tick,
+        send_batch,
+    ));
+    inbox_loop(&sock, &door, &shard, &media, send_batch).await;
     drop(recv.cancel());
     drop(tick.cancel());
+    let tasks: Vec<_> = shard.borrow_mut().media_tasks.drain().collect();
+    drop(tasks);
     tracing::debug!(shard = ctx.id, "shard stopped");
 }
 
-async fn recv_loop<L: ShardLogic>(
+async fn recv_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
+    media: Rc<RefCell<MediaBufs>>,
     batch: usize,
     send_batch: usize,
 ) {
@@ -297,6 +353,7 @@ async fn recv_loop<L: ShardLogic>(
                 }
                 dispatch_handoffs(sh);
             }
+            apply_media_changes(&shard, &media);
             flush(&sock, &shard, send_batch).await;
             if n < rx.capacity() {
                 break;
@@ -310,9 +367,10 @@ async fn recv_loop<L: ShardLogic>(
     }
 }
 
-async fn tick_loop<L: ShardLogic>(
+async fn tick_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
+    media: Rc<RefCell<MediaBufs>>,
     tick: Duration,
     send_batch: usize,
 ) {
@@ -325,15 +383,17 @@ async fn tick_loop<L: ShardLogic>(
             sh.logic.on_tick(Now::read(), &mut sh.out);
             dispatch_handoffs(sh);
         }
+        apply_media_changes(&shard, &media);
         flush(&sock, &shard, send_batch).await;
     }
 }
 
 /// Drains the inbox; returns on `Stop`.
-async fn inbox_loop<L: ShardLogic>(
+async fn inbox_loop<L: ShardLogic + 'static>(
     sock: &Rc<UdpSocket>,
     door: &UdpSocket,
     shard: &Rc<RefCell<Shard<L>>>,
+    media: &Rc<RefCell<MediaBufs>>,
     send_batch: usize,
 ) {
     let inbox = shard.borrow().ctx.inboxes[shard.borrow().ctx.id].clone();
@@ -356,6 +416,7 @@ async fn inbox_loop<L: ShardLogic>(
             }
             dispatch_handoffs(sh);
         }
+        apply_media_changes(shard, media);
         flush(sock, shard, send_batch).await;
         if stop {
             return;
@@ -365,6 +426,98 @@ async fn inbox_loop<L: ShardLogic>(
                 tracing::warn!("shard doorbell failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(1)).await;
             }
+        }
+    }
+}
+
+/// Starts a reading task for every media socket the logic bound and cancels
+/// (closing the socket) the task of every port it released.
+fn apply_media_changes<L: ShardLogic + 'static>(
+    shard: &Rc<RefCell<Shard<L>>>,
+    media: &Rc<RefCell<MediaBufs>>,
+) {
+    let Some(changes) = shard.borrow_mut().logic.media_changes() else {
+        return;
+    };
+    let mut sh = shard.borrow_mut();
+    for port in changes.closed {
+        // Dropping the task cancels it and closes its socket.
+        sh.media_tasks.remove(&port);
+    }
+    for (port, socket) in changes.opened {
+        let fd = socket.into_raw_fd();
+        // SAFETY: the fd was just released by its std owner.
+        let sock = unsafe { UdpSocket::from_raw_fd(fd) };
+        let task = glommio::spawn_local(media_loop(sock, port, shard.clone(), media.clone()));
+        sh.media_tasks.insert(port, task);
+    }
+}
+
+/// Reads one media socket: drains it with `recvmmsg`, lets the logic relay
+/// each datagram, and sends the relayed ones with `sendmmsg` per socket.
+async fn media_loop<L: ShardLogic + 'static>(
+    sock: UdpSocket,
+    port: u16,
+    shard: Rc<RefCell<Shard<L>>>,
+    media: Rc<RefCell<MediaBufs>>,
+) {
+    let fd = sock.as_raw_fd();
+    let mut peek = [0u8; 1];
+    loop {
+        loop {
+            let (n, cap) = {
+                let mut bufs = media.borrow_mut();
+                let bufs = &mut *bufs;
+                let n = bufs.rx.recv(fd).unwrap_or(0);
+                if n > 0 {
+                    let mut guard = shard.borrow_mut();
+                    let sh = &mut *guard;
+                    let now = Now::read();
+                    let mut relayed = 0u64;
+                    for i in 0..n {
+                        let (data, src, truncated) = bufs.rx.get_mut(i);
+                        let Some(src) = src.filter(|_| !truncated) else {
+                            continue;
+                        };
+                        let Some((out_fd, dest)) = sh.logic.on_media(now, port, src, data) else {
+                            continue;
+                        };
+                        relayed += 1;
+                        match bufs.out.iter_mut().find(|(f, _)| *f == out_fd) {
+                            Some((_, q)) => q.push(dest, data),
+                            None => {
+                                let mut q = SendQueue::default();
+                                q.push(dest, data);
+                                bufs.out.push((out_fd, q));
+                            }
+                        }
+                    }
+                    let mut failed = 0u64;
+                    for (out_fd, q) in bufs.out.iter_mut() {
+                        if q.is_empty() {
+                            continue;
+                        }
+                        // RTP is not retransmitted: what the socket buffer
+                        // cannot take now is dropped and counted.
+                        let sent = q.send_from(*out_fd, 0, MEDIA_BATCH, &mut failed);
+                        failed += (q.len() - sent) as u64;
+                        q.clear();
+                    }
+                    let stats = &sh.ctx.stats;
+                    ShardStats::add(&stats.rtp_rx, n as u64);
+                    ShardStats::add(&stats.rtp_tx, relayed.saturating_sub(failed));
+                    ShardStats::add(&stats.rtp_dropped, n as u64 - relayed + failed);
+                }
+                (n, bufs.rx.capacity())
+            };
+            if n < cap {
+                break;
+            }
+            glommio::yield_if_needed().await;
+        }
+        if sock.peek_from(&mut peek).await.is_err() {
+            // ICMP errors surface here (port unreachable); keep reading.
+            glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }
 }

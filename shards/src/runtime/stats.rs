@@ -39,6 +39,9 @@ counters! {
     auth_challenges: "digest challenges sent (401/407)",
     auth_failures: "digest failures (403)",
     options: "OPTIONS answered",
+    rtp_rx: "RTP/RTCP datagrams received on this shard's media ports",
+    rtp_tx: "RTP/RTCP datagrams relayed",
+    rtp_dropped: "RTP/RTCP datagrams not relayed (unknown source, muted, no destination, send failed)",
 }
 
 impl ShardStats {

@@ -82,6 +82,20 @@ impl RecvBatch {
         Ok(n as usize)
     }
 
+    /// Datagram `i` of the last `recv`, writable (the relay rewrites RTP
+    /// headers in place): (data, source, truncated).
+    pub fn get_mut(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>, bool) {
+        let hdr = &self.hdrs[i];
+        let len = (hdr.msg_len as usize).min(self.slot);
+        let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        let src = from_storage(&self.addrs[i]);
+        (
+            &mut self.buf[i * self.slot..i * self.slot + len],
+            src,
+            truncated,
+        )
+    }
+
     /// Datagram `i` of the last `recv`.
     pub fn get(&self, i: usize) -> Received<'_> {
         let hdr = &self.hdrs[i];

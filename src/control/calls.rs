@@ -1,0 +1,116 @@
+//! Active call control over REST (API.md section 4): a command for a call
+//! goes to the shard that owns it (hash of the caller's Call-ID) as a
+//! `ShardMsg::CallCommand`; the reply comes after that shard ran it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use shards::call::CommandError;
+use shards::runtime::inbox::CallCommand;
+use shards::runtime::owner::owner_of;
+use shards::runtime::ShardMsg;
+
+use super::http::HttpState;
+
+/// How long a shard may take to answer a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn error(status: StatusCode, field: Option<&str>, message: &str) -> Response {
+    let mut body =
+        json!({ "error": status.canonical_reason().unwrap_or("error"), "message": message });
+    if let Some(f) = field {
+        body["field"] = f.into();
+    }
+    (status, Json(body)).into_response()
+}
+
+/// A body that is not a command: the field at fault (None: not JSON).
+struct BadBody {
+    field: Option<&'static str>,
+    message: String,
+}
+
+/// The command a body asks for.
+fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| BadBody {
+        field: None,
+        message: format!("body is not JSON: {e}"),
+    })?;
+    let action = v.get("action").and_then(Value::as_str).ok_or(BadBody {
+        field: Some("action"),
+        message: "action: a string is required".into(),
+    })?;
+    let track = || {
+        v.get("track_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(BadBody {
+                field: Some("track_id"),
+                message: "track_id: a string is required (audio-0 caller, audio-1 callee)".into(),
+            })
+    };
+    match action {
+        "mute" => Ok(CallCommand::Mute { track: track()? }),
+        "unmute" => Ok(CallCommand::Unmute { track: track()? }),
+        other => Err(BadBody {
+            field: Some("action"),
+            message: format!("action: '{other}' is not one of mute, unmute"),
+        }),
+    }
+}
+
+/// `POST /console/calls/active/{call_id}/commands`.
+pub async fn command(
+    State(state): State<Arc<HttpState>>,
+    Path(call_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let command = match parse_command(&body) {
+        Ok(c) => c,
+        Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, &bad.message),
+    };
+    let shards = state.inboxes.len();
+    let Some(inbox) = state
+        .inboxes
+        .get(owner_of(call_id.trim().as_bytes(), shards.max(1)))
+        .cloned()
+    else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, None, "no shards running");
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    if !inbox.push(ShardMsg::CallCommand {
+        call_id: call_id.clone(),
+        command,
+        reply: tx,
+    }) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the owner shard's inbox is full",
+        );
+    }
+    let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
+    match answer {
+        Ok(Ok(Ok(()))) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
+        Ok(Ok(Err(CommandError::NotFound))) => error(
+            StatusCode::NOT_FOUND,
+            None,
+            &format!("no active call {call_id}"),
+        ),
+        Ok(Ok(Err(CommandError::Conflict(m)))) => error(StatusCode::CONFLICT, None, &m),
+        Ok(Ok(Err(CommandError::BadRequest(m)))) => {
+            let field = m.split(':').next().filter(|f| !f.contains(' '));
+            error(StatusCode::BAD_REQUEST, field, &m)
+        }
+        _ => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "the owner shard did not answer in 2 s",
+        ),
+    }
+}
