@@ -48,6 +48,18 @@ fn proxied_call(
     codec: (u8, &str),
 ) -> (Caller, Phone, SocketAddr, SocketAddr) {
     let mut phone = Phone::register(pbx, "1002", "secret1002");
+    let (caller, to_a, to_b) = call_phone(pbx, &mut phone, call_id, codec);
+    (caller, phone, to_a, to_b)
+}
+
+/// A proxied call from 1001 to `phone`: (caller, where the caller sends
+/// RTP, where the phone sends RTP).
+fn call_phone(
+    pbx: &Pbx,
+    phone: &mut Phone,
+    call_id: &str,
+    codec: (u8, &str),
+) -> (Caller, SocketAddr, SocketAddr) {
     let mut caller = Caller::new(pbx, call_id);
     let offer = sdp(
         caller.rtp_port(),
@@ -90,7 +102,7 @@ fn proxied_call(
             caller.answer
         );
     }
-    (caller, phone, caller_sends_to, phone_sends_to)
+    (caller, caller_sends_to, phone_sends_to)
 }
 
 #[test]
@@ -585,4 +597,143 @@ fn an_opus_call_is_recorded_decoded() {
         "700 Hz on the left"
     );
     assert!(right.iter().all(|s| *s == 0), "the callee sent nothing");
+}
+
+#[test]
+fn sipp_plays_a_pcap_through_the_relay_and_every_packet_arrives() {
+    let pbx = pbx(r#"media_proxy = "always""#, "");
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let answer = sdp(phone.rtp_port(), &[PCMA], "");
+    let sipp_pbx = pbx.sip.to_string();
+    let caller = std::thread::spawn(move || {
+        sipp(
+            &[
+                &sipp_pbx,
+                "-sf",
+                &scenario("uac_pcap.xml"),
+                "-s",
+                "1002",
+                "-key",
+                "caller",
+                "1001",
+                "-au",
+                "1001",
+                "-ap",
+                "secret1001",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-mp",
+                "0",
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+            ],
+            Duration::from_secs(40),
+        )
+    });
+    let invite = phone.answer(&answer);
+    assert!(in_relay_range(sdp_audio(
+        invite.split_once("\r\n\r\n").unwrap().1
+    )));
+    let got = receive(
+        &phone.rtp,
+        Duration::from_millis(1500),
+        Duration::from_secs(15),
+    );
+    assert!(phone.accept_bye(Duration::from_secs(5)));
+    let out = caller.join().unwrap();
+    assert!(
+        out.status.success(),
+        "sipp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // g711a.pcap holds 236 RTP packets of one PCMA stream.
+    assert_eq!(got.len(), 236, "packets through the relay");
+    assert!(got.iter().all(|p| p.pt == 8));
+    for w in got.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "seq continuous");
+        assert!(w[1].ts.wrapping_sub(w[0].ts) < 8000, "ts continuous");
+    }
+}
+
+#[test]
+fn a_recording_survives_a_crash_up_to_its_last_flushed_second() {
+    let mut pbx = pbx("", "[recording]\nenabled = true\n");
+    let (caller, phone, to_a, to_b) = proxied_call(&pbx, "crash@test", PCMU);
+    exchange(
+        &caller.rtp,
+        to_a,
+        0,
+        tone_frames(440.0, 125, ulaw),
+        &phone.rtp,
+        to_b,
+        0,
+        tone_frames(1000.0, 125, ulaw),
+        160,
+        Duration::from_millis(20),
+    );
+    // 2.5 s of media, the call still up: the power goes.
+    pbx.crash();
+    pbx.start_again();
+    let day_dirs: Vec<_> = std::fs::read_dir(pbx.dir.path().join("data/recordings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let file = day_dirs[0].join("crash@test.wav");
+    let (left, right) = read_wav(&file);
+    let secs = left.len() as f64 / 8000.0;
+    assert!(secs >= 1.0, "only {secs} s of 2.5 s survived");
+    let l = &left[..4000];
+    let r = &right[..4000];
+    assert!(goertzel(l, 440.0) > 100.0 * goertzel(l, 1000.0));
+    assert!(goertzel(r, 1000.0) > 100.0 * goertzel(r, 440.0));
+}
+
+#[test]
+fn with_two_shards_each_call_gets_ports_of_its_owner_and_media_flows() {
+    let pbx = Pbx::start(PbxOptions {
+        shards: 2,
+        proxy_extra: r#"media_proxy = "always""#.into(),
+        ..PbxOptions::default()
+    });
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut ports = Vec::new();
+    for i in 0..6 {
+        let call_id = format!("two-shards-{i}@test");
+        let (mut caller, to_a, to_b) = call_phone(&pbx, &mut phone, &call_id, PCMU);
+        let (at_caller, at_phone) = exchange(
+            &caller.rtp,
+            to_a,
+            0,
+            tone_frames(440.0, 10, ulaw),
+            &phone.rtp,
+            to_b,
+            0,
+            tone_frames(440.0, 10, ulaw),
+            160,
+            GAP,
+        );
+        assert_eq!((at_caller.len(), at_phone.len()), (10, 10), "{call_id}");
+        assert_eq!(caller.bye().code, 200);
+        assert!(phone.accept_bye(Duration::from_secs(3)));
+        ports.push(to_a.port());
+    }
+    // Shard 0 owns 61000..61498, shard 1 61498..61998 (249 pairs each);
+    // These fixed Call-IDs hash to both shards.
+    let low = ports.iter().filter(|p| **p < 61498).count();
+    assert!(low > 0 && low < ports.len(), "ports {ports:?}");
+    let metrics = pbx.http_get("/metrics");
+    for shard in ["0", "1"] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("shardpbx_rtp_tx_total{{shard=\"{shard}\"}}")))
+            .unwrap();
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0, "shard {shard} relayed nothing: {line}");
+    }
 }

@@ -184,6 +184,18 @@ rtp_port_end = 61998
         }
     }
 
+    /// SIGKILL, as a crash or a power cut would stop it.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again after `crash`.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         let st = self.stop();
         assert!(st.success(), "clean stop expected, got {st}");

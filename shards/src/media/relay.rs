@@ -546,6 +546,11 @@ impl MediaRelay {
                 }
             }
             let on_hold = s.sides.iter().any(|side| side.sig.hold);
+            if on_hold {
+                // Silence is expected on hold; after resume the timeout
+                // starts over.
+                s.last_rtp_ms = now_ms;
+            }
             if self.cfg.rtp_timeout_ms > 0
                 && s.answered
                 && !on_hold

@@ -193,6 +193,13 @@ fn rtp_timeout_only_after_answer_and_not_on_hold() {
     held.hold = true;
     r.signalled(1, Side::Caller, held, None);
     assert!(r.on_tick(60_000).is_empty(), "on hold: silence is expected");
+    // Resumed: the timeout runs from the last tick on hold.
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), None);
+    assert!(
+        r.on_tick(64_999).is_empty(),
+        "resumed: the timeout starts over"
+    );
+    assert_eq!(r.on_tick(65_000), vec![1]);
 }
 
 #[test]

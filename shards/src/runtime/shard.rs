@@ -264,8 +264,10 @@ struct Shard<L> {
 /// one at a time between awaits, never across one).
 struct MediaBufs {
     rx: RecvBatch,
-    /// Relayed datagrams by the socket they leave from.
+    /// Relayed datagrams of the batch at hand, by the socket they leave from.
     out: Vec<(RawFd, SendQueue)>,
+    /// Emptied queues kept for the next batch (no allocation per packet).
+    spare: Vec<SendQueue>,
 }
 
 /// The largest RTP/RTCP datagram relayed.
@@ -289,6 +291,7 @@ async fn run_shard<L: ShardLogic + 'static>(
     let media = Rc::new(RefCell::new(MediaBufs {
         rx: RecvBatch::new(MEDIA_BATCH, MAX_MEDIA_DATAGRAM),
         out: Vec::new(),
+        spare: Vec::new(),
     }));
     let send_batch = cfg.send_batch;
     let recv = glommio::spawn_local(recv_loop(
@@ -486,22 +489,20 @@ async fn media_loop<L: ShardLogic + 'static>(
                         match bufs.out.iter_mut().find(|(f, _)| *f == out_fd) {
                             Some((_, q)) => q.push(dest, data),
                             None => {
-                                let mut q = SendQueue::default();
+                                let mut q = bufs.spare.pop().unwrap_or_default();
                                 q.push(dest, data);
                                 bufs.out.push((out_fd, q));
                             }
                         }
                     }
                     let mut failed = 0u64;
-                    for (out_fd, q) in bufs.out.iter_mut() {
-                        if q.is_empty() {
-                            continue;
-                        }
+                    for (out_fd, mut q) in bufs.out.drain(..) {
                         // RTP is not retransmitted: what the socket buffer
                         // cannot take now is dropped and counted.
-                        let sent = q.send_from(*out_fd, 0, MEDIA_BATCH, &mut failed);
+                        let sent = q.send_from(out_fd, 0, MEDIA_BATCH, &mut failed);
                         failed += (q.len() - sent) as u64;
                         q.clear();
+                        bufs.spare.push(q);
                     }
                     let stats = &sh.ctx.stats;
                     ShardStats::add(&stats.rtp_rx, n as u64);
@@ -538,7 +539,7 @@ fn dispatch_handoffs<L>(sh: &mut Shard<L>) {
 /// Sends what the logic queued: `sendmmsg` batches, and when the socket
 /// buffer is full, one awaited send (which waits for room) before retrying.
 async fn flush<L>(sock: &Rc<UdpSocket>, shard: &Rc<RefCell<Shard<L>>>, batch: usize) {
-    let queue = {
+    let mut queue = {
         let mut sh = shard.borrow_mut();
         if sh.out.sends.is_empty() {
             return;
@@ -563,7 +564,6 @@ async fn flush<L>(sock: &Rc<UdpSocket>, shard: &Rc<RefCell<Shard<L>>>, batch: us
     ShardStats::add(&sh.ctx.stats.tx_errors, failed);
     // Give the (cleared) buffer back so its capacity is reused.
     if sh.out.sends.is_empty() {
-        let mut queue = queue;
         queue.clear();
         sh.out.sends = queue;
     }

@@ -108,11 +108,16 @@ impl RecvBatch {
     }
 }
 
-/// Datagrams queued by a shard, flushed with `sendmmsg`.
+/// Datagrams queued by a shard, flushed with `sendmmsg`. The `sendmmsg`
+/// headers are scratch space kept between flushes, so a flush allocates
+/// nothing once the queue has seen its largest batch.
 #[derive(Default)]
 pub struct SendQueue {
     arena: Vec<u8>,
     items: Vec<(SocketAddr, usize, usize)>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
 }
 
 impl SendQueue {
@@ -146,12 +151,12 @@ impl SendQueue {
     /// socket buffer is full (the caller waits and retries). An item the
     /// kernel refuses outright (unreachable, too big) is skipped and counted in
     /// `failed`.
-    pub fn send_from(&self, fd: RawFd, from: usize, batch: usize, failed: &mut u64) -> usize {
+    pub fn send_from(&mut self, fd: RawFd, from: usize, batch: usize, failed: &mut u64) -> usize {
         let batch = batch.max(1);
         let mut next = from;
-        let mut addrs: Vec<libc::sockaddr_storage> = Vec::with_capacity(batch);
-        let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(batch);
-        let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+        let mut addrs = std::mem::take(&mut self.addrs);
+        let mut iovecs = std::mem::take(&mut self.iovecs);
+        let mut hdrs = std::mem::take(&mut self.hdrs);
         while next < self.items.len() {
             let end = (next + batch).min(self.items.len());
             addrs.clear();
@@ -188,7 +193,7 @@ impl SendQueue {
             if n < 0 {
                 let err = io::Error::last_os_error();
                 match err.kind() {
-                    io::ErrorKind::WouldBlock => return next,
+                    io::ErrorKind::WouldBlock => break,
                     io::ErrorKind::Interrupted => continue,
                     // The first datagram is refused: skip it, keep the rest.
                     _ => {
@@ -200,6 +205,12 @@ impl SendQueue {
                 next += n as usize;
             }
         }
+        // Keep the scratch space (no dangling pointers matter: every header
+        // is rebuilt before the next use).
+        hdrs.clear();
+        self.addrs = addrs;
+        self.iovecs = iovecs;
+        self.hdrs = hdrs;
         next
     }
 }
