@@ -296,3 +296,181 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         "the caller sees one answer"
     );
 }
+
+mod media_decisions {
+    //! When media is proxied (media_proxy modes) and what the callee is sent.
+
+    use super::*;
+    use crate::call::{MediaMode, MediaPolicy};
+    use crate::media::relay::{MediaRelay, RelayConfig};
+
+    fn rig_with_relay(base: u16) -> Rig {
+        let mut rig = Rig::new();
+        rig.engine.media = Some(MediaRelay::new(
+            RelayConfig {
+                bind_ip: "127.0.0.1".parse().unwrap(),
+                advertise: "198.51.100.7".parse().unwrap(),
+                port_start: base,
+                port_end: base + 20,
+                rtp_timeout_ms: 0,
+                recordings_dir: "/nonexistent".into(),
+                recordings_cdr_dir: "recordings".into(),
+                recorder: None,
+            },
+            0,
+            1,
+        ));
+        rig
+    }
+
+    /// Starts a call whose offer says `conn`; returns the body the callee got.
+    fn offer_seen(rig: &mut Rig, conn: &str, policy: MediaPolicy) -> String {
+        let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+        let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        let tx = match rig
+            .table
+            .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
+        {
+            Received::Request(tx) => tx,
+            other => panic!("{other:?}"),
+        };
+        let new = NewCall {
+            invite: &msg,
+            src: CALLER.parse().unwrap(),
+            tx,
+            targets: vec![Target::new(
+                format!("sip:1002@{CALLEE}"),
+                CALLEE.parse().unwrap(),
+            )],
+            sequential: false,
+            per_target_ms: None,
+            direction: "internal",
+            ring_ms: None,
+            route: None,
+            trunk: None,
+            media: policy,
+        };
+        rig.engine
+            .start(at(0), &mut rig.table, new, &mut rig.actions);
+        let sent = rig.sent();
+        let (_, invite) = sent.iter().find(|(_, m)| m.starts_with("INVITE")).unwrap();
+        invite.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+
+    fn policy(mode: MediaMode) -> MediaPolicy {
+        MediaPolicy {
+            mode,
+            ..MediaPolicy::default()
+        }
+    }
+
+    #[test]
+    fn nat_mode_proxies_a_private_or_foreign_sdp_address_only() {
+        let mut rig = rig_with_relay(63000);
+        let body = offer_seen(&mut rig, "127.0.0.1", policy(MediaMode::Nat));
+        assert!(
+            body.contains("c=IN IP4 127.0.0.1\r\n"),
+            "same address, public: direct\n{body}"
+        );
+        let mut rig = rig_with_relay(63100);
+        let body = offer_seen(&mut rig, "192.168.1.5", policy(MediaMode::Nat));
+        assert!(body.contains("c=IN IP4 198.51.100.7\r\n"), "{body}");
+        assert!(
+            body.contains("m=audio 63102 RTP/AVP 0"),
+            "the callee side's port\n{body}"
+        );
+    }
+
+    #[test]
+    fn auto_proxies_recorded_and_trunk_calls_and_none_never() {
+        for (p, proxied) in [
+            (policy(MediaMode::Auto), false),
+            (
+                MediaPolicy {
+                    record: true,
+                    ..policy(MediaMode::Auto)
+                },
+                true,
+            ),
+            (
+                MediaPolicy {
+                    via_trunk: true,
+                    ..policy(MediaMode::Auto)
+                },
+                true,
+            ),
+            (
+                MediaPolicy {
+                    callee_natted: true,
+                    ..policy(MediaMode::Auto)
+                },
+                true,
+            ),
+            (
+                MediaPolicy {
+                    callee_natted: true,
+                    ..policy(MediaMode::Nat)
+                },
+                true,
+            ),
+            (policy(MediaMode::Always), true),
+            (
+                MediaPolicy {
+                    record: true,
+                    via_trunk: true,
+                    ..policy(MediaMode::None)
+                },
+                false,
+            ),
+        ] {
+            let mut rig = rig_with_relay(63200);
+            let body = offer_seen(&mut rig, "127.0.0.1", p);
+            assert_eq!(body.contains("198.51.100.7"), proxied, "{p:?}\n{body}");
+        }
+    }
+
+    #[test]
+    fn a_call_without_a_relay_port_left_gets_503() {
+        let mut rig = rig_with_relay(63300);
+        if let Some(r) = rig.engine.media.as_mut() {
+            // Take every pair of the tiny range.
+            for i in 0..10 {
+                let _ = r.create(100 + i, "x", false);
+            }
+        }
+        let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm2\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-2\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 51\r\n\r\nv=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        let Received::Request(tx) =
+            rig.table
+                .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
+        else {
+            panic!()
+        };
+        let new = NewCall {
+            invite: &msg,
+            src: CALLER.parse().unwrap(),
+            tx,
+            targets: vec![Target::new(
+                format!("sip:1002@{CALLEE}"),
+                CALLEE.parse().unwrap(),
+            )],
+            sequential: false,
+            per_target_ms: None,
+            direction: "internal",
+            ring_ms: None,
+            route: None,
+            trunk: None,
+            media: policy(MediaMode::Always),
+        };
+        rig.engine
+            .start(at(0), &mut rig.table, new, &mut rig.actions);
+        let sent = rig.sent();
+        assert!(
+            sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 503")),
+            "{sent:?}"
+        );
+        assert!(!sent.iter().any(|(_, m)| m.starts_with("INVITE")));
+        assert_eq!(rig.engine.finished[0].status_code, 503);
+    }
+}

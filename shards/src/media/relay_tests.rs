@@ -58,7 +58,7 @@ fn session(r: &mut MediaRelay, id: u64) -> (u16, u16) {
 
 #[test]
 fn forwards_both_ways_out_of_the_other_sides_socket() {
-    let mut r = relay(47000);
+    let mut r = relay(62000);
     let (a, b) = session(&mut r, 1);
     assert_eq!(r.take_opened().len(), 4);
     let mut p = packet(10, 1600);
@@ -75,7 +75,7 @@ fn forwards_both_ways_out_of_the_other_sides_socket() {
 
 #[test]
 fn latches_to_the_real_port_and_sends_back_there() {
-    let mut r = relay(47100);
+    let mut r = relay(62100);
     let (a, b) = session(&mut r, 1);
     // The caller signalled 7000 but sends from 7777 (NAT on the same IP).
     let mut p = packet(1, 160);
@@ -87,7 +87,7 @@ fn latches_to_the_real_port_and_sends_back_there() {
 
 #[test]
 fn another_source_is_refused_after_probation_and_another_ip_always() {
-    let mut r = relay(47200);
+    let mut r = relay(62200);
     let (a, _) = session(&mut r, 1);
     let mut p = packet(1, 160);
     assert!(r.on_packet(0, a, addr("127.0.0.1:7000"), &mut p).is_some());
@@ -109,7 +109,7 @@ fn another_source_is_refused_after_probation_and_another_ip_always() {
 
 #[test]
 fn a_side_behind_nat_is_learned_from_any_ip() {
-    let mut r = relay(47300);
+    let mut r = relay(62300);
     let (a, b) = r.create(1, "c", false).unwrap();
     r.signalled(1, Side::Caller, sig("192.168.1.20:7000", false), Some(true));
     r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), Some(false));
@@ -121,7 +121,7 @@ fn a_side_behind_nat_is_learned_from_any_ip() {
 
 #[test]
 fn rtcp_goes_between_rtcp_ports_or_over_the_rtp_port_when_muxed() {
-    let mut r = relay(47400);
+    let mut r = relay(62400);
     let (a, b) = session(&mut r, 1);
     let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 1];
     sr.resize(28, 0);
@@ -147,7 +147,7 @@ fn rtcp_goes_between_rtcp_ports_or_over_the_rtp_port_when_muxed() {
 
 #[test]
 fn mute_drops_and_unmute_resumes_with_continuous_seq_and_a_marker() {
-    let mut r = relay(47500);
+    let mut r = relay(62500);
     let (a, _) = session(&mut r, 1);
     let src = addr("127.0.0.1:7000");
     let mut out = Vec::new();
@@ -180,7 +180,7 @@ fn mute_drops_and_unmute_resumes_with_continuous_seq_and_a_marker() {
 
 #[test]
 fn rtp_timeout_only_after_answer_and_not_on_hold() {
-    let mut r = relay(47600);
+    let mut r = relay(62600);
     let (a, _) = r.create(1, "c", false).unwrap();
     r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), Some(false));
     assert!(r.on_tick(10_000).is_empty(), "not answered: no timeout");
@@ -204,7 +204,7 @@ fn rtp_timeout_only_after_answer_and_not_on_hold() {
 
 #[test]
 fn close_releases_the_ports_and_reports_per_track_stats() {
-    let mut r = relay(47700);
+    let mut r = relay(62700);
     let (a, b) = session(&mut r, 1);
     for seq in 0..5u16 {
         let mut p = packet(seq, seq as u32 * 160);
@@ -227,7 +227,7 @@ fn close_releases_the_ports_and_reports_per_track_stats() {
 
 #[test]
 fn a_port_held_by_another_program_is_skipped() {
-    let base = 47800;
+    let base = 62800;
     let _squatter = UdpSocket::bind(("127.0.0.1", base)).unwrap();
     let mut r = relay(base);
     let (a, b) = r.create(1, "c", false).unwrap();
@@ -239,8 +239,8 @@ fn a_port_held_by_another_program_is_skipped() {
 fn no_ports_left_is_an_error() {
     let mut r = MediaRelay::new(
         RelayConfig {
-            port_end: 47904,
-            ..relay(47900).cfg
+            port_end: 62904,
+            ..relay(62900).cfg
         },
         0,
         1,
