@@ -268,7 +268,9 @@ pub struct MediaRelay {
     cfg: RelayConfig,
     pool: PortPool,
     sessions: HashMap<u64, Session>,
-    by_port: HashMap<u16, (u64, Side)>,
+    /// Session and side of each port, indexed by `port - port_start` (no
+    /// hashing on the packet path).
+    by_port: Vec<Option<(u64, Side)>>,
     opened: Vec<Opened>,
     closed: Vec<u16>,
     next_recording: u64,
@@ -283,7 +285,7 @@ impl MediaRelay {
             cfg,
             pool,
             sessions: HashMap::new(),
-            by_port: HashMap::new(),
+            by_port: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),
             next_recording: 1,
@@ -351,10 +353,10 @@ impl MediaRelay {
                 return Err(e);
             }
         };
-        self.by_port.insert(a.0, (id, Side::Caller));
-        self.by_port.insert(a.0 + 1, (id, Side::Caller));
-        self.by_port.insert(b.0, (id, Side::Callee));
-        self.by_port.insert(b.0 + 1, (id, Side::Callee));
+        for (port, side) in [(a.0, Side::Caller), (b.0, Side::Callee)] {
+            self.set_port(port, Some((id, side)));
+            self.set_port(port + 1, Some((id, side)));
+        }
         self.sessions.insert(
             id,
             Session {
@@ -370,11 +372,19 @@ impl MediaRelay {
     }
 
     fn release(&mut self, port: u16) {
-        self.by_port.remove(&port);
-        self.by_port.remove(&(port + 1));
+        self.set_port(port, None);
+        self.set_port(port + 1, None);
         self.closed.push(port);
         self.closed.push(port + 1);
         self.pool.give_back(port);
+    }
+
+    fn set_port(&mut self, port: u16, owner: Option<(u64, Side)>) {
+        let slot = usize::from(port.wrapping_sub(self.cfg.port_start));
+        if slot >= self.by_port.len() {
+            self.by_port.resize(slot + 1, None);
+        }
+        self.by_port[slot] = owner;
     }
 
     /// The port our SDP to `side` carries.
@@ -428,7 +438,8 @@ impl MediaRelay {
         src: SocketAddr,
         packet: &mut [u8],
     ) -> Option<Forward> {
-        let Some(&(id, side)) = self.by_port.get(&port) else {
+        let slot = usize::from(port.wrapping_sub(self.cfg.port_start));
+        let Some(&Some((id, side))) = self.by_port.get(slot) else {
             self.counters.rejected += 1;
             return None;
         };
