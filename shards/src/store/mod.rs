@@ -92,10 +92,12 @@ impl Store {
         let flags = if opts.read_only {
             EnvFlags::READ_ONLY
         } else {
-            EnvFlags::NO_SYNC
+            EnvFlags::NO_SYNC | EnvFlags::WRITE_MAP
         };
         // SAFETY: NO_SYNC keeps integrity (LMDB may lose the last commits on a
-        // power cut, never corrupt); the writer syncs every second. The env is
+        // power cut, never corrupt); the writer syncs every second. WRITE_MAP
+        // makes a commit a few stores into the map instead of a pwrite per
+        // dirty page; only our own safe code writes through it. The env is
         // opened once per process.
         let env = unsafe {
             options.flags(flags);
