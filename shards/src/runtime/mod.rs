@@ -1,6 +1,7 @@
 //! The shard runtime: executors, batched UDP, inboxes between threads, counters.
 
 pub mod inbox;
+mod media_io;
 pub mod owner;
 pub mod shard;
 pub mod stats;

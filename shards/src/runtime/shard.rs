@@ -2,12 +2,10 @@
 //! with its own SO_REUSEPORT socket on the SIP port. The loop here only moves
 //! bytes: it drains the socket in `recvmmsg` batches, feeds the shard's
 //! [`ShardLogic`], hands datagrams it does not own to their owner's inbox, and
-//! flushes what the logic queued with `sendmmsg`. It also reads the RTP
-//! sockets the logic's media relay binds: one task per socket, woken by
-//! glommio readiness, draining with `recvmmsg` and relaying with `sendmmsg`.
+//! flushes what the logic queued with `sendmmsg`. It also runs the media
+//! poller over the RTP sockets the logic's relay binds (`media_io`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
@@ -19,6 +17,7 @@ use glommio::net::UdpSocket;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::inbox::{Inbox, ShardMsg};
+use super::media_io::{MediaIo, MEDIA_POLL};
 use super::stats::ShardStats;
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
@@ -256,23 +255,7 @@ struct Shard<L> {
     ctx: ShardContext,
     logic: L,
     out: Output,
-    /// The reading task of each media port (dropping it cancels it).
-    media_tasks: HashMap<u16, glommio::Task<()>>,
 }
-
-/// Receive and send buffers every media task of a shard shares (tasks run
-/// one at a time between awaits, never across one).
-struct MediaBufs {
-    rx: RecvBatch,
-    /// Relayed datagrams of the batch at hand, by the socket they leave from.
-    out: Vec<(RawFd, SendQueue)>,
-    /// Emptied queues kept for the next batch (no allocation per packet).
-    spare: Vec<SendQueue>,
-}
-
-/// The largest RTP/RTCP datagram relayed.
-const MAX_MEDIA_DATAGRAM: usize = 2048;
-const MEDIA_BATCH: usize = 32;
 
 async fn run_shard<L: ShardLogic + 'static>(
     ctx: ShardContext,
@@ -286,13 +269,19 @@ async fn run_shard<L: ShardLogic + 'static>(
         ctx: ctx.clone(),
         logic,
         out: Output::default(),
-        media_tasks: HashMap::new(),
     }));
-    let media = Rc::new(RefCell::new(MediaBufs {
-        rx: RecvBatch::new(MEDIA_BATCH, MAX_MEDIA_DATAGRAM),
-        out: Vec::new(),
-        spare: Vec::new(),
-    }));
+    let media_io = match MediaIo::new() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(shard = ctx.id, "no epoll set for media sockets: {e}");
+            return;
+        }
+    };
+    let (wake_tx, wake_rx) = glommio::channels::local_channel::new_bounded(1);
+    let media = Rc::new(MediaShell {
+        io: RefCell::new(media_io),
+        wake: wake_tx,
+    });
     let send_batch = cfg.send_batch;
     let recv = glommio::spawn_local(recv_loop(
         sock.clone(),
@@ -301,6 +290,7 @@ async fn run_shard<L: ShardLogic + 'static>(
         cfg.recv_batch,
         send_batch,
     ));
+    let poller = glommio::spawn_local(media_poller(shard.clone(), media.clone(), wake_rx));
     let tick = glommio::spawn_local(tick_loop(
         sock.clone(),
         shard.clone(),
@@ -311,15 +301,14 @@ async fn run_shard<L: ShardLogic + 'static>(
     inbox_loop(&sock, &door, &shard, &media, send_batch).await;
     drop(recv.cancel());
     drop(tick.cancel());
-    let tasks: Vec<_> = shard.borrow_mut().media_tasks.drain().collect();
-    drop(tasks);
+    drop(poller.cancel());
     tracing::debug!(shard = ctx.id, "shard stopped");
 }
 
 async fn recv_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
-    media: Rc<RefCell<MediaBufs>>,
+    media: Rc<MediaShell>,
     batch: usize,
     send_batch: usize,
 ) {
@@ -373,7 +362,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
 async fn tick_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
-    media: Rc<RefCell<MediaBufs>>,
+    media: Rc<MediaShell>,
     tick: Duration,
     send_batch: usize,
 ) {
@@ -396,7 +385,7 @@ async fn inbox_loop<L: ShardLogic + 'static>(
     sock: &Rc<UdpSocket>,
     door: &UdpSocket,
     shard: &Rc<RefCell<Shard<L>>>,
-    media: &Rc<RefCell<MediaBufs>>,
+    media: &Rc<MediaShell>,
     send_batch: usize,
 ) {
     let inbox = shard.borrow().ctx.inboxes[shard.borrow().ctx.id].clone();
@@ -433,92 +422,70 @@ async fn inbox_loop<L: ShardLogic + 'static>(
     }
 }
 
-/// Starts a reading task for every media socket the logic bound and cancels
-/// (closing the socket) the task of every port it released.
+/// The shard's media sockets and the way to wake their poller.
+struct MediaShell {
+    io: RefCell<MediaIo>,
+    /// Told when the first socket opens (the poller waits while there are none).
+    wake: glommio::channels::local_channel::LocalSender<()>,
+}
+
+/// Registers every media socket the logic bound and closes every port it
+/// released.
 fn apply_media_changes<L: ShardLogic + 'static>(
     shard: &Rc<RefCell<Shard<L>>>,
-    media: &Rc<RefCell<MediaBufs>>,
+    media: &Rc<MediaShell>,
 ) {
     let Some(changes) = shard.borrow_mut().logic.media_changes() else {
         return;
     };
-    let mut sh = shard.borrow_mut();
+    let mut io = media.io.borrow_mut();
+    let was_idle = io.is_idle();
     for port in changes.closed {
-        // Dropping the task cancels it and closes its socket.
-        sh.media_tasks.remove(&port);
+        io.close(port);
     }
     for (port, socket) in changes.opened {
-        let fd = socket.into_raw_fd();
-        // SAFETY: the fd was just released by its std owner.
-        let sock = unsafe { UdpSocket::from_raw_fd(fd) };
-        let task = glommio::spawn_local(media_loop(sock, port, shard.clone(), media.clone()));
-        sh.media_tasks.insert(port, task);
+        if let Err(e) = io.open(port, socket) {
+            tracing::error!(port, "media socket not registered: {e}");
+        }
+    }
+    if was_idle && !io.is_idle() {
+        let _ = media.wake.try_send(());
     }
 }
 
-/// Reads one media socket: drains it with `recvmmsg`, lets the logic relay
-/// each datagram, and sends the relayed ones with `sendmmsg` per socket.
-async fn media_loop<L: ShardLogic + 'static>(
-    sock: UdpSocket,
-    port: u16,
+/// Relays media: polls the shard's media sockets while there are any (see
+/// `media_io`), sleeping `MEDIA_POLL` when none is ready.
+async fn media_poller<L: ShardLogic + 'static>(
     shard: Rc<RefCell<Shard<L>>>,
-    media: Rc<RefCell<MediaBufs>>,
+    media: Rc<MediaShell>,
+    wake: glommio::channels::local_channel::LocalReceiver<()>,
 ) {
-    let fd = sock.as_raw_fd();
-    let mut peek = [0u8; 1];
     loop {
-        loop {
-            let (n, cap) = {
-                let mut bufs = media.borrow_mut();
-                let bufs = &mut *bufs;
-                let n = bufs.rx.recv(fd).unwrap_or(0);
-                if n > 0 {
-                    let mut guard = shard.borrow_mut();
-                    let sh = &mut *guard;
-                    let now = Now::read();
-                    let mut relayed = 0u64;
-                    for i in 0..n {
-                        let (data, src, truncated) = bufs.rx.get_mut(i);
-                        let Some(src) = src.filter(|_| !truncated) else {
-                            continue;
-                        };
-                        let Some((out_fd, dest)) = sh.logic.on_media(now, port, src, data) else {
-                            continue;
-                        };
-                        relayed += 1;
-                        match bufs.out.iter_mut().find(|(f, _)| *f == out_fd) {
-                            Some((_, q)) => q.push(dest, data),
-                            None => {
-                                let mut q = bufs.spare.pop().unwrap_or_default();
-                                q.push(dest, data);
-                                bufs.out.push((out_fd, q));
-                            }
-                        }
-                    }
-                    let mut failed = 0u64;
-                    for (out_fd, mut q) in bufs.out.drain(..) {
-                        // RTP is not retransmitted: what the socket buffer
-                        // cannot take now is dropped and counted.
-                        let sent = q.send_from(out_fd, 0, MEDIA_BATCH, &mut failed);
-                        failed += (q.len() - sent) as u64;
-                        q.clear();
-                        bufs.spare.push(q);
-                    }
-                    let stats = &sh.ctx.stats;
-                    ShardStats::add(&stats.rtp_rx, n as u64);
-                    ShardStats::add(&stats.rtp_tx, relayed.saturating_sub(failed));
-                    ShardStats::add(&stats.rtp_dropped, n as u64 - relayed + failed);
-                }
-                (n, bufs.rx.capacity())
-            };
-            if n < cap {
-                break;
+        if media.io.borrow().is_idle() {
+            if wake.recv().await.is_none() {
+                return;
             }
-            glommio::yield_if_needed().await;
+            continue;
         }
-        if sock.peek_from(&mut peek).await.is_err() {
-            // ICMP errors surface here (port unreachable); keep reading.
-            glommio::timer::sleep(Duration::from_millis(1)).await;
+        let counts = {
+            let mut io = media.io.borrow_mut();
+            let mut guard = shard.borrow_mut();
+            let sh = &mut *guard;
+            let now = Now::read();
+            let counts = io.poll(|port, src, data| sh.logic.on_media(now, port, src, data));
+            let stats = &sh.ctx.stats;
+            ShardStats::add(&stats.rtp_rx, counts.received);
+            ShardStats::add(&stats.rtp_tx, counts.relayed.saturating_sub(counts.failed));
+            ShardStats::add(
+                &stats.rtp_dropped,
+                counts.received - counts.relayed + counts.failed,
+            );
+            counts
+        };
+        if counts.received == 0 {
+            glommio::timer::sleep(MEDIA_POLL).await;
+        } else {
+            glommio::yield_if_needed().await;
         }
     }
 }
