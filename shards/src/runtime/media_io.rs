@@ -1,24 +1,31 @@
 //! The media sockets of one shard: the RTP/RTCP sockets its relay binds,
 //! registered in one epoll set. One task per shard polls the set without
-//! blocking (`epoll_wait` with a zero timeout), drains every ready socket
-//! with `recvmmsg`, lets the relay decide each datagram's way, and sends
-//! them with one `sendmmsg` per outgoing socket. When nothing is ready it
+//! blocking (`epoll_wait` with a zero timeout); when nothing is ready it
 //! sleeps one poll interval on a glommio timer, so under load one wake
 //! serves every packet that arrived meanwhile, across all calls.
+//!
+//! Each socket carries one packet per ptime, so a `recvmmsg`/`sendmmsg` per
+//! socket would still cost two system calls per relayed packet. Instead one
+//! pass puts a receive for every ready socket into the shard's own io_uring
+//! and submits them with one `io_uring_enter`, lets the relay decide each
+//! datagram's way, and submits all the sends with one more. Every operation
+//! carries `MSG_DONTWAIT`, so it completes inside the submitting call (data
+//! or `EAGAIN`) and the shard never waits in the kernel.
 
 use std::collections::HashMap;
 use std::io;
+use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::udp_batch::{RecvBatch, SendQueue};
+use io_uring::{opcode, types, IoUring};
+
+use super::udp_batch::{from_storage, to_storage};
 
 /// The largest RTP/RTCP datagram relayed.
 const MAX_MEDIA_DATAGRAM: usize = 2048;
-/// Datagrams per `recvmmsg`/`sendmmsg`.
-const MEDIA_BATCH: usize = 32;
-/// Ready sockets taken from epoll at once.
+/// Ready sockets taken from epoll (and datagrams moved) in one pass.
 const MAX_EVENTS: usize = 256;
 /// How long the poller sleeps when no socket is ready: the most a relayed
 /// packet waits in the kernel (RTP jitter buffers are tens of ms).
@@ -33,15 +40,25 @@ pub struct PollCounts {
     pub failed: u64,
 }
 
+/// One datagram in flight: its buffer and the kernel structures that point
+/// at it. Slots live in a boxed slice that never moves while the ring uses
+/// them.
+struct Slot {
+    buf: [u8; MAX_MEDIA_DATAGRAM],
+    iov: libc::iovec,
+    hdr: libc::msghdr,
+    addr: libc::sockaddr_storage,
+    port: u16,
+    len: usize,
+    out_fd: RawFd,
+}
+
 pub struct MediaIo {
     epfd: OwnedFd,
+    ring: IoUring,
     sockets: HashMap<u16, StdUdpSocket>,
     events: Vec<libc::epoll_event>,
-    rx: RecvBatch,
-    /// Relayed datagrams of the batch at hand, by the socket they leave from.
-    out: Vec<(RawFd, SendQueue)>,
-    /// Emptied queues kept for the next batch (no allocation per packet).
-    spare: Vec<SendQueue>,
+    slots: Box<[Slot]>,
 }
 
 impl MediaIo {
@@ -51,14 +68,25 @@ impl MediaIo {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        let slots: Box<[Slot]> = (0..MAX_EVENTS)
+            .map(|_| Slot {
+                buf: [0; MAX_MEDIA_DATAGRAM],
+                // SAFETY: plain C structs for which all-zero is valid.
+                iov: unsafe { zeroed() },
+                hdr: unsafe { zeroed() },
+                addr: unsafe { zeroed() },
+                port: 0,
+                len: 0,
+                out_fd: -1,
+            })
+            .collect();
         Ok(MediaIo {
             // SAFETY: a fresh fd nobody else owns.
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ring: IoUring::new(MAX_EVENTS as u32)?,
             sockets: HashMap::new(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
-            rx: RecvBatch::new(MEDIA_BATCH, MAX_MEDIA_DATAGRAM),
-            out: Vec::new(),
-            spare: Vec::new(),
+            slots,
         })
     }
 
@@ -94,15 +122,33 @@ impl MediaIo {
         self.sockets.remove(&port);
     }
 
-    /// Drains every ready socket once. `relay(port, src, datagram)` says
-    /// where a datagram goes (it may rewrite it in place).
+    /// Submits the `n` entries pushed so far and reaps their completions;
+    /// `on_done(slot, result)` for each.
+    fn run_batch(&mut self, n: usize, mut on_done: impl FnMut(&mut Slot, i32)) {
+        if n == 0 {
+            return;
+        }
+        // MSG_DONTWAIT: every entry completes within this call.
+        if let Err(e) = self.ring.submit_and_wait(n) {
+            tracing::warn!("media io_uring submit failed: {e}");
+        }
+        let slots = &mut self.slots;
+        for cqe in self.ring.completion() {
+            if let Some(slot) = slots.get_mut(cqe.user_data() as usize) {
+                on_done(slot, cqe.result());
+            }
+        }
+    }
+
+    /// Moves one datagram from every ready socket. `relay(port, src,
+    /// datagram)` says where a datagram goes (it may rewrite it in place).
     pub fn poll(
         &mut self,
         mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(RawFd, SocketAddr)>,
     ) -> PollCounts {
         let mut counts = PollCounts::default();
         // SAFETY: events has MAX_EVENTS slots; zero timeout: never blocks.
-        let n = unsafe {
+        let ready = unsafe {
             libc::epoll_wait(
                 self.epfd.as_raw_fd(),
                 self.events.as_mut_ptr(),
@@ -110,45 +156,87 @@ impl MediaIo {
                 0,
             )
         };
-        for i in 0..n.max(0) as usize {
+        let mut pushed = 0;
+        for i in 0..ready.max(0) as usize {
             let port = self.events[i].u64 as u16;
             let Some(fd) = self.sockets.get(&port).map(AsRawFd::as_raw_fd) else {
                 continue;
             };
-            loop {
-                let got = self.rx.recv(fd).unwrap_or(0);
-                for k in 0..got {
-                    let (data, src, truncated) = self.rx.get_mut(k);
-                    let Some(src) = src.filter(|_| !truncated) else {
-                        continue;
-                    };
-                    let Some((out_fd, dest)) = relay(port, src, data) else {
-                        continue;
-                    };
-                    counts.relayed += 1;
-                    match self.out.iter_mut().find(|(f, _)| *f == out_fd) {
-                        Some((_, q)) => q.push(dest, data),
-                        None => {
-                            let mut q = self.spare.pop().unwrap_or_default();
-                            q.push(dest, data);
-                            self.out.push((out_fd, q));
-                        }
-                    }
-                }
-                counts.received += got as u64;
-                if got < self.rx.capacity() {
-                    break;
-                }
+            let slot = &mut self.slots[pushed];
+            slot.port = port;
+            slot.len = 0;
+            slot.iov = libc::iovec {
+                iov_base: slot.buf.as_mut_ptr().cast(),
+                iov_len: MAX_MEDIA_DATAGRAM,
+            };
+            slot.hdr.msg_name = (&mut slot.addr as *mut libc::sockaddr_storage).cast();
+            slot.hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            slot.hdr.msg_iov = &mut slot.iov;
+            slot.hdr.msg_iovlen = 1;
+            slot.hdr.msg_control = std::ptr::null_mut();
+            slot.hdr.msg_controllen = 0;
+            slot.hdr.msg_flags = 0;
+            let entry = opcode::RecvMsg::new(types::Fd(fd), &mut slot.hdr)
+                .flags(libc::MSG_DONTWAIT as u32)
+                .build()
+                .user_data(pushed as u64);
+            // SAFETY: the slot (buffer, iovec, header, address) stays put and
+            // untouched until run_batch has reaped this entry.
+            if unsafe { self.ring.submission().push(&entry) }.is_err() {
+                break;
             }
+            pushed += 1;
         }
-        for (out_fd, mut q) in self.out.drain(..) {
-            // RTP is not retransmitted: what the socket buffer cannot take
-            // now is dropped and counted.
-            let sent = q.send_from(out_fd, 0, MEDIA_BATCH, &mut counts.failed);
-            counts.failed += (q.len() - sent) as u64;
-            q.clear();
-            self.spare.push(q);
+        let mut received = 0u64;
+        self.run_batch(pushed, |slot, res| {
+            if res > 0 && slot.hdr.msg_flags & libc::MSG_TRUNC == 0 {
+                slot.len = res as usize;
+                received += 1;
+            }
+        });
+        counts.received = received;
+
+        let mut sends = 0;
+        for i in 0..pushed {
+            let slot = &mut self.slots[i];
+            if slot.len == 0 {
+                continue;
+            }
+            let Some(src) = from_storage(&slot.addr) else {
+                slot.len = 0;
+                continue;
+            };
+            let Some((out_fd, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
+                slot.len = 0;
+                continue;
+            };
+            let (storage, addr_len) = to_storage(dest);
+            slot.addr = storage;
+            slot.out_fd = out_fd;
+            slot.iov.iov_len = slot.len;
+            slot.hdr.msg_namelen = addr_len;
+            slot.hdr.msg_flags = 0;
+            let entry = opcode::SendMsg::new(types::Fd(out_fd), &slot.hdr)
+                .flags(libc::MSG_DONTWAIT as u32)
+                .build()
+                .user_data(i as u64);
+            // SAFETY: as above, the slot stays put until reaped.
+            if unsafe { self.ring.submission().push(&entry) }.is_err() {
+                counts.failed += 1;
+                continue;
+            }
+            counts.relayed += 1;
+            sends += 1;
         }
+        let mut failed = 0u64;
+        self.run_batch(sends, |_, res| {
+            // RTP is not retransmitted: a send the socket cannot take now is
+            // dropped and counted.
+            if res < 0 {
+                failed += 1;
+            }
+        });
+        counts.failed += failed;
         counts
     }
 }
