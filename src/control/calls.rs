@@ -55,11 +55,23 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
             })
     };
     match action {
+        "hangup" => Ok(CallCommand::Hangup {
+            reason: match v.get("reason") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(r)) => Some(r.clone()),
+                Some(_) => {
+                    return Err(BadBody {
+                        field: Some("reason"),
+                        message: "reason: must be a string".into(),
+                    })
+                }
+            },
+        }),
         "mute" => Ok(CallCommand::Mute { track: track()? }),
         "unmute" => Ok(CallCommand::Unmute { track: track()? }),
         other => Err(BadBody {
             field: Some("action"),
-            message: format!("action: '{other}' is not one of mute, unmute"),
+            message: format!("action: '{other}' is not one of hangup, mute, unmute"),
         }),
     }
 }

@@ -233,6 +233,13 @@ impl Phone {
         invite
     }
 
+    /// Sends 180 Ringing for `invite`.
+    pub fn ring(&self, invite: &str) {
+        let contact = format!("sip:{}@{}", self.user, self.sip.local);
+        self.sip
+            .send(&sip_response(invite, 180, "Ringing", "ph1", &contact, ""));
+    }
+
     /// Answers a BYE with 200; true when one came within `limit`.
     pub fn accept_bye(&self, limit: Duration) -> bool {
         match self.wait_request("BYE", limit) {

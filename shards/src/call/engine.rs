@@ -238,6 +238,8 @@ struct Call {
     callee_uri: String,
     /// Media goes through this shard's relay (session id = the call's id).
     proxied: bool,
+    /// Why the system hung the call up (a REST hangup's `reason`).
+    hangup_message: Option<String>,
 }
 
 impl Call {
@@ -394,6 +396,39 @@ impl CallEngine {
                 "the call's media is not proxied".into(),
             )),
         }
+    }
+
+    /// Hangs up the call whose caller leg has this Call-ID: BYE to both legs
+    /// when answered; while ringing, 487 to the caller and CANCEL to every
+    /// callee leg. The CDR says `bySystem`, with `reason` in its metadata.
+    pub fn hangup(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call_id: &str,
+        reason: Option<String>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CommandError> {
+        let Some(&(call, Leg::Caller)) = self.by_call_id.get(call_id) else {
+            return Err(CommandError::NotFound);
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return Err(CommandError::NotFound);
+        };
+        c.hangup_message = Some(reason.unwrap_or_else(|| "hangup requested".into()));
+        match c.phase {
+            Phase::Answered(w) => {
+                self.send_bye(now, table, call, Leg::Caller, out);
+                self.send_bye(now, table, call, Leg::Callee(w), out);
+                self.end(now, call, 200, "completed", "bySystem");
+            }
+            Phase::Ringing => {
+                self.cancel_others(now, table, call, None, out);
+                self.respond_caller(now, table, call, 487, None, None, out);
+                self.end(now, call, 487, "missed", "bySystem");
+            }
+        }
+        Ok(())
     }
 
     /// Media upkeep: recordings flushed, calls whose RTP stopped hung up.
@@ -553,6 +588,7 @@ impl CallEngine {
             caller_uri,
             callee_uri,
             proxied: false,
+            hangup_message: None,
         };
         let offer = sdp_of(invite);
         let proxied = offer
@@ -1300,6 +1336,9 @@ impl CallEngine {
             "media".into(),
             (if c.proxied { "proxied" } else { "direct" }).into(),
         );
+        if let Some(m) = &c.hangup_message {
+            metadata.insert("hangupMessage".into(), m.clone().into());
+        }
         if let Some(report) = self
             .media
             .as_mut()

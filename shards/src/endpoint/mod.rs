@@ -1006,6 +1006,10 @@ impl ShardLogic for SipEndpoint {
                 reply,
             } => {
                 let result = match command {
+                    CallCommand::Hangup { reason } => {
+                        self.calls
+                            .hangup(now, &mut self.table, &call_id, reason, &mut self.actions)
+                    }
                     CallCommand::Mute { track } => self.calls.set_muted(&call_id, &track, true),
                     CallCommand::Unmute { track } => self.calls.set_muted(&call_id, &track, false),
                 };

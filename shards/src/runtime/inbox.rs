@@ -36,6 +36,7 @@ pub enum ShardMsg {
 /// What a call command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallCommand {
+    Hangup { reason: Option<String> },
     Mute { track: String },
     Unmute { track: String },
 }

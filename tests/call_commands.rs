@@ -1,0 +1,109 @@
+//! Active call commands over REST on live calls (real binary, real HTTP):
+//! hangup of an answered call (both legs get BYE) and of a ringing one (the
+//! caller gets 487, the callee CANCEL), with the CDR saying `bySystem`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::media::*;
+use common::*;
+
+fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
+    write!(
+        s,
+        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(c) = list.into_iter().find(|c| c["callId"] == call_id) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no CDR for {call_id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn hangup_of_an_answered_call_sends_bye_to_both_legs() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "hangup-answered@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    assert_eq!(
+        caller
+            .call("1002", &offer, || {
+                phone.answer(&answer);
+            })
+            .code,
+        200
+    );
+    let (code, body) = command(
+        &pbx,
+        "hangup-answered@test",
+        r#"{"action":"hangup","reason":"billing limit reached"}"#,
+    );
+    assert_eq!((code, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let phone_bye = std::thread::spawn(move || phone.accept_bye(Duration::from_secs(5)));
+    assert!(
+        caller.accept_bye(Duration::from_secs(5)),
+        "caller got no BYE"
+    );
+    assert!(phone_bye.join().unwrap(), "callee got no BYE");
+    let c = cdr(&pbx, "hangup-answered@test");
+    assert_eq!(c["hangupReason"], "bySystem", "{c}");
+    assert_eq!(c["status"], "completed");
+    assert_eq!(c["metadata"]["hangupMessage"], "billing limit reached");
+    // The call is gone: a second hangup is 404.
+    assert_eq!(
+        command(&pbx, "hangup-answered@test", r#"{"action":"hangup"}"#).0,
+        404
+    );
+    let (code, body) = command(&pbx, "x@test", r#"{"action":"hangup","reason":5}"#);
+    assert_eq!(code, 400);
+    assert!(body.contains("reason"), "{body}");
+}
+
+#[test]
+fn hangup_while_ringing_cancels_the_callee_and_answers_the_caller_487() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "hangup-ringing@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let r = caller.call("1002", &offer, || {
+        // The phone rings (never answers); the operator hangs up.
+        let invite = phone
+            .wait_request("INVITE", Duration::from_secs(5))
+            .expect("INVITE to the phone");
+        phone.ring(&invite);
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, _) = command(&pbx, "hangup-ringing@test", r#"{"action":"hangup"}"#);
+        assert_eq!(code, 200);
+        let cancel = phone
+            .wait_request("CANCEL", Duration::from_secs(5))
+            .expect("the callee got no CANCEL");
+        assert!(cancel.contains("CSeq: 1 CANCEL"), "{cancel}");
+    });
+    assert_eq!(r.code, 487, "{}", r.raw);
+    let c = cdr(&pbx, "hangup-ringing@test");
+    assert_eq!(c["hangupReason"], "bySystem", "{c}");
+    assert_eq!(c["status"], "missed");
+}
