@@ -18,6 +18,7 @@ use shards::users::{MemoryBackend, UserDirectory};
 
 use crate::cli::{load_config, store_dir};
 use crate::config::{Config, DigestAlgorithm, MediaProxyMode, UserBackend};
+use crate::control::ami::{AmiState, Reloader};
 use crate::control::{http, writer};
 
 /// Refuses configs that ask for what this build does not do yet, rather than
@@ -113,6 +114,7 @@ fn endpoint_settings(
     cfg: &Config,
     store: Store,
     recorder: Option<crossbeam_channel::Sender<shards::recording::RecCmd>>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
@@ -178,6 +180,7 @@ fn endpoint_settings(
         media: Some(relay_config(cfg, recorder)),
         media_mode: media_mode(cfg),
         record_all: cfg.recording.enabled,
+        draining,
     })
 }
 
@@ -243,7 +246,13 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(format!("cannot start the recording writer: {e}")),
     };
-    let settings = match endpoint_settings(&cfg, store.clone(), Some(rec_tx)) {
+    let draining: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let reloader = match Reloader::new(path.to_path_buf(), perf.map(Path::to_path_buf), cfg.clone())
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let settings = match endpoint_settings(&cfg, store.clone(), Some(rec_tx), draining.clone()) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };
@@ -288,12 +297,21 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     );
 
     let allow = cfg.ami_allow_list();
+    let stop = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(http::HttpState {
         shard_stats: runtime.stats.clone(),
         ami_allowed: Box::new(move |ip| allow.allows(ip)),
         inboxes: runtime.inboxes.clone(),
+        ami: AmiState::new(
+            draining,
+            stop.clone(),
+            cfg.drain_timeout(),
+            rt_cfg.cpus.iter().map(|c| Some(*c)).collect(),
+            store.clone(),
+            reloader,
+        ),
     });
-    let served = serve_http(http_listener, state);
+    let served = serve_http(http_listener, state, stop);
 
     tracing::info!("stopping: shards");
     runtime.stop();
@@ -325,14 +343,24 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
 }
 
 /// Runs the control core's HTTP listener on this thread until SIGINT/SIGTERM.
-fn serve_http(listener: std::net::TcpListener, state: Arc<http::HttpState>) -> std::io::Result<()> {
+fn serve_http(
+    listener: std::net::TcpListener,
+    state: Arc<http::HttpState>,
+    stop: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        http::serve(listener, state, shutdown_signal()).await
+        let shutdown = async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = stop.notified() => tracing::info!("AMI shutdown: drained"),
+            }
+        };
+        http::serve(listener, state, shutdown).await
     })
 }
 

@@ -106,10 +106,23 @@ pub fn read_routing_files(
     cfg: &Config,
     base_dir: &Path,
 ) -> Result<Vec<RoutingSource>, ConfigError> {
+    let mut sources = read_trunk_files(cfg, base_dir)?;
+    sources.extend(read_route_files(cfg, base_dir)?);
+    Ok(sources)
+}
+
+/// The trunk files `cfg` names, parsed (see [`read_routing_files`]).
+pub fn read_trunk_files(cfg: &Config, base_dir: &Path) -> Result<Vec<RoutingSource>, ConfigError> {
     let mut sources = Vec::new();
     for (open, name) in expand(cfg, "proxy.trunks_files", &cfg.proxy.trunks_files, base_dir)? {
         sources.push(RoutingSource::parse_trunks(&name, &read_as(&open, &name)?)?);
     }
+    Ok(sources)
+}
+
+/// The route files `cfg` names, parsed (see [`read_routing_files`]).
+pub fn read_route_files(cfg: &Config, base_dir: &Path) -> Result<Vec<RoutingSource>, ConfigError> {
+    let mut sources = Vec::new();
     for (open, name) in expand(cfg, "proxy.routes_files", &cfg.proxy.routes_files, base_dir)? {
         sources.push(RoutingSource::parse_routes(&name, &read_as(&open, &name)?)?);
     }

@@ -1,7 +1,7 @@
 //! The control core's HTTP listener (axum on a tokio current-thread runtime):
-//! `/metrics` in Prometheus text format, behind the AMI allow-list, and the
-//! active-call commands of `calls.rs`. The rest of the console REST API and
-//! AMI join this router as they land.
+//! `/metrics` in Prometheus text format and AMI (`ami.rs`), both behind the
+//! AMI allow-list, and the active-call commands of `calls.rs`. The rest of
+//! the console REST API joins this router as it lands.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ pub struct HttpState {
     pub ami_allowed: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
     /// Every shard's inbox, for commands to the shard that owns a call.
     pub inboxes: Arc<Vec<Arc<Inbox>>>,
+    pub ami: super::ami::AmiState,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -29,6 +30,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/console/calls/active/{call_id}/commands",
             post(super::calls::command),
         )
+        .route("/ami/v1/health", get(super::ami::health))
+        .route("/ami/v1/reload/{what}", post(super::ami::reload))
+        .route("/ami/v1/shutdown", post(super::ami::shutdown))
+        .route("/ami/v1/dialogs", get(super::ami::dialogs))
         .with_state(state)
 }
 

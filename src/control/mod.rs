@@ -2,6 +2,7 @@
 //! store writer, the HTTP listener (metrics and active-call commands now;
 //! the rest of REST and AMI later).
 
+pub mod ami;
 pub mod calls;
 pub mod http;
 pub mod writer;

@@ -184,6 +184,25 @@ rtp_port_end = 61998
         }
     }
 
+    /// Waits for the server to exit by itself (e.g. after an AMI shutdown).
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "shardpbx did not exit within {limit:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL, as a crash or a power cut would stop it.
     pub fn crash(&mut self) {
         let mut child = self.child.take().expect("running");

@@ -398,6 +398,67 @@ impl CallEngine {
         }
     }
 
+    /// Hangs up every call (the shard is stopping): BYE or 487 + CANCEL as
+    /// each call's state needs; CDRs say `bySystem` with `reason`.
+    pub fn hangup_all(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        reason: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let ids: Vec<String> = self
+            .calls
+            .values()
+            .map(|c| c.caller_call_id.clone())
+            .collect();
+        for id in ids {
+            let _ = self.hangup(now, table, &id, Some(reason.to_string()), out);
+        }
+    }
+
+    /// Every dialog of every call (AMI `GET /dialogs`): the caller's and each
+    /// callee leg's, with ids, tags, CSeq, state and age.
+    pub fn dialogs_json(&self, now: Now) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for c in self.calls.values() {
+            let age = now.unix_ms.saturating_sub(c.start_ms) / 1000;
+            let answered = match c.phase {
+                Phase::Answered(w) => Some(w),
+                Phase::Ringing => None,
+            };
+            let legs = std::iter::once(("caller", &c.caller, answered.is_some(), None)).chain(
+                c.legs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| ("callee", &l.dialog, answered == Some(i), l.final_code)),
+            );
+            for (leg, d, confirmed, final_code) in legs {
+                let state = match (confirmed, final_code) {
+                    (true, _) => "confirmed",
+                    (false, Some(_)) => "terminated",
+                    (false, None) => "early",
+                };
+                out.push(serde_json::json!({
+                    "id": format!("{};{};{}", d.call_id, d.local_tag, d.remote_tag),
+                    "callId": d.call_id,
+                    "call": c.caller_call_id,
+                    "leg": leg,
+                    "state": state,
+                    "localTag": d.local_tag,
+                    "remoteTag": d.remote_tag,
+                    "localCseq": d.local_cseq,
+                    "remoteTarget": d.remote_target,
+                    "remoteAddress": d.dest.map(|a| a.to_string()),
+                    "routeSet": [],
+                    "ageSecs": age,
+                    "media": if c.proxied { "proxied" } else { "direct" },
+                }));
+            }
+        }
+        out
+    }
+
     /// Hangs up the call whose caller leg has this Call-ID: BYE to both legs
     /// when answered; while ringing, 487 to the caller and CANCEL to every
     /// callee leg. The CDR says `bySystem`, with `reason` in its metadata.

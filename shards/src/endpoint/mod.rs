@@ -23,7 +23,8 @@ use crate::routing::{
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{
-    MediaChanges, Output, RegisterFailure, ShardContext, ShardLogic, ShardMsg, ShardStats,
+    MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
+    ShardStats,
 };
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
@@ -48,6 +49,8 @@ struct PendingRegister {
 
 /// One shard's SIP logic.
 pub struct SipEndpoint {
+    /// `[proxy] acl_rules`, swapped by an AMI reload.
+    acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
     ctx: ShardContext,
     settings: Arc<EndpointSettings>,
     control: ControlSender,
@@ -107,6 +110,7 @@ impl SipEndpoint {
             .map(|cfg| crate::media::relay::MediaRelay::new(cfg, ctx.id, ctx.shards));
         let routing = settings.routing.clone();
         Ok(SipEndpoint {
+            acl: settings.acl.clone(),
             ctx,
             settings,
             control,
@@ -214,7 +218,7 @@ impl SipEndpoint {
             self.flush_calls(out);
             return;
         }
-        if !(self.settings.acl)(src.ip()) {
+        if !(self.acl)(src.ip()) {
             self.drop_message(now, src, "source denied by proxy.acl_rules");
             return;
         }
@@ -638,6 +642,25 @@ impl SipEndpoint {
         tx: TxId,
         out: &mut Output,
     ) {
+        if self
+            .settings
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // A graceful shutdown is under way: calls that run go on, new
+            // ones go elsewhere.
+            self.respond(
+                now,
+                msg,
+                src,
+                503,
+                Some("Shutting Down"),
+                &[("Retry-After", "30".into())],
+                Answer::Tx(tx),
+                out,
+            );
+            return;
+        }
         let ruri = msg.request_uri().ok();
         let host = ruri
             .and_then(|u| u.host.map(|h| h.to_string()))
@@ -956,6 +979,13 @@ impl SipEndpoint {
         for cdr in self.calls.finished.drain(..) {
             let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
         }
+        // Levels for AMI health and the drain of a graceful shutdown.
+        let gauges = &self.ctx.stats.gauges;
+        ShardGauges::set(&gauges.active_calls, self.calls.active_calls() as u64);
+        ShardGauges::set(
+            &gauges.rtp_sessions,
+            self.calls.media.as_ref().map_or(0, |m| m.sessions()) as u64,
+        );
     }
 }
 
@@ -1016,6 +1046,10 @@ impl ShardLogic for SipEndpoint {
                 let _ = reply.try_send(result);
                 self.flush_calls(out);
             }
+            ShardMsg::Acl(acl) => self.acl = acl.0,
+            ShardMsg::Inspect { reply } => {
+                let _ = reply.try_send(self.calls.dialogs_json(now));
+            }
             ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }
     }
@@ -1033,6 +1067,20 @@ impl ShardLogic for SipEndpoint {
         self.calls
             .on_media_tick(now, &mut self.table, &mut self.actions);
         self.flush_calls(out);
+    }
+
+    fn on_stop(&mut self, now: Now, out: &mut Output) {
+        let active = self.calls.active_calls();
+        if active > 0 {
+            tracing::info!(
+                shard = self.ctx.id,
+                active,
+                "stopping: hanging up calls still up"
+            );
+            self.calls
+                .hangup_all(now, &mut self.table, "shutdown", &mut self.actions);
+            self.flush_calls(out);
+        }
     }
 
     fn on_media(

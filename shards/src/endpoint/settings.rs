@@ -40,6 +40,8 @@ pub struct EndpointSettings {
     pub media_mode: crate::call::MediaMode,
     /// `[recording] enabled`: record every call (needs proxied media).
     pub record_all: bool,
+    /// Set by a graceful shutdown: new INVITEs get 503.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EndpointSettings {
@@ -94,5 +96,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         media: None,
         media_mode: crate::call::MediaMode::Auto,
         record_all: false,
+        draining: Arc::default(),
     }
 }

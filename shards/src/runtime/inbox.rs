@@ -29,8 +29,24 @@ pub enum ShardMsg {
         command: CallCommand,
         reply: crossbeam_channel::Sender<Result<(), crate::call::CommandError>>,
     },
+    /// New `[proxy] acl_rules` (an AMI reload): swap them in.
+    Acl(AclCheck),
+    /// Describe the shard's dialogs (AMI `GET /dialogs`) on `reply`.
+    Inspect {
+        reply: crossbeam_channel::Sender<Vec<serde_json::Value>>,
+    },
     /// Stop the shard.
     Stop,
+}
+
+/// An ACL as the shards apply it: may this source talk to us?
+#[derive(Clone)]
+pub struct AclCheck(pub std::sync::Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for AclCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AclCheck")
+    }
 }
 
 /// What a call command asks for.

@@ -9,4 +9,4 @@ pub mod udp_batch;
 
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
 pub use shard::{MediaChanges, Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
-pub use stats::ShardStats;
+pub use stats::{ShardGauges, ShardStats};

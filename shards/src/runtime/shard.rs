@@ -18,7 +18,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use super::inbox::{Inbox, ShardMsg};
 use super::media_io::{MediaIo, MEDIA_POLL};
-use super::stats::ShardStats;
+use super::stats::{ShardGauges, ShardStats};
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
 
@@ -94,6 +94,8 @@ pub trait ShardLogic {
     ) -> Option<(RawFd, SocketAddr)> {
         None
     }
+    /// The shard is stopping: last words (e.g. BYE for calls still up).
+    fn on_stop(&mut self, _now: Now, _out: &mut Output) {}
     /// Media sockets the logic bound (to read from now on) and media ports
     /// it released (to close), since the last call.
     fn media_changes(&mut self) -> Option<MediaChanges> {
@@ -164,6 +166,9 @@ impl Runtime {
                     // SAFETY: the fds were just released by their std owners.
                     let sock = unsafe { UdpSocket::from_raw_fd(sock_fd) };
                     let door = unsafe { UdpSocket::from_raw_fd(door_fd) };
+                    // SAFETY: plain syscall without arguments.
+                    let tid = unsafe { libc::gettid() };
+                    ShardGauges::set(&ctx.stats.gauges.tid, tid.max(0) as u64);
                     let logic = make_logic(ctx.clone());
                     run_shard(ctx, loop_cfg, sock, door, logic).await;
                 })
@@ -398,7 +403,10 @@ async fn inbox_loop<L: ShardLogic + 'static>(
             let now = Now::read();
             while let Some(msg) = inbox.pop() {
                 match msg {
-                    ShardMsg::Stop => stop = true,
+                    ShardMsg::Stop => {
+                        sh.logic.on_stop(now, &mut sh.out);
+                        stop = true;
+                    }
                     ShardMsg::Datagram { data, src } => {
                         ShardStats::add(&sh.ctx.stats.handoff_in, 1);
                         sh.logic.on_datagram(now, &data, src, true, &mut sh.out);

@@ -10,6 +10,8 @@ macro_rules! counters {
         #[derive(Default, Debug)]
         pub struct ShardStats {
             $(#[doc = $help] pub $name: AtomicU64,)*
+            /// Levels (not counters).
+            pub gauges: ShardGauges,
         }
 
         impl ShardStats {
@@ -42,6 +44,27 @@ counters! {
     rtp_rx: "RTP/RTCP datagrams received on this shard's media ports",
     rtp_tx: "RTP/RTCP datagrams relayed",
     rtp_dropped: "RTP/RTCP datagrams not relayed (unknown source, muted, no destination, send failed)",
+}
+
+/// Levels one shard reports (set, not added), kept apart from the counters.
+#[derive(Default, Debug)]
+pub struct ShardGauges {
+    /// Calls this shard owns now.
+    pub active_calls: AtomicU64,
+    /// Media sessions (proxied calls) of this shard now.
+    pub rtp_sessions: AtomicU64,
+    /// The shard thread's Linux thread id (0 until it runs), for its CPU time.
+    pub tid: AtomicU64,
+}
+
+impl ShardGauges {
+    pub fn set(gauge: &AtomicU64, v: u64) {
+        gauge.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(gauge: &AtomicU64) -> u64 {
+        gauge.load(Ordering::Relaxed)
+    }
 }
 
 impl ShardStats {

@@ -156,6 +156,12 @@ impl Store {
         }
     }
 
+    /// How many AORs have stored bindings.
+    pub fn aor_count(&self) -> Result<u64, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.bindings.len(&rtxn)?)
+    }
+
     /// Every stored binding, AOR by AOR.
     pub fn all_bindings(&self) -> Result<Vec<Binding>, StoreError> {
         let rtxn = self.env.read_txn()?;

@@ -1,0 +1,367 @@
+//! AMI (`/ami/v1`, API.md section 5): health, reload of trunks, routes and
+//! the ACL, graceful shutdown, dialogs. Only TCP peers in `[ami] allows` may
+//! use it; forwarded-for headers are ignored. Blocking work (file reads,
+//! waiting on shards) runs on tokio's blocking pool, never on the listener.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use shards::runtime::inbox::AclCheck;
+use shards::runtime::{ShardGauges, ShardMsg};
+use shards::store::Store;
+
+use super::http::HttpState;
+use crate::config::routes_files::{
+    build_routing, read_route_files, read_trunk_files, RoutingSource,
+};
+use crate::config::Config;
+
+/// How long a shard may take to describe its dialogs.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What AMI needs beyond the shards' inboxes and counters.
+pub struct AmiState {
+    pub started: Instant,
+    /// Set by `/shutdown`; the shards refuse new INVITEs while it is.
+    pub draining: Arc<AtomicBool>,
+    /// Ends the HTTP listener, which then stops everything (as SIGTERM does).
+    pub stop: Arc<tokio::sync::Notify>,
+    pub drain_timeout: Duration,
+    /// CPU each shard is pinned to.
+    pub cpus: Vec<Option<usize>>,
+    pub store: Store,
+    pub reloader: Mutex<Reloader>,
+    /// Per shard: (when, CPU ticks) of the last health sample, for `load`.
+    samples: Mutex<Vec<(Instant, u64)>>,
+}
+
+impl AmiState {
+    pub fn new(
+        draining: Arc<AtomicBool>,
+        stop: Arc<tokio::sync::Notify>,
+        drain_timeout: Duration,
+        cpus: Vec<Option<usize>>,
+        store: Store,
+        reloader: Reloader,
+    ) -> AmiState {
+        AmiState {
+            started: Instant::now(),
+            draining,
+            stop,
+            drain_timeout,
+            cpus,
+            store,
+            reloader: Mutex::new(reloader),
+            samples: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Re-reads trunk files, route files or the ACL and hands the result to
+/// every shard. Keeps the sources of the tables in force, so reloading
+/// trunks leaves the routes as they are (and the other way round).
+pub struct Reloader {
+    config_path: PathBuf,
+    perf_path: Option<PathBuf>,
+    cfg: Config,
+    trunks: Vec<RoutingSource>,
+    routes: Vec<RoutingSource>,
+}
+
+impl Reloader {
+    pub fn new(
+        config_path: PathBuf,
+        perf_path: Option<PathBuf>,
+        cfg: Config,
+    ) -> Result<Reloader, String> {
+        let base = std::path::Path::new("");
+        let trunks = read_trunk_files(&cfg, base).map_err(|e| e.to_string())?;
+        let routes = read_route_files(&cfg, base).map_err(|e| e.to_string())?;
+        Ok(Reloader {
+            config_path,
+            perf_path,
+            cfg,
+            trunks,
+            routes,
+        })
+    }
+
+    /// Reloads `what`; the message to send to every shard, or the reason
+    /// it was refused (the old tables stay).
+    pub fn reload(&mut self, what: &str) -> Result<(ShardMsgFactory, String), String> {
+        let base = std::path::Path::new("");
+        match what {
+            "trunks" | "routes" => {
+                let (trunks, routes) = if what == "trunks" {
+                    (
+                        read_trunk_files(&self.cfg, base).map_err(|e| e.to_string())?,
+                        self.routes.clone(),
+                    )
+                } else {
+                    (
+                        self.trunks.clone(),
+                        read_route_files(&self.cfg, base).map_err(|e| e.to_string())?,
+                    )
+                };
+                let mut sources = trunks.clone();
+                sources.extend(routes.iter().cloned());
+                let snapshot = Arc::new(build_routing(&sources).map_err(|e| e.to_string())?);
+                let summary = format!(
+                    "{} trunk(s), {} route(s)",
+                    snapshot.trunks.len(),
+                    snapshot.routes.len()
+                );
+                self.trunks = trunks;
+                self.routes = routes;
+                Ok((ShardMsgFactory::Routing(snapshot), summary))
+            }
+            "acl" => {
+                let cfg = Config::load_with_profile(&self.config_path, self.perf_path.as_deref())
+                    .map_err(|e| e.to_string())?;
+                let rules = cfg.proxy.acl_rules.len();
+                let acl = cfg.proxy.acl();
+                self.cfg.proxy.acl_rules = cfg.proxy.acl_rules.clone();
+                Ok((
+                    ShardMsgFactory::Acl(AclCheck(Arc::new(move |ip| acl.allows(ip)))),
+                    format!("{rules} rule(s)"),
+                ))
+            }
+            _ => Err(format!("unknown table '{what}' (trunks, routes or acl)")),
+        }
+    }
+}
+
+/// A message every shard gets a copy of.
+pub enum ShardMsgFactory {
+    Routing(Arc<shards::routing::RoutingSnapshot>),
+    Acl(AclCheck),
+}
+
+impl ShardMsgFactory {
+    fn make(&self) -> ShardMsg {
+        match self {
+            ShardMsgFactory::Routing(s) => ShardMsg::Routing(s.clone()),
+            ShardMsgFactory::Acl(a) => ShardMsg::Acl(a.clone()),
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": status.canonical_reason().unwrap_or("error"), "message": message})),
+    )
+        .into_response()
+}
+
+/// 403 unless the TCP peer is in `[ami] allows`.
+fn refuse(state: &HttpState, peer: std::net::SocketAddr) -> Option<Response> {
+    (!(state.ami_allowed)(peer.ip()))
+        .then(|| error(StatusCode::FORBIDDEN, "peer address not in ami.allows"))
+}
+
+/// utime + stime of one thread, in clock ticks.
+fn thread_ticks(tid: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: plain libc query.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// `GET /ami/v1/health`.
+pub async fn health(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+) -> Response {
+    if let Some(r) = refuse(&state, peer) {
+        return r;
+    }
+    let ami = &state.ami;
+    let now = Instant::now();
+    let hz = clock_ticks_per_sec();
+    let mut shards = Vec::new();
+    let mut active = 0;
+    {
+        let mut samples = ami.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.resize(state.shard_stats.len(), (ami.started, 0));
+        for (id, stats) in state.shard_stats.iter().enumerate() {
+            let g = &stats.gauges;
+            let calls = ShardGauges::get(&g.active_calls);
+            active += calls;
+            let ticks = thread_ticks(ShardGauges::get(&g.tid));
+            // CPU share of the shard thread since the previous sample.
+            let load = ticks.map(|t| {
+                let (then, before) = samples[id];
+                let wall = now.duration_since(then).as_secs_f64().max(1e-3);
+                samples[id] = (now, t);
+                (((t.saturating_sub(before)) as f64 / hz) / wall).min(1.0)
+            });
+            shards.push(json!({
+                "id": id,
+                "cpu": ami.cpus.get(id).copied().flatten(),
+                "activeCalls": calls,
+                "rtpSessions": ShardGauges::get(&g.rtp_sessions),
+                "load": load.map(|l| (l * 1000.0).round() / 1000.0),
+            }));
+        }
+    }
+    let registrations = ami.store.aor_count().unwrap_or(0);
+    Json(json!({
+        "status": if ami.draining.load(Ordering::Relaxed) { "draining" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSecs": ami.started.elapsed().as_secs(),
+        "activeCalls": active,
+        "registrations": registrations,
+        "shards": shards,
+        "webhookBacklog": 0,
+    }))
+    .into_response()
+}
+
+/// `POST /ami/v1/reload/{trunks|routes|acl}`.
+pub async fn reload(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(what): Path<String>,
+) -> Response {
+    if let Some(r) = refuse(&state, peer) {
+        return r;
+    }
+    if !matches!(what.as_str(), "trunks" | "routes" | "acl") {
+        return error(StatusCode::NOT_FOUND, "reload trunks, routes or acl");
+    }
+    let st = state.clone();
+    let what2 = what.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut r = st.ami.reloader.lock().unwrap_or_else(|p| p.into_inner());
+        r.reload(&what2)
+    })
+    .await;
+    match result {
+        Ok(Ok((msg, summary))) => {
+            for inbox in state.inboxes.iter() {
+                inbox.push(msg.make());
+            }
+            tracing::info!(table = %what, %summary, "reloaded");
+            Json(json!({"status": "ok", "reloaded": what, "summary": summary})).into_response()
+        }
+        Ok(Err(reason)) => {
+            tracing::warn!(table = %what, %reason, "reload refused; the old table stays");
+            error(StatusCode::UNPROCESSABLE_ENTITY, &reason)
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("reload failed: {e}"),
+        ),
+    }
+}
+
+/// `POST /ami/v1/shutdown`, body optionally `{"drain_timeout_secs": N}`.
+pub async fn shutdown(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = refuse(&state, peer) {
+        return r;
+    }
+    let mut timeout = state.ami.drain_timeout;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
+        };
+        match v.get("drain_timeout_secs") {
+            None | Some(Value::Null) => {}
+            Some(n) => match n.as_u64() {
+                Some(n) => timeout = Duration::from_secs(n),
+                None => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "drain_timeout_secs: a whole number of seconds is required",
+                    )
+                }
+            },
+        }
+    }
+    let already = state.ami.draining.swap(true, Ordering::SeqCst);
+    if !already {
+        tracing::info!(
+            drain_timeout_secs = timeout.as_secs(),
+            "graceful shutdown: draining"
+        );
+        let st = state.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let active: u64 = st
+                    .shard_stats
+                    .iter()
+                    .map(|s| ShardGauges::get(&s.gauges.active_calls))
+                    .sum();
+                if active == 0 || Instant::now() >= deadline {
+                    tracing::info!(active, "drain over: stopping");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            st.ami.stop.notify_one();
+        });
+    }
+    Json(json!({"status": "draining", "drainTimeoutSecs": timeout.as_secs()})).into_response()
+}
+
+/// `GET /ami/v1/dialogs`: every dialog of every shard.
+pub async fn dialogs(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+) -> Response {
+    if let Some(r) = refuse(&state, peer) {
+        return r;
+    }
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let mut asked = 0;
+    for inbox in state.inboxes.iter() {
+        if inbox.push(ShardMsg::Inspect { reply: tx.clone() }) {
+            asked += 1;
+        }
+    }
+    drop(tx);
+    let gathered = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + INSPECT_TIMEOUT;
+        let mut items = Vec::new();
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(mut v) => items.append(&mut v),
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(items)
+    })
+    .await;
+    match gathered {
+        Ok(Ok(items)) => Json(json!({ "items": items })).into_response(),
+        _ => error(StatusCode::GATEWAY_TIMEOUT, "a shard did not answer in 2 s"),
+    }
+}
