@@ -107,3 +107,138 @@ fn hangup_while_ringing_cancels_the_callee_and_answers_the_caller_487() {
     assert_eq!(c["hangupReason"], "bySystem", "{c}");
     assert_eq!(c["status"], "missed");
 }
+
+fn active_calls(pbx: &Pbx) -> Vec<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
+    write!(
+        s,
+        "GET /console/calls/active HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = out.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+#[test]
+fn accept_answers_a_ringing_call_with_the_given_sdp_and_cancels_the_callee() {
+    let pbx = Pbx::start(PbxOptions {
+        shards: 2,
+        ..PbxOptions::default()
+    });
+    let phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "accept@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let bot_sdp = sdp(40404, &[PCMU], "a=sendrecv\r\n");
+    let bot = bot_sdp.clone();
+    let r = caller.call("1002", &offer, || {
+        let invite = phone
+            .wait_request("INVITE", Duration::from_secs(5))
+            .unwrap();
+        phone.ring(&invite);
+        std::thread::sleep(Duration::from_millis(100));
+        let live = active_calls(&pbx);
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert_eq!(live[0]["callId"], "accept@test");
+        assert_eq!(live[0]["state"], "ringing");
+        assert_eq!(live[0]["tracks"][1]["id"], "audio-1");
+        let body = serde_json::json!({"action": "accept", "sdp": bot}).to_string();
+        let (code, resp) = command(&pbx, "accept@test", &body);
+        assert_eq!(code, 200, "{resp}");
+        assert!(phone
+            .wait_request("CANCEL", Duration::from_secs(5))
+            .is_some());
+    });
+    assert_eq!(r.code, 200, "{}", r.raw);
+    assert_eq!(
+        caller.answer, bot_sdp,
+        "media end to end: the given SDP unchanged"
+    );
+    let live = active_calls(&pbx);
+    assert_eq!(live[0]["state"], "answered");
+    // Accepting twice is a conflict.
+    assert_eq!(
+        command(
+            &pbx,
+            "accept@test",
+            r#"{"action":"accept","sdp":"v=0\r\n"}"#
+        )
+        .0,
+        409
+    );
+    assert_eq!(caller.bye().code, 200);
+    let c = cdr(&pbx, "accept@test");
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["hangupReason"], "byCaller");
+    assert!(active_calls(&pbx).is_empty());
+}
+
+#[test]
+fn accept_without_sdp_answers_with_the_relays_own() {
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: r#"media_proxy = "always""#.into(),
+        ..PbxOptions::default()
+    });
+    let phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "accept-relay@test");
+    let offer = sdp(
+        caller.rtp_port(),
+        &[PCMA, (101, "telephone-event/8000")],
+        "",
+    );
+    let r = caller.call("1002", &offer, || {
+        let invite = phone
+            .wait_request("INVITE", Duration::from_secs(5))
+            .unwrap();
+        phone.ring(&invite);
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, resp) = command(&pbx, "accept-relay@test", r#"{"action":"accept"}"#);
+        assert_eq!(code, 200, "{resp}");
+    });
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let relay = sdp_audio(&caller.answer);
+    assert!((61000..61998).contains(&relay.port()), "{}", caller.answer);
+    assert!(caller.answer.contains("m=audio"));
+    assert!(
+        caller.answer.contains("a=rtpmap:8 PCMA/8000"),
+        "{}",
+        caller.answer
+    );
+    assert!(caller.answer.contains("a=rtpmap:101 telephone-event/8000"));
+    assert_eq!(caller.bye().code, 200);
+}
+
+#[test]
+fn accept_without_sdp_on_direct_media_is_409() {
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: r#"media_proxy = "none""#.into(),
+        ..PbxOptions::default()
+    });
+    let phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "accept-direct@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    caller.call("1002", &offer, || {
+        let invite = phone
+            .wait_request("INVITE", Duration::from_secs(5))
+            .unwrap();
+        phone.ring(&invite);
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, resp) = command(&pbx, "accept-direct@test", r#"{"action":"accept"}"#);
+        assert_eq!(code, 409, "{resp}");
+        let (code, resp) = command(
+            &pbx,
+            "accept-direct@test",
+            r#"{"action":"accept","sdp":"not sdp"}"#,
+        );
+        assert_eq!(code, 400, "{resp}");
+        assert!(resp.contains("sdp"), "{resp}");
+        phone.sip.send(&ok_with_sdp(&invite, &answer));
+        let _ = phone.wait_request("ACK", Duration::from_secs(3));
+    });
+    assert_eq!(caller.bye().code, 200);
+}

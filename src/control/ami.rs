@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use shards::runtime::inbox::AclCheck;
+use shards::runtime::inbox::{AclCheck, Inspect};
 use shards::runtime::{ShardGauges, ShardMsg};
 use shards::store::Store;
 
@@ -339,10 +339,22 @@ pub async fn dialogs(
     if let Some(r) = refuse(&state, peer) {
         return r;
     }
+    match gather(&state, Inspect::Dialogs).await {
+        Some(items) => Json(json!({ "items": items })).into_response(),
+        None => error(StatusCode::GATEWAY_TIMEOUT, "a shard did not answer in 2 s"),
+    }
+}
+
+/// Asks every shard to describe `what` and gathers the answers (None when
+/// a shard does not answer within 2 s).
+pub async fn gather(state: &HttpState, what: Inspect) -> Option<Vec<Value>> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut asked = 0;
     for inbox in state.inboxes.iter() {
-        if inbox.push(ShardMsg::Inspect { reply: tx.clone() }) {
+        if inbox.push(ShardMsg::Inspect {
+            what,
+            reply: tx.clone(),
+        }) {
             asked += 1;
         }
     }
@@ -354,14 +366,11 @@ pub async fn dialogs(
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(mut v) => items.append(&mut v),
-                Err(_) => return Err(()),
+                Err(_) => return None,
             }
         }
-        Ok(items)
+        Some(items)
     })
     .await;
-    match gathered {
-        Ok(Ok(items)) => Json(json!({ "items": items })).into_response(),
-        _ => error(StatusCode::GATEWAY_TIMEOUT, "a shard did not answer in 2 s"),
-    }
+    gathered.ok().flatten()
 }

@@ -54,7 +54,18 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
                 message: "track_id: a string is required (audio-0 caller, audio-1 callee)".into(),
             })
     };
+    let text = |field: &'static str| -> Result<Option<String>, BadBody> {
+        match v.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(BadBody {
+                field: Some(field),
+                message: format!("{field}: must be a string"),
+            }),
+        }
+    };
     match action {
+        "accept" => Ok(CallCommand::Accept { sdp: text("sdp")? }),
         "hangup" => Ok(CallCommand::Hangup {
             reason: match v.get("reason") {
                 None | Some(Value::Null) => None,
@@ -71,8 +82,28 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
         "unmute" => Ok(CallCommand::Unmute { track: track()? }),
         other => Err(BadBody {
             field: Some("action"),
-            message: format!("action: '{other}' is not one of hangup, mute, unmute"),
+            message: format!("action: '{other}' is not one of accept, hangup, mute, unmute"),
         }),
+    }
+}
+
+/// `GET /console/calls/active`: the live calls of every shard.
+pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
+    match super::ami::gather(&state, shards::runtime::inbox::Inspect::Calls).await {
+        Some(mut items) => {
+            items.sort_by(|a, b| {
+                a["startTime"]
+                    .as_str()
+                    .cmp(&b["startTime"].as_str())
+                    .then(a["callId"].as_str().cmp(&b["callId"].as_str()))
+            });
+            (StatusCode::OK, Json(json!({ "items": items }))).into_response()
+        }
+        None => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "a shard did not answer in 2 s",
+        ),
     }
 }
 

@@ -26,6 +26,7 @@ pub struct HttpState {
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/console/calls/active", get(super::calls::active))
         .route(
             "/console/calls/active/{call_id}/commands",
             post(super::calls::command),

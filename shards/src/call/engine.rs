@@ -207,7 +207,10 @@ struct CalleeLeg {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Ringing,
+    /// Callee leg i answered.
     Answered(usize),
+    /// We answered the caller ourselves (REST `accept`); no callee leg.
+    Accepted,
 }
 
 struct Call {
@@ -417,6 +420,35 @@ impl CallEngine {
         }
     }
 
+    /// The live calls (API.md 4, `GET /console/calls/active`).
+    pub fn calls_json(&self, shard: usize) -> Vec<serde_json::Value> {
+        self.calls
+            .values()
+            .map(|c| {
+                serde_json::json!({
+                    "callId": c.caller_call_id,
+                    "caller": c.caller_uri,
+                    "callee": c.callee_uri,
+                    "direction": c.direction,
+                    "state": match c.phase {
+                        Phase::Ringing => "ringing",
+                        Phase::Answered(_) | Phase::Accepted => "answered",
+                    },
+                    "startTime": rfc3339_ms(c.start_ms),
+                    "answerTime": c.answer_ms.map(rfc3339_ms),
+                    "media": if c.proxied { "proxied" } else { "direct" },
+                    "tracks": [
+                        {"id": "audio-0", "leg": "caller"},
+                        {"id": "audio-1", "leg": "callee"},
+                    ],
+                    "routeId": c.route,
+                    "sipTrunkId": c.trunk,
+                    "shard": shard,
+                })
+            })
+            .collect()
+    }
+
     /// Every dialog of every call (AMI `GET /dialogs`): the caller's and each
     /// callee leg's, with ids, tags, CSeq, state and age.
     pub fn dialogs_json(&self, now: Now) -> Vec<serde_json::Value> {
@@ -425,9 +457,10 @@ impl CallEngine {
             let age = now.unix_ms.saturating_sub(c.start_ms) / 1000;
             let answered = match c.phase {
                 Phase::Answered(w) => Some(w),
-                Phase::Ringing => None,
+                Phase::Ringing | Phase::Accepted => None,
             };
-            let legs = std::iter::once(("caller", &c.caller, answered.is_some(), None)).chain(
+            let caller_confirmed = c.phase != Phase::Ringing;
+            let legs = std::iter::once(("caller", &c.caller, caller_confirmed, None)).chain(
                 c.legs
                     .iter()
                     .enumerate()
@@ -459,6 +492,130 @@ impl CallEngine {
         out
     }
 
+    /// Answers a ringing call ourselves (REST `accept`) with `sdp`, or with
+    /// the relay's own SDP when none is given; every callee leg is
+    /// cancelled. With proxied media a given SDP is treated as the callee
+    /// side's (its address is where the caller's audio goes).
+    pub fn accept(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call_id: &str,
+        sdp_text: Option<String>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CommandError> {
+        let Some(&(call, Leg::Caller)) = self.by_call_id.get(call_id) else {
+            return Err(CommandError::NotFound);
+        };
+        let Some(c) = self.calls.get(&call) else {
+            return Err(CommandError::NotFound);
+        };
+        if c.phase != Phase::Ringing {
+            return Err(CommandError::Conflict("the call is not ringing".into()));
+        }
+        let proxied = c.proxied;
+        let body = match (sdp_text, proxied) {
+            (Some(text), false) => {
+                sdp::parse(text.as_bytes())
+                    .map_err(|e| CommandError::BadRequest(format!("sdp: {e}")))?;
+                text.into_bytes()
+            }
+            (Some(text), true) => {
+                let parsed = sdp::parse(text.as_bytes())
+                    .map_err(|e| CommandError::BadRequest(format!("sdp: {e}")))?;
+                let relay = self
+                    .media
+                    .as_mut()
+                    .ok_or(CommandError::Conflict("no relay".into()))?;
+                if let Some(audio) = parsed.audio.as_ref() {
+                    relay.signalled(
+                        call,
+                        Side::Callee,
+                        Signalled::from_audio(audio),
+                        Some(false),
+                    );
+                }
+                let port = relay.port_of(call, Side::Caller).unwrap_or(0);
+                sdp::rewrite(
+                    text.as_bytes(),
+                    &sdp::Relay {
+                        addr: relay.advertise(),
+                        rtp_port: port,
+                    },
+                )
+                .map_err(|e| CommandError::BadRequest(format!("sdp: {e}")))?
+            }
+            (None, true) => self.relay_answer(call).ok_or(CommandError::Conflict(
+                "the caller's offer has no audio to answer".into(),
+            ))?,
+            (None, false) => {
+                return Err(CommandError::Conflict(
+                    "the call's media is not proxied: accept needs an sdp".into(),
+                ))
+            }
+        };
+        self.cancel_others(now, table, call, None, out);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.phase = Phase::Accepted;
+            c.answer_ms = Some(now.unix_ms);
+        }
+        if let Some(relay) = self.media.as_mut().filter(|_| proxied) {
+            relay.answered(call, now.mono_ms);
+        }
+        self.respond_caller(
+            now,
+            table,
+            call,
+            200,
+            None,
+            Some(("application/sdp", &body)),
+            out,
+        );
+        Ok(())
+    }
+
+    /// An SDP answer from the relay itself: the caller-side port, the first
+    /// codec of the caller's offer (and telephone-event when offered).
+    fn relay_answer(&self, call: u64) -> Option<Vec<u8>> {
+        let c = self.calls.get(&call)?;
+        let relay = self.media.as_ref()?;
+        let invite = Message::parse(&c.invite).ok()?;
+        let offer = sdp_of(&invite)?;
+        let audio = offer.audio?;
+        let port = relay.port_of(call, Side::Caller)?;
+        let addr = relay.advertise();
+        let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
+        let first = *audio.payload_types.first()?;
+        let mut pts = vec![first];
+        let dtmf = audio
+            .rtpmaps
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case("telephone-event"))
+            .map(|m| m.pt);
+        pts.extend(dtmf.filter(|d| *d != first));
+        let fmts: Vec<String> = pts.iter().map(u8::to_string).collect();
+        let mut out = format!(
+            "v=0\r\no=ShardPBX {call} 1 IN {ip} {addr}\r\ns=ShardPBX\r\nc=IN {ip} {addr}\r\nt=0 0\r\nm=audio {port} {} {}\r\n",
+            audio.proto,
+            fmts.join(" ")
+        );
+        for pt in pts {
+            if let Some(m) = audio.rtpmaps.iter().find(|m| m.pt == pt) {
+                let ch = if m.channels > 1 {
+                    format!("/{}", m.channels)
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "a=rtpmap:{pt} {}/{}{ch}\r\n",
+                    m.name, m.clock_rate
+                ));
+            }
+        }
+        out.push_str("a=sendrecv\r\n");
+        Some(out.into_bytes())
+    }
+
     /// Hangs up the call whose caller leg has this Call-ID: BYE to both legs
     /// when answered; while ringing, 487 to the caller and CANCEL to every
     /// callee leg. The CDR says `bySystem`, with `reason` in its metadata.
@@ -483,6 +640,10 @@ impl CallEngine {
                 self.send_bye(now, table, call, Leg::Callee(w), out);
                 self.end(now, call, 200, "completed", "bySystem");
             }
+            Phase::Accepted => {
+                self.send_bye(now, table, call, Leg::Caller, out);
+                self.end(now, call, 200, "completed", "bySystem");
+            }
             Phase::Ringing => {
                 self.cancel_others(now, table, call, None, out);
                 self.respond_caller(now, table, call, 487, None, None, out);
@@ -498,11 +659,14 @@ impl CallEngine {
             return;
         };
         for call in relay.on_tick(now.mono_ms) {
-            if let Some(Phase::Answered(w)) = self.calls.get(&call).map(|c| c.phase) {
+            let answered = self
+                .calls
+                .get(&call)
+                .filter(|c| matches!(c.phase, Phase::Answered(_) | Phase::Accepted))
+                .map(|c| c.caller_call_id.clone());
+            if let Some(call_id) = answered {
                 tracing::info!(call, "no RTP for rtp_timeout: hanging up");
-                self.send_bye(now, table, call, Leg::Caller, out);
-                self.send_bye(now, table, call, Leg::Callee(w), out);
-                self.end(now, call, 200, "completed", "bySystem");
+                let _ = self.hangup(now, table, &call_id, Some("rtp timeout".into()), out);
             }
         }
     }
@@ -1166,6 +1330,9 @@ impl CallEngine {
                         self.send_bye(now, table, call, Leg::Caller, out);
                         self.end(now, call, 200, "completed", "byCallee");
                     }
+                    (Some(Phase::Accepted), Leg::Caller) => {
+                        self.end(now, call, 200, "completed", "byCaller");
+                    }
                     _ => {}
                 }
             }
@@ -1352,14 +1519,18 @@ impl CallEngine {
             // Timer L/H on the caller's INVITE: our 2xx was never ACKed, so the
             // caller is gone; hang up the callee too (RFC 3261 13.3.1.4).
             if let Some(&(call, _)) = self.by_tx.get(&tx) {
-                if let Some(Phase::Answered(w)) = self
+                match self
                     .calls
                     .get(&call)
                     .filter(|c| c.caller_tx == tx)
                     .map(|c| c.phase)
                 {
-                    self.send_bye(now, table, call, Leg::Callee(w), out);
-                    self.end(now, call, 200, "completed", "bySystem");
+                    Some(Phase::Answered(w)) => {
+                        self.send_bye(now, table, call, Leg::Callee(w), out);
+                        self.end(now, call, 200, "completed", "bySystem");
+                    }
+                    Some(Phase::Accepted) => self.end(now, call, 200, "completed", "bySystem"),
+                    _ => {}
                 }
             }
             self.by_tx.remove(&tx);

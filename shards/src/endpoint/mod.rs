@@ -20,7 +20,7 @@ use crate::registrar::ChangeError;
 use crate::routing::{
     MatchKey, Outcome as RouteOutcome, RequestFields, RoutingSnapshot, SelectState,
 };
-use crate::runtime::inbox::CallCommand;
+use crate::runtime::inbox::{CallCommand, Inspect};
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{
     MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
@@ -1036,6 +1036,10 @@ impl ShardLogic for SipEndpoint {
                 reply,
             } => {
                 let result = match command {
+                    CallCommand::Accept { sdp } => {
+                        self.calls
+                            .accept(now, &mut self.table, &call_id, sdp, &mut self.actions)
+                    }
                     CallCommand::Hangup { reason } => {
                         self.calls
                             .hangup(now, &mut self.table, &call_id, reason, &mut self.actions)
@@ -1047,8 +1051,12 @@ impl ShardLogic for SipEndpoint {
                 self.flush_calls(out);
             }
             ShardMsg::Acl(acl) => self.acl = acl.0,
-            ShardMsg::Inspect { reply } => {
-                let _ = reply.try_send(self.calls.dialogs_json(now));
+            ShardMsg::Inspect { what, reply } => {
+                let items = match what {
+                    Inspect::Dialogs => self.calls.dialogs_json(now),
+                    Inspect::Calls => self.calls.calls_json(self.ctx.id),
+                };
+                let _ = reply.try_send(items);
             }
             ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }

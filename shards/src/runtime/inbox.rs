@@ -31,12 +31,21 @@ pub enum ShardMsg {
     },
     /// New `[proxy] acl_rules` (an AMI reload): swap them in.
     Acl(AclCheck),
-    /// Describe the shard's dialogs (AMI `GET /dialogs`) on `reply`.
+    /// Describe the shard's dialogs or calls on `reply` (AMI `GET
+    /// /dialogs`, `GET /console/calls/active`).
     Inspect {
+        what: Inspect,
         reply: crossbeam_channel::Sender<Vec<serde_json::Value>>,
     },
     /// Stop the shard.
     Stop,
+}
+
+/// What a shard is asked to describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inspect {
+    Dialogs,
+    Calls,
 }
 
 /// An ACL as the shards apply it: may this source talk to us?
@@ -52,9 +61,19 @@ impl std::fmt::Debug for AclCheck {
 /// What a call command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallCommand {
-    Hangup { reason: Option<String> },
-    Mute { track: String },
-    Unmute { track: String },
+    Hangup {
+        reason: Option<String>,
+    },
+    /// Answer a ringing call with this SDP (None: the relay's own).
+    Accept {
+        sdp: Option<String>,
+    },
+    Mute {
+        track: String,
+    },
+    Unmute {
+        track: String,
+    },
 }
 
 /// Why the writer could not apply a change.
