@@ -66,6 +66,13 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
     };
     match action {
         "accept" => Ok(CallCommand::Accept { sdp: text("sdp")? }),
+        "transfer" => match text("target")? {
+            Some(target) if !target.trim().is_empty() => Ok(CallCommand::Transfer { target }),
+            _ => Err(BadBody {
+                field: Some("target"),
+                message: "target: a number or sip: URI is required".into(),
+            }),
+        },
         "hangup" => Ok(CallCommand::Hangup {
             reason: match v.get("reason") {
                 None | Some(Value::Null) => None,
@@ -82,7 +89,9 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
         "unmute" => Ok(CallCommand::Unmute { track: track()? }),
         other => Err(BadBody {
             field: Some("action"),
-            message: format!("action: '{other}' is not one of accept, hangup, mute, unmute"),
+            message: format!(
+                "action: '{other}' is not one of accept, hangup, mute, transfer, unmute"
+            ),
         }),
     }
 }

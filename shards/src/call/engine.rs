@@ -31,6 +31,8 @@ pub struct Target {
     pub credentials: Option<(String, String)>,
     /// The trunk's call slot, held while the leg lives.
     pub permit: Option<CallPermit>,
+    /// The To of the leg's INVITE when not the caller's (a transfer target).
+    pub to: Option<String>,
 }
 
 impl Target {
@@ -40,6 +42,7 @@ impl Target {
             dest,
             credentials: None,
             permit: None,
+            to: None,
         }
     }
 }
@@ -243,6 +246,9 @@ struct Call {
     proxied: bool,
     /// Why the system hung the call up (a REST hangup's `reason`).
     hangup_message: Option<String>,
+    /// A blind transfer under way: the callee leg ringing in place of the
+    /// answered one.
+    transfer_leg: Option<usize>,
 }
 
 impl Call {
@@ -492,6 +498,68 @@ impl CallEngine {
         out
     }
 
+    /// Blind transfer of an answered call: a new callee leg to `target`; when
+    /// it answers, the old callee gets BYE and the caller stays, its audio
+    /// re-anchored on the relay (so media must be proxied). If the target
+    /// does not answer within the ring timeout or refuses, the call stays.
+    pub fn transfer(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call_id: &str,
+        target: Target,
+        out: &mut Vec<Action>,
+    ) -> Result<(), CommandError> {
+        self.transfer_check(call_id)?;
+        let Some(&(call, Leg::Caller)) = self.by_call_id.get(call_id) else {
+            return Err(CommandError::NotFound);
+        };
+        let ring_ms = self.cfg.max_ring_ms;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return Err(CommandError::NotFound);
+        };
+        let leg = c.legs.len();
+        c.transfer_leg = Some(leg);
+        self.add_leg(now, table, call, target, out);
+        if let Some(l) = self.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg)) {
+            l.deadline_ms = Some(now.mono_ms + ring_ms);
+            if l.final_code.is_some() {
+                // Could not even be sent.
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.transfer_leg = None;
+                }
+                return Err(CommandError::Conflict(
+                    "the transfer target is unreachable".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// May the call whose caller leg has this Call-ID be transferred now?
+    pub fn transfer_check(&self, call_id: &str) -> Result<(), CommandError> {
+        let Some(&(call, Leg::Caller)) = self.by_call_id.get(call_id) else {
+            return Err(CommandError::NotFound);
+        };
+        let Some(c) = self.calls.get(&call) else {
+            return Err(CommandError::NotFound);
+        };
+        if !matches!(c.phase, Phase::Answered(_)) {
+            return Err(CommandError::Conflict("the call is not answered".into()));
+        }
+        if c.transfer_leg.is_some() {
+            return Err(CommandError::Conflict(
+                "a transfer is already under way".into(),
+            ));
+        }
+        if !c.proxied {
+            return Err(CommandError::Conflict(
+                "transfer needs the call's media proxied (media_proxy)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Answers a ringing call ourselves (REST `accept`) with `sdp`, or with
     /// the relay's own SDP when none is given; every callee leg is
     /// cancelled. With proxied media a given SDP is treated as the callee
@@ -638,6 +706,7 @@ impl CallEngine {
             Phase::Answered(w) => {
                 self.send_bye(now, table, call, Leg::Caller, out);
                 self.send_bye(now, table, call, Leg::Callee(w), out);
+                self.cancel_others(now, table, call, Some(w), out);
                 self.end(now, call, 200, "completed", "bySystem");
             }
             Phase::Accepted => {
@@ -814,6 +883,7 @@ impl CallEngine {
             callee_uri,
             proxied: false,
             hangup_message: None,
+            transfer_leg: None,
         };
         let offer = sdp_of(invite);
         let proxied = offer
@@ -901,7 +971,10 @@ impl CallEngine {
             local_tag: self.ids.tag(),
             remote_tag: String::new(),
             local_uri: c.caller.remote_uri.clone(),
-            remote_uri: c.caller.local_uri.clone(),
+            remote_uri: target
+                .to
+                .clone()
+                .unwrap_or_else(|| c.caller.local_uri.clone()),
             remote_target: target.uri.clone(),
             dest: Some(target.dest),
             local_cseq: 1,
@@ -1132,6 +1205,16 @@ impl CallEngine {
                         self.cancel_others(now, table, call, Some(leg), out);
                     }
                     Phase::Answered(w) if w == leg => self.ack_2xx(call, msg, request, out),
+                    Phase::Answered(old) if c.transfer_leg == Some(leg) => {
+                        // The transfer target answered: it replaces the old
+                        // callee (media follows through the relay).
+                        c.phase = Phase::Answered(leg);
+                        c.transfer_leg = None;
+                        l.final_code = Some(code);
+                        tracing::info!(call, leg, "transfer answered");
+                        self.ack_2xx(call, msg, request, out);
+                        self.send_bye(now, table, call, Leg::Callee(old), out);
+                    }
                     _ => {
                         // A second 2xx (another fork): ACK and BYE it.
                         self.ack_2xx(call, msg, request, out);
@@ -1183,6 +1266,14 @@ impl CallEngine {
             _ => {
                 l.final_code = Some(code);
                 l.target.permit = None;
+                if c.transfer_leg == Some(leg) {
+                    tracing::info!(
+                        call,
+                        code,
+                        "transfer target refused; the call stays as it was"
+                    );
+                    c.transfer_leg = None;
+                }
                 self.check_all_failed(now, table, call, out);
             }
         }
@@ -1324,10 +1415,13 @@ impl CallEngine {
                 match (answered, leg) {
                     (Some(Phase::Answered(w)), Leg::Caller) => {
                         self.send_bye(now, table, call, Leg::Callee(w), out);
+                        // A transfer target still ringing goes too.
+                        self.cancel_others(now, table, call, Some(w), out);
                         self.end(now, call, 200, "completed", "byCaller");
                     }
-                    (Some(Phase::Answered(_)), Leg::Callee(_)) => {
+                    (Some(Phase::Answered(w)), Leg::Callee(_)) => {
                         self.send_bye(now, table, call, Leg::Caller, out);
+                        self.cancel_others(now, table, call, Some(w), out);
                         self.end(now, call, 200, "completed", "byCallee");
                     }
                     (Some(Phase::Accepted), Leg::Caller) => {
@@ -1460,6 +1554,31 @@ impl CallEngine {
         table: &mut TransactionTable,
         out: &mut Vec<Action>,
     ) -> Option<u64> {
+        // A transfer target that rings too long: CANCEL it, the call stays.
+        let stale_transfers: Vec<(u64, usize)> = self
+            .calls
+            .iter()
+            .filter_map(|(id, c)| {
+                let leg = c.transfer_leg?;
+                let l = c.legs.get(leg)?;
+                (l.final_code.is_none() && l.deadline_ms.is_some_and(|d| d <= now.mono_ms))
+                    .then_some((*id, leg))
+            })
+            .collect();
+        for (id, leg) in stale_transfers {
+            let tx = self.calls.get_mut(&id).and_then(|c| {
+                c.transfer_leg = None;
+                let l = c.legs.get_mut(leg)?;
+                l.final_code = Some(408);
+                l.target.permit = None;
+                l.invite_tx
+            });
+            if let Some(tx) = tx {
+                if let Ok(Some(cancel)) = table.cancel(now.mono_ms, tx, out) {
+                    self.by_tx.insert(cancel, (id, TxRole::Ignore));
+                }
+            }
+        }
         // Per-target ring timeouts (sequential forking): CANCEL, then the next.
         let mut expired_legs = Vec::new();
         for (id, c) in &self.calls {

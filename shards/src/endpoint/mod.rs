@@ -4,6 +4,7 @@
 //! answered here; INVITEs are challenged, BYE/CANCEL outside a dialog get 481.
 
 pub mod register;
+mod resolve;
 pub mod settings;
 pub mod stateless;
 pub mod txcache;
@@ -759,6 +760,7 @@ impl SipEndpoint {
                             credentials: (!trunk.username.is_empty())
                                 .then(|| (trunk.username.clone(), trunk.password.clone())),
                             permit: Some(permit),
+                            to: None,
                         });
                     }
                     if list.is_empty() {
@@ -842,20 +844,7 @@ impl SipEndpoint {
         // A local AOR: all its bindings in parallel. Our realms are aliases of
         // one domain: the bindings under the Request-URI host first, else
         // under any realm.
-        let host_lc = host.to_ascii_lowercase();
-        let mut bindings = Vec::new();
-        if let Some(store) = &settings.store {
-            let hosts =
-                std::iter::once(host_lc.as_str()).chain(settings.realms.iter().map(String::as_str));
-            for h in hosts {
-                bindings = store
-                    .bindings(&format!("sip:{user}@{h}"))
-                    .unwrap_or_default();
-                if bindings.iter().any(|b| b.expires_at > now.unix) {
-                    break;
-                }
-            }
-        }
+        let bindings = self.local_bindings(&user, &host, now);
         let callee_natted = bindings
             .iter()
             .filter(|b| b.expires_at > now.unix)
@@ -904,6 +893,27 @@ impl SipEndpoint {
             },
             &mut self.actions,
         );
+    }
+
+    /// The stored bindings of a local user: those under `host` first, else
+    /// under any of our realms (they are aliases of one domain).
+    fn local_bindings(&self, user: &str, host: &str, now: Now) -> Vec<crate::registrar::Binding> {
+        let host_lc = host.to_ascii_lowercase();
+        let mut bindings = Vec::new();
+        if let Some(store) = &self.settings.store {
+            let hosts = std::iter::once(host_lc.as_str())
+                .chain(self.settings.realms.iter().map(String::as_str));
+            for h in hosts {
+                bindings = store
+                    .bindings(&format!("sip:{user}@{h}"))
+                    .unwrap_or_default();
+                if bindings.iter().any(|b| b.expires_at > now.unix) {
+                    break;
+                }
+            }
+        }
+        bindings.retain(|b| b.expires_at > now.unix);
+        bindings
     }
 
     /// A CDR for an INVITE that reached routing and ended there.
@@ -1036,6 +1046,17 @@ impl ShardLogic for SipEndpoint {
                 reply,
             } => {
                 let result = match command {
+                    CallCommand::Transfer { target } => self
+                        .calls
+                        .transfer_check(&call_id)
+                        .and_then(|()| {
+                            self.resolve_target(now, &target)
+                                .map_err(crate::call::CommandError::BadRequest)
+                        })
+                        .and_then(|t| {
+                            self.calls
+                                .transfer(now, &mut self.table, &call_id, t, &mut self.actions)
+                        }),
                     CallCommand::Accept { sdp } => {
                         self.calls
                             .accept(now, &mut self.table, &call_id, sdp, &mut self.actions)

@@ -64,6 +64,10 @@ pub enum CallCommand {
     Hangup {
         reason: Option<String>,
     },
+    /// Blind transfer of the callee side to `target` (number or sip: URI).
+    Transfer {
+        target: String,
+    },
     /// Answer a ringing call with this SDP (None: the relay's own).
     Accept {
         sdp: Option<String>,
