@@ -1054,8 +1054,13 @@ impl ShardLogic for SipEndpoint {
                                 .map_err(crate::call::CommandError::BadRequest)
                         })
                         .and_then(|t| {
-                            self.calls
-                                .transfer(now, &mut self.table, &call_id, t, &mut self.actions)
+                            self.calls.transfer(
+                                now,
+                                &mut self.table,
+                                &call_id,
+                                t,
+                                &mut self.actions,
+                            )
                         }),
                     CallCommand::Accept { sdp } => {
                         self.calls
