@@ -225,6 +225,10 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    let console_store = match crate::control::console_store::ConsoleStore::open(&store) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let http_listener = match std::net::TcpListener::bind(cfg.http_addr) {
         Ok(l) => l,
         Err(e) => {
@@ -310,6 +314,14 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             store.clone(),
             reloader,
         ),
+        console_auth: crate::control::console_auth::ConsoleAuth::new(
+            console_store,
+            cfg.session_ttl(),
+        ),
+        records: crate::control::records::RecordsState {
+            store: store.clone(),
+            data_dir: cfg.data_dir(),
+        },
     });
     let served = serve_http(http_listener, state, stop);
 

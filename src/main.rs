@@ -52,6 +52,76 @@ enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// Console users (works while the server runs).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Console API tokens (works while the server runs).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a console user (password stored as an Argon2id hash).
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+        /// The password; `-` reads it from the first line of stdin.
+        #[arg(long)]
+        password: String,
+    },
+    /// Change a console user's password (ends its sessions).
+    Passwd {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+        /// The new password; `-` reads it from the first line of stdin.
+        #[arg(long)]
+        password: String,
+    },
+    /// Remove a console user.
+    Remove {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token; prints it once, alone on the last line.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, calls.
+        #[arg(long, value_name = "SCOPES")]
+        scopes: String,
+    },
+    /// List tokens (id, name, scopes, created; never the secret).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,5 +174,29 @@ fn main() -> ExitCode {
                     json,
                 },
         } => cli::cdr_list(&config.config, since.as_deref(), limit, json),
+        Command::User { command } => match command {
+            UserCommand::Add {
+                config,
+                username,
+                password,
+            } => cli::console::user_add(&config.config, &username, &password),
+            UserCommand::Passwd {
+                config,
+                username,
+                password,
+            } => cli::console::user_passwd(&config.config, &username, &password),
+            UserCommand::Remove { config, username } => {
+                cli::console::user_remove(&config.config, &username)
+            }
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                config,
+                name,
+                scopes,
+            } => cli::console::token_create(&config.config, &name, &scopes),
+            TokenCommand::List { config, json } => cli::console::token_list(&config.config, json),
+            TokenCommand::Revoke { config, id } => cli::console::token_revoke(&config.config, &id),
+        },
     }
 }

@@ -11,10 +11,11 @@ use common::*;
 
 fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
+    let token = common::api_token(pbx, "calls");
     let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
     write!(
         s,
-        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -110,10 +111,11 @@ fn hangup_while_ringing_cancels_the_callee_and_answers_the_caller_487() {
 
 fn active_calls(pbx: &Pbx) -> Vec<serde_json::Value> {
     use std::io::{Read, Write};
+    let token = common::api_token(pbx, "read");
     let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
     write!(
         s,
-        "GET /console/calls/active HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET /console/calls/active HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -241,4 +243,116 @@ fn accept_without_sdp_on_direct_media_is_409() {
         let _ = phone.wait_request("ACK", Duration::from_secs(3));
     });
     assert_eq!(caller.bye().code, 200);
+}
+
+#[test]
+fn blind_transfer_rings_the_target_then_releases_the_old_callee_and_media_follows() {
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: r#"media_proxy = "always""#.into(),
+        users: vec![
+            ("1001".into(), "secret1001".into()),
+            ("1002".into(), "secret1002".into()),
+            ("1003".into(), "secret1003".into()),
+        ],
+        ..PbxOptions::default()
+    });
+    let mut first = Phone::register(&pbx, "1002", "secret1002");
+    let mut target = Phone::register(&pbx, "1003", "secret1003");
+    let mut caller = Caller::new(&pbx, "transfer@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(first.rtp_port(), &[PCMU], "");
+    assert_eq!(
+        caller
+            .call("1002", &offer, || {
+                first.answer(&answer);
+            })
+            .code,
+        200
+    );
+    let to_relay = sdp_audio(&caller.answer);
+
+    // Errors first: no target, unknown target.
+    let (code, body) = command(&pbx, "transfer@test", r#"{"action":"transfer"}"#);
+    assert_eq!(code, 400);
+    assert!(body.contains("target"), "{body}");
+    let (code, body) = command(
+        &pbx,
+        "transfer@test",
+        r#"{"action":"transfer","target":"9999"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("target"), "{body}");
+
+    let (code, body) = command(
+        &pbx,
+        "transfer@test",
+        r#"{"action":"transfer","target":"1003"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let target_sdp = sdp(target.rtp_port(), &[PCMU], "");
+    let invite = target.answer(&target_sdp);
+    assert!(invite.contains("To: <sip:1003@"), "{invite}");
+    let target_sends_to = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
+    assert!(
+        first.accept_bye(Duration::from_secs(5)),
+        "the old callee got no BYE"
+    );
+
+    // The caller keeps its relay port; audio now flows to and from 1003.
+    let (at_caller, at_target) = exchange(
+        &caller.rtp,
+        to_relay,
+        0,
+        tone_frames(440.0, 30, ulaw),
+        &target.rtp,
+        target_sends_to,
+        0,
+        tone_frames(1000.0, 30, ulaw),
+        160,
+        Duration::from_millis(10),
+    );
+    assert_eq!(at_target.len(), 30, "caller -> new callee");
+    assert_eq!(at_caller.len(), 30, "new callee -> caller");
+    assert!(first
+        .rtp
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .is_ok());
+    let mut buf = [0u8; 256];
+    assert!(
+        first.rtp.recv_from(&mut buf).is_err(),
+        "the old callee still gets audio"
+    );
+
+    assert_eq!(caller.bye().code, 200);
+    assert!(target.accept_bye(Duration::from_secs(3)));
+    let c = cdr(&pbx, "transfer@test");
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["hangupReason"], "byCaller");
+}
+
+#[test]
+fn transfer_of_a_ringing_call_is_409() {
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: r#"media_proxy = "always""#.into(),
+        ..PbxOptions::default()
+    });
+    let phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "transfer-ringing@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let r = caller.call("1002", &offer, || {
+        let invite = phone
+            .wait_request("INVITE", Duration::from_secs(5))
+            .unwrap();
+        phone.ring(&invite);
+        std::thread::sleep(Duration::from_millis(100));
+        let (code, body) = command(
+            &pbx,
+            "transfer-ringing@test",
+            r#"{"action":"transfer","target":"1001"}"#,
+        );
+        assert_eq!(code, 409, "{body}");
+        let (code, _) = command(&pbx, "transfer-ringing@test", r#"{"action":"hangup"}"#);
+        assert_eq!(code, 200);
+    });
+    assert_eq!(r.code, 487);
 }

@@ -334,10 +334,11 @@ fn hold_and_resume_with_a_new_port_keeps_media_flowing() {
 
 fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
+    let token = common::api_token(pbx, "calls");
     let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
     write!(
         s,
-        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

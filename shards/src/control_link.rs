@@ -16,6 +16,8 @@ pub enum ControlRequest {
     },
     /// Store a finished call's record (no reply: the call is over).
     StoreCdr(Box<Cdr>),
+    /// Store a finished call's SIP flow: (callId, JSON array of messages).
+    StoreFlow(String, Vec<u8>),
 }
 
 /// The sending half shards hold.

@@ -1,6 +1,8 @@
 //! The CLI subcommands that do not run the server: config checks and store
 //! inspection. They open the store read-only, so they work while it runs.
 
+pub mod console;
+
 use std::path::Path;
 use std::process::ExitCode;
 

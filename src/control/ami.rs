@@ -156,7 +156,7 @@ impl ShardMsgFactory {
 fn error(status: StatusCode, message: &str) -> Response {
     (
         status,
-        Json(json!({"error": status.canonical_reason().unwrap_or("error"), "message": message})),
+        Json(json!({"error": super::http::error_code(status), "message": message})),
     )
         .into_response()
 }

@@ -21,8 +21,7 @@ use super::http::HttpState;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn error(status: StatusCode, field: Option<&str>, message: &str) -> Response {
-    let mut body =
-        json!({ "error": status.canonical_reason().unwrap_or("error"), "message": message });
+    let mut body = json!({ "error": super::http::error_code(status), "message": message });
     if let Some(f) = field {
         body["field"] = f.into();
     }

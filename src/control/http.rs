@@ -21,11 +21,35 @@ pub struct HttpState {
     /// Every shard's inbox, for commands to the shard that owns a call.
     pub inboxes: Arc<Vec<Arc<Inbox>>>,
     pub ami: super::ami::AmiState,
+    /// Console sessions, API tokens and the login rate limit.
+    pub console_auth: super::console_auth::ConsoleAuth,
+    /// The CDR store and data_dir, for the call-records API.
+    pub records: super::records::RecordsState,
+}
+
+/// The machine-readable `error` code of an error reply (API.md section 4:
+/// `{"error": "<code>", "message", "field"}`) for its HTTP status.
+pub fn error_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        416 => "range_not_satisfiable",
+        422 => "invalid",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        504 => "timeout",
+        _ => "internal",
+    }
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/console/login", post(super::console_auth::login))
+        .route("/console/logout", post(super::console_auth::logout))
         .route("/console/calls/active", get(super::calls::active))
         .route(
             "/console/calls/active/{call_id}/commands",
@@ -35,7 +59,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ami/v1/reload/{what}", post(super::ami::reload))
         .route("/ami/v1/shutdown", post(super::ami::shutdown))
         .route("/ami/v1/dialogs", get(super::ami::dialogs))
-        .with_state(state)
+        .merge(super::records::routes())
+        .with_state(state.clone())
+        // Keep last: guards every /console path (routes and fallback alike)
+        // except the login; other paths pass through.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::console_auth::require,
+        ))
 }
 
 /// Serves until `shutdown` resolves.

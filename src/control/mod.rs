@@ -4,5 +4,8 @@
 
 pub mod ami;
 pub mod calls;
+pub mod console_auth;
+pub mod console_store;
 pub mod http;
+pub mod records;
 pub mod writer;

@@ -75,6 +75,12 @@ pub fn run(
                 }
                 batch.cdrs.clear();
             }
+            if !batch.flows.is_empty() {
+                if let Err(e) = store.put_flows(&batch.flows) {
+                    tracing::error!("store: {} SIP flow(s) not stored: {e}", batch.flows.len());
+                }
+                batch.flows.clear();
+            }
             dirty.store(true, Ordering::Release);
         }
         if last_sweep.elapsed() >= cfg.sweep_interval {
@@ -131,11 +137,12 @@ fn sync_loop(store: &Store, dirty: &AtomicBool, stop: &AtomicBool, interval: Dur
 struct Batch {
     bindings: Vec<(usize, u64, BindingChange)>,
     cdrs: Vec<shards::cdr::Cdr>,
+    flows: Vec<(String, Vec<u8>)>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.bindings.len() + self.cdrs.len()
+        self.bindings.len() + self.cdrs.len() + self.flows.len()
     }
 }
 
@@ -147,6 +154,7 @@ fn push(batch: &mut Batch, req: ControlRequest) {
             change,
         } => batch.bindings.push((shard, token, change)),
         ControlRequest::StoreCdr(cdr) => batch.cdrs.push(*cdr),
+        ControlRequest::StoreFlow(call_id, json) => batch.flows.push((call_id, json)),
     }
 }
 

@@ -12,15 +12,27 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shardpbx");
 
-/// A free UDP port on 127.0.0.1 (free for TCP too, for the HTTP listener).
+/// A free UDP port on 127.0.0.1 (free for TCP too, for the HTTP listener),
+/// for a server's SIP or HTTP listener. Taken from 62000-65499, above the
+/// kernel's ephemeral range (32768-60999 here), so a client socket of a
+/// test running alongside cannot take it while a server restarts; a
+/// counter keeps the servers of one test process apart.
 pub fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const BASE: u32 = 62_000;
+    const SPAN: u32 = 3_500;
+    let seed = std::process::id().wrapping_mul(97);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (BASE + seed.wrapping_add(n) % SPAN) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
+    panic!("no free port in 62000-65499");
 }
 
 /// What the generated config holds.
@@ -249,6 +261,19 @@ rtp_port_end = 61998
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A new console API token with these scopes (`read,write,calls`), made by
+/// `shardpbx token create`: the last line of its output.
+pub fn api_token(pbx: &Pbx, scopes: &str) -> String {
+    let out = pbx.cli(&["token", "create", "--name", "t", "--scopes", scopes]);
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    stdout.lines().last().unwrap_or_default().trim().to_string()
 }
 
 impl Drop for Pbx {

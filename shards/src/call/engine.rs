@@ -12,6 +12,7 @@ use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{Action, Received, TransactionTable, TxId};
 
+use super::flow::Flow;
 use super::ids::IdGen;
 use crate::auth::client;
 use crate::media::relay::{MediaRelay, Side, Signalled};
@@ -249,6 +250,16 @@ struct Call {
     /// A blind transfer under way: the callee leg ringing in place of the
     /// answered one.
     transfer_leg: Option<usize>,
+    /// Every SIP message of both legs so far.
+    flow: Flow,
+}
+
+/// A finished call's flow, still collecting late messages.
+struct Closing {
+    until_ms: u64,
+    call_id: String,
+    leg_ids: Vec<String>,
+    flow: Flow,
 }
 
 impl Call {
@@ -280,6 +291,12 @@ pub struct CallEngine {
     relayed: HashMap<TxId, Vec<u8>>,
     /// The shard's RTP relay (None: media always end to end).
     pub media: Option<MediaRelay>,
+    /// Flows of finished calls that still collect messages, by call.
+    closing: HashMap<u64, Closing>,
+    /// Call-IDs of both legs of those calls -> call.
+    closing_ids: HashMap<String, u64>,
+    /// Finished flows (callId, JSON), taken by the endpoint.
+    pub finished_flows: Vec<(String, Vec<u8>)>,
 }
 
 fn strip_tag(name_addr: &str) -> String {
@@ -340,6 +357,58 @@ impl CallEngine {
             direct: Vec::new(),
             relayed: HashMap::new(),
             media: None,
+            closing: HashMap::new(),
+            closing_ids: HashMap::new(),
+            finished_flows: Vec::new(),
+        }
+    }
+
+    /// Records a SIP message of one of our calls (or of one that just
+    /// ended) in its flow; anything else is ignored.
+    pub fn capture(&mut self, unix_ms: u64, inbound: bool, peer: SocketAddr, data: &[u8]) {
+        let Ok(msg) = Message::parse(data) else {
+            return;
+        };
+        let Some(cid) = msg.call_id() else { return };
+        let cid = cid.trim();
+        if let Some(&(call, leg)) = self.by_call_id.get(cid) {
+            if let Some(c) = self.calls.get_mut(&call) {
+                let label = if leg == Leg::Caller {
+                    "caller"
+                } else {
+                    "callee"
+                };
+                c.flow.push(unix_ms, inbound, peer, label, data);
+            }
+        } else if let Some(call) = self.closing_ids.get(cid) {
+            if let Some(c) = self.closing.get_mut(call) {
+                let label = if cid == c.call_id { "caller" } else { "callee" };
+                c.flow.push(unix_ms, inbound, peer, label, data);
+            }
+        }
+    }
+
+    /// Hands over the flows whose linger ran out (all of them with `all`).
+    pub fn flush_flows(&mut self, now_ms: u64, all: bool) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let local = format!("{}:{}", self.cfg.host, self.cfg.port);
+        let due: Vec<u64> = self
+            .closing
+            .iter()
+            .filter(|(_, c)| all || c.until_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(c) = self.closing.remove(&id) {
+                self.closing_ids.remove(&c.call_id);
+                for l in &c.leg_ids {
+                    self.closing_ids.remove(l);
+                }
+                self.finished_flows
+                    .push((c.call_id, c.flow.to_json(&local)));
+            }
         }
     }
 
@@ -884,6 +953,7 @@ impl CallEngine {
             proxied: false,
             hangup_message: None,
             transfer_leg: None,
+            flow: Flow::default(),
         };
         let offer = sdp_of(invite);
         let proxied = offer
@@ -900,6 +970,10 @@ impl CallEngine {
                 }
             });
         self.calls.insert(id, call);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.flow
+                .push(now.unix_ms, true, new.src, "caller", invite.as_bytes());
+        }
         if proxied {
             if let Some(relay) = self.media.as_mut() {
                 match relay.create(id, &call_id, new.media.record) {
@@ -1554,6 +1628,7 @@ impl CallEngine {
         table: &mut TransactionTable,
         out: &mut Vec<Action>,
     ) -> Option<u64> {
+        self.flush_flows(now.mono_ms, false);
         // A transfer target that rings too long: CANCEL it, the call stays.
         let stale_transfers: Vec<(u64, usize)> = self
             .calls
@@ -1668,13 +1743,27 @@ impl CallEngine {
 
     /// Ends a call: its CDR goes to `finished`, its ids are forgotten.
     fn end(&mut self, now: Now, call: u64, code: u16, status: &str, hangup: &str) {
-        let Some(c) = self.calls.remove(&call) else {
+        let Some(mut c) = self.calls.remove(&call) else {
             return;
         };
         self.by_call_id.remove(&c.caller_call_id);
         for l in &c.legs {
             self.by_call_id.remove(&l.dialog.call_id);
         }
+        let leg_ids: Vec<String> = c.legs.iter().map(|l| l.dialog.call_id.clone()).collect();
+        self.closing_ids.insert(c.caller_call_id.clone(), call);
+        for l in &leg_ids {
+            self.closing_ids.insert(l.clone(), call);
+        }
+        self.closing.insert(
+            call,
+            Closing {
+                until_ms: now.mono_ms + crate::call::flow::LINGER_MS,
+                call_id: c.caller_call_id.clone(),
+                leg_ids,
+                flow: std::mem::take(&mut c.flow),
+            },
+        );
         self.by_tx
             .retain(|_, (id, role)| *id != call || matches!(role, TxRole::Ignore));
         let duration = c

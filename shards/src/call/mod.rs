@@ -2,6 +2,7 @@
 //! identifiers it mints, and what decides a call's media path.
 
 pub mod engine;
+pub mod flow;
 pub mod ids;
 
 pub use engine::{CommandError, MediaMode, MediaPolicy};

@@ -205,6 +205,7 @@ impl SipEndpoint {
                 self.drop_message(now, src, "malformed response");
                 return;
             }
+            self.calls.capture(now.unix_ms, true, src, data);
             match self
                 .table
                 .receive(now.mono_ms, &msg, src, false, &mut self.actions)
@@ -245,6 +246,7 @@ impl SipEndpoint {
         }
         let Some(method) = msg.method() else { return };
         if self.is_call_request(&msg, &method) {
+            self.calls.capture(now.unix_ms, true, src, data);
             self.handle_call_request(now, &msg, &method, src, out);
             self.flush_calls(out);
             return;
@@ -973,9 +975,13 @@ impl SipEndpoint {
 
     /// Moves what the call layer produced into the shard's output.
     fn flush_calls(&mut self, out: &mut Output) {
+        let unix_ms = Now::read().unix_ms;
         for a in self.actions.drain(..) {
             match a {
-                Action::Send { dest, data, .. } => out.sends.push(dest, &data),
+                Action::Send { dest, data, .. } => {
+                    self.calls.capture(unix_ms, false, dest, &data);
+                    out.sends.push(dest, &data);
+                }
                 Action::Event { tx, event } => match event {
                     Event::Timeout(_) => self.timeouts.push(tx),
                     Event::Terminated => self.calls.forget_tx(tx),
@@ -983,8 +989,12 @@ impl SipEndpoint {
                 },
             }
         }
-        for (dest, data) in self.calls.direct.drain(..) {
+        for (dest, data) in std::mem::take(&mut self.calls.direct) {
+            self.calls.capture(unix_ms, false, dest, &data);
             out.sends.push(dest, &data);
+        }
+        for (call_id, json) in self.calls.finished_flows.drain(..) {
+            let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
         }
         for cdr in self.calls.finished.drain(..) {
             let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
@@ -1113,8 +1123,10 @@ impl ShardLogic for SipEndpoint {
             );
             self.calls
                 .hangup_all(now, &mut self.table, "shutdown", &mut self.actions);
-            self.flush_calls(out);
         }
+        self.flush_calls(out);
+        self.calls.flush_flows(now.mono_ms, true);
+        self.flush_calls(out);
     }
 
     fn on_media(

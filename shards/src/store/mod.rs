@@ -61,12 +61,16 @@ pub struct Store {
     cdrs: Database<'static, Bytes, Bytes>,
     /// callId -> key in `cdrs`.
     cdr_ids: Database<'static, Str, Bytes>,
+    /// callId -> the call's SIP messages (JSON array); None in a read-only
+    /// store written before sip-flow existed.
+    flows: Option<Database<'static, Str, Bytes>>,
     path: PathBuf,
 }
 
 const BINDINGS_DB: &str = "bindings";
 const CDRS_DB: &str = "cdrs";
 const CDR_IDS_DB: &str = "cdr_ids";
+const FLOWS_DB: &str = "sipflows";
 
 type Dbs = (
     Database<'static, Str, Bytes>,
@@ -134,17 +138,39 @@ impl Store {
             })?
             .unwrap_commit()
         };
+        let flows = if opts.read_only {
+            let rtxn = env.read_txn()?;
+            env.open_databases_and_commit(rtxn, |dbo, rtxn| {
+                let f = dbo.open_database::<Str, Bytes>(rtxn, Some(FLOWS_DB))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(f))
+            })?
+            .unwrap_commit()
+        } else {
+            let wtxn = env.write_txn()?;
+            env.create_databases_and_commit(wtxn, |dbo, wtxn| {
+                let f = dbo.create_database::<Str, Bytes>(wtxn, Some(FLOWS_DB))?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(Some(f)))
+            })?
+            .unwrap_commit()
+        };
         Ok(Store {
             env,
             bindings,
             cdrs,
             cdr_ids,
+            flows,
             path: dir.to_path_buf(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The environment itself, for the control core's own named databases
+    /// (console users, API tokens) beside the ones opened here.
+    pub fn env(&self) -> &'static Env {
+        self.env
     }
 
     /// The stored bindings of one AOR (lapsed ones included; callers filter by now).
@@ -232,6 +258,28 @@ impl Store {
 
     /// Stores finished calls in one write transaction (a CDR with a callId
     /// already stored replaces it).
+    /// Stores calls' SIP flows (callId, JSON array of messages).
+    pub fn put_flows(&self, flows: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let Some(db) = self.flows else {
+            return Err(StoreError("store: opened read-only".into()));
+        };
+        let mut wtxn = self.env.write_txn()?;
+        for (call_id, json) in flows {
+            db.put(&mut wtxn, call_id, json)?;
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// The stored SIP flow of a call (a JSON array), if any.
+    pub fn flow(&self, call_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(db) = self.flows else {
+            return Ok(None);
+        };
+        let rtxn = self.env.read_txn()?;
+        Ok(db.get(&rtxn, call_id)?.map(<[u8]>::to_vec))
+    }
+
     pub fn put_cdrs(&self, cdrs: &[Cdr]) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
         for cdr in cdrs {
@@ -269,6 +317,36 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// CDRs that started in `[since_ms, until_ms)`, newest first, each handed
+    /// to `visit` until it returns false (one read transaction, one CDR in
+    /// memory at a time).
+    pub fn cdrs_newest_first(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        mut visit: impl FnMut(Cdr) -> bool,
+    ) -> Result<(), StoreError> {
+        if since_ms >= until_ms {
+            return Ok(());
+        }
+        let rtxn = self.env.read_txn()?;
+        let (from, to) = (since_ms.to_be_bytes(), until_ms.to_be_bytes());
+        // Keys are (start ms, callId): every key of `until_ms` sorts after `to`.
+        let range = (
+            std::ops::Bound::Included(&from[..]),
+            std::ops::Bound::Excluded(&to[..]),
+        );
+        for item in self.cdrs.rev_range(&rtxn, &range)? {
+            let (_, raw) = item?;
+            let cdr = serde_json::from_slice(raw)
+                .map_err(|e| StoreError(format!("store: corrupt CDR: {e}")))?;
+            if !visit(cdr) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// One CDR by its callId.
@@ -393,5 +471,21 @@ mod tests {
         // Storing the same call again replaces it.
         store.put_cdrs(&[cdr("mid", 2500)]).unwrap();
         assert_eq!(store.cdrs_since(0, 10).unwrap().len(), 3);
+        let newest_first = |since, until, max: usize| {
+            let mut ids = Vec::new();
+            store
+                .cdrs_newest_first(since, until, |c| {
+                    ids.push(c.call_id);
+                    ids.len() < max
+                })
+                .unwrap();
+            ids
+        };
+        assert_eq!(newest_first(0, u64::MAX, 10), ["late", "mid", "early"]);
+        // since inclusive, until exclusive; the visitor stops the scan.
+        assert_eq!(newest_first(1000, 3000, 10), ["mid", "early"]);
+        assert_eq!(newest_first(2500, 3001, 10), ["late", "mid"]);
+        assert_eq!(newest_first(0, u64::MAX, 1), ["late"]);
+        assert!(newest_first(3000, 3000, 10).is_empty());
     }
 }
