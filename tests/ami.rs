@@ -283,3 +283,67 @@ fn calls_still_up_when_the_drain_times_out_are_hung_up_with_a_cdr() {
     assert_eq!(c["hangupReason"], "bySystem", "{c}");
     assert_eq!(c["metadata"]["hangupMessage"], "shutdown");
 }
+
+#[test]
+fn metrics_count_calls_by_status_sip_by_method_and_code_and_show_levels() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "metrics@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    assert_eq!(
+        caller
+            .call("1002", &offer, || {
+                phone.answer(&answer);
+            })
+            .code,
+        200
+    );
+    let during = http(&pbx, "GET", "/metrics", "", "").1;
+    assert_eq!(
+        metric(&during, "shardpbx_active_calls{shard=\"0\"}"),
+        1,
+        "{during}"
+    );
+    assert_eq!(caller.bye().code, 200);
+    assert!(phone.accept_bye(Duration::from_secs(3)));
+    assert_eq!(call_by_hand(&pbx, "7777", "metrics-404@test").code, 404);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, text) = http(&pbx, "GET", "/metrics", "", "");
+    assert_eq!(code, 200);
+    let m = |series: &str| metric(&text, series);
+    assert_eq!(
+        m("shardpbx_calls_completed_total{shard=\"0\"}"),
+        1,
+        "{text}"
+    );
+    assert_eq!(m("shardpbx_calls_failed_total{shard=\"0\"}"), 1);
+    assert_eq!(m("shardpbx_active_calls{shard=\"0\"}"), 0);
+    assert_eq!(m("shardpbx_registrations"), 1);
+    // INVITEs: two per call from the caller (407 first), one to the phone.
+    assert_eq!(
+        m("shardpbx_sip_requests_received_total{shard=\"0\",method=\"INVITE\"}"),
+        4
+    );
+    assert_eq!(
+        m("shardpbx_sip_requests_sent_total{shard=\"0\",method=\"INVITE\"}"),
+        1
+    );
+    assert!(m("shardpbx_sip_responses_sent_total{shard=\"0\",code=\"407\"}") >= 2);
+    assert!(m("shardpbx_sip_responses_sent_total{shard=\"0\",code=\"404\"}") >= 1);
+    assert!(m("shardpbx_sip_responses_received_total{shard=\"0\",code=\"200\"}") >= 2);
+    assert!(text.contains("shardpbx_shard_cpu_seconds_total{shard=\"0\"}"));
+}
+
+/// The value of one series in a Prometheus text page.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .filter(|r| r.starts_with(' '))
+                .map(str::trim)
+        })
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("{series}: {e}")) as u64
+}

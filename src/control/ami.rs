@@ -168,7 +168,7 @@ fn refuse(state: &HttpState, peer: std::net::SocketAddr) -> Option<Response> {
 }
 
 /// utime + stime of one thread, in clock ticks.
-fn thread_ticks(tid: u64) -> Option<u64> {
+pub(crate) fn thread_ticks(tid: u64) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
     // Fields after the parenthesised name: state is field 3; utime 14, stime 15.
     let rest = text.rsplit_once(')')?.1;
@@ -178,7 +178,7 @@ fn thread_ticks(tid: u64) -> Option<u64> {
     Some(utime + stime)
 }
 
-fn clock_ticks_per_sec() -> f64 {
+pub(crate) fn clock_ticks_per_sec() -> f64 {
     // SAFETY: plain libc query.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {

@@ -94,11 +94,103 @@ async fn metrics(
         )
             .into_response();
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&state.shard_stats),
-    )
-        .into_response()
+    let mut text = render(&state.shard_stats);
+    render_levels(&mut text, &state);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Gauges and labelled series beside the plain counters: active calls and
+/// RTP sessions per shard, registrations, shard CPU time (its rate is the
+/// shard loop's utilisation), SIP requests by method and responses by code.
+fn render_levels(out: &mut String, state: &HttpState) {
+    use shards::runtime::stats::METHODS;
+    use shards::runtime::ShardGauges;
+    use std::fmt::Write;
+    let stats = &state.shard_stats;
+    let gauge = |out: &mut String, name: &str, help: &str, get: &dyn Fn(&ShardStats) -> u64| {
+        let _ = writeln!(out, "# HELP shardpbx_{name} {help}");
+        let _ = writeln!(out, "# TYPE shardpbx_{name} gauge");
+        for (shard, s) in stats.iter().enumerate() {
+            let _ = writeln!(out, "shardpbx_{name}{{shard=\"{shard}\"}} {}", get(s));
+        }
+    };
+    gauge(out, "active_calls", "calls the shard owns now", &|s| {
+        ShardGauges::get(&s.gauges.active_calls)
+    });
+    gauge(
+        out,
+        "rtp_sessions",
+        "proxied calls (media sessions) of the shard now",
+        &|s| ShardGauges::get(&s.gauges.rtp_sessions),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP shardpbx_registrations AORs with stored bindings"
+    );
+    let _ = writeln!(out, "# TYPE shardpbx_registrations gauge");
+    let _ = writeln!(
+        out,
+        "shardpbx_registrations {}",
+        state.ami.store.aor_count().unwrap_or(0)
+    );
+    let hz = super::ami::clock_ticks_per_sec();
+    let _ = writeln!(
+        out,
+        "# HELP shardpbx_shard_cpu_seconds_total CPU time of the shard thread; rate() = loop utilisation"
+    );
+    let _ = writeln!(out, "# TYPE shardpbx_shard_cpu_seconds_total counter");
+    for (shard, s) in stats.iter().enumerate() {
+        if let Some(t) = super::ami::thread_ticks(ShardGauges::get(&s.gauges.tid)) {
+            let _ = writeln!(
+                out,
+                "shardpbx_shard_cpu_seconds_total{{shard=\"{shard}\"}} {:.2}",
+                t as f64 / hz
+            );
+        }
+    }
+    for (dir, name) in [(true, "received"), (false, "sent")] {
+        let _ = writeln!(
+            out,
+            "# HELP shardpbx_sip_requests_{name}_total SIP requests {name}, by method"
+        );
+        let _ = writeln!(out, "# TYPE shardpbx_sip_requests_{name}_total counter");
+        for (shard, s) in stats.iter().enumerate() {
+            let table = if dir {
+                &s.sip.requests_in
+            } else {
+                &s.sip.requests_out
+            };
+            for (m, c) in METHODS.iter().zip(table.iter()) {
+                let n = c.load(std::sync::atomic::Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "shardpbx_sip_requests_{name}_total{{shard=\"{shard}\",method=\"{m}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP shardpbx_sip_responses_{name}_total SIP responses {name}, by status code (codes seen)"
+        );
+        let _ = writeln!(out, "# TYPE shardpbx_sip_responses_{name}_total counter");
+        for (shard, s) in stats.iter().enumerate() {
+            let table = if dir {
+                &s.sip.responses_in
+            } else {
+                &s.sip.responses_out
+            };
+            for (i, c) in table.iter().enumerate() {
+                let n = c.load(std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "shardpbx_sip_responses_{name}_total{{shard=\"{shard}\",code=\"{}\"}} {n}",
+                        i + 100
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Prometheus text exposition of the shard counters.

@@ -50,6 +50,8 @@ struct PendingRegister {
 
 /// One shard's SIP logic.
 pub struct SipEndpoint {
+    /// RTP loss already added to the shard's counter.
+    rtp_lost_reported: u64,
     /// `[proxy] acl_rules`, swapped by an AMI reload.
     acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
     ctx: ShardContext,
@@ -111,6 +113,7 @@ impl SipEndpoint {
             .map(|cfg| crate::media::relay::MediaRelay::new(cfg, ctx.id, ctx.shards));
         let routing = settings.routing.clone();
         Ok(SipEndpoint {
+            rtp_lost_reported: 0,
             acl: settings.acl.clone(),
             ctx,
             settings,
@@ -970,7 +973,21 @@ impl SipEndpoint {
             recording_url: None,
             metadata: Default::default(),
         };
+        self.count_call(&cdr.status);
         let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
+    }
+
+    /// Counts a call by its final status (for /metrics).
+    fn count_call(&self, status: &str) {
+        let s = &self.ctx.stats;
+        let counter = match status {
+            "completed" => &s.calls_completed,
+            "missed" => &s.calls_missed,
+            "rejected" => &s.calls_rejected,
+            "spam" => &s.calls_spam,
+            _ => &s.calls_failed,
+        };
+        ShardStats::add(counter, 1);
     }
 
     /// Moves what the call layer produced into the shard's output.
@@ -996,8 +1013,13 @@ impl SipEndpoint {
         for (call_id, json) in self.calls.finished_flows.drain(..) {
             let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
         }
-        for cdr in self.calls.finished.drain(..) {
+        for cdr in std::mem::take(&mut self.calls.finished) {
+            self.count_call(&cdr.status);
             let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
+        }
+        if let Some(lost) = self.calls.media.as_ref().map(|m| m.counters.lost) {
+            ShardStats::add(&self.ctx.stats.rtp_lost, lost - self.rtp_lost_reported);
+            self.rtp_lost_reported = lost;
         }
         // Levels for AMI health and the drain of a graceful shutdown.
         let gauges = &self.ctx.stats.gauges;

@@ -148,6 +148,8 @@ pub struct RelayCounters {
     pub muted: u64,
     /// Packets with nowhere to go (the other side signalled nothing yet).
     pub no_destination: u64,
+    /// Packets lost before they reached us (sequence gaps) in ended sessions.
+    pub lost: u64,
 }
 
 struct SideState {
@@ -577,6 +579,7 @@ impl MediaRelay {
     /// report goes into the call's CDR.
     pub fn close(&mut self, id: u64, now_ms: u64) -> Option<MediaReport> {
         let mut s = self.sessions.remove(&id)?;
+        self.counters.lost += s.sides.iter().map(|side| side.stats.lost).sum::<u64>();
         for side in &s.sides {
             let port = side.port;
             self.release(port);

@@ -341,6 +341,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
                 for i in 0..n {
                     let r = rx.get(i);
                     ShardStats::add(&stats.rx_bytes, r.data.len() as u64);
+                    stats.sip.count(true, r.data);
                     let Some(src) = r.src else { continue };
                     if r.truncated {
                         ShardStats::add(&stats.dropped, 1);
@@ -522,6 +523,12 @@ async fn flush<L>(sock: &Rc<UdpSocket>, shard: &Rc<RefCell<Shard<L>>>, batch: us
         std::mem::take(&mut sh.out.sends)
     };
     let fd: RawFd = sock.as_raw_fd();
+    {
+        let sh = shard.borrow();
+        for i in 0..queue.len() {
+            sh.ctx.stats.sip.count(false, queue.item(i).1);
+        }
+    }
     let mut failed = 0u64;
     let mut next = 0;
     while next < queue.len() {

@@ -12,6 +12,8 @@ macro_rules! counters {
             $(#[doc = $help] pub $name: AtomicU64,)*
             /// Levels (not counters).
             pub gauges: ShardGauges,
+            /// SIP messages by method and status code, at the socket.
+            pub sip: SipCounters,
         }
 
         impl ShardStats {
@@ -41,9 +43,89 @@ counters! {
     auth_challenges: "digest challenges sent (401/407)",
     auth_failures: "digest failures (403)",
     options: "OPTIONS answered",
+    calls_completed: "calls ended with status completed",
+    calls_missed: "calls ended with status missed",
+    calls_failed: "calls ended with status failed",
+    calls_rejected: "calls ended with status rejected",
+    calls_spam: "calls ended with status spam",
+    rtp_lost: "RTP packets lost on the way to the relay (sequence gaps), summed at call end",
     rtp_rx: "RTP/RTCP datagrams received on this shard's media ports",
     rtp_tx: "RTP/RTCP datagrams relayed",
     rtp_dropped: "RTP/RTCP datagrams not relayed (unknown source, muted, no destination, send failed)",
+}
+
+/// Methods counted one by one; anything else counts as `OTHER`.
+pub const METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "UPDATE",
+    "INFO",
+    "REFER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "MESSAGE",
+    "OTHER",
+];
+
+/// SIP traffic of one shard's socket: requests by method and responses by
+/// status code, received and sent. Counted from the first bytes of each
+/// datagram (no parse), so malformed ones count too (as `OTHER`).
+#[derive(Debug)]
+pub struct SipCounters {
+    pub requests_in: [AtomicU64; METHODS.len()],
+    pub requests_out: [AtomicU64; METHODS.len()],
+    /// Index = status code - 100 (100..=699).
+    pub responses_in: Box<[AtomicU64]>,
+    pub responses_out: Box<[AtomicU64]>,
+}
+
+impl Default for SipCounters {
+    fn default() -> Self {
+        SipCounters {
+            requests_in: Default::default(),
+            requests_out: Default::default(),
+            responses_in: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            responses_out: (0..600).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl SipCounters {
+    /// Counts one datagram received (`inbound`) or sent.
+    pub fn count(&self, inbound: bool, datagram: &[u8]) {
+        if let Some(rest) = datagram.strip_prefix(b"SIP/2.0 ") {
+            let code = rest
+                .get(..3)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse::<usize>().ok())
+                .filter(|c| (100..700).contains(c));
+            if let Some(code) = code {
+                let table = if inbound {
+                    &self.responses_in
+                } else {
+                    &self.responses_out
+                };
+                table[code - 100].fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let method = datagram.split(|b| *b == b' ').next().unwrap_or_default();
+        let i = METHODS[..METHODS.len() - 1]
+            .iter()
+            .position(|m| m.as_bytes() == method)
+            .unwrap_or(METHODS.len() - 1);
+        let table = if inbound {
+            &self.requests_in
+        } else {
+            &self.requests_out
+        };
+        table[i].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Levels one shard reports (set, not added), kept apart from the counters.
