@@ -356,3 +356,97 @@ fn transfer_of_a_ringing_call_is_409() {
     });
     assert_eq!(r.code, 487);
 }
+
+fn dial(pbx: &Pbx, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let token = api_token(pbx, "calls");
+    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
+    write!(
+        s,
+        "POST /console/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[test]
+fn click_to_dial_rings_the_extension_then_the_target_and_bridges_them() {
+    let pbx = Pbx::start(PbxOptions {
+        users: vec![
+            ("1001".into(), "secret1001".into()),
+            ("1002".into(), "secret1002".into()),
+            ("1003".into(), "secret1003".into()),
+        ],
+        ..PbxOptions::default()
+    });
+    let mut a = Phone::register(&pbx, "1002", "secret1002");
+    let mut b = Phone::register(&pbx, "1003", "secret1003");
+    // Errors first: an extension that is not registered, an unknown target,
+    // a missing field.
+    let (code, body) = dial(&pbx, r#"{"from":"1001","to":"1003"}"#);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("\"field\":\"from\""), "{body}");
+    let (code, body) = dial(&pbx, r#"{"from":"1002","to":"9999"}"#);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("\"field\":\"to\""), "{body}");
+    assert_eq!(dial(&pbx, r#"{"from":"1002"}"#).0, 422);
+    assert_eq!(dial(&pbx, "nope").0, 400);
+
+    let (code, body) = dial(&pbx, r#"{"from":"1002","to":"1003"}"#);
+    assert_eq!(code, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let call_id = v["callId"].as_str().unwrap().to_string();
+    // The extension rings first, showing who it will be connected to.
+    let invite_a = a.answer(&sdp(a.rtp_port(), &[PCMU], ""));
+    assert!(
+        invite_a
+            .lines()
+            .any(|l| l.starts_with("From:") && l.contains("1003")),
+        "{invite_a}"
+    );
+    let a_sends_to = sdp_audio(invite_a.split_once("\r\n\r\n").unwrap().1);
+    // Then the target, showing the extension.
+    let invite_b = b.answer(&sdp(b.rtp_port(), &[PCMU], ""));
+    assert!(
+        invite_b
+            .lines()
+            .any(|l| l.starts_with("From:") && l.contains("1002")),
+        "{invite_b}"
+    );
+    let b_sends_to = sdp_audio(invite_b.split_once("\r\n\r\n").unwrap().1);
+    let (at_a, at_b) = exchange(
+        &a.rtp,
+        a_sends_to,
+        0,
+        tone_frames(440.0, 25, ulaw),
+        &b.rtp,
+        b_sends_to,
+        0,
+        tone_frames(1000.0, 25, ulaw),
+        160,
+        Duration::from_millis(10),
+    );
+    assert_eq!((at_a.len(), at_b.len()), (25, 25), "bridged both ways");
+    let live = active_calls(&pbx);
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["callId"], call_id.as_str());
+    assert_eq!(live[0]["state"], "answered");
+
+    let (code, _) = command(&pbx, &call_id, r#"{"action":"hangup"}"#);
+    assert_eq!(code, 200);
+    assert!(a.accept_bye(Duration::from_secs(3)), "extension got no BYE");
+    assert!(b.accept_bye(Duration::from_secs(3)), "target got no BYE");
+    let c = cdr(&pbx, &call_id);
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["fromNumber"], "1002");
+    assert_eq!(c["toNumber"], "1003");
+    assert_eq!(c["metadata"]["media"], "proxied");
+}

@@ -95,6 +95,83 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
     }
 }
 
+/// `POST /console/calls` `{"from": "<extension>", "to": "<number or sip: URI>"}`:
+/// click-to-dial. Rings the extension; when it answers, calls `to` through
+/// the normal routing and bridges them. 201 `{"callId", "state": "ringing"}`
+/// once the first INVITE is out; the call then shows in the active calls.
+pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) -> Response {
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                None,
+                &format!("body is not JSON: {e}"),
+            )
+        }
+    };
+    let field = |name: &'static str| -> Option<String> {
+        v.get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (from, to) = match (field("from"), field("to")) {
+        (Some(f), Some(t)) => (f, t),
+        (f, _) => {
+            let name = if f.is_none() { "from" } else { "to" };
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(name),
+                &format!("{name}: a non-empty string is required"),
+            );
+        }
+    };
+    let shards = state.inboxes.len().max(1);
+    let Some(inbox) = state
+        .inboxes
+        .get(owner_of(from.as_bytes(), shards))
+        .cloned()
+    else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, None, "no shards running");
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    if !inbox.push(ShardMsg::Originate {
+        from,
+        to,
+        reply: tx,
+    }) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the shard's inbox is full",
+        );
+    }
+    let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
+    match answer {
+        Ok(Ok(Ok(call_id))) => (
+            StatusCode::CREATED,
+            Json(json!({"callId": call_id, "state": "ringing"})),
+        )
+            .into_response(),
+        Ok(Ok(Err(CommandError::BadRequest(m)))) => {
+            let field = m.split(':').next().filter(|f| !f.contains(' '));
+            error(StatusCode::UNPROCESSABLE_ENTITY, field, &m)
+        }
+        Ok(Ok(Err(CommandError::Conflict(m)))) => error(StatusCode::CONFLICT, None, &m),
+        Ok(Ok(Err(CommandError::Unavailable(m)))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, None, &m)
+        }
+        Ok(Ok(Err(CommandError::NotFound))) => error(StatusCode::NOT_FOUND, None, "not found"),
+        _ => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            "the shard did not answer in 2 s",
+        ),
+    }
+}
+
 /// `GET /console/calls/active`: the live calls of every shard.
 pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
     match super::ami::gather(&state, shards::runtime::inbox::Inspect::Calls).await {
@@ -154,6 +231,9 @@ pub async fn command(
             &format!("no active call {call_id}"),
         ),
         Ok(Ok(Err(CommandError::Conflict(m)))) => error(StatusCode::CONFLICT, None, &m),
+        Ok(Ok(Err(CommandError::Unavailable(m)))) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, None, &m)
+        }
         Ok(Ok(Err(CommandError::BadRequest(m)))) => {
             let field = m.split(':').next().filter(|f| !f.contains(' '));
             error(StatusCode::BAD_REQUEST, field, &m)

@@ -50,6 +50,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/console/login", post(super::console_auth::login))
         .route("/console/logout", post(super::console_auth::logout))
+        .route("/console/calls", post(super::calls::dial))
         .route("/console/calls/active", get(super::calls::active))
         .route(
             "/console/calls/active/{call_id}/commands",

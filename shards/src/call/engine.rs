@@ -106,6 +106,32 @@ pub enum CommandError {
     NotFound,
     Conflict(String),
     BadRequest(String),
+    /// No resources now (ports, sockets): 503.
+    Unavailable(String),
+}
+
+/// A click-to-dial call, as the endpoint resolved it.
+pub struct Originate {
+    /// The first party (an extension's contact), rung first.
+    pub first: Target,
+    pub from_user: String,
+    /// Where the call goes once the first party answers.
+    pub targets: Vec<Target>,
+    pub to_user: String,
+    /// The domain in the From/To we show.
+    pub realm: String,
+    pub direction: &'static str,
+    pub route: Option<String>,
+    pub trunk: Option<String>,
+    pub record: bool,
+}
+
+/// An SDP offer from the relay itself (PCMU, PCMA, telephone-event).
+fn relay_offer(addr: IpAddr, port: u16, session: u64) -> String {
+    let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=ShardPBX {session} 1 IN {ip} {addr}\r\ns=ShardPBX\r\nc=IN {ip} {addr}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
 }
 
 /// An address an endpoint put in its SDP that says it is behind NAT: a
@@ -149,6 +175,8 @@ enum TxRole {
     CalleeInvite(usize),
     /// A request we relayed to `to`; answer the server transaction with its final.
     Relay { server: TxId, to: Leg },
+    /// Our INVITE to the first party of a click-to-dial call.
+    OriginInvite,
     /// A BYE or CANCEL we sent; nothing to do with the answer.
     Ignore,
 }
@@ -210,6 +238,9 @@ struct CalleeLeg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Click-to-dial: the first party (our client dialog on the caller
+    /// leg) is ringing; the callee legs start when it answers.
+    Originating,
     Ringing,
     /// Callee leg i answered.
     Answered(usize),
@@ -506,7 +537,7 @@ impl CallEngine {
                     "callee": c.callee_uri,
                     "direction": c.direction,
                     "state": match c.phase {
-                        Phase::Ringing => "ringing",
+                        Phase::Ringing | Phase::Originating => "ringing",
                         Phase::Answered(_) | Phase::Accepted => "answered",
                     },
                     "startTime": rfc3339_ms(c.start_ms),
@@ -532,9 +563,10 @@ impl CallEngine {
             let age = now.unix_ms.saturating_sub(c.start_ms) / 1000;
             let answered = match c.phase {
                 Phase::Answered(w) => Some(w),
-                Phase::Ringing | Phase::Accepted => None,
+                Phase::Ringing | Phase::Accepted | Phase::Originating => None,
             };
-            let caller_confirmed = c.phase != Phase::Ringing;
+            let caller_confirmed = !matches!(c.phase, Phase::Ringing | Phase::Originating)
+                || (c.phase == Phase::Ringing && c.invite.is_empty());
             let legs = std::iter::once(("caller", &c.caller, caller_confirmed, None)).chain(
                 c.legs
                     .iter()
@@ -603,6 +635,164 @@ impl CallEngine {
             }
         }
         Ok(())
+    }
+
+    /// Click-to-dial: rings `first` (an extension's contact) with an offer
+    /// from the relay; when it answers, dials `targets` like any call and
+    /// bridges the two through the relay. Returns the call's id (the first
+    /// party's Call-ID, which we mint).
+    pub fn originate(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        o: Originate,
+        out: &mut Vec<Action>,
+    ) -> Result<String, CommandError> {
+        let host = self.cfg.host.clone();
+        let id = self.next_call;
+        let call_id = self.ids.call_id(&host);
+        let relay = self.media.as_mut().ok_or(CommandError::Conflict(
+            "click-to-dial needs the media relay".into(),
+        ))?;
+        let (a_port, b_port) = relay
+            .create(id, &call_id, o.record)
+            .map_err(|_| CommandError::Unavailable("no media ports left".into()))?;
+        let addr = relay.advertise();
+        self.next_call += 1;
+        let dialog = Dialog {
+            call_id: call_id.clone(),
+            local_tag: self.ids.tag(),
+            remote_tag: String::new(),
+            local_uri: format!("<sip:{}@{}>", o.to_user, o.realm),
+            remote_uri: format!("<sip:{}@{}>", o.from_user, o.realm),
+            remote_target: o.first.uri.clone(),
+            dest: Some(o.first.dest),
+            local_cseq: 1,
+        };
+        let offer_a = relay_offer(addr, a_port, id);
+        let via = self.via();
+        let contact = self.contact();
+        let mut w = Writer::request(&mut self.buf, "INVITE", &o.first.uri);
+        w.header("Via", &via);
+        w.header("Max-Forwards", "70");
+        w.header(
+            "From",
+            &format!("{};tag={}", dialog.local_uri, dialog.local_tag),
+        );
+        w.header("To", &dialog.remote_uri);
+        w.header("Call-ID", &call_id);
+        w.header("CSeq", "1 INVITE");
+        w.header("Contact", &contact);
+        w.header("User-Agent", &self.cfg.server_name);
+        w.header("Content-Type", "application/sdp");
+        w.finish(offer_a.as_bytes());
+        let tx = match table.send_request(now.mono_ms, &self.buf, o.first.dest, false, out) {
+            Ok(tx) => tx,
+            Err(e) => {
+                if let Some(r) = self.media.as_mut() {
+                    r.close(id, now.mono_ms);
+                }
+                return Err(CommandError::Unavailable(format!(
+                    "cannot send the INVITE: {e:?}"
+                )));
+            }
+        };
+        let caller_uri = format!("sip:{}@{}", o.from_user, o.realm);
+        let callee_uri = format!("sip:{}@{}", o.to_user, o.realm);
+        let mut flow = Flow::default();
+        flow.push(now.unix_ms, false, o.first.dest, "caller", &self.buf);
+        self.calls.insert(
+            id,
+            Call {
+                caller_call_id: call_id.clone(),
+                caller: dialog,
+                caller_tx: tx,
+                invite: Vec::new(),
+                invite_src: o.first.dest,
+                legs: Vec::new(),
+                pending: o.targets.into(),
+                per_target_ms: None,
+                max_forwards: 70,
+                content_type: Some("application/sdp".into()),
+                body: relay_offer(addr, b_port, id).into_bytes(),
+                phase: Phase::Originating,
+                ring_deadline_ms: now.mono_ms + self.cfg.max_ring_ms,
+                start_ms: now.unix_ms,
+                ring_ms: None,
+                answer_ms: None,
+                direction: o.direction,
+                route: o.route,
+                trunk: o.trunk,
+                from_number: o.from_user,
+                to_number: o.to_user,
+                caller_uri,
+                callee_uri,
+                proxied: true,
+                hangup_message: None,
+                transfer_leg: None,
+                flow,
+            },
+        );
+        self.by_call_id.insert(call_id.clone(), (id, Leg::Caller));
+        self.by_tx.insert(tx, (id, TxRole::OriginInvite));
+        Ok(call_id)
+    }
+
+    /// A response from the first party of a click-to-dial call.
+    #[allow(clippy::too_many_arguments)]
+    fn on_origin_response(
+        &mut self,
+        now: Now,
+        table: &mut TransactionTable,
+        call: u64,
+        tx: TxId,
+        code: u16,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        if code < 200 {
+            return;
+        }
+        self.by_tx.remove(&tx);
+        if code >= 300 {
+            let (status, hangup) = match code {
+                408 | 480 | 487 => ("missed", "noAnswer"),
+                486 | 600 | 603 => ("failed", "rejected"),
+                _ => ("failed", "failed"),
+            };
+            self.end(now, call, code, status, hangup);
+            return;
+        }
+        let request = table.request(tx).map(<[u8]>::to_vec);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.phase != Phase::Originating {
+            // A 2xx retransmission: ACK it again.
+            self.ack_2xx(call, msg, request, out);
+            return;
+        }
+        if let Some(tag) = msg.to().ok().and_then(|t| t.tag()) {
+            c.caller.remote_tag = tag.to_string();
+        }
+        if let Some(target) = contact_uri(msg) {
+            c.caller.remote_target = target;
+        }
+        c.phase = Phase::Ringing;
+        c.ring_deadline_ms = now.mono_ms + self.cfg.max_ring_ms;
+        let first_ip = c.invite_src.ip();
+        let targets: Vec<Target> = c.pending.drain(..).collect();
+        self.ack_2xx(call, msg, request, out);
+        if let Some(audio) = sdp_of(msg).and_then(|s| s.audio) {
+            if let Some(relay) = self.media.as_mut() {
+                let nat = looks_natted(audio.conn, first_ip);
+                relay.signalled(call, Side::Caller, Signalled::from_audio(&audio), Some(nat));
+            }
+        }
+        for target in targets {
+            self.add_leg(now, table, call, target, out);
+        }
+        self.check_all_failed(now, table, call, out);
     }
 
     /// May the call whose caller leg has this Call-ID be transferred now?
@@ -783,8 +973,21 @@ impl CallEngine {
                 self.end(now, call, 200, "completed", "bySystem");
             }
             Phase::Ringing => {
+                let originated = c.invite.is_empty();
                 self.cancel_others(now, table, call, None, out);
-                self.respond_caller(now, table, call, 487, None, None, out);
+                if originated {
+                    // Click-to-dial: the first party already answered.
+                    self.send_bye(now, table, call, Leg::Caller, out);
+                } else {
+                    self.respond_caller(now, table, call, 487, None, None, out);
+                }
+                self.end(now, call, 487, "missed", "bySystem");
+            }
+            Phase::Originating => {
+                let tx = c.caller_tx;
+                if let Ok(Some(cancel)) = table.cancel(now.mono_ms, tx, out) {
+                    self.by_tx.insert(cancel, (call, TxRole::Ignore));
+                }
                 self.end(now, call, 487, "missed", "bySystem");
             }
         }
@@ -1146,7 +1349,12 @@ impl CallEngine {
             486 | 600 | 603 => ("failed", "rejected"),
             _ => ("failed", "failed"),
         };
-        self.respond_caller(now, table, call, best, None, None, out);
+        if c.invite.is_empty() {
+            // Click-to-dial: the first party is up; tell it it is over.
+            self.send_bye(now, table, call, Leg::Caller, out);
+        } else {
+            self.respond_caller(now, table, call, best, None, None, out);
+        }
         self.end(now, call, best, status, reason);
     }
 
@@ -1169,6 +1377,7 @@ impl CallEngine {
             TxRole::CalleeInvite(i) => {
                 self.on_callee_invite_response(now, table, call, i, code, msg, out)
             }
+            TxRole::OriginInvite => self.on_origin_response(now, table, call, tx, code, msg, out),
             TxRole::Relay { server, to } => {
                 if code >= 200 {
                     self.by_tx.remove(&tx);
@@ -1372,13 +1581,12 @@ impl CallEngine {
         else {
             return;
         };
-        let Leg::Callee(i) = leg else { return };
         let via = self.via();
-        let Some(l) = self.calls.get(&call).and_then(|c| c.legs.get(i)) else {
+        let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(leg)) else {
             return;
         };
-        let Some(dest) = l.dialog.dest else { return };
-        let target = l.dialog.remote_target.clone();
+        let Some(dest) = d.dest else { return };
+        let target = d.remote_target.clone();
         let to = resp
             .header_raw(HeaderName::To)
             .unwrap_or_default()
@@ -1388,7 +1596,7 @@ impl CallEngine {
             .unwrap_or_default()
             .to_string();
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-        let call_id = l.dialog.call_id.clone();
+        let call_id = d.call_id.clone();
         let mut w = Writer::request(&mut self.buf, "ACK", &target);
         w.header("Via", &via);
         w.header("Max-Forwards", "70");
@@ -1500,6 +1708,12 @@ impl CallEngine {
                     }
                     (Some(Phase::Accepted), Leg::Caller) => {
                         self.end(now, call, 200, "completed", "byCaller");
+                    }
+                    (Some(Phase::Ringing), Leg::Caller) => {
+                        // The first party of a click-to-dial call hung up
+                        // before the target answered.
+                        self.cancel_others(now, table, call, None, out);
+                        self.end(now, call, 487, "missed", "byCaller");
                     }
                     _ => {}
                 }
@@ -1683,20 +1897,35 @@ impl CallEngine {
             }
             self.check_all_failed(now, table, id, out);
         }
-        let due: Vec<u64> = self
+        let due: Vec<(u64, Phase, bool, TxId)> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.phase == Phase::Ringing && c.ring_deadline_ms <= now.mono_ms)
-            .map(|(id, _)| *id)
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Ringing | Phase::Originating)
+                    && c.ring_deadline_ms <= now.mono_ms
+            })
+            .map(|(id, c)| (*id, c.phase, c.invite.is_empty(), c.caller_tx))
             .collect();
-        for id in due {
+        for (id, phase, originated, caller_tx) in due {
+            if phase == Phase::Originating {
+                // The first party of a click-to-dial call never answered.
+                if let Ok(Some(cancel)) = table.cancel(now.mono_ms, caller_tx, out) {
+                    self.by_tx.insert(cancel, (id, TxRole::Ignore));
+                }
+                self.end(now, id, 408, "missed", "noAnswer");
+                continue;
+            }
             self.cancel_others(now, table, id, None, out);
-            self.respond_caller(now, table, id, 408, None, None, out);
+            if originated {
+                self.send_bye(now, table, id, Leg::Caller, out);
+            } else {
+                self.respond_caller(now, table, id, 408, None, None, out);
+            }
             self.end(now, id, 408, "missed", "noAnswer");
         }
         self.calls
             .values()
-            .filter(|c| c.phase == Phase::Ringing)
+            .filter(|c| matches!(c.phase, Phase::Ringing | Phase::Originating))
             .map(|c| c.ring_deadline_ms)
             .min()
     }
@@ -1724,6 +1953,7 @@ impl CallEngine {
                         self.end(now, call, 200, "completed", "bySystem");
                     }
                     Some(Phase::Accepted) => self.end(now, call, 200, "completed", "bySystem"),
+                    Some(Phase::Originating) => self.end(now, call, 408, "missed", "noAnswer"),
                     _ => {}
                 }
             }

@@ -1109,6 +1109,11 @@ impl ShardLogic for SipEndpoint {
                 self.flush_calls(out);
             }
             ShardMsg::Acl(acl) => self.acl = acl.0,
+            ShardMsg::Originate { from, to, reply } => {
+                let result = self.originate(now, &from, &to);
+                let _ = reply.try_send(result);
+                self.flush_calls(out);
+            }
             ShardMsg::Inspect { what, reply } => {
                 let items = match what {
                     Inspect::Dialogs => self.calls.dialogs_json(now),

@@ -1,12 +1,14 @@
-//! Where a call command's target goes (a blind transfer's `target`): a
-//! number or URI through the static routes to a trunk, else a local
-//! extension's registered contact, else a SIP URI with an IP address as
-//! given. Host names are not resolved on a shard.
+//! Where a call command's target goes (a blind transfer's `target`, a
+//! click-to-dial's `to`): a number or URI through the static routes to a
+//! trunk, else a local extension's registered contact, else a SIP URI with
+//! an IP address as given. Host names are not resolved on a shard. Also
+//! starts click-to-dial calls.
 
 use std::net::SocketAddr;
 
 use super::{binding_dest, parse_host_port, SipEndpoint};
-use crate::call::engine::Target;
+use crate::call::engine::{Originate, Target};
+use crate::call::CommandError;
 use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields};
 use crate::time::Now;
 
@@ -110,6 +112,67 @@ impl SipEndpoint {
         let mut t = Target::new(uri_text.clone(), dest);
         t.to = Some(format!("<{uri_text}>"));
         Ok(t)
+    }
+}
+
+impl SipEndpoint {
+    /// Click-to-dial: `from` is a local extension (rung first), `to` any
+    /// target `resolve_target` takes.
+    pub(super) fn originate(
+        &mut self,
+        now: Now,
+        from: &str,
+        to: &str,
+    ) -> Result<String, CommandError> {
+        let realm = self
+            .settings
+            .realms
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.settings.sip_host.clone());
+        let first = self
+            .local_bindings(from, &realm, now)
+            .iter()
+            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+            .ok_or_else(|| {
+                CommandError::BadRequest(format!(
+                    "from: extension {from} has no registered contact"
+                ))
+            })?;
+        let target = self
+            .resolve_target(now, to)
+            .map_err(|e| CommandError::BadRequest(e.replacen("target:", "to:", 1)))?;
+        let to_user = to
+            .trim()
+            .trim_start_matches("sips:")
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or(to)
+            .to_string();
+        let trunk = target.permit.as_ref().map(|_| "trunk".to_string());
+        let direction = if trunk.is_some() {
+            "outbound"
+        } else {
+            "internal"
+        };
+        let record = self.settings.record_all;
+        self.calls.originate(
+            now,
+            &mut self.table,
+            Originate {
+                first,
+                from_user: from.to_string(),
+                targets: vec![target],
+                to_user,
+                realm,
+                direction,
+                route: None,
+                trunk: None,
+                record,
+            },
+            &mut self.actions,
+        )
     }
 }
 

@@ -31,6 +31,13 @@ pub enum ShardMsg {
     },
     /// New `[proxy] acl_rules` (an AMI reload): swap them in.
     Acl(AclCheck),
+    /// Click-to-dial: ring extension `from`, then call `to` and bridge them;
+    /// the new call's id (or why not) goes back on `reply`.
+    Originate {
+        from: String,
+        to: String,
+        reply: crossbeam_channel::Sender<Result<String, crate::call::CommandError>>,
+    },
     /// Describe the shard's dialogs or calls on `reply` (AMI `GET
     /// /dialogs`, `GET /console/calls/active`).
     Inspect {
