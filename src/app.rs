@@ -30,9 +30,12 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
         return Err(ExitCode::from(2));
     }
     for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
-        if !matches!(b.backend(), UserBackend::Memory(_)) {
+        if !matches!(
+            b.backend(),
+            UserBackend::Memory(_) | UserBackend::Extensions
+        ) {
             eprintln!(
-                "shardpbx: {}: proxy.user_backends[{i}].type: only \"memory\" user backends are available in this build",
+                "shardpbx: {}: proxy.user_backends[{i}].type: only \"memory\" and \"extensions\" user backends are available in this build",
                 path.display()
             );
             return Err(ExitCode::from(2));
@@ -110,11 +113,16 @@ fn media_mode(cfg: &Config) -> MediaMode {
     }
 }
 
+/// `extensions` (console-managed users) is asked before the configured
+/// backends (API.md section 1); a `type = "extensions"` entry adds nothing.
+/// `routing` is the first snapshot (files and console entries).
 fn endpoint_settings(
     cfg: &Config,
     store: Store,
     recorder: Option<crossbeam_channel::Sender<shards::recording::RecCmd>>,
     draining: Arc<std::sync::atomic::AtomicBool>,
+    extensions: Arc<dyn shards::users::UserBackend>,
+    routing: Arc<shards::routing::RoutingSnapshot>,
 ) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
@@ -124,7 +132,7 @@ fn endpoint_settings(
     if let Some(ip) = cfg.proxy.external_ip() {
         local_ips.push(ip);
     }
-    let mut backends: Vec<Arc<dyn shards::users::UserBackend>> = Vec::new();
+    let mut backends: Vec<Arc<dyn shards::users::UserBackend>> = vec![extensions];
     for b in &cfg.proxy.user_backends {
         if let UserBackend::Memory(users) = b.backend() {
             let backend =
@@ -173,10 +181,7 @@ fn endpoint_settings(
         sip_port: cfg.proxy.udp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         store: Some(store),
-        routing: Arc::new(
-            crate::config::routes_files::load_routing(cfg, Path::new(""))
-                .map_err(|e| e.to_string())?,
-        ),
+        routing,
         media: Some(relay_config(cfg, recorder)),
         media_mode: media_mode(cfg),
         record_all: cfg.recording.enabled,
@@ -251,12 +256,31 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Err(e) => return fail(format!("cannot start the recording writer: {e}")),
     };
     let draining: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-    let reloader = match Reloader::new(path.to_path_buf(), perf.map(Path::to_path_buf), cfg.clone())
-    {
+    let resources = match crate::control::resources::ResourcesState::open(&store, &cfg) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let settings = match endpoint_settings(&cfg, store.clone(), Some(rec_tx), draining.clone()) {
+    let console_routing = match resources.console_source() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let reloader = match Reloader::new(
+        path.to_path_buf(),
+        perf.map(Path::to_path_buf),
+        cfg.clone(),
+        console_routing,
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let settings = match endpoint_settings(
+        &cfg,
+        store.clone(),
+        Some(rec_tx),
+        draining.clone(),
+        Arc::new(resources.store.backend()),
+        reloader.current(),
+    ) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
     };
@@ -306,6 +330,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         shard_stats: runtime.stats.clone(),
         ami_allowed: Box::new(move |ip| allow.allows(ip)),
         inboxes: runtime.inboxes.clone(),
+        active_cache: Default::default(),
         ami: AmiState::new(
             draining,
             stop.clone(),
@@ -322,6 +347,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             store: store.clone(),
             data_dir: cfg.data_dir(),
         },
+        resources,
     });
     let served = serve_http(http_listener, state, stop);
 
@@ -355,11 +381,31 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
 }
 
 /// Runs the control core's HTTP listener on this thread until SIGINT/SIGTERM.
+/// Nice value of the control core's HTTP thread (shards run at 0).
+const CONTROL_NICE: libc::c_int = 10;
+
 fn serve_http(
     listener: std::net::TcpListener,
     state: Arc<http::HttpState>,
     stop: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<()> {
+    // The data plane first: the control core's HTTP (and the blocking pool
+    // threads it starts, which inherit this) yields the CPU to the shards
+    // when both want it, so REST load does not delay calls.
+    // SAFETY: plain syscalls on this thread.
+    let rc = unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            CONTROL_NICE,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(
+            "cannot lower the HTTP thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

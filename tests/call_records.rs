@@ -596,7 +596,7 @@ fn sip_flow_shows_both_legs_from_invite_to_bye_in_order() {
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(flow["callId"], "flow@test");
-    let items = flow["items"].as_array().unwrap();
+    let items = flow["messages"].as_array().unwrap();
     let seen: Vec<(String, String, String)> = items
         .iter()
         .map(|i| {
@@ -634,7 +634,7 @@ fn sip_flow_shows_both_legs_from_invite_to_bye_in_order() {
     assert!(seen[bye_out..]
         .iter()
         .any(|(l, d, w)| l == "callee" && d == "in" && w == "200"));
-    let times: Vec<&str> = items.iter().map(|i| i["time"].as_str().unwrap()).collect();
+    let times: Vec<&str> = items.iter().map(|i| i["ts"].as_str().unwrap()).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "time order");

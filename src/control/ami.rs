@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use shards::routing::RoutingSnapshot;
 use shards::runtime::inbox::{AclCheck, Inspect};
 use shards::runtime::{ShardGauges, ShardMsg};
 use shards::store::Store;
@@ -66,31 +67,81 @@ impl AmiState {
 
 /// Re-reads trunk files, route files or the ACL and hands the result to
 /// every shard. Keeps the sources of the tables in force, so reloading
-/// trunks leaves the routes as they are (and the other way round).
+/// trunks leaves the routes as they are (and the other way round), and the
+/// console-managed (REST) trunks and routes, which every snapshot includes
+/// after the file ones (`resources.rs` replaces them on each change). Each
+/// new snapshot carries the trunk call counts of the one in force.
 pub struct Reloader {
     config_path: PathBuf,
     perf_path: Option<PathBuf>,
     cfg: Config,
     trunks: Vec<RoutingSource>,
     routes: Vec<RoutingSource>,
+    console: RoutingSource,
+    current: Arc<RoutingSnapshot>,
 }
 
 impl Reloader {
+    /// Reads the files and builds the first snapshot with `console`.
     pub fn new(
         config_path: PathBuf,
         perf_path: Option<PathBuf>,
         cfg: Config,
+        console: RoutingSource,
     ) -> Result<Reloader, String> {
         let base = std::path::Path::new("");
         let trunks = read_trunk_files(&cfg, base).map_err(|e| e.to_string())?;
         let routes = read_route_files(&cfg, base).map_err(|e| e.to_string())?;
+        let mut sources = trunks.clone();
+        sources.extend(routes.iter().cloned());
+        sources.push(console.clone());
+        let current = Arc::new(build_routing(&sources).map_err(|e| e.to_string())?);
         Ok(Reloader {
             config_path,
             perf_path,
             cfg,
             trunks,
             routes,
+            console,
+            current,
         })
+    }
+
+    /// The snapshot in force (what the shards start with).
+    pub fn current(&self) -> Arc<RoutingSnapshot> {
+        self.current.clone()
+    }
+
+    /// The file sources in force: trunk files, then route files.
+    pub fn file_sources(&self) -> Vec<RoutingSource> {
+        let mut sources = self.trunks.clone();
+        sources.extend(self.routes.iter().cloned());
+        sources
+    }
+
+    /// Validates the file sources with `console` in place of the console
+    /// entries in force; nothing changes.
+    pub fn build_with_console(
+        &self,
+        console: &RoutingSource,
+    ) -> Result<RoutingSnapshot, crate::config::ConfigError> {
+        let mut sources = self.file_sources();
+        sources.push(console.clone());
+        build_routing(&sources)
+    }
+
+    /// Puts `console` and its `snapshot` (from [`Reloader::build_with_console`])
+    /// in force; the message to send to every shard.
+    pub fn install_console(
+        &mut self,
+        console: RoutingSource,
+        mut snapshot: RoutingSnapshot,
+    ) -> ShardMsgFactory {
+        snapshot.carry_limits_from(&self.current);
+        let snapshot = Arc::new(snapshot);
+        self.console = console;
+        self.current = snapshot.clone();
+        ShardMsgFactory::Routing(snapshot)
     }
 
     /// Reloads `what`; the message to send to every shard, or the reason
@@ -112,7 +163,10 @@ impl Reloader {
                 };
                 let mut sources = trunks.clone();
                 sources.extend(routes.iter().cloned());
-                let snapshot = Arc::new(build_routing(&sources).map_err(|e| e.to_string())?);
+                sources.push(self.console.clone());
+                let mut snapshot = build_routing(&sources).map_err(|e| e.to_string())?;
+                snapshot.carry_limits_from(&self.current);
+                let snapshot = Arc::new(snapshot);
                 let summary = format!(
                     "{} trunk(s), {} route(s)",
                     snapshot.trunks.len(),
@@ -120,6 +174,7 @@ impl Reloader {
                 );
                 self.trunks = trunks;
                 self.routes = routes;
+                self.current = snapshot.clone();
                 Ok((ShardMsgFactory::Routing(snapshot), summary))
             }
             "acl" => {
@@ -145,7 +200,7 @@ pub enum ShardMsgFactory {
 }
 
 impl ShardMsgFactory {
-    fn make(&self) -> ShardMsg {
+    pub fn make(&self) -> ShardMsg {
         match self {
             ShardMsgFactory::Routing(s) => ShardMsg::Routing(s.clone()),
             ShardMsgFactory::Acl(a) => ShardMsg::Acl(a.clone()),
@@ -254,14 +309,19 @@ pub async fn reload(
     let what2 = what.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut r = st.ami.reloader.lock().unwrap_or_else(|p| p.into_inner());
-        r.reload(&what2)
+        let reloaded = r.reload(&what2);
+        // Sent under the lock, so shards get snapshots in the order they
+        // were built (REST changes to trunks and routes take the lock too).
+        if let Ok((msg, _)) = &reloaded {
+            for inbox in st.inboxes.iter() {
+                inbox.push(msg.make());
+            }
+        }
+        reloaded
     })
     .await;
     match result {
-        Ok(Ok((msg, summary))) => {
-            for inbox in state.inboxes.iter() {
-                inbox.push(msg.make());
-            }
+        Ok(Ok((_, summary))) => {
             tracing::info!(table = %what, %summary, "reloaded");
             Json(json!({"status": "ok", "reloaded": what, "summary": summary})).into_response()
         }

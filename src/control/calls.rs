@@ -17,6 +17,9 @@ use shards::runtime::ShardMsg;
 
 use super::http::HttpState;
 
+/// How long a listing of the active calls is served from the cache.
+const ACTIVE_CACHE: Duration = Duration::from_millis(100);
+
 /// How long a shard may take to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -150,11 +153,16 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
     }
     let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
     match answer {
-        Ok(Ok(Ok(call_id))) => (
-            StatusCode::CREATED,
-            Json(json!({"callId": call_id, "state": "ringing"})),
-        )
-            .into_response(),
+        Ok(Ok(Ok(call_id))) => {
+            if let Ok(mut c) = state.active_cache.lock() {
+                *c = None;
+            }
+            (
+                StatusCode::CREATED,
+                Json(json!({"callId": call_id, "state": "ringing"})),
+            )
+                .into_response()
+        }
         Ok(Ok(Err(CommandError::BadRequest(m)))) => {
             let field = m.split(':').next().filter(|f| !f.contains(' '));
             error(StatusCode::UNPROCESSABLE_ENTITY, field, &m)
@@ -174,6 +182,17 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
 
 /// `GET /console/calls/active`: the live calls of every shard.
 pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
+    // Requests within ACTIVE_CACHE of each other share one round of shard
+    // queries: a dashboard polling hard must not cost the shards a JSON
+    // dump of every call per request.
+    let cached = state.active_cache.lock().ok().and_then(|c| {
+        c.as_ref()
+            .filter(|(at, _)| at.elapsed() < ACTIVE_CACHE)
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(items) = cached {
+        return (StatusCode::OK, Json(json!({ "items": items.as_slice() }))).into_response();
+    }
     match super::ami::gather(&state, shards::runtime::inbox::Inspect::Calls).await {
         Some(mut items) => {
             items.sort_by(|a, b| {
@@ -182,7 +201,11 @@ pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
                     .cmp(&b["startTime"].as_str())
                     .then(a["callId"].as_str().cmp(&b["callId"].as_str()))
             });
-            (StatusCode::OK, Json(json!({ "items": items }))).into_response()
+            let items = Arc::new(items);
+            if let Ok(mut c) = state.active_cache.lock() {
+                *c = Some((std::time::Instant::now(), items.clone()));
+            }
+            (StatusCode::OK, Json(json!({ "items": items.as_slice() }))).into_response()
         }
         None => error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -224,7 +247,13 @@ pub async fn command(
     }
     let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
     match answer {
-        Ok(Ok(Ok(()))) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
+        Ok(Ok(Ok(()))) => {
+            // The call changed: the next listing must show it.
+            if let Ok(mut c) = state.active_cache.lock() {
+                *c = None;
+            }
+            (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
+        }
         Ok(Ok(Err(CommandError::NotFound))) => error(
             StatusCode::NOT_FOUND,
             None,

@@ -218,9 +218,12 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// True for the paths the middleware guards: all of `/console` but login.
+/// True for the paths the middleware guards: all of `/console` but login
+/// and the (public) OpenAPI document.
 pub fn is_protected(path: &str) -> bool {
-    (path == "/console" || path.starts_with("/console/")) && path != LOGIN_PATH
+    (path == "/console" || path.starts_with("/console/"))
+        && path != LOGIN_PATH
+        && path != super::openapi::PATH
 }
 
 /// The scope a request under `/console` needs; None: any valid credential.

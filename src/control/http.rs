@@ -21,10 +21,14 @@ pub struct HttpState {
     /// Every shard's inbox, for commands to the shard that owns a call.
     pub inboxes: Arc<Vec<Arc<Inbox>>>,
     pub ami: super::ami::AmiState,
+    /// The last active-calls listing and when it was gathered.
+    pub active_cache: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<serde_json::Value>>)>>,
     /// Console sessions, API tokens and the login rate limit.
     pub console_auth: super::console_auth::ConsoleAuth,
     /// The CDR store and data_dir, for the call-records API.
     pub records: super::records::RecordsState,
+    /// Console-managed extensions, trunks and routes.
+    pub resources: super::resources::ResourcesState,
 }
 
 /// The machine-readable `error` code of an error reply (API.md section 4:
@@ -50,6 +54,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/console/login", post(super::console_auth::login))
         .route("/console/logout", post(super::console_auth::logout))
+        .route(super::openapi::PATH, get(super::openapi::document))
         .route("/console/calls", post(super::calls::dial))
         .route("/console/calls/active", get(super::calls::active))
         .route(
@@ -61,13 +66,35 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ami/v1/shutdown", post(super::ami::shutdown))
         .route("/ami/v1/dialogs", get(super::ami::dialogs))
         .merge(super::records::routes())
+        .merge(super::resources::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         // Keep last: guards every /console path (routes and fallback alike)
-        // except the login; other paths pass through.
+        // except the login and the OpenAPI document; other paths pass through.
         .layer(axum::middleware::from_fn_with_state(
             state,
             super::console_auth::require,
         ))
+}
+
+/// Any path no route knows: the JSON error shape, not an empty body.
+async fn not_found() -> Response {
+    let status = StatusCode::NOT_FOUND;
+    (
+        status,
+        axum::Json(serde_json::json!({"error": error_code(status), "message": "no such path"})),
+    )
+        .into_response()
+}
+
+/// A known path with a method it does not take.
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({"error": "method_not_allowed", "message": "method not allowed on this path"})),
+    )
+        .into_response()
 }
 
 /// Serves until `shutdown` resolves.

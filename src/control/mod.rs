@@ -7,5 +7,8 @@ pub mod calls;
 pub mod console_auth;
 pub mod console_store;
 pub mod http;
+pub mod openapi;
 pub mod records;
+pub mod resources;
+pub mod resources_store;
 pub mod writer;

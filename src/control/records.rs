@@ -395,9 +395,9 @@ pub async fn one(State(state): State<Arc<HttpState>>, Path(id): Path<String>) ->
 }
 
 /// `GET /console/call-records/{id}/sip-flow`: every SIP message of both
-/// legs, in time order, as the owner shard captured them (`items` of
-/// {time, direction, from, to, leg, summary, raw}; `dropped` counts messages
-/// past the per-call cap).
+/// legs, in time order, as the owner shard captured them (`messages` of
+/// {ts, direction, src, dst, leg, method or status, summary, raw};
+/// `dropped` counts messages past the per-call cap).
 pub async fn sip_flow(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
     let cdr = match find(&state, id).await {
         Ok(cdr) => cdr,

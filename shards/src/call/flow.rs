@@ -62,34 +62,43 @@ impl Flow {
         });
     }
 
-    /// The JSON array the REST API returns, in time order. `local` is our
-    /// SIP address as `host:port`.
+    /// The JSON the REST API returns (API.md section 4, sip-flow):
+    /// `{messages: [{ts, direction, src, dst, leg, method | status, summary,
+    /// raw}], dropped}` in time order. `local` is our SIP address.
     pub fn to_json(&self, local: &str) -> Vec<u8> {
         let mut entries: Vec<&FlowEntry> = self.entries.iter().collect();
         entries.sort_by_key(|e| e.unix_ms);
-        let items: Vec<serde_json::Value> = entries
+        let messages: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
                 let peer = e.peer.to_string();
-                let (from, to) = if e.inbound {
+                let (src, dst) = if e.inbound {
                     (peer.as_str(), local)
                 } else {
                     (local, peer.as_str())
                 };
                 let first = e.text.lines().next().unwrap_or_default();
-                serde_json::json!({
-                    "time": rfc3339_ms(e.unix_ms),
+                let mut m = serde_json::json!({
+                    "ts": rfc3339_ms(e.unix_ms),
                     "direction": if e.inbound { "in" } else { "out" },
-                    "from": from,
-                    "to": to,
+                    "src": src,
+                    "dst": dst,
                     "leg": e.leg,
                     "summary": first,
                     "raw": e.text,
-                })
+                });
+                match first.strip_prefix("SIP/2.0 ") {
+                    Some(rest) => {
+                        let code: Option<u16> = rest.get(..3).and_then(|c| c.parse().ok());
+                        m["status"] = code.into();
+                    }
+                    None => m["method"] = first.split(' ').next().unwrap_or_default().into(),
+                }
+                m
             })
             .collect();
         serde_json::to_vec(&serde_json::json!({
-            "items": items,
+            "messages": messages,
             "dropped": self.dropped,
         }))
         .unwrap_or_default()
@@ -114,11 +123,15 @@ mod tests {
             &vec![b'x'; MAX_MESSAGE_BYTES + 10],
         );
         let v: serde_json::Value = serde_json::from_slice(&f.to_json("10.0.0.1:5060")).unwrap();
-        assert_eq!(v["items"][0]["summary"], "INVITE sip:a@b SIP/2.0");
-        assert_eq!(v["items"][0]["from"], "127.0.0.1:5070");
-        assert_eq!(v["items"][0]["to"], "10.0.0.1:5060");
-        assert_eq!(v["items"][1]["direction"], "out");
-        assert!(v["items"][2]["raw"]
+        let m = &v["messages"];
+        assert_eq!(m[0]["summary"], "INVITE sip:a@b SIP/2.0");
+        assert_eq!(m[0]["method"], "INVITE");
+        assert_eq!(m[0]["src"], "127.0.0.1:5070");
+        assert_eq!(m[0]["dst"], "10.0.0.1:5060");
+        assert_eq!(m[1]["direction"], "out");
+        assert_eq!(m[1]["status"], 200);
+        assert!(m[1].get("method").is_none());
+        assert!(m[2]["raw"]
             .as_str()
             .unwrap()
             .ends_with("[... cut at 8192 bytes]"));
