@@ -183,15 +183,15 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
 /// `GET /console/calls/active`: the live calls of every shard.
 pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
     // Requests within ACTIVE_CACHE of each other share one round of shard
-    // queries: a dashboard polling hard must not cost the shards a JSON
-    // dump of every call per request.
+    // queries and one serialization: a dashboard polling hard must not cost
+    // the shards (or the control core) a JSON dump of every call per request.
     let cached = state.active_cache.lock().ok().and_then(|c| {
         c.as_ref()
             .filter(|(at, _)| at.elapsed() < ACTIVE_CACHE)
-            .map(|(_, v)| v.clone())
+            .map(|(_, body)| body.clone())
     });
-    if let Some(items) = cached {
-        return (StatusCode::OK, Json(json!({ "items": items.as_slice() }))).into_response();
+    if let Some(body) = cached {
+        return json_body(body);
     }
     match super::ami::gather(&state, shards::runtime::inbox::Inspect::Calls).await {
         Some(mut items) => {
@@ -201,11 +201,13 @@ pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
                     .cmp(&b["startTime"].as_str())
                     .then(a["callId"].as_str().cmp(&b["callId"].as_str()))
             });
-            let items = Arc::new(items);
+            let body = axum::body::Bytes::from(
+                serde_json::to_vec(&json!({ "items": items })).unwrap_or_default(),
+            );
             if let Ok(mut c) = state.active_cache.lock() {
-                *c = Some((std::time::Instant::now(), items.clone()));
+                *c = Some((std::time::Instant::now(), body.clone()));
             }
-            (StatusCode::OK, Json(json!({ "items": items.as_slice() }))).into_response()
+            json_body(body)
         }
         None => error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -213,6 +215,15 @@ pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
             "a shard did not answer in 2 s",
         ),
     }
+}
+
+fn json_body(body: axum::body::Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// `POST /console/calls/active/{call_id}/commands`.

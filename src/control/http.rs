@@ -22,7 +22,7 @@ pub struct HttpState {
     pub inboxes: Arc<Vec<Arc<Inbox>>>,
     pub ami: super::ami::AmiState,
     /// The last active-calls listing and when it was gathered.
-    pub active_cache: std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<serde_json::Value>>)>>,
+    pub active_cache: std::sync::Mutex<Option<(std::time::Instant, axum::body::Bytes)>>,
     /// Console sessions, API tokens and the login rate limit.
     pub console_auth: super::console_auth::ConsoleAuth,
     /// The CDR store and data_dir, for the call-records API.
