@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::media::*;
@@ -13,21 +12,7 @@ use common::*;
 
 /// (status, body) of one HTTP request.
 fn http(pbx: &Pbx, method: &str, path: &str, extra_headers: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{extra_headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    http_request(pbx, method, path, extra_headers, body)
 }
 
 fn json(body: &str) -> serde_json::Value {

@@ -10,23 +10,7 @@ use common::media::*;
 use common::*;
 
 fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let token = common::api_token(pbx, "calls");
-    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
-    write!(
-        s,
-        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    call_command(pbx, call_id, body)
 }
 
 fn cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
@@ -110,19 +94,10 @@ fn hangup_while_ringing_cancels_the_callee_and_answers_the_caller_487() {
 }
 
 fn active_calls(pbx: &Pbx) -> Vec<serde_json::Value> {
-    use std::io::{Read, Write};
-    let token = common::api_token(pbx, "read");
-    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
-    write!(
-        s,
-        "GET /console/calls/active HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    let body = out.split_once("\r\n\r\n").unwrap().1;
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "read"));
+    let (code, body) = http_request(pbx, "GET", "/console/calls/active", &auth, "");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["items"].as_array().unwrap().clone()
 }
 
@@ -363,23 +338,8 @@ fn transfer_of_a_ringing_call_is_409() {
 }
 
 fn dial(pbx: &Pbx, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let token = api_token(pbx, "calls");
-    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
-    write!(
-        s,
-        "POST /console/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "calls"));
+    http_request(pbx, "POST", "/console/calls", &auth, body)
 }
 
 #[test]

@@ -333,24 +333,7 @@ fn hold_and_resume_with_a_new_port_keeps_media_flowing() {
 }
 
 fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let token = common::api_token(pbx, "calls");
-    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
-    write!(
-        s,
-        "POST /console/calls/active/{call_id}/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out[9..12].parse().unwrap();
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
+    call_command(pbx, call_id, body)
 }
 
 #[test]

@@ -265,6 +265,46 @@ rtp_port_end = 61998
 
 /// A new console API token with these scopes (`read,write,calls`), made by
 /// `shardpbx token create`: the last line of its output.
+/// (status, body) of one HTTP/1.1 request to the server's HTTP listener;
+/// `extra_headers` are whole lines ending in CRLF.
+pub fn http_request(
+    pbx: &Pbx,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(pbx.http).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{extra_headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// A call command (`POST /console/calls/active/{id}/commands`) with a
+/// `calls` token.
+pub fn call_command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "calls"));
+    http_request(
+        pbx,
+        "POST",
+        &format!("/console/calls/active/{call_id}/commands"),
+        &auth,
+        body,
+    )
+}
+
 pub fn api_token(pbx: &Pbx, scopes: &str) -> String {
     let out = pbx.cli(&["token", "create", "--name", "t", "--scopes", scopes]);
     assert!(
