@@ -147,17 +147,7 @@ fn ami_refuses_peers_outside_the_allow_list_whatever_they_claim() {
 fn dialogs_lists_both_legs_of_a_live_call_and_shutdown_drains_it() {
     let mut pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "drain@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    assert_eq!(
-        caller
-            .call("1002", &offer, || {
-                phone.answer(&answer);
-            })
-            .code,
-        200
-    );
+    let mut caller = answered_call(&pbx, &mut phone, "drain@test");
 
     let (code, body) = http(&pbx, "GET", "/ami/v1/dialogs", "", "");
     assert_eq!(code, 200, "{body}");
@@ -232,17 +222,7 @@ fn dialogs_lists_both_legs_of_a_live_call_and_shutdown_drains_it() {
 fn calls_still_up_when_the_drain_times_out_are_hung_up_with_a_cdr() {
     let mut pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "drain-timeout@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    assert_eq!(
-        caller
-            .call("1002", &offer, || {
-                phone.answer(&answer);
-            })
-            .code,
-        200
-    );
+    let caller = answered_call(&pbx, &mut phone, "drain-timeout@test");
     let (code, _) = http(
         &pbx,
         "POST",
@@ -273,17 +253,7 @@ fn calls_still_up_when_the_drain_times_out_are_hung_up_with_a_cdr() {
 fn metrics_count_calls_by_status_sip_by_method_and_code_and_show_levels() {
     let pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "metrics@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    assert_eq!(
-        caller
-            .call("1002", &offer, || {
-                phone.answer(&answer);
-            })
-            .code,
-        200
-    );
+    let mut caller = answered_call(&pbx, &mut phone, "metrics@test");
     let during = http(&pbx, "GET", "/metrics", "", "").1;
     assert_eq!(
         metric(&during, "shardpbx_active_calls{shard=\"0\"}"),

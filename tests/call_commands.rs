@@ -13,34 +13,11 @@ fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
     call_command(pbx, call_id, body)
 }
 
-fn cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = pbx.cli(&["cdr", "list", "--json"]);
-        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(c) = list.into_iter().find(|c| c["callId"] == call_id) {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "no CDR for {call_id}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn hangup_of_an_answered_call_sends_bye_to_both_legs() {
     let pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "hangup-answered@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    assert_eq!(
-        caller
-            .call("1002", &offer, || {
-                phone.answer(&answer);
-            })
-            .code,
-        200
-    );
+    let caller = answered_call(&pbx, &mut phone, "hangup-answered@test");
     let (code, body) = command(
         &pbx,
         "hangup-answered@test",
@@ -53,7 +30,7 @@ fn hangup_of_an_answered_call_sends_bye_to_both_legs() {
         "caller got no BYE"
     );
     assert!(phone_bye.join().unwrap(), "callee got no BYE");
-    let c = cdr(&pbx, "hangup-answered@test");
+    let c = wait_cdr(&pbx, "hangup-answered@test");
     assert_eq!(c["hangupReason"], "bySystem", "{c}");
     assert_eq!(c["status"], "completed");
     assert_eq!(c["metadata"]["hangupMessage"], "billing limit reached");
@@ -88,7 +65,7 @@ fn hangup_while_ringing_cancels_the_callee_and_answers_the_caller_487() {
         assert!(cancel.contains("CSeq: 1 CANCEL"), "{cancel}");
     });
     assert_eq!(r.code, 487, "{}", r.raw);
-    let c = cdr(&pbx, "hangup-ringing@test");
+    let c = wait_cdr(&pbx, "hangup-ringing@test");
     assert_eq!(c["hangupReason"], "bySystem", "{c}");
     assert_eq!(c["status"], "missed");
 }
@@ -148,7 +125,7 @@ fn accept_answers_a_ringing_call_with_the_given_sdp_and_cancels_the_callee() {
         409
     );
     assert_eq!(caller.bye().code, 200);
-    let c = cdr(&pbx, "accept@test");
+    let c = wait_cdr(&pbx, "accept@test");
     assert_eq!(c["status"], "completed", "{c}");
     assert_eq!(c["hangupReason"], "byCaller");
     // The listing may be up to 100 ms old (it is cached for polling dashboards).
@@ -238,17 +215,7 @@ fn blind_transfer_rings_the_target_then_releases_the_old_callee_and_media_follow
     });
     let mut first = Phone::register(&pbx, "1002", "secret1002");
     let mut target = Phone::register(&pbx, "1003", "secret1003");
-    let mut caller = Caller::new(&pbx, "transfer@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(first.rtp_port(), &[PCMU], "");
-    assert_eq!(
-        caller
-            .call("1002", &offer, || {
-                first.answer(&answer);
-            })
-            .code,
-        200
-    );
+    let mut caller = answered_call(&pbx, &mut first, "transfer@test");
     let to_relay = sdp_audio(&caller.answer);
 
     // Errors first: no target, unknown target.
@@ -305,7 +272,7 @@ fn blind_transfer_rings_the_target_then_releases_the_old_callee_and_media_follow
 
     assert_eq!(caller.bye().code, 200);
     assert!(target.accept_bye(Duration::from_secs(3)));
-    let c = cdr(&pbx, "transfer@test");
+    let c = wait_cdr(&pbx, "transfer@test");
     assert_eq!(c["status"], "completed", "{c}");
     assert_eq!(c["hangupReason"], "byCaller");
 }
@@ -409,7 +376,7 @@ fn click_to_dial_rings_the_extension_then_the_target_and_bridges_them() {
     assert_eq!(code, 200);
     assert!(a.accept_bye(Duration::from_secs(3)), "extension got no BYE");
     assert!(b.accept_bye(Duration::from_secs(3)), "target got no BYE");
-    let c = cdr(&pbx, &call_id);
+    let c = wait_cdr(&pbx, &call_id);
     assert_eq!(c["status"], "completed", "{c}");
     assert_eq!(c["fromNumber"], "1002");
     assert_eq!(c["toNumber"], "1003");

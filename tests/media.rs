@@ -22,20 +22,6 @@ fn pbx(proxy_extra: &str, extra_tables: &str) -> Pbx {
     })
 }
 
-/// The CDR of `call_id`, once written.
-fn cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = pbx.cli(&["cdr", "list", "--json"]);
-        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if let Some(c) = list.into_iter().find(|c| c["callId"] == call_id) {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "no CDR for {call_id}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn in_relay_range(a: SocketAddr) -> bool {
     a.ip().is_loopback() && (61000..61998).contains(&a.port())
 }
@@ -161,7 +147,7 @@ fn relay_carries_pcmu_and_pcma_both_ways_with_every_packet_in_order() {
 
         assert_eq!(caller.bye().code, 200);
         assert!(phone.accept_bye(Duration::from_secs(3)));
-        let c = cdr(&pbx, &call_id);
+        let c = wait_cdr(&pbx, &call_id);
         assert_eq!(c["metadata"]["media"], "proxied", "{c}");
         let tracks = &c["metadata"]["tracks"];
         assert_eq!(tracks[0]["trackId"], "audio-0");
@@ -189,7 +175,7 @@ fn media_proxy_none_leaves_sdp_untouched() {
     assert_eq!(caller.answer, answer);
     caller.bye();
     phone.accept_bye(Duration::from_secs(3));
-    assert_eq!(cdr(&pbx, "none@test")["metadata"]["media"], "direct");
+    assert_eq!(wait_cdr(&pbx, "none@test")["metadata"]["media"], "direct");
 }
 
 #[test]
@@ -261,7 +247,7 @@ fn rtp_timeout_hangs_up_both_legs() {
         started.elapsed() >= Duration::from_millis(2000),
         "hung up too early"
     );
-    let c = cdr(&pbx, "timeout@test");
+    let c = wait_cdr(&pbx, "timeout@test");
     assert_eq!(c["hangupReason"], "bySystem", "{c}");
     assert_eq!(c["status"], "completed");
 }
@@ -329,7 +315,7 @@ fn hold_and_resume_with_a_new_port_keeps_media_flowing() {
     );
     assert_eq!(caller.bye().code, 200);
     assert!(phone.accept_bye(Duration::from_secs(3)));
-    assert_eq!(cdr(&pbx, "hold@test")["hangupReason"], "byCaller");
+    assert_eq!(wait_cdr(&pbx, "hold@test")["hangupReason"], "byCaller");
 }
 
 fn command(pbx: &Pbx, call_id: &str, body: &str) -> (u16, String) {
@@ -466,7 +452,7 @@ fn read_wav(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
 }
 
 fn recording_of(pbx: &Pbx, call_id: &str) -> (serde_json::Value, std::path::PathBuf) {
-    let c = cdr(pbx, call_id);
+    let c = wait_cdr(pbx, call_id);
     let rec = &c["recorder"][0];
     assert_eq!(rec["trackId"], "mixed", "{c}");
     let rel = rec["path"].as_str().unwrap();

@@ -413,6 +413,19 @@ impl Caller {
     }
 }
 
+/// A PCMU call from 1001 to `phone` (registered as 1002), answered and
+/// ACKed; media as each side's SDP says (direct unless the config proxies it).
+pub fn answered_call(pbx: &Pbx, phone: &mut Phone, call_id: &str) -> Caller {
+    let mut caller = Caller::new(pbx, call_id);
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    let r = caller.call("1002", &offer, || {
+        phone.answer(&answer);
+    });
+    assert_eq!(r.code, 200, "{}", r.raw);
+    caller
+}
+
 /// Sends `a_payloads` from `a` to `a_dest` and `b_payloads` from `b` to
 /// `b_dest` at the same time, `gap` apart; returns what each side received
 /// (a's, b's).

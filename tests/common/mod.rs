@@ -265,6 +265,21 @@ rtp_port_end = 61998
 
 /// A new console API token with these scopes (`read,write,calls`), made by
 /// `shardpbx token create`: the last line of its output.
+/// The CDR of `call_id` (`shardpbx cdr list --json`), waiting up to 5 s
+/// for the writer to store it.
+pub fn wait_cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(c) = list.into_iter().find(|c| c["callId"] == call_id) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no CDR for {call_id}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// (status, body) of one HTTP/1.1 request to the server's HTTP listener;
 /// `extra_headers` are whole lines ending in CRLF.
 pub fn http_request(

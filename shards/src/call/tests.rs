@@ -323,8 +323,9 @@ mod media_decisions {
         rig
     }
 
-    /// Starts a call whose offer says `conn`; returns the body the callee got.
-    fn offer_seen(rig: &mut Rig, conn: &str, policy: MediaPolicy) -> String {
+    /// Starts a call from an INVITE whose SDP says `conn` as `c=`; returns
+    /// what the engine sent.
+    fn start_call(rig: &mut Rig, conn: &str, policy: MediaPolicy) -> Vec<(SocketAddr, String)> {
         let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
         let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let msg = Message::parse(raw.as_bytes()).unwrap();
@@ -353,7 +354,12 @@ mod media_decisions {
         };
         rig.engine
             .start(at(0), &mut rig.table, new, &mut rig.actions);
-        let sent = rig.sent();
+        rig.sent()
+    }
+
+    /// The SDP body the callee got for a call whose offer says `conn`.
+    fn offer_seen(rig: &mut Rig, conn: &str, policy: MediaPolicy) -> String {
+        let sent = start_call(rig, conn, policy);
         let (_, invite) = sent.iter().find(|(_, m)| m.starts_with("INVITE")).unwrap();
         invite.split_once("\r\n\r\n").unwrap().1.to_string()
     }
@@ -439,33 +445,7 @@ mod media_decisions {
                 let _ = r.create(100 + i, "x", false);
             }
         }
-        let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm2\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-2\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: 51\r\n\r\nv=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
-        let msg = Message::parse(raw.as_bytes()).unwrap();
-        let Received::Request(tx) =
-            rig.table
-                .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
-        else {
-            panic!()
-        };
-        let new = NewCall {
-            invite: &msg,
-            src: CALLER.parse().unwrap(),
-            tx,
-            targets: vec![Target::new(
-                format!("sip:1002@{CALLEE}"),
-                CALLEE.parse().unwrap(),
-            )],
-            sequential: false,
-            per_target_ms: None,
-            direction: "internal",
-            ring_ms: None,
-            route: None,
-            trunk: None,
-            media: policy(MediaMode::Always),
-        };
-        rig.engine
-            .start(at(0), &mut rig.table, new, &mut rig.actions);
-        let sent = rig.sent();
+        let sent = start_call(&mut rig, "127.0.0.1", policy(MediaMode::Always));
         assert!(
             sent.iter().any(|(_, m)| m.starts_with("SIP/2.0 503")),
             "{sent:?}"
