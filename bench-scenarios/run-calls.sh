@@ -3,6 +3,11 @@
 # 0.5 s talk, BYE) through ShardPBX to a registered sipp UAS, on 127.0.0.1.
 #
 # usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH] [--no-auth]
+#            [--perf PROFILE] [--media MODE]
+#
+# --media MODE: [proxy] media_proxy of the server (none). The issue's scenario
+# carries no RTP, so `none` compares with a stateful proxy; `always` also
+# allocates and frees the relay's four sockets per call.
 #
 # --no-auth: callers come from a trunk's inbound_hosts (127.0.0.1) and use
 # sipp's built-in uac (INVITE/100/180/200/ACK/BYE), the shape of a stateful
@@ -14,7 +19,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0
+RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -22,6 +27,8 @@ while (( $# > 0 )); do
     --shards) SHARDS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --no-auth) NOAUTH=1; shift ;;
+    --media) MEDIA="$2"; shift 2 ;;
+    --perf) PERF=(--perf "$(realpath "$2")"); shift 2 ;;
     *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -47,19 +54,20 @@ realms = ["127.0.0.1"]
 routes_files = []
 trunks_files = ["$TMP/trunks.toml"]
 max_ring_time = 30
+media_proxy = "$MEDIA"
 [[proxy.user_backends]]
 type = "memory"
 users = [{ username = "1001", password = "secret1001" }, { username = "1002", password = "secret1002" }]
 [media]
-rtp_port_start = 50000
-rtp_port_end = 50998
+rtp_port_start = 20000
+rtp_port_end = 30000
 CFG
 if (( NOAUTH )); then
   printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
 else
   : > "$TMP/trunks.toml"
 fi
-"$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV=$!
+"$BIN" run --config "$TMP/pbx.toml" "${PERF[@]}" 2> "$TMP/server.log" & SRV=$!
 for _ in $(seq 50); do
   python3 - "$SIP" <<'PY' && break || sleep 0.2
 import socket, sys

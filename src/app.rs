@@ -201,6 +201,7 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         rcvbuf: r.socket_rcvbuf,
         sndbuf: r.socket_sndbuf,
         spin_before_park: Duration::from_micros(r.spin_before_park_us),
+        poll_interval: Duration::from_micros(r.poll_interval_us),
         io_memory: (r.io_memory_kib) << 10,
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),

@@ -104,6 +104,10 @@ pub struct RuntimeConfig {
     pub cpus: Vec<usize>,
     /// Busy-poll this long before an idle shard parks (µs); 0 = park at once.
     pub spin_before_park_us: u64,
+    /// While a shard is busy it polls its sockets and inbox on a beat this
+    /// many µs apart instead of waking per datagram; 0 = wake per readiness
+    /// event. Bounds the wakes per second, adds at most this to a hop.
+    pub poll_interval_us: u64,
     /// glommio io_memory per shard, KiB (64-1048576): file I/O buffers registered
     /// with io_uring, counted against RLIMIT_MEMLOCK once per ring.
     pub io_memory_kib: usize,
@@ -127,6 +131,7 @@ impl Default for RuntimeConfig {
             shards: 0,
             cpus: Vec::new(),
             spin_before_park_us: 0,
+            poll_interval_us: 1000,
             io_memory_kib: 512,
             ring_depth: 128,
             udp_recv_batch: 32,

@@ -158,6 +158,7 @@ impl Checker<'_> {
             0,
             1_000_000,
         )?;
+        self.range("runtime.poll_interval_us", rt.poll_interval_us, 0, 100_000)?;
         self.range("runtime.io_memory_kib", rt.io_memory_kib, 64, 1 << 20)?;
         self.range("runtime.ring_depth", rt.ring_depth, 1, 32768)?;
         self.range("runtime.udp_recv_batch", rt.udp_recv_batch, 1, 1024)?;

@@ -406,12 +406,12 @@ pub async fn sip_flow(State(state): State<Arc<HttpState>>, Path(id): Path<String
     let store = state.records.store.clone();
     let call_id = cdr.call_id.clone();
     match tokio::task::spawn_blocking(move || store.flow(&call_id)).await {
-        Ok(Ok(Some(raw))) => match serde_json::from_slice::<serde_json::Value>(&raw) {
-            Ok(mut v) => {
+        Ok(Ok(Some(raw))) => match shards::call::flow::to_json(&raw) {
+            Some(mut v) => {
                 v["callId"] = cdr.call_id.into();
                 Json(v).into_response()
             }
-            Err(e) => internal(format!("stored SIP flow unreadable: {e}")),
+            None => internal("stored SIP flow unreadable"),
         },
         Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,

@@ -313,6 +313,8 @@ pub struct CallEngine {
     by_call_id: HashMap<String, (u64, Leg)>,
     /// Client and server transactions we wait on -> (call, role).
     by_tx: HashMap<TxId, (u64, TxRole)>,
+    /// The `by_tx` entries of each call that end with it (not `Ignore`).
+    txs_of: HashMap<u64, Vec<TxId>>,
     buf: Vec<u8>,
     /// Finished calls, taken by the endpoint.
     pub finished: Vec<Cdr>,
@@ -383,6 +385,7 @@ impl CallEngine {
             next_call: 1,
             by_call_id: HashMap::new(),
             by_tx: HashMap::new(),
+            txs_of: HashMap::new(),
             buf: Vec::with_capacity(2048),
             finished: Vec::new(),
             direct: Vec::new(),
@@ -437,8 +440,7 @@ impl CallEngine {
                 for l in &c.leg_ids {
                     self.closing_ids.remove(l);
                 }
-                self.finished_flows
-                    .push((c.call_id, c.flow.to_json(&local)));
+                self.finished_flows.push((c.call_id, c.flow.encode(&local)));
             }
         }
     }
@@ -734,7 +736,7 @@ impl CallEngine {
             },
         );
         self.by_call_id.insert(call_id.clone(), (id, Leg::Caller));
-        self.by_tx.insert(tx, (id, TxRole::OriginInvite));
+        self.watch_tx(tx, id, TxRole::OriginInvite);
         Ok(call_id)
     }
 
@@ -1316,7 +1318,7 @@ impl CallEngine {
         match table.send_request(now.mono_ms, &self.buf, l.target.dest, false, out) {
             Ok(tx) => {
                 l.invite_tx = Some(tx);
-                self.by_tx.insert(tx, (call, TxRole::CalleeInvite(index)));
+                self.watch_tx(tx, call, TxRole::CalleeInvite(index));
             }
             Err(e) => {
                 tracing::warn!(call_id = %c.caller_call_id, "callee leg not started: {e:?}");
@@ -1795,7 +1797,7 @@ impl CallEngine {
         }
         w.finish(body.as_deref().unwrap_or(msg.body()));
         if let Ok(tx) = table.send_request(now.mono_ms, &self.buf, dest, false, out) {
-            self.by_tx.insert(tx, (call, TxRole::Relay { server, to }));
+            self.watch_tx(tx, call, TxRole::Relay { server, to });
             self.relayed.insert(server, msg.as_bytes().to_vec());
         }
     }
@@ -1972,6 +1974,12 @@ impl CallEngine {
     }
 
     /// Ends a call: its CDR goes to `finished`, its ids are forgotten.
+    /// Waits on `tx` for `call`; the entry goes when the call ends.
+    fn watch_tx(&mut self, tx: TxId, call: u64, role: TxRole) {
+        self.by_tx.insert(tx, (call, role));
+        self.txs_of.entry(call).or_default().push(tx);
+    }
+
     fn end(&mut self, now: Now, call: u64, code: u16, status: &str, hangup: &str) {
         let Some(mut c) = self.calls.remove(&call) else {
             return;
@@ -1994,8 +2002,15 @@ impl CallEngine {
                 flow: std::mem::take(&mut c.flow),
             },
         );
-        self.by_tx
-            .retain(|_, (id, role)| *id != call || matches!(role, TxRole::Ignore));
+        for tx in self.txs_of.remove(&call).unwrap_or_default() {
+            if self
+                .by_tx
+                .get(&tx)
+                .is_some_and(|(id, role)| *id == call && !matches!(role, TxRole::Ignore))
+            {
+                self.by_tx.remove(&tx);
+            }
+        }
         let duration = c
             .answer_ms
             .map(|a| now.unix_ms.saturating_sub(a) / 1000)

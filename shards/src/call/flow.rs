@@ -14,24 +14,32 @@ pub const MAX_MESSAGE_BYTES: usize = 8192;
 /// How long a finished call's flow still collects messages, ms.
 pub const LINGER_MS: u64 = 4_000;
 
-/// One captured message.
-#[derive(Clone, Debug)]
+/// Stored flows start with this (older stores hold the JSON itself).
+const MAGIC: &[u8; 4] = b"SPF1";
+
+/// The flow of one call, kept as it will be stored: each message is copied
+/// once into one growing buffer (`unix_ms u64 | inbound u8 | leg u8 | peer
+/// len u8 + text | message len u32 + bytes`, little-endian), so capturing
+/// costs the shard a `memcpy` per message. The JSON the API serves is made
+/// when someone asks for it ([`to_json`]), on the control core.
+#[derive(Clone, Debug, Default)]
+pub struct Flow {
+    records: Vec<u8>,
+    count: usize,
+    /// Messages not kept because the flow was full.
+    dropped: u64,
+}
+
+/// One decoded message.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowEntry {
     pub unix_ms: u64,
     pub inbound: bool,
     /// Where it came from (inbound) or went to (outbound).
-    pub peer: SocketAddr,
+    pub peer: String,
     /// `caller` or `callee`.
     pub leg: &'static str,
     pub text: String,
-}
-
-/// The flow of one call.
-#[derive(Clone, Debug, Default)]
-pub struct Flow {
-    pub entries: Vec<FlowEntry>,
-    /// Messages not kept because the flow was full.
-    pub dropped: u64,
 }
 
 impl Flow {
@@ -43,66 +51,138 @@ impl Flow {
         leg: &'static str,
         data: &[u8],
     ) {
-        if self.entries.len() >= MAX_MESSAGES {
+        use std::io::Write;
+        if self.count >= MAX_MESSAGES {
             self.dropped += 1;
             return;
         }
-        let cut = data.len() > MAX_MESSAGE_BYTES;
-        let mut text =
-            String::from_utf8_lossy(&data[..data.len().min(MAX_MESSAGE_BYTES)]).into_owned();
-        if cut {
-            text.push_str("\r\n[... cut at 8192 bytes]");
-        }
-        self.entries.push(FlowEntry {
+        self.count += 1;
+        let kept = &data[..data.len().min(MAX_MESSAGE_BYTES)];
+        let r = &mut self.records;
+        r.reserve(kept.len() + 64);
+        r.extend_from_slice(&unix_ms.to_le_bytes());
+        r.push(u8::from(inbound));
+        r.push(u8::from(leg == "callee"));
+        let len_at = r.len();
+        r.push(0);
+        let _ = write!(r, "{peer}");
+        r[len_at] = (r.len() - len_at - 1) as u8;
+        let cut: &[u8] = if data.len() > MAX_MESSAGE_BYTES {
+            b"\r\n[... cut at 8192 bytes]"
+        } else {
+            b""
+        };
+        r.extend_from_slice(&((kept.len() + cut.len()) as u32).to_le_bytes());
+        r.extend_from_slice(kept);
+        r.extend_from_slice(cut);
+    }
+
+    /// Messages kept.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The bytes to store; `local` is our SIP address (the other end of
+    /// every message).
+    pub fn encode(&self, local: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.records.len() + 32 + local.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.dropped.to_le_bytes());
+        out.push(local.len().min(255) as u8);
+        out.extend_from_slice(&local.as_bytes()[..local.len().min(255)]);
+        out.extend_from_slice(&self.records);
+        out
+    }
+}
+
+/// Reads what [`Flow::encode`] wrote: (local address, dropped, messages in
+/// capture order). None when the bytes are not such a flow.
+pub fn decode(stored: &[u8]) -> Option<(String, u64, Vec<FlowEntry>)> {
+    let mut rd = Reader(stored.strip_prefix(MAGIC)?);
+    let dropped = u64::from_le_bytes(rd.take(8)?.try_into().ok()?);
+    let local = rd.string()?;
+    let mut entries = Vec::new();
+    while !rd.0.is_empty() {
+        let unix_ms = u64::from_le_bytes(rd.take(8)?.try_into().ok()?);
+        let flags = rd.take(2)?;
+        let peer = rd.string()?;
+        let len = u32::from_le_bytes(rd.take(4)?.try_into().ok()?) as usize;
+        let text = String::from_utf8_lossy(rd.take(len)?).into_owned();
+        entries.push(FlowEntry {
             unix_ms,
-            inbound,
+            inbound: flags[0] != 0,
             peer,
-            leg,
+            leg: if flags[1] != 0 { "callee" } else { "caller" },
             text,
         });
     }
+    Some((local, dropped, entries))
+}
 
-    /// The JSON the REST API returns (API.md section 4, sip-flow):
-    /// `{messages: [{ts, direction, src, dst, leg, method | status, summary,
-    /// raw}], dropped}` in time order. `local` is our SIP address.
-    pub fn to_json(&self, local: &str) -> Vec<u8> {
-        let mut entries: Vec<&FlowEntry> = self.entries.iter().collect();
-        entries.sort_by_key(|e| e.unix_ms);
-        let messages: Vec<serde_json::Value> = entries
-            .iter()
-            .map(|e| {
-                let peer = e.peer.to_string();
-                let (src, dst) = if e.inbound {
-                    (peer.as_str(), local)
-                } else {
-                    (local, peer.as_str())
-                };
-                let first = e.text.lines().next().unwrap_or_default();
-                let mut m = serde_json::json!({
-                    "ts": rfc3339_ms(e.unix_ms),
-                    "direction": if e.inbound { "in" } else { "out" },
-                    "src": src,
-                    "dst": dst,
-                    "leg": e.leg,
-                    "summary": first,
-                    "raw": e.text,
-                });
-                match first.strip_prefix("SIP/2.0 ") {
-                    Some(rest) => {
-                        let code: Option<u16> = rest.get(..3).and_then(|c| c.parse().ok());
-                        m["status"] = code.into();
-                    }
-                    None => m["method"] = first.split(' ').next().unwrap_or_default().into(),
-                }
-                m
-            })
-            .collect();
-        serde_json::to_vec(&serde_json::json!({
-            "messages": messages,
-            "dropped": self.dropped,
-        }))
-        .unwrap_or_default()
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
     }
+
+    fn string(&mut self) -> Option<String> {
+        let n = usize::from(*self.take(1)?.first()?);
+        Some(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+}
+
+/// The JSON the REST API returns (API.md section 4, sip-flow) for a stored
+/// flow: `{messages: [{ts, direction, src, dst, leg, method | status,
+/// summary, raw}], dropped}` in time order. A store written before flows
+/// were kept in binary holds that JSON already; it is returned as it is.
+pub fn to_json(stored: &[u8]) -> Option<serde_json::Value> {
+    if stored.first() == Some(&b'{') {
+        return serde_json::from_slice(stored).ok();
+    }
+    let (local, dropped, mut entries) = decode(stored)?;
+    entries.sort_by_key(|e| e.unix_ms);
+    let messages: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|e| {
+            let (src, dst) = if e.inbound {
+                (e.peer.as_str(), local.as_str())
+            } else {
+                (local.as_str(), e.peer.as_str())
+            };
+            let first = e.text.lines().next().unwrap_or_default();
+            let mut m = serde_json::json!({
+                "ts": rfc3339_ms(e.unix_ms),
+                "direction": if e.inbound { "in" } else { "out" },
+                "src": src,
+                "dst": dst,
+                "leg": e.leg,
+                "summary": first,
+            });
+            match first.strip_prefix("SIP/2.0 ") {
+                Some(rest) => {
+                    let code: Option<u16> = rest.get(..3).and_then(|c| c.parse().ok());
+                    m["status"] = code.into();
+                }
+                None => m["method"] = first.split(' ').next().unwrap_or_default().into(),
+            }
+            m["raw"] = e.text.into();
+            m
+        })
+        .collect();
+    Some(serde_json::json!({
+        "messages": messages,
+        "dropped": dropped,
+    }))
 }
 
 #[cfg(test)]
@@ -122,7 +202,7 @@ mod tests {
             "caller",
             &vec![b'x'; MAX_MESSAGE_BYTES + 10],
         );
-        let v: serde_json::Value = serde_json::from_slice(&f.to_json("10.0.0.1:5060")).unwrap();
+        let v = to_json(&f.encode("10.0.0.1:5060")).unwrap();
         let m = &v["messages"];
         assert_eq!(m[0]["summary"], "INVITE sip:a@b SIP/2.0");
         assert_eq!(m[0]["method"], "INVITE");
@@ -144,7 +224,34 @@ mod tests {
                 b"OPTIONS x SIP/2.0\r\n\r\n",
             );
         }
-        assert_eq!(f.entries.len(), MAX_MESSAGES);
-        assert_eq!(f.dropped, 3);
+        assert_eq!(f.len(), MAX_MESSAGES);
+        let (local, dropped, entries) = decode(&f.encode("10.0.0.1:5060")).unwrap();
+        assert_eq!(local, "10.0.0.1:5060");
+        assert_eq!(dropped, 3);
+        assert_eq!(entries.len(), MAX_MESSAGES);
+        assert_eq!(entries[0].peer, "127.0.0.1:5070");
+        assert_eq!(entries[0].leg, "callee");
+    }
+
+    #[test]
+    fn truncated_or_foreign_bytes_do_not_decode() {
+        let peer: SocketAddr = "[::1]:5070".parse().unwrap();
+        let mut f = Flow::default();
+        f.push(10, true, peer, "caller", b"INVITE sip:a@b SIP/2.0\r\n\r\n");
+        let bytes = f.encode("[::1]:5060");
+        // Header: magic, dropped, local address.
+        let header = 4 + 8 + 1 + "[::1]:5060".len();
+        for cut in (0..bytes.len()).filter(|&c| c != header) {
+            assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        assert!(decode(&bytes[..header]).unwrap().2.is_empty());
+        assert!(decode(b"not a flow").is_none());
+        assert_eq!(decode(&bytes).unwrap().2[0].peer, "[::1]:5070");
+    }
+
+    #[test]
+    fn a_flow_stored_as_json_is_served_as_it_is() {
+        let v = to_json(br#"{"messages":[],"dropped":0}"#).unwrap();
+        assert_eq!(v["dropped"], 0);
     }
 }

@@ -52,6 +52,7 @@ struct PendingRegister {
 pub struct SipEndpoint {
     /// RTP loss already added to the shard's counter.
     rtp_lost_reported: u64,
+    tx_evicted_reported: u64,
     /// `[proxy] acl_rules`, swapped by an AMI reload.
     acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
     ctx: ShardContext,
@@ -114,6 +115,7 @@ impl SipEndpoint {
         let routing = settings.routing.clone();
         Ok(SipEndpoint {
             rtp_lost_reported: 0,
+            tx_evicted_reported: 0,
             acl: settings.acl.clone(),
             ctx,
             settings,
@@ -1021,6 +1023,12 @@ impl SipEndpoint {
             ShardStats::add(&self.ctx.stats.rtp_lost, lost - self.rtp_lost_reported);
             self.rtp_lost_reported = lost;
         }
+        let evicted = self.table.evicted();
+        ShardStats::add(
+            &self.ctx.stats.tx_evicted,
+            evicted - self.tx_evicted_reported,
+        );
+        self.tx_evicted_reported = evicted;
         // Levels for AMI health and the drain of a graceful shutdown.
         let gauges = &self.ctx.stats.gauges;
         ShardGauges::set(&gauges.active_calls, self.calls.active_calls() as u64);

@@ -26,6 +26,9 @@ use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder};
 
 /// A source may re-latch this long after a side's first packet (ms).
 pub const PROBATION_MS: u64 = 1_000;
+/// Pairs found held by another program that one session setup skips before
+/// it gives up (each costs two failed binds).
+const MAX_BUSY_TRIES: usize = 16;
 
 /// One side of a call's media.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,6 +278,8 @@ pub struct MediaRelay {
     by_port: Vec<Option<(u64, Side)>>,
     opened: Vec<Opened>,
     closed: Vec<u16>,
+    /// RTP ports of pairs in `closed`: back to the pool once those close.
+    freeing: Vec<u16>,
     next_recording: u64,
     shard: usize,
     pub counters: RelayCounters,
@@ -290,6 +295,7 @@ impl MediaRelay {
             by_port: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),
+            freeing: Vec::new(),
             next_recording: 1,
             shard,
             counters: RelayCounters::default(),
@@ -305,10 +311,11 @@ impl MediaRelay {
         self.sessions.len()
     }
 
-    /// Binds an RTP/RTCP pair from the pool; a port another program holds
-    /// is skipped (and kept out of the pool).
+    /// Binds an RTP/RTCP pair from the pool. A pair another program holds
+    /// goes to the back of the pool; after `MAX_BUSY_TRIES` such pairs the
+    /// call gets no media rather than a scan of the whole range.
     fn bind_pair(&mut self) -> Result<(u16, RawFd, RawFd), RelayError> {
-        for _ in 0..self.pool.total().max(1) {
+        for _ in 0..MAX_BUSY_TRIES {
             let port = self.pool.take().ok_or(RelayError::NoPorts)?;
             let rtp = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port));
             let rtcp = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1));
@@ -323,7 +330,7 @@ impl MediaRelay {
                     return Ok((port, fds.0, fds.1));
                 }
                 (rtp, rtcp) => {
-                    tracing::warn!(
+                    tracing::debug!(
                         shard = self.shard,
                         port,
                         "media port pair in use by another program: {:?} {:?}",
@@ -335,6 +342,10 @@ impl MediaRelay {
                 }
             }
         }
+        tracing::warn!(
+            shard = self.shard,
+            "{MAX_BUSY_TRIES} media port pairs in a row are held by other programs"
+        );
         Err(RelayError::NoPorts)
     }
 
@@ -376,9 +387,19 @@ impl MediaRelay {
     fn release(&mut self, port: u16) {
         self.set_port(port, None);
         self.set_port(port + 1, None);
-        self.closed.push(port);
-        self.closed.push(port + 1);
-        self.pool.give_back(port);
+        // Sockets the shell has not taken yet are closed here and now; the
+        // others when the shell takes `closed`. Either way the pair goes back
+        // to the pool only once both sockets are gone, so binding it again
+        // never collides with our own socket.
+        let before = self.opened.len();
+        self.opened.retain(|o| o.port != port && o.port != port + 1);
+        if self.opened.len() == before {
+            self.closed.push(port);
+            self.closed.push(port + 1);
+            self.freeing.push(port);
+        } else {
+            self.pool.give_back(port);
+        }
     }
 
     fn set_port(&mut self, port: u16, owner: Option<(u64, Side)>) {
@@ -622,8 +643,12 @@ impl MediaRelay {
         std::mem::take(&mut self.opened)
     }
 
-    /// Ports whose sockets the shell must close.
+    /// Ports whose sockets the shell must close (now: their pairs are
+    /// free for new sessions from here on).
     pub fn take_closed(&mut self) -> Vec<u16> {
+        for port in self.freeing.drain(..) {
+            self.pool.give_back(port);
+        }
         std::mem::take(&mut self.closed)
     }
 

@@ -4,12 +4,16 @@
 use super::*;
 
 fn relay(start: u16) -> MediaRelay {
+    relay_pairs(start, 20)
+}
+
+fn relay_pairs(start: u16, pairs: u16) -> MediaRelay {
     MediaRelay::new(
         RelayConfig {
             bind_ip: "127.0.0.1".parse().unwrap(),
             advertise: "127.0.0.1".parse().unwrap(),
             port_start: start,
-            port_end: start + 40,
+            port_end: start + 2 * pairs,
             rtp_timeout_ms: 5_000,
             recordings_dir: PathBuf::from("/nonexistent"),
             recordings_cdr_dir: PathBuf::from("recordings"),
@@ -210,6 +214,7 @@ fn close_releases_the_ports_and_reports_per_track_stats() {
         let mut p = packet(seq, seq as u32 * 160);
         r.on_packet(seq as u64 * 20, a, addr("127.0.0.1:7000"), &mut p);
     }
+    let _sockets = r.take_opened();
     let report = r.close(1, 200).unwrap();
     assert_eq!(report.stats[0]["trackId"], "audio-0");
     assert_eq!(report.stats[0]["rtp"]["packets"], 5);
@@ -247,4 +252,33 @@ fn no_ports_left_is_an_error() {
     );
     assert!(r.create(1, "c", false).is_ok());
     assert_eq!(r.create(2, "d", false), Err(RelayError::NoPorts));
+}
+
+#[test]
+fn a_pair_comes_back_only_once_its_sockets_are_closed() {
+    let mut r = relay_pairs(63000, 2);
+    r.create(1, "c", false).unwrap();
+    let sockets = r.take_opened();
+    assert!(matches!(r.create(2, "c", false), Err(RelayError::NoPorts)));
+    r.close(1, 0);
+    // The shell still holds the sockets: no pair is free yet.
+    assert!(matches!(r.create(3, "c", false), Err(RelayError::NoPorts)));
+    assert_eq!(r.take_closed().len(), 4);
+    drop(sockets); // what the shell does with the ports it took
+    r.create(4, "c", false).unwrap();
+    assert_eq!(r.take_opened().len(), 4);
+}
+
+#[test]
+fn a_session_that_fails_half_way_leaks_no_socket() {
+    let mut r = relay_pairs(63010, 3);
+    r.create(1, "c", false).unwrap();
+    let _sockets = r.take_opened();
+    // One pair left: the second side finds none, and the first is let go.
+    assert!(matches!(r.create(2, "c", false), Err(RelayError::NoPorts)));
+    assert!(r.take_opened().is_empty());
+    assert!(r.take_closed().is_empty());
+    let free = r.pool.take().unwrap();
+    UdpSocket::bind(("127.0.0.1", free)).expect("the pair's socket is closed");
+    UdpSocket::bind(("127.0.0.1", free + 1)).expect("and its RTCP socket");
 }

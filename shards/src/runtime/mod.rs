@@ -1,8 +1,10 @@
-//! The shard runtime: executors, batched UDP, inboxes between threads, counters.
+//! The shard runtime: executors, batched UDP, inboxes between threads, the
+//! beat that paces a busy shard's polling, counters.
 
 pub mod inbox;
 mod media_io;
 pub mod owner;
+mod pacer;
 pub mod shard;
 pub mod stats;
 pub mod udp_batch;

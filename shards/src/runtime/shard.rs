@@ -11,13 +11,14 @@ use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::inbox::{Inbox, ShardMsg};
 use super::media_io::{MediaIo, MEDIA_POLL};
+use super::pacer::Pacer;
 use super::stats::{ShardGauges, ShardStats};
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
@@ -38,6 +39,9 @@ pub struct RuntimeConfig {
     pub rcvbuf: usize,
     pub sndbuf: usize,
     pub spin_before_park: Duration,
+    /// Poll period while the shard is busy (see [`Pacer`]); zero = wake on
+    /// every readiness event.
+    pub poll_interval: Duration,
     pub io_memory: usize,
     pub ring_depth: usize,
     /// Period of [`ShardLogic::on_tick`].
@@ -154,6 +158,7 @@ impl Runtime {
                 recv_batch: cfg.recv_batch,
                 send_batch: cfg.send_batch,
                 tick: cfg.tick,
+                poll_interval: cfg.poll_interval,
             };
             let sock_fd = sock.into_raw_fd();
             let door_fd = door.into_raw_fd();
@@ -254,6 +259,7 @@ struct LoopConfig {
     recv_batch: usize,
     send_batch: usize,
     tick: Duration,
+    poll_interval: Duration,
 }
 
 struct Shard<L> {
@@ -288,22 +294,30 @@ async fn run_shard<L: ShardLogic + 'static>(
         wake: wake_tx,
     });
     let send_batch = cfg.send_batch;
+    let pacer = Rc::new(Pacer::new(cfg.poll_interval, Instant::now()));
     let recv = glommio::spawn_local(recv_loop(
         sock.clone(),
         shard.clone(),
         media.clone(),
+        pacer.clone(),
         cfg.recv_batch,
         send_batch,
     ));
-    let poller = glommio::spawn_local(media_poller(shard.clone(), media.clone(), wake_rx));
+    let poller = glommio::spawn_local(media_poller(
+        shard.clone(),
+        media.clone(),
+        pacer.clone(),
+        wake_rx,
+    ));
     let tick = glommio::spawn_local(tick_loop(
         sock.clone(),
         shard.clone(),
         media.clone(),
+        pacer.clone(),
         cfg.tick,
         send_batch,
     ));
-    inbox_loop(&sock, &door, &shard, &media, send_batch).await;
+    inbox_loop(&sock, &door, &shard, &media, &pacer, send_batch).await;
     drop(recv.cancel());
     drop(tick.cancel());
     drop(poller.cancel());
@@ -314,6 +328,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
     media: Rc<MediaShell>,
+    pacer: Rc<Pacer>,
     batch: usize,
     send_batch: usize,
 ) {
@@ -321,6 +336,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
     let mut rx = RecvBatch::new(batch, MAX_DATAGRAM);
     let mut peek = [0u8; 1];
     loop {
+        let mut got = 0;
         loop {
             let n = match rx.recv(fd) {
                 Ok(n) => n,
@@ -332,6 +348,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
             if n == 0 {
                 break;
             }
+            got += n;
             {
                 let mut guard = shard.borrow_mut();
                 let sh = &mut *guard;
@@ -358,6 +375,14 @@ async fn recv_loop<L: ShardLogic + 'static>(
             }
             glommio::yield_if_needed().await;
         }
+        let now = Instant::now();
+        if got > 0 {
+            pacer.saw_work(now);
+        }
+        if pacer.polling(now) {
+            beat(&pacer, now, Duration::ZERO).await;
+            continue;
+        }
         if let Err(e) = sock.peek_from(&mut peek).await {
             tracing::warn!("sip socket wait failed: {e}");
             glommio::timer::sleep(Duration::from_millis(10)).await;
@@ -369,12 +394,13 @@ async fn tick_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
     media: Rc<MediaShell>,
+    pacer: Rc<Pacer>,
     tick: Duration,
     send_batch: usize,
 ) {
     loop {
         let wanted = Duration::from_millis(shard.borrow().logic.next_tick_ms());
-        glommio::timer::sleep(tick.min(wanted)).await;
+        beat(&pacer, Instant::now(), tick.min(wanted)).await;
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
@@ -392,17 +418,20 @@ async fn inbox_loop<L: ShardLogic + 'static>(
     door: &UdpSocket,
     shard: &Rc<RefCell<Shard<L>>>,
     media: &Rc<MediaShell>,
+    pacer: &Rc<Pacer>,
     send_batch: usize,
 ) {
     let inbox = shard.borrow().ctx.inboxes[shard.borrow().ctx.id].clone();
     let mut bell = [0u8; 64];
     loop {
         let mut stop = false;
+        let mut got = 0usize;
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
             let now = Now::read();
             while let Some(msg) = inbox.pop() {
+                got += 1;
                 match msg {
                     ShardMsg::Stop => {
                         sh.logic.on_stop(now, &mut sh.out);
@@ -421,6 +450,16 @@ async fn inbox_loop<L: ShardLogic + 'static>(
         flush(sock, shard, send_batch).await;
         if stop {
             return;
+        }
+        // While the shard polls, the doorbell stays unarmed: senders push
+        // without a syscall and the next beat takes what they queued.
+        let now = Instant::now();
+        if got > 0 {
+            pacer.saw_work(now);
+        }
+        if pacer.polling(now) {
+            beat(pacer, now, Duration::ZERO).await;
+            continue;
         }
         if inbox.arm() {
             if let Err(e) = door.recv_from(&mut bell).await {
@@ -467,6 +506,7 @@ fn apply_media_changes<L: ShardLogic + 'static>(
 async fn media_poller<L: ShardLogic + 'static>(
     shard: Rc<RefCell<Shard<L>>>,
     media: Rc<MediaShell>,
+    pacer: Rc<Pacer>,
     wake: glommio::channels::local_channel::LocalReceiver<()>,
 ) {
     loop {
@@ -492,11 +532,18 @@ async fn media_poller<L: ShardLogic + 'static>(
             counts
         };
         if counts.received == 0 {
-            glommio::timer::sleep(MEDIA_POLL).await;
+            beat(&pacer, Instant::now(), Duration::ZERO).await;
         } else {
             glommio::yield_if_needed().await;
         }
     }
+}
+
+/// Sleeps until the first beat of the shard's grid at least `at_least` from
+/// `now`, so every task of the shard that sleeps wakes on the same instants.
+async fn beat(pacer: &Pacer, now: Instant, at_least: Duration) {
+    let period = pacer.interval_or(MEDIA_POLL);
+    glommio::timer::sleep(pacer.until_beat(now, period, at_least)).await;
 }
 
 fn dispatch_handoffs<L>(sh: &mut Shard<L>) {

@@ -38,6 +38,7 @@ counters! {
     dropped: "SIP messages dropped without a response",
     bad_requests: "400 responses sent",
     retransmissions: "retransmitted requests absorbed or answered from the transaction cache",
+    tx_evicted: "finished transactions dropped before their timer to make room (table full)",
     registers: "REGISTER requests handled",
     registrations_ok: "REGISTER requests answered 200",
     auth_challenges: "digest challenges sent (401/407)",

@@ -258,7 +258,7 @@ impl Store {
 
     /// Stores finished calls in one write transaction (a CDR with a callId
     /// already stored replaces it).
-    /// Stores calls' SIP flows (callId, JSON array of messages).
+    /// Stores calls' SIP flows (callId, the bytes of `call::flow::Flow::encode`).
     pub fn put_flows(&self, flows: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let Some(db) = self.flows else {
             return Err(StoreError("store: opened read-only".into()));
@@ -271,7 +271,7 @@ impl Store {
         Ok(())
     }
 
-    /// The stored SIP flow of a call (a JSON array), if any.
+    /// The stored SIP flow of a call (see `call::flow`), if any.
     pub fn flow(&self, call_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(db) = self.flows else {
             return Ok(None);

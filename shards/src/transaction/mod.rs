@@ -120,8 +120,10 @@ pub struct Config {
     pub t4_ms: u64,
     /// Timer D over unreliable transports (at least 32 s). Default 32000.
     pub timer_d_ms: u64,
-    /// At most this many transactions live in one table; more are refused
-    /// ([`Received::Full`], [`TxError::Full`]). Default 65536.
+    /// At most this many transactions live in one table. At the limit the
+    /// one lingering longest (done, only absorbing retransmissions) goes
+    /// early; when none lingers, new ones are refused ([`Received::Full`],
+    /// [`TxError::Full`]). Default 65536.
     pub max_transactions: usize,
     /// Send 100 Trying as soon as an INVITE creates a server transaction (the TU
     /// may then skip it). Default true.

@@ -91,6 +91,16 @@ impl ServerInvite {
     }
 
     /// An ACK matched. Returns whether the TU sees it (the ACK of a 2xx).
+    /// Only absorbing retransmissions now: confirmed, or accepted with its
+    /// ACK in.
+    pub(crate) fn lingering(&self) -> bool {
+        match self.state {
+            State::Confirmed => true,
+            State::Accepted => !self.awaiting_ack,
+            _ => false,
+        }
+    }
+
     pub(crate) fn on_ack(&mut self, now: u64, cfg: &Config) -> bool {
         match self.state {
             State::Completed => {

@@ -2,7 +2,7 @@
 //! handles), the key index incoming messages are routed by, the deadline queue,
 //! and the bound on how many transactions live at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use crate::sip::{HeaderName, Message, Method, Writer};
@@ -56,6 +56,17 @@ impl Machine {
         }
     }
 
+    /// Done with its work and only absorbing retransmissions until its
+    /// timer (D, I, J, K, L or M): the first to go when the table is full.
+    fn lingering(&self) -> bool {
+        match self {
+            Machine::ClientInvite(t) => matches!(t.state(), State::Completed | State::Accepted),
+            Machine::ClientNonInvite(t) => t.state() == State::Completed,
+            Machine::ServerInvite(t) => t.lingering(),
+            Machine::ServerNonInvite(t) => t.state() == State::Completed,
+        }
+    }
+
     fn on_timeout(&mut self, now: u64, cfg: &Config, out: &mut Vec<Action>) {
         match self {
             Machine::ClientInvite(t) => t.on_timeout(now, cfg, out),
@@ -74,6 +85,8 @@ struct Entry {
     machine: Machine,
     /// The deadline this entry has in the timer queue.
     scheduled: Option<u64>,
+    /// Queued in `lingering` (see [`Machine::lingering`]).
+    lingering: bool,
 }
 
 struct Slot {
@@ -89,6 +102,11 @@ pub struct TransactionTable {
     len: usize,
     index: HashMap<TransactionKey, TxId>,
     timers: TimerQueue,
+    /// Transactions that started lingering, oldest first (some may be gone
+    /// since): what a full table evicts to make room for a new one.
+    lingering: VecDeque<TxId>,
+    /// Lingering transactions evicted early because the table was full.
+    evicted: u64,
     scratch: Vec<u8>,
 }
 
@@ -109,6 +127,8 @@ impl TransactionTable {
             len: 0,
             index: HashMap::new(),
             timers: TimerQueue::default(),
+            lingering: VecDeque::new(),
+            evicted: 0,
             scratch: Vec::with_capacity(1024),
         }
     }
@@ -202,7 +222,7 @@ impl TransactionTable {
         if is_ack {
             return Received::Ack(None);
         }
-        if self.len >= self.cfg.max_transactions {
+        if !self.make_room(out) {
             return Received::Full;
         }
         let invite = msg.method() == Some(Method::Invite);
@@ -297,7 +317,7 @@ impl TransactionTable {
             }
             (TransactionKey::from_view(&view), method == Method::Invite)
         };
-        if self.len >= self.cfg.max_transactions {
+        if !self.make_room(out) {
             return Err(TxError::Full);
         }
         let cfg = self.cfg;
@@ -466,6 +486,27 @@ impl TransactionTable {
         }
     }
 
+    /// Lingering transactions evicted so far to make room.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Whether a new transaction fits: at the limit, the longest-lingering
+    /// transaction goes early (it only absorbed retransmissions; a late
+    /// retransmission then finds no transaction, as after its timer).
+    fn make_room(&mut self, out: &mut Vec<Action>) -> bool {
+        while self.len >= self.cfg.max_transactions {
+            let Some(id) = self.lingering.pop_front() else {
+                return false;
+            };
+            if self.entry(id).is_some_and(|e| e.lingering) {
+                self.remove(id, out);
+                self.evicted += 1;
+            }
+        }
+        true
+    }
+
     fn insert(&mut self, key: TransactionKey, make: impl FnOnce(TxId) -> Machine) -> TxId {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -486,6 +527,7 @@ impl TransactionTable {
                 alias: None,
                 machine: make(id),
                 scheduled: None,
+                lingering: false,
             });
         }
         self.len += 1;
@@ -502,9 +544,21 @@ impl TransactionTable {
             self.remove(id, out);
             return;
         }
+        if !entry.lingering && entry.machine.lingering() {
+            entry.lingering = true;
+            self.lingering.push_back(id);
+        }
         let next = entry.machine.poll_timeout();
         self.timers.reschedule(id, entry.scheduled, next);
         entry.scheduled = next;
+        // Drop the queue's head entries of transactions already gone, so the
+        // queue holds about one timer's worth of them, not every one ever.
+        while let Some(&head) = self.lingering.front() {
+            if self.entry(head).is_some_and(|e| e.lingering) {
+                break;
+            }
+            self.lingering.pop_front();
+        }
     }
 
     fn remove(&mut self, id: TxId, out: &mut Vec<Action>) {

@@ -281,3 +281,40 @@ fn odd_input_never_panics() {
     assert!(h.table.is_empty());
     assert_eq!(h.table.index_sizes(), (0, 0));
 }
+
+#[test]
+fn a_full_table_evicts_the_longest_lingering_transaction() {
+    let mut h = Harness::with(Config {
+        max_transactions: 2,
+        ..Config::default()
+    });
+    // Two server transactions answered: both linger (timer J), the first
+    // one longest.
+    let a = incoming("OPTIONS", "z9hG4bKe1");
+    let b = incoming("OPTIONS", "z9hG4bKe2");
+    let (Received::Request(ta), Received::Request(tb)) = (h.recv(0, &a), h.recv(0, &b)) else {
+        panic!()
+    };
+    h.respond(1, ta, &response(&a, 200, "t")).unwrap();
+    h.respond(2, tb, &response(&b, 200, "t")).unwrap();
+    h.take();
+    // A new request takes the place of the first one, not a 503.
+    let c = incoming("OPTIONS", "z9hG4bKe3");
+    let Received::Request(tc) = h.recv(3, &c) else {
+        panic!("a lingering transaction should have made room")
+    };
+    assert_eq!(h.table.evicted(), 1);
+    assert_eq!(h.table.state(ta), None);
+    assert!(h.table.state(tb).is_some());
+    assert!(h.take().iter().any(|a| a.contains("Terminated")));
+    // A retransmission of the evicted request is new to the table now.
+    assert_eq!(h.table.len(), 2);
+    // tc is live (not answered): with tb evicted next, only one can go.
+    let d = incoming("OPTIONS", "z9hG4bKe4");
+    assert!(matches!(h.recv(4, &d), Received::Request(_)));
+    assert_eq!(h.table.evicted(), 2);
+    assert!(h.table.state(tc).is_some());
+    // Two live transactions: nothing lingers, so the table is full.
+    assert_eq!(h.recv(5, &incoming("OPTIONS", "z9hG4bKe5")), Received::Full);
+    assert_eq!(h.table.evicted(), 2);
+}
