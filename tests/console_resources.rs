@@ -279,6 +279,26 @@ fn extensions_crud_and_they_register_at_once() {
         json!({"username": "2002"}),
     );
     assert_eq!((clash.0, fault(&clash)), (409, "username"));
+    // Only digest HA1s are stored, and they hash the name: a rename needs
+    // the password again, and then the new name registers with it.
+    let rename = send(
+        &pbx,
+        &t,
+        "PUT",
+        &format!("/console/extensions/{ann_id}"),
+        json!({"username": "2011"}),
+    );
+    assert_eq!((rename.0, fault(&rename)), (422, "password"));
+    let rename = send(
+        &pbx,
+        &t,
+        "PUT",
+        &format!("/console/extensions/{ann_id}"),
+        json!({"username": "2011", "password": "pw-2011"}),
+    );
+    assert_eq!(rename.0, 200, "{}", rename.1);
+    assert_eq!(register(&pbx, "2011", "pw-2011", "ext-6@test"), 200);
+    assert_eq!(register(&pbx, "2001", "pw-new", "ext-7@test"), 403);
     let missing = send(
         &pbx,
         &t,

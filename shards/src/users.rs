@@ -22,6 +22,11 @@ pub enum Credential {
     Password(String),
     /// hex MD5 of `user:realm:password`.
     Md5Ha1(String),
+    /// hex MD5 and hex SHA-256 of `user:realm:password`, for one realm.
+    Ha1 {
+        md5: String,
+        sha256: String,
+    },
 }
 
 impl std::fmt::Debug for Credential {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for Credential {
         f.write_str(match self {
             Credential::Password(_) => "Password(..)",
             Credential::Md5Ha1(_) => "Md5Ha1(..)",
+            Credential::Ha1 { .. } => "Ha1(..)",
         })
     }
 }
@@ -39,6 +45,7 @@ impl UserRecord {
         match &self.credential {
             Credential::Password(p) => Secret::Password(p),
             Credential::Md5Ha1(h) => Secret::Md5Ha1(h),
+            Credential::Ha1 { md5, sha256 } => Secret::Ha1 { md5, sha256 },
         }
     }
 }

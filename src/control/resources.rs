@@ -74,7 +74,7 @@ impl ResourcesState {
             }
         }
         Ok(ResourcesState {
-            store: ResourcesStore::open(store)?,
+            store: ResourcesStore::open(store, &cfg.proxy.realms)?,
             file_users,
         })
     }
@@ -596,6 +596,7 @@ fn extension_of(input: ExtensionInput) -> (Extension, Option<String>) {
         id: String::new(),
         username: input.username,
         password: String::new(),
+        ha1: Default::default(),
         display_name: input.display_name,
         email: input.email,
         enabled: input.enabled,
@@ -672,6 +673,10 @@ async fn replace_extension(
         }
         Replaced::Missing => Err(not_found("extension", &id)),
         Replaced::Taken => Err(taken(&username)),
+        Replaced::NeedsPassword => Err(invalid(
+            "password",
+            "required when the username changes (the stored digest secrets hash the old name)",
+        )),
     }
 }
 
@@ -1448,6 +1453,14 @@ mod tests {
             id: "1".into(),
             username: "2001".into(),
             password: "pw-2001".into(),
+            ha1: [(
+                "pbx.test".to_string(),
+                super::super::resources_store::RealmHa1 {
+                    md5: "m".repeat(32),
+                    sha256: "s".repeat(64),
+                },
+            )]
+            .into(),
             display_name: None,
             email: Some("a@b.c".into()),
             enabled: true,
@@ -1455,7 +1468,9 @@ mod tests {
         };
         let v = extension_view(&e);
         assert!(!v.to_string().contains("pw-2001"), "{v}");
+        assert!(!v.to_string().contains("mmmm"), "{v}");
         assert!(v.get("password").is_none());
+        assert!(v.get("ha1").is_none());
         assert_eq!(
             (v["email"].as_str(), v["allow_guest_calls"].as_bool()),
             (Some("a@b.c"), Some(true))

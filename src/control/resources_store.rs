@@ -8,11 +8,17 @@
 //! writers, so these writes may interleave with the store writer's batches.
 //! Ids are decimal strings from a per-kind counter, never reused.
 //!
-//! Extension passwords are stored in plain text: digest auth needs the
-//! password (or an HA1 per realm and algorithm, and neither the realm nor
-//! SHA-256 is known when the extension is written). The store sits in
-//! `data_dir`, as private as the config file whose `memory` users are plain
-//! text too. The REST API never returns them.
+//! Extension passwords are not kept: when one is set, the store keeps the
+//! digest HA1s (MD5 and SHA-256 of `user:realm:password`) for every realm in
+//! `[proxy] realms`, which is all digest verification needs. So a realm
+//! added to the config later has no HA1 until the password is set again, and
+//! renaming an extension needs its password (the HA1s hash the name). With
+//! no realm configured the realm is whatever host a request names, so the
+//! password itself has to be kept; that is the one case it is. A store
+//! written before HA1s had plain passwords: they are converted at start. The
+//! REST API never returns any of it.
+
+use std::collections::BTreeMap;
 
 use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env, RwTxn};
@@ -31,14 +37,43 @@ const IDS_DB: &str = "console_ids";
 pub struct Extension {
     pub id: String,
     pub username: String,
-    /// Plain text (see the module comment); never returned over REST.
+    /// A password being set (REST input), or kept in plain text only when no
+    /// realm is configured (see the module comment). Never returned.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+    /// Realm -> digest HA1s of the password. Never returned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ha1: BTreeMap<String, RealmHa1>,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
     pub enabled: bool,
     pub allow_guest_calls: bool,
+}
+
+/// The digest HA1s of an extension's password in one realm (hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealmHa1 {
+    pub md5: String,
+    pub sha256: String,
+}
+
+impl RealmHa1 {
+    fn of(username: &str, realm: &str, password: &str) -> RealmHa1 {
+        use sha2::Digest as _;
+        let input = format!("{username}:{realm}:{password}");
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        RealmHa1 {
+            md5: hex(&md5_digest(input.as_bytes())),
+            sha256: hex(&sha2::Sha256::digest(input.as_bytes())),
+        }
+    }
+}
+
+fn md5_digest(data: &[u8]) -> Vec<u8> {
+    use md5::Digest as _;
+    md5::Md5::digest(data).to_vec()
 }
 
 /// A console trunk as stored; key: `id`.
@@ -64,6 +99,8 @@ pub enum Replaced {
     Missing,
     /// Another extension has the new username.
     Taken,
+    /// The username changes but no password came (the HA1s hash the name).
+    NeedsPassword,
 }
 
 /// The resource databases in the store's environment.
@@ -74,6 +111,8 @@ pub struct ResourcesStore {
     trunks: Database<'static, Str, Bytes>,
     routes: Database<'static, Str, Bytes>,
     ids: Database<'static, Str, Bytes>,
+    /// `[proxy] realms`: the realms an extension's HA1s are made for.
+    realms: std::sync::Arc<Vec<String>>,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(
@@ -103,8 +142,9 @@ fn by_id<T>(items: &mut [T], id: impl Fn(&T) -> &str) {
 
 impl ResourcesStore {
     /// Opens the databases, creating them when missing (needs a store opened
-    /// read-write).
-    pub fn open(store: &Store) -> Result<ResourcesStore, StoreError> {
+    /// read-write). `realms` are `[proxy] realms`; extensions that still have
+    /// a plain password get their HA1s for them here.
+    pub fn open(store: &Store, realms: &[String]) -> Result<ResourcesStore, StoreError> {
         let env = store.env();
         let wtxn = env.write_txn()?;
         let (extensions, trunks, routes, ids) = env
@@ -116,13 +156,59 @@ impl ResourcesStore {
                 Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((e, t, r, i)))
             })?
             .unwrap_commit();
-        Ok(ResourcesStore {
+        let rs = ResourcesStore {
             env,
             extensions,
             trunks,
             routes,
             ids,
-        })
+            realms: std::sync::Arc::new(realms.to_vec()),
+        };
+        rs.seal_plain_passwords()?;
+        Ok(rs)
+    }
+
+    /// Replaces a password being set with its HA1s for every realm (see
+    /// the module comment); without realms the password stays.
+    fn seal(&self, ext: &mut Extension) {
+        if ext.password.is_empty() || self.realms.is_empty() {
+            return;
+        }
+        ext.ha1 = self
+            .realms
+            .iter()
+            .map(|realm| {
+                (
+                    realm.clone(),
+                    RealmHa1::of(&ext.username, realm, &ext.password),
+                )
+            })
+            .collect();
+        ext.password.clear();
+    }
+
+    /// Converts extensions stored with a plain password (older stores).
+    fn seal_plain_passwords(&self) -> Result<(), StoreError> {
+        if self.realms.is_empty() {
+            return Ok(());
+        }
+        let mut wtxn = self.env.write_txn()?;
+        let mut plain = Vec::new();
+        for item in self.extensions.iter(&wtxn)? {
+            let (key, raw) = item?;
+            let ext: Extension = decode("extension", key, raw)?;
+            if !ext.password.is_empty() {
+                plain.push(ext);
+            }
+        }
+        for mut ext in plain {
+            self.seal(&mut ext);
+            self.extensions
+                .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
+            tracing::info!(username = %ext.username, "extension password replaced by its digest HA1s");
+        }
+        wtxn.commit()?;
+        Ok(())
     }
 
     /// The next id of `kind`, counted in `wtxn`.
@@ -194,10 +280,11 @@ impl ResourcesStore {
         if self.extensions.get(&wtxn, &ext.username)?.is_some() {
             return Ok(None);
         }
-        let ext = Extension {
+        let mut ext = Extension {
             id: self.next_id(&mut wtxn, "extensions")?,
             ..ext
         };
+        self.seal(&mut ext);
         self.extensions
             .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
         wtxn.commit()?;
@@ -220,13 +307,25 @@ impl ResourcesStore {
             if self.extensions.get(&wtxn, &ext.username)?.is_some() {
                 return Ok(Replaced::Taken);
             }
+            if password.is_none() && old.password.is_empty() {
+                return Ok(Replaced::NeedsPassword);
+            }
             self.extensions.delete(&mut wtxn, &old.username)?;
         }
-        let ext = Extension {
-            id: old.id,
-            password: password.unwrap_or(old.password),
-            ..ext
+        let mut ext = match password {
+            Some(password) => Extension {
+                id: old.id,
+                password,
+                ..ext
+            },
+            None => Extension {
+                id: old.id,
+                password: old.password,
+                ha1: old.ha1,
+                ..ext
+            },
         };
+        self.seal(&mut ext);
         self.extensions
             .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
         wtxn.commit()?;
@@ -321,14 +420,15 @@ impl ResourcesStore {
 /// The console's extensions as a user source: one LMDB read transaction per
 /// lookup (a memory-mapped read, as the registrar's binding lookups on the
 /// shard), so a change is seen by the next REGISTER or INVITE. A disabled
-/// extension is unknown here. Any realm.
+/// extension is unknown here, and so is one without an HA1 for the realm
+/// asked about.
 pub struct ExtensionsBackend {
     env: &'static Env,
     extensions: Database<'static, Str, Bytes>,
 }
 
 impl UserBackend for ExtensionsBackend {
-    fn lookup(&self, username: &str, _realm: &str) -> UserLookup {
+    fn lookup(&self, username: &str, realm: &str) -> UserLookup {
         let found = self.env.read_txn().and_then(|rtxn| {
             Ok(self
                 .extensions
@@ -336,11 +436,23 @@ impl UserBackend for ExtensionsBackend {
                 .map(serde_json::from_slice::<Extension>))
         });
         match found {
-            Ok(Some(Ok(ext))) if ext.enabled => UserLookup::Found(UserRecord {
-                username: ext.username,
-                credential: Credential::Password(ext.password),
-                display_name: ext.display_name,
-            }),
+            Ok(Some(Ok(ext))) if ext.enabled => {
+                let credential = match ext.ha1.get(realm) {
+                    Some(h) => Credential::Ha1 {
+                        md5: h.md5.clone(),
+                        sha256: h.sha256.clone(),
+                    },
+                    None if !ext.password.is_empty() => Credential::Password(ext.password),
+                    // No HA1 for this realm (added to the config after the
+                    // password was set): the user cannot be verified here.
+                    None => return UserLookup::Unknown,
+                };
+                UserLookup::Found(UserRecord {
+                    username: ext.username,
+                    credential,
+                    display_name: ext.display_name,
+                })
+            }
             Ok(Some(Ok(_)) | None) => UserLookup::Unknown,
             Ok(Some(Err(e))) => {
                 tracing::warn!(username, "extension unreadable: {e}");
@@ -361,6 +473,12 @@ mod tests {
     use shards::store::StoreOptions;
 
     fn open() -> (tempfile::TempDir, ResourcesStore) {
+        let (dir, store) = store();
+        let rs = ResourcesStore::open(&store, &["pbx.test".into()]).unwrap();
+        (dir, rs)
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             dir.path(),
@@ -370,8 +488,7 @@ mod tests {
             },
         )
         .unwrap();
-        let rs = ResourcesStore::open(&store).unwrap();
-        (dir, rs)
+        (dir, store)
     }
 
     fn ext(username: &str, password: &str) -> Extension {
@@ -379,10 +496,21 @@ mod tests {
             id: String::new(),
             username: username.into(),
             password: password.into(),
+            ha1: BTreeMap::new(),
             display_name: Some("Ann".into()),
             email: None,
             enabled: true,
             allow_guest_calls: false,
+        }
+    }
+
+    /// The HA1s digest verification must get for `user:realm:password`.
+    fn ha1s(user: &str, realm: &str, password: &str) -> Credential {
+        use md5::Digest as _;
+        let input = format!("{user}:{realm}:{password}");
+        Credential::Ha1 {
+            md5: format!("{:x}", md5::Md5::digest(input.as_bytes())),
+            sha256: format!("{:x}", sha2::Sha256::digest(input.as_bytes())),
         }
     }
 
@@ -395,24 +523,46 @@ mod tests {
         let b = rs.add_extension(ext("2002", "pw2")).unwrap().unwrap();
         assert_eq!((a.id.as_str(), b.id.as_str()), ("1", "2"));
         assert_eq!(rs.add_extension(ext("2001", "x")).unwrap(), None);
-        match backend.lookup("2001", "any") {
+        match backend.lookup("2001", "pbx.test") {
             UserLookup::Found(r) => {
-                assert_eq!(r.credential, Credential::Password("pw1".into()));
+                assert_eq!(r.credential, ha1s("2001", "pbx.test", "pw1"));
                 assert_eq!(r.display_name.as_deref(), Some("Ann"));
             }
             other => panic!("{other:?}"),
         }
-        // Rename keeps the password when none is given; the old name is gone.
-        let r = rs.replace_extension("1", ext("2003", ""), None).unwrap();
+        // Only HA1s are kept, for the configured realms only.
+        assert!(a.password.is_empty());
+        assert_eq!(backend.lookup("2001", "elsewhere"), UserLookup::Unknown);
+        // A rename needs the password: the HA1s hash the name.
+        assert_eq!(
+            rs.replace_extension("1", ext("2003", ""), None).unwrap(),
+            Replaced::NeedsPassword
+        );
+        let r = rs
+            .replace_extension("1", ext("2003", ""), Some("pw3".into()))
+            .unwrap();
         let Replaced::Done(c) = r else {
             panic!("{r:?}")
         };
-        assert_eq!((c.id.as_str(), c.password.as_str()), ("1", "pw1"));
-        assert_eq!(backend.lookup("2001", "any"), UserLookup::Unknown);
-        assert!(matches!(
-            backend.lookup("2003", "any"),
-            UserLookup::Found(_)
-        ));
+        assert_eq!(c.id, "1");
+        assert_eq!(backend.lookup("2001", "pbx.test"), UserLookup::Unknown);
+        match backend.lookup("2003", "pbx.test") {
+            UserLookup::Found(r) => assert_eq!(r.credential, ha1s("2003", "pbx.test", "pw3")),
+            other => panic!("{other:?}"),
+        }
+        // Without a new password other changes keep the HA1s.
+        let renamed = Extension {
+            display_name: None,
+            ..ext("2003", "")
+        };
+        rs.replace_extension("1", renamed, None).unwrap();
+        match backend.lookup("2003", "pbx.test") {
+            UserLookup::Found(r) => {
+                assert_eq!(r.credential, ha1s("2003", "pbx.test", "pw3"));
+                assert_eq!(r.display_name, None);
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             rs.replace_extension("1", ext("2002", "x"), None).unwrap(),
             Replaced::Taken
@@ -427,8 +577,11 @@ mod tests {
             ..ext("2002", "")
         };
         rs.replace_extension("2", off, Some("pw2b".into())).unwrap();
-        assert_eq!(backend.lookup("2002", "any"), UserLookup::Unknown);
-        assert_eq!(rs.extension("2").unwrap().unwrap().password, "pw2b");
+        assert_eq!(backend.lookup("2002", "pbx.test"), UserLookup::Unknown);
+        assert_eq!(
+            rs.extension("2").unwrap().unwrap().ha1["pbx.test"],
+            RealmHa1::of("2002", "pbx.test", "pw2b")
+        );
         assert!(rs.remove_extension("2").unwrap());
         assert!(!rs.remove_extension("2").unwrap());
         // Ids are not reused.
@@ -440,6 +593,36 @@ mod tests {
             .map(|e| e.username)
             .collect();
         assert_eq!(names, ["2003", "2004"]);
+    }
+
+    #[test]
+    fn plain_passwords_become_ha1s_once_realms_are_known() {
+        let (_dir, store) = store();
+        {
+            // No realm configured: the password itself has to stay.
+            let rs = ResourcesStore::open(&store, &[]).unwrap();
+            rs.add_extension(ext("2001", "pw1")).unwrap().unwrap();
+            match rs.backend().lookup("2001", "10.0.0.1") {
+                UserLookup::Found(r) => {
+                    assert_eq!(r.credential, Credential::Password("pw1".into()))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The next start, with realms in the config.
+        let rs = ResourcesStore::open(&store, &["a.test".into(), "b.test".into()]).unwrap();
+        let e = rs.extension("1").unwrap().unwrap();
+        assert!(e.password.is_empty());
+        assert_eq!(e.ha1.len(), 2);
+        for realm in ["a.test", "b.test"] {
+            match rs.backend().lookup("2001", realm) {
+                UserLookup::Found(r) => assert_eq!(r.credential, ha1s("2001", realm, "pw1")),
+                other => panic!("{other:?}"),
+            }
+        }
+        // What is stored holds no trace of the password.
+        let raw = serde_json::to_string(&e).unwrap();
+        assert!(!raw.contains("pw1"), "{raw}");
     }
 
     #[test]

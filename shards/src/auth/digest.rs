@@ -103,6 +103,10 @@ pub enum Secret<'a> {
     /// backend). Only MD5 and MD5-sess responses can be verified with it; any other
     /// algorithm fails. Upper or lower case hex; anything but 32 hex digits fails.
     Md5Ha1(&'a str),
+    /// Precomputed HA1s for one realm: `hex(MD5(user:realm:password))` and
+    /// `hex(SHA-256(user:realm:password))` (the console's extensions, which
+    /// keep no password). Each serves its own algorithms.
+    Ha1 { md5: &'a str, sha256: &'a str },
 }
 
 impl fmt::Debug for Secret<'_> {
@@ -111,6 +115,7 @@ impl fmt::Debug for Secret<'_> {
         match self {
             Secret::Password(_) => f.write_str("Password(..)"),
             Secret::Md5Ha1(_) => f.write_str("Md5Ha1(..)"),
+            Secret::Ha1 { .. } => f.write_str("Ha1(..)"),
         }
     }
 }
@@ -161,6 +166,18 @@ fn compute<D: Digest>(input: &ResponseInput<'_>, secret: Secret<'_>) -> Option<S
         Secret::Password(password) => hash_hex::<D>(&[input.username, input.realm, password]),
         Secret::Md5Ha1(ha1) => {
             if !input.algorithm.is_md5() || ha1.len() != 32 {
+                return None;
+            }
+            decode_hex(ha1)?;
+            ha1.to_ascii_lowercase()
+        }
+        Secret::Ha1 { md5, sha256 } => {
+            let (ha1, len) = match input.algorithm {
+                Algorithm::Md5 | Algorithm::Md5Sess => (md5, 32),
+                Algorithm::Sha256 | Algorithm::Sha256Sess => (sha256, 64),
+                Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => return None,
+            };
+            if ha1.len() != len {
                 return None;
             }
             decode_hex(ha1)?;
@@ -409,5 +426,38 @@ mod tests {
     fn secrets_are_not_printed() {
         assert_eq!(format!("{:?}", Secret::Password("hunter2")), "Password(..)");
         assert_eq!(format!("{:?}", Secret::Md5Ha1("abc")), "Md5Ha1(..)");
+    }
+
+    #[test]
+    fn precomputed_ha1s_verify_both_algorithms() {
+        use sha2::Digest as _;
+        let md5 = format!(
+            "{:x}",
+            md5::Md5::digest(b"Mufasa:testrealm@host.com:Circle Of Life")
+        );
+        let sha = format!(
+            "{:x}",
+            sha2::Sha256::digest(b"Mufasa:testrealm@host.com:Circle Of Life")
+        );
+        for algorithm in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha256Sess] {
+            let input = rfc2617_input(algorithm);
+            let want = expected_response(&input, Secret::Password("Circle Of Life"));
+            assert!(want.is_some());
+            let got = expected_response(
+                &input,
+                Secret::Ha1 {
+                    md5: &md5,
+                    sha256: &sha,
+                },
+            );
+            assert_eq!(got, want, "{algorithm}");
+        }
+        // Each hash only serves its own algorithm.
+        let input = rfc2617_input(Algorithm::Sha256);
+        let swapped = Secret::Ha1 {
+            md5: &sha,
+            sha256: &md5,
+        };
+        assert_eq!(expected_response(&input, swapped), None);
     }
 }

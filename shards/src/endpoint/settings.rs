@@ -62,8 +62,10 @@ impl EndpointSettings {
     /// The realm to challenge for a request to `host`: the host itself when it
     /// is one of our realms, else the first realm (or the host when none).
     pub fn realm_for<'a>(&'a self, host: &'a str) -> &'a str {
-        if self.realms.iter().any(|r| r.eq_ignore_ascii_case(host)) {
-            return host;
+        // Our own spelling of a realm, whatever case the request used: the
+        // realm is part of what digest HA1s hash.
+        if let Some(r) = self.realms.iter().find(|r| r.eq_ignore_ascii_case(host)) {
+            return r;
         }
         self.realms.first().map(String::as_str).unwrap_or(host)
     }
