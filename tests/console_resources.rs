@@ -2,7 +2,8 @@
 //! extensions (CRUD, a new one registers at once, a deleted one cannot),
 //! SIP trunks and routes (CRUD, a route added by REST steers the next call,
 //! validation names the field, file entries are listed and read-only, name
-//! clashes are refused, console entries survive a restart and an AMI reload).
+//! clashes are refused, console entries survive a restart and an AMI reload),
+//! and guests reach only an extension with `allow_guest_calls`.
 
 mod common;
 
@@ -731,4 +732,67 @@ fn a_file_entry_that_takes_a_console_name_refuses_to_start() {
         err.contains("console: routes[0].name: defined twice"),
         "{err}"
     );
+}
+
+/// An INVITE with no credentials from a visitor: the first 180 or final.
+fn guest_invite(pbx: &Pbx, to: &str, call_id: &str) -> Response {
+    let uac = Uac::new(pbx.sip);
+    uac.send(&format!(
+        "INVITE sip:{to}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:visitor@example.org>;tag=g1\r\nTo: <sip:{to}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:visitor@{me}>\r\nContent-Length: 0\r\n\r\n",
+        me = uac.local,
+        b = branch(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(text) = uac.recv(Duration::from_millis(500)) {
+            let r = Response::parse(&text);
+            if r.code >= 180 {
+                return r;
+            }
+        }
+    }
+    panic!("no answer to the guest INVITE");
+}
+
+#[test]
+fn a_guest_may_call_only_an_extension_that_allows_it() {
+    let pbx = Pbx::start(PbxOptions {
+        extra_tables: "[[proxy.user_backends]]\ntype = \"extensions\"\n".into(),
+        ..PbxOptions::default()
+    });
+    let t = api_token(&pbx, "read,write");
+    for (user, guests) in [("2005", true), ("2006", false)] {
+        let made = send(
+            &pbx,
+            &t,
+            "POST",
+            "/console/extensions",
+            json!({"username": user, "password": format!("pw-{user}"), "allow_guest_calls": guests}),
+        );
+        assert_eq!(made.0, 201, "{}", made.1);
+    }
+    // A route that would send 20xx elsewhere: a guest never reaches routes.
+    let barred = json!({"name": "no-20", "priority": 10, "match": {"to.user": "^20"},
+                        "action": "reject", "reject": {"code": 403, "reason": "Barred"}});
+    assert_eq!(send(&pbx, &t, "POST", "/console/routing", barred).0, 201);
+    let phone = common::media::Phone::register(&pbx, "2005", "pw-2005");
+
+    // Guests get through to 2005 (it rings), not to 2006 (challenged).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ringing = std::thread::scope(|s| {
+        s.spawn(|| {
+            let invite = phone
+                .wait_request("INVITE", Duration::from_secs(10))
+                .expect("the guest call reaches the extension");
+            phone.ring(&invite);
+            tx.send(invite).unwrap();
+        });
+        guest_invite(&pbx, "2005", "guest-1@test")
+    });
+    assert_eq!(ringing.code, 180, "{}", ringing.raw);
+    let invite = rx.recv().unwrap();
+    assert!(invite.contains("visitor@example.org"), "{invite}");
+    assert_eq!(guest_invite(&pbx, "2006", "guest-2@test").code, 407);
+    // Authenticated callers go through the routes as always.
+    assert_eq!(call_by_hand(&pbx, "2006", "guest-3@test").code, 403);
 }

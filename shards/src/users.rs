@@ -14,6 +14,9 @@ pub struct UserRecord {
     pub username: String,
     pub credential: Credential,
     pub display_name: Option<String>,
+    /// Callers who do not authenticate (and come from no trunk) may call
+    /// this user; only this user, so no route or trunk is reachable that way.
+    pub allow_guest_calls: bool,
 }
 
 /// The stored form of a user's secret.
@@ -80,6 +83,7 @@ impl MemoryBackend {
                     username: username.clone(),
                     credential: Credential::Password(password),
                     display_name: None,
+                    allow_guest_calls: false,
                 };
                 (username, (realm, record))
             })

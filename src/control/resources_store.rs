@@ -451,6 +451,7 @@ impl UserBackend for ExtensionsBackend {
                     username: ext.username,
                     credential,
                     display_name: ext.display_name,
+                    allow_guest_calls: ext.allow_guest_calls,
                 })
             }
             Ok(Some(Ok(_)) | None) => UserLookup::Unknown,

@@ -680,9 +680,19 @@ impl SipEndpoint {
         let settings = self.settings.clone();
         let routing = self.routing.clone();
         let realm = settings.realm_for(&host).to_string();
-        // Who may call: a trunk's inbound hosts without auth, anyone else by digest.
+        // Who may call: a trunk's inbound hosts without auth; a guest (no
+        // credentials) only a local user that allows guest calls, and only
+        // that user (routes are not consulted); anyone else by digest.
         let from_trunk = routing.trunks.for_source(src).map(|t| t.name.to_string());
+        let guest = from_trunk.is_none()
+            && msg.header(HeaderName::ProxyAuthorization).is_none()
+            && settings.is_local_host(&host)
+            && settings
+                .users
+                .lookup(&user, &realm)
+                .is_some_and(|u| u.allow_guest_calls);
         if from_trunk.is_none()
+            && !guest
             && self
                 .require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
                 .is_none()
@@ -716,7 +726,12 @@ impl SipEndpoint {
             (None, true) => "internal",
             (None, false) => "outbound",
         };
-        if let Some(decision) = routing.routes.decide(&fields, &mut self.select) {
+        let decided = if guest {
+            None
+        } else {
+            routing.routes.decide(&fields, &mut self.select)
+        };
+        if let Some(decision) = decided {
             let route = Some(decision.route.to_string());
             match decision.outcome {
                 RouteOutcome::Reject { code, reason } => {
