@@ -8,20 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn register_contact(pbx: &Pbx, user: &str, pass: &str, port: u16) {
-    let uac = Uac::new(pbx.sip);
-    let r = register_with_auth(
-        &uac,
-        user,
-        pass,
-        &format!("reg-{user}-{port}"),
-        1,
-        &format!("<sip:{user}@127.0.0.1:{port}>"),
-        Some(600),
-    );
-    assert_eq!(r.code, 200, "{}", r.raw);
-}
-
 fn cdrs(pbx: &Pbx) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

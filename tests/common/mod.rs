@@ -568,6 +568,21 @@ pub fn digest_auth_with(
     v
 }
 
+/// Registers `user` with a Contact at 127.0.0.1:`port` (a sipp peer's).
+pub fn register_contact(pbx: &Pbx, user: &str, pass: &str, port: u16) {
+    let uac = Uac::new(pbx.sip);
+    let r = register_with_auth(
+        &uac,
+        user,
+        pass,
+        &format!("reg-{user}-{port}"),
+        1,
+        &format!("<sip:{user}@127.0.0.1:{port}>"),
+        Some(600),
+    );
+    assert_eq!(r.code, 200, "{}", r.raw);
+}
+
 /// Registers `user` (challenge + answer); returns the final response.
 pub fn register_with_auth(
     uac: &Uac,
@@ -702,7 +717,13 @@ pub const UAC_AUTH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench-scenarios
 /// A sipp peer for one call on `port`: sipp's built-in `uas` when
 /// `scenario` is "uas", else the file of that name in `tests/sipp/`.
 pub fn sipp_peer(port: u16, dir: &Path, scenario_name: &str) -> Peer {
+    sipp_peer_with(port, dir, scenario_name, &[])
+}
+
+/// [`sipp_peer`] with more sipp arguments.
+pub fn sipp_peer_with(port: u16, dir: &Path, scenario_name: &str, extra: &[&str]) -> Peer {
     let mut cmd = Command::new("sipp");
+    cmd.args(extra);
     cmd.current_dir(dir);
     if scenario_name.ends_with(".xml") {
         cmd.args(["-sf", &scenario(scenario_name)]);

@@ -1496,6 +1496,9 @@ impl CallEngine {
                         c.phase = Phase::Answered(leg);
                         c.transfer_leg = None;
                         l.final_code = Some(code);
+                        // From now on the call is with the target (the
+                        // active-calls listing and the CDR say so).
+                        c.callee_uri = l.target.uri.clone();
                         tracing::info!(call, leg, "transfer answered");
                         self.ack_2xx(call, msg, request, out);
                         self.send_bye(now, table, call, Leg::Callee(old), out);
