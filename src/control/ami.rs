@@ -408,13 +408,19 @@ pub async fn dialogs(
 /// Asks every shard to describe `what` and gathers the answers (None when
 /// a shard does not answer within 2 s).
 pub async fn gather(state: &HttpState, what: Inspect) -> Option<Vec<Value>> {
+    gather_with(state, |reply| ShardMsg::Inspect { what, reply }).await
+}
+
+/// Sends every shard the message `ask` makes around a reply channel and
+/// gathers the answers (None when a shard does not answer within 2 s).
+pub async fn gather_with<T: Send + 'static>(
+    state: &HttpState,
+    ask: impl Fn(crossbeam_channel::Sender<Vec<T>>) -> ShardMsg,
+) -> Option<Vec<T>> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut asked = 0;
     for inbox in state.inboxes.iter() {
-        if inbox.push(ShardMsg::Inspect {
-            what,
-            reply: tx.clone(),
-        }) {
+        if inbox.push(ask(tx.clone())) {
             asked += 1;
         }
     }

@@ -193,14 +193,11 @@ pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
     if let Some(body) = cached {
         return json_body(body);
     }
-    match super::ami::gather(&state, shards::runtime::inbox::Inspect::Calls).await {
-        Some(mut items) => {
-            items.sort_by(|a, b| {
-                a["startTime"]
-                    .as_str()
-                    .cmp(&b["startTime"].as_str())
-                    .then(a["callId"].as_str().cmp(&b["callId"].as_str()))
-            });
+    let gathered = super::ami::gather_with(&state, |reply| ShardMsg::ListCalls { reply }).await;
+    match gathered {
+        Some(mut calls) => {
+            calls.sort_by(|a, b| (a.start_ms, &a.call_id).cmp(&(b.start_ms, &b.call_id)));
+            let items: Vec<Value> = calls.iter().map(|c| c.to_json()).collect();
             let body = axum::body::Bytes::from(
                 serde_json::to_vec(&json!({ "items": items })).unwrap_or_default(),
             );

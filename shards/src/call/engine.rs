@@ -248,6 +248,46 @@ enum Phase {
     Accepted,
 }
 
+/// One live call as `GET /console/calls/active` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub direction: &'static str,
+    pub ringing: bool,
+    /// Unix ms.
+    pub start_ms: u64,
+    pub answer_ms: Option<u64>,
+    pub proxied: bool,
+    pub route: Option<String>,
+    pub trunk: Option<String>,
+    pub shard: usize,
+}
+
+impl CallSummary {
+    /// The listing item of API.md section 4.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "callId": self.call_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "direction": self.direction,
+            "state": if self.ringing { "ringing" } else { "answered" },
+            "startTime": rfc3339_ms(self.start_ms),
+            "answerTime": self.answer_ms.map(rfc3339_ms),
+            "media": if self.proxied { "proxied" } else { "direct" },
+            "tracks": [
+                {"id": "audio-0", "leg": "caller"},
+                {"id": "audio-1", "leg": "callee"},
+            ],
+            "routeId": self.route,
+            "sipTrunkId": self.trunk,
+            "shard": self.shard,
+        })
+    }
+}
+
 struct Call {
     caller_call_id: String,
     caller: Dialog,
@@ -528,31 +568,24 @@ impl CallEngine {
         }
     }
 
-    /// The live calls (API.md 4, `GET /console/calls/active`).
-    pub fn calls_json(&self, shard: usize) -> Vec<serde_json::Value> {
+    /// The live calls (API.md 4, `GET /console/calls/active`), as plain
+    /// data: the control core makes the JSON, so a dashboard polling the
+    /// listing costs the shard a copy per call, not a serialization.
+    pub fn calls_summary(&self, shard: usize) -> Vec<CallSummary> {
         self.calls
             .values()
-            .map(|c| {
-                serde_json::json!({
-                    "callId": c.caller_call_id,
-                    "caller": c.caller_uri,
-                    "callee": c.callee_uri,
-                    "direction": c.direction,
-                    "state": match c.phase {
-                        Phase::Ringing | Phase::Originating => "ringing",
-                        Phase::Answered(_) | Phase::Accepted => "answered",
-                    },
-                    "startTime": rfc3339_ms(c.start_ms),
-                    "answerTime": c.answer_ms.map(rfc3339_ms),
-                    "media": if c.proxied { "proxied" } else { "direct" },
-                    "tracks": [
-                        {"id": "audio-0", "leg": "caller"},
-                        {"id": "audio-1", "leg": "callee"},
-                    ],
-                    "routeId": c.route,
-                    "sipTrunkId": c.trunk,
-                    "shard": shard,
-                })
+            .map(|c| CallSummary {
+                call_id: c.caller_call_id.clone(),
+                caller: c.caller_uri.clone(),
+                callee: c.callee_uri.clone(),
+                direction: c.direction,
+                ringing: matches!(c.phase, Phase::Ringing | Phase::Originating),
+                start_ms: c.start_ms,
+                answer_ms: c.answer_ms,
+                proxied: c.proxied,
+                route: c.route.clone(),
+                trunk: c.trunk.clone(),
+                shard,
             })
             .collect()
     }

@@ -1140,9 +1140,11 @@ impl ShardLogic for SipEndpoint {
             ShardMsg::Inspect { what, reply } => {
                 let items = match what {
                     Inspect::Dialogs => self.calls.dialogs_json(now),
-                    Inspect::Calls => self.calls.calls_json(self.ctx.id),
                 };
                 let _ = reply.try_send(items);
+            }
+            ShardMsg::ListCalls { reply } => {
+                let _ = reply.try_send(self.calls.calls_summary(self.ctx.id));
             }
             ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }

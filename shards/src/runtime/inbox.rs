@@ -38,11 +38,14 @@ pub enum ShardMsg {
         to: String,
         reply: crossbeam_channel::Sender<Result<String, crate::call::CommandError>>,
     },
-    /// Describe the shard's dialogs or calls on `reply` (AMI `GET
-    /// /dialogs`, `GET /console/calls/active`).
+    /// Describe the shard's dialogs on `reply` (AMI `GET /dialogs`).
     Inspect {
         what: Inspect,
         reply: crossbeam_channel::Sender<Vec<serde_json::Value>>,
+    },
+    /// The shard's live calls (`GET /console/calls/active`), as data.
+    ListCalls {
+        reply: crossbeam_channel::Sender<Vec<crate::call::engine::CallSummary>>,
     },
     /// Stop the shard.
     Stop,
@@ -52,7 +55,6 @@ pub enum ShardMsg {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inspect {
     Dialogs,
-    Calls,
 }
 
 /// An ACL as the shards apply it: may this source talk to us?
