@@ -4,7 +4,7 @@
 # reflector), all on 127.0.0.1 with the generator on the same machine.
 #
 # usage: bench-scenarios/run-rtp.sh [--calls N] [--seconds S] [--shards K] [--bin PATH]
-#                                   [--setup-rate R] [--reflector-streams M] [--keep]
+#                                   [--setup-rate R] [--reflector-streams M] [--perf FILE] [--keep]
 #
 #   --calls N              concurrent calls (default 800)
 #   --seconds S            media time of each run (default 20)
@@ -12,6 +12,7 @@
 #   --bin PATH             the server (default target/release/shardpbx; `cargo build
 #                          --release` when the default is missing)
 #   --setup-rate R         calls set up per second (default 200)
+#   --perf FILE            perf profile passed to `shardpbx run --perf`
 #   --reflector-streams M  streams in the reflector run (default 2*N: the same packet
 #                          rate as the relay run, which carries N calls x 2 directions)
 #   --skip-reflector       only the ShardPBX run
@@ -35,7 +36,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 CALLS=800 MEDIA_S=20 SHARDS=2 BIN="$REPO/target/release/shardpbx" KEEP=0 RATE=200 RSTREAMS=""
-DO_REFL=1 DO_PBX=1
+DO_REFL=1 DO_PBX=1 PERF=()
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while (( $# > 0 )); do
   case "$1" in
@@ -48,6 +49,7 @@ while (( $# > 0 )); do
     --skip-reflector) DO_REFL=0; shift ;;
     --skip-pbx) DO_PBX=0; shift ;;
     --keep) KEEP=1; shift ;;
+    --perf) PERF=(--perf "$(realpath "$2")"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run-rtp: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -240,7 +242,7 @@ dest = ["loadgen"]
 ROUTE
   timeout 30 "$BIN" check-config --config "$TMP/pbx.toml" > "$TMP/check.out" 2>&1 \
     || fail "config rejected: $(cat "$TMP/check.out")"
-  "$BIN" run --config "$TMP/pbx.toml" > "$TMP/server.out" 2> "$TMP/server.log" & SRV=$!
+  "$BIN" run --config "$TMP/pbx.toml" "${PERF[@]}" > "$TMP/server.out" 2> "$TMP/server.log" & SRV=$!
   STARTED+=("$SRV")
   UP=0
   for _ in $(seq 50); do
