@@ -27,16 +27,7 @@ fn basic_call_to_a_registered_extension() {
     let uas = sipp_peer(uas_port, pbx.dir(), "uas");
     register_contact(&pbx, "1002", "secret1002", uas_port);
     let out = sipp_caller(&pbx, UAC_AUTH, "1002");
-    assert!(
-        out.status.success(),
-        "caller failed:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_sipp_ok(&out, "caller");
     assert!(
         uas.wait(Duration::from_secs(10)).success(),
         "callee sipp failed"
@@ -109,16 +100,7 @@ fn caller_cancels_while_ringing() {
     let uas = sipp_peer(port, pbx.dir(), "uas_ring.xml");
     register_contact(&pbx, "1002", "secret1002", port);
     let out = sipp_caller(&pbx, &scenario("uac_cancel.xml"), "1002");
-    assert!(
-        out.status.success(),
-        "caller: {}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(25)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_sipp_ok(&out, "caller");
     assert!(
         uas.wait(Duration::from_secs(10)).success(),
         "callee got CANCEL"
@@ -139,16 +121,7 @@ fn callee_hangs_up_and_two_shards_keep_the_call_on_its_owner() {
     let uas = sipp_peer(port, pbx.dir(), "uas_bye.xml");
     register_contact(&pbx, "1002", "secret1002", port);
     let out = sipp_caller(&pbx, &scenario("uac_wait_bye.xml"), "1002");
-    assert!(
-        out.status.success(),
-        "caller: {}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(25)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_sipp_ok(&out, "caller");
     assert!(
         uas.wait(Duration::from_secs(10)).success(),
         "callee's BYE answered"
@@ -165,16 +138,7 @@ fn hold_and_resume_re_invites_are_relayed_mid_call() {
     let uas = sipp_peer(port, pbx.dir(), "uas_reinvite.xml");
     register_contact(&pbx, "1002", "secret1002", port);
     let out = sipp_caller(&pbx, &scenario("uac_reinvite.xml"), "1002");
-    assert!(
-        out.status.success(),
-        "caller: {}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(25)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_sipp_ok(&out, "caller");
     assert!(
         uas.wait(Duration::from_secs(10)).success(),
         "callee saw hold (sendonly) and resume (sendrecv)"

@@ -52,19 +52,6 @@ fn wait_call(pbx: &Pbx, state: &str) -> String {
     }
 }
 
-fn ok(out: &std::process::Output, who: &str) {
-    assert!(
-        out.status.success(),
-        "{who} sipp failed:\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(25)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-}
-
 #[test]
 fn hangup_reaches_both_sipp_peers() {
     let pbx = pbx();
@@ -74,7 +61,7 @@ fn hangup_reaches_both_sipp_peers() {
         let id = wait_call(&pbx, "answered");
         let (code, body) = call_command(&pbx, &id, r#"{"action":"hangup","reason":"ops"}"#);
         assert_eq!(code, 200, "{body}");
-        ok(&caller.join().unwrap(), "caller");
+        assert_sipp_ok(&caller.join().unwrap(), "caller");
         assert!(uas.wait(Duration::from_secs(10)).success(), "callee sipp");
         let cdr = wait_cdr(&pbx, &id);
         assert_eq!(cdr["hangupReason"], "bySystem", "{cdr}");
@@ -106,7 +93,7 @@ fn blind_transfer_rings_the_new_sipp_callee_and_releases_the_old_one() {
         // The caller stayed: a hangup now reaches it and the new callee.
         let (code, body) = call_command(&pbx, &id, r#"{"action":"hangup"}"#);
         assert_eq!(code, 200, "{body}");
-        ok(&caller.join().unwrap(), "caller");
+        assert_sipp_ok(&caller.join().unwrap(), "caller");
         assert!(target.wait(Duration::from_secs(10)).success(), "new callee");
     });
 }
@@ -127,7 +114,7 @@ fn accept_answers_the_sipp_caller_and_cancels_the_ringing_sipp_callee() {
         wait_call(&pbx, "answered");
         let (code, body) = call_command(&pbx, &id, r#"{"action":"hangup"}"#);
         assert_eq!(code, 200, "{body}");
-        ok(&caller.join().unwrap(), "caller");
+        assert_sipp_ok(&caller.join().unwrap(), "caller");
     });
 }
 

@@ -87,16 +87,7 @@ fn out_through_a_trunk_with_route_rewrite() {
     );
     let callee = sipp_peer(port, pbx.dir(), "uas");
     let out = sipp_caller(&pbx, UAC_AUTH, "9555");
-    assert!(
-        out.status.success(),
-        "caller failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_sipp_ok(&out, "caller");
     wait_ok(callee, "carrier");
     let cdr = last_cdr(&pbx);
     assert_eq!(cdr["status"], "completed");

@@ -748,6 +748,20 @@ pub fn sipp_peer_with(port: u16, dir: &Path, scenario_name: &str, extra: &[&str]
     .expect("sipp (scripts/install-deps.sh installs sip-tester)")
 }
 
+/// Fails the test with the tail of sipp's report when `out` is not a success.
+pub fn assert_sipp_ok(out: &Output, who: &str) {
+    assert!(
+        out.status.success(),
+        "{who} sipp failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// One call from 1001 (digest auth) to `dialled` with the caller scenario
 /// at `scenario_path`.
 pub fn sipp_caller(pbx: &Pbx, scenario_path: &str, dialled: &str) -> Output {
