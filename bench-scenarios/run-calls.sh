@@ -3,11 +3,17 @@
 # 0.5 s talk, BYE) through ShardPBX to a registered sipp UAS, on 127.0.0.1.
 #
 # usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH] [--no-auth]
-#            [--perf PROFILE] [--media MODE]
+#            [--perf PROFILE] [--media MODE] [--server-latency N]
 #
 # --media MODE: [proxy] media_proxy of the server (none). The issue's scenario
 # carries no RTP, so `none` compares with a stateful proxy; `always` also
 # allocates and frees the relay's four sockets per call.
+#
+# --server-latency N: also read the SIP flows of N calls from the middle of the
+# run (REST, call-records sip-flow) and report the server's own share of the
+# setup time: caller's INVITE in -> 200 out to the caller, in the server's
+# clock (ms steps). sipp's setup time also holds sipp's and the callee
+# sipp's scheduling on the shared cores.
 #
 # --no-auth: callers come from a trunk's inbound_hosts (127.0.0.1) and use
 # sipp's built-in uac (INVITE/100/180/200/ACK/BYE), the shape of a stateful
@@ -19,7 +25,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none
+RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none SAMPLE=0
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -28,6 +34,7 @@ while (( $# > 0 )); do
     --bin) BIN="$2"; shift 2 ;;
     --no-auth) NOAUTH=1; shift ;;
     --media) MEDIA="$2"; shift 2 ;;
+    --server-latency) SAMPLE="$2"; shift 2 ;;
     --perf) PERF=(--perf "$(realpath "$2")"); shift 2 ;;
     *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
   esac
@@ -66,6 +73,10 @@ if (( NOAUTH )); then
   printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
 else
   : > "$TMP/trunks.toml"
+fi
+TOKEN=""
+if (( SAMPLE > 0 )); then
+  TOKEN=$("$BIN" token create --name bench --scopes read --config "$TMP/pbx.toml" | tail -n1)
 fi
 "$BIN" run --config "$TMP/pbx.toml" "${PERF[@]}" 2> "$TMP/server.log" & SRV=$!
 for _ in $(seq 50); do
@@ -109,6 +120,31 @@ OK=$(echo "$STATS" | awk -F';' '{print $16}' 2>/dev/null)
 FAILED=$(echo "$STATS" | awk -F';' '{print $18}' 2>/dev/null)
 CDRS=$("$BIN" cdr list --config "$TMP/pbx.toml" --json --limit 1000000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 TICK=$(getconf CLK_TCK)
+if (( SAMPLE > 0 )); then
+  python3 - "$HTTP" "$TOKEN" "$SAMPLE" "$CDRS" <<'PY'
+import json, math, sys, urllib.parse, urllib.request
+from datetime import datetime
+http, token, n, total = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def get(path):
+    req = urllib.request.Request(f"http://127.0.0.1:{http}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+per = min(n, 500)
+page = max(1, (total // 2) // per)
+ids = [urllib.parse.quote(c["callId"]) for c in get(f"/console/call-records?per_page={per}&page={page}")["items"]]
+ts = lambda m: datetime.fromisoformat(m["ts"].replace("Z", "+00:00")).timestamp() * 1000
+lat = []
+for i in ids:
+    msgs = get(f"/console/call-records/{i}/sip-flow")["messages"]
+    inv = next((m for m in msgs if m["leg"] == "caller" and m["direction"] == "in" and m.get("method") == "INVITE"), None)
+    ok = next((m for m in msgs if m["leg"] == "caller" and m["direction"] == "out" and m.get("status") == 200 and "INVITE" in m["raw"].split("CSeq:", 1)[-1].split("\n", 1)[0]), None)
+    if inv and ok:
+        lat.append(ts(ok) - ts(inv))
+lat.sort()
+pct = lambda q: lat[max(0, math.ceil(q * len(lat)) - 1)] if lat else float("nan")
+print(f"  server's own setup time (caller INVITE in -> 200 out, server clock, 1 ms steps, {len(lat)} calls from the middle of the run): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, max {lat[-1] if lat else float('nan'):.0f} ms")
+PY
+fi
 python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" <<'PY'
 import glob, math, os, sys
 calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth = sys.argv[1:]

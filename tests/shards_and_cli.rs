@@ -167,8 +167,16 @@ fn the_shipped_config_checks_and_version_and_help_print() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for profile in ["perf/default.toml", "perf/many-core.toml"] {
-        let p = format!("{}/{profile}", env!("CARGO_MANIFEST_DIR"));
+    // Every profile shipped in perf/ is valid with the shipped config.
+    let mut profiles: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/perf"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    profiles.sort();
+    assert!(profiles.len() >= 3, "{profiles:?}");
+    for profile in profiles {
+        let p = profile.clone();
         let out = Command::new(BIN)
             .args(["check-config", "--config", shipped, "--perf", &p])
             .output()
