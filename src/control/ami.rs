@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use shards::routing::RoutingSnapshot;
-use shards::runtime::inbox::{AclCheck, Inspect};
+use shards::runtime::inbox::AclCheck;
 use shards::runtime::{ShardGauges, ShardMsg};
 use shards::store::Store;
 
@@ -399,16 +399,13 @@ pub async fn dialogs(
     if let Some(r) = refuse(&state, peer) {
         return r;
     }
-    match gather(&state, Inspect::Dialogs).await {
-        Some(items) => Json(json!({ "items": items })).into_response(),
+    match gather_with(&state, |reply| ShardMsg::ListDialogs { reply }).await {
+        Some(dialogs) => {
+            let items: Vec<Value> = dialogs.iter().map(|d| d.to_json()).collect();
+            Json(json!({ "items": items })).into_response()
+        }
         None => error(StatusCode::GATEWAY_TIMEOUT, "a shard did not answer in 2 s"),
     }
-}
-
-/// Asks every shard to describe `what` and gathers the answers (None when
-/// a shard does not answer within 2 s).
-pub async fn gather(state: &HttpState, what: Inspect) -> Option<Vec<Value>> {
-    gather_with(state, |reply| ShardMsg::Inspect { what, reply }).await
 }
 
 /// Sends every shard the message `ask` makes around a reply channel and

@@ -248,6 +248,43 @@ enum Phase {
     Accepted,
 }
 
+/// One dialog (a leg of a call) as AMI `GET /dialogs` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialogSummary {
+    pub call_id: String,
+    /// The caller's Call-ID (the call's id in the API).
+    pub call: String,
+    pub leg: &'static str,
+    pub state: &'static str,
+    pub local_tag: String,
+    pub remote_tag: String,
+    pub local_cseq: u32,
+    pub remote_target: String,
+    pub remote_address: Option<SocketAddr>,
+    pub age_secs: u64,
+    pub proxied: bool,
+}
+
+impl DialogSummary {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": format!("{};{};{}", self.call_id, self.local_tag, self.remote_tag),
+            "callId": self.call_id,
+            "call": self.call,
+            "leg": self.leg,
+            "state": self.state,
+            "localTag": self.local_tag,
+            "remoteTag": self.remote_tag,
+            "localCseq": self.local_cseq,
+            "remoteTarget": self.remote_target,
+            "remoteAddress": self.remote_address.map(|a| a.to_string()),
+            "routeSet": [],
+            "ageSecs": self.age_secs,
+            "media": if self.proxied { "proxied" } else { "direct" },
+        })
+    }
+}
+
 /// One live call as `GET /console/calls/active` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallSummary {
@@ -590,12 +627,12 @@ impl CallEngine {
             .collect()
     }
 
-    /// Every dialog of every call (AMI `GET /dialogs`): the caller's and each
-    /// callee leg's, with ids, tags, CSeq, state and age.
-    pub fn dialogs_json(&self, now: Now) -> Vec<serde_json::Value> {
+    /// Every dialog of every call (AMI `GET /dialogs`), as plain data: the
+    /// control core makes the JSON.
+    pub fn dialogs_summary(&self, now: Now) -> Vec<DialogSummary> {
         let mut out = Vec::new();
         for c in self.calls.values() {
-            let age = now.unix_ms.saturating_sub(c.start_ms) / 1000;
+            let age_secs = now.unix_ms.saturating_sub(c.start_ms) / 1000;
             let answered = match c.phase {
                 Phase::Answered(w) => Some(w),
                 Phase::Ringing | Phase::Accepted | Phase::Originating => None,
@@ -609,26 +646,23 @@ impl CallEngine {
                     .map(|(i, l)| ("callee", &l.dialog, answered == Some(i), l.final_code)),
             );
             for (leg, d, confirmed, final_code) in legs {
-                let state = match (confirmed, final_code) {
-                    (true, _) => "confirmed",
-                    (false, Some(_)) => "terminated",
-                    (false, None) => "early",
-                };
-                out.push(serde_json::json!({
-                    "id": format!("{};{};{}", d.call_id, d.local_tag, d.remote_tag),
-                    "callId": d.call_id,
-                    "call": c.caller_call_id,
-                    "leg": leg,
-                    "state": state,
-                    "localTag": d.local_tag,
-                    "remoteTag": d.remote_tag,
-                    "localCseq": d.local_cseq,
-                    "remoteTarget": d.remote_target,
-                    "remoteAddress": d.dest.map(|a| a.to_string()),
-                    "routeSet": [],
-                    "ageSecs": age,
-                    "media": if c.proxied { "proxied" } else { "direct" },
-                }));
+                out.push(DialogSummary {
+                    call_id: d.call_id.clone(),
+                    call: c.caller_call_id.clone(),
+                    leg,
+                    state: match (confirmed, final_code) {
+                        (true, _) => "confirmed",
+                        (false, Some(_)) => "terminated",
+                        (false, None) => "early",
+                    },
+                    local_tag: d.local_tag.clone(),
+                    remote_tag: d.remote_tag.clone(),
+                    local_cseq: d.local_cseq,
+                    remote_target: d.remote_target.clone(),
+                    remote_address: d.dest,
+                    age_secs,
+                    proxied: c.proxied,
+                });
             }
         }
         out

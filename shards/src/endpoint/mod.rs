@@ -21,7 +21,7 @@ use crate::registrar::ChangeError;
 use crate::routing::{
     MatchKey, Outcome as RouteOutcome, RequestFields, RoutingSnapshot, SelectState,
 };
-use crate::runtime::inbox::{CallCommand, Inspect};
+use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{
     MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
@@ -1137,11 +1137,8 @@ impl ShardLogic for SipEndpoint {
                 let _ = reply.try_send(result);
                 self.flush_calls(out);
             }
-            ShardMsg::Inspect { what, reply } => {
-                let items = match what {
-                    Inspect::Dialogs => self.calls.dialogs_json(now),
-                };
-                let _ = reply.try_send(items);
+            ShardMsg::ListDialogs { reply } => {
+                let _ = reply.try_send(self.calls.dialogs_summary(now));
             }
             ShardMsg::ListCalls { reply } => {
                 let _ = reply.try_send(self.calls.calls_summary(self.ctx.id));

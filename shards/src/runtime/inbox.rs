@@ -38,10 +38,9 @@ pub enum ShardMsg {
         to: String,
         reply: crossbeam_channel::Sender<Result<String, crate::call::CommandError>>,
     },
-    /// Describe the shard's dialogs on `reply` (AMI `GET /dialogs`).
-    Inspect {
-        what: Inspect,
-        reply: crossbeam_channel::Sender<Vec<serde_json::Value>>,
+    /// The shard's dialogs (AMI `GET /dialogs`), as data.
+    ListDialogs {
+        reply: crossbeam_channel::Sender<Vec<crate::call::engine::DialogSummary>>,
     },
     /// The shard's live calls (`GET /console/calls/active`), as data.
     ListCalls {
@@ -49,12 +48,6 @@ pub enum ShardMsg {
     },
     /// Stop the shard.
     Stop,
-}
-
-/// What a shard is asked to describe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Inspect {
-    Dialogs,
 }
 
 /// An ACL as the shards apply it: may this source talk to us?
