@@ -4,6 +4,10 @@
 //! [`ShardLogic`], hands datagrams it does not own to their owner's inbox, and
 //! flushes what the logic queued with `sendmmsg`. It also runs the media
 //! poller over the RTP sockets the logic's relay binds (`media_io`).
+//!
+//! When the tasks wake is the [`Pacer`]'s call: on readiness (socket,
+//! doorbell) by default, or, with `poll_interval` set and work seen lately,
+//! on a beat shared by every task of the shard.
 
 use std::cell::RefCell;
 use std::io;
