@@ -5,7 +5,7 @@
 //! flushes what the logic queued with `sendmmsg`. It also runs the media
 //! poller over the RTP sockets the logic's relay binds (`media_io`).
 //!
-//! When the tasks wake is the [`Pacer`]'s call: on readiness (socket,
+//! When the tasks wake is the pacer's call (`pacer.rs`): on readiness (socket,
 //! doorbell) by default, or, with `poll_interval` set and work seen lately,
 //! on a beat shared by every task of the shard.
 
@@ -43,7 +43,7 @@ pub struct RuntimeConfig {
     pub rcvbuf: usize,
     pub sndbuf: usize,
     pub spin_before_park: Duration,
-    /// Poll period while the shard is busy (see [`Pacer`]); zero = wake on
+    /// Poll period while the shard is busy (see `pacer.rs`); zero = wake on
     /// every readiness event.
     pub poll_interval: Duration,
     pub io_memory: usize,
