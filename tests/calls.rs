@@ -43,6 +43,33 @@ fn basic_call_to_a_registered_extension() {
     assert!(cdr["answerTime"].is_string());
 }
 
+/// `perf/frugal.toml`'s polling shard: the SIP socket, the inbox (the store
+/// writer's answers to REGISTER) and the relay are read on the beat instead
+/// of on readiness, and calls and registrations work the same.
+#[test]
+fn calls_and_registrations_work_on_a_polling_shard() {
+    let pbx = Pbx::start(PbxOptions {
+        runtime_extra: "poll_interval_us = 1000".into(),
+        proxy_extra: r#"media_proxy = "always""#.into(),
+        ..PbxOptions::default()
+    });
+    for i in 0..3 {
+        let uas_port = free_port();
+        let uas = sipp_peer(uas_port, pbx.dir(), "uas");
+        register_contact(&pbx, "1002", "secret1002", uas_port);
+        let out = sipp_caller(&pbx, UAC_AUTH, "1002");
+        assert_sipp_ok(&out, &format!("caller {i}"));
+        assert!(uas.wait(Duration::from_secs(10)).success(), "callee {i}");
+    }
+    let list = cdrs(&pbx);
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list.iter().all(|c| c["status"] == "completed"), "{list:?}");
+    assert!(
+        list.iter().all(|c| c["metadata"]["media"] == "proxied"),
+        "{list:?}"
+    );
+}
+
 #[test]
 fn unknown_extension_gets_404_and_a_failed_cdr() {
     let pbx = Pbx::start(PbxOptions::default());
