@@ -206,11 +206,7 @@ fn accept_without_sdp_on_direct_media_is_409() {
 fn blind_transfer_rings_the_target_then_releases_the_old_callee_and_media_follows() {
     let pbx = Pbx::start(PbxOptions {
         proxy_extra: r#"media_proxy = "always""#.into(),
-        users: vec![
-            ("1001".into(), "secret1001".into()),
-            ("1002".into(), "secret1002".into()),
-            ("1003".into(), "secret1003".into()),
-        ],
+        users: users(&["1001", "1002", "1003"]),
         ..PbxOptions::default()
     });
     let mut first = Phone::register(&pbx, "1002", "secret1002");
@@ -312,11 +308,7 @@ fn dial(pbx: &Pbx, body: &str) -> (u16, String) {
 #[test]
 fn click_to_dial_rings_the_extension_then_the_target_and_bridges_them() {
     let pbx = Pbx::start(PbxOptions {
-        users: vec![
-            ("1001".into(), "secret1001".into()),
-            ("1002".into(), "secret1002".into()),
-            ("1003".into(), "secret1003".into()),
-        ],
+        users: users(&["1001", "1002", "1003"]),
         ..PbxOptions::default()
     });
     let mut a = Phone::register(&pbx, "1002", "secret1002");

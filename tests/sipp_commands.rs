@@ -14,11 +14,7 @@ use serde_json::Value;
 fn pbx() -> Pbx {
     Pbx::start(PbxOptions {
         proxy_extra: r#"media_proxy = "always""#.into(),
-        users: vec![
-            ("1001".into(), "secret1001".into()),
-            ("1002".into(), "secret1002".into()),
-            ("1003".into(), "secret1003".into()),
-        ],
+        users: users(&["1001", "1002", "1003"]),
         ..PbxOptions::default()
     })
 }

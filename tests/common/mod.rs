@@ -35,6 +35,15 @@ pub fn free_port() -> u16 {
     panic!("no free port in 62000-65499");
 }
 
+/// Memory-backend users `name` with password `secret<name>`, as the
+/// default 1001 and 1002 have.
+pub fn users(names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| (n.to_string(), format!("secret{n}")))
+        .collect()
+}
+
 /// What the generated config holds.
 pub struct PbxOptions {
     pub shards: usize,
