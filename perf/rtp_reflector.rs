@@ -84,7 +84,10 @@ fn main() {
         libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
         libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
     }
-    eprintln!("listening {}", sock.local_addr().unwrap());
+    match sock.local_addr() {
+        Ok(addr) => eprintln!("listening {addr}"),
+        Err(e) => eprintln!("listening (address unknown: {e})"),
+    }
     let deadline = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
 
     let mut bufs = vec![[0u8; BUF]; BATCH];

@@ -165,10 +165,16 @@ fn set_buf(fd: libc::c_int, force: libc::c_int, plain: libc::c_int, bytes: libc:
     }
 }
 
+/// The address a socket of ours is bound to.
+fn local(sock: &UdpSocket) -> SocketAddr {
+    sock.local_addr().unwrap_or_else(|e| die(&format!("socket has no local address: {e}")))
+}
+
 fn udp(port: u16, what: &str, bufsize: libc::c_int) -> UdpSocket {
     let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, port))
         .unwrap_or_else(|e| die(&format!("cannot bind {what} socket 127.0.0.1:{port}: {e}")));
-    s.set_nonblocking(true).unwrap();
+    s.set_nonblocking(true)
+        .unwrap_or_else(|e| die(&format!("{what} socket: cannot set non-blocking: {e}")));
     if bufsize > 0 {
         let fd = s.as_raw_fd();
         let r = set_buf(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bufsize);
@@ -654,7 +660,7 @@ fn sdp(port: u16, id: usize, ptime: u64) -> String {
 
 impl Sip {
     fn new(sock: UdpSocket, pbx: SocketAddrV4, calls: usize, caller_rtp: u16, callee_rtp: u16) -> Sip {
-        let me = v4(sock.local_addr().unwrap());
+        let me = v4(local(&sock));
         let pid = std::process::id();
         let calls = (0..calls)
             .map(|_| Call {
@@ -936,11 +942,10 @@ impl Sip {
         };
         let c = &mut self.calls[i];
         let retransmission = c.callee_call_id.as_deref() == Some(call_id)
-            && tag_of(m.get("to").unwrap_or("")).is_none()
-            && c.callee_resp.is_some();
-        if retransmission {
+            && tag_of(m.get("to").unwrap_or("")).is_none();
+        if let Some(r) = c.callee_resp.clone().filter(|_| retransmission) {
+            // A retransmitted INVITE: the same answer again.
             self.c.callee_invite_retx += 1;
-            let r = self.calls[i].callee_resp.clone().unwrap();
             self.send(&r, src);
             return;
         }
@@ -1096,8 +1101,8 @@ fn main() {
     } else {
         None
     };
-    let port_a = rtp_a.local_addr().unwrap().port();
-    let port_b = rtp_b.as_ref().map(|s| s.local_addr().unwrap().port()).unwrap_or(0);
+    let port_a = local(&rtp_a).port();
+    let port_b = rtp_b.as_ref().map(|s| local(s).port()).unwrap_or(0);
     let mut sip = a.pbx.map(|p| {
         let s = udp(a.sip_port, "SIP", 4 << 20);
         let mut s = Sip::new(s, v4(p), a.calls, port_a, port_b);
@@ -1204,14 +1209,18 @@ fn main() {
     match &sip {
         Some(s) => {
             for &i in &up {
-                tx[2 * i].dest = sin(s.calls[i].caller_dest.unwrap());
-                tx[2 * i + 1].dest = sin(s.calls[i].callee_dest.unwrap());
+                // `up` holds only calls with both media addresses (Sip::is_up).
+                let (Some(caller), Some(callee)) = (s.calls[i].caller_dest, s.calls[i].callee_dest) else {
+                    continue;
+                };
+                tx[2 * i].dest = sin(caller);
+                tx[2 * i + 1].dest = sin(callee);
                 idx_a.push(2 * i);
                 idx_b.push(2 * i + 1);
             }
         }
         None => {
-            let r = v4(a.reflector.unwrap());
+            let r = v4(a.reflector.unwrap_or_else(|| die("give exactly one of --pbx and --reflector")));
             for j in 0..nstreams {
                 tx[j].dest = sin(r);
                 idx_a.push(j);
@@ -1241,7 +1250,9 @@ fn main() {
         if pbx_mode {
             // Caller socket receives callee->caller (odd), callee socket the other.
             rx.drain(fd_a, Some(1), true);
-            rx.drain(fd_b.unwrap(), Some(0), true);
+            if let Some(fd_b) = fd_b {
+                rx.drain(fd_b, Some(0), true);
+            }
         } else {
             rx.drain(fd_a, None, false);
         }
