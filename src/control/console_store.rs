@@ -8,7 +8,7 @@ use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shards::store::{Store, StoreError};
+use shards::store::{decode_record, encode_record, Store, StoreError};
 
 const USERS_DB: &str = "console_users";
 const TOKENS_DB: &str = "api_tokens";
@@ -91,18 +91,6 @@ pub struct ConsoleStore {
     tokens: Database<'static, Str, Bytes>,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(
-    what: &str,
-    key: &str,
-    raw: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError(format!("store: {what} {key}: {e}")))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError(format!("store: {e}")))
-}
-
 impl ConsoleStore {
     /// Opens the two databases, creating them when missing (needs a store
     /// opened read-write).
@@ -122,14 +110,14 @@ impl ConsoleStore {
     pub fn user(&self, username: &str) -> Result<Option<ConsoleUser>, StoreError> {
         let rtxn = self.env.read_txn()?;
         match self.users.get(&rtxn, username)? {
-            Some(raw) => Ok(Some(decode("console user", username, raw)?)),
+            Some(raw) => Ok(Some(decode_record("console user", username, raw)?)),
             None => Ok(None),
         }
     }
 
     /// Adds a user; false (and nothing written) when the name is taken.
     pub fn add_user(&self, user: &ConsoleUser) -> Result<bool, StoreError> {
-        let value = encode(user)?;
+        let value = encode_record(user)?;
         let mut wtxn = self.env.write_txn()?;
         if self.users.get(&wtxn, &user.username)?.is_some() {
             return Ok(false);
@@ -145,9 +133,9 @@ impl ConsoleStore {
         let Some(raw) = self.users.get(&wtxn, username)? else {
             return Ok(false);
         };
-        let mut user: ConsoleUser = decode("console user", username, raw)?;
+        let mut user: ConsoleUser = decode_record("console user", username, raw)?;
         user.password_hash = password_hash.to_string();
-        let value = encode(&user)?;
+        let value = encode_record(&user)?;
         self.users.put(&mut wtxn, username, &value)?;
         wtxn.commit()?;
         Ok(true)
@@ -164,13 +152,13 @@ impl ConsoleStore {
     pub fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
         let rtxn = self.env.read_txn()?;
         match self.tokens.get(&rtxn, id)? {
-            Some(raw) => Ok(Some(decode("api token", id, raw)?)),
+            Some(raw) => Ok(Some(decode_record("api token", id, raw)?)),
             None => Ok(None),
         }
     }
 
     pub fn add_token(&self, token: &ApiToken) -> Result<(), StoreError> {
-        let value = encode(token)?;
+        let value = encode_record(token)?;
         let mut wtxn = self.env.write_txn()?;
         self.tokens.put(&mut wtxn, &token.id, &value)?;
         wtxn.commit()?;
@@ -183,7 +171,7 @@ impl ConsoleStore {
         let mut out = Vec::new();
         for item in self.tokens.iter(&rtxn)? {
             let (id, raw) = item?;
-            out.push(decode("api token", id, raw)?);
+            out.push(decode_record("api token", id, raw)?);
         }
         Ok(out)
     }

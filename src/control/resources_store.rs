@@ -24,7 +24,7 @@ use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env, RwTxn};
 use serde::{Deserialize, Serialize};
 use shards::routing::{RouteSpec, TrunkSpec};
-use shards::store::{Store, StoreError};
+use shards::store::{decode_record, encode_record, Store, StoreError};
 use shards::users::{Credential, UserBackend, UserLookup, UserRecord};
 
 const EXTENSIONS_DB: &str = "extensions";
@@ -115,18 +115,6 @@ pub struct ResourcesStore {
     realms: std::sync::Arc<Vec<String>>,
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(
-    what: &str,
-    key: &str,
-    raw: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError(format!("store: {what} {key}: {e}")))
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError(format!("store: {e}")))
-}
-
 /// Ids in creation order (numeric; other keys last, by text).
 fn by_id<T>(items: &mut [T], id: impl Fn(&T) -> &str) {
     items.sort_by(|a, b| {
@@ -196,7 +184,7 @@ impl ResourcesStore {
         let mut plain = Vec::new();
         for item in self.extensions.iter(&wtxn)? {
             let (key, raw) = item?;
-            let ext: Extension = decode("extension", key, raw)?;
+            let ext: Extension = decode_record("extension", key, raw)?;
             if !ext.password.is_empty() {
                 plain.push(ext);
             }
@@ -204,7 +192,7 @@ impl ResourcesStore {
         for mut ext in plain {
             self.seal(&mut ext);
             self.extensions
-                .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
+                .put(&mut wtxn, &ext.username, &encode_record(&ext)?)?;
             tracing::info!(username = %ext.username, "extension password replaced by its digest HA1s");
         }
         wtxn.commit()?;
@@ -240,7 +228,7 @@ impl ResourcesStore {
         let mut out = Vec::new();
         for item in self.extensions.iter(&rtxn)? {
             let (key, raw) = item?;
-            out.push(decode("extension", key, raw)?);
+            out.push(decode_record("extension", key, raw)?);
         }
         Ok(out)
     }
@@ -252,7 +240,7 @@ impl ResourcesStore {
     pub fn extension_by_username(&self, username: &str) -> Result<Option<Extension>, StoreError> {
         let rtxn = self.env.read_txn()?;
         match self.extensions.get(&rtxn, username)? {
-            Some(raw) => Ok(Some(decode("extension", username, raw)?)),
+            Some(raw) => Ok(Some(decode_record("extension", username, raw)?)),
             None => Ok(None),
         }
     }
@@ -265,7 +253,7 @@ impl ResourcesStore {
     ) -> Result<Option<Extension>, StoreError> {
         for item in self.extensions.iter(txn)? {
             let (key, raw) = item?;
-            let e: Extension = decode("extension", key, raw)?;
+            let e: Extension = decode_record("extension", key, raw)?;
             if e.id == id {
                 return Ok(Some(e));
             }
@@ -286,7 +274,7 @@ impl ResourcesStore {
         };
         self.seal(&mut ext);
         self.extensions
-            .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
+            .put(&mut wtxn, &ext.username, &encode_record(&ext)?)?;
         wtxn.commit()?;
         Ok(Some(ext))
     }
@@ -327,7 +315,7 @@ impl ResourcesStore {
         };
         self.seal(&mut ext);
         self.extensions
-            .put(&mut wtxn, &ext.username, &encode(&ext)?)?;
+            .put(&mut wtxn, &ext.username, &encode_record(&ext)?)?;
         wtxn.commit()?;
         Ok(Replaced::Done(ext))
     }
@@ -351,7 +339,7 @@ impl ResourcesStore {
         let mut out = Vec::new();
         for item in self.trunks.iter(&rtxn)? {
             let (key, raw) = item?;
-            out.push(decode::<StoredTrunk>("trunk", key, raw)?);
+            out.push(decode_record::<StoredTrunk>("trunk", key, raw)?);
         }
         by_id(&mut out, |t| &t.id);
         Ok(out)
@@ -363,7 +351,7 @@ impl ResourcesStore {
         let mut out = Vec::new();
         for item in self.routes.iter(&rtxn)? {
             let (key, raw) = item?;
-            out.push(decode::<StoredRoute>("route", key, raw)?);
+            out.push(decode_record::<StoredRoute>("route", key, raw)?);
         }
         by_id(&mut out, |r| &r.id);
         Ok(out)
@@ -382,7 +370,8 @@ impl ResourcesStore {
             None => self.next_id(&mut wtxn, "trunks")?,
         };
         let trunk = StoredTrunk { id, name, spec };
-        self.trunks.put(&mut wtxn, &trunk.id, &encode(&trunk)?)?;
+        self.trunks
+            .put(&mut wtxn, &trunk.id, &encode_record(&trunk)?)?;
         wtxn.commit()?;
         Ok(trunk)
     }
@@ -395,7 +384,8 @@ impl ResourcesStore {
             None => self.next_id(&mut wtxn, "routes")?,
         };
         let route = StoredRoute { id, spec };
-        self.routes.put(&mut wtxn, &route.id, &encode(&route)?)?;
+        self.routes
+            .put(&mut wtxn, &route.id, &encode_record(&route)?)?;
         wtxn.commit()?;
         Ok(route)
     }

@@ -250,7 +250,7 @@ impl Store {
         if list.is_empty() {
             self.bindings.delete(wtxn, aor)?;
         } else {
-            let raw = serde_json::to_vec(list).map_err(|e| StoreError(format!("store: {e}")))?;
+            let raw = encode_record(list)?;
             self.bindings.put(wtxn, aor, &raw)?;
         }
         Ok(())
@@ -289,7 +289,7 @@ impl Store {
             }
             let mut key = cdr.start_ms().to_be_bytes().to_vec();
             key.extend_from_slice(cdr.call_id.as_bytes());
-            let raw = serde_json::to_vec(cdr).map_err(|e| StoreError(format!("store: {e}")))?;
+            let raw = encode_record(cdr)?;
             self.cdrs.put(&mut wtxn, &key, &raw)?;
             self.cdr_ids.put(&mut wtxn, &cdr.call_id, &key)?;
         }
@@ -311,10 +311,7 @@ impl Store {
                 break;
             }
             let (_, raw) = item?;
-            out.push(
-                serde_json::from_slice(raw)
-                    .map_err(|e| StoreError(format!("store: corrupt CDR: {e}")))?,
-            );
+            out.push(decode_record("CDR", "", raw)?);
         }
         Ok(out)
     }
@@ -340,8 +337,7 @@ impl Store {
         );
         for item in self.cdrs.rev_range(&rtxn, &range)? {
             let (_, raw) = item?;
-            let cdr = serde_json::from_slice(raw)
-                .map_err(|e| StoreError(format!("store: corrupt CDR: {e}")))?;
+            let cdr = decode_record("CDR", "", raw)?;
             if !visit(cdr) {
                 break;
             }
@@ -356,9 +352,7 @@ impl Store {
             return Ok(None);
         };
         match self.cdrs.get(&rtxn, key)? {
-            Some(raw) => serde_json::from_slice(raw)
-                .map(Some)
-                .map_err(|e| StoreError(format!("store: corrupt CDR: {e}"))),
+            Some(raw) => decode_record("CDR", call_id, raw).map(Some),
             None => Ok(None),
         }
     }
@@ -370,8 +364,22 @@ impl Store {
 }
 
 fn decode(raw: &[u8]) -> Result<Vec<Binding>, StoreError> {
-    serde_json::from_slice(raw)
-        .map_err(|e| StoreError(format!("store: corrupt binding record: {e}")))
+    decode_record("binding record", "", raw)
+}
+
+/// A JSON record read back from the store; `what` and `key` name it in the
+/// error (every database of the environment keeps JSON values).
+pub fn decode_record<T: serde::de::DeserializeOwned>(
+    what: &str,
+    key: &str,
+    raw: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError(format!("store: corrupt {what} {key}: {e}")))
+}
+
+/// A record as the store keeps it (JSON).
+pub fn encode_record<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError(format!("store: {e}")))
 }
 
 #[cfg(test)]
