@@ -107,25 +107,9 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/shardpbx-bench-rest.XXXXXX")"
 SRV_PID=""
 BG_PIDS=()   # `timeout` wrappers of sipp and wrk (TERM is passed on to the child)
 
-STOP_STATUS="n/a"
-stop_server() {
-    # SIGTERM, wait up to 15 s, then SIGKILL. Sets STOP_STATUS.
-    [[ -n "$SRV_PID" ]] || return 0
-    local pid="$SRV_PID" i st=0
-    SRV_PID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for (( i = 0; i < 150; i++ )); do
-        kill -0 "$pid" 2>/dev/null || break
-        [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == "Z" ]] && break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]]; then
-        note "server $pid ignored SIGTERM for 15 s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || st=$?
-    STOP_STATUS="$st"
-}
+BENCH=run-rest
+# shellcheck source=bench-scenarios/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 stop_bg() {
     # TERM every `timeout` wrapper still running (it passes TERM on and SIGKILLs
