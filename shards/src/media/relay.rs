@@ -277,9 +277,8 @@ pub struct MediaRelay {
     /// hashing on the packet path).
     by_port: Vec<Option<(u64, Side)>>,
     opened: Vec<Opened>,
+    /// Ports whose sockets the shell must close, in pairs (RTP, RTCP).
     closed: Vec<u16>,
-    /// RTP ports of pairs in `closed`: back to the pool once those close.
-    freeing: Vec<u16>,
     next_recording: u64,
     shard: usize,
     pub counters: RelayCounters,
@@ -295,7 +294,6 @@ impl MediaRelay {
             by_port: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),
-            freeing: Vec::new(),
             next_recording: 1,
             shard,
             counters: RelayCounters::default(),
@@ -396,7 +394,6 @@ impl MediaRelay {
         if self.opened.len() == before {
             self.closed.push(port);
             self.closed.push(port + 1);
-            self.freeing.push(port);
         } else {
             self.pool.give_back(port);
         }
@@ -646,10 +643,11 @@ impl MediaRelay {
     /// Ports whose sockets the shell must close (now: their pairs are
     /// free for new sessions from here on).
     pub fn take_closed(&mut self) -> Vec<u16> {
-        for port in self.freeing.drain(..) {
-            self.pool.give_back(port);
+        let closed = std::mem::take(&mut self.closed);
+        for pair in closed.chunks(2) {
+            self.pool.give_back(pair[0]);
         }
-        std::mem::take(&mut self.closed)
+        closed
     }
 
     /// Are there sockets to open or close?
