@@ -105,7 +105,8 @@ s.sendto(reg(2, f'Authorization: Digest username="1002", realm="127.0.0.1", nonc
 assert s.recv(4096).startswith(b"SIP/2.0 200"), "callee registration failed"
 PY
 cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV"/task/*/stat; }
-C0=$(cpu); T0=$(date +%s.%N)
+ksys() { awk '{t+=$15} END {print t}' /proc/"$SRV"/task/*/stat; }
+C0=$(cpu); K0=$(ksys); T0=$(date +%s.%N)
 set +e
 if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_auth.xml" -key caller 1001 -au 1001 -ap secret1001); fi
 (cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" "${SCEN[@]}" -s 1002 \
@@ -113,7 +114,7 @@ if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_
    -trace_stat -stf stat.csv -trace_rtt -rtt_freq 1 > "$TMP/uac.out" 2>&1)
 RC=$?
 set -e
-T1=$(date +%s.%N); C1=$(cpu)
+T1=$(date +%s.%N); C1=$(cpu); K1=$(ksys)
 sleep 1
 STATS=$(tail -1 "$TMP/stat.csv" 2>/dev/null || true)
 OK=$(echo "$STATS" | awk -F';' '{print $16}' 2>/dev/null)
@@ -145,9 +146,9 @@ pct = lambda q: lat[max(0, math.ceil(q * len(lat)) - 1)] if lat else float("nan"
 print(f"  server's own setup time (caller INVITE in -> 200 out, server clock, 1 ms steps, {len(lat)} calls from the middle of the run): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, max {lat[-1] if lat else float('nan'):.0f} ms")
 PY
 fi
-python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" <<'PY'
+python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" "$K0" "$K1" <<'PY'
 import glob, math, os, sys
-calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth = sys.argv[1:]
+calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth, k0, k1 = sys.argv[1:]
 rtts = []
 for p in glob.glob(os.path.join(tmp, "*_rtt.csv")):
     for line in open(p):
@@ -166,6 +167,8 @@ print(f"shards {shards}, offered {rate} cps, {calls} calls (sipp exit {rc})")
 print(f"  successful {ok}, failed {failed}, achieved {ok / wall:.0f} cps over {wall:.1f} s")
 shape = "INVITE/100/180/200/ACK/BYE/200, caller from a trusted trunk host" if noauth == "1" else "INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200"
 print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call ({shape}, both legs)")
+sys_s = (int(k1) - int(k0)) / int(tick)
+print(f"    of which in the kernel (stime) {sys_s:.2f} s = {sys_s * 1e6 / max(ok, 1):.0f} us per call")
 print(f"  setup time (INVITE -> 200, sipp rtd, 1 ms steps): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms ({len(rtts)} samples)")
 print(f"  CDRs stored {cdrs}")
 PY

@@ -213,6 +213,11 @@ cpu_ticks() {
     python3 -c 'import sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); print(int(f[11])+int(f[12]))' "$1"
 }
 
+sys_ticks() {
+    # stime alone: the kernel's share.
+    python3 -c 'import sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); print(int(f[12]))' "$1"
+}
+
 thread_ticks() {
     # "tid name ticks" per live thread, for the per-thread breakdown.
     python3 - "$1" <<'PY'
@@ -268,6 +273,7 @@ if [[ "$NOFILE" =~ ^[0-9]+$ ]] && (( MAX_SOCKET > NOFILE - 100 )); then MAX_SOCK
 read -r RCVBUF0 SRVDROP0 < <(udp_counters)
 thread_ticks "$SRV_PID" > "$TMP/threads-before.txt"
 CPU0="$(cpu_ticks "$SRV_PID")"
+SYS0="$(sys_ticks "$SRV_PID")"
 T0="$(date +%s.%N)"
 SIPP_RC=0
 # sipp runs in the background so that a signal to this script is handled at
@@ -294,6 +300,7 @@ wait "$SIPP_JOB" || SIPP_RC=$?
 SIPP_JOB=""
 T1="$(date +%s.%N)"
 CPU1="$(cpu_ticks "$SRV_PID")"
+SYS1="$(sys_ticks "$SRV_PID")"
 thread_ticks "$SRV_PID" > "$TMP/threads-after.txt"
 read -r RCVBUF1 SRVDROP1 < <(udp_counters)
 metrics > "$TMP/metrics-after.txt"
@@ -309,10 +316,11 @@ stop_server
 # --- report -----------------------------------------------------------------
 python3 - "$TMP" "$SIPP_RC" "$T0" "$T1" "$CPU0" "$CPU1" "$CLK_TCK" "$BINDINGS" "$STOP_STATUS" \
     "$USERS" "$RATE" "$DURATION" "$SHARDS" "$CALLS" "$LIMIT" "${PERF:-none}" "$TRANSPORT" \
-    "$IDLE0" "$IDLE1" "$((RCVBUF1 - RCVBUF0))" "$((SRVDROP1 - SRVDROP0))" <<'EOF'
+    "$IDLE0" "$IDLE1" "$((RCVBUF1 - RCVBUF0))" "$((SRVDROP1 - SRVDROP0))" "$((SYS1 - SYS0))" <<'EOF'
 import csv, glob, math, os, re, sys
 (tmp, sipp_rc, t0, t1, cpu0, cpu1, clk, bindings, stop_status,
- users, rate, duration, shards, calls, limit, perf, transport, idle0, idle1, rcvbuf_errs, srv_drops) = sys.argv[1:]
+ users, rate, duration, shards, calls, limit, perf, transport, idle0, idle1, rcvbuf_errs, srv_drops,
+ sys_ticks) = sys.argv[1:]
 sipp_rc, cpu0, cpu1, clk = int(sipp_rc), int(cpu0), int(cpu1), int(clk)
 wall = float(t1) - float(t0)
 
@@ -401,6 +409,8 @@ print(f"  UDP receive drops    {srv_drops} on the server's SIP socket(s), {rcvbu
       " (the rest are sipp's socket or other programs)")
 print(f"  server CPU           {cpu_s:.2f} s over the run = {cpu_s / wall * 100 if wall > 0 else 0:.0f}% of one core")
 print(f"  server CPU per reg   {fmt(cpu_s * 1e6 / ok if ok else None, '{:.1f}')} µs per successful registration")
+sys_s = int(sys_ticks) / clk
+print(f"    in the kernel      {fmt(sys_s * 1e6 / ok if ok else None, '{:.1f}')} µs of it (stime)")
 print(f"  sipp CPU             {fmt(sipp_cpu, '{:.2f}')} s = {fmt(sipp_cpu / wall * 100 if sipp_cpu is not None and wall > 0 else None, '{:.0f}')}% of one core (same 2 cores)")
 print(f"  server idle CPU      {(int(idle1) - int(idle0)) / clk / 2 * 100:.1f}% of one core (2 s before the load)")
 def threads(name):
