@@ -17,7 +17,7 @@ use shards::store::{Store, StoreOptions};
 use shards::users::{MemoryBackend, UserDirectory};
 
 use crate::cli::{load_config, store_dir};
-use crate::config::{Config, DigestAlgorithm, MediaProxyMode, UserBackend};
+use crate::config::{CallRecordTarget, Config, DigestAlgorithm, MediaProxyMode, UserBackend};
 use crate::control::ami::{AmiState, Reloader};
 use crate::control::{http, writer};
 
@@ -28,6 +28,24 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
     if let Err(e) = crate::config::routes_files::load_routing(cfg, Path::new("")) {
         eprintln!("shardpbx: {e}");
         return Err(ExitCode::from(2));
+    }
+    // Webhooks whose delivery is not built yet: refused, never ignored.
+    let not_yet = [
+        ("proxy.http_router", cfg.proxy.http_router.is_some()),
+        ("proxy.locator_webhook", cfg.proxy.locator_webhook.is_some()),
+        (
+            "callrecord.type",
+            matches!(cfg.callrecord.target(), CallRecordTarget::S3(_)),
+        ),
+    ];
+    for (key, set) in not_yet {
+        if set {
+            eprintln!(
+                "shardpbx: {}: {key}: not available in this build yet (the CDR push over HTTP is)",
+                path.display()
+            );
+            return Err(ExitCode::from(2));
+        }
     }
     for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
         if !matches!(
@@ -307,12 +325,23 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
         sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
     };
+    let (pusher, push_queue, webhooks) = match start_cdr_push(&cfg, &store) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let writer_inboxes = runtime.inboxes.clone();
     let writer_store = store.clone();
     let writer = match std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer::run(writer_store, control_rx, writer_inboxes, writer_cfg))
-    {
+        .spawn(move || {
+            writer::run(
+                writer_store,
+                control_rx,
+                writer_inboxes,
+                writer_cfg,
+                push_queue,
+            )
+        }) {
         Ok(h) => h,
         Err(e) => return fail(format!("cannot start the store writer: {e}")),
     };
@@ -349,6 +378,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             data_dir: cfg.data_dir(),
         },
         resources,
+        webhooks,
     });
     let served = serve_http(http_listener, state, stop);
 
@@ -369,6 +399,10 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     if writer.join().is_err() {
         return fail("store writer panicked");
     }
+    if let Some(p) = pusher {
+        tracing::info!("stopping: CDR push");
+        p.stop();
+    }
     if let Err(e) = store.sync() {
         return fail(e);
     }
@@ -379,6 +413,43 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         }
         Err(e) => fail(format!("http: {e}")),
     }
+}
+
+type CdrPush = (
+    Option<crate::webhooks::cdr_push::CdrPusher>,
+    Option<writer::PushQueue>,
+    crate::webhooks::WebhookViews,
+);
+
+/// With `[callrecord] type = "http"`: the outbox, the pusher (which resumes
+/// whatever an earlier run left queued) and the views of it.
+fn start_cdr_push(cfg: &Config, store: &Store) -> Result<CdrPush, String> {
+    use crate::webhooks::{cdr_push, outbox, stats::WebhookStats, WebhookViews};
+    let CallRecordTarget::Http(target) = cfg.callrecord.target() else {
+        return Ok((None, None, WebhookViews::default()));
+    };
+    let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
+    let (initial, max) = cfg.callrecord.retry();
+    let stats = Arc::new(WebhookStats::new("cdr_push"));
+    let pusher = cdr_push::CdrPusher::start(
+        store.clone(),
+        outbox.clone(),
+        cdr_push::PushConfig {
+            target,
+            backoff: outbox::Backoff { initial, max },
+            data_dir: cfg.data_dir(),
+        },
+        stats.clone(),
+    )
+    .map_err(|e| format!("cannot start the CDR push: {e}"))?;
+    let queue = writer::PushQueue {
+        outbox: outbox.clone(),
+        wake: pusher.waker(),
+    };
+    let views = WebhookViews {
+        cdr_push: Some((stats, outbox)),
+    };
+    Ok((Some(pusher), Some(queue), views))
 }
 
 /// Nice value of the control core's HTTP thread (shards run at 0): the

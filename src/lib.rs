@@ -7,3 +7,4 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod netif;
+pub mod webhooks;

@@ -129,6 +129,22 @@ fn bad_configs_exit_2_naming_the_key() {
             "runtime.shards",
         ),
         ("http.toml", "http_addr = \"nowhere\"\n", "http_addr"),
+        // Webhooks not built yet are refused rather than ignored.
+        (
+            "router.toml",
+            "[proxy.http_router]\nurl = \"http://127.0.0.1:9/route\"\n",
+            "proxy.http_router",
+        ),
+        (
+            "locator.toml",
+            "[proxy.locator_webhook]\nurl = \"http://127.0.0.1:9/events\"\n",
+            "proxy.locator_webhook",
+        ),
+        (
+            "s3.toml",
+            "[callrecord]\ntype = \"s3\"\nbucket = \"cdr-archive\"\nregion = \"us-east-1\"\n",
+            "callrecord.type",
+        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

@@ -269,6 +269,17 @@ pub struct HttpCallRecord {
     pub timeout: Duration,
 }
 
+/// The retry schedule of CDR pushes (http and s3), with defaults applied:
+/// (first wait, longest wait).
+impl CallRecordConfig {
+    pub fn retry(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.retry_initial_ms.unwrap_or(1000)),
+            Duration::from_secs(self.retry_max_secs.unwrap_or(300)),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3CallRecord {
     pub bucket: String,

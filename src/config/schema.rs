@@ -425,6 +425,11 @@ pub struct CallRecordConfig {
     pub root: Option<String>,
     /// http, s3: per-attempt timeout, ms. Default 30000.
     pub timeout_ms: Option<u64>,
+    /// http, s3: wait after the first failed push, ms; doubled per failure.
+    /// Default 1000.
+    pub retry_initial_ms: Option<u64>,
+    /// http, s3: longest wait between two attempts, s. Default 300.
+    pub retry_max_secs: Option<u64>,
 }
 
 /// `[ami]`.

@@ -90,6 +90,8 @@ fn full_config() -> Config {
         secret_key: Some("s".into()),
         root: Some("r".into()),
         timeout_ms: Some(1),
+        retry_initial_ms: Some(1),
+        retry_max_secs: Some(1),
     };
     cfg
 }

@@ -454,7 +454,7 @@ impl Checker<'_> {
             CallRecordType::S3 => "s3",
         };
         use CallRecordType::{Http, S3};
-        let keys: [(&str, bool, &[CallRecordType]); 10] = [
+        let keys: [(&str, bool, &[CallRecordType]); 12] = [
             ("url", cr.url.is_some(), &[Http]),
             ("with_media", cr.with_media.is_some(), &[Http]),
             ("headers", cr.headers.is_some(), &[Http]),
@@ -465,6 +465,12 @@ impl Checker<'_> {
             ("secret_key", cr.secret_key.is_some(), &[S3]),
             ("root", cr.root.is_some(), &[S3]),
             ("timeout_ms", cr.timeout_ms.is_some(), &[Http, S3]),
+            (
+                "retry_initial_ms",
+                cr.retry_initial_ms.is_some(),
+                &[Http, S3],
+            ),
+            ("retry_max_secs", cr.retry_max_secs.is_some(), &[Http, S3]),
         ];
         for (key, present, owners) in keys {
             if present && !owners.contains(&cr.kind) {
@@ -538,6 +544,12 @@ impl Checker<'_> {
         }
         if let Some(t) = cr.timeout_ms {
             self.at_least("callrecord.timeout_ms", t, 1)?;
+        }
+        if let Some(t) = cr.retry_initial_ms {
+            self.at_least("callrecord.retry_initial_ms", t, 1)?;
+        }
+        if let Some(t) = cr.retry_max_secs {
+            self.at_least("callrecord.retry_max_secs", t, 1)?;
         }
         Ok(())
     }

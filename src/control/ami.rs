@@ -281,6 +281,7 @@ pub async fn health(
         }
     }
     let registrations = ami.store.aor_count().unwrap_or(0);
+    let backlog = state.webhooks.backlog();
     Json(json!({
         "status": if ami.draining.load(Ordering::Relaxed) { "draining" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -288,7 +289,7 @@ pub async fn health(
         "activeCalls": active,
         "registrations": registrations,
         "shards": shards,
-        "webhookBacklog": 0,
+        "webhookBacklog": backlog,
     }))
     .into_response()
 }

@@ -29,6 +29,8 @@ pub struct HttpState {
     pub records: super::records::RecordsState,
     /// Console-managed extensions, trunks and routes.
     pub resources: super::resources::ResourcesState,
+    /// The running webhooks: metrics, backlog, push states.
+    pub webhooks: crate::webhooks::WebhookViews,
 }
 
 /// The machine-readable `error` code of an error reply (API.md section 4:
@@ -124,6 +126,7 @@ async fn metrics(
     }
     let mut text = render(&state.shard_stats);
     render_levels(&mut text, &state);
+    state.webhooks.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -386,12 +386,27 @@ async fn find(state: &HttpState, id: String) -> Result<Cdr, Response> {
     }
 }
 
-/// `GET /console/call-records/{id}` (`id` = callId, URL-decoded).
+/// `GET /console/call-records/{id}` (`id` = callId, URL-decoded), with
+/// `push: {state, attempts, last_error}` when the CDR is pushed (API.md 2.4).
 pub async fn one(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
-    match find(&state, id).await {
-        Ok(cdr) => Json(cdr).into_response(),
-        Err(r) => r,
+    let views = state.webhooks.clone();
+    let call_id = id.clone();
+    let cdr = match find(&state, id).await {
+        Ok(cdr) => cdr,
+        Err(r) => return r,
+    };
+    let push = tokio::task::spawn_blocking(move || views.push_state(&call_id))
+        .await
+        .ok()
+        .flatten();
+    let mut body = match serde_json::to_value(&cdr) {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    if let (Some(push), Some(map)) = (push, body.as_object_mut()) {
+        map.insert("push".into(), json!(push));
     }
+    Json(body).into_response()
 }
 
 /// `GET /console/call-records/{id}/sip-flow`: every SIP message of both

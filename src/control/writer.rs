@@ -25,11 +25,18 @@ pub struct WriterConfig {
 }
 
 /// Runs until every sender is gone, then syncs and returns.
+/// Where stored CDRs are queued for their push, and how the pusher is told.
+pub struct PushQueue {
+    pub outbox: crate::webhooks::outbox::Outbox,
+    pub wake: crossbeam_channel::Sender<()>,
+}
+
 pub fn run(
     store: Store,
     requests: Receiver<ControlRequest>,
     inboxes: Arc<Vec<Arc<Inbox>>>,
     cfg: WriterConfig,
+    push_queue: Option<PushQueue>,
 ) {
     let mut expiries = ExpiryIndex::default();
     match store.all_bindings() {
@@ -70,9 +77,7 @@ pub fn run(
             }
             apply(&store, &mut batch.bindings, &inboxes, &mut expiries);
             if !batch.cdrs.is_empty() {
-                if let Err(e) = store.put_cdrs(&batch.cdrs) {
-                    tracing::error!("store: {} CDR(s) not stored: {e}", batch.cdrs.len());
-                }
+                store_cdrs(&store, &batch.cdrs, push_queue.as_ref());
                 batch.cdrs.clear();
             }
             if !batch.flows.is_empty() {
@@ -111,6 +116,28 @@ pub fn run(
     }
     if let Err(e) = store.sync() {
         tracing::error!("store: final sync failed: {e}");
+    }
+}
+
+/// Stores CDRs; with a push queue, each is queued for its push in the same
+/// transaction, and the pusher is told.
+fn store_cdrs(store: &Store, cdrs: &[shards::cdr::Cdr], push: Option<&PushQueue>) {
+    let stored = match push {
+        None => store.put_cdrs(cdrs),
+        Some(q) => {
+            let now = Now::read().unix_ms;
+            store.put_cdrs_with(cdrs, |wtxn, cdr| {
+                q.outbox.enqueue_in(wtxn, &cdr.call_id, now)
+            })
+        }
+    };
+    match stored {
+        Ok(()) => {
+            if let Some(q) = push {
+                let _ = q.wake.try_send(());
+            }
+        }
+        Err(e) => tracing::error!("store: {} CDR(s) not stored: {e}", cdrs.len()),
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod webhook;
 
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
@@ -802,4 +803,18 @@ pub fn sipp_caller(pbx: &Pbx, scenario_path: &str, dialled: &str) -> Output {
         ],
         Duration::from_secs(35),
     )
+}
+
+/// Polls `probe` every 50 ms until it gives a value or `limit` passes.
+pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

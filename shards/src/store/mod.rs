@@ -281,8 +281,20 @@ impl Store {
     }
 
     pub fn put_cdrs(&self, cdrs: &[Cdr]) -> Result<(), StoreError> {
+        self.put_cdrs_with(cdrs, |_, _| Ok(()))
+    }
+
+    /// Stores `cdrs` and, in the same transaction, whatever `also` writes for
+    /// each (the control core queues their push there, so a CDR is never
+    /// stored without it).
+    pub fn put_cdrs_with(
+        &self,
+        cdrs: &[Cdr],
+        mut also: impl FnMut(&mut heed::RwTxn, &Cdr) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
         for cdr in cdrs {
+            also(&mut wtxn, cdr)?;
             if let Some(old) = self.cdr_ids.get(&wtxn, &cdr.call_id)? {
                 let old = old.to_vec();
                 self.cdrs.delete(&mut wtxn, &old)?;

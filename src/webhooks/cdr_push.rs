@@ -1,0 +1,303 @@
+//! CDR push, `[callrecord] type = "http"` (API.md 2.4): every stored CDR
+//! is POSTed as `multipart/form-data` (`calllog.json`, and with
+//! `with_media` one `media_audio-N` WAV part per recording) until the
+//! target answers 2xx. Items come from the durable outbox, so a push
+//! survives restarts; failures wait out an exponential backoff.
+//!
+//! One dispatcher thread takes due items from the outbox and hands them to
+//! a few worker threads, which make the requests (blocking ureq calls: this
+//! is the control core) and write each outcome back to the outbox.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use shards::cdr::Cdr;
+use shards::store::Store;
+use shards::time::Now;
+
+use super::client::{agent, Failure};
+use super::multipart::Multipart;
+use super::outbox::{Backoff, Item, Outbox};
+use super::stats::{ErrorKind, WebhookStats};
+use crate::config::HttpCallRecord;
+
+/// How long a push waits for a recording the recorder is still closing
+/// before sending it as it is.
+const RECORDING_WAIT_MS: u64 = 60_000;
+/// How soon a push that waits for a recording looks again.
+const RECORDING_POLL_MS: u64 = 250;
+/// Requests in flight at once.
+const WORKERS: usize = 4;
+
+/// What the pusher needs to know.
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    pub target: HttpCallRecord,
+    pub backoff: Backoff,
+    /// Recordings' relative paths are under this.
+    pub data_dir: PathBuf,
+}
+
+/// The running pusher.
+pub struct CdrPusher {
+    wake: Sender<()>,
+    stop: Arc<AtomicBool>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl CdrPusher {
+    pub fn start(
+        store: Store,
+        outbox: Outbox,
+        cfg: PushConfig,
+        stats: Arc<WebhookStats>,
+    ) -> std::io::Result<CdrPusher> {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Item)>(WORKERS);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<u64>();
+        let worker = Arc::new(Worker {
+            store,
+            outbox: outbox.clone(),
+            agent: agent(cfg.target.timeout),
+            cfg,
+            stats,
+        });
+        for i in 0..WORKERS {
+            let (worker, work_rx, done_tx) = (worker.clone(), work_rx.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("cdr-push-{i}"))
+                .spawn(move || {
+                    while let Ok((id, item)) = work_rx.recv() {
+                        worker.attempt(id, item);
+                        if done_tx.send(id).is_err() {
+                            break;
+                        }
+                    }
+                })?;
+        }
+        let stop2 = stop.clone();
+        let dispatcher = std::thread::Builder::new()
+            .name("cdr-push".into())
+            .spawn(move || dispatch(&outbox, &work_tx, &done_rx, &wake_rx, &stop2))?;
+        Ok(CdrPusher {
+            wake: wake_tx,
+            stop,
+            dispatcher: Some(dispatcher),
+        })
+    }
+
+    /// Tells the pusher that new items were queued.
+    pub fn waker(&self) -> Sender<()> {
+        self.wake.clone()
+    }
+
+    /// Stops taking new items; requests in flight finish on their own (what
+    /// they did not finish stays queued for the next start).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+        if let Some(d) = self.dispatcher.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    Now::read().unix_ms
+}
+
+fn dispatch(
+    outbox: &Outbox,
+    work: &Sender<(u64, Item)>,
+    done: &Receiver<u64>,
+    wake: &Receiver<()>,
+    stop: &AtomicBool,
+) {
+    let mut busy: HashSet<u64> = HashSet::new();
+    while !stop.load(Ordering::Acquire) {
+        while let Ok(id) = done.try_recv() {
+            busy.remove(&id);
+        }
+        let now = now_ms();
+        let room = WORKERS.saturating_sub(busy.len());
+        let mut wait = Duration::from_secs(1);
+        if room > 0 {
+            match outbox.due(now, room, &|id| busy.contains(&id)) {
+                Ok((due, next)) => {
+                    for (id, item) in due {
+                        busy.insert(id);
+                        if work.send((id, item)).is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(next) = next {
+                        wait = wait.min(Duration::from_millis(next.saturating_sub(now)));
+                    }
+                }
+                Err(e) => tracing::error!("cdr push: cannot read the outbox: {e}"),
+            }
+        }
+        if busy.len() >= WORKERS {
+            // Full: the next thing that can change anything is a finished push.
+            wait = Duration::from_secs(1);
+        }
+        select! {
+            recv(wake) -> _ => {}
+            recv(done) -> id => {
+                if let Ok(id) = id {
+                    busy.remove(&id);
+                }
+            }
+            default(wait) => {}
+        }
+    }
+}
+
+struct Worker {
+    store: Store,
+    outbox: Outbox,
+    agent: ureq::Agent,
+    cfg: PushConfig,
+    stats: Arc<WebhookStats>,
+}
+
+/// Why an attempt did not deliver.
+enum NotDone {
+    /// A recording is still being closed: look again soon, no attempt spent.
+    RecordingOpen(String),
+    Failed(Failure),
+    /// The CDR is no longer in the store: nothing to push.
+    Gone,
+}
+
+impl Worker {
+    fn attempt(&self, id: u64, mut item: Item) {
+        let now = now_ms();
+        let wait_for_recordings = now.saturating_sub(item.created_ms) < RECORDING_WAIT_MS;
+        let result = self.push(&item.call_id, wait_for_recordings);
+        let written = match result {
+            Ok(()) => {
+                item.attempts += 1;
+                item.last_error = None;
+                self.outbox.finish(id, &item, "delivered")
+            }
+            Err(NotDone::RecordingOpen(why)) => {
+                item.next_at_ms = now_ms() + RECORDING_POLL_MS;
+                item.last_error = Some(why);
+                self.outbox.reschedule(id, &item)
+            }
+            Err(NotDone::Failed(f)) => {
+                item.attempts += 1;
+                self.stats
+                    .failed(f.kind, &format!("CDR {}: {f}", item.call_id));
+                let wait = self.cfg.backoff.after(item.attempts);
+                item.next_at_ms = now_ms() + wait.as_millis() as u64;
+                item.last_error = Some(f.to_string());
+                self.outbox.reschedule(id, &item)
+            }
+            Err(NotDone::Gone) => {
+                tracing::warn!(call_id = %item.call_id, "CDR push abandoned: the CDR is no longer stored");
+                item.last_error = Some("the CDR is no longer stored".into());
+                self.outbox.finish(id, &item, "abandoned")
+            }
+        };
+        if let Err(e) = written {
+            tracing::error!(call_id = %item.call_id, "cdr push: outcome not stored: {e}");
+        }
+    }
+
+    fn push(&self, call_id: &str, wait_for_recordings: bool) -> Result<(), NotDone> {
+        let cdr = match self.store.cdr(call_id) {
+            Ok(Some(cdr)) => cdr,
+            Ok(None) => return Err(NotDone::Gone),
+            Err(e) => {
+                return Err(NotDone::Failed(Failure::new(
+                    ErrorKind::Local,
+                    e.to_string(),
+                )))
+            }
+        };
+        let (content_type, body) = self.body(&cdr, wait_for_recordings)?;
+        let mut req = self
+            .agent
+            .post(&self.cfg.target.url)
+            .header("Content-Type", &content_type);
+        for (name, value) in &self.cfg.target.headers {
+            req = req.header(name, value);
+        }
+        let started = Instant::now();
+        let reply = req.send(&body[..]);
+        self.stats.observe(started.elapsed());
+        match reply {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(NotDone::Failed(Failure::status(r.status().as_u16()))),
+            Err(e) => Err(NotDone::Failed(Failure::from(e))),
+        }
+    }
+
+    fn body(&self, cdr: &Cdr, wait_for_recordings: bool) -> Result<(String, Vec<u8>), NotDone> {
+        let json = serde_json::to_vec(cdr)
+            .map_err(|e| NotDone::Failed(Failure::new(ErrorKind::Local, e.to_string())))?;
+        let mut m = Multipart::new();
+        m.part("calllog.json", "calllog.json", "application/json", &json);
+        if self.cfg.target.with_media {
+            for (i, rec) in cdr.recorder.iter().enumerate() {
+                let path = resolve(&self.cfg.data_dir, &rec.path);
+                let Some(data) = read_recording(&path, rec.size, wait_for_recordings)? else {
+                    continue;
+                };
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("audio-{i}.wav"));
+                m.part(&format!("media_audio-{i}"), &name, "audio/wav", &data);
+            }
+        }
+        Ok(m.finish())
+    }
+}
+
+/// A recorder path of a CDR: relative ones are under `data_dir`.
+fn resolve(data_dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        data_dir.join(p)
+    }
+}
+
+/// The recording's bytes once it has the size its CDR gives (the recorder
+/// closes the file just after the CDR is written). After the wait, a file
+/// that is gone is left out (logged) rather than holding the CDR forever.
+fn read_recording(path: &Path, size: u64, wait: bool) -> Result<Option<Vec<u8>>, NotDone> {
+    match std::fs::read(path) {
+        Ok(data) if data.len() as u64 >= size || !wait => Ok(Some(data)),
+        Ok(data) => Err(NotDone::RecordingOpen(format!(
+            "recording {} has {} of {size} bytes",
+            path.display(),
+            data.len()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if wait {
+                Err(NotDone::RecordingOpen(format!(
+                    "recording {} not there yet",
+                    path.display()
+                )))
+            } else {
+                tracing::warn!(path = %path.display(), "CDR pushed without its recording: the file is gone");
+                Ok(None)
+            }
+        }
+        Err(e) => Err(NotDone::Failed(Failure::new(
+            ErrorKind::Local,
+            format!("recording {}: {e}", path.display()),
+        ))),
+    }
+}
