@@ -33,15 +33,11 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
     let not_yet = [
         ("proxy.http_router", cfg.proxy.http_router.is_some()),
         ("proxy.locator_webhook", cfg.proxy.locator_webhook.is_some()),
-        (
-            "callrecord.type",
-            matches!(cfg.callrecord.target(), CallRecordTarget::S3(_)),
-        ),
     ];
     for (key, set) in not_yet {
         if set {
             eprintln!(
-                "shardpbx: {}: {key}: not available in this build yet (the CDR push over HTTP is)",
+                "shardpbx: {}: {key}: not available in this build yet",
                 path.display()
             );
             return Err(ExitCode::from(2));
@@ -421,21 +417,34 @@ type CdrPush = (
     crate::webhooks::WebhookViews,
 );
 
-/// With `[callrecord] type = "http"`: the outbox, the pusher (which resumes
+/// With `[callrecord] type = "http"` or `"s3"`: the outbox, the pusher (which resumes
 /// whatever an earlier run left queued) and the views of it.
 fn start_cdr_push(cfg: &Config, store: &Store) -> Result<CdrPush, String> {
     use crate::webhooks::{cdr_push, outbox, stats::WebhookStats, WebhookViews};
-    let CallRecordTarget::Http(target) = cfg.callrecord.target() else {
-        return Ok((None, None, WebhookViews::default()));
+    let (target, timeout, name) = match cfg.callrecord.target() {
+        CallRecordTarget::Local => return Ok((None, None, WebhookViews::default())),
+        CallRecordTarget::Http(h) => {
+            let timeout = h.timeout;
+            (cdr_push::Target::Http(h), timeout, "cdr_push")
+        }
+        CallRecordTarget::S3(s) => (
+            cdr_push::Target::S3 {
+                archive: crate::webhooks::s3::S3Archive::new(&s)?,
+                keep_local: s.keep_local,
+            },
+            s.timeout,
+            "s3_archive",
+        ),
     };
     let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
     let (initial, max) = cfg.callrecord.retry();
-    let stats = Arc::new(WebhookStats::new("cdr_push"));
+    let stats = Arc::new(WebhookStats::new(name));
     let pusher = cdr_push::CdrPusher::start(
         store.clone(),
         outbox.clone(),
         cdr_push::PushConfig {
             target,
+            timeout,
             backoff: outbox::Backoff { initial, max },
             data_dir: cfg.data_dir(),
         },

@@ -1,8 +1,9 @@
-//! CDR push over HTTP (`[callrecord] type = "http"`, API.md 2.4) through the
-//! real binary to a real HTTP server: the multipart body with the CDR and
-//! the recording, retries on failure, the push state on the call record,
-//! the webhook metrics, and delivery of every CDR after an outage that
-//! spans a restart of the appliance.
+//! CDR push (API.md 2.4) through the real binary: over HTTP
+//! (`[callrecord] type = "http"`) to a real HTTP server, with the multipart
+//! body of the CDR and the recording, retries on failure, the push state on
+//! the call record and the webhook metrics; to S3 (`type = "s3"`) on a real
+//! S3-compatible server (moto_server), the guide's scenario D. For both,
+//! every CDR arrives after an outage that spans a restart of the appliance.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::media::*;
+use common::s3::Moto;
 use common::webhook::WebhookServer;
 use common::*;
 
@@ -20,6 +22,19 @@ fn pbx_pushing_to(url: &str, extra: &str) -> Pbx {
             "{extra}\n[callrecord]\ntype = \"http\"\nurl = \"{url}\"\nwith_media = true\n\
              retry_initial_ms = 200\nretry_max_secs = 1\n\
              [callrecord.headers]\nX-Api-Key = \"k-123\"\n"
+        ),
+        ..PbxOptions::default()
+    })
+}
+
+const BUCKET: &str = "cdr-archive";
+
+fn pbx_archiving_to(s3_port: u16, extra: &str) -> Pbx {
+    Pbx::start(PbxOptions {
+        extra_tables: format!(
+            "{extra}\n[callrecord]\ntype = \"s3\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
+             endpoint = \"http://127.0.0.1:{s3_port}\"\naccess_key = \"test\"\nsecret_key = \"test\"\n\
+             root = \"calls\"\nkeep_local = false\nretry_initial_ms = 200\nretry_max_secs = 1\n"
         ),
         ..PbxOptions::default()
     })
@@ -68,28 +83,7 @@ fn a_recorded_call_is_pushed_with_its_wav_after_the_target_recovers() {
     let pbx = pbx_pushing_to(&hook.url("/cdr"), "[recording]\nenabled = true\n");
     let token = api_token(&pbx, "read");
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "push-rec@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    let mut invite = String::new();
-    let r = caller.call("1002", &offer, || invite = phone.answer(&answer));
-    assert_eq!(r.code, 200, "{}", r.raw);
-    let to_b = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
-    let to_a = sdp_audio(&caller.answer);
-    exchange(
-        &caller.rtp,
-        to_a,
-        0,
-        tone_frames(440.0, 40, ulaw),
-        &phone.rtp,
-        to_b,
-        0,
-        tone_frames(1000.0, 40, ulaw),
-        160,
-        Duration::from_millis(20),
-    );
-    caller.bye();
-    phone.accept_bye(Duration::from_secs(3));
+    call_with_tones(&pbx, &mut phone, "push-rec@test", 40);
 
     // The target fails twice (HTTP 500); the push is retried, then delivered.
     let failed = hook.wait_for(Duration::from_secs(10), |r| r.len() >= 2);
@@ -206,4 +200,80 @@ fn every_cdr_arrives_after_an_outage_that_spans_a_restart() {
     }
     let health = ami_health(&pbx);
     assert_eq!(health["webhookBacklog"], 0, "{health}");
+}
+
+#[test]
+fn a_recorded_call_is_archived_to_s3_and_its_local_file_removed() {
+    let moto = Moto::start(free_port(), BUCKET);
+    let pbx = pbx_archiving_to(moto.port, "[recording]\nenabled = true\n");
+    let token = api_token(&pbx, "read");
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    call_with_tones(&pbx, &mut phone, "s3-rec@test", 40);
+    let record = common::wait_until(Duration::from_secs(15), || {
+        let c = call_record(&pbx, &token, "s3-rec@test");
+        (c["push"]["state"] == "delivered").then_some(c)
+    })
+    .expect("never archived");
+    let rec = &record["recorder"][0];
+    let rel = rec["path"].as_str().unwrap();
+    let day = rel.split('/').nth(1).unwrap();
+    let wav_name = rel.rsplit('/').next().unwrap();
+    let mut keys = moto.keys(BUCKET);
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("calls/{day}/s3-rec@test.json"),
+            format!("calls/{day}/{wav_name}"),
+        ]
+    );
+    let cdr: serde_json::Value = serde_json::from_slice(&moto.object(BUCKET, &keys[0])).unwrap();
+    assert_eq!(cdr["callId"], "s3-rec@test");
+    assert_eq!(cdr["status"], "completed");
+    let wav = moto.object(BUCKET, &keys[1]);
+    assert_eq!(wav.len() as u64, rec["size"].as_u64().unwrap());
+    assert_eq!(&wav[..4], b"RIFF");
+    // keep_local = false: the upload took the local copy's place.
+    assert!(!pbx.dir.path().join("data").join(rel).exists());
+}
+
+#[test]
+fn every_cdr_reaches_s3_after_an_outage_that_spans_a_restart() {
+    let s3_port = free_port();
+    let mut pbx = pbx_archiving_to(s3_port, "");
+    let token = api_token(&pbx, "read");
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let ids: Vec<String> = (0..10).map(|i| format!("s3-outage-{i}@test")).collect();
+    for id in &ids[..5] {
+        short_call(&pbx, &mut phone, id);
+    }
+    let first = common::wait_until(Duration::from_secs(10), || {
+        let c = call_record(&pbx, &token, &ids[0]);
+        (c["push"]["attempts"].as_u64() >= Some(2)).then_some(c)
+    })
+    .expect("no retried attempt while S3 is down");
+    assert_eq!(first["push"]["state"], "pending", "{first}");
+    pbx.restart();
+    for id in &ids[5..] {
+        short_call(&pbx, &mut phone, id);
+    }
+    let moto = Moto::start(s3_port, BUCKET);
+    let archived = || -> BTreeSet<String> {
+        moto.keys(BUCKET)
+            .iter()
+            .filter_map(|k| {
+                k.rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")
+                    .map(String::from)
+            })
+            .collect()
+    };
+    let got = common::wait_until(Duration::from_secs(20), || {
+        let got = archived();
+        (got.len() >= 10).then_some(got)
+    })
+    .unwrap_or_else(archived);
+    let want: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(got, want);
 }

@@ -63,20 +63,9 @@ fn get(pbx: &Pbx, path: &str) -> (u16, String, String) {
     get_with(pbx, path, "")
 }
 
-/// The schemathesis executable: `$SCHEMATHESIS`, else the venv that
-/// `scripts/install-deps.sh` makes under `target/`, else `PATH`.
+/// The schemathesis executable (see `common::python_tool`).
 fn schemathesis() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SCHEMATHESIS") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/schemathesis/bin");
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    std::iter::once(venv)
-        .chain(on_path)
-        .map(|d| d.join("schemathesis"))
-        .find(|p| p.is_file())
+    python_tool("SCHEMATHESIS", "schemathesis", "schemathesis")
 }
 
 #[test]

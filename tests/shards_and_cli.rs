@@ -140,11 +140,6 @@ fn bad_configs_exit_2_naming_the_key() {
             "[proxy.locator_webhook]\nurl = \"http://127.0.0.1:9/events\"\n",
             "proxy.locator_webhook",
         ),
-        (
-            "s3.toml",
-            "[callrecord]\ntype = \"s3\"\nbucket = \"cdr-archive\"\nregion = \"us-east-1\"\n",
-            "callrecord.type",
-        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

@@ -291,6 +291,8 @@ pub struct S3CallRecord {
     /// Key prefix without leading or trailing '/'; may be empty.
     pub root: String,
     pub timeout: Duration,
+    /// Keep local recordings once uploaded.
+    pub keep_local: bool,
 }
 
 /// Default per-attempt timeout of a CDR push, ms.
@@ -320,6 +322,7 @@ impl CallRecordConfig {
                     .trim_matches('/')
                     .to_string(),
                 timeout,
+                keep_local: self.keep_local.unwrap_or(true),
             }),
         }
     }

@@ -425,6 +425,8 @@ pub struct CallRecordConfig {
     pub root: Option<String>,
     /// http, s3: per-attempt timeout, ms. Default 30000.
     pub timeout_ms: Option<u64>,
+    /// s3: keep the local recordings after their upload. Default true.
+    pub keep_local: Option<bool>,
     /// http, s3: wait after the first failed push, ms; doubled per failure.
     /// Default 1000.
     pub retry_initial_ms: Option<u64>,

@@ -90,6 +90,7 @@ fn full_config() -> Config {
         secret_key: Some("s".into()),
         root: Some("r".into()),
         timeout_ms: Some(1),
+        keep_local: Some(true),
         retry_initial_ms: Some(1),
         retry_max_secs: Some(1),
     };

@@ -454,7 +454,7 @@ impl Checker<'_> {
             CallRecordType::S3 => "s3",
         };
         use CallRecordType::{Http, S3};
-        let keys: [(&str, bool, &[CallRecordType]); 12] = [
+        let keys: [(&str, bool, &[CallRecordType]); 13] = [
             ("url", cr.url.is_some(), &[Http]),
             ("with_media", cr.with_media.is_some(), &[Http]),
             ("headers", cr.headers.is_some(), &[Http]),
@@ -464,6 +464,7 @@ impl Checker<'_> {
             ("access_key", cr.access_key.is_some(), &[S3]),
             ("secret_key", cr.secret_key.is_some(), &[S3]),
             ("root", cr.root.is_some(), &[S3]),
+            ("keep_local", cr.keep_local.is_some(), &[S3]),
             ("timeout_ms", cr.timeout_ms.is_some(), &[Http, S3]),
             (
                 "retry_initial_ms",

@@ -1,8 +1,9 @@
-//! CDR push, `[callrecord] type = "http"` (API.md 2.4): every stored CDR
-//! is POSTed as `multipart/form-data` (`calllog.json`, and with
+//! CDR push (API.md 2.4). With `[callrecord] type = "http"` every stored
+//! CDR is POSTed as `multipart/form-data` (`calllog.json`, and with
 //! `with_media` one `media_audio-N` WAV part per recording) until the
-//! target answers 2xx. Items come from the durable outbox, so a push
-//! survives restarts; failures wait out an exponential backoff.
+//! target answers 2xx; with `type = "s3"` its recordings and then its JSON
+//! are written to the bucket (`s3.rs`). Items come from the durable outbox,
+//! so a push survives restarts; failures wait out an exponential backoff.
 //!
 //! One dispatcher thread takes due items from the outbox and hands them to
 //! a few worker threads, which make the requests (blocking ureq calls: this
@@ -23,6 +24,7 @@ use shards::time::Now;
 use super::client::{agent, Failure};
 use super::multipart::Multipart;
 use super::outbox::{Backoff, Item, Outbox};
+use super::s3::S3Archive;
 use super::stats::{ErrorKind, WebhookStats};
 use crate::config::HttpCallRecord;
 
@@ -34,10 +36,23 @@ const RECORDING_POLL_MS: u64 = 250;
 /// Requests in flight at once.
 const WORKERS: usize = 4;
 
+/// Where CDRs go.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Http(HttpCallRecord),
+    S3 {
+        archive: S3Archive,
+        /// Keep the local recordings once uploaded.
+        keep_local: bool,
+    },
+}
+
 /// What the pusher needs to know.
 #[derive(Clone, Debug)]
 pub struct PushConfig {
-    pub target: HttpCallRecord,
+    pub target: Target,
+    /// Per request.
+    pub timeout: Duration,
     pub backoff: Backoff,
     /// Recordings' relative paths are under this.
     pub data_dir: PathBuf,
@@ -64,7 +79,7 @@ impl CdrPusher {
         let worker = Arc::new(Worker {
             store,
             outbox: outbox.clone(),
-            agent: agent(cfg.target.timeout),
+            agent: agent(cfg.timeout),
             cfg,
             stats,
         });
@@ -216,51 +231,101 @@ impl Worker {
         let cdr = match self.store.cdr(call_id) {
             Ok(Some(cdr)) => cdr,
             Ok(None) => return Err(NotDone::Gone),
-            Err(e) => {
-                return Err(NotDone::Failed(Failure::new(
-                    ErrorKind::Local,
-                    e.to_string(),
-                )))
-            }
+            Err(e) => return Err(local(e)),
         };
-        let (content_type, body) = self.body(&cdr, wait_for_recordings)?;
-        let mut req = self
-            .agent
-            .post(&self.cfg.target.url)
-            .header("Content-Type", &content_type);
-        for (name, value) in &self.cfg.target.headers {
-            req = req.header(name, value);
-        }
-        let started = Instant::now();
-        let reply = req.send(&body[..]);
-        self.stats.observe(started.elapsed());
-        match reply {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(NotDone::Failed(Failure::status(r.status().as_u16()))),
-            Err(e) => Err(NotDone::Failed(Failure::from(e))),
+        match &self.cfg.target {
+            Target::Http(http) => self.post(http, &cdr, wait_for_recordings),
+            Target::S3 {
+                archive,
+                keep_local,
+            } => self.archive(archive, *keep_local, &cdr, wait_for_recordings),
         }
     }
 
-    fn body(&self, cdr: &Cdr, wait_for_recordings: bool) -> Result<(String, Vec<u8>), NotDone> {
-        let json = serde_json::to_vec(cdr)
-            .map_err(|e| NotDone::Failed(Failure::new(ErrorKind::Local, e.to_string())))?;
+    /// One request, timed for the metrics.
+    fn timed<T>(&self, request: impl FnOnce() -> Result<T, Failure>) -> Result<T, NotDone> {
+        let started = Instant::now();
+        let result = request();
+        self.stats.observe(started.elapsed());
+        result.map_err(NotDone::Failed)
+    }
+
+    fn post(&self, http: &HttpCallRecord, cdr: &Cdr, wait: bool) -> Result<(), NotDone> {
+        let json = serde_json::to_vec(cdr).map_err(local)?;
         let mut m = Multipart::new();
         m.part("calllog.json", "calllog.json", "application/json", &json);
-        if self.cfg.target.with_media {
-            for (i, rec) in cdr.recorder.iter().enumerate() {
-                let path = resolve(&self.cfg.data_dir, &rec.path);
-                let Some(data) = read_recording(&path, rec.size, wait_for_recordings)? else {
-                    continue;
-                };
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| format!("audio-{i}.wav"));
-                m.part(&format!("media_audio-{i}"), &name, "audio/wav", &data);
+        if http.with_media {
+            for (i, (name, data)) in self.recordings(cdr, wait)?.iter().enumerate() {
+                m.part(&format!("media_audio-{i}"), name, "audio/wav", data);
             }
         }
-        Ok(m.finish())
+        let (content_type, body) = m.finish();
+        let mut req = self
+            .agent
+            .post(&http.url)
+            .header("Content-Type", &content_type);
+        for (name, value) in &http.headers {
+            req = req.header(name, value);
+        }
+        self.timed(|| match req.send(&body[..]) {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(Failure::status(r.status().as_u16())),
+            Err(e) => Err(Failure::from(e)),
+        })
     }
+
+    /// Recordings first, the CDR JSON last: a CDR in the bucket means its
+    /// recordings are there too.
+    fn archive(
+        &self,
+        s3: &S3Archive,
+        keep_local: bool,
+        cdr: &Cdr,
+        wait: bool,
+    ) -> Result<(), NotDone> {
+        let day = shards::cdr::time_fmt::yyyymmdd(cdr.start_ms());
+        for (name, data) in self.recordings(cdr, wait)? {
+            let key = s3.key(&day, &name);
+            self.timed(|| s3.put(&self.agent, &key, "audio/wav", &data))?;
+        }
+        let json = serde_json::to_vec(cdr).map_err(local)?;
+        let key = s3.key(&day, &format!("{}.json", cdr.call_id));
+        self.timed(|| s3.put(&self.agent, &key, "application/json", &json))?;
+        if !keep_local {
+            for rec in &cdr.recorder {
+                let path = resolve(&self.cfg.data_dir, &rec.path);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), "uploaded recording not removed: {e}")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// (file name, bytes) of each recording of `cdr` that is there.
+    fn recordings(&self, cdr: &Cdr, wait: bool) -> Result<Vec<(String, Vec<u8>)>, NotDone> {
+        let mut out = Vec::new();
+        for (i, rec) in cdr.recorder.iter().enumerate() {
+            let path = resolve(&self.cfg.data_dir, &rec.path);
+            let Some(data) = read_recording(&path, rec.size, wait)? else {
+                continue;
+            };
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| format!("audio-{i}.wav"));
+            out.push((name, data));
+        }
+        Ok(out)
+    }
+}
+
+fn local(e: impl std::fmt::Display) -> NotDone {
+    NotDone::Failed(Failure::new(ErrorKind::Local, e.to_string()))
 }
 
 /// A recorder path of a CDR: relative ones are under `data_dir`.

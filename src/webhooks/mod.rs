@@ -6,6 +6,7 @@ pub mod cdr_push;
 pub mod client;
 pub mod multipart;
 pub mod outbox;
+pub mod s3;
 pub mod stats;
 
 use std::sync::Arc;

@@ -559,3 +559,32 @@ pub fn goertzel(samples: &[i16], hz: f64) -> f64 {
 pub fn ok_with_sdp(req: &str, body: &str) -> String {
     sip_response(req, 200, "OK", "ph1", "sip:1002@127.0.0.1", body)
 }
+
+/// A recorded-capable PCMU call from 1001 to `phone` (1002) with `frames`
+/// 20 ms frames of a 440 Hz tone each way through the relay, then a BYE
+/// from the caller.
+pub fn call_with_tones(pbx: &Pbx, phone: &mut Phone, call_id: &str, frames: usize) {
+    let mut caller = Caller::new(pbx, call_id);
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    let mut invite = String::new();
+    let r = caller.call("1002", &offer, || invite = phone.answer(&answer));
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let to_b = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
+    let to_a = sdp_audio(&caller.answer);
+    exchange(
+        &caller.rtp,
+        to_a,
+        0,
+        tone_frames(440.0, frames, ulaw),
+        &phone.rtp,
+        to_b,
+        0,
+        tone_frames(1000.0, frames, ulaw),
+        160,
+        Duration::from_millis(20),
+    );
+    let r = caller.bye();
+    assert_eq!(r.code, 200, "{}", r.raw);
+    phone.accept_bye(Duration::from_secs(3));
+}

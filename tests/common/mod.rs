@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod s3;
 pub mod webhook;
 
 use std::io::Read;
@@ -817,4 +818,23 @@ pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> O
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A Python tool that `scripts/install-deps.sh` provides: `$env_var`, else
+/// its venv under `target/<venv>/bin`, else `PATH`.
+pub fn python_tool(env_var: &str, venv: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(venv)
+        .join("bin");
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    std::iter::once(venv)
+        .chain(on_path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
