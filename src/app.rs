@@ -30,10 +30,7 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
         return Err(ExitCode::from(2));
     }
     // Webhooks whose delivery is not built yet: refused, never ignored.
-    let not_yet = [
-        ("proxy.http_router", cfg.proxy.http_router.is_some()),
-        ("proxy.locator_webhook", cfg.proxy.locator_webhook.is_some()),
-    ];
+    let not_yet = [("proxy.http_router", cfg.proxy.http_router.is_some())];
     for (key, set) in not_yet {
         if set {
             eprintln!(
@@ -321,7 +318,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
         sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
     };
-    let (pusher, push_queue, webhooks) = match start_cdr_push(&cfg, &store) {
+    let (dispatchers, queues, webhooks) = match start_webhooks(&cfg, &store) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -329,15 +326,8 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     let writer_store = store.clone();
     let writer = match std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || {
-            writer::run(
-                writer_store,
-                control_rx,
-                writer_inboxes,
-                writer_cfg,
-                push_queue,
-            )
-        }) {
+        .spawn(move || writer::run(writer_store, control_rx, writer_inboxes, writer_cfg, queues))
+    {
         Ok(h) => h,
         Err(e) => return fail(format!("cannot start the store writer: {e}")),
     };
@@ -395,9 +385,9 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     if writer.join().is_err() {
         return fail("store writer panicked");
     }
-    if let Some(p) = pusher {
-        tracing::info!("stopping: CDR push");
-        p.stop();
+    tracing::info!("stopping: webhooks");
+    for d in dispatchers {
+        d.stop();
     }
     if let Err(e) = store.sync() {
         return fail(e);
@@ -411,54 +401,73 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     }
 }
 
-type CdrPush = (
-    Option<crate::webhooks::cdr_push::CdrPusher>,
-    Option<writer::PushQueue>,
+type Webhooks = (
+    Vec<crate::webhooks::dispatch::Dispatcher>,
+    writer::Queues,
     crate::webhooks::WebhookViews,
 );
 
-/// With `[callrecord] type = "http"` or `"s3"`: the outbox, the pusher (which resumes
-/// whatever an earlier run left queued) and the views of it.
-fn start_cdr_push(cfg: &Config, store: &Store) -> Result<CdrPush, String> {
-    use crate::webhooks::{cdr_push, outbox, stats::WebhookStats, WebhookViews};
-    let (target, timeout, name) = match cfg.callrecord.target() {
-        CallRecordTarget::Local => return Ok((None, None, WebhookViews::default())),
+/// The durable webhooks the config asks for: the CDR push (`[callrecord]`
+/// http or s3) and the locator webhook. Each resumes whatever an earlier run
+/// left queued.
+fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
+    use crate::webhooks::{cdr_push, locator, outbox, stats::WebhookStats};
+    let (mut dispatchers, mut queues, mut views) = (
+        Vec::new(),
+        writer::Queues::default(),
+        crate::webhooks::WebhookViews::default(),
+    );
+    let push = match cfg.callrecord.target() {
+        CallRecordTarget::Local => None,
         CallRecordTarget::Http(h) => {
             let timeout = h.timeout;
-            (cdr_push::Target::Http(h), timeout, "cdr_push")
+            Some((cdr_push::Target::Http(h), timeout, "cdr_push"))
         }
-        CallRecordTarget::S3(s) => (
+        CallRecordTarget::S3(s) => Some((
             cdr_push::Target::S3 {
                 archive: crate::webhooks::s3::S3Archive::new(&s)?,
                 keep_local: s.keep_local,
             },
             s.timeout,
             "s3_archive",
-        ),
+        )),
     };
-    let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
-    let (initial, max) = cfg.callrecord.retry();
-    let stats = Arc::new(WebhookStats::new(name));
-    let pusher = cdr_push::CdrPusher::start(
-        store.clone(),
-        outbox.clone(),
-        cdr_push::PushConfig {
-            target,
-            timeout,
-            backoff: outbox::Backoff { initial, max },
-            data_dir: cfg.data_dir(),
-        },
-        stats.clone(),
-    )
-    .map_err(|e| format!("cannot start the CDR push: {e}"))?;
-    let queue = writer::PushQueue {
-        outbox: outbox.clone(),
-        wake: pusher.waker(),
-    };
-    let views = WebhookViews {
-        cdr_push: Some((stats, outbox)),
-    };
-    Ok((Some(pusher), Some(queue), views))
+    if let Some((target, timeout, name)) = push {
+        let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
+        let (initial, max) = cfg.callrecord.retry();
+        let stats = Arc::new(WebhookStats::new(name));
+        let pusher = cdr_push::CdrPusher::start(
+            store.clone(),
+            outbox.clone(),
+            cdr_push::PushConfig {
+                target,
+                timeout,
+                backoff: outbox::Backoff { initial, max },
+                data_dir: cfg.data_dir(),
+            },
+            stats.clone(),
+        )
+        .map_err(|e| format!("cannot start the CDR push: {e}"))?;
+        queues.cdr = Some(writer::PushQueue {
+            outbox: outbox.clone(),
+            wake: pusher.waker(),
+        });
+        views.cdr_push = Some((stats, outbox));
+        dispatchers.push(pusher.into_dispatcher());
+    }
+    if let Some(l) = &cfg.proxy.locator_webhook {
+        let queue = locator::EventQueue::open(store, &l.events).map_err(|e| e.to_string())?;
+        let stats = Arc::new(WebhookStats::new("locator"));
+        let d = locator::start(queue.clone(), l.clone(), stats.clone())
+            .map_err(|e| format!("cannot start the locator webhook: {e}"))?;
+        queues.locator = Some(writer::EventQueue {
+            queue: queue.clone(),
+            wake: d.waker(),
+        });
+        views.locator = Some((stats, queue));
+        dispatchers.push(d);
+    }
+    Ok((dispatchers, queues, views))
 }
 
 /// Nice value of the control core's HTTP thread (shards run at 0): the

@@ -135,11 +135,6 @@ fn bad_configs_exit_2_naming_the_key() {
             "[proxy.http_router]\nurl = \"http://127.0.0.1:9/route\"\n",
             "proxy.http_router",
         ),
-        (
-            "locator.toml",
-            "[proxy.locator_webhook]\nurl = \"http://127.0.0.1:9/events\"\n",
-            "proxy.locator_webhook",
-        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

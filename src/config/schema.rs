@@ -319,6 +319,17 @@ pub enum LocatorEvent {
     Offline,
 }
 
+impl LocatorEvent {
+    /// The `event` value of the webhook's payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocatorEvent::Registered => "registered",
+            LocatorEvent::Unregistered => "unregistered",
+            LocatorEvent::Offline => "offline",
+        }
+    }
+}
+
 /// `[proxy.locator_webhook]` (guide 1.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -331,6 +342,10 @@ pub struct LocatorWebhookConfig {
     pub max_age_secs: u64,
     /// Per-attempt timeout, ms. Default 5000.
     pub timeout_ms: u64,
+    /// Wait after the first failed attempt, ms; doubled per failure. Default 1000.
+    pub retry_initial_ms: u64,
+    /// Longest wait between two attempts, s. Default 60.
+    pub retry_max_secs: u64,
     pub headers: Headers,
 }
 
@@ -345,6 +360,8 @@ impl Default for LocatorWebhookConfig {
             ],
             max_age_secs: 3600,
             timeout_ms: 5000,
+            retry_initial_ms: 1000,
+            retry_max_secs: 60,
             headers: Headers::new(),
         }
     }

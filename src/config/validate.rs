@@ -385,6 +385,12 @@ impl Checker<'_> {
             }
             self.at_least("proxy.locator_webhook.max_age_secs", l.max_age_secs, 1)?;
             self.at_least("proxy.locator_webhook.timeout_ms", l.timeout_ms, 1)?;
+            self.at_least(
+                "proxy.locator_webhook.retry_initial_ms",
+                l.retry_initial_ms,
+                1,
+            )?;
+            self.at_least("proxy.locator_webhook.retry_max_secs", l.retry_max_secs, 1)?;
             self.headers("proxy.locator_webhook.headers", &l.headers)?;
         }
         Ok(())

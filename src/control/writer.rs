@@ -31,12 +31,25 @@ pub struct PushQueue {
     pub wake: crossbeam_channel::Sender<()>,
 }
 
+/// Where binding changes become locator events, and how their sender is told.
+pub struct EventQueue {
+    pub queue: crate::webhooks::locator::EventQueue,
+    pub wake: crossbeam_channel::Sender<()>,
+}
+
+/// The durable webhook queues the writer fills in its own transactions.
+#[derive(Default)]
+pub struct Queues {
+    pub cdr: Option<PushQueue>,
+    pub locator: Option<EventQueue>,
+}
+
 pub fn run(
     store: Store,
     requests: Receiver<ControlRequest>,
     inboxes: Arc<Vec<Arc<Inbox>>>,
     cfg: WriterConfig,
-    push_queue: Option<PushQueue>,
+    queues: Queues,
 ) {
     let mut expiries = ExpiryIndex::default();
     match store.all_bindings() {
@@ -75,9 +88,15 @@ pub fn run(
                     Err(_) => break,
                 }
             }
-            apply(&store, &mut batch.bindings, &inboxes, &mut expiries);
+            apply(
+                &store,
+                &mut batch.bindings,
+                &inboxes,
+                &mut expiries,
+                queues.locator.as_ref(),
+            );
             if !batch.cdrs.is_empty() {
-                store_cdrs(&store, &batch.cdrs, push_queue.as_ref());
+                store_cdrs(&store, &batch.cdrs, queues.cdr.as_ref());
                 batch.cdrs.clear();
             }
             if !batch.flows.is_empty() {
@@ -92,7 +111,19 @@ pub fn run(
             let now = Now::read().unix;
             let due = expiries.due(now);
             if !due.is_empty() {
-                match store.remove_expired(&due, now) {
+                let mut queued = false;
+                let swept = store.remove_expired_with(&due, now, |wtxn, gone| {
+                    if let Some(l) = &queues.locator {
+                        queued = l.queue.enqueue_expired(wtxn, gone, now)?;
+                    }
+                    Ok(())
+                });
+                if queued {
+                    if let Some(l) = &queues.locator {
+                        let _ = l.wake.try_send(());
+                    }
+                }
+                match swept {
                     Ok(gone) => {
                         for b in &gone {
                             tracing::info!(aor = %b.aor, contact = %b.uri, "binding expired");
@@ -190,12 +221,22 @@ fn apply(
     batch: &mut Vec<(usize, u64, BindingChange)>,
     inboxes: &[Arc<Inbox>],
     expiries: &mut ExpiryIndex,
+    locator: Option<&EventQueue>,
 ) {
     if batch.is_empty() {
         return;
     }
     let changes: Vec<BindingChange> = batch.iter().map(|(_, _, c)| c.clone()).collect();
-    let results = store.apply_changes(&changes);
+    let mut queued = false;
+    let results = store.apply_changes_with(&changes, |wtxn, change, outcome| {
+        if let Some(l) = locator {
+            queued |= l.queue.enqueue_change(wtxn, outcome, change.now)?;
+        }
+        Ok(())
+    });
+    if let (true, Ok(_), Some(l)) = (queued, &results, locator) {
+        let _ = l.wake.try_send(());
+    }
     for (i, (shard, token, change)) in batch.drain(..).enumerate() {
         let result = match &results {
             Ok(results) => match &results[i] {

@@ -5,23 +5,20 @@
 //! are written to the bucket (`s3.rs`). Items come from the durable outbox,
 //! so a push survives restarts; failures wait out an exponential backoff.
 //!
-//! One dispatcher thread takes due items from the outbox and hands them to
-//! a few worker threads, which make the requests (blocking ureq calls: this
-//! is the control core) and write each outcome back to the outbox.
+//! Requests are blocking ureq calls on the workers of a [`Dispatcher`]
+//! (this is the control core).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::Sender;
 use shards::cdr::Cdr;
 use shards::store::Store;
 use shards::time::Now;
 
 use super::client::{agent, Failure};
+use super::dispatch::Dispatcher;
 use super::multipart::Multipart;
 use super::outbox::{Backoff, Item, Outbox};
 use super::s3::S3Archive;
@@ -58,11 +55,9 @@ pub struct PushConfig {
     pub data_dir: PathBuf,
 }
 
-/// The running pusher.
+/// The running pusher: a dispatcher over the CDR outbox.
 pub struct CdrPusher {
-    wake: Sender<()>,
-    stop: Arc<AtomicBool>,
-    dispatcher: Option<JoinHandle<()>>,
+    dispatcher: Dispatcher,
 }
 
 impl CdrPusher {
@@ -72,106 +67,31 @@ impl CdrPusher {
         cfg: PushConfig,
         stats: Arc<WebhookStats>,
     ) -> std::io::Result<CdrPusher> {
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (work_tx, work_rx) = crossbeam_channel::bounded::<(u64, Item)>(WORKERS);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<u64>();
-        let worker = Arc::new(Worker {
+        let worker = Worker {
             store,
             outbox: outbox.clone(),
             agent: agent(cfg.timeout),
             cfg,
             stats,
-        });
-        for i in 0..WORKERS {
-            let (worker, work_rx, done_tx) = (worker.clone(), work_rx.clone(), done_tx.clone());
-            std::thread::Builder::new()
-                .name(format!("cdr-push-{i}"))
-                .spawn(move || {
-                    while let Ok((id, item)) = work_rx.recv() {
-                        worker.attempt(id, item);
-                        if done_tx.send(id).is_err() {
-                            break;
-                        }
-                    }
-                })?;
-        }
-        let stop2 = stop.clone();
-        let dispatcher = std::thread::Builder::new()
-            .name("cdr-push".into())
-            .spawn(move || dispatch(&outbox, &work_tx, &done_rx, &wake_rx, &stop2))?;
-        Ok(CdrPusher {
-            wake: wake_tx,
-            stop,
-            dispatcher: Some(dispatcher),
-        })
+        };
+        let dispatcher = Dispatcher::start("cdr-push", outbox, WORKERS, move |id, item| {
+            worker.attempt(id, item)
+        })?;
+        Ok(CdrPusher { dispatcher })
     }
 
     /// Tells the pusher that new items were queued.
     pub fn waker(&self) -> Sender<()> {
-        self.wake.clone()
+        self.dispatcher.waker()
     }
 
-    /// Stops taking new items; requests in flight finish on their own (what
-    /// they did not finish stays queued for the next start).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = self.wake.try_send(());
-        if let Some(d) = self.dispatcher.take() {
-            let _ = d.join();
-        }
+    pub fn into_dispatcher(self) -> Dispatcher {
+        self.dispatcher
     }
 }
 
 fn now_ms() -> u64 {
     Now::read().unix_ms
-}
-
-fn dispatch(
-    outbox: &Outbox,
-    work: &Sender<(u64, Item)>,
-    done: &Receiver<u64>,
-    wake: &Receiver<()>,
-    stop: &AtomicBool,
-) {
-    let mut busy: HashSet<u64> = HashSet::new();
-    while !stop.load(Ordering::Acquire) {
-        while let Ok(id) = done.try_recv() {
-            busy.remove(&id);
-        }
-        let now = now_ms();
-        let room = WORKERS.saturating_sub(busy.len());
-        let mut wait = Duration::from_secs(1);
-        if room > 0 {
-            match outbox.due(now, room, &|id| busy.contains(&id)) {
-                Ok((due, next)) => {
-                    for (id, item) in due {
-                        busy.insert(id);
-                        if work.send((id, item)).is_err() {
-                            return;
-                        }
-                    }
-                    if let Some(next) = next {
-                        wait = wait.min(Duration::from_millis(next.saturating_sub(now)));
-                    }
-                }
-                Err(e) => tracing::error!("cdr push: cannot read the outbox: {e}"),
-            }
-        }
-        if busy.len() >= WORKERS {
-            // Full: the next thing that can change anything is a finished push.
-            wait = Duration::from_secs(1);
-        }
-        select! {
-            recv(wake) -> _ => {}
-            recv(done) -> id => {
-                if let Ok(id) = id {
-                    busy.remove(&id);
-                }
-            }
-            default(wait) => {}
-        }
-    }
 }
 
 struct Worker {

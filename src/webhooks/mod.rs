@@ -1,9 +1,12 @@
 //! Webhooks out (API.md section 2), all on control-core threads: the HTTP
-//! client they share, their `/metrics` counters, and the CDR push with its
-//! durable outbox in LMDB.
+//! client they share, their `/metrics` counters, the dispatcher that
+//! delivers from a durable LMDB queue, and the webhooks that use it: the
+//! CDR push (HTTP or S3) and the locator events.
 
 pub mod cdr_push;
 pub mod client;
+pub mod dispatch;
+pub mod locator;
 pub mod multipart;
 pub mod outbox;
 pub mod s3;
@@ -11,6 +14,7 @@ pub mod stats;
 
 use std::sync::Arc;
 
+use locator::EventQueue;
 use outbox::{Outbox, PushState};
 use stats::WebhookStats;
 
@@ -20,23 +24,37 @@ use stats::WebhookStats;
 pub struct WebhookViews {
     /// The CDR push's counters and outbox, when `[callrecord]` pushes.
     pub cdr_push: Option<(Arc<WebhookStats>, Outbox)>,
+    /// The locator webhook's counters and queue, when configured.
+    pub locator: Option<(Arc<WebhookStats>, EventQueue)>,
 }
 
 impl WebhookViews {
     pub fn render_metrics(&self, out: &mut String) {
-        let hooks: Vec<&WebhookStats> = self.cdr_push.iter().map(|(s, _)| &**s).collect();
-        stats::render_all(out, &hooks, |name| match &self.cdr_push {
-            Some((s, outbox)) if s.name == name => outbox.backlog().ok(),
-            _ => None,
-        });
+        let mut hooks: Vec<&WebhookStats> = Vec::new();
+        hooks.extend(self.cdr_push.iter().map(|(s, _)| &**s));
+        hooks.extend(self.locator.iter().map(|(s, _)| &**s));
+        stats::render_all(out, &hooks, |name| self.backlog_of(name));
+    }
+
+    fn backlog_of(&self, name: &str) -> Option<u64> {
+        if let Some((s, outbox)) = &self.cdr_push {
+            if s.name == name {
+                return outbox.backlog().ok();
+            }
+        }
+        if let Some((s, queue)) = &self.locator {
+            if s.name == name {
+                return queue.backlog().ok();
+            }
+        }
+        None
     }
 
     /// Items waiting in every durable webhook queue.
     pub fn backlog(&self) -> u64 {
-        self.cdr_push
-            .as_ref()
-            .and_then(|(_, o)| o.backlog().ok())
-            .unwrap_or(0)
+        let cdr = self.cdr_push.as_ref().and_then(|(_, o)| o.backlog().ok());
+        let loc = self.locator.as_ref().and_then(|(_, q)| q.backlog().ok());
+        cdr.unwrap_or(0) + loc.unwrap_or(0)
     }
 
     /// The push state of a call's CDR, when it was queued for a push.

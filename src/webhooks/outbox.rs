@@ -15,6 +15,8 @@ use heed::{CommitOrAbort, Database, Env, RwTxn};
 use serde::{Deserialize, Serialize};
 use shards::store::{decode_record, encode_record, Store, StoreError};
 
+use super::dispatch::{Due, Queue};
+
 const ITEMS_DB: &str = "cdr_outbox";
 const STATES_DB: &str = "cdr_push";
 
@@ -56,9 +58,6 @@ impl Backoff {
             .max(Duration::from_millis(1))
     }
 }
-
-/// Due items (id, item), and when the next of the others comes due.
-pub type Due = (Vec<(u64, Item)>, Option<u64>);
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -113,12 +112,12 @@ impl Outbox {
 
     /// Items due by `now_ms` (oldest first, at most `limit`, skipping
     /// `busy`), and the earliest `next_at_ms` of the items not due yet.
-    pub fn due(
+    pub fn due_items(
         &self,
         now_ms: u64,
         limit: usize,
         busy: &impl Fn(u64) -> bool,
-    ) -> Result<Due, StoreError> {
+    ) -> Result<Due<Item>, StoreError> {
         let rtxn = self.env.read_txn()?;
         let mut due = Vec::new();
         let mut next: Option<u64> = None;
@@ -188,7 +187,19 @@ impl Outbox {
     }
 }
 
-fn seq_of(key: &[u8]) -> u64 {
+impl Queue for Outbox {
+    type Item = Item;
+    fn due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        busy: &std::collections::HashSet<u64>,
+    ) -> Result<Due<Item>, StoreError> {
+        self.due_items(now_ms, limit, &|id| busy.contains(&id))
+    }
+}
+
+pub fn seq_of(key: &[u8]) -> u64 {
     key.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
@@ -223,7 +234,7 @@ mod tests {
         }
         wtxn.commit().unwrap();
         let none = |_| false;
-        let (due, next) = outbox.due(1001, 10, &none).unwrap();
+        let (due, next) = outbox.due_items(1001, 10, &none).unwrap();
         let ids: Vec<&str> = due.iter().map(|(_, i)| i.call_id.as_str()).collect();
         assert_eq!((ids, next), (vec!["a@x", "b@x"], Some(1002)));
 
@@ -239,14 +250,14 @@ mod tests {
         let sa = outbox.state("a@x").unwrap().unwrap();
         assert_eq!((sa.state.as_str(), sa.attempts), ("pending", 1));
         // Busy items are skipped.
-        let (due, next) = outbox.due(9999, 10, &|id| id == id_a).unwrap();
+        let (due, next) = outbox.due_items(9999, 10, &|id| id == id_a).unwrap();
         assert_eq!((due.len(), next), (1, None));
 
         // The sequence continues after the last item, so order is kept.
         let mut wtxn = store.env().write_txn().unwrap();
         outbox.enqueue_in(&mut wtxn, "d@x", 1003).unwrap();
         wtxn.commit().unwrap();
-        let (due, _) = outbox.due(9999, 10, &none).unwrap();
+        let (due, _) = outbox.due_items(9999, 10, &none).unwrap();
         let ids: Vec<&str> = due.iter().map(|(_, i)| i.call_id.as_str()).collect();
         assert_eq!(ids, vec!["a@x", "c@x", "d@x"]);
     }

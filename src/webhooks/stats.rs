@@ -24,14 +24,17 @@ pub enum ErrorKind {
     Protocol,
     /// Our side: a file to send could not be read.
     Local,
+    /// Undelivered until its queue gave up on it (too old).
+    Expired,
 }
 
-const KINDS: [ErrorKind; 5] = [
+const KINDS: [ErrorKind; 6] = [
     ErrorKind::Timeout,
     ErrorKind::Connect,
     ErrorKind::Status,
     ErrorKind::Protocol,
     ErrorKind::Local,
+    ErrorKind::Expired,
 ];
 
 impl ErrorKind {
@@ -42,6 +45,7 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Local => "local",
+            ErrorKind::Expired => "expired",
         }
     }
 }

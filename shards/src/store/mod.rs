@@ -205,6 +205,17 @@ impl Store {
         &self,
         changes: &[BindingChange],
     ) -> Result<Vec<Result<ChangeOutcome, ChangeError>>, StoreError> {
+        self.apply_changes_with(changes, |_, _, _| Ok(()))
+    }
+
+    /// As [`Store::apply_changes`], and in the same transaction whatever
+    /// `also(txn, change, outcome)` writes for each applied change (the
+    /// control core queues locator events there).
+    pub fn apply_changes_with(
+        &self,
+        changes: &[BindingChange],
+        mut also: impl FnMut(&mut heed::RwTxn, &BindingChange, &ChangeOutcome) -> Result<(), StoreError>,
+    ) -> Result<Vec<Result<ChangeOutcome, ChangeError>>, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
@@ -215,6 +226,7 @@ impl Store {
             let result = registrar::apply(current, change);
             if let Ok(outcome) = &result {
                 self.put(&mut wtxn, &change.aor, &outcome.bindings)?;
+                also(&mut wtxn, change, outcome)?;
             }
             results.push(result);
         }
@@ -224,6 +236,17 @@ impl Store {
 
     /// Removes the bindings of `aors` that lapsed by `now`; returns them.
     pub fn remove_expired(&self, aors: &[String], now: u64) -> Result<Vec<Binding>, StoreError> {
+        self.remove_expired_with(aors, now, |_, _| Ok(()))
+    }
+
+    /// As [`Store::remove_expired`], and in the same transaction whatever
+    /// `also(txn, lapsed)` writes.
+    pub fn remove_expired_with(
+        &self,
+        aors: &[String],
+        now: u64,
+        also: impl FnOnce(&mut heed::RwTxn, &[Binding]) -> Result<(), StoreError>,
+    ) -> Result<Vec<Binding>, StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let mut gone = Vec::new();
         for aor in aors {
@@ -237,6 +260,7 @@ impl Store {
                 gone.extend(lapsed);
             }
         }
+        also(&mut wtxn, &gone)?;
         wtxn.commit()?;
         Ok(gone)
     }
