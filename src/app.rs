@@ -40,18 +40,6 @@ pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
             return Err(ExitCode::from(2));
         }
     }
-    for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
-        if !matches!(
-            b.backend(),
-            UserBackend::Memory(_) | UserBackend::Extensions
-        ) {
-            eprintln!(
-                "shardpbx: {}: proxy.user_backends[{i}].type: only \"memory\" and \"extensions\" user backends are available in this build",
-                path.display()
-            );
-            return Err(ExitCode::from(2));
-        }
-    }
     Ok(())
 }
 
@@ -134,6 +122,7 @@ fn endpoint_settings(
     draining: Arc<std::sync::atomic::AtomicBool>,
     extensions: Arc<dyn shards::users::UserBackend>,
     routing: Arc<shards::routing::RoutingSnapshot>,
+    user_queries: Option<crossbeam_channel::Sender<shards::users::UserQuery>>,
 ) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
@@ -143,12 +132,22 @@ fn endpoint_settings(
     if let Some(ip) = cfg.proxy.external_ip() {
         local_ips.push(ip);
     }
-    let mut backends: Vec<Arc<dyn shards::users::UserBackend>> = vec![extensions];
-    for b in &cfg.proxy.user_backends {
-        if let UserBackend::Memory(users) = b.backend() {
-            let backend =
-                MemoryBackend::new(users.into_iter().map(|u| (u.username, u.password, u.realm)));
-            backends.push(Arc::new(backend));
+    // Console extensions first, then the configured backends in order.
+    let mut users = UserDirectory::new(vec![extensions]);
+    let mut user_query_timeout_ms = 0;
+    for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
+        match b.backend() {
+            UserBackend::Memory(list) => users.push_local(Arc::new(MemoryBackend::new(
+                list.into_iter().map(|u| (u.username, u.password, u.realm)),
+            ))),
+            UserBackend::Http(h) => {
+                users.push_remote(i);
+                // The control core answers within the backend's timeout;
+                // the shard waits that long and a little more.
+                user_query_timeout_ms =
+                    user_query_timeout_ms.max(h.timeout.as_millis() as u64 + 2000);
+            }
+            UserBackend::Extensions => {}
         }
     }
     let digest_algorithms: Vec<Algorithm> = cfg
@@ -185,7 +184,7 @@ fn endpoint_settings(
         digest_algorithms,
         nonce_ttl_secs,
         nonce_key,
-        users: UserDirectory::new(backends),
+        users,
         acl: Arc::new(move |ip| acl.allows(ip)),
         server_name: format!("ShardPBX/{}", env!("CARGO_PKG_VERSION")),
         sip_host: advertised_host(cfg),
@@ -197,6 +196,8 @@ fn endpoint_settings(
         media_mode: media_mode(cfg),
         record_all: cfg.recording.enabled,
         draining,
+        user_queries,
+        user_query_timeout_ms,
     })
 }
 
@@ -285,6 +286,19 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let http_users: Vec<(usize, crate::config::HttpUserBackend)> = cfg
+        .proxy
+        .user_backends
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| match b.backend() {
+            UserBackend::Http(h) => Some((i, h)),
+            _ => None,
+        })
+        .collect();
+    // Shards ask, the control core answers; bounded, so a backend that hangs
+    // turns into 503s rather than an ever longer queue.
+    let (user_tx, user_rx) = crossbeam_channel::bounded(4096);
     let settings = match endpoint_settings(
         &cfg,
         store.clone(),
@@ -292,6 +306,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         draining.clone(),
         Arc::new(resources.store.backend()),
         reloader.current(),
+        (!http_users.is_empty()).then_some(user_tx),
     ) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
@@ -318,10 +333,23 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
         sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
     };
-    let (dispatchers, queues, webhooks) = match start_webhooks(&cfg, &store) {
+    let (dispatchers, queues, mut webhooks) = match start_webhooks(&cfg, &store) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if !http_users.is_empty() {
+        let stats = Arc::new(crate::webhooks::stats::WebhookStats::new("user_backend"));
+        let started = crate::webhooks::user_backend::start(
+            http_users,
+            user_rx,
+            runtime.inboxes.clone(),
+            stats.clone(),
+        );
+        if let Err(e) = started {
+            return fail(format!("cannot start the HTTP user backend: {e}"));
+        }
+        webhooks.user_backend = Some(stats);
+    }
     let writer_inboxes = runtime.inboxes.clone();
     let writer_store = store.clone();
     let writer = match std::thread::Builder::new()

@@ -11,6 +11,7 @@ pub mod multipart;
 pub mod outbox;
 pub mod s3;
 pub mod stats;
+pub mod user_backend;
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub struct WebhookViews {
     pub cdr_push: Option<(Arc<WebhookStats>, Outbox)>,
     /// The locator webhook's counters and queue, when configured.
     pub locator: Option<(Arc<WebhookStats>, EventQueue)>,
+    /// The HTTP user backends' counters, when there are any.
+    pub user_backend: Option<Arc<WebhookStats>>,
 }
 
 impl WebhookViews {
@@ -33,6 +36,7 @@ impl WebhookViews {
         let mut hooks: Vec<&WebhookStats> = Vec::new();
         hooks.extend(self.cdr_push.iter().map(|(s, _)| &**s));
         hooks.extend(self.locator.iter().map(|(s, _)| &**s));
+        hooks.extend(self.user_backend.iter().map(|s| &**s));
         stats::render_all(out, &hooks, |name| self.backlog_of(name));
     }
 

@@ -19,6 +19,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// A query parameter of the path (not percent-decoded).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.path
+            .split_once('?')?
+            .1
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
@@ -71,12 +80,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Decides the (status, body) of each request; without one, every request
+/// gets `status` and a short body.
+pub type Responder = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+
 /// The server.
 pub struct WebhookServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     /// The status every request gets.
     pub status: Arc<AtomicU16>,
+    responder: Option<Responder>,
     stop: Arc<AtomicBool>,
 }
 
@@ -88,12 +102,23 @@ impl WebhookServer {
         s
     }
 
+    /// Listening now; `respond` answers each request.
+    pub fn start_with(
+        respond: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> WebhookServer {
+        let mut s = WebhookServer::on(super::free_port());
+        s.responder = Some(Arc::new(respond));
+        s.listen();
+        s
+    }
+
     /// Not listening yet on `port` (connections are refused until `listen`).
     pub fn on(port: u16) -> WebhookServer {
         WebhookServer {
             port,
             requests: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
+            responder: None,
             stop: Arc::default(),
         }
     }
@@ -110,12 +135,16 @@ impl WebhookServer {
             self.status.clone(),
             self.stop.clone(),
         );
+        let responder = self.responder.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let (requests, status) = (requests.clone(), status.clone());
-                        std::thread::spawn(move || serve(conn, &requests, &status));
+                        let responder = responder.clone();
+                        std::thread::spawn(move || {
+                            serve(conn, &requests, &status, responder.as_ref())
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -147,7 +176,12 @@ impl Drop for WebhookServer {
 }
 
 /// Requests on one connection (keep-alive), until it closes.
-fn serve(conn: TcpStream, requests: &Mutex<Vec<Request>>, status: &AtomicU16) {
+fn serve(
+    conn: TcpStream,
+    requests: &Mutex<Vec<Request>>,
+    status: &AtomicU16,
+    responder: Option<&Responder>,
+) {
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut out = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
@@ -184,14 +218,21 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<Request>>, status: &AtomicU16) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        requests.lock().unwrap().push(Request {
+        let req = Request {
             method,
             path,
             headers,
             body,
-        });
-        let code = status.load(Ordering::Relaxed);
-        let reply = format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\n\r\nok");
+        };
+        let (code, body) = match responder {
+            Some(f) => f(&req),
+            None => (status.load(Ordering::Relaxed), "ok".to_string()),
+        };
+        requests.lock().unwrap().push(req);
+        let reply = format!(
+            "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         if out.write_all(reply.as_bytes()).is_err() {
             return;
         }

@@ -4,6 +4,7 @@
 //! answered here; INVITEs are challenged, BYE/CANCEL outside a dialog get 481.
 
 pub mod register;
+mod remote_users;
 mod resolve;
 pub mod settings;
 pub mod stateless;
@@ -70,6 +71,10 @@ pub struct SipEndpoint {
     routing: Arc<RoutingSnapshot>,
     select: SelectState,
     pending: HashMap<u64, PendingRegister>,
+    /// Remote (HTTP) user backends' answers this shard has.
+    user_cache: crate::users::RemoteCache,
+    /// Requests waiting for a remote backend's answer, by question.
+    parked: HashMap<crate::users::RemoteKey, Vec<remote_users::Parked>>,
     next_token: u64,
     buf: Vec<u8>,
     last_drop_log: u64,
@@ -129,6 +134,8 @@ impl SipEndpoint {
             routing,
             select: SelectState::new(),
             pending: HashMap::new(),
+            user_cache: Default::default(),
+            parked: HashMap::new(),
             next_token: 1,
             buf: Vec::with_capacity(2048),
             last_drop_log: 0,
@@ -327,7 +334,9 @@ impl SipEndpoint {
         msg: &Message<'_>,
         realm: &str,
         proxy: bool,
-    ) -> AuthOutcome {
+    ) -> remote_users::Authn {
+        use crate::users::Lookup;
+        use remote_users::Authn;
         let header = if proxy {
             HeaderName::ProxyAuthorization
         } else {
@@ -338,21 +347,35 @@ impl SipEndpoint {
             credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
         let binding = msg.call_id().unwrap_or_default();
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
-        match self.auth.begin(now.unix, value, realm, binding) {
-            Step::Done(outcome) => outcome,
-            Step::Lookup(pending) => {
-                let record = self.settings.users.lookup(pending.username(), realm);
-                self.auth.finish(
-                    now.unix,
-                    method,
-                    pending,
-                    record.as_ref().map(|r| r.secret()),
-                )
-            }
-        }
+        let pending = match self.auth.begin(now.unix, value, realm, binding) {
+            Step::Done(outcome) => return Authn::Outcome(outcome),
+            Step::Lookup(pending) => pending,
+        };
+        let record =
+            match self
+                .settings
+                .users
+                .resolve(pending.username(), realm, &self.user_cache, now.unix)
+            {
+                Lookup::Found(r) => Some(r),
+                Lookup::Unknown => None,
+                Lookup::Forbidden(reason) => return Authn::Refused(403, reason),
+                Lookup::Unavailable => {
+                    return Authn::Refused(503, "User Backend Unavailable".into())
+                }
+                Lookup::Pending(key) => return Authn::Pending(key),
+            };
+        Authn::Outcome(self.auth.finish(
+            now.unix,
+            method,
+            pending,
+            record.as_ref().map(|r| r.secret()),
+        ))
     }
 
     /// Answers an auth outcome that is not Ok; returns the username when Ok.
+    /// A request that waits for a remote user backend is parked (and
+    /// handled again once the answer is in).
     #[allow(clippy::too_many_arguments)]
     fn require_auth(
         &mut self,
@@ -364,7 +387,24 @@ impl SipEndpoint {
         answer: Answer<'_>,
         out: &mut Output,
     ) -> Option<String> {
-        match self.authenticate(now, msg, realm, proxy) {
+        let outcome = match self.authenticate(now, msg, realm, proxy) {
+            remote_users::Authn::Outcome(o) => o,
+            remote_users::Authn::Refused(code, reason) => {
+                ShardStats::add(&self.ctx.stats.auth_failures, 1);
+                let extra: Vec<(&str, String)> = if code == 503 {
+                    vec![("Retry-After", "5".into())]
+                } else {
+                    Vec::new()
+                };
+                self.respond(now, msg, src, code, Some(&reason), &extra, answer, out);
+                return None;
+            }
+            remote_users::Authn::Pending(key) => {
+                self.park(now, msg, src, answer, key, out);
+                return None;
+            }
+        };
+        match outcome {
             AuthOutcome::Ok { username, .. } => Some(username),
             AuthOutcome::Challenge { stale, .. } => {
                 ShardStats::add(&self.ctx.stats.auth_challenges, 1);
@@ -689,7 +729,7 @@ impl SipEndpoint {
             && settings.is_local_host(&host)
             && settings
                 .users
-                .lookup(&user, &realm)
+                .lookup(&user, &realm, &self.user_cache, now.unix)
                 .is_some_and(|u| u.allow_guest_calls);
         if from_trunk.is_none()
             && !guest
@@ -877,7 +917,11 @@ impl SipEndpoint {
             .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
             .collect();
         if targets.is_empty() {
-            let known = settings.users.lookup(&user, &realm).is_some() || !bindings.is_empty();
+            let known = settings
+                .users
+                .lookup(&user, &realm, &self.user_cache, now.unix)
+                .is_some()
+                || !bindings.is_empty();
             let code = if known { 480 } else { 404 };
             self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
             self.record_cdr(
@@ -1132,6 +1176,11 @@ impl ShardLogic for SipEndpoint {
                 self.flush_calls(out);
             }
             ShardMsg::Acl(acl) => self.acl = acl.0,
+            ShardMsg::UserAnswer {
+                key,
+                answer,
+                ttl_secs,
+            } => self.on_user_answer(now, key, answer, ttl_secs, out),
             ShardMsg::Originate { from, to, reply } => {
                 let result = self.originate(now, &from, &to);
                 let _ = reply.try_send(result);
@@ -1148,6 +1197,7 @@ impl ShardLogic for SipEndpoint {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Output) {
+        self.expire_parked(now, out);
         self.txs.expire(now.mono_ms);
         self.auth.sweep(now.unix);
         self.table.handle_timeout(now.mono_ms, &mut self.actions);

@@ -42,6 +42,11 @@ pub struct EndpointSettings {
     pub record_all: bool,
     /// Set by a graceful shutdown: new INVITEs get 503.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Where questions for remote (HTTP) user backends go (the control
+    /// core); None when there is no such backend.
+    pub user_queries: Option<crossbeam_channel::Sender<crate::users::UserQuery>>,
+    /// How long a request waits for a remote backend's answer before 503.
+    pub user_query_timeout_ms: u64,
 }
 
 impl EndpointSettings {
@@ -99,5 +104,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         media_mode: crate::call::MediaMode::Auto,
         record_all: false,
         draining: Arc::default(),
+        user_queries: None,
+        user_query_timeout_ms: 5000,
     }
 }

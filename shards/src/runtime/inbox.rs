@@ -46,6 +46,13 @@ pub enum ShardMsg {
     ListCalls {
         reply: crossbeam_channel::Sender<Vec<crate::call::engine::CallSummary>>,
     },
+    /// A remote user backend's answer to this shard's [`crate::users::UserQuery`]:
+    /// keep it `ttl_secs` (0: use once).
+    UserAnswer {
+        key: crate::users::RemoteKey,
+        answer: crate::users::RemoteAnswer,
+        ttl_secs: u64,
+    },
     /// Stop the shard.
     Stop,
 }

@@ -1,0 +1,157 @@
+//! Requests that wait for a remote (HTTP) user backend. The first request
+//! for a (backend, user, realm) sends one question to the control core;
+//! every request for it is parked with what it needs to go on. When the
+//! answer comes back (`ShardMsg::UserAnswer`) it goes into the shard's
+//! cache and the parked requests are handled again: a REGISTER from the
+//! start, an INVITE from its auth step on its still-open transaction. No
+//! answer in time: 503 with Retry-After.
+
+use std::net::SocketAddr;
+
+use super::{Answer, SipEndpoint};
+use crate::auth::AuthOutcome;
+use crate::runtime::Output;
+use crate::sip::Message;
+use crate::time::Now;
+use crate::transaction::{State, TxId};
+use crate::users::{RemoteAnswer, RemoteKey, UserQuery};
+
+/// How auth ended for one request.
+pub(super) enum Authn {
+    Outcome(AuthOutcome),
+    /// The user backend refused (403, its reason) or failed (503).
+    Refused(u16, String),
+    /// A remote backend must answer first.
+    Pending(RemoteKey),
+}
+
+/// A parked request.
+pub(super) struct Parked {
+    data: Vec<u8>,
+    src: SocketAddr,
+    resume: Resume,
+    since_ms: u64,
+}
+
+/// Where a parked request goes on.
+enum Resume {
+    /// A REGISTER, answered statelessly under this key.
+    Register { key: Vec<u8> },
+    /// An INVITE on this server transaction.
+    Invite { tx: TxId },
+}
+
+const UNAVAILABLE: &str = "User Backend Unavailable";
+
+impl SipEndpoint {
+    pub(super) fn park(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        answer: Answer<'_>,
+        key: RemoteKey,
+        out: &mut Output,
+    ) {
+        let resume = match answer {
+            Answer::Tx(tx) => Resume::Invite { tx },
+            Answer::Cached(k) => Resume::Register { key: k.to_vec() },
+            Answer::Stateless => return self.unavailable(now, msg, src, answer, out),
+        };
+        if !self.parked.contains_key(&key) {
+            let asked = self.settings.user_queries.as_ref().is_some_and(|q| {
+                q.try_send(UserQuery {
+                    shard: self.ctx.id,
+                    key: key.clone(),
+                })
+                .is_ok()
+            });
+            if !asked {
+                return self.unavailable(now, msg, src, answer, out);
+            }
+        }
+        self.parked.entry(key).or_default().push(Parked {
+            data: msg.as_bytes().to_vec(),
+            src,
+            resume,
+            since_ms: now.mono_ms,
+        });
+    }
+
+    pub(super) fn on_user_answer(
+        &mut self,
+        now: Now,
+        key: RemoteKey,
+        answer: RemoteAnswer,
+        ttl_secs: u64,
+        out: &mut Output,
+    ) {
+        // Even an answer that is not to be kept decides the requests parked
+        // for it: it stays for the rest of this second.
+        self.user_cache
+            .put(key.clone(), answer, ttl_secs.max(1), now.unix);
+        for p in self.parked.remove(&key).unwrap_or_default() {
+            match p.resume {
+                Resume::Register { key } => {
+                    self.txs.forget(&key);
+                    self.handle(now, &p.data, p.src, out);
+                }
+                Resume::Invite { tx } => {
+                    // The transaction may have ended meanwhile (timer,
+                    // eviction): then there is nobody to answer.
+                    if !matches!(self.table.state(tx), Some(State::Proceeding)) {
+                        continue;
+                    }
+                    if let Ok(msg) = Message::parse(&p.data) {
+                        self.on_invite(now, &msg, p.src, tx, out);
+                    }
+                    self.flush_calls(out);
+                }
+            }
+        }
+    }
+
+    /// 503 for requests whose answer did not come in time.
+    pub(super) fn expire_parked(&mut self, now: Now, out: &mut Output) {
+        let limit = self.settings.user_query_timeout_ms;
+        let late: Vec<RemoteKey> = self
+            .parked
+            .iter()
+            .filter(|(_, list)| {
+                list.first()
+                    .is_some_and(|p| now.mono_ms.saturating_sub(p.since_ms) > limit)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in late {
+            for p in self.parked.remove(&key).unwrap_or_default() {
+                let Ok(msg) = Message::parse(&p.data) else {
+                    continue;
+                };
+                match &p.resume {
+                    Resume::Register { key } => {
+                        self.unavailable(now, &msg, p.src, Answer::Cached(key), out)
+                    }
+                    Resume::Invite { tx } => {
+                        if matches!(self.table.state(*tx), Some(State::Proceeding)) {
+                            self.unavailable(now, &msg, p.src, Answer::Tx(*tx), out);
+                            self.flush_calls(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn unavailable(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        answer: Answer<'_>,
+        out: &mut Output,
+    ) {
+        let retry = [("Retry-After", "5".to_string())];
+        self.respond(now, msg, src, 503, Some(UNAVAILABLE), &retry, answer, out);
+    }
+}
