@@ -21,24 +21,13 @@ use crate::config::{CallRecordTarget, Config, DigestAlgorithm, MediaProxyMode, U
 use crate::control::ami::{AmiState, Reloader};
 use crate::control::{http, writer};
 
-/// Refuses configs that ask for what this build does not do yet, rather than
-/// silently ignoring them (exit 2, naming the key).
-pub fn check_supported(cfg: &Config, path: &Path) -> Result<(), ExitCode> {
+/// Checks what the config file alone cannot: the trunk and route files
+/// (exit 2, naming the file and key).
+pub fn check_routing_files(cfg: &Config) -> Result<(), ExitCode> {
     // Trunk and route files are validated at start (calls use them later).
     if let Err(e) = crate::config::routes_files::load_routing(cfg, Path::new("")) {
         eprintln!("shardpbx: {e}");
         return Err(ExitCode::from(2));
-    }
-    // Webhooks whose delivery is not built yet: refused, never ignored.
-    let not_yet = [("proxy.http_router", cfg.proxy.http_router.is_some())];
-    for (key, set) in not_yet {
-        if set {
-            eprintln!(
-                "shardpbx: {}: {key}: not available in this build yet",
-                path.display()
-            );
-            return Err(ExitCode::from(2));
-        }
     }
     Ok(())
 }
@@ -115,6 +104,12 @@ fn media_mode(cfg: &Config) -> MediaMode {
 /// `extensions` (console-managed users) is asked before the configured
 /// backends (API.md section 1); a `type = "extensions"` entry adds nothing.
 /// `routing` is the first snapshot (files and console entries).
+/// How shards reach the webhooks they wait for (None: not configured).
+struct WebhookLinks {
+    user_queries: Option<crossbeam_channel::Sender<shards::users::UserQuery>>,
+    router: Option<shards::routing::http_router::RouterLink>,
+}
+
 fn endpoint_settings(
     cfg: &Config,
     store: Store,
@@ -122,7 +117,7 @@ fn endpoint_settings(
     draining: Arc<std::sync::atomic::AtomicBool>,
     extensions: Arc<dyn shards::users::UserBackend>,
     routing: Arc<shards::routing::RoutingSnapshot>,
-    user_queries: Option<crossbeam_channel::Sender<shards::users::UserQuery>>,
+    links: WebhookLinks,
 ) -> Result<EndpointSettings, String> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
@@ -196,8 +191,9 @@ fn endpoint_settings(
         media_mode: media_mode(cfg),
         record_all: cfg.recording.enabled,
         draining,
-        user_queries,
+        user_queries: links.user_queries,
         user_query_timeout_ms,
+        router: links.router,
     })
 }
 
@@ -227,7 +223,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
-    let cfg = match load_config(path, perf).and_then(|c| check_supported(&c, path).map(|_| c)) {
+    let cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -299,6 +295,15 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     // Shards ask, the control core answers; bounded, so a backend that hangs
     // turns into 503s rather than an ever longer queue.
     let (user_tx, user_rx) = crossbeam_channel::bounded(4096);
+    let (router_tx, router_rx) = crossbeam_channel::bounded(8192);
+    let router_link = cfg.proxy.http_router.as_ref().map(|r| {
+        shards::routing::http_router::RouterLink {
+            queries: router_tx,
+            fallback_to_static: r.fallback_to_static,
+            // The control core answers within the router's timeout.
+            wait_ms: r.timeout_ms + 2000,
+        }
+    });
     let settings = match endpoint_settings(
         &cfg,
         store.clone(),
@@ -306,7 +311,10 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         draining.clone(),
         Arc::new(resources.store.backend()),
         reloader.current(),
-        (!http_users.is_empty()).then_some(user_tx),
+        WebhookLinks {
+            user_queries: (!http_users.is_empty()).then_some(user_tx),
+            router: router_link,
+        },
     ) {
         Ok(s) => Arc::new(s),
         Err(e) => return fail(e),
@@ -349,6 +357,19 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             return fail(format!("cannot start the HTTP user backend: {e}"));
         }
         webhooks.user_backend = Some(stats);
+    }
+    if let Some(r) = &cfg.proxy.http_router {
+        let stats = Arc::new(crate::webhooks::stats::WebhookStats::new("router"));
+        let started = crate::webhooks::router::start(
+            r.clone(),
+            router_rx,
+            runtime.inboxes.clone(),
+            stats.clone(),
+        );
+        if let Err(e) = started {
+            return fail(format!("cannot start the HTTP router: {e}"));
+        }
+        webhooks.router = Some(stats);
     }
     let writer_inboxes = runtime.inboxes.clone();
     let writer_store = store.clone();

@@ -129,12 +129,6 @@ fn bad_configs_exit_2_naming_the_key() {
             "runtime.shards",
         ),
         ("http.toml", "http_addr = \"nowhere\"\n", "http_addr"),
-        // Webhooks not built yet are refused rather than ignored.
-        (
-            "router.toml",
-            "[proxy.http_router]\nurl = \"http://127.0.0.1:9/route\"\n",
-            "proxy.http_router",
-        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

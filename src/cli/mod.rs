@@ -21,7 +21,7 @@ pub fn load_config(path: &Path, perf: Option<&Path>) -> Result<Config, ExitCode>
 }
 
 pub fn check_config(path: &Path, perf: Option<&Path>) -> ExitCode {
-    match load_config(path, perf).and_then(|c| crate::app::check_supported(&c, path).map(|_| c)) {
+    match load_config(path, perf).and_then(|c| crate::app::check_routing_files(&c).map(|_| c)) {
         Ok(cfg) => {
             println!(
                 "{}: ok ({} shard(s), SIP on {}:{}, HTTP on {})",

@@ -1,7 +1,8 @@
 //! Webhooks out (API.md section 2), all on control-core threads: the HTTP
 //! client they share, their `/metrics` counters, the dispatcher that
 //! delivers from a durable LMDB queue, and the webhooks that use it: the
-//! CDR push (HTTP or S3) and the locator events.
+//! CDR push (HTTP or S3) and the locator events; and the two webhooks a
+//! shard waits for, the user backend and the router.
 
 pub mod cdr_push;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod dispatch;
 pub mod locator;
 pub mod multipart;
 pub mod outbox;
+pub mod router;
 pub mod s3;
 pub mod stats;
 pub mod user_backend;
@@ -29,6 +31,8 @@ pub struct WebhookViews {
     pub locator: Option<(Arc<WebhookStats>, EventQueue)>,
     /// The HTTP user backends' counters, when there are any.
     pub user_backend: Option<Arc<WebhookStats>>,
+    /// The HTTP router's counters, when there is one.
+    pub router: Option<Arc<WebhookStats>>,
 }
 
 impl WebhookViews {
@@ -37,6 +41,7 @@ impl WebhookViews {
         hooks.extend(self.cdr_push.iter().map(|(s, _)| &**s));
         hooks.extend(self.locator.iter().map(|(s, _)| &**s));
         hooks.extend(self.user_backend.iter().map(|s| &**s));
+        hooks.extend(self.router.iter().map(|s| &**s));
         stats::render_all(out, &hooks, |name| self.backlog_of(name));
     }
 

@@ -74,6 +74,18 @@ pub struct NewCall<'a> {
     pub route: Option<String>,
     pub trunk: Option<String>,
     pub media: MediaPolicy,
+    pub extras: CallExtras,
+}
+
+/// What an HTTP router may add to a call (API.md 2.1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallExtras {
+    /// Added to every INVITE sent to a target.
+    pub headers: Vec<(String, String)>,
+    /// Copied into the CDR's `metadata`.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Hang up this long after the answer (`bySystem`), ms.
+    pub max_duration_ms: Option<u64>,
 }
 
 /// `media_proxy` (API.md section 1): when a call's media goes through us.
@@ -360,6 +372,7 @@ struct Call {
     transfer_leg: Option<usize>,
     /// Every SIP message of both legs so far.
     flow: Flow,
+    extras: CallExtras,
 }
 
 /// A finished call's flow, still collecting late messages.
@@ -800,6 +813,7 @@ impl CallEngine {
                 hangup_message: None,
                 transfer_leg: None,
                 flow,
+                extras: CallExtras::default(),
             },
         );
         self.by_call_id.insert(call_id.clone(), (id, Leg::Caller));
@@ -1226,6 +1240,7 @@ impl CallEngine {
             hangup_message: None,
             transfer_leg: None,
             flow: Flow::default(),
+            extras: new.extras,
         };
         let offer = sdp_of(invite);
         let proxied = offer
@@ -1358,6 +1373,7 @@ impl CallEngine {
         };
         let (max_forwards, ct) = (c.max_forwards, c.content_type.clone());
         let body = c.body.clone();
+        let extra = &c.extras.headers;
         let Some(l) = c.legs.get_mut(index) else {
             return;
         };
@@ -1375,6 +1391,9 @@ impl CallEngine {
             "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER",
         );
         w.header("User-Agent", &self.cfg.server_name);
+        for (name, value) in extra {
+            w.header(name, value);
+        }
         if let Some((name, value)) = &credentials {
             w.header(name, value);
         }
@@ -1969,6 +1988,22 @@ impl CallEngine {
             }
             self.check_all_failed(now, table, id, out);
         }
+        // A router's max_duration: answered calls that ran their time.
+        let overdue: Vec<String> = self
+            .calls
+            .values()
+            .filter(|c| {
+                matches!(c.phase, Phase::Answered(_))
+                    && c.extras.max_duration_ms.is_some_and(|max| {
+                        c.answer_ms
+                            .is_some_and(|a| now.unix_ms.saturating_sub(a) >= max)
+                    })
+            })
+            .map(|c| c.caller_call_id.clone())
+            .collect();
+        for call_id in overdue {
+            let _ = self.hangup(now, table, &call_id, Some("max_duration".into()), out);
+        }
         let due: Vec<(u64, Phase, bool, TxId)> = self
             .calls
             .iter()
@@ -2085,7 +2120,7 @@ impl CallEngine {
             .answer_ms
             .map(|a| now.unix_ms.saturating_sub(a) / 1000)
             .unwrap_or(0);
-        let mut metadata = serde_json::Map::new();
+        let mut metadata = c.extras.metadata;
         let mut recorder = Vec::new();
         metadata.insert(
             "media".into(),

@@ -128,6 +128,7 @@ fn start(rig: &mut Rig) -> String {
         route: None,
         trunk: None,
         media: Default::default(),
+        extras: Default::default(),
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);
@@ -262,6 +263,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         route: None,
         trunk: None,
         media: Default::default(),
+        extras: Default::default(),
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);
@@ -351,6 +353,7 @@ mod media_decisions {
             route: None,
             trunk: None,
             media: policy,
+            extras: Default::default(),
         };
         rig.engine
             .start(at(0), &mut rig.table, new, &mut rig.actions);

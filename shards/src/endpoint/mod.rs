@@ -6,6 +6,7 @@
 pub mod register;
 mod remote_users;
 mod resolve;
+mod router_calls;
 pub mod settings;
 pub mod stateless;
 pub mod txcache;
@@ -75,6 +76,11 @@ pub struct SipEndpoint {
     user_cache: crate::users::RemoteCache,
     /// Requests waiting for a remote backend's answer, by question.
     parked: HashMap<crate::users::RemoteKey, Vec<remote_users::Parked>>,
+    /// INVITEs waiting for the HTTP router, by token.
+    parked_routes: HashMap<u64, router_calls::ParkedInvite>,
+    /// Server transactions of `spam` calls, dropped silently at this time
+    /// (ms): until then they absorb the caller's retransmissions.
+    spam: Vec<(TxId, u64)>,
     next_token: u64,
     buf: Vec<u8>,
     last_drop_log: u64,
@@ -136,6 +142,8 @@ impl SipEndpoint {
             pending: HashMap::new(),
             user_cache: Default::default(),
             parked: HashMap::new(),
+            parked_routes: HashMap::new(),
+            spam: Vec::new(),
             next_token: 1,
             buf: Vec::with_capacity(2048),
             last_drop_log: 0,
@@ -635,6 +643,15 @@ impl SipEndpoint {
             Received::Response(_) | Received::Stray => return,
         };
         let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
+        if matches!(method, Method::Cancel) {
+            // An INVITE still waiting for the router: 487 for it, 200 here.
+            if let Some(invite) = self.table.cancel_target_of(tx) {
+                if self.cancel_parked_route(now, invite, out) {
+                    self.respond(now, msg, src, 200, None, &[], Answer::Tx(tx), out);
+                    return;
+                }
+            }
+        }
         if matches!(method, Method::Cancel) || in_dialog {
             if !self
                 .calls
@@ -739,7 +756,47 @@ impl SipEndpoint {
         {
             return;
         }
+        // Guests reach one local user and never the router.
+        if !guest && settings.router.is_some() {
+            let dir = direction_of(from_trunk.is_some(), settings.is_local_host(&host));
+            self.ask_router(now, msg, src, tx, dir, out);
+            return;
+        }
+        self.route_invite(now, msg, src, tx, guest, None, out);
+    }
+
+    /// Where an admitted INVITE goes: the router's decision when there is
+    /// one, else the static routes, else a local AOR's bindings.
+    #[allow(clippy::too_many_arguments)]
+    fn route_invite(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        tx: TxId,
+        guest: bool,
+        router: Option<crate::routing::http_router::RouterDecision>,
+        out: &mut Output,
+    ) {
+        let ruri = msg.request_uri().ok();
+        let host = ruri
+            .and_then(|u| u.host.map(|h| h.to_string()))
+            .unwrap_or_default();
+        let user = ruri
+            .and_then(|u| u.user_unescaped())
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
+            .unwrap_or_default();
+        let settings = self.settings.clone();
+        let routing = self.routing.clone();
+        let realm = settings.realm_for(&host).to_string();
+        let from_trunk = routing.trunks.for_source(src).map(|t| t.name.to_string());
         let local = settings.is_local_host(&host);
+        if let Some(decision) = router {
+            let dir = direction_of(from_trunk.is_some(), local);
+            if self.apply_router(now, msg, src, tx, decision, dir, from_trunk.clone(), out) {
+                return;
+            }
+        }
 
         // Static routes first.
         let from = msg.from().ok();
@@ -761,11 +818,7 @@ impl SipEndpoint {
             request_uri_host: ruri.and_then(|u| u.host).map(|_| host.as_str()),
             headers: &headers,
         };
-        let direction = |to_local: bool| match (&from_trunk, to_local) {
-            (Some(_), _) => "inbound",
-            (None, true) => "internal",
-            (None, false) => "outbound",
-        };
+        let direction = |to_local: bool| direction_of(from_trunk.is_some(), to_local);
         let decided = if guest {
             None
         } else {
@@ -872,6 +925,7 @@ impl SipEndpoint {
                                 via_trunk: trunk_id.is_some() || from_trunk.is_some(),
                             },
                             trunk: trunk_id.or(from_trunk),
+                            extras: Default::default(),
                         },
                         &mut self.actions,
                     );
@@ -956,6 +1010,7 @@ impl SipEndpoint {
                     via_trunk: from_trunk.is_some(),
                 },
                 trunk: from_trunk,
+                extras: Default::default(),
             },
             &mut self.actions,
         );
@@ -1181,6 +1236,9 @@ impl ShardLogic for SipEndpoint {
                 answer,
                 ttl_secs,
             } => self.on_user_answer(now, key, answer, ttl_secs, out),
+            ShardMsg::RouteAnswer { token, decision } => {
+                self.on_route_answer(now, token, decision, out)
+            }
             ShardMsg::Originate { from, to, reply } => {
                 let result = self.originate(now, &from, &to);
                 let _ = reply.try_send(result);
@@ -1198,6 +1256,15 @@ impl ShardLogic for SipEndpoint {
 
     fn on_tick(&mut self, now: Now, out: &mut Output) {
         self.expire_parked(now, out);
+        self.expire_routes(now, out);
+        let table = &mut self.table;
+        self.spam.retain(|(tx, at)| {
+            let keep = *at > now.mono_ms;
+            if !keep {
+                table.abandon(*tx);
+            }
+            keep
+        });
         self.txs.expire(now.mono_ms);
         self.auth.sweep(now.unix);
         self.table.handle_timeout(now.mono_ms, &mut self.actions);
@@ -1303,6 +1370,16 @@ fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
 
 /// `ip:port` / `[v6]:port` / `ip` (port 5060) of a trunk destination; host
 /// names are not resolved on a shard.
+/// A call's direction (API.md 2.1): from a trunk, or from an extension to
+/// a local user or elsewhere.
+fn direction_of(from_trunk: bool, to_local: bool) -> &'static str {
+    match (from_trunk, to_local) {
+        (true, _) => "inbound",
+        (false, true) => "internal",
+        (false, false) => "outbound",
+    }
+}
+
 fn parse_host_port(hp: &str) -> Option<SocketAddr> {
     if let Ok(a) = hp.parse::<SocketAddr>() {
         return Some(a);

@@ -47,6 +47,8 @@ pub struct EndpointSettings {
     pub user_queries: Option<crossbeam_channel::Sender<crate::users::UserQuery>>,
     /// How long a request waits for a remote backend's answer before 503.
     pub user_query_timeout_ms: u64,
+    /// The HTTP router, when `[proxy.http_router]` is set.
+    pub router: Option<crate::routing::http_router::RouterLink>,
 }
 
 impl EndpointSettings {
@@ -106,5 +108,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         draining: Arc::default(),
         user_queries: None,
         user_query_timeout_ms: 5000,
+        router: None,
     }
 }

@@ -2,6 +2,7 @@
 //! route tables, matching, rewriting, target selection and trunk call limits.
 //! Sans-IO: nothing here reads a file, a socket or a clock.
 //!
+//! * [`http_router`]: the HTTP router's question and decision (API.md 2.1).
 //! * [`spec`]: the serde form of trunks and routes (files, REST bodies).
 //! * [`trunk`] / [`inbound`]: trunks by name and by source address.
 //! * [`limits`]: `max_calls` / `max_cps`, the only cross-shard state.
@@ -20,6 +21,7 @@
 //! call counts survive the reload.
 
 pub mod error;
+pub mod http_router;
 pub mod inbound;
 pub mod limits;
 pub mod matcher;

@@ -53,6 +53,11 @@ pub enum ShardMsg {
         answer: crate::users::RemoteAnswer,
         ttl_secs: u64,
     },
+    /// The HTTP router's decision for the INVITE parked under `token`.
+    RouteAnswer {
+        token: u64,
+        decision: crate::routing::http_router::RouterDecision,
+    },
     /// Stop the shard.
     Stop,
 }

@@ -561,6 +561,13 @@ impl TransactionTable {
         }
     }
 
+    /// Drops a transaction without a word: no response, no event (a
+    /// router's `spam`: the caller hears nothing more).
+    pub fn abandon(&mut self, id: TxId) {
+        let mut silent = Vec::new();
+        self.remove(id, &mut silent);
+    }
+
     fn remove(&mut self, id: TxId, out: &mut Vec<Action>) {
         let Some(slot) = self
             .slots
