@@ -3,7 +3,13 @@
 # 0.5 s talk, BYE) through ShardPBX to a registered sipp UAS, on 127.0.0.1.
 #
 # usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH] [--no-auth]
-#            [--perf PROFILE] [--media MODE] [--server-latency N]
+#            [--perf PROFILE] [--media MODE] [--server-latency N] [--router]
+#
+# --router: every INVITE asks an HTTP router (API.md 2.1) first: a fast local
+# stand-in (perf/router_hook.rs, built with the bench tools in
+# bench-scenarios/rtp-load) that forwards to sip:1002@127.0.0.1. Compare
+# with the same run without it for what the router costs per call; the
+# stand-in's CPU is reported apart from the server's.
 #
 # --media MODE: [proxy] media_proxy of the server (none). The issue's scenario
 # carries no RTP, so `none` compares with a stateful proxy; `always` also
@@ -25,7 +31,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none SAMPLE=0
+RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none SAMPLE=0 ROUTER=0
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -35,6 +41,7 @@ while (( $# > 0 )); do
     --no-auth) NOAUTH=1; shift ;;
     --media) MEDIA="$2"; shift 2 ;;
     --server-latency) SAMPLE="$2"; shift 2 ;;
+    --router) ROUTER=1; shift ;;
     --perf) PERF=(--perf "$(realpath "$2")"); shift 2 ;;
     *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
   esac
@@ -43,8 +50,8 @@ done
 command -v sipp >/dev/null || { echo "run-calls: sipp missing (scripts/install-deps.sh)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TMP="$(mktemp -d)"; SRV=""; UAS=""
-cleanup() { [[ -n "$UAS" ]] && kill "$UAS" 2>/dev/null || true; [[ -n "$SRV" ]] && kill "$SRV" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+TMP="$(mktemp -d)"; SRV=""; UAS=""; HOOK=""
+cleanup() { [[ -n "$UAS" ]] && kill "$UAS" 2>/dev/null || true; [[ -n "$SRV" ]] && kill "$SRV" 2>/dev/null || true; [[ -n "$HOOK" ]] && kill "$HOOK" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
 SIP=$(( 41000 + RANDOM % 4000 )); HTTP=$(free_port); UASP=$(( 45500 + RANDOM % 4000 ))
@@ -69,6 +76,13 @@ users = [{ username = "1001", password = "secret1001" }, { username = "1002", pa
 rtp_port_start = 20000
 rtp_port_end = 30000
 CFG
+if (( ROUTER )); then
+  TOOLS="$REPO/bench-scenarios/rtp-load"
+  (cd "$TOOLS" && cargo build --release --quiet --bin router-hook)
+  HOOKP=$(free_port)
+  "$TOOLS/target/release/router-hook" "$HOOKP" '{"action": "forward", "targets": ["sip:1002@127.0.0.1"]}' & HOOK=$!
+  printf '[proxy.http_router]\nurl = "http://127.0.0.1:%s/route"\nfallback_to_static = false\ntimeout_ms = 2000\n' "$HOOKP" >> "$TMP/pbx.toml"
+fi
 if (( NOAUTH )); then
   printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
 else
@@ -106,7 +120,8 @@ assert s.recv(4096).startswith(b"SIP/2.0 200"), "callee registration failed"
 PY
 cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV"/task/*/stat; }
 ksys() { awk '{t+=$15} END {print t}' /proc/"$SRV"/task/*/stat; }
-C0=$(cpu); K0=$(ksys); T0=$(date +%s.%N)
+hook_cpu() { if [[ -n "$HOOK" ]]; then awk '{t+=$14+$15} END {print t}' /proc/"$HOOK"/task/*/stat; else echo 0; fi; }
+C0=$(cpu); K0=$(ksys); H0=$(hook_cpu); T0=$(date +%s.%N)
 set +e
 if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_auth.xml" -key caller 1001 -au 1001 -ap secret1001); fi
 (cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" "${SCEN[@]}" -s 1002 \
@@ -114,7 +129,7 @@ if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_
    -trace_stat -stf stat.csv -trace_rtt -rtt_freq 1 > "$TMP/uac.out" 2>&1)
 RC=$?
 set -e
-T1=$(date +%s.%N); C1=$(cpu); K1=$(ksys)
+T1=$(date +%s.%N); C1=$(cpu); K1=$(ksys); H1=$(hook_cpu)
 sleep 1
 STATS=$(tail -1 "$TMP/stat.csv" 2>/dev/null || true)
 OK=$(echo "$STATS" | awk -F';' '{print $16}' 2>/dev/null)
@@ -146,9 +161,9 @@ pct = lambda q: lat[max(0, math.ceil(q * len(lat)) - 1)] if lat else float("nan"
 print(f"  server's own setup time (caller INVITE in -> 200 out, server clock, 1 ms steps, {len(lat)} calls from the middle of the run): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, max {lat[-1] if lat else float('nan'):.0f} ms")
 PY
 fi
-python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" "$K0" "$K1" <<'PY'
+python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" "$K0" "$K1" "$H0" "$H1" "$ROUTER" <<'PY'
 import glob, math, os, sys
-calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth, k0, k1 = sys.argv[1:]
+calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth, k0, k1, h0, h1, router = sys.argv[1:]
 rtts = []
 for p in glob.glob(os.path.join(tmp, "*_rtt.csv")):
     for line in open(p):
@@ -169,6 +184,9 @@ shape = "INVITE/100/180/200/ACK/BYE/200, caller from a trusted trunk host" if no
 print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call ({shape}, both legs)")
 sys_s = (int(k1) - int(k0)) / int(tick)
 print(f"    of which in the kernel (stime) {sys_s:.2f} s = {sys_s * 1e6 / max(ok, 1):.0f} us per call")
+if router == "1":
+    hook_s = (int(h1) - int(h0)) / int(tick)
+    print(f"  HTTP router stand-in CPU {hook_s:.2f} s = {hook_s * 1e6 / max(ok, 1):.0f} us per call (not in the server's figure)")
 print(f"  setup time (INVITE -> 200, sipp rtd, 1 ms steps): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms ({len(rtts)} samples)")
 print(f"  CDRs stored {cdrs}")
 PY
