@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shards::routing::http_router::{RouterDecision, RouterQuery};
-use shards::runtime::{Inbox, ShardMsg};
 use shardpbx::config::HttpRouterConfig;
 use shardpbx::webhooks::{router, stats::WebhookStats};
+use shards::routing::http_router::{RouterDecision, RouterQuery};
+use shards::runtime::{Inbox, ShardMsg};
 
 const PER_ROUND: u64 = 20_000;
 
@@ -37,7 +37,8 @@ fn cpu_secs() -> f64 {
 fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let body = r#"{"action": "forward", "targets": ["sip:1002@127.0.0.1"], "strategy": "parallel"}"#;
+    let body =
+        r#"{"action": "forward", "targets": ["sip:1002@127.0.0.1"], "strategy": "parallel"}"#;
     std::thread::spawn(move || hook::serve(listener, body.to_string()));
 
     let door = UdpSocket::bind("127.0.0.1:0").expect("doorbell");
@@ -65,7 +66,11 @@ fn main() {
             let (tx, request) = (tx.clone(), request.clone());
             std::thread::spawn(move || {
                 for token in 0..PER_ROUND {
-                    let q = RouterQuery { shard: 0, token, request: request.clone() };
+                    let q = RouterQuery {
+                        shard: 0,
+                        token,
+                        request: request.clone(),
+                    };
                     if tx.send(q).is_err() {
                         return;
                     }

@@ -32,6 +32,11 @@ fn router(bot_port: u16) -> WebhookServer {
                 std::thread::sleep(Duration::from_millis(1500));
                 r#"{"action": "reject", "status": 403}"#.to_string()
             }
+            "r-max" => r#"{"action": "forward", "targets": ["sip:1002@pbx.test"], "max_duration": 1}"#.to_string(),
+            "r-cancel" => {
+                std::thread::sleep(Duration::from_millis(300));
+                r#"{"action": "forward", "targets": ["sip:1002@pbx.test"]}"#.to_string()
+            }
             "r-bot" => format!(
                 r#"{{"action": "forward", "targets": ["sip:bot@127.0.0.1:{bot_port}"]}}"#
             ),
@@ -182,10 +187,13 @@ fn the_router_decides_each_call() {
 }
 
 fn spam_invite(caller: &Caller, offer: &str, auth: Option<&str>) -> String {
+    invite_with_branch(caller, offer, auth, &branch())
+}
+
+fn invite_with_branch(caller: &Caller, offer: &str, auth: Option<&str>, b: &str) -> String {
     format!(
         "INVITE sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=s1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{offer}",
         me = caller.sip.local,
-        b = branch(),
         cid = caller.call_id,
         cseq = if auth.is_some() { 2 } else { 1 },
         auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default(),
@@ -247,4 +255,73 @@ fn scenario_a_the_router_sends_the_call_to_a_bot() {
     );
     let cdr = wait_cdr(&pbx, "r-bot@test");
     assert_eq!(cdr["status"], "completed", "{cdr}");
+}
+
+#[test]
+fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
+    let hook = router(0);
+    let pbx = pbx_with_router(&hook.url("/route"), true);
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+
+    // max_duration 1: the system hangs up both legs about a second after the answer.
+    let mut caller = Caller::new(&pbx, "r-max@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    let r = caller.call("1002", &offer, || {
+        phone.answer(&answer);
+    });
+    assert_eq!(r.code, 200, "{}", r.raw);
+    assert!(
+        phone.accept_bye(Duration::from_secs(4)),
+        "callee got no BYE"
+    );
+    assert!(
+        caller.accept_bye(Duration::from_secs(4)),
+        "caller got no BYE"
+    );
+    let cdr = wait_cdr(&pbx, "r-max@test");
+    assert_eq!(cdr["hangupReason"], "bySystem", "{cdr}");
+    assert_eq!(cdr["metadata"]["hangupMessage"], "max_duration", "{cdr}");
+
+    // CANCEL while the router thinks: 200 for the CANCEL, 487 for the INVITE.
+    let caller = Caller::new(&pbx, "r-cancel@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let ch = caller.sip.request(&spam_invite(&caller, &offer, None));
+    assert_eq!(ch.code, 407);
+    let auth = digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        "sip:1002@pbx.test",
+        1,
+    );
+    let b = branch();
+    caller
+        .sip
+        .send(&invite_with_branch(&caller, &offer, Some(&auth), &b));
+    std::thread::sleep(Duration::from_millis(50));
+    caller.sip.send(&format!(
+        "CANCEL sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=s1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: r-cancel@test\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n",
+        me = caller.sip.local
+    ));
+    let (mut cancel_ok, mut invite_487) = (false, false);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until && !(cancel_ok && invite_487) {
+        let Some(text) = caller.sip.recv(Duration::from_millis(100)) else {
+            continue;
+        };
+        let r = Response::parse(&text);
+        let cseq = r.header("CSeq").unwrap_or_default().to_string();
+        cancel_ok |= r.code == 200 && cseq == "2 CANCEL";
+        invite_487 |= r.code == 487 && cseq == "2 INVITE";
+    }
+    assert!(
+        cancel_ok && invite_487,
+        "CANCEL 200: {cancel_ok}, INVITE 487: {invite_487}"
+    );
+    // The router's late answer rings nobody.
+    assert!(phone
+        .wait_request("INVITE", Duration::from_millis(600))
+        .is_none());
 }

@@ -2,9 +2,11 @@
 //! 2.2) through the real binary against a real HTTP server: users known
 //! only to the backend register (plaintext and HA1) and call, answers are
 //! cached, and refused, unknown and unreachable users get 403, 403 and 503.
+//! With the CDR push, the guide's scenario C (billing).
 
 mod common;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use common::media::*;
@@ -33,7 +35,12 @@ fn backend() -> WebhookServer {
 }
 
 fn pbx_with_backend(url: &str) -> Pbx {
+    pbx_with_backend_and(url, "")
+}
+
+fn pbx_with_backend_and(url: &str, extra_tables: &str) -> Pbx {
     Pbx::start(PbxOptions {
+        extra_tables: extra_tables.into(),
         // No user in the config: the HTTP backend knows them all.
         users: vec![],
         proxy_extra: format!(
@@ -120,4 +127,53 @@ fn refused_unknown_and_unreachable_users() {
         ),
         "{metrics}"
     );
+}
+
+/// Scenario C: the user backend authenticates, the call proceeds, the CDR
+/// push reaches the billing system, which bills the duration it computes
+/// from the pushed CDR.
+#[test]
+fn scenario_c_billing_from_the_pushed_cdr() {
+    let hook = backend();
+    let billing = WebhookServer::start();
+    let pbx = pbx_with_backend_and(
+        &hook.url("/auth"),
+        &format!(
+            "[callrecord]\ntype = \"http\"\nurl = \"{}\"\nwith_media = false\n",
+            billing.url("/cdr")
+        ),
+    );
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = answered_call(&pbx, &mut phone, "bill-1@test");
+    let talk = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(caller.bye().code, 200);
+    let talked = talk.elapsed();
+    phone.accept_bye(Duration::from_secs(3));
+
+    let got = billing.wait_for(Duration::from_secs(10), |r| !r.is_empty());
+    let parts = got.first().expect("no CDR pushed").multipart();
+    assert_eq!(parts.len(), 1, "with_media = false: the CDR alone");
+    let cdr: serde_json::Value = serde_json::from_slice(&parts[0].2).unwrap();
+    assert_eq!(cdr["callId"], "bill-1@test");
+    assert_eq!(cdr["fromNumber"], "1001");
+    assert_eq!(cdr["status"], "completed");
+    // The billing system's own arithmetic: answer to end, per started second.
+    let ms = |k: &str| {
+        let t = cdr[k].as_str().unwrap();
+        jiff::Timestamp::from_str(t).unwrap().as_millisecond()
+    };
+    let billed_ms = ms("endTime") - ms("answerTime");
+    let billed_secs = (billed_ms + 999) / 1000;
+    assert!(
+        (2000..=talked.as_millis() as i64 + 1000).contains(&billed_ms),
+        "billed {billed_ms} ms for {talked:?} of talk"
+    );
+    assert!(
+        (cdr["durationSecs"].as_i64().unwrap() - billed_secs).abs() <= 1,
+        "{cdr}"
+    );
+    let rate_per_min = 0.06;
+    let cost = billed_secs as f64 * rate_per_min / 60.0;
+    assert!(cost > 0.0019 && cost < 0.01, "{cost}");
 }
