@@ -305,7 +305,7 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
         "CANCEL sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=s1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: r-cancel@test\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n",
         me = caller.sip.local
     ));
-    let (mut cancel_ok, mut invite_487) = (false, false);
+    let (mut cancel_ok, mut invite_487, mut trying) = (false, false, false);
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until && !(cancel_ok && invite_487) {
         let Some(text) = caller.sip.recv(Duration::from_millis(100)) else {
@@ -314,6 +314,7 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
         let r = Response::parse(&text);
         let cseq = r.header("CSeq").unwrap_or_default().to_string();
         cancel_ok |= r.code == 200 && cseq == "2 CANCEL";
+        trying |= r.code == 100 && cseq == "2 INVITE";
         invite_487 |= r.code == 487 && cseq == "2 INVITE";
     }
     assert!(

@@ -124,9 +124,10 @@ fn binding_changes_make_the_events_in_order() {
 }
 
 #[test]
-fn events_queued_while_the_target_is_down_all_arrive_in_order() {
+fn events_queued_while_the_target_is_down_for_30_s_all_arrive_in_order() {
     let hook = WebhookServer::on(free_port());
     let mut pbx = pbx_with_locator(&hook.url("/events"));
+    let outage = std::time::Instant::now();
     let a = Uac::new(pbx.sip);
     let b = Uac::new(pbx.sip);
     register(&a, "1001", "down-a", 1, 6001, 60);
@@ -161,6 +162,8 @@ fn events_queued_while_the_target_is_down_all_arrive_in_order() {
     // The queue is durable: a restart in the middle loses nothing.
     pbx.restart();
     register(&b, "1002", "down-b", 3, 6003, 0);
+    // The target stays down for 30 s in all (retries back off meanwhile).
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed()));
     hook.listen();
     let got = hook.wait_for(Duration::from_secs(15), |r| {
         per_aor(r).values().map(Vec::len).sum::<usize>() >= 6
