@@ -72,33 +72,11 @@ fn the_router_decides_each_call() {
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
 
     // forward: the callee gets the injected header; record and extensions hold.
-    let mut caller = Caller::new(&pbx, "r-fwd@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    let mut invite = String::new();
-    let r = caller.call("1002", &offer, || invite = phone.answer(&answer));
-    assert_eq!(r.code, 200, "{}", r.raw);
+    let invite = call_with_tones(&pbx, &mut phone, "r-fwd@test", 10);
     assert!(
         invite.contains("\r\nX-Call-Reason: ticket-123\r\n"),
         "{invite}"
     );
-    // Some audio, so the recording has something in it.
-    let to_b = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
-    let to_a = sdp_audio(&caller.answer);
-    exchange(
-        &caller.rtp,
-        to_a,
-        0,
-        tone_frames(440.0, 10, ulaw),
-        &phone.rtp,
-        to_b,
-        0,
-        tone_frames(1000.0, 10, ulaw),
-        160,
-        Duration::from_millis(20),
-    );
-    assert_eq!(caller.bye().code, 200);
-    phone.accept_bye(Duration::from_secs(3));
     let cdr = wait_cdr(&pbx, "r-fwd@test");
     assert_eq!(cdr["status"], "completed", "{cdr}");
     assert_eq!(cdr["metadata"]["crm"], "A1", "{cdr}");
@@ -168,6 +146,7 @@ fn the_router_decides_each_call() {
 
     // not_handled, and failures with fallback_to_static: the static way
     // (1002's binding) answers.
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
     for id in ["r-nh@test", "r-500@test", "r-garbage@test", "r-slow@test"] {
         let mut caller = Caller::new(&pbx, id);
         let offer = sdp(caller.rtp_port(), &[PCMU], "");
@@ -264,13 +243,7 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
 
     // max_duration 1: the system hangs up both legs about a second after the answer.
-    let mut caller = Caller::new(&pbx, "r-max@test");
-    let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let answer = sdp(phone.rtp_port(), &[PCMU], "");
-    let r = caller.call("1002", &offer, || {
-        phone.answer(&answer);
-    });
-    assert_eq!(r.code, 200, "{}", r.raw);
+    let caller = answered_call(&pbx, &mut phone, "r-max@test");
     assert!(
         phone.accept_bye(Duration::from_secs(4)),
         "callee got no BYE"
@@ -320,6 +293,10 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
     assert!(
         cancel_ok && invite_487,
         "CANCEL 200: {cancel_ok}, INVITE 487: {invite_487}"
+    );
+    assert!(
+        trying,
+        "the caller had its 100 Trying while the router thought"
     );
     // The router's late answer rings nobody.
     assert!(phone

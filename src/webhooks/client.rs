@@ -18,6 +18,28 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// `n` threads named `name-N`, each running `work` on what `queue` brings
+/// until every sender is gone.
+pub fn spawn_pool<T: Send + 'static>(
+    name: &str,
+    n: usize,
+    queue: crossbeam_channel::Receiver<T>,
+    work: impl Fn(T) + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    let work = std::sync::Arc::new(work);
+    for i in 0..n {
+        let (work, queue) = (work.clone(), queue.clone());
+        std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || {
+                while let Ok(item) = queue.recv() {
+                    work(item);
+                }
+            })?;
+    }
+    Ok(())
+}
+
 /// A failed request: its kind and what to log and show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {

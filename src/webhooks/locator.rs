@@ -23,7 +23,7 @@ use shards::time::Now;
 
 use super::client::{agent, Failure};
 use super::dispatch::{Dispatcher, Due, Queue};
-use super::outbox::{seq_of, Backoff};
+use super::outbox::{append, seq_of, Backoff};
 use super::stats::{ErrorKind, WebhookStats};
 use crate::config::{LocatorEvent, LocatorWebhookConfig};
 
@@ -114,10 +114,6 @@ impl EventQueue {
         if !self.wanted.contains(&event) {
             return Ok(false);
         }
-        let next = match self.db.last(wtxn)? {
-            Some((key, _)) => seq_of(key).wrapping_add(1),
-            None => 1,
-        };
         let now_ms = Now::read().unix_ms;
         let item = Queued {
             aor: b.aor.clone(),
@@ -127,8 +123,7 @@ impl EventQueue {
             next_at_ms: now_ms,
             created_ms: now_ms,
         };
-        self.db
-            .put(wtxn, &next.to_be_bytes(), &encode_record(&item)?)?;
+        append(self.db, wtxn, &encode_record(&item)?)?;
         Ok(true)
     }
 

@@ -88,10 +88,6 @@ impl Outbox {
         call_id: &str,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let next = match self.items.last(wtxn)? {
-            Some((key, _)) => seq_of(key).wrapping_add(1),
-            None => 1,
-        };
         let item = Item {
             call_id: call_id.to_string(),
             attempts: 0,
@@ -99,14 +95,18 @@ impl Outbox {
             created_ms: now_ms,
             last_error: None,
         };
-        self.items
-            .put(wtxn, &next.to_be_bytes(), &encode_record(&item)?)?;
+        append(self.items, wtxn, &encode_record(&item)?)?;
+        self.put_state(wtxn, &item, "pending")
+    }
+
+    fn put_state(&self, wtxn: &mut RwTxn, item: &Item, state: &str) -> Result<(), StoreError> {
         let state = PushState {
-            state: "pending".into(),
-            attempts: 0,
-            last_error: None,
+            state: state.into(),
+            attempts: item.attempts,
+            last_error: item.last_error.clone(),
         };
-        self.states.put(wtxn, call_id, &encode_record(&state)?)?;
+        self.states
+            .put(wtxn, &item.call_id, &encode_record(&state)?)?;
         Ok(())
     }
 
@@ -144,13 +144,7 @@ impl Outbox {
     pub fn finish(&self, id: u64, item: &Item, state: &str) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
         self.items.delete(&mut wtxn, &id.to_be_bytes())?;
-        let state = PushState {
-            state: state.into(),
-            attempts: item.attempts,
-            last_error: item.last_error.clone(),
-        };
-        self.states
-            .put(&mut wtxn, &item.call_id, &encode_record(&state)?)?;
+        self.put_state(&mut wtxn, item, state)?;
         wtxn.commit()?;
         Ok(())
     }
@@ -160,13 +154,7 @@ impl Outbox {
         let mut wtxn = self.env.write_txn()?;
         self.items
             .put(&mut wtxn, &id.to_be_bytes(), &encode_record(item)?)?;
-        let state = PushState {
-            state: "pending".into(),
-            attempts: item.attempts,
-            last_error: item.last_error.clone(),
-        };
-        self.states
-            .put(&mut wtxn, &item.call_id, &encode_record(&state)?)?;
+        self.put_state(&mut wtxn, item, "pending")?;
         wtxn.commit()?;
         Ok(())
     }
@@ -197,6 +185,21 @@ impl Queue for Outbox {
     ) -> Result<Due<Item>, StoreError> {
         self.due_items(now_ms, limit, &|id| busy.contains(&id))
     }
+}
+
+/// Puts `value` after the last key of a queue keyed by big-endian
+/// sequence numbers (so iteration order is arrival order).
+pub fn append(
+    db: Database<'static, Bytes, Bytes>,
+    wtxn: &mut RwTxn,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    let next = match db.last(wtxn)? {
+        Some((key, _)) => seq_of(key).wrapping_add(1),
+        None => 1,
+    };
+    db.put(wtxn, &next.to_be_bytes(), value)?;
+    Ok(())
 }
 
 pub fn seq_of(key: &[u8]) -> u64 {

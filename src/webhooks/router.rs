@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use shards::routing::http_router::{RouterDecision, RouterQuery};
 use shards::runtime::{Inbox, ShardMsg};
 
-use super::client::{agent, Failure};
+use super::client::{agent, spawn_pool, Failure};
 use super::stats::{ErrorKind, WebhookStats};
 use crate::config::HttpRouterConfig;
 
@@ -40,23 +40,15 @@ pub fn start(
         inboxes,
         stats,
     });
-    for i in 0..WORKERS {
-        let (router, queries) = (router.clone(), queries.clone());
-        std::thread::Builder::new()
-            .name(format!("router-{i}"))
-            .spawn(move || {
-                while let Ok(q) = queries.recv() {
-                    let decision = router.ask(&q);
-                    if let Some(inbox) = router.inboxes.get(q.shard) {
-                        inbox.push(ShardMsg::RouteAnswer {
-                            token: q.token,
-                            decision,
-                        });
-                    }
-                }
-            })?;
-    }
-    Ok(())
+    spawn_pool("router", WORKERS, queries, move |q: RouterQuery| {
+        let decision = router.ask(&q);
+        if let Some(inbox) = router.inboxes.get(q.shard) {
+            inbox.push(ShardMsg::RouteAnswer {
+                token: q.token,
+                decision,
+            });
+        }
+    })
 }
 
 impl Router {

@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use shards::runtime::{Inbox, ShardMsg};
 use shards::users::{Credential, RemoteAnswer, RemoteKey, UserQuery, UserRecord};
 
-use super::client::{agent, Failure};
+use super::client::{agent, spawn_pool, Failure};
 use super::stats::{ErrorKind, WebhookStats};
 use crate::config::HttpUserBackend;
 
@@ -65,17 +65,7 @@ pub fn start(
         inboxes,
         stats,
     });
-    for i in 0..WORKERS {
-        let (shared, queries) = (shared.clone(), queries.clone());
-        std::thread::Builder::new()
-            .name(format!("user-backend-{i}"))
-            .spawn(move || {
-                while let Ok(q) = queries.recv() {
-                    shared.answer(q);
-                }
-            })?;
-    }
-    Ok(())
+    spawn_pool("user-backend", WORKERS, queries, move |q| shared.answer(q))
 }
 
 impl Shared {

@@ -560,10 +560,10 @@ pub fn ok_with_sdp(req: &str, body: &str) -> String {
     sip_response(req, 200, "OK", "ph1", "sip:1002@127.0.0.1", body)
 }
 
-/// A recorded-capable PCMU call from 1001 to `phone` (1002) with `frames`
-/// 20 ms frames of a 440 Hz tone each way through the relay, then a BYE
-/// from the caller.
-pub fn call_with_tones(pbx: &Pbx, phone: &mut Phone, call_id: &str, frames: usize) {
+/// A PCMU call from 1001 to `phone` (1002) with `frames` 20 ms frames of a
+/// tone each way (440 Hz from the caller, 1000 Hz back), then a BYE from
+/// the caller. Returns the INVITE the phone got.
+pub fn call_with_tones(pbx: &Pbx, phone: &mut Phone, call_id: &str, frames: usize) -> String {
     let mut caller = Caller::new(pbx, call_id);
     let offer = sdp(caller.rtp_port(), &[PCMU], "");
     let answer = sdp(phone.rtp_port(), &[PCMU], "");
@@ -587,4 +587,5 @@ pub fn call_with_tones(pbx: &Pbx, phone: &mut Phone, call_id: &str, frames: usiz
     let r = caller.bye();
     assert_eq!(r.code, 200, "{}", r.raw);
     phone.accept_bye(Duration::from_secs(3));
+    invite
 }

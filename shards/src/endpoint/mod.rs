@@ -726,14 +726,7 @@ impl SipEndpoint {
             );
             return;
         }
-        let ruri = msg.request_uri().ok();
-        let host = ruri
-            .and_then(|u| u.host.map(|h| h.to_string()))
-            .unwrap_or_default();
-        let user = ruri
-            .and_then(|u| u.user_unescaped())
-            .map(|u| String::from_utf8_lossy(&u).into_owned())
-            .unwrap_or_default();
+        let (host, user) = dialled(msg);
         let settings = self.settings.clone();
         let routing = self.routing.clone();
         let realm = settings.realm_for(&host).to_string();
@@ -779,13 +772,7 @@ impl SipEndpoint {
         out: &mut Output,
     ) {
         let ruri = msg.request_uri().ok();
-        let host = ruri
-            .and_then(|u| u.host.map(|h| h.to_string()))
-            .unwrap_or_default();
-        let user = ruri
-            .and_then(|u| u.user_unescaped())
-            .map(|u| String::from_utf8_lossy(&u).into_owned())
-            .unwrap_or_default();
+        let (host, user) = dialled(msg);
         let settings = self.settings.clone();
         let routing = self.routing.clone();
         let realm = settings.realm_for(&host).to_string();
@@ -961,15 +948,7 @@ impl SipEndpoint {
         // one domain: the bindings under the Request-URI host first, else
         // under any realm.
         let bindings = self.local_bindings(&user, &host, now);
-        let callee_natted = bindings
-            .iter()
-            .filter(|b| b.expires_at > now.unix)
-            .any(binding_natted);
-        let targets: Vec<Target> = bindings
-            .iter()
-            .filter(|b| b.expires_at > now.unix)
-            .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
-            .collect();
+        let (targets, callee_natted) = binding_targets(&bindings, now);
         if targets.is_empty() {
             let known = settings
                 .users
@@ -1370,6 +1349,29 @@ fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
 
 /// `ip:port` / `[v6]:port` / `ip` (port 5060) of a trunk destination; host
 /// names are not resolved on a shard.
+/// The host and (unescaped) user of a request's Request-URI.
+fn dialled(msg: &Message<'_>) -> (String, String) {
+    let ruri = msg.request_uri().ok();
+    let host = ruri
+        .and_then(|u| u.host.map(|h| h.to_string()))
+        .unwrap_or_default();
+    let user = ruri
+        .and_then(|u| u.user_unescaped())
+        .map(|u| String::from_utf8_lossy(&u).into_owned())
+        .unwrap_or_default();
+    (host, user)
+}
+
+/// A local AOR's live bindings as targets, and whether one looks NATed.
+fn binding_targets(bindings: &[crate::registrar::Binding], now: Now) -> (Vec<Target>, bool) {
+    let live = || bindings.iter().filter(|b| b.expires_at > now.unix);
+    let natted = live().any(binding_natted);
+    let targets = live()
+        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+        .collect();
+    (targets, natted)
+}
+
 /// A call's direction (API.md 2.1): from a trunk, or from an extension to
 /// a local user or elsewhere.
 fn direction_of(from_trunk: bool, to_local: bool) -> &'static str {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use super::{binding_dest, parse_host_port, Answer, SipEndpoint};
+use super::{binding_targets, parse_host_port, Answer, SipEndpoint};
 use crate::call::engine::{CallExtras, MediaPolicy, NewCall, Target};
 use crate::routing::http_router::{request_json, Forward, RouterDecision, RouterQuery};
 use crate::runtime::Output;
@@ -298,21 +298,10 @@ impl SipEndpoint {
         let ours = port.is_none_or(|p| p == self.settings.sip_port);
         if ours && self.settings.is_local_host(host) && !user.is_empty() {
             let bindings = self.local_bindings(user, host, now);
-            let live: Vec<_> = bindings
-                .iter()
-                .filter(|b| b.expires_at > now.unix)
-                .collect();
-            let natted = live.iter().any(|b| super::binding_natted(b));
-            let targets = live
-                .iter()
-                .filter_map(|b| {
-                    binding_dest(b).map(|dest| {
-                        let mut t = Target::new(b.uri.clone(), dest);
-                        t.to = Some(format!("<{target}>"));
-                        t
-                    })
-                })
-                .collect();
+            let (mut targets, natted) = binding_targets(&bindings, now);
+            for t in &mut targets {
+                t.to = Some(format!("<{target}>"));
+            }
             return (targets, natted);
         }
         match parse_host_port(hostport) {
