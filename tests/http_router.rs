@@ -13,15 +13,26 @@ use common::media::*;
 use common::webhook::{Request, WebhookServer};
 use common::*;
 
-/// The router: what it answers depends on the Call-ID's first part.
+/// The router: what it answers depends on the Call-ID's first part (our
+/// own callers) or on the dialled user (sipp callers).
 fn router(bot_port: u16) -> WebhookServer {
+    router_with(bot_port, 0)
+}
+
+fn router_with(bot_port: u16, dead_port: u16) -> WebhookServer {
     WebhookServer::start_with(move |r: &Request| {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
         let call_id = v["call_id"].as_str().unwrap_or("");
-        let kind = call_id.split('@').next().unwrap_or("");
+        let dialled = v["uri"].as_str().unwrap_or("");
+        let kind = if dialled.starts_with("sip:sipp-") {
+            dialled[4..].split('@').next().unwrap_or("")
+        } else {
+            call_id.split('@').next().unwrap_or("")
+        };
         let body = match kind {
             "r-fwd" => r#"{"action": "forward", "targets": ["sip:1002@pbx.test"], "strategy": "parallel", "record": true, "headers": {"X-Call-Reason": "ticket-123"}, "extensions": {"crm": "A1"}}"#.to_string(),
             "r-seq" => r#"{"action": "forward", "targets": ["sip:1003@pbx.test", "sip:1002@pbx.test"], "strategy": "sequential", "timeout": 1}"#.to_string(),
+            "r-always" => r#"{"action": "forward", "targets": ["sip:1002@pbx.test"], "media_proxy": "always"}"#.to_string(),
             "r-rej" => r#"{"action": "reject", "status": 486, "reason": "Busy Now"}"#.to_string(),
             "r-abort" => r#"{"action": "abort"}"#.to_string(),
             "r-spam" => r#"{"action": "spam"}"#.to_string(),
@@ -37,6 +48,10 @@ fn router(bot_port: u16) -> WebhookServer {
                 std::thread::sleep(Duration::from_millis(300));
                 r#"{"action": "forward", "targets": ["sip:1002@pbx.test"]}"#.to_string()
             }
+            "sipp-seq" => format!(
+                r#"{{"action": "forward", "targets": ["sip:gone@127.0.0.1:{dead_port}", "sip:bot@127.0.0.1:{bot_port}"], "strategy": "sequential", "timeout": 1}}"#
+            ),
+            "sipp-rej" => r#"{"action": "reject", "status": 486, "reason": "Busy Here"}"#.to_string(),
             "r-bot" => format!(
                 r#"{{"action": "forward", "targets": ["sip:bot@127.0.0.1:{bot_port}"]}}"#
             ),
@@ -147,6 +162,20 @@ fn the_router_decides_each_call() {
     // not_handled, and failures with fallback_to_static: the static way
     // (1002's binding) answers.
     let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    // media_proxy from the router: "always" puts the relay in a call the
+    // config (auto, no NAT, not recorded) would have left end to end.
+    let mut caller = Caller::new(&pbx, "r-always@test");
+    let offer = sdp(caller.rtp_port(), &[PCMU], "");
+    let mut invite = String::new();
+    let r = caller.call("1002", &offer, || invite = phone.answer(&answer));
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let seen = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
+    assert!(
+        (61000..62000).contains(&seen.port()),
+        "not the relay: {invite}"
+    );
+    assert_eq!(caller.bye().code, 200);
+    phone.accept_bye(Duration::from_secs(3));
     for id in ["r-nh@test", "r-500@test", "r-garbage@test", "r-slow@test"] {
         let mut caller = Caller::new(&pbx, id);
         let offer = sdp(caller.rtp_port(), &[PCMU], "");
@@ -302,4 +331,31 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
     assert!(phone
         .wait_request("INVITE", Duration::from_millis(600))
         .is_none());
+}
+
+/// sipp on both sides: a sequential forward whose first target never
+/// answers fails over to a sipp UAS after its timeout; a reject reaches a
+/// sipp caller as 486.
+#[test]
+fn sipp_calls_fail_over_and_get_rejected_as_the_router_says() {
+    let (bot_port, dead_port) = (free_port(), free_port());
+    let hook = router_with(bot_port, dead_port);
+    let pbx = pbx_with_router(&hook.url("/route"), false);
+    let dir = tempfile::tempdir().unwrap();
+    let bot = sipp_peer(bot_port, dir.path(), "uas");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let out = sipp_caller(&pbx, UAC_AUTH, "sipp-seq");
+    assert_sipp_ok(&out, "caller (sequential forward)");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the dead target had its second"
+    );
+    assert!(
+        bot.wait(Duration::from_secs(20)).success(),
+        "the UAS's sipp failed"
+    );
+    let out = sipp_caller(&pbx, &scenario("uac_rejected.xml"), "sipp-rej");
+    assert_sipp_ok(&out, "caller (reject)");
+    assert_eq!(hook.received().len(), 2);
 }
