@@ -233,13 +233,20 @@ fn sequential_targets_fail_over_after_their_timeout() {
 }
 
 #[test]
-fn without_fallback_a_router_that_is_down_means_503() {
+fn a_router_that_is_down_means_503_without_fallback_and_static_routes_with() {
     let pbx = pbx_with_router(&format!("http://127.0.0.1:{}/route", free_port()), false);
     let _phone = Phone::register(&pbx, "1002", "secret1002");
     let r = final_response(&pbx, "r-down@test");
     assert_eq!(r.code, 503, "{}", r.raw);
     assert!(r.header("Retry-After").is_some(), "{}", r.raw);
     assert_eq!(wait_cdr(&pbx, "r-down@test")["statusCode"], 503);
+
+    // The same router down with fallback_to_static: the static way answers.
+    let pbx = pbx_with_router(&format!("http://127.0.0.1:{}/route", free_port()), true);
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = answered_call(&pbx, &mut phone, "r-down-fb@test");
+    assert_eq!(caller.bye().code, 200);
+    phone.accept_bye(Duration::from_secs(3));
 }
 
 /// Scenario A: the router sends the call to a bot (a sipp UAS), which
