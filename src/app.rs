@@ -101,15 +101,15 @@ fn media_mode(cfg: &Config) -> MediaMode {
     }
 }
 
-/// `extensions` (console-managed users) is asked before the configured
-/// backends (API.md section 1); a `type = "extensions"` entry adds nothing.
-/// `routing` is the first snapshot (files and console entries).
 /// How shards reach the webhooks they wait for (None: not configured).
 struct WebhookLinks {
     user_queries: Option<crossbeam_channel::Sender<shards::users::UserQuery>>,
     router: Option<shards::routing::http_router::RouterLink>,
 }
 
+/// `extensions` (console-managed users) is asked before the configured
+/// backends (API.md section 1); a `type = "extensions"` entry adds nothing.
+/// `routing` is the first snapshot (files and console entries).
 fn endpoint_settings(
     cfg: &Config,
     store: Store,

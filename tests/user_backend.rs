@@ -26,6 +26,10 @@ fn backend() -> WebhookServer {
             let ha1 = md5_hex("1002:pbx.test:secret1002");
             (200, format!(r#"{{"username": "1002", "ha1": "{ha1}"}}"#))
         }
+        Some("slow") => {
+            std::thread::sleep(Duration::from_millis(1500));
+            (200, r#"{"password": "x"}"#.into())
+        }
         Some("locked") => (
             403,
             r#"{"reason": "invalid_password", "message": "Account locked"}"#.into(),
@@ -114,6 +118,9 @@ fn refused_unknown_and_unreachable_users() {
     assert_eq!(unknown.code, 403, "{}", unknown.raw);
     let wrong = register_as(&pbx, "1001", "not-the-password");
     assert_eq!(wrong.code, 403, "{}", wrong.raw);
+    // A backend slower than timeout_ms (1 s): 503, not a guess.
+    let slow = register_as(&pbx, "slow", "x");
+    assert_eq!(slow.code, 503, "{}", slow.raw);
 
     // A backend nobody listens on: 503 with Retry-After, never a guess.
     let down = pbx_with_backend(&format!("http://127.0.0.1:{}/auth", free_port()));
