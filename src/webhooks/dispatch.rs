@@ -21,8 +21,9 @@ pub type Due<T> = (Vec<(u64, T)>, Option<u64>);
 /// A durable queue the dispatcher reads.
 pub trait Queue: Send + 'static {
     type Item: Send + 'static;
-    /// At most `limit` items due by `now_ms` that are not `busy`, and the
-    /// earliest time another item comes due.
+    /// At most `limit` (> 0) items due by `now_ms` that are not `busy`, and
+    /// the earliest time another item read on the way comes due (the
+    /// dispatcher looks again within a second in any case).
     fn due(
         &self,
         now_ms: u64,

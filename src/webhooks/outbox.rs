@@ -129,8 +129,11 @@ impl Outbox {
             }
             let item: Item = decode_record("outbox item", "", raw)?;
             if item.next_at_ms <= now_ms {
-                if due.len() < limit {
-                    due.push((id, item));
+                due.push((id, item));
+                if due.len() >= limit {
+                    // A large backlog is not read whole for every delivery:
+                    // the rest waits for the next look.
+                    break;
                 }
             } else {
                 next = Some(next.map_or(item.next_at_ms, |n| n.min(item.next_at_ms)));
