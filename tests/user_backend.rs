@@ -30,6 +30,7 @@ fn backend() -> WebhookServer {
             std::thread::sleep(Duration::from_millis(1500));
             (200, r#"{"password": "x"}"#.into())
         }
+        Some("2003") => (200, r#"{"username": "2003", "password": "pw2003"}"#.into()),
         Some("locked") => (
             403,
             r#"{"reason": "invalid_password", "message": "Account locked"}"#.into(),
@@ -183,4 +184,23 @@ fn scenario_c_billing_from_the_pushed_cdr() {
     let rate_per_min = 0.06;
     let cost = billed_secs as f64 * rate_per_min / 60.0;
     assert!(cost > 0.0019 && cost < 0.01, "{cost}");
+}
+
+/// A callee with no binding: 480 when only the HTTP backend knows it (the
+/// INVITE waits for the backend's answer), 404 when nobody does.
+#[test]
+fn a_callee_only_the_backend_knows_is_480_and_a_stranger_404() {
+    let hook = backend();
+    let pbx = pbx_with_backend(&hook.url("/auth"));
+    let call = |to: &str, call_id: &str| {
+        let mut caller = Caller::new(&pbx, call_id);
+        let offer = sdp(caller.rtp_port(), &[PCMU], "");
+        caller.call(to, &offer, || {})
+    };
+    let known = call("2003", "ub-480@test");
+    assert_eq!(known.code, 480, "{}", known.raw);
+    let stranger = call("ghost", "ub-404@test");
+    assert_eq!(stranger.code, 404, "{}", stranger.raw);
+    assert_eq!(asked_for(&hook.received(), "2003").len(), 1);
+    assert_eq!(wait_cdr(&pbx, "ub-480@test")["statusCode"], 480);
 }

@@ -13,6 +13,7 @@ use crate::runtime::Output;
 use crate::sip::{HeaderName, Message};
 use crate::time::Now;
 use crate::transaction::TxId;
+use crate::users::Lookup;
 
 impl SipEndpoint {
     /// A new INVITE: who may call (digest, 407), then where it goes: a local
@@ -269,11 +270,22 @@ impl SipEndpoint {
         let bindings = self.local_bindings(&user, &host, now);
         let (targets, callee_natted) = binding_targets(&bindings, now);
         if targets.is_empty() {
-            let known = settings
-                .users
-                .lookup(&user, &realm, &self.user_cache, now.unix)
-                .is_some()
-                || !bindings.is_empty();
+            // Known but not registered is 480, unknown 404. A user only a
+            // remote backend may know is asked about first (the INVITE waits
+            // and comes back here); a backend that cannot say is not taken
+            // for "no such user".
+            let known = !bindings.is_empty()
+                || match settings
+                    .users
+                    .resolve(&user, &realm, &self.user_cache, now.unix)
+                {
+                    Lookup::Unknown => false,
+                    Lookup::Pending(key) => {
+                        self.park_for_callee(now, msg, src, tx, guest, key, out);
+                        return;
+                    }
+                    Lookup::Found(_) | Lookup::Forbidden(_) | Lookup::Unavailable => true,
+                };
             let code = if known { 480 } else { 404 };
             self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
             self.record_cdr(

@@ -4,7 +4,9 @@
 //! answer comes back (`ShardMsg::UserAnswer`) it goes into the shard's
 //! cache and the parked requests are handled again: a REGISTER from the
 //! start, an INVITE from its auth step on its still-open transaction. No
-//! answer in time: 503 with Retry-After.
+//! answer in time: 503 with Retry-After. An INVITE for a callee without a
+//! binding whom only a remote backend may know waits the same way, to tell
+//! 480 from 404.
 
 use std::net::SocketAddr;
 
@@ -37,8 +39,12 @@ pub(super) struct Parked {
 enum Resume {
     /// A REGISTER, answered statelessly under this key.
     Register { key: Vec<u8> },
-    /// An INVITE on this server transaction.
+    /// An INVITE on this server transaction, from its auth step.
     Invite { tx: TxId },
+    /// An admitted INVITE for a callee with no binding: routed again (as a
+    /// guest's call when it was one), now that the backend said whether the
+    /// callee exists (480 or 404).
+    Route { tx: TxId, guest: bool },
 }
 
 const UNAVAILABLE: &str = "User Backend Unavailable";
@@ -58,6 +64,34 @@ impl SipEndpoint {
             Answer::Cached(k) => Resume::Register { key: k.to_vec() },
             Answer::Stateless => return self.unavailable(now, msg, src, answer, out),
         };
+        self.park_as(now, msg, src, resume, key, out);
+    }
+
+    /// Parks an admitted INVITE until a remote backend says whether its
+    /// callee exists.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn park_for_callee(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        tx: TxId,
+        guest: bool,
+        key: RemoteKey,
+        out: &mut Output,
+    ) {
+        self.park_as(now, msg, src, Resume::Route { tx, guest }, key, out);
+    }
+
+    fn park_as(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        resume: Resume,
+        key: RemoteKey,
+        out: &mut Output,
+    ) {
         if !self.parked.contains_key(&key) {
             let asked = self.settings.user_queries.as_ref().is_some_and(|q| {
                 q.try_send(UserQuery {
@@ -67,6 +101,10 @@ impl SipEndpoint {
                 .is_ok()
             });
             if !asked {
+                let answer = match &resume {
+                    Resume::Register { key } => Answer::Cached(key),
+                    Resume::Invite { tx } | Resume::Route { tx, .. } => Answer::Tx(*tx),
+                };
                 return self.unavailable(now, msg, src, answer, out);
             }
         }
@@ -96,14 +134,19 @@ impl SipEndpoint {
                     self.txs.forget(&key);
                     self.handle(now, &p.data, p.src, out);
                 }
-                Resume::Invite { tx } => {
+                Resume::Invite { tx } | Resume::Route { tx, .. } => {
                     // The transaction may have ended meanwhile (timer,
                     // eviction): then there is nobody to answer.
                     if !matches!(self.table.state(tx), Some(State::Proceeding)) {
                         continue;
                     }
                     if let Ok(msg) = Message::parse(&p.data) {
-                        self.on_invite(now, &msg, p.src, tx, out);
+                        match p.resume {
+                            Resume::Route { guest, .. } => {
+                                self.route_invite(now, &msg, p.src, tx, guest, None, out)
+                            }
+                            _ => self.on_invite(now, &msg, p.src, tx, out),
+                        }
                     }
                     self.flush_calls(out);
                 }
@@ -132,7 +175,7 @@ impl SipEndpoint {
                     Resume::Register { key } => {
                         self.unavailable(now, &msg, p.src, Answer::Cached(key), out)
                     }
-                    Resume::Invite { tx } => {
+                    Resume::Invite { tx } | Resume::Route { tx, .. } => {
                         if matches!(self.table.state(*tx), Some(State::Proceeding)) {
                             self.unavailable(now, &msg, p.src, Answer::Tx(*tx), out);
                             self.flush_calls(out);
