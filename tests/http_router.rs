@@ -136,16 +136,7 @@ fn the_router_decides_each_call() {
     // spam: no final response at all, and a CDR that says spam.
     let caller = Caller::new(&pbx, "r-spam@test");
     let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let ch = caller.sip.request(&spam_invite(&caller, &offer, None));
-    assert_eq!(ch.code, 407);
-    let auth = digest_auth(
-        ch.header("Proxy-Authenticate").unwrap(),
-        "1001",
-        "secret1001",
-        "INVITE",
-        "sip:1002@pbx.test",
-        1,
-    );
+    let auth = credentials_after_407(&caller, &offer);
     caller.sip.send(&spam_invite(&caller, &offer, Some(&auth)));
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
@@ -192,6 +183,21 @@ fn the_router_decides_each_call() {
             format!("shardpbx_webhook_errors_total{{webhook=\"router\",kind=\"{kind}\"}} 1\n");
         assert!(metrics.contains(&series), "{series}{metrics}");
     }
+}
+
+/// Sends the INVITE without credentials and answers its 407: the
+/// Proxy-Authorization value for the INVITE that follows (CSeq 2).
+fn credentials_after_407(caller: &Caller, offer: &str) -> String {
+    let ch = caller.sip.request(&spam_invite(caller, offer, None));
+    assert_eq!(ch.code, 407, "{}", ch.raw);
+    digest_auth(
+        ch.header("Proxy-Authenticate").unwrap(),
+        "1001",
+        "secret1001",
+        "INVITE",
+        "sip:1002@pbx.test",
+        1,
+    )
 }
 
 fn spam_invite(caller: &Caller, offer: &str, auth: Option<&str>) -> String {
@@ -295,16 +301,7 @@ fn max_duration_hangs_up_and_cancel_reaches_an_invite_the_router_holds() {
     // CANCEL while the router thinks: 200 for the CANCEL, 487 for the INVITE.
     let caller = Caller::new(&pbx, "r-cancel@test");
     let offer = sdp(caller.rtp_port(), &[PCMU], "");
-    let ch = caller.sip.request(&spam_invite(&caller, &offer, None));
-    assert_eq!(ch.code, 407);
-    let auth = digest_auth(
-        ch.header("Proxy-Authenticate").unwrap(),
-        "1001",
-        "secret1001",
-        "INVITE",
-        "sip:1002@pbx.test",
-        1,
-    );
+    let auth = credentials_after_407(&caller, &offer);
     let b = branch();
     caller
         .sip

@@ -18,12 +18,12 @@ use heed::{CommitOrAbort, Database, Env, RwTxn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shards::registrar::{Binding, ChangeOutcome};
-use shards::store::{decode_record, encode_record, Store, StoreError};
+use shards::store::{encode_record, Store, StoreError};
 use shards::time::Now;
 
 use super::client::{agent, Failure};
 use super::dispatch::{Dispatcher, Due, Queue};
-use super::outbox::{append, seq_of, Backoff};
+use super::outbox::{append, scan_due, Backoff};
 use super::stats::{ErrorKind, WebhookStats};
 use crate::config::{LocatorEvent, LocatorWebhookConfig};
 
@@ -158,32 +158,17 @@ impl Queue for EventQueue {
         limit: usize,
         busy: &HashSet<u64>,
     ) -> Result<Due<Queued>, StoreError> {
-        let rtxn = self.env.read_txn()?;
         let mut seen: HashSet<String> = HashSet::new();
-        let mut due = Vec::new();
-        let mut next: Option<u64> = None;
-        for entry in self.db.iter(&rtxn)? {
-            let (key, raw) = entry?;
-            let item: Queued = decode_record("locator event", "", raw)?;
-            if !seen.insert(item.aor.clone()) {
-                continue; // not the head of its AOR
-            }
-            let id = seq_of(key);
-            if busy.contains(&id) {
-                continue;
-            }
-            if item.next_at_ms <= now_ms {
-                due.push((id, item));
-                if due.len() >= limit {
-                    // A large backlog is not read whole for every delivery:
-                    // the rest waits for the next look.
-                    break;
-                }
-            } else {
-                next = Some(next.map_or(item.next_at_ms, |n| n.min(item.next_at_ms)));
-            }
-        }
-        Ok((due, next))
+        scan_due(
+            self.env,
+            self.db,
+            "locator event",
+            now_ms,
+            limit,
+            |q: &Queued| q.next_at_ms,
+            // Only an AOR's oldest event, and not while it is in flight.
+            |id, q| seen.insert(q.aor.clone()) && !busy.contains(&id),
+        )
     }
 }
 

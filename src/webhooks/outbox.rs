@@ -118,28 +118,15 @@ impl Outbox {
         limit: usize,
         busy: &impl Fn(u64) -> bool,
     ) -> Result<Due<Item>, StoreError> {
-        let rtxn = self.env.read_txn()?;
-        let mut due = Vec::new();
-        let mut next: Option<u64> = None;
-        for entry in self.items.iter(&rtxn)? {
-            let (key, raw) = entry?;
-            let id = seq_of(key);
-            if busy(id) {
-                continue;
-            }
-            let item: Item = decode_record("outbox item", "", raw)?;
-            if item.next_at_ms <= now_ms {
-                due.push((id, item));
-                if due.len() >= limit {
-                    // A large backlog is not read whole for every delivery:
-                    // the rest waits for the next look.
-                    break;
-                }
-            } else {
-                next = Some(next.map_or(item.next_at_ms, |n| n.min(item.next_at_ms)));
-            }
-        }
-        Ok((due, next))
+        scan_due(
+            self.env,
+            self.items,
+            "outbox item",
+            now_ms,
+            limit,
+            |item: &Item| item.next_at_ms,
+            |id, _| !busy(id),
+        )
     }
 
     /// Item `id` is done: gone from the outbox, its call's push `state`
@@ -203,6 +190,43 @@ pub fn append(
     };
     db.put(wtxn, &next.to_be_bytes(), value)?;
     Ok(())
+}
+
+/// Reads a queue in arrival order and picks the items `eligible(id, item)`
+/// accepts whose `next_at` has come, at most `limit` (> 0), and the earliest
+/// time another eligible item read on the way comes due. The scan stops at
+/// `limit`, so a large backlog is not read whole for every delivery: the
+/// rest waits for the next look.
+pub fn scan_due<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    db: Database<'static, Bytes, Bytes>,
+    what: &str,
+    now_ms: u64,
+    limit: usize,
+    next_at: impl Fn(&T) -> u64,
+    mut eligible: impl FnMut(u64, &T) -> bool,
+) -> Result<Due<T>, StoreError> {
+    let rtxn = env.read_txn()?;
+    let mut due = Vec::new();
+    let mut next: Option<u64> = None;
+    for entry in db.iter(&rtxn)? {
+        let (key, raw) = entry?;
+        let id = seq_of(key);
+        let item: T = decode_record(what, "", raw)?;
+        if !eligible(id, &item) {
+            continue;
+        }
+        let at = next_at(&item);
+        if at <= now_ms {
+            due.push((id, item));
+            if due.len() >= limit {
+                break;
+            }
+        } else {
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+    }
+    Ok((due, next))
 }
 
 pub fn seq_of(key: &[u8]) -> u64 {

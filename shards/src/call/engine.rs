@@ -77,6 +77,34 @@ pub struct NewCall<'a> {
     pub extras: CallExtras,
 }
 
+impl<'a> NewCall<'a> {
+    /// A call that rings every target at once within the overall ring
+    /// timeout, with no route, trunk or extras; callers change the rest.
+    pub fn new(
+        invite: &'a Message<'a>,
+        src: SocketAddr,
+        tx: TxId,
+        targets: Vec<Target>,
+        direction: &'static str,
+        media: MediaPolicy,
+    ) -> Self {
+        NewCall {
+            invite,
+            src,
+            tx,
+            targets,
+            sequential: false,
+            per_target_ms: None,
+            direction,
+            ring_ms: None,
+            route: None,
+            trunk: None,
+            media,
+            extras: CallExtras::default(),
+        }
+    }
+}
+
 /// What an HTTP router may add to a call (API.md 2.1).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallExtras {

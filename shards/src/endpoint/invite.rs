@@ -135,17 +135,8 @@ impl SipEndpoint {
             let route = Some(decision.route.to_string());
             match decision.outcome {
                 RouteOutcome::Reject { code, reason } => {
-                    self.respond(now, msg, src, code, Some(&reason), &[], Answer::Tx(tx), out);
-                    self.record_cdr(
-                        now,
-                        msg,
-                        code,
-                        direction(local),
-                        "rejected",
-                        "rejected",
-                        route,
-                        from_trunk,
-                    );
+                    let r = Refusal::rejected(code, direction(local), from_trunk);
+                    self.refuse(now, msg, src, tx, r.reason(&reason).route(route), out);
                 }
                 RouteOutcome::Forward { targets, parallel } => {
                     let mut dial_user = user.clone();
@@ -187,81 +178,37 @@ impl SipEndpoint {
                     }
                     if list.is_empty() {
                         let code = if limited { 503 } else { 480 };
-                        self.respond(
-                            now,
-                            msg,
-                            src,
-                            code,
-                            None,
-                            &[("Retry-After", "5".into())],
-                            Answer::Tx(tx),
-                            out,
-                        );
-                        self.record_cdr(
-                            now,
-                            msg,
-                            code,
-                            direction(false),
-                            "failed",
-                            "failed",
-                            route,
-                            trunk_id,
-                        );
+                        let r = Refusal::failed(code, direction(false), trunk_id);
+                        self.refuse(now, msg, src, tx, r.retry().route(route), out);
                         return;
                     }
                     let sequential = !parallel;
                     let per_target_ms =
                         sequential.then_some(settings.max_ring_ms / (list.len() as u64).max(1));
-                    self.calls.start(
-                        now,
-                        &mut self.table,
-                        NewCall {
-                            invite: msg,
-                            src,
-                            tx,
-                            targets: list,
-                            sequential,
-                            per_target_ms: per_target_ms.filter(|_| targets.len() > 1),
-                            direction: direction(false),
-                            ring_ms: None,
-                            route,
-                            media: MediaPolicy {
-                                mode: settings.media_mode,
-                                record: settings.record_all,
-                                callee_natted: false,
-                                via_trunk: trunk_id.is_some() || from_trunk.is_some(),
-                            },
-                            trunk: trunk_id.or(from_trunk),
-                            extras: Default::default(),
-                        },
-                        &mut self.actions,
-                    );
+                    let media = MediaPolicy {
+                        mode: settings.media_mode,
+                        record: settings.record_all,
+                        callee_natted: false,
+                        via_trunk: trunk_id.is_some() || from_trunk.is_some(),
+                    };
+                    let dir = direction(false);
+                    let call = NewCall {
+                        sequential,
+                        per_target_ms: per_target_ms.filter(|_| targets.len() > 1),
+                        route,
+                        trunk: trunk_id.or(from_trunk),
+                        ..NewCall::new(msg, src, tx, list, dir, media)
+                    };
+                    self.calls
+                        .start(now, &mut self.table, call, &mut self.actions);
                 }
             }
             return;
         }
 
         if !local || user.is_empty() {
-            self.respond(
-                now,
-                msg,
-                src,
-                404,
-                Some("No route"),
-                &[],
-                Answer::Tx(tx),
-                out,
-            );
-            self.record_cdr(
-                now,
-                msg,
-                404,
-                direction(false),
-                "failed",
-                "failed",
-                None,
-                from_trunk,
-            );
+            let r = Refusal::failed(404, direction(false), from_trunk);
+            self.refuse(now, msg, src, tx, r.reason("No route"), out);
             return;
         }
         // A local AOR: all its bindings in parallel. Our realms are aliases of
@@ -287,42 +234,117 @@ impl SipEndpoint {
                     Lookup::Found(_) | Lookup::Forbidden(_) | Lookup::Unavailable => true,
                 };
             let code = if known { 480 } else { 404 };
-            self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
-            self.record_cdr(
-                now,
-                msg,
-                code,
-                direction(true),
-                "failed",
-                "failed",
-                None,
-                from_trunk,
-            );
+            let r = Refusal::failed(code, direction(true), from_trunk);
+            self.refuse(now, msg, src, tx, r, out);
             return;
         }
-        self.calls.start(
+        let media = MediaPolicy {
+            mode: settings.media_mode,
+            record: settings.record_all,
+            callee_natted,
+            via_trunk: from_trunk.is_some(),
+        };
+        let dir = direction(true);
+        let call = NewCall {
+            trunk: from_trunk,
+            ..NewCall::new(msg, src, tx, targets, dir, media)
+        };
+        self.calls
+            .start(now, &mut self.table, call, &mut self.actions);
+    }
+
+    /// Ends an INVITE that becomes no call: its final response through its
+    /// transaction, and its CDR.
+    pub(super) fn refuse(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        tx: TxId,
+        r: Refusal<'_>,
+        out: &mut Output,
+    ) {
+        let retry = [("Retry-After", "5".to_string())];
+        let headers: &[(&str, String)] = if r.retry_after { &retry } else { &[] };
+        self.respond(
             now,
-            &mut self.table,
-            NewCall {
-                invite: msg,
-                src,
-                tx,
-                targets,
-                sequential: false,
-                per_target_ms: None,
-                direction: direction(true),
-                ring_ms: None,
-                route: None,
-                media: MediaPolicy {
-                    mode: settings.media_mode,
-                    record: settings.record_all,
-                    callee_natted,
-                    via_trunk: from_trunk.is_some(),
-                },
-                trunk: from_trunk,
-                extras: Default::default(),
-            },
-            &mut self.actions,
+            msg,
+            src,
+            r.code,
+            r.reason,
+            headers,
+            Answer::Tx(tx),
+            out,
         );
+        self.record_cdr(
+            now,
+            msg,
+            r.code,
+            r.direction,
+            r.status,
+            r.status,
+            r.route,
+            r.trunk,
+        );
+    }
+}
+
+/// How an INVITE that becomes no call ends (see [`SipEndpoint::refuse`]).
+pub(super) struct Refusal<'a> {
+    code: u16,
+    reason: Option<&'a str>,
+    /// With `Retry-After`: the caller may try again soon.
+    retry_after: bool,
+    direction: &'static str,
+    /// The CDR's status, and its hangupReason: `failed` or `rejected`.
+    status: &'static str,
+    route: Option<String>,
+    trunk: Option<String>,
+}
+
+impl<'a> Refusal<'a> {
+    /// Nowhere to go (404, 480, 503...): CDR `failed`.
+    pub(super) fn failed(code: u16, direction: &'static str, trunk: Option<String>) -> Self {
+        Refusal::new(code, direction, "failed", trunk)
+    }
+
+    /// Refused on purpose (a route's or the router's reject): CDR `rejected`.
+    pub(super) fn rejected(code: u16, direction: &'static str, trunk: Option<String>) -> Self {
+        Refusal::new(code, direction, "rejected", trunk)
+    }
+
+    fn new(
+        code: u16,
+        direction: &'static str,
+        status: &'static str,
+        trunk: Option<String>,
+    ) -> Self {
+        Refusal {
+            code,
+            reason: None,
+            retry_after: false,
+            direction,
+            status,
+            route: None,
+            trunk,
+        }
+    }
+
+    pub(super) fn reason(self, reason: &'a str) -> Self {
+        Refusal {
+            reason: Some(reason),
+            ..self
+        }
+    }
+
+    pub(super) fn retry(self) -> Self {
+        Refusal {
+            retry_after: true,
+            ..self
+        }
+    }
+
+    pub(super) fn route(self, route: Option<String>) -> Self {
+        Refusal { route, ..self }
     }
 }

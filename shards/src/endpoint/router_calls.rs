@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use super::invite::Refusal;
 use super::{binding_targets, parse_host_port, Answer, SipEndpoint};
 use crate::call::engine::{CallExtras, MediaPolicy, NewCall, Target};
 use crate::routing::http_router::{request_json, Forward, RouterDecision, RouterQuery};
@@ -150,43 +151,28 @@ impl SipEndpoint {
                 if fallback {
                     return false;
                 }
-                let retry = [("Retry-After", "5".to_string())];
-                self.respond(
+                let r = Refusal::failed(503, direction, from_trunk);
+                self.refuse(
                     now,
                     msg,
                     src,
-                    503,
-                    Some("Router Unavailable"),
-                    &retry,
-                    Answer::Tx(tx),
+                    tx,
+                    r.reason("Router Unavailable").retry(),
                     out,
-                );
-                self.record_cdr(
-                    now, msg, 503, direction, "failed", "failed", None, from_trunk,
                 );
                 true
             }
             RouterDecision::Reject { status, reason } => {
-                self.respond(
-                    now,
-                    msg,
-                    src,
-                    status,
-                    reason.as_deref(),
-                    &[],
-                    Answer::Tx(tx),
-                    out,
-                );
-                self.record_cdr(
-                    now, msg, status, direction, "rejected", "rejected", None, from_trunk,
-                );
+                let mut r = Refusal::rejected(status, direction, from_trunk);
+                if let Some(reason) = reason.as_deref() {
+                    r = r.reason(reason);
+                }
+                self.refuse(now, msg, src, tx, r, out);
                 true
             }
             RouterDecision::Abort { status } => {
-                self.respond(now, msg, src, status, None, &[], Answer::Tx(tx), out);
-                self.record_cdr(
-                    now, msg, status, direction, "failed", "failed", None, from_trunk,
-                );
+                let r = Refusal::failed(status, direction, from_trunk);
+                self.refuse(now, msg, src, tx, r, out);
                 true
             }
             RouterDecision::Spam => {
@@ -224,52 +210,33 @@ impl SipEndpoint {
             targets.extend(found);
         }
         if targets.is_empty() {
-            self.respond(
-                now,
-                msg,
-                src,
-                480,
-                Some("No Valid Target"),
-                &[],
-                Answer::Tx(tx),
-                out,
-            );
-            self.record_cdr(
-                now, msg, 480, direction, "failed", "failed", None, from_trunk,
-            );
+            let r = Refusal::failed(480, direction, from_trunk);
+            self.refuse(now, msg, src, tx, r.reason("No Valid Target"), out);
             return;
         }
         let settings = self.settings.clone();
         let timeout_ms = f.timeout_secs.map(|s| s.saturating_mul(1000));
         let sequential = !f.parallel;
-        self.calls.start(
-            now,
-            &mut self.table,
-            NewCall {
-                invite: msg,
-                src,
-                tx,
-                targets,
-                sequential,
-                per_target_ms: if sequential { timeout_ms } else { None },
-                direction,
-                ring_ms: if sequential { None } else { timeout_ms },
-                route: None,
-                media: MediaPolicy {
-                    mode: f.media_proxy.unwrap_or(settings.media_mode),
-                    record: f.record.unwrap_or(settings.record_all),
-                    callee_natted,
-                    via_trunk: from_trunk.is_some(),
-                },
-                trunk: from_trunk,
-                extras: CallExtras {
-                    headers: f.headers,
-                    metadata: f.extensions,
-                    max_duration_ms: f.max_duration_secs.map(|s| s.saturating_mul(1000)),
-                },
+        let media = MediaPolicy {
+            mode: f.media_proxy.unwrap_or(settings.media_mode),
+            record: f.record.unwrap_or(settings.record_all),
+            callee_natted,
+            via_trunk: from_trunk.is_some(),
+        };
+        let call = NewCall {
+            sequential,
+            per_target_ms: if sequential { timeout_ms } else { None },
+            ring_ms: if sequential { None } else { timeout_ms },
+            trunk: from_trunk,
+            extras: CallExtras {
+                headers: f.headers,
+                metadata: f.extensions,
+                max_duration_ms: f.max_duration_secs.map(|s| s.saturating_mul(1000)),
             },
-            &mut self.actions,
-        );
+            ..NewCall::new(msg, src, tx, targets, direction, media)
+        };
+        self.calls
+            .start(now, &mut self.table, call, &mut self.actions);
     }
 
     /// A router target: a local AOR rings every binding it has; a URI with
