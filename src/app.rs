@@ -485,7 +485,7 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
         let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
         let (initial, max) = cfg.callrecord.retry();
         let stats = Arc::new(WebhookStats::new(name));
-        let pusher = cdr_push::CdrPusher::start(
+        let pusher = cdr_push::start(
             store.clone(),
             outbox.clone(),
             cdr_push::PushConfig {
@@ -502,7 +502,7 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
             wake: pusher.waker(),
         });
         views.cdr_push = Some((stats, outbox));
-        dispatchers.push(pusher.into_dispatcher());
+        dispatchers.push(pusher);
     }
     if let Some(l) = &cfg.proxy.locator_webhook {
         let queue = locator::EventQueue::open(store, &l.events).map_err(|e| e.to_string())?;

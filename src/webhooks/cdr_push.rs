@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use shards::cdr::Cdr;
 use shards::store::Store;
 use shards::time::Now;
@@ -55,39 +54,23 @@ pub struct PushConfig {
     pub data_dir: PathBuf,
 }
 
-/// The running pusher: a dispatcher over the CDR outbox.
-pub struct CdrPusher {
-    dispatcher: Dispatcher,
-}
-
-impl CdrPusher {
-    pub fn start(
-        store: Store,
-        outbox: Outbox,
-        cfg: PushConfig,
-        stats: Arc<WebhookStats>,
-    ) -> std::io::Result<CdrPusher> {
-        let worker = Worker {
-            store,
-            outbox: outbox.clone(),
-            agent: agent(cfg.timeout),
-            cfg,
-            stats,
-        };
-        let dispatcher = Dispatcher::start("cdr-push", outbox, WORKERS, move |id, item| {
-            worker.attempt(id, item)
-        })?;
-        Ok(CdrPusher { dispatcher })
-    }
-
-    /// Tells the pusher that new items were queued.
-    pub fn waker(&self) -> Sender<()> {
-        self.dispatcher.waker()
-    }
-
-    pub fn into_dispatcher(self) -> Dispatcher {
-        self.dispatcher
-    }
+/// Starts pushing the CDRs of `outbox` (also those an earlier run left).
+pub fn start(
+    store: Store,
+    outbox: Outbox,
+    cfg: PushConfig,
+    stats: Arc<WebhookStats>,
+) -> std::io::Result<Dispatcher> {
+    let worker = Worker {
+        store,
+        outbox: outbox.clone(),
+        agent: agent(cfg.timeout),
+        cfg,
+        stats,
+    };
+    Dispatcher::start("cdr-push", outbox, WORKERS, move |id, item| {
+        worker.attempt(id, item)
+    })
 }
 
 fn now_ms() -> u64 {
