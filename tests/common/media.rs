@@ -127,7 +127,7 @@ fn header_of<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn sip_response(
+pub fn sip_response(
     req: &str,
     code: u16,
     reason: &str,
@@ -373,6 +373,22 @@ impl Caller {
             }
         }
         panic!("no answer to the re-INVITE");
+    }
+
+    /// Sends `method` in the dialog with CSeq `cseq` (not counting up: a
+    /// replay when `cseq` was used) and returns its final response.
+    pub fn replay_in_dialog(&self, method: &str, cseq: u32) -> Response {
+        self.send_in_dialog(method, cseq, "");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(text) = self.sip.recv(Duration::from_millis(500)) {
+                let r = Response::parse(&text);
+                if r.header("CSeq").is_some_and(|c| c.contains(method)) && r.code >= 200 {
+                    return r;
+                }
+            }
+        }
+        panic!("no answer to {method}");
     }
 
     pub fn bye(&mut self) -> Response {

@@ -106,8 +106,7 @@ shards = {shards}
 addr = "127.0.0.1"
 udp_port = {sip_port}
 {realms}
-routes_files = []
-trunks_files = []
+{files}
 {extra}
 
 [[proxy.user_backends]]
@@ -132,6 +131,11 @@ rtp_port_end = 61998
                 r#"realms = ["127.0.0.1", "pbx.test"]"#
             },
             users = users.join(", "),
+            files = if opts.proxy_extra.contains("routes_files") {
+                ""
+            } else {
+                "routes_files = []\ntrunks_files = []"
+            },
         );
         let path = dir.path().join("shardpbx.toml");
         std::fs::write(&path, config).unwrap();

@@ -234,9 +234,45 @@ struct Dialog {
     remote_target: String,
     dest: Option<SocketAddr>,
     local_cseq: u32,
+    /// The CSeq of the peer's last request in this dialog (RFC 3261
+    /// 12.2.2): a request must count above it.
+    remote_cseq: Option<u32>,
+}
+
+/// How an in-dialog request relates to the dialog its Call-ID names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialogMatch {
+    /// Both tags are the dialog's and the CSeq counts up.
+    InOrder,
+    /// The tags are not this dialog's (481): whoever sent it knows the
+    /// Call-ID, not the dialog.
+    Unknown,
+    /// A CSeq at or below the peer's last one (500).
+    OutOfOrder,
 }
 
 impl Dialog {
+    /// Matches a request from the peer (RFC 3261 12.2.2): its From tag is
+    /// the peer's, its To tag ours, its CSeq above the last one. A request
+    /// that matches moves the remote CSeq forward.
+    fn admit(&mut self, msg: &Message<'_>) -> DialogMatch {
+        let from_tag = msg.from().ok().and_then(|f| f.tag().map(str::to_string));
+        let to_tag = msg.to().ok().and_then(|t| t.tag().map(str::to_string));
+        if from_tag.as_deref().unwrap_or_default() != self.remote_tag
+            || to_tag.as_deref() != Some(self.local_tag.as_str())
+        {
+            return DialogMatch::Unknown;
+        }
+        let Ok(cseq) = msg.cseq() else {
+            return DialogMatch::Unknown;
+        };
+        if self.remote_cseq.is_some_and(|last| cseq.seq <= last) {
+            return DialogMatch::OutOfOrder;
+        }
+        self.remote_cseq = Some(cseq.seq);
+        DialogMatch::InOrder
+    }
+
     /// Starts the next request of this dialog (RFC 3261 12.2.1.1): our CSeq
     /// counts up, From/To carry the dialog's tags. The caller adds the rest.
     fn next_request<'b>(
@@ -448,6 +484,17 @@ pub struct CallEngine {
     closing_ids: HashMap<String, u64>,
     /// Finished flows (callId, JSON), taken by the endpoint.
     pub finished_flows: Vec<(String, Vec<u8>)>,
+    /// In-dialog requests refused since the endpoint last took the counts.
+    pub refused: RefusedRequests,
+}
+
+/// Counts of in-dialog requests the engine refused, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefusedRequests {
+    /// Tags not those of the dialog the Call-ID names (481).
+    pub dialog_mismatch: u64,
+    /// CSeq not above the last one of that direction (500).
+    pub cseq_out_of_order: u64,
 }
 
 fn strip_tag(name_addr: &str) -> String {
@@ -512,6 +559,7 @@ impl CallEngine {
             closing: HashMap::new(),
             closing_ids: HashMap::new(),
             finished_flows: Vec::new(),
+            refused: RefusedRequests::default(),
         }
     }
 
@@ -778,6 +826,7 @@ impl CallEngine {
             remote_target: o.first.uri.clone(),
             dest: Some(o.first.dest),
             local_cseq: 1,
+            remote_cseq: None,
         };
         let offer_a = relay_offer(addr, a_port, id);
         let via = self.via();
@@ -1138,6 +1187,12 @@ impl CallEngine {
         self.by_call_id.contains_key(call_id)
     }
 
+    /// Is this Call-ID one of our live calls, or of one that just ended
+    /// (its record may not be stored yet)?
+    pub fn had_call_id(&self, call_id: &str) -> bool {
+        self.knows_call_id(call_id) || self.closing_ids.contains_key(call_id)
+    }
+
     fn contact(&self) -> String {
         format!("<sip:shardpbx@{}:{}>", self.cfg.host, self.cfg.port)
     }
@@ -1221,6 +1276,7 @@ impl CallEngine {
             remote_target: contact_uri(invite).unwrap_or_else(|| uri_of(invite, HeaderName::From)),
             dest: Some(new.src),
             local_cseq: 0,
+            remote_cseq: invite.cseq().ok().map(|c| c.seq),
         };
         let caller_uri = uri_of(invite, HeaderName::From);
         let callee_uri = uri_of(invite, HeaderName::To);
@@ -1367,6 +1423,7 @@ impl CallEngine {
             remote_target: target.uri.clone(),
             dest: Some(target.dest),
             local_cseq: 1,
+            remote_cseq: None,
         };
         let index = c.legs.len();
         let deadline_ms = c.per_target_ms.map(|ms| now.mono_ms + ms);
@@ -1635,20 +1692,16 @@ impl CallEngine {
                 } else {
                     HeaderName::ProxyAuthenticate
                 };
+                // Only a qop=auth challenge is answered: without qop the
+                // response is a replayable function of the carrier's nonce.
+                let cnonce = self.ids.cnonce();
                 let answer = msg
                     .header_values(header)
                     .filter_map(|v| client::parse_challenge(&v))
-                    .next()
+                    .find(|ch| ch.qop_auth)
                     .and_then(|ch| {
                         let (u, p) = l.target.credentials.as_ref()?;
-                        client::answer(
-                            &ch,
-                            u,
-                            p,
-                            "INVITE",
-                            &l.target.uri,
-                            &format!("{:08x}", now.unix_ms as u32),
-                        )
+                        client::answer(&ch, u, p, "INVITE", &l.target.uri, &cnonce)
                     });
                 match answer {
                     Some(value) => {
@@ -1809,6 +1862,23 @@ impl CallEngine {
         let Some(&(call, leg)) = msg.call_id().and_then(|cid| self.by_call_id.get(cid)) else {
             return false;
         };
+        let admitted = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.dialog_mut(leg))
+            .map_or(DialogMatch::Unknown, |d| d.admit(msg));
+        match admitted {
+            DialogMatch::InOrder => {}
+            DialogMatch::Unknown => {
+                self.refused.dialog_mismatch += 1;
+                return false;
+            }
+            DialogMatch::OutOfOrder => {
+                self.refused.cseq_out_of_order += 1;
+                self.respond_plain(now, table, tx, msg, 500, out);
+                return true;
+            }
+        }
         match method {
             Method::Bye => {
                 self.respond_plain(now, table, tx, msg, 200, out);

@@ -37,7 +37,7 @@ impl Rig {
                     max_ring_ms: 30_000,
                     server_name: "test".into(),
                 },
-                IdGen::new(1, 0, 1),
+                IdGen::from_seed([1; 32], 0, 1),
             ),
             actions: Vec::new(),
         }

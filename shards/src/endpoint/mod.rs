@@ -103,13 +103,8 @@ impl SipEndpoint {
             },
         )
         .map_err(|e| format!("proxy.digest_algorithms: {e:?}"))?;
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&settings.nonce_key[..8]);
-        let ids = IdGen::new(
-            u64::from_le_bytes(seed) ^ (ctx.id as u64).rotate_left(32),
-            ctx.id,
-            ctx.shards,
-        );
+        let ids = IdGen::from_os(ctx.id, ctx.shards)
+            .map_err(|e| format!("no randomness from the OS for SIP ids: {e}"))?;
         let calls = CallEngine::new(
             EngineConfig {
                 host: settings.sip_host.clone(),
@@ -236,6 +231,14 @@ impl SipEndpoint {
                         .on_response(now, &mut self.table, tx, &msg, &mut self.actions);
                 }
                 Received::Absorbed => {}
+                Received::WrongSource => {
+                    ShardStats::add(&self.ctx.stats.sip_spoofed_responses, 1);
+                    self.drop_message(
+                        now,
+                        src,
+                        "response from another address than its request went to",
+                    );
+                }
                 _ => self.drop_message(now, src, "response without a client transaction"),
             }
             self.flush_calls(out);
@@ -641,7 +644,7 @@ impl SipEndpoint {
                 self.respond(now, msg, src, 400, None, &[], Answer::Stateless, out);
                 return;
             }
-            Received::Response(_) | Received::Stray => return,
+            Received::Response(_) | Received::Stray | Received::WrongSource => return,
         };
         let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
         if matches!(method, Method::Cancel) {
@@ -681,6 +684,21 @@ impl SipEndpoint {
             self.respond(now, msg, src, 482, None, &[], Answer::Tx(tx), out);
             return;
         }
+        if self.call_id_taken(msg) {
+            // A new INVITE may not reuse the Call-ID of a call we have or had:
+            // it would take over that call's dialog, flow and record.
+            self.respond(
+                now,
+                msg,
+                src,
+                482,
+                Some("Call-ID In Use"),
+                &[],
+                Answer::Tx(tx),
+                out,
+            );
+            return;
+        }
         if let Some(reject) = stateless::inspect(msg) {
             self.respond(
                 now,
@@ -695,6 +713,19 @@ impl SipEndpoint {
             return;
         }
         self.on_invite(now, msg, src, tx, out);
+    }
+
+    /// Whether a new INVITE's Call-ID belongs to a live or finished call.
+    fn call_id_taken(&self, msg: &Message<'_>) -> bool {
+        let Some(cid) = msg.call_id() else {
+            return false;
+        };
+        self.calls.had_call_id(cid)
+            || self
+                .settings
+                .store
+                .as_ref()
+                .is_some_and(|s| s.has_cdr(cid).unwrap_or(false))
     }
 
     /// The stored bindings of a local user: those under `host` first, else
@@ -807,6 +838,12 @@ impl SipEndpoint {
             self.calls.capture(unix_ms, false, dest, &data);
             out.sends.push(dest, &data);
         }
+        let refused = std::mem::take(&mut self.calls.refused);
+        ShardStats::add(&self.ctx.stats.sip_dialog_mismatch, refused.dialog_mismatch);
+        ShardStats::add(
+            &self.ctx.stats.sip_cseq_out_of_order,
+            refused.cseq_out_of_order,
+        );
         for (call_id, json) in self.calls.finished_flows.drain(..) {
             let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
         }

@@ -53,6 +53,9 @@ counters! {
     rtp_rx: "RTP/RTCP datagrams received on this shard's media ports",
     rtp_tx: "RTP/RTCP datagrams relayed",
     rtp_dropped: "RTP/RTCP datagrams not relayed (unknown source, muted, no destination, send failed)",
+    sip_spoofed_responses: "SIP responses dropped: they matched a transaction but came from another address than its request went to",
+    sip_dialog_mismatch: "in-dialog requests answered 481: Call-ID known but tags not those of the dialog",
+    sip_cseq_out_of_order: "in-dialog requests answered 500: CSeq not above the last one of that direction",
 }
 
 /// Methods counted one by one; anything else counts as `OTHER`.

@@ -381,6 +381,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a CDR with this callId is stored.
+    pub fn has_cdr(&self, call_id: &str) -> Result<bool, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.cdr_ids.get(&rtxn, call_id)?.is_some())
+    }
+
     /// One CDR by its callId.
     pub fn cdr(&self, call_id: &str) -> Result<Option<Cdr>, StoreError> {
         let rtxn = self.env.read_txn()?;

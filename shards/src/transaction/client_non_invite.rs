@@ -10,7 +10,7 @@ use super::{event, send, Action, Bytes, Config, Event, State, TxId};
 
 pub(crate) struct ClientNonInvite {
     id: TxId,
-    dest: SocketAddr,
+    pub(crate) dest: SocketAddr,
     reliable: bool,
     state: State,
     request: Bytes,

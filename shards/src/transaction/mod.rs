@@ -18,6 +18,7 @@
 //!     Received::Response(tx) => tu.response(tx, &msg),     // 1xx, first final, every 2xx
 //!     Received::Ack(tx) => tu.ack(tx, &msg),               // ACK for a 2xx (dialog layer)
 //!     Received::Stray => tu.stray_response(&msg),          // no client transaction
+//!     Received::WrongSource => count_and_drop(),           // not from where the request went
 //!     Received::Absorbed => {}                             // retransmission, handled here
 //!     Received::Full => answer_503_statelessly(),
 //!     Received::Invalid(e) => drop_or_400(e),
@@ -270,6 +271,10 @@ pub enum Received {
     Absorbed,
     /// A response that matches no client transaction.
     Stray,
+    /// A response that matches a client transaction but comes from another
+    /// address than the one its request went to: dropped, it changes nothing
+    /// (someone who learnt or guessed the branch cannot answer for the peer).
+    WrongSource,
     /// A new request, but the table is full: no transaction was created.
     Full,
     /// Cannot be matched: what the message lacks.

@@ -170,7 +170,7 @@ impl TransactionTable {
         if msg.is_request() {
             self.receive_request(now_ms, msg, source, reliable, out)
         } else {
-            self.receive_response(now_ms, msg, out)
+            self.receive_response(now_ms, msg, source, out)
         }
     }
 
@@ -252,7 +252,13 @@ impl TransactionTable {
         Received::Request(id)
     }
 
-    fn receive_response(&mut self, now: u64, msg: &Message<'_>, out: &mut Vec<Action>) -> Received {
+    fn receive_response(
+        &mut self,
+        now: u64,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        out: &mut Vec<Action>,
+    ) -> Received {
         let view = match client_view(msg) {
             Ok(v) => v,
             Err(KeyError::Branch) => return Received::Stray,
@@ -261,6 +267,14 @@ impl TransactionTable {
         let Some(id) = self.index.get(&view as &dyn KeyView).copied() else {
             return Received::Stray;
         };
+        let sent_to = match entry_mut(&mut self.slots, id).map(|e| &e.machine) {
+            Some(Machine::ClientInvite(tx)) => Some(tx.dest().0),
+            Some(Machine::ClientNonInvite(tx)) => Some(tx.dest),
+            _ => None,
+        };
+        if sent_to.is_some_and(|d| !same_address(d, source)) {
+            return Received::WrongSource;
+        }
         let cfg = self.cfg;
         let (up, cancel_now) = match entry_mut(&mut self.slots, id).map(|e| &mut e.machine) {
             Some(Machine::ClientInvite(tx)) => {
@@ -597,4 +611,16 @@ impl TransactionTable {
     pub(crate) fn index_sizes(&self) -> (usize, usize) {
         (self.index.len(), self.timers.len())
     }
+}
+
+/// Whether a response from `source` comes from where we sent to `dest`: the
+/// same IP (an IPv4-mapped IPv6 address counts as its IPv4) and port.
+fn same_address(dest: SocketAddr, source: SocketAddr) -> bool {
+    let canon = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    dest.port() == source.port() && canon(dest.ip()) == canon(source.ip())
 }

@@ -394,3 +394,37 @@ fn send_request_refuses_what_is_not_a_transaction() {
         .send_request(0, &request("CANCEL", "z9hG4bKdup"), p, false, out)
         .is_ok());
 }
+
+#[test]
+fn a_response_from_another_address_is_dropped_and_changes_nothing() {
+    let mut h = Harness::new();
+    let inv = request("INVITE", "z9hG4bKspoof");
+    let tx = h.send(0, &inv);
+    h.take();
+    let busy = response(&inv, 486, "evil");
+    let msg = Message::parse(&busy).unwrap();
+    for other in ["192.0.2.66:5060", "192.0.2.50:5999"] {
+        let from: std::net::SocketAddr = other.parse().unwrap();
+        assert_eq!(
+            h.table.receive(100, &msg, from, false, &mut h.out),
+            Received::WrongSource,
+            "{other}"
+        );
+    }
+    // Nothing was sent (no ACK for the forged final), the state is unchanged.
+    assert!(h.take().is_empty());
+    assert_eq!(h.table.state(tx), Some(State::Calling));
+    // The same final from the peer counts.
+    assert_eq!(h.recv(200, &busy), Received::Response(tx));
+    // An IPv4-mapped IPv6 source is the same address.
+    let mut h = Harness::new();
+    let bye = request("BYE", "z9hG4bKmapped");
+    let tx = h.send(0, &bye);
+    let ok = response(&bye, 200, "b1");
+    let msg = Message::parse(&ok).unwrap();
+    let mapped: std::net::SocketAddr = "[::ffff:192.0.2.50]:5060".parse().unwrap();
+    assert_eq!(
+        h.table.receive(10, &msg, mapped, false, &mut h.out),
+        Received::Response(tx)
+    );
+}
