@@ -14,7 +14,7 @@ use shards::endpoint::{EndpointSettings, SipEndpoint};
 use shards::media::relay::RelayConfig;
 use shards::runtime::{Runtime, RuntimeConfig};
 use shards::store::{Store, StoreOptions};
-use shards::users::{MemoryBackend, UserDirectory};
+use shards::users::{Credential, MemoryBackend, UserDirectory, UserRecord};
 
 use crate::cli::{load_config, store_dir};
 use crate::config::{CallRecordTarget, Config, DigestAlgorithm, MediaProxyMode, UserBackend};
@@ -132,8 +132,17 @@ fn endpoint_settings(
     let mut user_query_timeout_ms = 0;
     for (i, b) in cfg.proxy.user_backends.iter().enumerate() {
         match b.backend() {
-            UserBackend::Memory(list) => users.push_local(Arc::new(MemoryBackend::new(
-                list.into_iter().map(|u| (u.username, u.password, u.realm)),
+            UserBackend::Memory(list) => users.push_local(Arc::new(MemoryBackend::from_records(
+                list.into_iter().map(|u| {
+                    let record = UserRecord {
+                        username: u.username,
+                        credential: Credential::Password(u.password),
+                        display_name: u.display_name,
+                        allow_guest_calls: false,
+                        allowed_caller_ids: u.allowed_caller_ids,
+                    };
+                    (record, u.realm)
+                }),
             ))),
             UserBackend::Http(h) => {
                 users.push_remote(i);

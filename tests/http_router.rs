@@ -122,6 +122,8 @@ fn the_router_decides_each_call() {
         "credentials are not passed on: {q}"
     );
     assert!(q["headers"]["Call-ID"].is_string(), "{q}");
+    assert_eq!(q["authUser"], "1001", "who authenticated: {q}");
+    assert_eq!(cdr["authUser"], "1001", "{cdr}");
 
     // reject, abort: their status (and reason) reach the caller; CDRs say so.
     let rej = final_response(&pbx, "r-rej@test");

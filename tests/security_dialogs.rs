@@ -114,7 +114,7 @@ fn a_stranger_who_knows_the_call_id_cannot_end_or_reinvite_the_call() {
 #[test]
 fn a_response_from_another_address_than_the_callee_changes_nothing() {
     let pbx = Pbx::start(PbxOptions::default());
-    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let phone = Phone::register(&pbx, "1002", "secret1002");
     let mut caller = Caller::new(&pbx, "spoofed-busy-1");
     let offer = sdp(caller.rtp_port(), &[PCMU], "");
     let answer = sdp(phone.rtp_port(), &[PCMU], "");

@@ -17,6 +17,17 @@ pub struct UserRecord {
     /// Callers who do not authenticate (and come from no trunk) may call
     /// this user; only this user, so no route or trunk is reachable that way.
     pub allow_guest_calls: bool,
+    /// From users this user may call as besides its own username (a main
+    /// number, a queue): anything else in From is refused (403).
+    pub allowed_caller_ids: Vec<String>,
+}
+
+impl UserRecord {
+    /// Whether this user, authenticated, may send `from_user` (decoded) as
+    /// the caller.
+    pub fn may_call_as(&self, from_user: &str) -> bool {
+        from_user == self.username || self.allowed_caller_ids.iter().any(|id| id == from_user)
+    }
 }
 
 /// The stored form of a user's secret.
@@ -84,9 +95,20 @@ impl MemoryBackend {
                     credential: Credential::Password(password),
                     display_name: None,
                     allow_guest_calls: false,
+                    allowed_caller_ids: Vec::new(),
                 };
                 (username, (realm, record))
             })
+            .collect();
+        MemoryBackend { users }
+    }
+
+    /// Full records, each with the realm it is limited to; later
+    /// duplicates win.
+    pub fn from_records(records: impl IntoIterator<Item = (UserRecord, Option<String>)>) -> Self {
+        let users = records
+            .into_iter()
+            .map(|(record, realm)| (record.username.clone(), (realm, record)))
             .collect();
         MemoryBackend { users }
     }
@@ -280,6 +302,7 @@ mod tests {
             credential: Credential::Password("p".into()),
             display_name: None,
             allow_guest_calls: false,
+            allowed_caller_ids: Vec::new(),
         }
     }
 

@@ -285,6 +285,9 @@ pub struct MemoryUser {
     /// Restricts the user to this realm; absent = any of `realms`.
     pub realm: Option<String>,
     pub display_name: Option<String>,
+    /// From users this user may call as besides its own username (a main
+    /// number); any other From is refused with 403. Default [].
+    pub allowed_caller_ids: Vec<String>,
 }
 
 /// `[proxy.http_router]` (guide 1.1).

@@ -60,6 +60,7 @@ fn full_config() -> Config {
             password: "p".into(),
             realm: Some("r".into()),
             display_name: Some("d".into()),
+            allowed_caller_ids: Vec::new(),
         }]),
         url: Some("http://x".into()),
         username_field: Some("u".into()),

@@ -329,6 +329,19 @@ impl Checker<'_> {
                     if let Some(realm) = &u.realm {
                         check_host(realm).map_err(|e| self.err(&child(&up, "realm"), e))?;
                     }
+                    for (k, id) in u.allowed_caller_ids.iter().enumerate() {
+                        let ok = !id.is_empty()
+                            && id.len() <= 64
+                            && id
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-_.!~*+".contains(c));
+                        if !ok {
+                            return self.fail(
+                                &format!("{up}.allowed_caller_ids[{k}]"),
+                                format!("{id:?}: 1-64 letters, digits and -_.!~*+"),
+                            );
+                        }
+                    }
                     let realm = u.realm.as_deref().unwrap_or("").to_ascii_lowercase();
                     if !seen.insert((u.username.clone(), realm)) {
                         return self.fail(

@@ -675,6 +675,7 @@ mod tests {
             hangup_reason: "byCaller".into(),
             sip_trunk_id: None,
             route_id: Some("Blocklist".into()),
+            auth_user: None,
             recorder: vec![],
             recording_url: None,
             metadata: Default::default(),

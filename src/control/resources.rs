@@ -55,6 +55,7 @@ pub struct ResourcesState {
 pub struct FileUser {
     pub username: String,
     pub display_name: Option<String>,
+    pub allowed_caller_ids: Vec<String>,
 }
 
 impl ResourcesState {
@@ -68,6 +69,7 @@ impl ResourcesState {
                         file_users.push(FileUser {
                             username: u.username,
                             display_name: u.display_name,
+                            allowed_caller_ids: u.allowed_caller_ids,
                         });
                     }
                 }
@@ -265,15 +267,20 @@ struct ExtensionInput {
     email: Option<String>,
     enabled: bool,
     allow_guest_calls: bool,
+    allowed_caller_ids: Vec<String>,
 }
 
-const EXTENSION_KEYS: [&str; 6] = [
+/// At most this many `allowed_caller_ids` per extension.
+const MAX_CALLER_IDS: usize = 64;
+
+const EXTENSION_KEYS: [&str; 7] = [
     "username",
     "password",
     "display_name",
     "email",
     "enabled",
     "allow_guest_calls",
+    "allowed_caller_ids",
 ];
 
 /// Characters of an extension number besides ASCII letters and digits (a
@@ -288,18 +295,28 @@ fn extension_input(map: &Map<String, Value>) -> Result<ExtensionInput, Refusal> 
         return Err(unknown_key(k, &EXTENSION_KEYS));
     }
     let username = opt_string(map, "username")?.ok_or_else(|| invalid("username", "required"))?;
-    if username.len() > 64 {
-        return Err(invalid("username", "longer than 64 characters"));
-    }
-    if !username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || USERNAME_EXTRA.contains(c))
-    {
-        return Err(invalid(
-            "username",
-            format!("{username:?}: only letters, digits and {USERNAME_EXTRA} are allowed"),
-        ));
-    }
+    check_number("username", &username)?;
+    let allowed_caller_ids = match map.get("allowed_caller_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) if ids.len() > MAX_CALLER_IDS => {
+            return Err(invalid(
+                "allowed_caller_ids",
+                format!("at most {MAX_CALLER_IDS} entries"),
+            ))
+        }
+        Some(Value::Array(ids)) => {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Value::String(id) = id else {
+                    return Err(invalid("allowed_caller_ids", "must be an array of strings"));
+                };
+                check_number("allowed_caller_ids", id)?;
+                out.push(id.clone());
+            }
+            out
+        }
+        Some(_) => return Err(invalid("allowed_caller_ids", "must be an array of strings")),
+    };
     let password = match map.get("password") {
         None => None,
         Some(Value::String(p)) if p.is_empty() => {
@@ -333,7 +350,26 @@ fn extension_input(map: &Map<String, Value>) -> Result<ExtensionInput, Refusal> 
         email,
         enabled: opt_bool(map, "enabled")?.unwrap_or(true),
         allow_guest_calls: opt_bool(map, "allow_guest_calls")?.unwrap_or(false),
+        allowed_caller_ids,
     })
+}
+
+/// An extension number (or a caller id): 1-64 letters, digits and
+/// [`USERNAME_EXTRA`], a safe subset of the SIP user part.
+fn check_number(field: &str, value: &str) -> Result<(), Refusal> {
+    if value.is_empty() || value.len() > 64 {
+        return Err(invalid(field, "must be 1 to 64 characters"));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || USERNAME_EXTRA.contains(c))
+    {
+        return Err(invalid(
+            field,
+            format!("{value:?}: only letters, digits and {USERNAME_EXTRA} are allowed"),
+        ));
+    }
+    Ok(())
 }
 
 const TRUNK_KEYS: [&str; 8] = [
@@ -507,6 +543,7 @@ fn extension_view(e: &Extension) -> Value {
         "email": e.email,
         "enabled": e.enabled,
         "allow_guest_calls": e.allow_guest_calls,
+        "allowed_caller_ids": e.allowed_caller_ids,
         "source": "console",
     })
 }
@@ -519,6 +556,7 @@ fn file_user_view(u: &FileUser) -> Value {
         "email": null,
         "enabled": true,
         "allow_guest_calls": false,
+        "allowed_caller_ids": u.allowed_caller_ids,
         "source": "file",
     })
 }
@@ -601,6 +639,7 @@ fn extension_of(input: ExtensionInput) -> (Extension, Option<String>) {
         email: input.email,
         enabled: input.enabled,
         allow_guest_calls: input.allow_guest_calls,
+        allowed_caller_ids: input.allowed_caller_ids,
     };
     (ext, input.password)
 }
@@ -1182,6 +1221,7 @@ mod tests {
                 email: None,
                 enabled: true,
                 allow_guest_calls: false,
+                allowed_caller_ids: Vec::new(),
             }
         );
         let no_pw = extension_input(&map(json!({"username": "2001", "enabled": false}))).unwrap();
@@ -1462,6 +1502,7 @@ mod tests {
             )]
             .into(),
             display_name: None,
+            allowed_caller_ids: Vec::new(),
             email: Some("a@b.c".into()),
             enabled: true,
             allow_guest_calls: true,

@@ -50,6 +50,9 @@ pub struct Extension {
     pub email: Option<String>,
     pub enabled: bool,
     pub allow_guest_calls: bool,
+    /// From users this extension may call as besides its own number.
+    #[serde(default)]
+    pub allowed_caller_ids: Vec<String>,
 }
 
 /// The digest HA1s of an extension's password in one realm (hex).
@@ -442,6 +445,7 @@ impl UserBackend for ExtensionsBackend {
                     credential,
                     display_name: ext.display_name,
                     allow_guest_calls: ext.allow_guest_calls,
+                    allowed_caller_ids: ext.allowed_caller_ids,
                 })
             }
             Ok(Some(Ok(_)) | None) => UserLookup::Unknown,
@@ -492,6 +496,7 @@ mod tests {
             email: None,
             enabled: true,
             allow_guest_calls: false,
+            allowed_caller_ids: Vec::new(),
         }
     }
 

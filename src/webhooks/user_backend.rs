@@ -198,6 +198,9 @@ impl Shared {
 
 /// The user object of guide 1.2: `ha1` wins over `password`, which is
 /// plaintext unless the config says it is an HA1.
+/// At most this many `allowed_caller_ids` of a backend's user are kept.
+const MAX_CALLER_IDS: usize = 64;
+
 fn record(v: &serde_json::Value, asked: &str, password_is_ha1: bool) -> Option<UserRecord> {
     let credential = match (v["ha1"].as_str(), v["password"].as_str()) {
         (Some(ha1), _) => Credential::Md5Ha1(ha1.to_ascii_lowercase()),
@@ -210,6 +213,16 @@ fn record(v: &serde_json::Value, asked: &str, password_is_ha1: bool) -> Option<U
         credential,
         display_name: v["display_name"].as_str().map(String::from),
         allow_guest_calls: v["allow_guest_calls"].as_bool().unwrap_or(false),
+        allowed_caller_ids: v["allowed_caller_ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str())
+                    .take(MAX_CALLER_IDS)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

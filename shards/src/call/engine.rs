@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::cdr::time_fmt::rfc3339_ms;
 use crate::cdr::Cdr;
-use crate::sip::{HeaderName, Message, Method, Writer};
+use crate::sip::{escape_user, unescape, HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{Action, Received, TransactionTable, TxId};
 
@@ -75,6 +75,9 @@ pub struct NewCall<'a> {
     pub trunk: Option<String>,
     pub media: MediaPolicy,
     pub extras: CallExtras,
+    /// The user whose digest credentials placed the call (None: from a
+    /// trunk's inbound hosts, or a guest).
+    pub auth_user: Option<String>,
 }
 
 impl<'a> NewCall<'a> {
@@ -101,6 +104,7 @@ impl<'a> NewCall<'a> {
             trunk: None,
             media,
             extras: CallExtras::default(),
+            auth_user: None,
         }
     }
 }
@@ -310,6 +314,8 @@ struct CalleeLeg {
     auth_tried: bool,
     /// Ring deadline of this leg (sequential forking), monotonic ms.
     deadline_ms: Option<u64>,
+    /// The caller's identity we assert to a trunk (P-Asserted-Identity).
+    asserted: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,6 +443,8 @@ struct Call {
     /// Every SIP message of both legs so far.
     flow: Flow,
     extras: CallExtras,
+    /// See [`NewCall::auth_user`].
+    auth_user: Option<String>,
 }
 
 /// A finished call's flow, still collecting late messages.
@@ -891,6 +899,7 @@ impl CallEngine {
                 transfer_leg: None,
                 flow,
                 extras: CallExtras::default(),
+                auth_user: None,
             },
         );
         self.by_call_id.insert(call_id.clone(), (id, Leg::Caller));
@@ -1325,6 +1334,7 @@ impl CallEngine {
             transfer_leg: None,
             flow: Flow::default(),
             extras: new.extras,
+            auth_user: new.auth_user,
         };
         let offer = sdp_of(invite);
         let proxied = offer
@@ -1411,11 +1421,24 @@ impl CallEngine {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        // Out to a trunk, an authenticated caller is who the carrier sees
+        // (From and P-Asserted-Identity, RFC 3325), with our host: never
+        // what the caller wrote around its verified user.
+        let asserted = c
+            .auth_user
+            .as_ref()
+            .filter(|_| target.permit.is_some())
+            .map(|_| {
+                let user = String::from_utf8_lossy(&unescape(&c.from_number)).into_owned();
+                format!("<sip:{}@{host}>", escape_user(&user))
+            });
         let dialog = Dialog {
             call_id: self.ids.call_id(&host),
             local_tag: self.ids.tag(),
             remote_tag: String::new(),
-            local_uri: c.caller.remote_uri.clone(),
+            local_uri: asserted
+                .clone()
+                .unwrap_or_else(|| c.caller.remote_uri.clone()),
             remote_uri: target
                 .to
                 .clone()
@@ -1437,6 +1460,7 @@ impl CallEngine {
             cseq: 1,
             auth_tried: false,
             deadline_ms,
+            asserted,
         });
         self.send_leg_invite(now, table, call, index, None, out);
     }
@@ -1476,6 +1500,9 @@ impl CallEngine {
             "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER",
         );
         w.header("User-Agent", &self.cfg.server_name);
+        if let Some(identity) = &l.asserted {
+            w.header("P-Asserted-Identity", identity);
+        }
         for (name, value) in extra {
             w.header(name, value);
         }
@@ -2253,6 +2280,7 @@ impl CallEngine {
             hangup_reason: hangup.to_string(),
             sip_trunk_id: c.trunk,
             route_id: c.route,
+            auth_user: c.auth_user,
             recorder,
             recording_url: None,
             metadata,

@@ -30,6 +30,10 @@ pub struct Cdr {
     pub hangup_reason: String,
     pub sip_trunk_id: Option<String>,
     pub route_id: Option<String>,
+    /// The user whose digest credentials placed the call (null for calls
+    /// from a trunk's inbound hosts and guests): who pays for it.
+    #[serde(default)]
+    pub auth_user: Option<String>,
     #[serde(default)]
     pub recorder: Vec<RecorderEntry>,
     pub recording_url: Option<String>,
@@ -76,6 +80,7 @@ mod tests {
             hangup_reason: "canceled".into(),
             sip_trunk_id: None,
             route_id: None,
+            auth_user: None,
             recorder: vec![],
             recording_url: None,
             metadata: Default::default(),

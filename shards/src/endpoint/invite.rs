@@ -5,12 +5,14 @@
 
 use std::net::SocketAddr;
 
+use super::identity::caller_user;
 use super::{binding_targets, dialled, direction_of, parse_host_port, Answer, SipEndpoint};
 use crate::call::engine::{MediaPolicy, NewCall, Target};
 use crate::routing::http_router::RouterDecision;
-use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields};
+use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
 use crate::runtime::Output;
-use crate::sip::{HeaderName, Message};
+use crate::runtime::ShardStats;
+use crate::sip::{escape_user, is_dialable_user, HeaderName, Message};
 use crate::time::Now;
 use crate::transaction::TxId;
 use crate::users::Lookup;
@@ -61,12 +63,52 @@ impl SipEndpoint {
                 .users
                 .lookup(&user, &realm, &self.user_cache, now.unix)
                 .is_some_and(|u| u.allow_guest_calls);
-        if from_trunk.is_none()
-            && !guest
-            && self
-                .require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
-                .is_none()
-        {
+        if from_trunk.is_none() && !guest {
+            let Some(auth_user) =
+                self.require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
+            else {
+                return;
+            };
+            // Who calls is who authenticated: a From naming someone else
+            // is refused unless the user may call as that number.
+            let may = caller_user(msg).is_some_and(|from| {
+                from == auth_user
+                    || settings
+                        .users
+                        .lookup(&auth_user, &realm, &self.user_cache, now.unix)
+                        .is_some_and(|u| u.may_call_as(&from))
+            });
+            if !may {
+                ShardStats::add(&self.ctx.stats.caller_id_refused, 1);
+                tracing::warn!(
+                    call_id = msg.call_id().unwrap_or_default(),
+                    %src,
+                    auth_user,
+                    "INVITE refused: From is not the authenticated user"
+                );
+                self.respond(
+                    now,
+                    msg,
+                    src,
+                    403,
+                    Some("Caller ID Not Allowed"),
+                    &[],
+                    Answer::Tx(tx),
+                    out,
+                );
+                return;
+            }
+        }
+        // What gets dialled must be a number the dial plan can read: a
+        // user outside the user grammar once decoded (`%00`, `@`, spaces,
+        // non-ASCII) is refused rather than guessed at.
+        let dialable = msg
+            .request_uri()
+            .ok()
+            .and_then(|u| u.user_unescaped())
+            .is_none_or(|u| is_dialable_user(&u));
+        if !dialable {
+            self.respond(now, msg, src, 484, None, &[], Answer::Tx(tx), out);
             return;
         }
         // Guests reach one local user and never the router.
@@ -105,9 +147,11 @@ impl SipEndpoint {
             }
         }
 
-        // Static routes first.
+        // Static routes first. Users as decoded; the `to.*` keys read the
+        // Request-URI, which is what gets dialled: a To that says something
+        // else cannot steer routing.
         let from = msg.from().ok();
-        let to = msg.to().ok();
+        let from_user = caller_user(msg);
         let header_pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = msg
             .headers()
             .map(|h| (h.name.as_str(), h.value()))
@@ -115,14 +159,16 @@ impl SipEndpoint {
         let headers: Vec<(&str, &str)> =
             header_pairs.iter().map(|(n, v)| (*n, v.as_ref())).collect();
         let from_host = from.and_then(|f| f.uri.host.map(|h| h.to_string()));
-        let to_host = to.and_then(|t| t.uri.host.map(|h| h.to_string()));
+        let ruri_user = ruri.and_then(|u| u.user).map(|_| user.as_str());
+        let ruri_host = ruri.and_then(|u| u.host).map(|_| host.as_str());
         let fields = RequestFields {
-            from_user: from.and_then(|f| f.uri.user),
+            from_user: from_user.as_deref(),
             from_host: from_host.as_deref(),
-            to_user: to.and_then(|t| t.uri.user),
-            to_host: to_host.as_deref(),
-            request_uri_user: ruri.and_then(|u| u.user),
-            request_uri_host: ruri.and_then(|u| u.host).map(|_| host.as_str()),
+            to_user: ruri_user,
+            to_host: ruri_host,
+            request_uri_user: ruri_user,
+            request_uri_host: ruri_host,
+            source: Some(from_trunk.as_deref().unwrap_or(SOURCE_EXTENSION)),
             headers: &headers,
         };
         let direction = |to_local: bool| direction_of(from_trunk.is_some(), to_local);
@@ -153,7 +199,7 @@ impl SipEndpoint {
                             continue;
                         };
                         let (Some(uri), Some(dest)) = (
-                            trunk.request_uri(&dial_user),
+                            trunk.request_uri(&escape_user(&dial_user)),
                             trunk.dest_host_port().and_then(parse_host_port),
                         ) else {
                             tracing::warn!(trunk = %trunk.name, "trunk destination is not an IP address; skipped (no DNS on a shard)");
@@ -197,6 +243,7 @@ impl SipEndpoint {
                         per_target_ms: per_target_ms.filter(|_| targets.len() > 1),
                         route,
                         trunk: trunk_id.or(from_trunk),
+                        auth_user: self.authenticated_user(msg, src),
                         ..NewCall::new(msg, src, tx, list, dir, media)
                     };
                     self.calls
@@ -247,6 +294,7 @@ impl SipEndpoint {
         let dir = direction(true);
         let call = NewCall {
             trunk: from_trunk,
+            auth_user: self.authenticated_user(msg, src),
             ..NewCall::new(msg, src, tx, targets, dir, media)
         };
         self.calls
@@ -279,6 +327,7 @@ impl SipEndpoint {
         self.record_cdr(
             now,
             msg,
+            src,
             r.code,
             r.direction,
             r.status,

@@ -5,6 +5,7 @@
 //! `router_calls`), BYE/CANCEL outside a dialog get 481. Requests that wait
 //! for a remote user backend are parked in `remote_users`.
 
+mod identity;
 mod invite;
 pub mod register;
 mod remote_users;
@@ -755,6 +756,7 @@ impl SipEndpoint {
         &mut self,
         now: Now,
         msg: &Message<'_>,
+        src: SocketAddr,
         code: u16,
         direction: &str,
         status: &str,
@@ -797,6 +799,7 @@ impl SipEndpoint {
             hangup_reason: hangup.into(),
             sip_trunk_id: trunk,
             route_id: route,
+            auth_user: self.authenticated_user(msg, src),
             recorder: Vec::new(),
             recording_url: None,
             metadata: Default::default(),

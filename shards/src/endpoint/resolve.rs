@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use super::{binding_dest, parse_host_port, SipEndpoint};
 use crate::call::engine::{Originate, Target};
 use crate::call::CommandError;
-use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields};
+use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
+use crate::sip::{escape_user, is_dialable_user, unescape};
 use crate::time::Now;
 
 impl SipEndpoint {
@@ -40,6 +41,11 @@ impl SipEndpoint {
             }
             _ => return Err(format!("target: '{target}' is not a number or a sip: URI")),
         };
+        // Routes see the decoded number, and it must be one they can read.
+        let user = String::from_utf8_lossy(&unescape(&user)).into_owned();
+        if !user.is_empty() && !is_dialable_user(user.as_bytes()) {
+            return Err(format!("target: '{target}' is not a dialable number"));
+        }
         let bare_host = hostport_host(&host);
         let local = self.settings.is_local_host(bare_host);
         let routing = self.routing.clone();
@@ -50,6 +56,7 @@ impl SipEndpoint {
             to_host: Some(bare_host),
             request_uri_user: Some(&user),
             request_uri_host: Some(bare_host),
+            source: Some(SOURCE_EXTENSION),
             headers: &[],
         };
         if let Some(decision) = routing.routes.decide(&fields, &mut self.select) {
@@ -70,7 +77,7 @@ impl SipEndpoint {
                             continue;
                         };
                         let (Some(uri), Some(dest)) = (
-                            trunk.request_uri(&dial),
+                            trunk.request_uri(&escape_user(&dial)),
                             trunk.dest_host_port().and_then(parse_host_port),
                         ) else {
                             continue;

@@ -46,7 +46,12 @@ impl SipEndpoint {
         let query = RouterQuery {
             shard: self.ctx.id,
             token,
-            request: request_json(msg, src, direction),
+            request: request_json(
+                msg,
+                src,
+                direction,
+                self.authenticated_user(msg, src).as_deref(),
+            ),
         };
         if link.queries.try_send(query).is_err() {
             let failed = RouterDecision::Failed("router queue full".into());
@@ -180,7 +185,9 @@ impl SipEndpoint {
                 // caller's retransmissions until timer H would have ended
                 // it, then goes without a word.
                 self.spam.push((tx, now.mono_ms + SPAM_LINGER_MS));
-                self.record_cdr(now, msg, 0, direction, "spam", "rejected", None, from_trunk);
+                self.record_cdr(
+                    now, msg, src, 0, direction, "spam", "rejected", None, from_trunk,
+                );
                 true
             }
             RouterDecision::Forward(f) => {
@@ -233,6 +240,7 @@ impl SipEndpoint {
                 metadata: f.extensions,
                 max_duration_ms: f.max_duration_secs.map(|s| s.saturating_mul(1000)),
             },
+            auth_user: self.authenticated_user(msg, src),
             ..NewCall::new(msg, src, tx, targets, direction, media)
         };
         self.calls

@@ -162,7 +162,12 @@ fn is_token(s: &str) -> bool {
 
 /// The request of guide 1.1: credentials are not passed on; a header that
 /// occurs several times is joined with ", " in order.
-pub fn request_json(msg: &Message<'_>, source: std::net::SocketAddr, direction: &str) -> Value {
+pub fn request_json(
+    msg: &Message<'_>,
+    source: std::net::SocketAddr,
+    direction: &str,
+    auth_user: Option<&str>,
+) -> Value {
     let mut headers = Map::new();
     for h in msg.headers() {
         if matches!(
@@ -194,6 +199,7 @@ pub fn request_json(msg: &Message<'_>, source: std::net::SocketAddr, direction: 
         "uri": msg.request_uri_str().unwrap_or_default(),
         "headers": headers,
         "body": String::from_utf8_lossy(msg.body()),
+        "authUser": auth_user,
     })
 }
 
@@ -282,7 +288,12 @@ mod tests {
     fn the_request_leaves_credentials_out_and_joins_repeated_headers() {
         let invite = "INVITE sip:200@pbx.com SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\r\nf: <sip:1001@pbx.com>;tag=a\r\nTo: <sip:200@pbx.com>\r\ni: ab39\r\nCSeq: 2 INVITE\r\nProxy-Authorization: Digest username=\"1001\"\r\nX-Client-ID: 1\r\nX-Client-ID: 2\r\nContent-Length: 3\r\n\r\nv=0";
         let msg = Message::parse(invite.as_bytes()).unwrap();
-        let v = request_json(&msg, "1.2.3.4:5060".parse().unwrap(), "internal");
+        let v = request_json(
+            &msg,
+            "1.2.3.4:5060".parse().unwrap(),
+            "internal",
+            Some("1001"),
+        );
         assert_eq!(v["call_id"], "ab39");
         assert_eq!(v["from"], "<sip:1001@pbx.com>;tag=a");
         assert_eq!(v["to"], "<sip:200@pbx.com>");

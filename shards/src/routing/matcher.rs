@@ -25,9 +25,15 @@ pub enum MatchKey {
     ToHost,
     RequestUriUser,
     RequestUriHost,
+    /// `source`: where the call comes from, a trunk's name or
+    /// [`SOURCE_EXTENSION`]. Matched, never rewritten.
+    Source,
     /// `header.<Name>`; the name in lowercase.
     Header(Arc<str>),
 }
+
+/// The `source` of a call placed by an extension (digest-authenticated).
+pub const SOURCE_EXTENSION: &str = "extension";
 
 impl MatchKey {
     /// Parses `from.user`, ..., `header.<Name>`.
@@ -39,6 +45,7 @@ impl MatchKey {
             "to.host" => MatchKey::ToHost,
             "request_uri.user" => MatchKey::RequestUriUser,
             "request_uri.host" => MatchKey::RequestUriHost,
+            "source" => MatchKey::Source,
             _ => match s.strip_prefix("header.") {
                 Some(name) if !name.is_empty() && name.bytes().all(is_token_char) => {
                     MatchKey::Header(name.to_ascii_lowercase().into())
@@ -47,7 +54,7 @@ impl MatchKey {
                 None => {
                     return Err(format!(
                         "unknown key \"{s}\" (expected from.user, from.host, to.user, to.host, \
-                         request_uri.user, request_uri.host or header.<Name>)"
+                         request_uri.user, request_uri.host, source or header.<Name>)"
                     ))
                 }
             },
@@ -72,6 +79,7 @@ impl fmt::Display for MatchKey {
             MatchKey::ToHost => "to.host",
             MatchKey::RequestUriUser => "request_uri.user",
             MatchKey::RequestUriHost => "request_uri.host",
+            MatchKey::Source => "source",
             MatchKey::Header(name) => return write!(f, "header.{name}"),
         })
     }
@@ -102,6 +110,8 @@ pub struct RequestFields<'a> {
     pub to_host: Option<&'a str>,
     pub request_uri_user: Option<&'a str>,
     pub request_uri_host: Option<&'a str>,
+    /// A trunk's name or [`SOURCE_EXTENSION`].
+    pub source: Option<&'a str>,
     /// (name, value) in message order; names compared case-insensitively.
     pub headers: &'a [(&'a str, &'a str)],
 }
@@ -115,6 +125,7 @@ impl RouteInput for RequestFields<'_> {
             MatchKey::ToHost => self.to_host,
             MatchKey::RequestUriUser => self.request_uri_user,
             MatchKey::RequestUriHost => self.request_uri_host,
+            MatchKey::Source => self.source,
             MatchKey::Header(name) => {
                 let mut values = self
                     .headers

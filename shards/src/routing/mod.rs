@@ -36,7 +36,9 @@ mod tests;
 pub use error::{RoutingError, Subject};
 pub use inbound::HostPattern;
 pub use limits::{CallPermit, Limit, TrunkLimits};
-pub use matcher::{MatchKey, Matcher, Pattern, RequestFields, RouteInput, Template};
+pub use matcher::{
+    MatchKey, Matcher, Pattern, RequestFields, RouteInput, Template, SOURCE_EXTENSION,
+};
 pub use route::{Action, Decision, Outcome, Rewrite, Route, RouteTable};
 pub use select::SelectState;
 pub use spec::{ActionKind, RejectSpec, RouteSpec, Select, Transport, TrunkSpec};

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::error::{check_header_text, check_name, field_key, RoutingError};
-use super::matcher::{MatchKey, Matcher, RouteInput, Template};
+use super::matcher::{MatchKey, Matcher, RouteInput, Template, SOURCE_EXTENSION};
 use super::select::{Plan, SelectState};
 use super::spec::{ActionKind, RouteSpec, Select};
 use super::trunk::TrunkTable;
@@ -120,7 +120,19 @@ impl RouteTable {
         state: &mut SelectState,
     ) -> Option<Decision> {
         state.sync(self.id, self.routes.len());
+        // A call from a trunk is forwarded only by routes that name that
+        // trunk as their source: nobody hairpins from one carrier to another
+        // through routes written for the extensions. Rejects apply to all.
+        let from_trunk = input
+            .value(&MatchKey::Source)
+            .is_some_and(|s| s != SOURCE_EXTENSION);
         'routes: for (index, route) in self.routes.iter().enumerate() {
+            if from_trunk
+                && matches!(route.action, Action::Forward { .. })
+                && !route.matchers.iter().any(|m| m.key == MatchKey::Source)
+            {
+                continue;
+            }
             let mut rewrites = Vec::new();
             for (m, matcher) in route.matchers.iter().enumerate() {
                 let Some(value) = input.value(&matcher.key) else {
@@ -199,6 +211,9 @@ fn build_route(i: usize, spec: &RouteSpec, trunks: &TrunkTable) -> Result<Route,
     for (k, v) in &spec.rewrite {
         let field = field_key("rewrite", k);
         let key = MatchKey::parse(k).map_err(|e| err(field.clone(), e))?;
+        if key == MatchKey::Source {
+            return Err(err(field, "source is matched, never rewritten".into()));
+        }
         if rewrite.iter().any(|r| r.key == key) {
             return Err(err(field, format!("{key} is rewritten twice")));
         }

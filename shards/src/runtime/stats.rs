@@ -56,6 +56,7 @@ counters! {
     sip_spoofed_responses: "SIP responses dropped: they matched a transaction but came from another address than its request went to",
     sip_dialog_mismatch: "in-dialog requests answered 481: Call-ID known but tags not those of the dialog",
     sip_cseq_out_of_order: "in-dialog requests answered 500: CSeq not above the last one of that direction",
+    caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
 }
 
 /// Methods counted one by one; anything else counts as `OTHER`.

@@ -86,6 +86,6 @@ pub use message::{Header, Message, StartLine, MAX_HEADERS};
 pub use method::Method;
 pub use name_addr::{Contact, NameAddr};
 pub use params::{Param, ParamIter, Params};
-pub use syntax::{unescape, unfold, unquote};
+pub use syntax::{escape_user, is_dialable_user, unescape, unfold, unquote};
 pub use uri::{Host, Scheme, Uri};
 pub use via::{ResponseDest, Transport, Via, MAGIC_COOKIE};

@@ -331,6 +331,28 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// Whether a decoded URI user part is one a dial plan may route: 1-128
+/// bytes, each in the user grammar (`unreserved / user-unreserved`). A
+/// space, `@`, `<`, `%`, a control byte or non-ASCII is not (484).
+pub fn is_dialable_user(user: &[u8]) -> bool {
+    !user.is_empty() && user.len() <= 128 && user.iter().all(|&b| CLASSES[b as usize] & USER != 0)
+}
+
+/// Escapes a decoded user part for a URI we build: unreserved characters
+/// and `+` stay, everything else becomes `%HH`, so `;`, `?`, `@` or `>` in
+/// a number cannot add parameters, headers or a host to the URI.
+pub fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for &b in user.as_bytes() {
+        if CLASSES[b as usize] & UNRESERVED != 0 || b == b'+' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%HH` escapes (URI user parts, parameters, headers). Invalid escapes
 /// are kept literally. The result may contain any byte (`%00` gives NUL), hence
 /// bytes. Borrows when there is no escape.
@@ -417,6 +439,29 @@ mod tests {
         assert!(!is_callid("a@b@c"));
         assert!(!is_callid("a b"));
         assert!(!is_callid("a,b"));
+    }
+
+    #[test]
+    fn dialable_users_and_their_escaping() {
+        assert!(is_dialable_user(b"+4930123"));
+        assert!(is_dialable_user(b"900;x"));
+        for bad in [
+            &b""[..],
+            b"9 00",
+            b"900@evil",
+            b"<900>",
+            b"9%00",
+            b"9\x00",
+            "é".as_bytes(),
+        ] {
+            assert!(!is_dialable_user(bad), "{bad:?}");
+        }
+        assert_eq!(escape_user("+4930-1.2"), "+4930-1.2");
+        assert_eq!(
+            escape_user("900;maddr=evil?X=1"),
+            "900%3Bmaddr%3Devil%3FX%3D1"
+        );
+        assert_eq!(unescape(&escape_user("a;b?c@d")).as_ref(), b"a;b?c@d");
     }
 
     #[test]

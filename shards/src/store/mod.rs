@@ -499,6 +499,7 @@ mod tests {
             hangup_reason: "failed".into(),
             sip_trunk_id: None,
             route_id: None,
+            auth_user: None,
             recorder: vec![],
             recording_url: None,
             metadata: Default::default(),
