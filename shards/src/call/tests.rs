@@ -129,6 +129,7 @@ fn start(rig: &mut Rig) -> String {
         trunk: None,
         media: Default::default(),
         extras: Default::default(),
+        auth_user: None,
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);
@@ -264,6 +265,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         trunk: None,
         media: Default::default(),
         extras: Default::default(),
+        auth_user: None,
     };
     rig.engine
         .start(at(0), &mut rig.table, new, &mut rig.actions);
@@ -354,6 +356,7 @@ mod media_decisions {
             trunk: None,
             media: policy,
             extras: Default::default(),
+            auth_user: None,
         };
         rig.engine
             .start(at(0), &mut rig.table, new, &mut rig.actions);

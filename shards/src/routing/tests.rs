@@ -51,6 +51,7 @@ fn to(user: &str) -> RequestFields<'_> {
         to_host: Some("pbx.example.com"),
         request_uri_user: Some(user),
         request_uri_host: Some("pbx.example.com"),
+        source: Some(crate::routing::SOURCE_EXTENSION),
         headers: &[],
     }
 }
@@ -372,7 +373,7 @@ fn validation_errors_name_route_and_field() {
         ),
         (
             json!([fwd("k", 0, json!({"to.uri": "1"}))]),
-            "route \"k\": match.\"to.uri\": unknown key \"to.uri\" (expected from.user, from.host, to.user, to.host, request_uri.user, request_uri.host or header.<Name>)",
+            "route \"k\": match.\"to.uri\": unknown key \"to.uri\" (expected from.user, from.host, to.user, to.host, request_uri.user, request_uri.host, source or header.<Name>)",
         ),
         (
             json!([fwd("k", 0, json!({"header.X-A": "1", "header.x-a": "2"}))]),
@@ -432,4 +433,45 @@ fn trunk_for_source_and_limits_carry_over() {
     assert_eq!(a.try_start_call(0).unwrap_err(), Limit::MaxCalls);
     drop(permit);
     assert!(a.try_start_call(0).is_ok());
+}
+
+#[test]
+fn trunk_calls_are_forwarded_only_by_routes_for_their_source() {
+    let s = table(json!([
+        json!({"name": "block", "priority": 30, "match": {"to.user": "^900"},
+               "action": "reject", "reject": {"code": 403}}),
+        fwd("from-a", 20, json!({"source": "inbound", "to.user": "^49"})),
+        fwd("out", 10, json!({"to.user": "^\\d+$"})),
+    ]));
+    let from = |source: &'static str, user: &'static str| RequestFields {
+        source: Some(source),
+        ..to(user)
+    };
+    // Extensions: the routes without a source.
+    assert_eq!(
+        route_of(&s, &from(SOURCE_EXTENSION, "555")).as_deref(),
+        Some("out")
+    );
+    assert_eq!(
+        route_of(&s, &from(SOURCE_EXTENSION, "49555")).as_deref(),
+        Some("out")
+    );
+    // A trunk: only routes naming it forward; no hairpin through "out".
+    assert_eq!(route_of(&s, &from("inbound", "555")), None);
+    assert_eq!(route_of(&s, &from("other-trunk", "49555")), None);
+    assert_eq!(
+        route_of(&s, &from("inbound", "49555")).as_deref(),
+        Some("from-a")
+    );
+    // Rejects apply to every source.
+    assert_eq!(
+        route_of(&s, &from("inbound", "900")).as_deref(),
+        Some("block")
+    );
+    // The source is matched, never rewritten.
+    let e = error(json!([
+        json!({"name": "x", "priority": 1, "match": {"to.user": "1"},
+        "rewrite": {"source": "extension"}, "action": "forward", "dest": ["a"]})
+    ]));
+    assert!(e.contains("source"), "{e}");
 }
