@@ -14,6 +14,7 @@ pub struct RtpIn {
     pub marker: bool,
     pub seq: u16,
     pub ts: u32,
+    pub ssrc: u32,
     pub payload: Vec<u8>,
     pub from: SocketAddr,
 }
@@ -72,6 +73,7 @@ pub fn receive(sock: &UdpSocket, quiet: Duration, limit: Duration) -> Vec<RtpIn>
                 marker: buf[1] & 0x80 != 0,
                 seq: u16::from_be_bytes([buf[2], buf[3]]),
                 ts: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+                ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
                 payload: buf[12..n].to_vec(),
                 from,
             }),

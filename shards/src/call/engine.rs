@@ -15,7 +15,9 @@ use crate::transaction::{Action, Received, TransactionTable, TxId};
 use super::flow::Flow;
 use super::ids::IdGen;
 use crate::auth::client;
-use crate::media::relay::{MediaRelay, Side, Signalled};
+use crate::media::relay::{
+    is_private, media_address_allowed, MediaRelay, SdpOrigin, Side, Signalled,
+};
 use crate::media::sdp;
 use crate::routing::CallPermit;
 use std::collections::VecDeque;
@@ -182,15 +184,7 @@ fn relay_offer(addr: IpAddr, port: u16, session: u64) -> String {
 /// private one, or not the one its signalling came from.
 fn looks_natted(conn: Option<IpAddr>, signalling: IpAddr) -> bool {
     let Some(ip) = conn else { return false };
-    let private = match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_link_local()
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    private || (ip != signalling && !ip.is_unspecified())
+    !ip.is_unspecified() && (is_private(ip) || ip != signalling)
 }
 
 /// The SDP of a message, when it carries one.
@@ -496,9 +490,27 @@ pub struct CallEngine {
     pub refused: RefusedRequests,
 }
 
-/// Counts of in-dialog requests the engine refused, for `/metrics`.
+/// What [`CallEngine::media_sdp`] does with an SDP address the relay must
+/// not send to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BadAddress {
+    /// Refuse the offer (488): an INVITE or re-INVITE.
+    Refuse,
+    /// Keep the message, learn the side from its SIP source only: an
+    /// answer in a response, which cannot be refused.
+    Ignore,
+}
+
+/// An SDP whose media address was refused.
+#[derive(Debug)]
+struct RefusedAddress;
+
+/// Counts of requests and SDPs the engine refused, for `/metrics`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RefusedRequests {
+    /// SDP media addresses refused (488) or ignored: unspecified,
+    /// multicast, broadcast, or loopback/our own for a leg that is not.
+    pub media_address: u64,
     /// Tags not those of the dialog the Call-ID names (481).
     pub dialog_mismatch: u64,
     /// CSeq not above the last one of that direction (500).
@@ -623,22 +635,64 @@ impl CallEngine {
     /// call (our relay's address and that side's port); records what `from`
     /// signalled. `nat`: Some when we know whether `from` is behind NAT.
     /// Returns the body to send on (unchanged when not proxied or not SDP).
+    /// Tells the relay what `from` signalled in `msg` and gives the SDP
+    /// rewritten to the relay (None: no SDP, or media not proxied). An
+    /// address the relay must not send to ([`media_address_allowed`]) is
+    /// refused with `Refuse`, or dropped from what the relay learns with
+    /// `Ignore` (the side is then learnt from its SIP source alone).
     fn media_sdp(
         &mut self,
         call: u64,
         from: Side,
         msg: &Message<'_>,
-        nat_src: Option<IpAddr>,
-    ) -> Option<Vec<u8>> {
-        if !self.calls.get(&call).is_some_and(|c| c.proxied) {
-            return None;
+        origin: SdpOrigin,
+        bad_address: BadAddress,
+    ) -> Result<Option<Vec<u8>>, RefusedAddress> {
+        let Some(c) = self.calls.get(&call).filter(|c| c.proxied) else {
+            return Ok(None);
+        };
+        let leg_ip = match (origin, from) {
+            (SdpOrigin::Setup(ip), _) => Some(ip),
+            (SdpOrigin::Renegotiation, Side::Caller) => Some(c.invite_src.ip()),
+            (SdpOrigin::Renegotiation, Side::Callee) => match c.phase {
+                Phase::Answered(w) => c.legs.get(w).map(|l| l.target.dest.ip()),
+                _ => None,
+            },
+        };
+        let Some(relay) = self.media.as_mut() else {
+            return Ok(None);
+        };
+        let Some(parsed) = sdp_of(msg) else {
+            return Ok(None);
+        };
+        let Some(audio) = parsed.audio.as_ref() else {
+            return Ok(None);
+        };
+        let mut sig = Signalled::from_audio(audio);
+        let allowed = match (audio.conn, leg_ip) {
+            (Some(conn), Some(leg_ip)) => media_address_allowed(
+                conn,
+                leg_ip,
+                |ip| relay.is_own(ip),
+                matches!(origin, SdpOrigin::Setup(_)),
+            ),
+            _ => true,
+        };
+        if !allowed {
+            tracing::warn!(call, conn = ?audio.conn, "SDP media address refused");
+            self.refused.media_address += 1;
+            match bad_address {
+                BadAddress::Refuse => return Err(RefusedAddress),
+                BadAddress::Ignore => {
+                    sig.rtp = None;
+                    sig.rtcp = None;
+                }
+            }
         }
-        let relay = self.media.as_mut()?;
-        let parsed = sdp_of(msg)?;
-        let audio = parsed.audio.as_ref()?;
-        let nat = nat_src.map(|ip| looks_natted(audio.conn, ip));
-        relay.signalled(call, from, Signalled::from_audio(audio), nat);
-        let port = relay.port_of(call, from.other())?;
+        relay.signalled(call, from, sig, origin);
+        let Some(port) = relay.port_of(call, from.other()) else {
+            return Ok(None);
+        };
         let addr = relay.advertise();
         match sdp::rewrite(
             msg.body(),
@@ -647,10 +701,10 @@ impl CallEngine {
                 rtp_port: port,
             },
         ) {
-            Ok(body) => Some(body),
+            Ok(body) => Ok(Some(body)),
             Err(e) => {
                 tracing::warn!(call, "SDP not rewritten: {e}");
-                None
+                Ok(None)
             }
         }
     }
@@ -954,8 +1008,16 @@ impl CallEngine {
         self.ack_2xx(call, msg, request, out);
         if let Some(audio) = sdp_of(msg).and_then(|s| s.audio) {
             if let Some(relay) = self.media.as_mut() {
-                let nat = looks_natted(audio.conn, first_ip);
-                relay.signalled(call, Side::Caller, Signalled::from_audio(&audio), Some(nat));
+                let mut sig = Signalled::from_audio(&audio);
+                let allowed = audio.conn.is_none_or(|conn| {
+                    media_address_allowed(conn, first_ip, |ip| relay.is_own(ip), true)
+                });
+                if !allowed {
+                    self.refused.media_address += 1;
+                    sig.rtp = None;
+                    sig.rtcp = None;
+                }
+                relay.signalled(call, Side::Caller, sig, SdpOrigin::Setup(first_ip));
             }
         }
         for target in targets {
@@ -1024,11 +1086,15 @@ impl CallEngine {
                     .as_mut()
                     .ok_or(CommandError::Conflict("no relay".into()))?;
                 if let Some(audio) = parsed.audio.as_ref() {
+                    // The operator's SDP: media comes from where it says.
+                    let from = audio
+                        .conn
+                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
                     relay.signalled(
                         call,
                         Side::Callee,
                         Signalled::from_audio(audio),
-                        Some(false),
+                        SdpOrigin::Setup(from),
                     );
                 }
                 let port = relay.port_of(call, Side::Caller).unwrap_or(0);
@@ -1362,13 +1428,34 @@ impl CallEngine {
                         if let Some(c) = self.calls.get_mut(&id) {
                             c.proxied = true;
                         }
-                        match self.media_sdp(id, Side::Caller, invite, Some(new.src.ip())) {
-                            Some(body) => {
+                        match self.media_sdp(
+                            id,
+                            Side::Caller,
+                            invite,
+                            SdpOrigin::Setup(new.src.ip()),
+                            BadAddress::Refuse,
+                        ) {
+                            Ok(Some(body)) => {
                                 if let Some(c) = self.calls.get_mut(&id) {
                                     c.body = body;
                                 }
                             }
-                            None => {
+                            Err(RefusedAddress) => {
+                                self.by_call_id.insert(call_id, (id, Leg::Caller));
+                                self.by_tx.insert(new.tx, (id, TxRole::Ignore));
+                                self.respond_caller(
+                                    now,
+                                    table,
+                                    id,
+                                    488,
+                                    Some("Media Address Not Acceptable"),
+                                    None,
+                                    out,
+                                );
+                                self.end(now, id, 488, "failed", "failed");
+                                return;
+                            }
+                            Ok(None) => {
                                 // Unusable offer: media end to end after all.
                                 if let (Some(c), Some(relay)) =
                                     (self.calls.get_mut(&id), self.media.as_mut())
@@ -1638,7 +1725,16 @@ impl CallEngine {
             .map(|c| c.trim().to_string());
         let leg_ip = l.target.dest.ip();
         let body = match code {
-            101..=299 => self.media_sdp(call, Side::Callee, msg, Some(leg_ip)),
+            101..=299 => self
+                .media_sdp(
+                    call,
+                    Side::Callee,
+                    msg,
+                    SdpOrigin::Setup(leg_ip),
+                    BadAddress::Ignore,
+                )
+                .ok()
+                .flatten(),
             _ => None,
         }
         .unwrap_or_else(|| msg.body().to_vec());
@@ -1986,7 +2082,19 @@ impl CallEngine {
             Leg::Caller => Side::Callee,
             Leg::Callee(_) => Side::Caller,
         };
-        let body = self.media_sdp(call, from_side, msg, None);
+        let body = match self.media_sdp(
+            call,
+            from_side,
+            msg,
+            SdpOrigin::Renegotiation,
+            BadAddress::Refuse,
+        ) {
+            Ok(body) => body,
+            Err(RefusedAddress) => {
+                self.respond_plain(now, table, server, msg, 488, out);
+                return;
+            }
+        };
         let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(to)) else {
             return;
         };
@@ -2028,7 +2136,16 @@ impl CallEngine {
         from: Side,
         out: &mut Vec<Action>,
     ) {
-        let body = self.media_sdp(call, from, resp, None);
+        let body = self
+            .media_sdp(
+                call,
+                from,
+                resp,
+                SdpOrigin::Renegotiation,
+                BadAddress::Ignore,
+            )
+            .ok()
+            .flatten();
         let req_bytes = if code >= 200 {
             self.relayed.remove(&server)
         } else {

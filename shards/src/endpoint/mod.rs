@@ -55,7 +55,8 @@ struct PendingRegister {
 /// One shard's SIP logic.
 pub struct SipEndpoint {
     /// RTP loss already added to the shard's counter.
-    rtp_lost_reported: u64,
+    /// The relay's counters as last added to the shard's stats.
+    media_reported: crate::media::relay::RelayCounters,
     tx_evicted_reported: u64,
     /// `[proxy] acl_rules`, swapped by an AMI reload.
     acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
@@ -119,10 +120,18 @@ impl SipEndpoint {
         calls.media = settings
             .media
             .clone()
-            .map(|cfg| crate::media::relay::MediaRelay::new(cfg, ctx.id, ctx.shards));
+            .map(|cfg| {
+                let mut seed = [0u8; 32];
+                getrandom::getrandom(&mut seed)
+                    .map_err(|e| format!("no randomness from the OS for media ports: {e}"))?;
+                Ok::<_, String>(crate::media::relay::MediaRelay::new(
+                    cfg, ctx.id, ctx.shards, seed,
+                ))
+            })
+            .transpose()?;
         let routing = settings.routing.clone();
         Ok(SipEndpoint {
-            rtp_lost_reported: 0,
+            media_reported: Default::default(),
             tx_evicted_reported: 0,
             acl: settings.acl.clone(),
             ctx,
@@ -847,6 +856,7 @@ impl SipEndpoint {
             &self.ctx.stats.sip_cseq_out_of_order,
             refused.cseq_out_of_order,
         );
+        ShardStats::add(&self.ctx.stats.sdp_address_refused, refused.media_address);
         for (call_id, json) in self.calls.finished_flows.drain(..) {
             let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
         }
@@ -854,9 +864,19 @@ impl SipEndpoint {
             self.count_call(&cdr.status);
             let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
         }
-        if let Some(lost) = self.calls.media.as_ref().map(|m| m.counters.lost) {
-            ShardStats::add(&self.ctx.stats.rtp_lost, lost - self.rtp_lost_reported);
-            self.rtp_lost_reported = lost;
+        if let Some(now) = self.calls.media.as_ref().map(|m| m.counters) {
+            let (was, stats) = (self.media_reported, &self.ctx.stats);
+            ShardStats::add(&stats.rtp_lost, now.lost - was.lost);
+            ShardStats::add(
+                &stats.rtp_foreign_source,
+                now.foreign_source - was.foreign_source,
+            );
+            ShardStats::add(
+                &stats.rtp_unlatched_source,
+                now.unlatched_source - was.unlatched_source,
+            );
+            ShardStats::add(&stats.rtp_malformed, now.malformed - was.malformed);
+            self.media_reported = now;
         }
         let evicted = self.table.evicted();
         ShardStats::add(

@@ -1,9 +1,19 @@
 //! The RTP relay of one shard (sans-IO but for binding its sockets): one
 //! session per proxied call, two sides each (caller = `audio-0`, callee =
 //! `audio-1`), each side with its own RTP/RTCP port pair from the shard's
-//! [`PortPool`]. A packet that arrives on one side's port is checked against
-//! what that side signalled (symmetric latching with a short probation),
-//! counted, optionally recorded, and forwarded out of the other side's port.
+//! [`PortPool`], drawn at random. A packet that arrives on one side's port is
+//! checked against what that side signalled, counted, optionally recorded,
+//! and forwarded out of the other side's port.
+//!
+//! Who may send for a side (the "RTP bleed" class of attacks): only its
+//! expected IP, the address its SDP names, or its SIP source when that SDP
+//! address is private or missing ([`expected_ip`]). Packets from there are
+//! relayed; the address media is sent back to is learnt (latched) only
+//! after [`LATCH_PACKETS`] consecutive RTP packets of one SSRC from one
+//! address, and once latched it moves only when the side renegotiates
+//! ([`SdpOrigin::Renegotiation`]). Everything else is dropped and counted
+//! by reason in [`RelayCounters`]; only datagrams that parse as RTP or
+//! RTCP are relayed at all.
 //!
 //! The shard shell owns the glommio sockets: it takes the sockets bound here
 //! from [`MediaRelay::take_opened`], feeds every datagram to
@@ -24,8 +34,9 @@ use super::stats::{Renumber, StreamStats};
 use crate::cdr::RecorderEntry;
 use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder};
 
-/// A source may re-latch this long after a side's first packet (ms).
-pub const PROBATION_MS: u64 = 1_000;
+/// Consecutive RTP packets of one SSRC from one address before the relay
+/// sends that side's media there.
+pub const LATCH_PACKETS: u8 = 3;
 /// Pairs found held by another program that one session setup skips before
 /// it gives up (each costs two failed binds).
 const MAX_BUSY_TRIES: usize = 16;
@@ -93,6 +104,77 @@ pub struct Signalled {
     pub codecs: Vec<(u8, String, u32)>,
 }
 
+/// Where a side's SDP came from: what the relay may learn from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SdpOrigin {
+    /// The side's offer or answer while the call is set up; its SIP came
+    /// from this IP. A latch stays unless the signalled address changed.
+    Setup(IpAddr),
+    /// A re-INVITE or UPDATE inside the dialog: the side may have moved,
+    /// so it is learnt again.
+    Renegotiation,
+}
+
+/// An address a public host cannot reach: private (RFC 1918), shared
+/// (RFC 6598), link-local, unique-local, unspecified.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The IP a side's media must come from: the one its SDP names, or the
+/// one its SIP came from when the SDP names none or a private one.
+pub fn expected_ip(sdp: Option<IpAddr>, sip: Option<IpAddr>) -> Option<IpAddr> {
+    match sdp.map(canonical) {
+        Some(ip) if !is_private(ip) => Some(ip),
+        sdp => sip.map(canonical).or(sdp),
+    }
+}
+
+/// Whether the relay may send a side's media to `conn`, the address in its
+/// SDP: never to a multicast or broadcast address, nor to loopback or one
+/// of our own addresses (`own`) unless the side's SIP (`leg_ip`) is local
+/// too; the unspecified address only outside `setup` (RFC 2543 hold in a
+/// re-INVITE). Anything else would let a caller point the relay at a
+/// group, at itself or at a service on this host.
+pub fn media_address_allowed(
+    conn: IpAddr,
+    leg_ip: IpAddr,
+    own: impl Fn(IpAddr) -> bool,
+    setup: bool,
+) -> bool {
+    let conn = canonical(conn);
+    let leg_ip = canonical(leg_ip);
+    if conn.is_unspecified() {
+        return !setup;
+    }
+    let broadcast = matches!(conn, IpAddr::V4(v4) if v4.is_broadcast());
+    if conn.is_multicast() || broadcast {
+        return false;
+    }
+    let local_leg = leg_ip.is_loopback() || own(leg_ip);
+    local_leg || !(conn.is_loopback() || own(conn))
+}
+
+/// An IPv4-mapped IPv6 address as its IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 impl Signalled {
     /// The media description of one side's SDP.
     pub fn from_audio(a: &AudioStream) -> Signalled {
@@ -145,8 +227,15 @@ pub enum RelayError {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RelayCounters {
     pub forwarded: u64,
-    /// Packets from a source that is not the latched one, or not RTP.
+    /// Packets dropped: the sum of the reasons below and packets for no
+    /// session.
     pub rejected: u64,
+    /// From an IP that is not the side's expected one (spraying, bleed).
+    pub foreign_source: u64,
+    /// From the expected IP but another address than the latched one.
+    pub unlatched_source: u64,
+    /// Not RTP or RTCP.
+    pub malformed: u64,
     /// Packets not forwarded because their track is muted.
     pub muted: u64,
     /// Packets with nowhere to go (the other side signalled nothing yet).
@@ -160,12 +249,15 @@ struct SideState {
     rtp_fd: RawFd,
     rtcp_fd: RawFd,
     sig: Signalled,
-    /// Accept packets from any IP (the side is behind NAT).
-    nat: bool,
+    /// The IP its SIP last came from (setup).
+    sip_ip: Option<IpAddr>,
+    /// The only IP its media is taken from ([`expected_ip`]).
+    expect_ip: Option<IpAddr>,
     latched_rtp: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
-    /// Mono ms after which the latch is fixed.
-    probation_until: Option<u64>,
+    /// The address and SSRC that is becoming the latch, and its packets
+    /// in a row.
+    candidate: Option<(SocketAddr, u32, u8)>,
     muted: bool,
     renumber: Renumber,
     stats: StreamStats,
@@ -179,10 +271,11 @@ impl SideState {
             rtp_fd,
             rtcp_fd,
             sig: Signalled::default(),
-            nat: false,
+            sip_ip: None,
+            expect_ip: None,
             latched_rtp: None,
             latched_rtcp: None,
-            probation_until: None,
+            candidate: None,
             muted: false,
             renumber: Renumber::default(),
             stats: StreamStats::default(),
@@ -190,27 +283,39 @@ impl SideState {
         }
     }
 
-    /// May a packet from `src` come from this side? Latches when it may.
-    fn admit(&mut self, now_ms: u64, src: SocketAddr, rtcp: bool) -> bool {
-        let ip_ok = self.nat
-            || match (rtcp, &self.sig) {
-                (false, s) => s.rtp.is_none_or(|a| a.ip() == src.ip()),
-                (true, s) => s.rtcp.or(s.rtp).is_none_or(|a| a.ip() == src.ip()),
+    /// May a packet from `src` (RTP with `ssrc`, or RTCP) come from this
+    /// side? Learns the latch on the way.
+    fn admit(&mut self, src: SocketAddr, ssrc: Option<u32>) -> Admit {
+        if self.expect_ip != Some(canonical(src.ip())) {
+            return Admit::ForeignSource;
+        }
+        let Some(ssrc) = ssrc else {
+            // RTCP: the first from the expected IP sets where RTCP goes.
+            return match self.latched_rtcp {
+                Some(l) if l != src => Admit::UnlatchedSource,
+                _ => {
+                    self.latched_rtcp = Some(src);
+                    Admit::Relay
+                }
             };
-        let latch = if rtcp {
-            &mut self.latched_rtcp
-        } else {
-            &mut self.latched_rtp
         };
-        if *latch == Some(src) {
-            return true;
+        if let Some(l) = self.latched_rtp {
+            return if l == src {
+                Admit::Relay
+            } else {
+                Admit::UnlatchedSource
+            };
         }
-        let probation = *self.probation_until.get_or_insert(now_ms + PROBATION_MS);
-        if !ip_ok || (latch.is_some() && now_ms > probation) {
-            return false;
+        let count = match self.candidate {
+            Some((a, s, n)) if a == src && s == ssrc => n.saturating_add(1),
+            _ => 1,
+        };
+        self.candidate = Some((src, ssrc, count));
+        if count >= LATCH_PACKETS {
+            self.latched_rtp = Some(src);
+            self.candidate = None;
         }
-        *latch = Some(src);
-        true
+        Admit::Relay
     }
 
     /// Where RTP (or RTCP) for this side goes.
@@ -242,6 +347,14 @@ impl SideState {
             },
         }
     }
+}
+
+/// What [`SideState::admit`] says of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admit {
+    Relay,
+    ForeignSource,
+    UnlatchedSource,
 }
 
 struct Recording {
@@ -285,8 +398,9 @@ pub struct MediaRelay {
 }
 
 impl MediaRelay {
-    pub fn new(cfg: RelayConfig, shard: usize, shards: usize) -> MediaRelay {
-        let pool = PortPool::for_shard(cfg.port_start, cfg.port_end, shard, shards);
+    /// The relay of shard `shard`; `seed` (from the OS) drives the port draws.
+    pub fn new(cfg: RelayConfig, shard: usize, shards: usize, seed: [u8; 32]) -> MediaRelay {
+        let pool = PortPool::for_shard(cfg.port_start, cfg.port_end, shard, shards, seed);
         MediaRelay {
             cfg,
             pool,
@@ -412,22 +526,33 @@ impl MediaRelay {
         self.sessions.get(&id).map(|s| s.sides[side as usize].port)
     }
 
-    /// `side` sent an SDP (offer or answer). `nat`: accept its packets from
-    /// any IP (None: as before). A new address resets the latch.
-    pub fn signalled(&mut self, id: u64, side: Side, sig: Signalled, nat: Option<bool>) {
+    /// `side` sent an SDP (offer or answer). The side is learnt again when
+    /// it renegotiates, or when its addresses changed.
+    pub fn signalled(&mut self, id: u64, side: Side, sig: Signalled, origin: SdpOrigin) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
         let st = &mut s.sides[side as usize];
-        if st.sig.rtp != sig.rtp || st.sig.rtcp != sig.rtcp {
+        let moved =
+            st.sig.rtp != sig.rtp || st.sig.rtcp != sig.rtcp || st.sig.rtcp_mux != sig.rtcp_mux;
+        if let SdpOrigin::Setup(ip) = origin {
+            st.sip_ip = Some(ip);
+        }
+        let expect = expected_ip(sig.rtp.map(|a| a.ip()), st.sip_ip);
+        if moved || origin == SdpOrigin::Renegotiation || expect != st.expect_ip {
             st.latched_rtp = None;
             st.latched_rtcp = None;
-            st.probation_until = None;
+            st.candidate = None;
         }
+        st.expect_ip = expect;
         st.sig = sig;
-        if let Some(nat) = nat {
-            st.nat = nat;
-        }
+    }
+
+    /// Whether `ip` is one of the relay's own addresses.
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        ip == canonical(self.cfg.advertise)
+            || (!self.cfg.bind_ip.is_unspecified() && ip == canonical(self.cfg.bind_ip))
     }
 
     /// The call was answered: the RTP timeout runs from now.
@@ -478,10 +603,34 @@ impl MediaRelay {
                 (b, a)
             }
         };
-        let is_rtcp = rtcp_port || rtp::is_rtcp(packet);
-        if !from.admit(now_ms, src, is_rtcp) {
+        if from.expect_ip != Some(canonical(src.ip())) {
+            self.counters.foreign_source += 1;
             self.counters.rejected += 1;
             return None;
+        }
+        let is_rtcp = rtcp_port || rtp::is_rtcp(packet);
+        let hdr = if is_rtcp {
+            None
+        } else {
+            rtp::parse_rtp(packet)
+        };
+        if (is_rtcp && !rtp::is_valid_rtcp(packet)) || (!is_rtcp && hdr.is_none()) {
+            self.counters.malformed += 1;
+            self.counters.rejected += 1;
+            return None;
+        }
+        match from.admit(src, hdr.map(|h| h.ssrc)) {
+            Admit::Relay => {}
+            Admit::ForeignSource => {
+                self.counters.foreign_source += 1;
+                self.counters.rejected += 1;
+                return None;
+            }
+            Admit::UnlatchedSource => {
+                self.counters.unlatched_source += 1;
+                self.counters.rejected += 1;
+                return None;
+            }
         }
         if is_rtcp {
             from.rtcp_packets += 1;
@@ -492,8 +641,7 @@ impl MediaRelay {
             self.counters.forwarded += 1;
             return Some(Forward { fd, dest });
         }
-        let Some(hdr) = rtp::parse_rtp(packet) else {
-            self.counters.rejected += 1;
+        let Some(hdr) = hdr else {
             return None;
         };
         let (codec, clock) = from.clock_of(hdr.payload_type);

@@ -1,5 +1,7 @@
-//! Relay edges with injected time: latching and probation, NAT, RTCP (muxed
-//! and not), mute renumbering, the RTP timeout, the CDR report.
+//! Relay edges with injected time: who may send for a side and when its
+//! address is latched (spraying, NAT, renegotiation), RTCP (muxed and
+//! not), malformed packets, mute renumbering, the RTP timeout, the CDR
+//! report, refused SDP addresses.
 
 use super::*;
 
@@ -21,11 +23,17 @@ fn relay_pairs(start: u16, pairs: u16) -> MediaRelay {
         },
         0,
         1,
+        [9; 32],
     )
 }
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+/// A setup SDP whose SIP came from 127.0.0.1.
+fn local() -> SdpOrigin {
+    SdpOrigin::Setup("127.0.0.1".parse().unwrap())
 }
 
 fn sig(rtp: &str, mux: bool) -> Signalled {
@@ -54,8 +62,8 @@ fn seq_of(p: &[u8]) -> u16 {
 /// A session between a caller at 127.0.0.1:7000 and a callee at 127.0.0.1:8000.
 fn session(r: &mut MediaRelay, id: u64) -> (u16, u16) {
     let (a, b) = r.create(id, "call-1@test", false).unwrap();
-    r.signalled(id, Side::Caller, sig("127.0.0.1:7000", false), Some(false));
-    r.signalled(id, Side::Callee, sig("127.0.0.1:8000", false), Some(false));
+    r.signalled(id, Side::Caller, sig("127.0.0.1:7000", false), local());
+    r.signalled(id, Side::Callee, sig("127.0.0.1:8000", false), local());
     r.answered(id, 0);
     (a, b)
 }
@@ -78,11 +86,21 @@ fn forwards_both_ways_out_of_the_other_sides_socket() {
 }
 
 #[test]
-fn latches_to_the_real_port_and_sends_back_there() {
+fn latches_to_the_real_port_after_a_few_packets_and_sends_back_there() {
     let mut r = relay(62100);
     let (a, b) = session(&mut r, 1);
-    // The caller signalled 7000 but sends from 7777 (NAT on the same IP).
-    let mut p = packet(1, 160);
+    // The caller signalled 7000 but sends from 7777 (NAT on the same IP):
+    // relayed at once, but learnt only after LATCH_PACKETS in a row.
+    for seq in 1..u16::from(LATCH_PACKETS) {
+        let mut p = packet(seq, 160);
+        assert!(r.on_packet(0, a, addr("127.0.0.1:7777"), &mut p).is_some());
+        let mut back = packet(seq, 160);
+        let f = r
+            .on_packet(5, b, addr("127.0.0.1:8000"), &mut back)
+            .unwrap();
+        assert_eq!(f.dest, addr("127.0.0.1:7000"), "not latched yet");
+    }
+    let mut p = packet(9, 160);
     assert!(r.on_packet(0, a, addr("127.0.0.1:7777"), &mut p).is_some());
     let mut p = packet(1, 160);
     let f = r.on_packet(5, b, addr("127.0.0.1:8000"), &mut p).unwrap();
@@ -90,37 +108,199 @@ fn latches_to_the_real_port_and_sends_back_there() {
 }
 
 #[test]
-fn another_source_is_refused_after_probation_and_another_ip_always() {
-    let mut r = relay(62200);
-    let (a, _) = session(&mut r, 1);
-    let mut p = packet(1, 160);
-    assert!(r.on_packet(0, a, addr("127.0.0.1:7000"), &mut p).is_some());
-    // Within probation a new source on the same IP re-latches.
-    assert!(r
-        .on_packet(500, a, addr("127.0.0.1:7002"), &mut p)
-        .is_some());
-    // After it, the latch holds.
-    assert!(r
-        .on_packet(PROBATION_MS + 1, a, addr("127.0.0.1:7004"), &mut p)
-        .is_none());
-    assert!(r
-        .on_packet(PROBATION_MS + 2, a, addr("127.0.0.1:7002"), &mut p)
-        .is_some());
-    // Another IP is never accepted from a side that is not behind NAT.
-    assert!(r.on_packet(10, a, addr("127.0.0.2:7000"), &mut p).is_none());
-    assert_eq!(r.counters.rejected, 2);
+fn spraying_the_ports_from_elsewhere_steals_nothing() {
+    let mut r = relay(62150);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    // Ringing: the callee has not answered, the caller's RTP has not come.
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
+    // An attacker on another IP sprays both ports first.
+    for seq in 0..50u16 {
+        for port in [a, a + 1, b, b + 1] {
+            let mut p = packet(seq, 160);
+            assert!(r
+                .on_packet(u64::from(seq), port, addr("127.0.0.66:4000"), &mut p)
+                .is_none());
+        }
+    }
+    assert_eq!(r.counters.foreign_source, 200);
+    assert_eq!(r.counters.forwarded, 0);
+    // The callee answers; both sides' media flows between them only.
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
+    for seq in 0..5u16 {
+        let mut p = packet(seq, 160);
+        let f = r.on_packet(100, a, addr("127.0.0.1:7000"), &mut p).unwrap();
+        assert_eq!(f.dest, addr("127.0.0.1:8000"));
+        let mut p = packet(seq, 160);
+        let f = r.on_packet(100, b, addr("127.0.0.1:8000"), &mut p).unwrap();
+        assert_eq!(f.dest, addr("127.0.0.1:7000"));
+    }
 }
 
 #[test]
-fn a_side_behind_nat_is_learned_from_any_ip() {
+fn a_latch_holds_until_the_side_renegotiates_and_other_ips_never_count() {
+    let mut r = relay(62200);
+    let (a, b) = session(&mut r, 1);
+    for seq in 0..u16::from(LATCH_PACKETS) {
+        let mut p = packet(seq, 160);
+        assert!(r.on_packet(0, a, addr("127.0.0.1:7000"), &mut p).is_some());
+    }
+    // Latched: another port on the same IP is refused, however long.
+    let mut p = packet(50, 160);
+    for t in [1, 500, 100_000] {
+        assert!(r.on_packet(t, a, addr("127.0.0.1:7002"), &mut p).is_none());
+    }
+    assert_eq!(r.counters.unlatched_source, 3);
+    // Another IP is never accepted.
+    assert!(r.on_packet(10, a, addr("127.0.0.2:7000"), &mut p).is_none());
+    assert_eq!(r.counters.foreign_source, 1);
+    // A setup SDP that says the same (a 200 OK retransmitted) keeps the latch.
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
+    assert!(r.on_packet(11, a, addr("127.0.0.1:7002"), &mut p).is_none());
+    // A re-INVITE from the caller: it may have moved.
+    r.signalled(
+        1,
+        Side::Caller,
+        sig("127.0.0.1:7000", false),
+        SdpOrigin::Renegotiation,
+    );
+    for seq in 60..60 + u16::from(LATCH_PACKETS) {
+        let mut p = packet(seq, 160);
+        assert!(r.on_packet(12, a, addr("127.0.0.1:7002"), &mut p).is_some());
+    }
+    let mut back = packet(1, 160);
+    let f = r
+        .on_packet(13, b, addr("127.0.0.1:8000"), &mut back)
+        .unwrap();
+    assert_eq!(f.dest, addr("127.0.0.1:7002"));
+    assert_eq!(r.counters.rejected, 5);
+}
+
+#[test]
+fn a_side_behind_nat_is_learned_from_its_sip_source_ip_only() {
     let mut r = relay(62300);
     let (a, b) = r.create(1, "c", false).unwrap();
-    r.signalled(1, Side::Caller, sig("192.168.1.20:7000", false), Some(true));
-    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), Some(false));
+    // Private SDP address; its SIP came from 127.0.0.9.
+    r.signalled(
+        1,
+        Side::Caller,
+        sig("192.168.1.20:7000", false),
+        SdpOrigin::Setup("127.0.0.9".parse().unwrap()),
+    );
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
     let mut p = packet(1, 160);
-    assert!(r.on_packet(0, a, addr("127.0.0.9:40000"), &mut p).is_some());
+    assert!(
+        r.on_packet(0, a, addr("127.0.0.66:40000"), &mut p)
+            .is_none(),
+        "not its IP"
+    );
+    for seq in 0..u16::from(LATCH_PACKETS) {
+        let mut p = packet(seq, 160);
+        assert!(r.on_packet(0, a, addr("127.0.0.9:40000"), &mut p).is_some());
+    }
     let f = r.on_packet(1, b, addr("127.0.0.1:8000"), &mut p).unwrap();
     assert_eq!(f.dest, addr("127.0.0.9:40000"));
+}
+
+#[test]
+fn only_rtp_and_rtcp_are_relayed() {
+    let mut r = relay(62350);
+    let (a, _) = session(&mut r, 1);
+    let from = addr("127.0.0.1:7000");
+    for junk in [
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        vec![0x80; 4],
+        vec![0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        // RTCP whose length runs past the datagram.
+        vec![0x80, 200, 0, 9, 0, 0, 0, 1],
+    ] {
+        let mut p = junk.clone();
+        assert!(r.on_packet(0, a, from, &mut p).is_none(), "{junk:?}");
+        let mut p = junk;
+        assert!(r
+            .on_packet(0, a + 1, addr("127.0.0.1:7001"), &mut p)
+            .is_none());
+    }
+    assert_eq!(r.counters.malformed, 8);
+    assert_eq!(r.counters.forwarded, 0);
+}
+
+#[test]
+fn sdp_addresses_the_relay_must_not_send_to() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let ours = |a: IpAddr| a == ip("198.51.100.7");
+    let public_leg = ip("203.0.113.5");
+    for bad in [
+        "224.0.0.1",
+        "255.255.255.255",
+        "ff02::1",
+        "127.0.0.1",
+        "::1",
+        "198.51.100.7",
+        "::ffff:127.0.0.1",
+    ] {
+        assert!(
+            !media_address_allowed(ip(bad), public_leg, ours, true),
+            "{bad}"
+        );
+        assert!(
+            !media_address_allowed(ip(bad), public_leg, ours, false),
+            "{bad}"
+        );
+    }
+    // 0.0.0.0: refused in a setup, RFC 2543 hold in a re-INVITE.
+    assert!(!media_address_allowed(
+        ip("0.0.0.0"),
+        public_leg,
+        ours,
+        true
+    ));
+    assert!(media_address_allowed(
+        ip("0.0.0.0"),
+        public_leg,
+        ours,
+        false
+    ));
+    // Loopback and our own address are fine for a leg on this host.
+    assert!(media_address_allowed(
+        ip("127.0.0.1"),
+        ip("127.0.0.1"),
+        ours,
+        true
+    ));
+    assert!(media_address_allowed(
+        ip("198.51.100.7"),
+        ip("198.51.100.7"),
+        ours,
+        true
+    ));
+    for good in ["203.0.113.9", "192.168.1.20", "2001:db8::1"] {
+        assert!(
+            media_address_allowed(ip(good), public_leg, ours, true),
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn the_expected_ip_is_the_sdp_address_or_the_sip_source_behind_nat() {
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    assert_eq!(
+        expected_ip(ip("203.0.113.9"), ip("198.51.100.1")),
+        ip("203.0.113.9")
+    );
+    assert_eq!(
+        expected_ip(ip("10.0.0.5"), ip("198.51.100.1")),
+        ip("198.51.100.1")
+    );
+    assert_eq!(
+        expected_ip(ip("0.0.0.0"), ip("198.51.100.1")),
+        ip("198.51.100.1")
+    );
+    assert_eq!(expected_ip(None, ip("198.51.100.1")), ip("198.51.100.1"));
+    assert_eq!(
+        expected_ip(ip("::ffff:203.0.113.9"), None),
+        ip("203.0.113.9")
+    );
 }
 
 #[test]
@@ -135,8 +315,8 @@ fn rtcp_goes_between_rtcp_ports_or_over_the_rtp_port_when_muxed() {
     assert_eq!(f.dest, addr("127.0.0.1:8001"));
     assert_eq!(f.fd, r.sessions[&1].sides[1].rtcp_fd);
     // Both sides mux: RTCP arrives on and leaves by the RTP ports.
-    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", true), Some(false));
-    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", true), Some(false));
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", true), local());
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", true), local());
     let f = r.on_packet(1, a, addr("127.0.0.1:7000"), &mut sr).unwrap();
     assert_eq!(f.dest, addr("127.0.0.1:8000"));
     assert_eq!(f.fd, r.sessions[&1].sides[1].rtp_fd);
@@ -186,7 +366,7 @@ fn mute_drops_and_unmute_resumes_with_continuous_seq_and_a_marker() {
 fn rtp_timeout_only_after_answer_and_not_on_hold() {
     let mut r = relay(62600);
     let (a, _) = r.create(1, "c", false).unwrap();
-    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), Some(false));
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
     assert!(r.on_tick(10_000).is_empty(), "not answered: no timeout");
     r.answered(1, 10_000);
     let mut p = packet(1, 160);
@@ -195,10 +375,15 @@ fn rtp_timeout_only_after_answer_and_not_on_hold() {
     assert_eq!(r.on_tick(17_000), vec![1]);
     let mut held = sig("127.0.0.1:7000", false);
     held.hold = true;
-    r.signalled(1, Side::Caller, held, None);
+    r.signalled(1, Side::Caller, held, SdpOrigin::Renegotiation);
     assert!(r.on_tick(60_000).is_empty(), "on hold: silence is expected");
     // Resumed: the timeout runs from the last tick on hold.
-    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), None);
+    r.signalled(
+        1,
+        Side::Caller,
+        sig("127.0.0.1:7000", false),
+        SdpOrigin::Renegotiation,
+    );
     assert!(
         r.on_tick(64_999).is_empty(),
         "resumed: the timeout starts over"
@@ -249,6 +434,7 @@ fn no_ports_left_is_an_error() {
         },
         0,
         1,
+        [9; 32],
     );
     assert!(r.create(1, "c", false).is_ok());
     assert_eq!(r.create(2, "d", false), Err(RelayError::NoPorts));

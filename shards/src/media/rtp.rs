@@ -20,6 +20,30 @@ pub fn is_rtcp(packet: &[u8]) -> bool {
     }
 }
 
+/// Whether `packet` is well-formed (compound) RTCP (RFC 3550 6.1): one or
+/// more packets, each version 2 with a type in 192..=223 and a length that
+/// fits, which together fill the datagram exactly.
+pub fn is_valid_rtcp(packet: &[u8]) -> bool {
+    let mut rest = packet;
+    if rest.len() < 4 {
+        return false;
+    }
+    while !rest.is_empty() {
+        let [b0, b1, l0, l1, ..] = *rest else {
+            return false;
+        };
+        if b0 >> 6 != 2 || !matches!(b1, 192..=223) {
+            return false;
+        }
+        let len = (usize::from(u16::from_be_bytes([l0, l1])) + 1) * 4;
+        let Some(next) = rest.get(len..) else {
+            return false;
+        };
+        rest = next;
+    }
+    true
+}
+
 /// The fields of an RTP header the relay uses, plus where the payload lies
 /// in the packet (`packet[payload_offset..payload_offset + payload_len]`,
 /// always in bounds for the packet the header was parsed from).

@@ -56,6 +56,10 @@ counters! {
     sip_spoofed_responses: "SIP responses dropped: they matched a transaction but came from another address than its request went to",
     sip_dialog_mismatch: "in-dialog requests answered 481: Call-ID known but tags not those of the dialog",
     sip_cseq_out_of_order: "in-dialog requests answered 500: CSeq not above the last one of that direction",
+    rtp_foreign_source: "RTP/RTCP datagrams dropped: from an IP that is not the one the side signalled (or its SIP source when behind NAT)",
+    rtp_unlatched_source: "RTP/RTCP datagrams dropped: from the side's IP but not the address its media is latched to",
+    rtp_malformed: "datagrams on media ports dropped: neither RTP nor RTCP",
+    sdp_address_refused: "SDP media addresses refused (488) or ignored: unspecified, multicast, broadcast, loopback or ours",
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
 }
 
