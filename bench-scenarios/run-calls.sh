@@ -75,6 +75,8 @@ users = [{ username = "1001", password = "secret1001" }, { username = "1002", pa
 [media]
 rtp_port_start = 20000
 rtp_port_end = 30000
+[security]
+trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
 CFG
 if (( ROUTER )); then
   TOOLS="$REPO/bench-scenarios/rtp-load"

@@ -157,6 +157,7 @@ trunks_files = []
 
 EOF
     cat "$TMP/users.toml"
+    printf '\n[security]\ntrusted = ["127.0.0.0/8"]   # the load generator: no flood limit\n'
 } > "$CFG"
 
 # --- server -----------------------------------------------------------------

@@ -226,6 +226,8 @@ rtp_port_start = 30000
 rtp_port_end = 34000
 [ami]
 drain_timeout_secs = 5
+[security]
+trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
 CFG
   cat > "$TMP/trunks.toml" <<TRUNK
 [trunks.loadgen]
@@ -236,7 +238,7 @@ TRUNK
 [[routes]]
 name = "load"
 priority = 10
-match = { "to.user" = "^load" }
+match = { "source" = "loadgen", "to.user" = "^load" }  # calls from the generator's trunk, back to it
 action = "forward"
 dest = ["loadgen"]
 ROUTE

@@ -105,6 +105,8 @@ fn media_mode(cfg: &Config) -> MediaMode {
 struct WebhookLinks {
     user_queries: Option<crossbeam_channel::Sender<shards::users::UserQuery>>,
     router: Option<shards::routing::http_router::RouterLink>,
+    /// Failed digests, to the ban book.
+    auth_failures: crossbeam_channel::Sender<IpAddr>,
 }
 
 /// `extensions` (console-managed users) is asked before the configured
@@ -203,6 +205,16 @@ fn endpoint_settings(
         user_queries: links.user_queries,
         user_query_timeout_ms,
         router: links.router,
+        security: shards::security::SecuritySettings {
+            flood_per_sec: cfg.security.flood_requests_per_sec,
+            trusted: cfg
+                .security
+                .trusted
+                .iter()
+                .filter_map(|t| shards::routing::HostPattern::parse(t).ok())
+                .collect(),
+            auth_failures: Some(links.auth_failures),
+        },
     })
 }
 
@@ -305,6 +317,9 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     // turns into 503s rather than an ever longer queue.
     let (user_tx, user_rx) = crossbeam_channel::bounded(4096);
     let (router_tx, router_rx) = crossbeam_channel::bounded(8192);
+    // Failed digests, from the shards to the ban book; a full queue drops
+    // reports (the flood is banned by the ones that got through).
+    let (failures_tx, failures_rx) = crossbeam_channel::bounded(4096);
     let router_link = cfg.proxy.http_router.as_ref().map(|r| {
         shards::routing::http_router::RouterLink {
             queries: router_tx,
@@ -323,6 +338,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         WebhookLinks {
             user_queries: (!http_users.is_empty()).then_some(user_tx),
             router: router_link,
+            auth_failures: failures_tx,
         },
     ) {
         Ok(s) => Arc::new(s),
@@ -380,6 +396,14 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         }
         webhooks.router = Some(stats);
     }
+    let guard = match crate::control::bans::Guard::start(
+        &cfg.security,
+        runtime.inboxes.clone(),
+        failures_rx,
+    ) {
+        Ok(g) => g,
+        Err(e) => return fail(format!("cannot start the ban book: {e}")),
+    };
     let writer_inboxes = runtime.inboxes.clone();
     let writer_store = store.clone();
     let writer = match std::thread::Builder::new()
@@ -423,6 +447,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         },
         resources,
         webhooks,
+        guard,
     });
     let served = serve_http(http_listener, state, stop);
 

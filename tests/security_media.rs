@@ -39,7 +39,7 @@ fn spraying_the_relay_while_a_call_rings_steals_nothing() {
     });
     // The attacker is on another address of this host.
     let evil = UdpSocket::bind("127.0.0.2:0").expect("127.0.0.2 is loopback on Linux");
-    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let phone = Phone::register(&pbx, "1002", "secret1002");
     let mut caller = Caller::new(&pbx, "bleed-1@test");
     // The caller is behind NAT: its SDP names a private address, so the
     // relay must learn where its media really comes from. That is the

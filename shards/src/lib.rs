@@ -14,6 +14,7 @@ pub mod recording;
 pub mod registrar;
 pub mod routing;
 pub mod runtime;
+pub mod security;
 pub mod sip;
 pub mod store;
 pub mod time;

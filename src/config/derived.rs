@@ -246,7 +246,13 @@ impl UserBackendConfig {
                 headers: self.headers.clone().unwrap_or_default(),
                 password_is_ha1: self.password_is_ha1.unwrap_or(false),
                 cache_ttl: Duration::from_secs(self.cache_ttl_secs.unwrap_or(30)),
-                negative_cache_ttl: Duration::from_secs(self.negative_cache_ttl_secs.unwrap_or(5)),
+                // Known and unknown users cached alike by default: a shorter
+                // life for "unknown" lets a guesser tell them apart by timing.
+                negative_cache_ttl: Duration::from_secs(
+                    self.negative_cache_ttl_secs
+                        .or(self.cache_ttl_secs)
+                        .unwrap_or(30),
+                ),
                 timeout: Duration::from_millis(self.timeout_ms.unwrap_or(5000)),
             }),
         }

@@ -34,8 +34,8 @@ pub use derived::{
 pub use schema::{
     AmiConfig, CallRecordConfig, CallRecordType, Config, ConsoleConfig, DigestAlgorithm, Headers,
     HttpRouterConfig, LocatorEvent, LocatorWebhookConfig, LogLevel, MediaConfig, MediaProxyMode,
-    MemoryUser, ProxyConfig, RecordingConfig, RuntimeConfig, StoreConfig, UserBackendConfig,
-    UserBackendType,
+    MemoryUser, ProxyConfig, RecordingConfig, RuntimeConfig, SecurityConfig, StoreConfig,
+    UserBackendConfig, UserBackendType,
 };
 
 use locate::{format_path, one_line, parse_path, SourceDoc};

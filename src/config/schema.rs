@@ -32,6 +32,7 @@ pub struct Config {
     pub ami: AmiConfig,
     pub console: ConsoleConfig,
     pub store: StoreConfig,
+    pub security: SecurityConfig,
     /// The files this config was read from (config, then perf profiles), for
     /// locating validation errors.
     #[serde(skip)]
@@ -52,6 +53,7 @@ impl Default for Config {
             ami: AmiConfig::default(),
             console: ConsoleConfig::default(),
             store: StoreConfig::default(),
+            security: SecurityConfig::default(),
             sources: Vec::new(),
         }
     }
@@ -270,7 +272,8 @@ pub struct UserBackendConfig {
     pub password_is_ha1: Option<bool>,
     /// http: how long an answer is cached per (user, realm), s. Default 30.
     pub cache_ttl_secs: Option<u64>,
-    /// http: how long "unknown user" (404) is cached, s. Default 5.
+    /// http: how long "unknown user" (404) is cached, s. Default
+    /// `cache_ttl_secs` (alike, so timing tells no user from a stranger).
     pub negative_cache_ttl_secs: Option<u64>,
     /// http: request timeout, ms. Default 5000.
     pub timeout_ms: Option<u64>,
@@ -485,6 +488,39 @@ impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
             session_ttl_secs: 43200,
+        }
+    }
+}
+
+/// `[security]`: what slows password guessing and floods (Kamailio's pike
+/// plus fail2ban, built in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Failed digest responses from one source address within
+    /// `ban_window_secs` that get it banned; 0 = never ban. Default 10.
+    pub ban_after_failures: u32,
+    /// Default 60.
+    pub ban_window_secs: u64,
+    /// How long a ban lasts, s. Default 900.
+    pub ban_secs: u64,
+    /// SIP requests per second one source address may send (bursts of
+    /// twice that); beyond, requests are dropped unanswered. 0 = no limit.
+    /// Default 200.
+    pub flood_requests_per_sec: u32,
+    /// IPs/CIDRs never banned nor throttled (your SBC, a load generator).
+    /// Default [].
+    pub trusted: Vec<String>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            ban_after_failures: 10,
+            ban_window_secs: 60,
+            ban_secs: 900,
+            flood_requests_per_sec: 200,
+            trusted: Vec::new(),
         }
     }
 }

@@ -590,6 +590,25 @@ impl Checker<'_> {
             1 << 24,
         )?;
         self.at_least("store.writer_batch", self.cfg.store.writer_batch, 1)?;
+        let sec = &self.cfg.security;
+        self.range("security.ban_window_secs", sec.ban_window_secs, 1, 86_400)?;
+        self.range("security.ban_secs", sec.ban_secs, 1, 365 * 86_400)?;
+        self.range(
+            "security.flood_requests_per_sec",
+            sec.flood_requests_per_sec,
+            0,
+            1_000_000,
+        )?;
+        for (i, t) in sec.trusted.iter().enumerate() {
+            let at = format!("security.trusted[{i}]");
+            match shards::routing::HostPattern::parse(t) {
+                Ok(shards::routing::HostPattern::Net { .. }) => {}
+                Ok(shards::routing::HostPattern::Addr(_)) => {
+                    return self.fail(&at, format!("\"{t}\": an IP or CIDR, without a port"))
+                }
+                Err(e) => return self.fail(&at, e),
+            }
+        }
         Ok(())
     }
 }

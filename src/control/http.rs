@@ -31,6 +31,8 @@ pub struct HttpState {
     pub resources: super::resources::ResourcesState,
     /// The running webhooks: metrics, backlog, push states.
     pub webhooks: crate::webhooks::WebhookViews,
+    /// Bans of sources that failed digest authentication.
+    pub guard: Arc<super::bans::Guard>,
 }
 
 /// The machine-readable `error` code of an error reply (API.md section 4:
@@ -67,6 +69,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/ami/v1/reload/{what}", post(super::ami::reload))
         .route("/ami/v1/shutdown", post(super::ami::shutdown))
         .route("/ami/v1/dialogs", get(super::ami::dialogs))
+        .merge(super::bans::routes())
         .merge(super::records::routes())
         .merge(super::resources::routes())
         .fallback(not_found)

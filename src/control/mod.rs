@@ -3,6 +3,7 @@
 //! the rest of REST and AMI later).
 
 pub mod ami;
+pub mod bans;
 pub mod calls;
 pub mod console_auth;
 pub mod console_store;

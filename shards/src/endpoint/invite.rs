@@ -120,6 +120,45 @@ impl SipEndpoint {
         self.route_invite(now, msg, src, tx, guest, None, out);
     }
 
+    /// Answers a new INVITE that carries no credentials and needs them
+    /// (not from a trunk, not a guest's) with a 407, statelessly. False
+    /// when the INVITE must go the stateful way.
+    pub(super) fn challenge_statelessly(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        out: &mut Output,
+    ) -> bool {
+        if msg.header(HeaderName::ProxyAuthorization).is_some()
+            || self.routing.trunks.for_source(src).is_some()
+        {
+            return false;
+        }
+        let (host, user) = dialled(msg);
+        let settings = self.settings.clone();
+        let realm = settings.realm_for(&host).to_string();
+        let guest = settings.is_local_host(&host)
+            && settings
+                .users
+                .lookup(&user, &realm, &self.user_cache, now.unix)
+                .is_some_and(|u| u.allow_guest_calls);
+        if guest {
+            return false;
+        }
+        ShardStats::add(&self.ctx.stats.auth_challenges, 1);
+        ShardStats::add(&self.ctx.stats.stateless_challenges, 1);
+        let binding = msg.call_id().unwrap_or_default().to_string();
+        let headers: Vec<(&str, String)> = self
+            .auth
+            .challenge_headers(now.unix, &realm, &binding, false)
+            .into_iter()
+            .map(|v| ("Proxy-Authenticate", v))
+            .collect();
+        self.respond(now, msg, src, 407, None, &headers, Answer::Stateless, out);
+        true
+    }
+
     /// Where an admitted INVITE goes: the router's decision when there is
     /// one, else the static routes, else a local AOR's bindings.
     #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,7 @@ use crate::runtime::{
     MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
     ShardStats,
 };
+use crate::security::{SourceGuard, Verdict};
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
@@ -60,6 +61,8 @@ pub struct SipEndpoint {
     tx_evicted_reported: u64,
     /// `[proxy] acl_rules`, swapped by an AMI reload.
     acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
+    /// Bans and the flood limit of this shard.
+    guard: SourceGuard,
     ctx: ShardContext,
     settings: Arc<EndpointSettings>,
     control: ControlSender,
@@ -134,6 +137,7 @@ impl SipEndpoint {
             media_reported: Default::default(),
             tx_evicted_reported: 0,
             acl: settings.acl.clone(),
+            guard: SourceGuard::new(&settings.security),
             ctx,
             settings,
             control,
@@ -159,6 +163,16 @@ impl SipEndpoint {
 
     fn stats(&self) -> &ShardStats {
         &self.ctx.stats
+    }
+
+    /// Tells the ban book a digest failed from `src` (not for trusted ones).
+    fn report_auth_failure(&self, src: SocketAddr) {
+        let Some(tx) = &self.settings.security.auth_failures else {
+            return;
+        };
+        if !self.guard.is_trusted(src) && tx.try_send(src.ip()).is_ok() {
+            ShardStats::add(&self.ctx.stats.auth_failures_reported, 1);
+        }
     }
 
     /// Counts a dropped message; logs once per interval.
@@ -430,6 +444,15 @@ impl SipEndpoint {
             AuthOutcome::Ok { username, .. } => Some(username),
             AuthOutcome::Challenge { stale, .. } => {
                 ShardStats::add(&self.ctx.stats.auth_challenges, 1);
+                // A challenge is stateless: nothing is kept for it (a
+                // retransmitted request gets a fresh one).
+                let answer = match answer {
+                    Answer::Cached(key) => {
+                        self.txs.forget(key);
+                        Answer::Stateless
+                    }
+                    other => other,
+                };
                 let binding = msg.call_id().unwrap_or_default().to_string();
                 let name = if proxy {
                     "Proxy-Authenticate"
@@ -449,6 +472,7 @@ impl SipEndpoint {
             // Unknown user, wrong password and replays look the same.
             AuthOutcome::Failed { .. } | AuthOutcome::Replay { .. } => {
                 ShardStats::add(&self.ctx.stats.auth_failures, 1);
+                self.report_auth_failure(src);
                 self.respond(now, msg, src, 403, None, &[], answer, out);
                 None
             }
@@ -625,6 +649,15 @@ impl SipEndpoint {
         src: SocketAddr,
         out: &mut Output,
     ) {
+        // A new INVITE without credentials is challenged before it costs a
+        // transaction: one 407 per INVITE, nothing retransmitted toward an
+        // address that may be spoofed.
+        if matches!(method, Method::Invite)
+            && msg.to().is_ok_and(|t| t.tag().is_none())
+            && self.challenge_statelessly(now, msg, src, out)
+        {
+            return;
+        }
         let tx = match self
             .table
             .receive(now.mono_ms, msg, src, false, &mut self.actions)
@@ -914,6 +947,21 @@ impl ShardLogic for SipEndpoint {
         handed_off: bool,
         out: &mut Output,
     ) {
+        if !handed_off {
+            // Bans and the flood limit, before anything is parsed.
+            let request = !data.starts_with(b"SIP/2.0 ");
+            match self.guard.check(now.unix, now.mono_ms, src, request) {
+                Verdict::Pass => {}
+                Verdict::Banned => {
+                    ShardStats::add(&self.ctx.stats.banned_dropped, 1);
+                    return;
+                }
+                Verdict::Flood => {
+                    ShardStats::add(&self.ctx.stats.flood_dropped, 1);
+                    return;
+                }
+            }
+        }
         if !handed_off && self.ctx.shards > 1 {
             // Cheap owner lookup: the parse is lazy, Call-ID is one header.
             if let Ok(msg) = Message::parse(data) {
@@ -972,6 +1020,8 @@ impl ShardLogic for SipEndpoint {
                 self.flush_calls(out);
             }
             ShardMsg::Acl(acl) => self.acl = acl.0,
+            ShardMsg::Ban { ip, until } => self.guard.ban(ip, until),
+            ShardMsg::Unban(ip) => self.guard.lift(ip),
             ShardMsg::UserAnswer {
                 key,
                 answer,

@@ -49,6 +49,8 @@ pub struct EndpointSettings {
     pub user_query_timeout_ms: u64,
     /// The HTTP router, when `[proxy.http_router]` is set.
     pub router: Option<crate::routing::http_router::RouterLink>,
+    /// `[security]`: flood limit, trusted sources, where failed digests go.
+    pub security: crate::security::SecuritySettings,
 }
 
 impl EndpointSettings {
@@ -109,5 +111,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         user_queries: None,
         user_query_timeout_ms: 5000,
         router: None,
+        security: Default::default(),
     }
 }

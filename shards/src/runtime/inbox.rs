@@ -31,6 +31,11 @@ pub enum ShardMsg {
     },
     /// New `[proxy] acl_rules` (an AMI reload): swap them in.
     Acl(AclCheck),
+    /// The control core banned this source address until `until` (unix s):
+    /// drop what it sends, unanswered.
+    Ban { ip: std::net::IpAddr, until: u64 },
+    /// The ban of this address was lifted (AMI).
+    Unban(std::net::IpAddr),
     /// Click-to-dial: ring extension `from`, then call `to` and bridge them;
     /// the new call's id (or why not) goes back on `reply`.
     Originate {

@@ -60,6 +60,10 @@ counters! {
     rtp_unlatched_source: "RTP/RTCP datagrams dropped: from the side's IP but not the address its media is latched to",
     rtp_malformed: "datagrams on media ports dropped: neither RTP nor RTCP",
     sdp_address_refused: "SDP media addresses refused (488) or ignored: unspecified, multicast, broadcast, loopback or ours",
+    banned_dropped: "SIP datagrams dropped unanswered: their source is banned after failed digests",
+    flood_dropped: "SIP requests dropped unanswered: their source exceeded [security] flood_requests_per_sec",
+    auth_failures_reported: "failed digest responses reported to the ban book (unknown user, wrong password, replay)",
+    stateless_challenges: "407 challenges sent to INVITEs without credentials, with no transaction (nothing retransmitted)",
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
 }
 
