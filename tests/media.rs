@@ -198,10 +198,11 @@ fn nat_latching_sends_back_to_where_packets_really_come_from() {
         GAP,
     );
     assert_eq!(at_phone.len(), 40);
-    // Until the first packet from the caller, the phone's audio goes to
-    // the signalled port; after it, to the latched one.
+    // Until the relay has seen a few packets of the caller's stream (it
+    // latches after 3 of one SSRC from one address), the phone's audio
+    // goes to the signalled port; after that, to the latched one.
     assert!(
-        at_natted.len() >= 38,
+        at_natted.len() >= 36,
         "only {} packets reached the real port",
         at_natted.len()
     );

@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 
 use super::identity::caller_user;
-use super::{binding_targets, dialled, direction_of, parse_host_port, Answer, SipEndpoint};
+use super::{
+    binding_targets, dialled, direction_of, parse_host_port, stateless, Answer, SipEndpoint,
+};
 use crate::call::engine::{MediaPolicy, NewCall, Target};
 use crate::routing::http_router::RouterDecision;
 use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
@@ -122,7 +124,8 @@ impl SipEndpoint {
 
     /// Answers a new INVITE that carries no credentials and needs them
     /// (not from a trunk, not a guest's) with a 407, statelessly. False
-    /// when the INVITE must go the stateful way.
+    /// when the INVITE must go the stateful way, which also answers what
+    /// comes before auth (a malformed INVITE, a loop, a Call-ID in use).
     pub(super) fn challenge_statelessly(
         &mut self,
         now: Now,
@@ -132,6 +135,9 @@ impl SipEndpoint {
     ) -> bool {
         if msg.header(HeaderName::ProxyAuthorization).is_some()
             || self.routing.trunks.for_source(src).is_some()
+            || stateless::inspect(msg).is_some()
+            || self.looped(msg)
+            || self.call_id_taken(msg)
         {
             return false;
         }

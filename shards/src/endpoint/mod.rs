@@ -713,17 +713,7 @@ impl SipEndpoint {
             self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
             return;
         }
-        // Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
-        // through us carries a Via we wrote.
-        let ours = format!("{}:{}", self.settings.sip_host, self.settings.sip_port);
-        let looped = msg.vias().filter_map(Result::ok).any(|v| {
-            format!("{}:{}", v.host, v.port_or_default()).eq_ignore_ascii_case(&ours)
-                && v.branch().is_some_and(|b| {
-                    b.starts_with(crate::call::ids::BRANCH_PREFIX)
-                        && b.as_bytes().get(7) == Some(&b'-')
-                })
-        });
-        if looped {
+        if self.looped(msg) {
             self.respond(now, msg, src, 482, None, &[], Answer::Tx(tx), out);
             return;
         }
@@ -758,8 +748,21 @@ impl SipEndpoint {
         self.on_invite(now, msg, src, tx, out);
     }
 
+    /// Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
+    /// through us carries a Via we wrote.
+    pub(super) fn looped(&self, msg: &Message<'_>) -> bool {
+        let ours = format!("{}:{}", self.settings.sip_host, self.settings.sip_port);
+        msg.vias().filter_map(Result::ok).any(|v| {
+            format!("{}:{}", v.host, v.port_or_default()).eq_ignore_ascii_case(&ours)
+                && v.branch().is_some_and(|b| {
+                    b.starts_with(crate::call::ids::BRANCH_PREFIX)
+                        && b.as_bytes().get(7) == Some(&b'-')
+                })
+        })
+    }
+
     /// Whether a new INVITE's Call-ID belongs to a live or finished call.
-    fn call_id_taken(&self, msg: &Message<'_>) -> bool {
+    pub(super) fn call_id_taken(&self, msg: &Message<'_>) -> bool {
         let Some(cid) = msg.call_id() else {
             return false;
         };
