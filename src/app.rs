@@ -414,6 +414,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         },
         resources,
         webhooks,
+        guard: crate::control::guard::Guard::new(cfg.http_addr, &cfg.ami.token),
     });
     let served = serve_http(http_listener, state, stop);
 

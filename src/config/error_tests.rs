@@ -399,6 +399,27 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "ami.allows[1]",
         "is not an IP address or CIDR",
     ),
+    (
+        "drain timeout beyond a day",
+        "[ami]\ndrain_timeout_secs = 9223372036854775807\n",
+        2,
+        "ami.drain_timeout_secs",
+        "must be 0-86400, not 9223372036854775807",
+    ),
+    (
+        "short ami token",
+        "[ami]\ntoken = \"short\"\n",
+        2,
+        "ami.token",
+        "must be at least 16 characters",
+    ),
+    (
+        "ami token with a space",
+        "[ami]\ntoken = \"0123456789 abcdef\"\n",
+        2,
+        "ami.token",
+        "printable ASCII without spaces",
+    ),
 ];
 
 #[test]

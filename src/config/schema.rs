@@ -457,15 +457,23 @@ pub struct CallRecordConfig {
 pub struct AmiConfig {
     /// IPs/CIDRs allowed to use /ami/v1 and /metrics. Default ["127.0.0.1", "::1"].
     pub allows: Vec<String>,
-    /// Graceful shutdown waits this long for answered calls, s. Default 300.
+    /// Graceful shutdown waits this long for answered calls, s (at most
+    /// [`MAX_DRAIN_TIMEOUT_SECS`]). Default 300.
     pub drain_timeout_secs: u64,
+    /// When set, AMI and /metrics need `Authorization: Bearer <token>`
+    /// besides the allow-list. Default "" (no token).
+    pub token: String,
 }
+
+/// The longest drain an AMI shutdown or the config may ask for: one day.
+pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 86_400;
 
 impl Default for AmiConfig {
     fn default() -> Self {
         AmiConfig {
             allows: vec!["127.0.0.1".into(), "::1".into()],
             drain_timeout_secs: 300,
+            token: String::new(),
         }
     }
 }

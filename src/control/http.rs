@@ -31,6 +31,8 @@ pub struct HttpState {
     pub resources: super::resources::ResourcesState,
     /// The running webhooks: metrics, backlog, push states.
     pub webhooks: crate::webhooks::WebhookViews,
+    /// Cross-site refusal and the optional AMI token (`guard.rs`).
+    pub guard: super::guard::Guard,
 }
 
 /// The machine-readable `error` code of an error reply (API.md section 4:
@@ -42,6 +44,7 @@ pub fn error_code(status: StatusCode) -> &'static str {
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        415 => "unsupported_media_type",
         416 => "range_not_satisfiable",
         422 => "invalid",
         429 => "too_many_requests",
@@ -75,8 +78,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         // Keep last: guards every /console path (routes and fallback alike)
         // except the login and the OpenAPI document; other paths pass through.
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             super::console_auth::require,
+        ))
+        // Outermost: cross-site refusal and the AMI token come before
+        // anything else, the console login included.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::guard::check,
         ))
 }
 
