@@ -185,6 +185,7 @@ fn endpoint_settings(
         sip_host: advertised_host(cfg),
         sip_port: cfg.proxy.udp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
+        max_flow_bytes: cfg.callrecord.max_flow_bytes,
         store: Some(store),
         routing,
         media: Some(relay_config(cfg, recorder)),

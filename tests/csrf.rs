@@ -90,7 +90,13 @@ fn a_cross_site_shutdown_is_refused_and_the_server_keeps_running() {
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=b",
     ] {
-        let r = http(&pbx, "POST", "/ami/v1/shutdown", &[("Content-Type", ct)], body);
+        let r = http(
+            &pbx,
+            "POST",
+            "/ami/v1/shutdown",
+            &[("Content-Type", ct)],
+            body,
+        );
         assert_eq!(r.code, 415, "{ct}: {}", r.body);
         assert_eq!(r.json()["error"], "unsupported_media_type");
     }
@@ -207,9 +213,17 @@ fn the_console_refuses_cross_site_writes_and_login() {
     // A write with the session cookie (as a browser would attach it).
     let ext = r#"{"username": "3001", "password": "a-long-password-3001"}"#;
     for headers in [
-        vec![("Cookie", cookie.as_str()), ("Origin", "http://evil.example"), JSON],
+        vec![
+            ("Cookie", cookie.as_str()),
+            ("Origin", "http://evil.example"),
+            JSON,
+        ],
         vec![("Cookie", cookie.as_str()), ("Origin", "null"), JSON],
-        vec![("Authorization", bearer.as_str()), ("Origin", "http://evil.example"), JSON],
+        vec![
+            ("Authorization", bearer.as_str()),
+            ("Origin", "http://evil.example"),
+            JSON,
+        ],
     ] {
         let r = http(&pbx, "POST", "/console/extensions", &headers, ext);
         assert_eq!(r.code, 403, "{headers:?}: {}", r.body);
@@ -309,7 +323,13 @@ fn ami_token_is_required_when_set_and_the_allow_list_still_applies() {
     )
     .unwrap();
     pbx.restart();
-    let r = http(&pbx, "GET", "/ami/v1/health", &[("Authorization", &good)], "");
+    let r = http(
+        &pbx,
+        "GET",
+        "/ami/v1/health",
+        &[("Authorization", &good)],
+        "",
+    );
     assert_eq!(r.code, 403, "{}", r.body);
 }
 

@@ -400,6 +400,13 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "is not an IP address or CIDR",
     ),
     (
+        "flow cap too small",
+        "[callrecord]\nmax_flow_bytes = 100\n",
+        2,
+        "callrecord.max_flow_bytes",
+        "must be 4096-16777216, not 100",
+    ),
+    (
         "drain timeout beyond a day",
         "[ami]\ndrain_timeout_secs = 9223372036854775807\n",
         2,

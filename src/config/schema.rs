@@ -417,7 +417,7 @@ pub enum CallRecordType {
 
 /// `[callrecord]` (guide 1.4). Keys that belong to another `type` are rejected by
 /// validation; `CallRecordConfig::target()` gives the typed view.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallRecordConfig {
     /// local | http | s3. Default local (LMDB only).
@@ -449,6 +449,31 @@ pub struct CallRecordConfig {
     pub retry_initial_ms: Option<u64>,
     /// http, s3: longest wait between two attempts, s. Default 300.
     pub retry_max_secs: Option<u64>,
+    /// Every type: most bytes of SIP messages kept in a call's stored flow;
+    /// past it the flow ends with a "truncated" marker. Default 262144.
+    pub max_flow_bytes: usize,
+}
+
+impl Default for CallRecordConfig {
+    fn default() -> Self {
+        CallRecordConfig {
+            kind: CallRecordType::default(),
+            url: None,
+            with_media: None,
+            headers: None,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            access_key: None,
+            secret_key: None,
+            root: None,
+            timeout_ms: None,
+            keep_local: None,
+            retry_initial_ms: None,
+            retry_max_secs: None,
+            max_flow_bytes: 256 << 10,
+        }
+    }
 }
 
 /// `[ami]`.

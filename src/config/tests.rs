@@ -93,6 +93,7 @@ fn full_config() -> Config {
         keep_local: Some(true),
         retry_initial_ms: Some(1),
         retry_max_secs: Some(1),
+        max_flow_bytes: 4096,
     };
     cfg
 }

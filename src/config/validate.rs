@@ -458,6 +458,12 @@ impl Checker<'_> {
 
     fn callrecord(&self) -> Check {
         let cr: &CallRecordConfig = &self.cfg.callrecord;
+        self.range(
+            "callrecord.max_flow_bytes",
+            cr.max_flow_bytes,
+            4096,
+            16 << 20,
+        )?;
         let kind_name = match cr.kind {
             CallRecordType::Local => "local",
             CallRecordType::Http => "http",

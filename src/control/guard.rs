@@ -60,7 +60,9 @@ impl Guard {
         if let Some(site) = headers.get("sec-fetch-site") {
             let site = site.to_str().unwrap_or("");
             if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
-                return Err(Refusal::CrossSite("request from another site (Sec-Fetch-Site)"));
+                return Err(Refusal::CrossSite(
+                    "request from another site (Sec-Fetch-Site)",
+                ));
             }
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -77,9 +79,13 @@ impl Guard {
         if let Some(ct) = headers.get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("");
             let media = ct.split(';').next().unwrap_or("").trim();
-            if ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
-                .iter()
-                .any(|m| media.eq_ignore_ascii_case(m))
+            if [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "text/plain",
+            ]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m))
             {
                 return Err(Refusal::SimpleBody(format!(
                     "Content-Type {media} is not accepted; send application/json"
@@ -180,7 +186,9 @@ fn is_own_origin(origin: &str, host: Option<&str>, http_addr: SocketAddr) -> boo
     scheme.eq_ignore_ascii_case("http")
         && !ours.is_unspecified()
         && o_port == http_addr.port()
-        && o_host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == ours)
+        && o_host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip == ours)
 }
 
 /// True for the paths `[ami] token` covers.
@@ -305,7 +313,10 @@ mod tests {
             Err(Refusal::CrossSite(_))
         ));
         assert!(matches!(
-            g.check_cross_site(&Method::DELETE, &headers(&[("sec-fetch-site", "same-site")])),
+            g.check_cross_site(
+                &Method::DELETE,
+                &headers(&[("sec-fetch-site", "same-site")])
+            ),
             Err(Refusal::CrossSite(_))
         ));
         assert_eq!(
@@ -336,10 +347,7 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            g.check_cross_site(
-                &Method::GET,
-                &headers(&[("origin", "http://evil.example")])
-            ),
+            g.check_cross_site(&Method::GET, &headers(&[("origin", "http://evil.example")])),
             Ok(())
         );
     }

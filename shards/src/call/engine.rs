@@ -57,6 +57,8 @@ pub struct EngineConfig {
     /// Ring timeout of a call with no other, ms.
     pub max_ring_ms: u64,
     pub server_name: String,
+    /// Most bytes of a call's stored SIP flow (`[callrecord] max_flow_bytes`).
+    pub max_flow_bytes: usize,
 }
 
 /// A new call, as the endpoint decided it.
@@ -809,7 +811,7 @@ impl CallEngine {
         };
         let caller_uri = format!("sip:{}@{}", o.from_user, o.realm);
         let callee_uri = format!("sip:{}@{}", o.to_user, o.realm);
-        let mut flow = Flow::default();
+        let mut flow = Flow::new(self.cfg.max_flow_bytes);
         flow.push(now.unix_ms, false, o.first.dest, "caller", &self.buf);
         self.calls.insert(
             id,
@@ -1267,7 +1269,7 @@ impl CallEngine {
             proxied: false,
             hangup_message: None,
             transfer_leg: None,
-            flow: Flow::default(),
+            flow: Flow::new(self.cfg.max_flow_bytes),
             extras: new.extras,
         };
         let offer = sdp_of(invite);
