@@ -153,7 +153,8 @@ pub struct ProxyConfig {
     pub udp_port: u16,
     /// Domains we are (hostnames or IPs). Default [].
     pub realms: Vec<String>,
-    /// Digest algorithms offered, in this order. Default [MD5, SHA-256].
+    /// Digest algorithms offered, in this order. Default [MD5] (SHA-256 is
+    /// an opt-in: libre-based phones give up on any non-MD5 challenge).
     pub digest_algorithms: Vec<DigestAlgorithm>,
     /// Advertised in SDP/Contact when behind NAT; "" = none. Default "".
     pub external_ip: String,
@@ -192,7 +193,7 @@ impl Default for ProxyConfig {
             addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: 5060,
             realms: Vec::new(),
-            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            digest_algorithms: vec![DigestAlgorithm::Md5],
             external_ip: String::new(),
             registrar_expires: 3600,
             min_expires: 60,
