@@ -224,11 +224,23 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
-    let cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
+    let mut cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
         Ok(c) => c,
         Err(code) => return code,
     };
     init_logging(&cfg);
+    // Nobody else reads what the appliance keeps (store, recordings, passwords).
+    match crate::private_files::private_dir(&cfg.data_dir()) {
+        Ok(Some(old)) => tracing::warn!(
+            data_dir = %cfg.data_dir().display(),
+            "data_dir was mode {old:o}; now 0700"
+        ),
+        Ok(None) => {}
+        Err(e) => return fail(format!("data_dir: {e}")),
+    }
+    if let Err(e) = crate::private_files::fill_generated_passwords(&mut cfg) {
+        return fail(e);
+    }
 
     let store = match Store::open(
         &store_dir(&cfg),

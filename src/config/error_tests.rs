@@ -400,6 +400,20 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "is not an IP address or CIDR",
     ),
     (
+        "memory user with a password and generate_password",
+        "[[proxy.user_backends]]\ntype = \"memory\"\nusers = [\n  { username = \"1\", password = \"p\", generate_password = true },\n]\n",
+        4,
+        "proxy.user_backends[0].users[0].password",
+        "set password or generate_password = true, not both",
+    ),
+    (
+        "memory user with neither",
+        "[[proxy.user_backends]]\ntype = \"memory\"\nusers = [\n  { username = \"1\" },\n]\n",
+        4,
+        "proxy.user_backends[0].users[0].password",
+        "must not be empty (or set generate_password = true)",
+    ),
+    (
         "flow cap too small",
         "[callrecord]\nmax_flow_bytes = 100\n",
         2,

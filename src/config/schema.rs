@@ -282,7 +282,12 @@ pub struct UserBackendConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryUser {
     pub username: String,
+    /// Required unless `generate_password`.
     pub password: String,
+    /// A random password made on first start and kept in
+    /// `data_dir/generated-passwords` (mode 0600) instead of `password`.
+    /// Default false.
+    pub generate_password: bool,
     /// Restricts the user to this realm; absent = any of `realms`.
     pub realm: Option<String>,
     pub display_name: Option<String>,

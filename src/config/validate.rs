@@ -327,8 +327,17 @@ impl Checker<'_> {
                     if u.username.trim().is_empty() {
                         return self.fail(&child(&up, "username"), "must not be empty");
                     }
-                    if u.password.is_empty() {
-                        return self.fail(&child(&up, "password"), "must not be empty");
+                    if u.generate_password && !u.password.is_empty() {
+                        return self.fail(
+                            &child(&up, "password"),
+                            "set password or generate_password = true, not both",
+                        );
+                    }
+                    if !u.generate_password && u.password.is_empty() {
+                        return self.fail(
+                            &child(&up, "password"),
+                            "must not be empty (or set generate_password = true)",
+                        );
                     }
                     if let Some(realm) = &u.realm {
                         check_host(realm).map_err(|e| self.err(&child(&up, "realm"), e))?;
