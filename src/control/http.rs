@@ -1,7 +1,8 @@
 //! The control core's HTTP listener (axum on a tokio current-thread runtime):
 //! `/metrics` in Prometheus text format and AMI (`ami.rs`), both behind the
 //! AMI allow-list, and the active-call commands of `calls.rs`. The rest of
-//! the console REST API joins this router as it lands.
+//! the console REST API joins this router as it lands. Every request passes
+//! `guard.rs` first (cross-site refusal, the optional AMI token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -10,12 +10,13 @@ use std::borrow::Cow;
 /// What replaces a hidden value.
 pub const REDACTED: &str = "<redacted>";
 
-/// `data` with its credentials hidden; borrowed when there are none.
+/// `data` with its credentials hidden; borrowed when there are none (no
+/// allocation then: this runs for every message a call captures).
 pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     let mut spans: Vec<(usize, usize, bool)> = Vec::new();
-    for (start, end) in headers(data) {
-        credential_spans(data, start, end, &mut spans);
-    }
+    for_each_header(data, |start, end| {
+        credential_spans(data, start, end, &mut spans)
+    });
     if spans.is_empty() {
         return Cow::Borrowed(data);
     }
@@ -36,15 +37,15 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// (start, end) of each header field of the header section, a folded one
-/// with its continuation lines; `end` excludes the line break.
-fn headers(data: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
+/// Calls `f(start, end)` for each header field of the header section, in
+/// order, a folded one with its continuation lines; `end` excludes the
+/// line break.
+fn for_each_header(data: &[u8], mut f: impl FnMut(usize, usize)) {
     // Skip the start line.
     let Some(first) = data.iter().position(|&b| b == b'\n') else {
-        return out;
+        return;
     };
+    let mut current: Option<(usize, usize)> = None;
     let mut pos = first + 1;
     while pos < data.len() {
         let nl = data[pos..]
@@ -64,13 +65,16 @@ fn headers(data: &[u8]) -> Vec<(usize, usize)> {
                 h.1 = line_end;
             }
         } else {
-            out.extend(current.take());
+            if let Some((s, e)) = current.take() {
+                f(s, e);
+            }
             current = Some((pos, line_end));
         }
         pos = nl + 1;
     }
-    out.extend(current);
-    out
+    if let Some((s, e)) = current {
+        f(s, e);
+    }
 }
 
 /// Adds to `spans` the values to hide in the header field `data[start..end]`
