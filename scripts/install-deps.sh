@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ShardPBX needs on a fresh Debian machine with Rust, only what
-# is missing: sipp (package sip-tester), cmake and a C toolchain (bundled
+# is missing: sipp (package sip-tester), baresip (package baresip-core, the
+# stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
 # libopus), pkg-config, and from PyPI, each in a venv under target/ unless
 # it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
 # server of tests/cdr_push.rs). Safe to run again.
@@ -20,6 +21,7 @@ fi
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)

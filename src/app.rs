@@ -196,6 +196,7 @@ fn endpoint_settings(
         sip_host: advertised_host(cfg),
         sip_port: cfg.proxy.udp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
+        max_flow_bytes: cfg.callrecord.max_flow_bytes,
         store: Some(store),
         routing,
         media: Some(relay_config(cfg, recorder)),
@@ -244,11 +245,23 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
-    let cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
+    let mut cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
         Ok(c) => c,
         Err(code) => return code,
     };
     init_logging(&cfg);
+    // Nobody else reads what the appliance keeps (store, recordings, passwords).
+    match crate::private_files::private_dir(&cfg.data_dir()) {
+        Ok(Some(old)) => tracing::warn!(
+            data_dir = %cfg.data_dir().display(),
+            "data_dir was mode {old:o}; now 0700"
+        ),
+        Ok(None) => {}
+        Err(e) => return fail(format!("data_dir: {e}")),
+    }
+    if let Err(e) = crate::private_files::fill_generated_passwords(&mut cfg) {
+        return fail(e);
+    }
 
     let store = match Store::open(
         &store_dir(&cfg),
@@ -396,7 +409,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         }
         webhooks.router = Some(stats);
     }
-    let guard = match crate::control::bans::Guard::start(
+    let bans = match crate::control::bans::Guard::start(
         &cfg.security,
         runtime.inboxes.clone(),
         failures_rx,
@@ -447,7 +460,8 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         },
         resources,
         webhooks,
-        guard,
+        guard: crate::control::guard::Guard::new(cfg.http_addr, &cfg.ami.token),
+        bans,
     });
     let served = serve_http(http_listener, state, stop);
 

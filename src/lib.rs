@@ -1,5 +1,6 @@
 //! The `shardpbx` appliance outside the data plane: config, the control core
-//! (store writer, HTTP), the CLI subcommands and the `run` wiring. The data
+//! (store writer, HTTP), the CLI subcommands, the `run` wiring and what it
+//! keeps private on disk (`private_files`). The data
 //! plane (shards, SIP stack, registrar) is the `shards` crate.
 
 pub mod app;
@@ -7,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod netif;
+pub mod private_files;
 pub mod webhooks;

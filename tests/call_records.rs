@@ -1,7 +1,8 @@
 //! The call-records REST API against the real binary over real HTTP: list
 //! (newest first, pagination), every filter on GET and as a POST search
 //! body, 422/400 for bad input, one record by callId, and the recording with
-//! HTTP Range (206/416), and the SIP flow of a call (both legs, in order).
+//! HTTP Range (206/416), and the SIP flow of a call (both legs, in order;
+//! digest responses redacted; cut with a marker past `max_flow_bytes`).
 
 mod common;
 
@@ -648,4 +649,87 @@ fn sip_flow_shows_both_legs_from_invite_to_bye_in_order() {
             .status,
         404
     );
+}
+
+/// The stored flow of one answered call from 1001 (who answers a 407) to
+/// 1002 under `call_id`, once its linger is over.
+fn flow_of_a_call(pbx: &Pbx, console: &Console, call_id: &str) -> Value {
+    let mut phone = common::media::Phone::register(pbx, "1002", "secret1002");
+    let mut caller = common::media::Caller::new(pbx, call_id);
+    let offer = common::media::sdp(caller.rtp_port(), &[common::media::PCMU], "");
+    let answer = common::media::sdp(phone.rtp_port(), &[common::media::PCMU], "");
+    let r = caller.call("1002", &offer, || {
+        phone.answer(&answer);
+    });
+    assert_eq!(r.code, 200);
+    assert_eq!(caller.bye().code, 200);
+    assert!(phone.accept_bye(Duration::from_secs(3)));
+    let path = format!(
+        "/console/call-records/{}/sip-flow",
+        call_id.replace('@', "%40")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = console.get(&path, &[]);
+        if r.status == 200 {
+            return r.json();
+        }
+        assert!(Instant::now() < deadline, "no sip-flow: {}", r.status);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn sip_flow_shows_the_authorization_header_but_not_the_digest_response() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let console = Console::new(&pbx);
+    let flow = flow_of_a_call(&pbx, &console, "flow-auth@test");
+    let items = flow["messages"].as_array().unwrap();
+    let authed = items
+        .iter()
+        .filter_map(|i| i["raw"].as_str())
+        .find(|raw| raw.starts_with("INVITE ") && raw.contains("CSeq: 2 INVITE"))
+        .expect("the authenticated INVITE is in the flow");
+    assert!(
+        authed.contains("Proxy-Authorization: Digest username=\"1001\", realm=\"pbx.test\""),
+        "{authed}"
+    );
+    assert!(authed.contains("response=\"<redacted>\""), "{authed}");
+    // No digest response anywhere in what a `read` token gets.
+    let text = flow.to_string();
+    let after: Vec<&str> = text.split("response=\\\"").skip(1).collect();
+    assert!(!after.is_empty(), "{text}");
+    for rest in after {
+        assert!(
+            rest.starts_with("<redacted>"),
+            "a response is shown: {rest:.60}"
+        );
+    }
+    assert_eq!(flow["truncated"], false);
+}
+
+#[test]
+fn a_flow_past_max_flow_bytes_ends_with_a_truncation_marker() {
+    let pbx = Pbx::start(PbxOptions {
+        extra_tables: "[callrecord]\nmax_flow_bytes = 4096\n".into(),
+        ..PbxOptions::default()
+    });
+    let console = Console::new(&pbx);
+    let flow = flow_of_a_call(&pbx, &console, "flow-cap@test");
+    assert_eq!(flow["truncated"], true, "{flow}");
+    let items = flow["messages"].as_array().unwrap();
+    let last = items.last().unwrap();
+    assert_eq!(last["method"], "TRUNCATED", "{flow}");
+    assert_eq!(last["truncated"], true);
+    assert!(items[..items.len() - 1]
+        .iter()
+        .all(|i| i.get("truncated").is_none()));
+    let kept: usize = items.iter().map(|i| i["raw"].as_str().unwrap().len()).sum();
+    assert!(kept <= 4096, "{kept} bytes kept");
+    assert!(flow["dropped"].as_u64().unwrap() >= 1, "{flow}");
+    // The first messages are there, the INVITE first.
+    assert!(items[0]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("INVITE sip:1002@pbx.test"));
 }

@@ -1,6 +1,7 @@
 //! Registrar through the real binary: sipp registering 1,000 users with digest
 //! auth, persistence across a restart, failures that must look alike,
-//! unregister, wildcard, 423, replay, stale nonces and expiry.
+//! unregister, wildcard, 423, replay, stale nonces and expiry; MD5 alone by
+//! default, so a stock baresip registers (SHA-256 an opt-in, still tested).
 
 mod common;
 
@@ -132,10 +133,9 @@ fn wrong_password_and_unknown_user_get_identical_answers() {
         let ch = uac.request(&reg.build(&uac));
         assert_eq!(ch.code, 401);
         let challenges = ch.headers_named("WWW-Authenticate");
-        assert_eq!(challenges.len(), 2, "MD5 and SHA-256 offered");
-        assert!(
-            challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256")
-        );
+        // The default: MD5 alone (libre-based phones give up on a SHA-256 challenge).
+        assert_eq!(challenges.len(), 1, "only MD5 offered by default");
+        assert!(challenges[0].contains("algorithm=MD5"));
         reg.cseq = 2;
         reg.authorization = Some(digest_auth(
             challenges[0],
@@ -327,8 +327,12 @@ fn unregister_wildcard_min_expires_replay_stale_nonce_and_expiry() {
 }
 
 #[test]
-fn sha256_digest_registers_too() {
-    let pbx = Pbx::start(PbxOptions::default());
+fn sha256_digest_registers_when_configured() {
+    // SHA-256 is an opt-in: offered after MD5, one challenge header each.
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: "digest_algorithms = [\"MD5\", \"SHA-256\"]".into(),
+        ..PbxOptions::default()
+    });
     let uac = Uac::new(pbx.sip);
     let mut reg = Register {
         user: "1002",
@@ -339,12 +343,11 @@ fn sha256_digest_registers_too() {
         authorization: None,
     };
     let ch = uac.request(&reg.build(&uac));
-    let sha = ch
-        .headers_named("WWW-Authenticate")
-        .into_iter()
-        .find(|c| c.contains("algorithm=SHA-256"))
-        .expect("SHA-256 offered")
-        .to_string();
+    let challenges = ch.headers_named("WWW-Authenticate");
+    assert_eq!(challenges.len(), 2, "{}", ch.raw);
+    assert!(challenges[0].contains("algorithm=MD5"), "MD5 first");
+    let sha = challenges[1].to_string();
+    assert!(sha.contains("algorithm=SHA-256"), "{sha}");
     reg.cseq = 2;
     reg.authorization = Some(digest_auth_with(
         sha256_hex,
@@ -371,4 +374,85 @@ fn sha256_digest_registers_too() {
     let ok = uac.request(&reg.build(&uac));
     assert_eq!(ok.code, 200, "{}", ok.raw);
     assert!(ok.header("Contact").unwrap().contains(";expires=600"));
+}
+
+/// A headless baresip (Debian's, built on libre) in `dir`, registering
+/// 1001 (password `pass`) with this server every 60 s; ends after 30 s at
+/// the latest, and is killed when dropped.
+fn baresip(pbx: &Pbx, dir: &std::path::Path, pass: &str) -> Peer {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config"),
+        "poll_method epoll\nsip_listen 127.0.0.1:0\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule_app account.so\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:1001@{}>;auth_pass={pass};regint=60\n", pbx.sip),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
+    std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(dir)
+        .args(["-s", "-t", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .map(|c| Peer(Some(c)))
+        .expect("baresip (scripts/install-deps.sh installs baresip-core)")
+}
+
+/// The binding of 1001 once there is one, within `limit`.
+fn binding_of_1001(pbx: &Pbx, limit: Duration) -> Option<serde_json::Value> {
+    wait_until(limit, || {
+        list_json(pbx, None).into_iter().find(|b| {
+            b["aor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("sip:1001@"))
+        })
+    })
+}
+
+#[test]
+fn baresip_registers_with_the_default_config_but_not_when_sha256_is_offered() {
+    // The default offers MD5 alone: a stock libre phone registers.
+    let pbx = Pbx::start(PbxOptions::default());
+    let dir = pbx.dir().join("baresip");
+    let phone = baresip(&pbx, &dir, "secret1001");
+    let b = binding_of_1001(&pbx, Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "baresip did not register:\n{}",
+            std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
+        )
+    });
+    assert!(
+        b["user_agent"].as_str().unwrap_or("").contains("baresip"),
+        "{b}"
+    );
+    assert!(
+        b["contact"].as_str().unwrap().contains("@127.0.0.1:"),
+        "{b}"
+    );
+    drop(phone);
+
+    // With SHA-256 offered too (the old default), the same phone gives up
+    // ("Function not implemented") and never registers.
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: "digest_algorithms = [\"MD5\", \"SHA-256\"]".into(),
+        ..PbxOptions::default()
+    });
+    let dir = pbx.dir().join("baresip");
+    let phone = baresip(&pbx, &dir, "secret1001");
+    let log = dir.join("baresip.log");
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("Register: "))
+    })
+    .expect("baresip reported nothing about its REGISTER");
+    assert!(binding_of_1001(&pbx, Duration::from_millis(500)).is_none());
+    assert!(!gave_up.contains("200 OK"), "{gave_up}");
+    drop(phone);
 }

@@ -399,6 +399,48 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "ami.allows[1]",
         "is not an IP address or CIDR",
     ),
+    (
+        "memory user with a password and generate_password",
+        "[[proxy.user_backends]]\ntype = \"memory\"\nusers = [\n  { username = \"1\", password = \"p\", generate_password = true },\n]\n",
+        4,
+        "proxy.user_backends[0].users[0].password",
+        "set password or generate_password = true, not both",
+    ),
+    (
+        "memory user with neither",
+        "[[proxy.user_backends]]\ntype = \"memory\"\nusers = [\n  { username = \"1\" },\n]\n",
+        4,
+        "proxy.user_backends[0].users[0].password",
+        "must not be empty (or set generate_password = true)",
+    ),
+    (
+        "flow cap too small",
+        "[callrecord]\nmax_flow_bytes = 100\n",
+        2,
+        "callrecord.max_flow_bytes",
+        "must be 4096-16777216, not 100",
+    ),
+    (
+        "drain timeout beyond a day",
+        "[ami]\ndrain_timeout_secs = 9223372036854775807\n",
+        2,
+        "ami.drain_timeout_secs",
+        "must be 0-86400, not 9223372036854775807",
+    ),
+    (
+        "short ami token",
+        "[ami]\ntoken = \"short\"\n",
+        2,
+        "ami.token",
+        "must be at least 16 characters",
+    ),
+    (
+        "ami token with a space",
+        "[ami]\ntoken = \"0123456789 abcdef\"\n",
+        2,
+        "ami.token",
+        "printable ASCII without spaces",
+    ),
 ];
 
 #[test]

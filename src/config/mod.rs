@@ -35,7 +35,7 @@ pub use schema::{
     AmiConfig, CallRecordConfig, CallRecordType, Config, ConsoleConfig, DigestAlgorithm, Headers,
     HttpRouterConfig, LocatorEvent, LocatorWebhookConfig, LogLevel, MediaConfig, MediaProxyMode,
     MemoryUser, ProxyConfig, RecordingConfig, RuntimeConfig, SecurityConfig, StoreConfig,
-    UserBackendConfig, UserBackendType,
+    UserBackendConfig, UserBackendType, MAX_DRAIN_TIMEOUT_SECS,
 };
 
 use locate::{format_path, one_line, parse_path, SourceDoc};

@@ -155,7 +155,8 @@ pub struct ProxyConfig {
     pub udp_port: u16,
     /// Domains we are (hostnames or IPs). Default [].
     pub realms: Vec<String>,
-    /// Digest algorithms offered, in this order. Default [MD5, SHA-256].
+    /// Digest algorithms offered, in this order. Default [MD5] (SHA-256 is
+    /// an opt-in: libre-based phones give up on any non-MD5 challenge).
     pub digest_algorithms: Vec<DigestAlgorithm>,
     /// Advertised in SDP/Contact when behind NAT; "" = none. Default "".
     pub external_ip: String,
@@ -194,7 +195,7 @@ impl Default for ProxyConfig {
             addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: 5060,
             realms: Vec::new(),
-            digest_algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            digest_algorithms: vec![DigestAlgorithm::Md5],
             external_ip: String::new(),
             registrar_expires: 3600,
             min_expires: 60,
@@ -284,7 +285,12 @@ pub struct UserBackendConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryUser {
     pub username: String,
+    /// Required unless `generate_password`.
     pub password: String,
+    /// A random password made on first start and kept in
+    /// `data_dir/generated-passwords` (mode 0600) instead of `password`.
+    /// Default false.
+    pub generate_password: bool,
     /// Restricts the user to this realm; absent = any of `realms`.
     pub realm: Option<String>,
     pub display_name: Option<String>,
@@ -423,7 +429,7 @@ pub enum CallRecordType {
 
 /// `[callrecord]` (guide 1.4). Keys that belong to another `type` are rejected by
 /// validation; `CallRecordConfig::target()` gives the typed view.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallRecordConfig {
     /// local | http | s3. Default local (LMDB only).
@@ -455,6 +461,31 @@ pub struct CallRecordConfig {
     pub retry_initial_ms: Option<u64>,
     /// http, s3: longest wait between two attempts, s. Default 300.
     pub retry_max_secs: Option<u64>,
+    /// Every type: most bytes of SIP messages kept in a call's stored flow;
+    /// past it the flow ends with a "truncated" marker. Default 262144.
+    pub max_flow_bytes: usize,
+}
+
+impl Default for CallRecordConfig {
+    fn default() -> Self {
+        CallRecordConfig {
+            kind: CallRecordType::default(),
+            url: None,
+            with_media: None,
+            headers: None,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            access_key: None,
+            secret_key: None,
+            root: None,
+            timeout_ms: None,
+            keep_local: None,
+            retry_initial_ms: None,
+            retry_max_secs: None,
+            max_flow_bytes: 256 << 10,
+        }
+    }
 }
 
 /// `[ami]`.
@@ -463,15 +494,23 @@ pub struct CallRecordConfig {
 pub struct AmiConfig {
     /// IPs/CIDRs allowed to use /ami/v1 and /metrics. Default ["127.0.0.1", "::1"].
     pub allows: Vec<String>,
-    /// Graceful shutdown waits this long for answered calls, s. Default 300.
+    /// Graceful shutdown waits this long for answered calls, s (at most
+    /// [`MAX_DRAIN_TIMEOUT_SECS`]). Default 300.
     pub drain_timeout_secs: u64,
+    /// When set, AMI and /metrics need `Authorization: Bearer <token>`
+    /// besides the allow-list. Default "" (no token).
+    pub token: String,
 }
+
+/// The longest drain an AMI shutdown or the config may ask for: one day.
+pub const MAX_DRAIN_TIMEOUT_SECS: u64 = 86_400;
 
 impl Default for AmiConfig {
     fn default() -> Self {
         AmiConfig {
             allows: vec!["127.0.0.1".into(), "::1".into()],
             drain_timeout_secs: 300,
+            token: String::new(),
         }
     }
 }

@@ -27,7 +27,10 @@ fn shipped_config_loads() {
         UserBackend::Memory(users) => {
             let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
             assert_eq!(names, ["1001", "1002"]);
-            assert!(users.iter().all(|u| !u.password.is_empty()));
+            // No password anyone can read in the repository: made on first start.
+            assert!(users
+                .iter()
+                .all(|u| u.password.is_empty() && u.generate_password));
         }
         other => panic!("expected a memory backend, got {other:?}"),
     }
@@ -58,6 +61,7 @@ fn full_config() -> Config {
         users: Some(vec![MemoryUser {
             username: "u".into(),
             password: "p".into(),
+            generate_password: true,
             realm: Some("r".into()),
             display_name: Some("d".into()),
             allowed_caller_ids: Vec::new(),
@@ -94,6 +98,7 @@ fn full_config() -> Config {
         keep_local: Some(true),
         retry_initial_ms: Some(1),
         retry_max_secs: Some(1),
+        max_flow_bytes: 4096,
     };
     cfg
 }

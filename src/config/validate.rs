@@ -10,11 +10,15 @@ use super::derived::{online_cpus, MAX_SHARDS};
 use super::locate::{format_path, parse_path, Seg};
 use super::schema::{
     CallRecordConfig, CallRecordType, Config, Headers, UserBackendConfig, UserBackendType,
+    MAX_DRAIN_TIMEOUT_SECS,
 };
 use super::syntax::{check_header_name, check_header_value, check_host, check_http_url};
 use super::{error_at, set_in, ConfigError};
 
 type Check = Result<(), ConfigError>;
+
+/// The shortest `[ami] token` accepted: a guessable token is no token.
+const MIN_AMI_TOKEN_LEN: usize = 16;
 
 pub(crate) fn validate(cfg: &Config) -> Check {
     let c = Checker { cfg };
@@ -323,8 +327,17 @@ impl Checker<'_> {
                     if u.username.trim().is_empty() {
                         return self.fail(&child(&up, "username"), "must not be empty");
                     }
-                    if u.password.is_empty() {
-                        return self.fail(&child(&up, "password"), "must not be empty");
+                    if u.generate_password && !u.password.is_empty() {
+                        return self.fail(
+                            &child(&up, "password"),
+                            "set password or generate_password = true, not both",
+                        );
+                    }
+                    if !u.generate_password && u.password.is_empty() {
+                        return self.fail(
+                            &child(&up, "password"),
+                            "must not be empty (or set generate_password = true)",
+                        );
                     }
                     if let Some(realm) = &u.realm {
                         check_host(realm).map_err(|e| self.err(&child(&up, "realm"), e))?;
@@ -467,6 +480,12 @@ impl Checker<'_> {
 
     fn callrecord(&self) -> Check {
         let cr: &CallRecordConfig = &self.cfg.callrecord;
+        self.range(
+            "callrecord.max_flow_bytes",
+            cr.max_flow_bytes,
+            4096,
+            16 << 20,
+        )?;
         let kind_name = match cr.kind {
             CallRecordType::Local => "local",
             CallRecordType::Http => "http",
@@ -577,6 +596,27 @@ impl Checker<'_> {
     fn rest(&self) -> Check {
         if let Err((i, e)) = AllowList::parse(&self.cfg.ami.allows) {
             return self.fail(&format!("ami.allows[{i}]"), e);
+        }
+        self.range(
+            "ami.drain_timeout_secs",
+            self.cfg.ami.drain_timeout_secs,
+            0,
+            MAX_DRAIN_TIMEOUT_SECS,
+        )?;
+        let token = &self.cfg.ami.token;
+        if !token.is_empty() {
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return self.fail(
+                    "ami.token",
+                    "must be printable ASCII without spaces (\"\" = no token)",
+                );
+            }
+            if token.len() < MIN_AMI_TOKEN_LEN {
+                return self.fail(
+                    "ami.token",
+                    format!("must be at least {MIN_AMI_TOKEN_LEN} characters (\"\" = no token)"),
+                );
+            }
         }
         self.at_least(
             "console.session_ttl_secs",

@@ -22,7 +22,7 @@ use super::http::HttpState;
 use crate::config::routes_files::{
     build_routing, read_route_files, read_trunk_files, RoutingSource,
 };
-use crate::config::Config;
+use crate::config::{Config, MAX_DRAIN_TIMEOUT_SECS};
 
 /// How long a shard may take to describe its dialogs.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -216,6 +216,16 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// 422 naming the body field at fault.
+fn invalid_field(field: &str, message: &str) -> Response {
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    (
+        status,
+        Json(json!({"error": super::http::error_code(status), "message": message, "field": field})),
+    )
+        .into_response()
+}
+
 /// 403 unless the TCP peer is in `[ami] allows`.
 fn refuse(state: &HttpState, peer: std::net::SocketAddr) -> Option<Response> {
     (!(state.ami_allowed)(peer.ip()))
@@ -355,10 +365,16 @@ pub async fn shutdown(
         match v.get("drain_timeout_secs") {
             None | Some(Value::Null) => {}
             Some(n) => match n.as_u64() {
-                Some(n) => timeout = Duration::from_secs(n),
+                Some(n) if n <= MAX_DRAIN_TIMEOUT_SECS => timeout = Duration::from_secs(n),
+                Some(_) => {
+                    return invalid_field(
+                        "drain_timeout_secs",
+                        &format!("drain_timeout_secs: at most {MAX_DRAIN_TIMEOUT_SECS} s"),
+                    )
+                }
                 None => {
-                    return error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                    return invalid_field(
+                        "drain_timeout_secs",
                         "drain_timeout_secs: a whole number of seconds is required",
                     )
                 }
@@ -373,14 +389,15 @@ pub async fn shutdown(
         );
         let st = state.clone();
         tokio::spawn(async move {
-            let deadline = Instant::now() + timeout;
+            // Bounded above, but never trusted not to overflow.
+            let deadline = Instant::now().checked_add(timeout);
             loop {
                 let active: u64 = st
                     .shard_stats
                     .iter()
                     .map(|s| ShardGauges::get(&s.gauges.active_calls))
                     .sum();
-                if active == 0 || Instant::now() >= deadline {
+                if active == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
                     tracing::info!(active, "drain over: stopping");
                     break;
                 }

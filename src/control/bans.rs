@@ -238,7 +238,7 @@ async fn list(
     }
     let now = unix_now();
     let items: Vec<_> = state
-        .guard
+        .bans
         .book
         .lock()
         .map(|b| b.list(now))
@@ -271,7 +271,7 @@ async fn lift(
         )
             .into_response();
     };
-    if state.guard.lift(ip) {
+    if state.bans.lift(ip) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         (

@@ -1,7 +1,8 @@
 //! The control core's HTTP listener (axum on a tokio current-thread runtime):
 //! `/metrics` in Prometheus text format and AMI (`ami.rs`), both behind the
 //! AMI allow-list, and the active-call commands of `calls.rs`. The rest of
-//! the console REST API joins this router as it lands.
+//! the console REST API joins this router as it lands. Every request passes
+//! `guard.rs` first (cross-site refusal, the optional AMI token).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,8 +32,10 @@ pub struct HttpState {
     pub resources: super::resources::ResourcesState,
     /// The running webhooks: metrics, backlog, push states.
     pub webhooks: crate::webhooks::WebhookViews,
-    /// Bans of sources that failed digest authentication.
-    pub guard: Arc<super::bans::Guard>,
+    /// Cross-site refusal and the optional AMI token (`guard.rs`).
+    pub guard: super::guard::Guard,
+    /// Bans of sources that failed digest authentication (`bans.rs`).
+    pub bans: Arc<super::bans::Guard>,
 }
 
 /// The machine-readable `error` code of an error reply (API.md section 4:
@@ -44,6 +47,7 @@ pub fn error_code(status: StatusCode) -> &'static str {
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        415 => "unsupported_media_type",
         416 => "range_not_satisfiable",
         422 => "invalid",
         429 => "too_many_requests",
@@ -78,8 +82,14 @@ pub fn router(state: Arc<HttpState>) -> Router {
         // Keep last: guards every /console path (routes and fallback alike)
         // except the login and the OpenAPI document; other paths pass through.
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             super::console_auth::require,
+        ))
+        // Outermost: cross-site refusal and the AMI token come before
+        // anything else, the console login included.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::guard::check,
         ))
 }
 

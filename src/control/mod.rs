@@ -1,12 +1,13 @@
 //! The control core: plain threads outside the shards that may block. The
-//! store writer, the HTTP listener (metrics and active-call commands now;
-//! the rest of REST and AMI later).
+//! store writer, the HTTP listener (console REST, AMI, metrics) and the
+//! guard every HTTP request passes first.
 
 pub mod ami;
 pub mod bans;
 pub mod calls;
 pub mod console_auth;
 pub mod console_store;
+pub mod guard;
 pub mod http;
 pub mod openapi;
 pub mod records;

@@ -59,6 +59,8 @@ pub struct EngineConfig {
     /// Ring timeout of a call with no other, ms.
     pub max_ring_ms: u64,
     pub server_name: String,
+    /// Most bytes of a call's stored SIP flow (`[callrecord] max_flow_bytes`).
+    pub max_flow_bytes: usize,
 }
 
 /// A new call, as the endpoint decided it.
@@ -920,7 +922,7 @@ impl CallEngine {
         };
         let caller_uri = format!("sip:{}@{}", o.from_user, o.realm);
         let callee_uri = format!("sip:{}@{}", o.to_user, o.realm);
-        let mut flow = Flow::default();
+        let mut flow = Flow::new(self.cfg.max_flow_bytes);
         flow.push(now.unix_ms, false, o.first.dest, "caller", &self.buf);
         self.calls.insert(
             id,
@@ -1398,7 +1400,7 @@ impl CallEngine {
             proxied: false,
             hangup_message: None,
             transfer_leg: None,
-            flow: Flow::default(),
+            flow: Flow::new(self.cfg.max_flow_bytes),
             extras: new.extras,
             auth_user: new.auth_user,
         };

@@ -1,7 +1,10 @@
 //! SIP flow capture: every SIP message of both legs of a call, in and out,
 //! as the owner shard saw it. Kept with the call while it runs and for a
 //! short linger after it ends (the last 200 for BYE, retransmissions), then
-//! handed to the control core, which stores it beside the CDR.
+//! handed to the control core, which stores it beside the CDR. Credentials
+//! are redacted before a message is kept (`redact.rs`), and a flow keeps at
+//! most `[callrecord] max_flow_bytes`: past that, one marker entry says it
+//! was truncated and later messages are only counted.
 
 use std::net::SocketAddr;
 
@@ -13,28 +16,69 @@ pub const MAX_MESSAGES: usize = 300;
 pub const MAX_MESSAGE_BYTES: usize = 8192;
 /// How long a finished call's flow still collects messages, ms.
 pub const LINGER_MS: u64 = 4_000;
+/// Default most bytes of messages kept per call (`[callrecord] max_flow_bytes`).
+pub const DEFAULT_MAX_BYTES: usize = 256 << 10;
+/// The text of the entry that marks a truncated flow.
+pub const TRUNCATED: &str = "[flow truncated: later messages not kept]";
+
+/// What a stored record is (its first flag byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Outbound,
+    Inbound,
+    /// The marker of a flow cut at its byte cap.
+    Truncated,
+}
+
+impl EntryKind {
+    fn byte(self) -> u8 {
+        match self {
+            EntryKind::Outbound => 0,
+            EntryKind::Inbound => 1,
+            EntryKind::Truncated => 2,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<EntryKind> {
+        match b {
+            0 => Some(EntryKind::Outbound),
+            1 => Some(EntryKind::Inbound),
+            2 => Some(EntryKind::Truncated),
+            _ => None,
+        }
+    }
+}
 
 /// Stored flows start with this (older stores hold the JSON itself).
 const MAGIC: &[u8; 4] = b"SPF1";
 
 /// The flow of one call, kept as it will be stored: each message is copied
-/// once into one growing buffer (`unix_ms u64 | inbound u8 | leg u8 | peer
+/// once into one growing buffer (`unix_ms u64 | kind u8 | leg u8 | peer
 /// len u8 + text | message len u32 + bytes`, little-endian), so capturing
 /// costs the shard a `memcpy` per message. The JSON the API serves is made
 /// when someone asks for it ([`to_json`]), on the control core.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Flow {
     records: Vec<u8>,
     count: usize,
     /// Messages not kept because the flow was full.
     dropped: u64,
+    /// Most bytes of `records` (the truncation marker may pass it).
+    max_bytes: usize,
+    truncated: bool,
 }
 
-/// One decoded message.
+impl Default for Flow {
+    fn default() -> Flow {
+        Flow::new(DEFAULT_MAX_BYTES)
+    }
+}
+
+/// One decoded message (or the truncation marker).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowEntry {
     pub unix_ms: u64,
-    pub inbound: bool,
+    pub kind: EntryKind,
     /// Where it came from (inbound) or went to (outbound).
     pub peer: String,
     /// `caller` or `callee`.
@@ -43,6 +87,20 @@ pub struct FlowEntry {
 }
 
 impl Flow {
+    /// An empty flow that keeps at most `max_bytes` of messages.
+    pub fn new(max_bytes: usize) -> Flow {
+        Flow {
+            records: Vec::new(),
+            count: 0,
+            dropped: 0,
+            max_bytes,
+            truncated: false,
+        }
+    }
+
+    /// Keeps `data` (credentials redacted, cut at [`MAX_MESSAGE_BYTES`]),
+    /// unless the flow is full: then it is counted as dropped, and the
+    /// first message past the byte cap leaves the truncation marker.
     pub fn push(
         &mut self,
         unix_ms: u64,
@@ -51,30 +109,63 @@ impl Flow {
         leg: &'static str,
         data: &[u8],
     ) {
-        use std::io::Write;
-        if self.count >= MAX_MESSAGES {
+        if self.count >= MAX_MESSAGES || self.truncated {
             self.dropped += 1;
             return;
         }
-        self.count += 1;
+        let data = super::redact::credentials(data);
         let kept = &data[..data.len().min(MAX_MESSAGE_BYTES)];
-        let r = &mut self.records;
-        r.reserve(kept.len() + 64);
-        r.extend_from_slice(&unix_ms.to_le_bytes());
-        r.push(u8::from(inbound));
-        r.push(u8::from(leg == "callee"));
-        let len_at = r.len();
-        r.push(0);
-        let _ = write!(r, "{peer}");
-        r[len_at] = (r.len() - len_at - 1) as u8;
         let cut: &[u8] = if data.len() > MAX_MESSAGE_BYTES {
             b"\r\n[... cut at 8192 bytes]"
         } else {
             b""
         };
-        r.extend_from_slice(&((kept.len() + cut.len()) as u32).to_le_bytes());
-        r.extend_from_slice(kept);
-        r.extend_from_slice(cut);
+        // Record head: time 8, flags 2, peer 1 + up to 47, length 4.
+        let size = 8 + 2 + 48 + 4 + kept.len() + cut.len();
+        if self.records.len() + size > self.max_bytes {
+            self.truncated = true;
+            self.dropped += 1;
+            let kind = EntryKind::Truncated;
+            self.record(unix_ms, kind, peer, leg, &[TRUNCATED.as_bytes()]);
+            return;
+        }
+        self.count += 1;
+        let kind = if inbound {
+            EntryKind::Inbound
+        } else {
+            EntryKind::Outbound
+        };
+        self.record(unix_ms, kind, peer, leg, &[kept, cut]);
+    }
+
+    fn record(
+        &mut self,
+        unix_ms: u64,
+        kind: EntryKind,
+        peer: SocketAddr,
+        leg: &'static str,
+        parts: &[&[u8]],
+    ) {
+        use std::io::Write;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let r = &mut self.records;
+        r.reserve(len + 64);
+        r.extend_from_slice(&unix_ms.to_le_bytes());
+        r.push(kind.byte());
+        r.push(u8::from(leg == "callee"));
+        let len_at = r.len();
+        r.push(0);
+        let _ = write!(r, "{peer}");
+        r[len_at] = (r.len() - len_at - 1) as u8;
+        r.extend_from_slice(&(len as u32).to_le_bytes());
+        for p in parts {
+            r.extend_from_slice(p);
+        }
+    }
+
+    /// True once the byte cap cut the flow.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
     }
 
     /// Messages kept.
@@ -114,7 +205,7 @@ pub fn decode(stored: &[u8]) -> Option<(String, u64, Vec<FlowEntry>)> {
         let text = String::from_utf8_lossy(rd.take(len)?).into_owned();
         entries.push(FlowEntry {
             unix_ms,
-            inbound: flags[0] != 0,
+            kind: EntryKind::from_byte(flags[0])?,
             peer,
             leg: if flags[1] != 0 { "callee" } else { "caller" },
             text,
@@ -150,11 +241,14 @@ pub fn to_json(stored: &[u8]) -> Option<serde_json::Value> {
         return serde_json::from_slice(stored).ok();
     }
     let (local, dropped, mut entries) = decode(stored)?;
+    // Stable: the marker stays after the messages of its millisecond.
     entries.sort_by_key(|e| e.unix_ms);
+    let truncated = entries.iter().any(|e| e.kind == EntryKind::Truncated);
     let messages: Vec<serde_json::Value> = entries
         .into_iter()
         .map(|e| {
-            let (src, dst) = if e.inbound {
+            let inbound = e.kind == EntryKind::Inbound;
+            let (src, dst) = if inbound {
                 (e.peer.as_str(), local.as_str())
             } else {
                 (local.as_str(), e.peer.as_str())
@@ -162,18 +256,23 @@ pub fn to_json(stored: &[u8]) -> Option<serde_json::Value> {
             let first = e.text.lines().next().unwrap_or_default();
             let mut m = serde_json::json!({
                 "ts": rfc3339_ms(e.unix_ms),
-                "direction": if e.inbound { "in" } else { "out" },
+                "direction": if inbound { "in" } else { "out" },
                 "src": src,
                 "dst": dst,
                 "leg": e.leg,
                 "summary": first,
             });
-            match first.strip_prefix("SIP/2.0 ") {
-                Some(rest) => {
-                    let code: Option<u16> = rest.get(..3).and_then(|c| c.parse().ok());
-                    m["status"] = code.into();
+            if e.kind == EntryKind::Truncated {
+                m["method"] = "TRUNCATED".into();
+                m["truncated"] = true.into();
+            } else {
+                match first.strip_prefix("SIP/2.0 ") {
+                    Some(rest) => {
+                        let code: Option<u16> = rest.get(..3).and_then(|c| c.parse().ok());
+                        m["status"] = code.into();
+                    }
+                    None => m["method"] = first.split(' ').next().unwrap_or_default().into(),
                 }
-                None => m["method"] = first.split(' ').next().unwrap_or_default().into(),
             }
             m["raw"] = e.text.into();
             m
@@ -182,6 +281,7 @@ pub fn to_json(stored: &[u8]) -> Option<serde_json::Value> {
     Some(serde_json::json!({
         "messages": messages,
         "dropped": dropped,
+        "truncated": truncated,
     }))
 }
 
@@ -247,6 +347,62 @@ mod tests {
         assert!(decode(&bytes[..header]).unwrap().2.is_empty());
         assert!(decode(b"not a flow").is_none());
         assert_eq!(decode(&bytes).unwrap().2[0].peer, "[::1]:5070");
+    }
+
+    #[test]
+    fn credentials_are_redacted_before_they_are_kept() {
+        let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let mut f = Flow::default();
+        let invite = "INVITE sip:1002@pbx SIP/2.0\r\nProxy-Authorization: Digest username=\"1001\", realm=\"pbx\", nonce=\"n1\", uri=\"sip:1002@pbx\", response=\"0123456789abcdef0123456789abcdef\"\r\n\r\n";
+        f.push(10, true, peer, "caller", invite.as_bytes());
+        let stored = f.encode("127.0.0.1:5060");
+        assert!(!stored
+            .windows(32)
+            .any(|w| w == b"0123456789abcdef0123456789abcdef"));
+        let v = to_json(&stored).unwrap();
+        let raw = v["messages"][0]["raw"].as_str().unwrap();
+        assert!(
+            raw.contains("Proxy-Authorization: Digest username=\"1001\", realm=\"pbx\", nonce=\"n1\", uri=\"sip:1002@pbx\", response=\"<redacted>\""),
+            "{raw}"
+        );
+        assert_eq!(v["truncated"], false);
+    }
+
+    #[test]
+    fn the_byte_cap_truncates_with_one_marker() {
+        let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let mut f = Flow::new(4096);
+        let msg = vec![b'y'; 1000];
+        for i in 0..10 {
+            f.push(100 + i, i % 2 == 0, peer, "caller", &msg);
+        }
+        assert!(f.is_truncated());
+        let stored = f.encode("127.0.0.1:5060");
+        assert!(stored.len() < 4096 + 200, "{}", stored.len());
+        let (_, dropped, entries) = decode(&stored).unwrap();
+        let kept = entries
+            .iter()
+            .filter(|e| e.kind != EntryKind::Truncated)
+            .count();
+        assert_eq!(kept, 3, "three 1000-byte messages fit in 4096");
+        assert_eq!(dropped, 7);
+        assert_eq!(entries.last().unwrap().kind, EntryKind::Truncated);
+        assert_eq!(entries.last().unwrap().unix_ms, 103);
+        let v = to_json(&stored).unwrap();
+        assert_eq!(v["truncated"], true);
+        let m = v["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[3]["method"], "TRUNCATED");
+        assert_eq!(m[3]["truncated"], true);
+        assert_eq!(m[3]["raw"], TRUNCATED);
+        assert!(m[..3].iter().all(|x| x.get("truncated").is_none()));
+        // A cap that holds everything leaves no marker.
+        let mut roomy = Flow::new(1 << 20);
+        for i in 0..10 {
+            roomy.push(i, true, peer, "callee", &msg);
+        }
+        assert!(!roomy.is_truncated());
+        assert_eq!(decode(&roomy.encode("l")).unwrap().2.len(), 10);
     }
 
     #[test]

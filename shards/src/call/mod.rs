@@ -1,9 +1,11 @@
 //! Calls: the B2BUA a shard runs for the calls it owns (the engine), the
-//! identifiers it mints, and what decides a call's media path.
+//! identifiers it mints, what decides a call's media path, and the SIP
+//! flow it keeps (credentials redacted, bytes capped).
 
 pub mod engine;
 pub mod flow;
 pub mod ids;
+pub mod redact;
 
 pub use engine::{CommandError, MediaMode, MediaPolicy};
 

@@ -36,6 +36,7 @@ impl Rig {
                     port: 5060,
                     max_ring_ms: 30_000,
                     server_name: "test".into(),
+                    max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
                 },
                 IdGen::from_seed([1; 32], 0, 1),
             ),

@@ -116,6 +116,7 @@ impl SipEndpoint {
                 port: settings.sip_port,
                 max_ring_ms: settings.max_ring_ms,
                 server_name: settings.server_name.clone(),
+                max_flow_bytes: settings.max_flow_bytes,
             },
             ids,
         );

@@ -30,6 +30,8 @@ pub struct EndpointSettings {
     pub sip_port: u16,
     /// Ring timeout when nothing else sets one, ms.
     pub max_ring_ms: u64,
+    /// Most bytes of a call's stored SIP flow.
+    pub max_flow_bytes: usize,
     /// The store, read for bindings (shards never write it).
     pub store: Option<crate::store::Store>,
     /// Static routes and trunks at start; reloads arrive as `ShardMsg::Routing`.
@@ -102,6 +104,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         sip_host: "127.0.0.1".into(),
         sip_port: 5060,
         max_ring_ms: 60_000,
+        max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
         store: None,
         routing: Arc::new(crate::routing::RoutingSnapshot::empty()),
         media: None,

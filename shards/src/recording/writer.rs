@@ -174,14 +174,20 @@ impl Writer {
 /// recording: if the name is taken, `<stem>-1.wav`, `<stem>-2.wav`, … are
 /// tried. Returns the file and the path actually used.
 fn create(path: &Path) -> io::Result<(File, PathBuf)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // Recordings are private: directories 0700, files 0600.
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let mut candidate = path.to_path_buf();
     for n in 1..=100u32 {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&candidate)
         {
             Ok(mut file) => {
@@ -365,6 +371,18 @@ mod tests {
                 "{id} -> {s}"
             );
         }
+    }
+
+    #[test]
+    fn recordings_and_their_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rec/20261124/a.wav");
+        let (_f, used) = create(&path).expect("create");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&used), 0o600);
+        assert_eq!(mode(&dir.path().join("rec")), 0o700);
+        assert_eq!(mode(&dir.path().join("rec/20261124")), 0o700);
     }
 
     #[test]
