@@ -197,6 +197,8 @@ fn endpoint_settings(
         sip_port: cfg.proxy.udp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         max_flow_bytes: cfg.callrecord.max_flow_bytes,
+        max_forks: cfg.security.max_forks_per_call as usize,
+        max_parked: cfg.security.max_parked_requests as usize,
         store: Some(store),
         routing,
         media: Some(relay_config(cfg, recorder)),

@@ -550,6 +550,12 @@ pub struct SecurityConfig {
     /// IPs/CIDRs never banned nor throttled (your SBC, a load generator).
     /// Default [].
     pub trusted: Vec<String>,
+    /// Most callee legs one call rings (router targets, bindings, route
+    /// destinations); the rest are not dialled. Default 16.
+    pub max_forks_per_call: u32,
+    /// Requests a shard holds while a webhook decides (user backend,
+    /// router); beyond, 503 with Retry-After. Default 4096.
+    pub max_parked_requests: u32,
 }
 
 impl Default for SecurityConfig {
@@ -560,6 +566,8 @@ impl Default for SecurityConfig {
             ban_secs: 900,
             flood_requests_per_sec: 200,
             trusted: Vec::new(),
+            max_forks_per_call: 16,
+            max_parked_requests: 4096,
         }
     }
 }

@@ -278,7 +278,7 @@ fn typed_views_apply_defaults() {
             assert_eq!(h.realm_field, "realm");
             assert!(!h.password_is_ha1);
             assert_eq!(h.cache_ttl.as_secs(), 30);
-            assert_eq!(h.negative_cache_ttl.as_secs(), 5);
+            assert_eq!(h.negative_cache_ttl.as_secs(), 30, "as long as known users");
             assert_eq!(h.timeout.as_millis(), 5000);
         }
         other => panic!("{other:?}"),

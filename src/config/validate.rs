@@ -639,6 +639,18 @@ impl Checker<'_> {
             0,
             1_000_000,
         )?;
+        self.range(
+            "security.max_forks_per_call",
+            sec.max_forks_per_call,
+            1,
+            1024,
+        )?;
+        self.range(
+            "security.max_parked_requests",
+            sec.max_parked_requests,
+            1,
+            1_000_000,
+        )?;
         for (i, t) in sec.trusted.iter().enumerate() {
             let at = format!("security.trusted[{i}]");
             match shards::routing::HostPattern::parse(t) {

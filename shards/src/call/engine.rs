@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub server_name: String,
     /// Most bytes of a call's stored SIP flow (`[callrecord] max_flow_bytes`).
     pub max_flow_bytes: usize,
+    /// Most callee legs one call rings (`[security] max_forks_per_call`);
+    /// targets beyond are not dialled.
+    pub max_forks: usize,
 }
 
 /// A new call, as the endpoint decided it.
@@ -1482,6 +1485,15 @@ impl CallEngine {
         self.by_call_id.insert(call_id, (id, Leg::Caller));
         self.by_tx.insert(new.tx, (id, TxRole::Ignore));
         let mut targets: VecDeque<Target> = new.targets.into();
+        if targets.len() > self.cfg.max_forks {
+            tracing::warn!(
+                call_id = %self.calls.get(&id).map_or("", |c| c.caller_call_id.as_str()),
+                targets = targets.len(),
+                max = self.cfg.max_forks,
+                "more targets than [security] max_forks_per_call; the rest are not dialled"
+            );
+            targets.truncate(self.cfg.max_forks);
+        }
         if new.sequential {
             if let Some(first) = targets.pop_front() {
                 if let Some(c) = self.calls.get_mut(&id) {

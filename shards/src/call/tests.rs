@@ -37,6 +37,7 @@ impl Rig {
                     max_ring_ms: 30_000,
                     server_name: "test".into(),
                     max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
+                    max_forks: 4,
                 },
                 IdGen::from_seed([1; 32], 0, 1),
             ),
@@ -467,4 +468,42 @@ mod media_decisions {
         assert!(!sent.iter().any(|(_, m)| m.starts_with("INVITE")));
         assert_eq!(rig.engine.finished[0].status_code, 503);
     }
+}
+
+#[test]
+fn a_call_rings_at_most_max_forks_targets() {
+    // The rig's engine allows 4 forks; a router (or a crowded AOR) gives 20.
+    let mut rig = Rig::new();
+    let raw = invite();
+    let msg = Message::parse(raw.as_bytes()).unwrap();
+    let Received::Request(tx) =
+        rig.table
+            .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
+    else {
+        panic!("not a request");
+    };
+    let targets = (0..20)
+        .map(|i| {
+            Target::new(
+                format!("sip:1002@10.0.0.{i}"),
+                format!("10.0.0.{i}:5060").parse().unwrap(),
+            )
+        })
+        .collect();
+    let new = NewCall::new(
+        &msg,
+        CALLER.parse().unwrap(),
+        tx,
+        targets,
+        "internal",
+        Default::default(),
+    );
+    rig.engine
+        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    let invites = rig
+        .sent()
+        .iter()
+        .filter(|(_, m)| m.starts_with("INVITE "))
+        .count();
+    assert_eq!(invites, 4);
 }

@@ -138,6 +138,10 @@ impl SipEndpoint {
             || stateless::inspect(msg).is_some()
             || self.looped(msg)
             || self.call_id_taken(msg)
+            || self
+                .settings
+                .draining
+                .load(std::sync::atomic::Ordering::Relaxed)
         {
             return false;
         }

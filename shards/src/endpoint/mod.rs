@@ -117,6 +117,7 @@ impl SipEndpoint {
                 max_ring_ms: settings.max_ring_ms,
                 server_name: settings.server_name.clone(),
                 max_flow_bytes: settings.max_flow_bytes,
+                max_forks: settings.max_forks.max(1),
             },
             ids,
         );
@@ -164,6 +165,11 @@ impl SipEndpoint {
 
     fn stats(&self) -> &ShardStats {
         &self.ctx.stats
+    }
+
+    /// Requests waiting for a webhook's answer (user backend, router).
+    pub(super) fn parked_count(&self) -> usize {
+        self.parked.values().map(Vec::len).sum::<usize>() + self.parked_routes.len()
     }
 
     /// Tells the ban book a digest failed from `src` (not for trusted ones).

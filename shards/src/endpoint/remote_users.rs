@@ -92,6 +92,13 @@ impl SipEndpoint {
         key: RemoteKey,
         out: &mut Output,
     ) {
+        if self.parked_count() >= self.settings.max_parked {
+            let answer = match &resume {
+                Resume::Register { key } => Answer::Cached(key),
+                Resume::Invite { tx } | Resume::Route { tx, .. } => Answer::Tx(*tx),
+            };
+            return self.unavailable(now, msg, src, answer, out);
+        }
         if !self.parked.contains_key(&key) {
             let asked = self.settings.user_queries.as_ref().is_some_and(|q| {
                 q.try_send(UserQuery {

@@ -53,7 +53,8 @@ impl SipEndpoint {
                 self.authenticated_user(msg, src).as_deref(),
             ),
         };
-        if link.queries.try_send(query).is_err() {
+        if self.parked_count() >= self.settings.max_parked || link.queries.try_send(query).is_err()
+        {
             let failed = RouterDecision::Failed("router queue full".into());
             return self.route_invite(now, msg, src, tx, false, Some(failed), out);
         }

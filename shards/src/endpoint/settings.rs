@@ -32,6 +32,11 @@ pub struct EndpointSettings {
     pub max_ring_ms: u64,
     /// Most bytes of a call's stored SIP flow.
     pub max_flow_bytes: usize,
+    /// `[security] max_forks_per_call`.
+    pub max_forks: usize,
+    /// `[security] max_parked_requests`: requests one shard holds while it
+    /// waits for a webhook (user backend, router); beyond, 503.
+    pub max_parked: usize,
     /// The store, read for bindings (shards never write it).
     pub store: Option<crate::store::Store>,
     /// Static routes and trunks at start; reloads arrive as `ShardMsg::Routing`.
@@ -105,6 +110,8 @@ pub(crate) fn test_settings() -> EndpointSettings {
         sip_port: 5060,
         max_ring_ms: 60_000,
         max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
+        max_forks: 16,
+        max_parked: 4096,
         store: None,
         routing: Arc::new(crate::routing::RoutingSnapshot::empty()),
         media: None,
