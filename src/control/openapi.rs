@@ -58,6 +58,8 @@ mod tests {
         ("post", "/ami/v1/reload/{what}"),
         ("post", "/ami/v1/shutdown"),
         ("get", "/ami/v1/dialogs"),
+        ("get", "/ami/v1/bans"),
+        ("delete", "/ami/v1/bans/{ip}"),
     ];
 
     const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
