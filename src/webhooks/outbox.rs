@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use heed::types::{Bytes, Str};
-use heed::{CommitOrAbort, Database, Env, RwTxn};
+use heed::{CommitOrAbort, Database, RwTxn};
 use serde::{Deserialize, Serialize};
 use shards::store::{decode_record, encode_record, Store, StoreError};
 
@@ -61,7 +61,7 @@ impl Backoff {
 
 #[derive(Clone)]
 pub struct Outbox {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     items: Database<'static, Bytes, Bytes>,
     states: Database<'static, Str, Bytes>,
 }
@@ -198,7 +198,7 @@ pub fn append(
 /// `limit`, so a large backlog is not read whole for every delivery: the
 /// rest waits for the next look.
 pub fn scan_due<T: serde::de::DeserializeOwned>(
-    env: &Env,
+    env: shards::store::GatedEnv,
     db: Database<'static, Bytes, Bytes>,
     what: &str,
     now_ms: u64,
