@@ -577,6 +577,30 @@ impl Checker<'_> {
             1 << 24,
         )?;
         self.at_least("store.writer_batch", self.cfg.store.writer_batch, 1)?;
+        self.store_room()
+    }
+
+    /// `[store]` growth, budget and retention.
+    fn store_room(&self) -> Check {
+        let st = &self.cfg.store;
+        self.range("store.max_disk_mib", st.max_disk_mib, 1, 1 << 24)?;
+        if st.max_disk_mib < st.map_size_mib {
+            return self.fail(
+                self.blame(&["store.max_disk_mib", "store.map_size_mib"]),
+                format!(
+                    "the disk budget ({} MiB) is below the initial map size (store.map_size_mib = {} MiB)",
+                    st.max_disk_mib, st.map_size_mib
+                ),
+            );
+        }
+        for (key, days) in [
+            ("store.cdr_retention_days", st.cdr_retention_days),
+            ("store.flow_retention_days", st.flow_retention_days),
+        ] {
+            if !days.is_finite() || !(0.0..=36500.0).contains(&days) {
+                return self.fail(key, format!("must be 0-36500 days (0 = keep), not {days}"));
+            }
+        }
         Ok(())
     }
 }

@@ -99,6 +99,20 @@ impl Outbox {
         self.put_state(wtxn, &item, "pending")
     }
 
+    /// Is the push of `call_id` still to be done (retention keeps its CDR)?
+    pub fn pending_in(&self, txn: &RwTxn, call_id: &str) -> Result<bool, StoreError> {
+        Ok(match self.states.get(txn, call_id)? {
+            Some(raw) => decode_record::<PushState>("push state", call_id, raw)?.state == "pending",
+            None => false,
+        })
+    }
+
+    /// Forgets the push state of `call_id`, whose CDR retention removes.
+    pub fn forget_in(&self, wtxn: &mut RwTxn, call_id: &str) -> Result<(), StoreError> {
+        self.states.delete(wtxn, call_id)?;
+        Ok(())
+    }
+
     fn put_state(&self, wtxn: &mut RwTxn, item: &Item, state: &str) -> Result<(), StoreError> {
         let state = PushState {
             state: state.into(),

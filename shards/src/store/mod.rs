@@ -104,8 +104,17 @@ impl Store {
                 dir.display()
             )));
         }
+        // Never below the file as it is: the writer may have grown the map
+        // past the configured size, and a map smaller than the file would,
+        // with WRITE_MAP, truncate the file under a running server's map.
+        let file_len = std::fs::metadata(dir.join("data.mdb")).map_or(0, |m| m.len());
+        let page = page_size() as usize;
+        let map_size = opts
+            .map_size
+            .max(usize::try_from(file_len).unwrap_or(usize::MAX));
+        let map_size = map_size.div_ceil(page).saturating_mul(page);
         let mut options = EnvOpenOptions::new();
-        options.map_size(opts.map_size).max_dbs(16).max_readers(512);
+        options.map_size(map_size).max_dbs(16).max_readers(512);
         let flags = if opts.read_only {
             EnvFlags::READ_ONLY
         } else {
@@ -572,7 +581,8 @@ pub fn is_map_full(e: &StoreError) -> bool {
     e.0.contains("MDB_MAP_FULL") || e.0.contains("MapFull")
 }
 
-fn page_size() -> u64 {
+/// The OS page size (what map sizes are multiples of).
+pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 {

@@ -33,6 +33,7 @@ pub struct Space {
     live_bytes: AtomicU64,
     budget_bytes: AtomicU64,
     refusing: AtomicBool,
+    flows_dropped: AtomicU64,
 }
 
 /// One measurement of the store (bytes).
@@ -108,6 +109,15 @@ impl Space {
         self.refusing.load(Ordering::Acquire)
     }
 
+    /// SIP flows not stored because the store was too full.
+    pub fn note_flows_dropped(&self, n: u64) {
+        self.flows_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn flows_dropped(&self) -> u64 {
+        self.flows_dropped.load(Ordering::Relaxed)
+    }
+
     /// The last measurement (for `/metrics` and AMI health).
     pub fn usage(&self) -> Usage {
         Usage {
@@ -159,6 +169,25 @@ pub fn plan(u: &Usage, page: u64) -> Plan {
     Plan {
         grow_to,
         refuse_calls,
+    }
+}
+
+/// Bytes SIP flows may still take: flows stop at the threshold where calls
+/// are refused, so a burst of them never eats the last eighth kept for
+/// registrations and CDRs.
+pub fn flow_allowance(u: &Usage, page: u64) -> u64 {
+    let budget = u.budget / page.max(1) * page.max(1);
+    (budget / DENOM * REFUSE_NUM).saturating_sub(u.live)
+}
+
+/// Roughly what storing a value of `len` bytes under a `key_len` key takes
+/// in the map: large values get overflow pages of their own.
+pub fn stored_size(key_len: usize, len: usize, page: u64) -> u64 {
+    let raw = (key_len + len + 16) as u64;
+    if raw * 2 > page {
+        raw.div_ceil(page.max(1)) * page
+    } else {
+        raw
     }
 }
 
@@ -340,6 +369,16 @@ mod tests {
         assert!(!plan(&usage(b, b, 6 * MIB - 1, b, true), 4096).refuse_calls);
         // Free pages (used > live) do not count against the budget.
         assert!(!plan(&usage(b, b, MIB, b, false), 4096).refuse_calls);
+    }
+
+    #[test]
+    fn flows_may_fill_only_up_to_the_refusal_threshold() {
+        let b = 8 * MIB;
+        assert_eq!(flow_allowance(&usage(b, b, 6 * MIB, b, false), 4096), MIB);
+        assert_eq!(flow_allowance(&usage(b, b, 7 * MIB, b, false), 4096), 0);
+        assert_eq!(flow_allowance(&usage(b, b, 8 * MIB, b, false), 4096), 0);
+        assert_eq!(stored_size(10, 100, 4096), 126);
+        assert_eq!(stored_size(10, 11_000, 4096), 3 * 4096);
     }
 
     #[test]
