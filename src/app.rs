@@ -176,6 +176,7 @@ fn endpoint_settings(
         registrar_expires: cfg.proxy.registrar_expires,
         min_expires: cfg.proxy.min_expires,
         max_expires: cfg.proxy.max_expires,
+        max_contacts_per_aor: cfg.proxy.max_contacts_per_aor as usize,
         digest_algorithms,
         nonce_ttl_secs,
         nonce_key,

@@ -399,6 +399,13 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "ami.allows[1]",
         "is not an IP address or CIDR",
     ),
+    (
+        "no contacts per aor",
+        "[proxy]\nmax_contacts_per_aor = 0\n",
+        2,
+        "proxy.max_contacts_per_aor",
+        "must be 1-1000, not 0",
+    ),
     // [store] growth, budget and retention.
     (
         "disk budget below the initial map",

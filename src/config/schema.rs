@@ -163,6 +163,9 @@ pub struct ProxyConfig {
     pub min_expires: u32,
     /// Longer requested expiry is capped to this. Default 7200.
     pub max_expires: u32,
+    /// Most live contacts one AOR may have; a REGISTER that would add more
+    /// is refused (403). Default 10.
+    pub max_contacts_per_aor: u32,
     /// Ring timeout when nothing else sets one, s. Default 60.
     pub max_ring_time: u32,
     /// RTP silence on an answered, proxied call before hangup, s; 0 = never.
@@ -197,6 +200,7 @@ impl Default for ProxyConfig {
             registrar_expires: 3600,
             min_expires: 60,
             max_expires: 7200,
+            max_contacts_per_aor: 10,
             max_ring_time: 60,
             rtp_timeout: 60,
             nonce_ttl_secs: 300,

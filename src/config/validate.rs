@@ -223,6 +223,12 @@ impl Checker<'_> {
 
     fn expires(&self) -> Check {
         let px = &self.cfg.proxy;
+        self.range(
+            "proxy.max_contacts_per_aor",
+            px.max_contacts_per_aor,
+            1,
+            1000,
+        )?;
         let (min, reg, max) = (px.min_expires, px.registrar_expires, px.max_expires);
         if min < 1 {
             return self.fail("proxy.min_expires", "must be at least 1");

@@ -573,6 +573,19 @@ impl SipEndpoint {
                     out,
                 );
             }
+            // [proxy] max_contacts_per_aor (registrar/binding.rs).
+            Err(RegisterFailure::Refused(ChangeError::TooManyContacts)) => {
+                self.respond(
+                    now,
+                    &msg,
+                    p.src,
+                    403,
+                    Some("Too many contacts"),
+                    &[],
+                    Answer::Cached(&p.key),
+                    out,
+                );
+            }
             Err(RegisterFailure::Store(e)) => {
                 tracing::error!(
                     call_id = msg.call_id().unwrap_or_default(),

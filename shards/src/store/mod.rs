@@ -641,6 +641,7 @@ mod tests {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let changes: Vec<_> = (0..3)
             .map(|i| BindingChange {
+                max_contacts: 0,
                 aor: format!("sip:{i}@example.com"),
                 call_id: "c".into(),
                 cseq: 1,
