@@ -155,4 +155,78 @@ mod tests {
         assert_eq!(r.cdrs, Some(Duration::from_secs_f64(8.64)));
         assert_eq!(r.flows, Some(Duration::from_secs(43_200)));
     }
+
+    fn cdr(id: &str, start: u64) -> shards::cdr::Cdr {
+        shards::cdr::Cdr {
+            call_id: id.into(),
+            start_time: shards::cdr::time_fmt::rfc3339_ms(start),
+            ring_time: None,
+            answer_time: None,
+            end_time: shards::cdr::time_fmt::rfc3339_ms(start + 1000),
+            duration_secs: 0,
+            caller: "sip:a@x".into(),
+            callee: "sip:b@x".into(),
+            from_number: "a".into(),
+            to_number: "b".into(),
+            direction: "internal".into(),
+            status: "failed".into(),
+            status_code: 404,
+            hangup_reason: "failed".into(),
+            sip_trunk_id: None,
+            route_id: None,
+            recorder: vec![],
+            recording_url: None,
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn retention_keeps_a_cdr_whose_push_is_pending_and_forgets_the_others_push_state() {
+        use crate::webhooks::outbox::Outbox;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &shards::store::StoreOptions::default()).unwrap();
+        let outbox = Outbox::open(&store).unwrap();
+        let (wake, _rx) = crossbeam_channel::bounded(1);
+        let push = PushQueue {
+            outbox: outbox.clone(),
+            wake,
+        };
+        store
+            .put_cdrs_with(
+                &[cdr("pending@x", 1000), cdr("delivered@x", 2000)],
+                |wtxn, c| outbox.enqueue_in(wtxn, &c.call_id, 1),
+            )
+            .unwrap();
+        store.put_cdrs(&[cdr("unpushed@x", 3000)]).unwrap();
+        store
+            .put_flows(&[("pending@x".into(), vec![1, 2, 3])])
+            .unwrap();
+        let (due, _) = outbox.due_items(u64::MAX, 10, &|_| false).unwrap();
+        let (id, item) = due
+            .iter()
+            .find(|(_, i)| i.call_id == "delivered@x")
+            .cloned()
+            .unwrap();
+        outbox.finish(id, &item, "delivered").unwrap();
+
+        let mut upkeep = Upkeep::new(Retention {
+            cdrs: Some(Duration::from_millis(1)),
+            flows: Some(Duration::from_millis(1)),
+        });
+        let mut rounds = 0;
+        while upkeep.retention(&store, Some(&push)) {
+            rounds += 1;
+            assert!(rounds < 10);
+        }
+        assert!(
+            store.cdr("pending@x").unwrap().is_some(),
+            "push pending: kept"
+        );
+        assert_eq!(outbox.state("pending@x").unwrap().unwrap().state, "pending");
+        // Its flow follows the flow retention all the same.
+        assert!(store.flow("pending@x").unwrap().is_none());
+        assert!(store.cdr("delivered@x").unwrap().is_none());
+        assert!(outbox.state("delivered@x").unwrap().is_none());
+        assert!(store.cdr("unpushed@x").unwrap().is_none());
+    }
 }
