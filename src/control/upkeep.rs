@@ -18,7 +18,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(1);
 /// How often the room is measured at least (and after writes at most).
 const TEND_EVERY: Duration = Duration::from_millis(50);
 /// How long a write that found the map full waits for the map to grow.
-const FULL_PATIENCE: Duration = Duration::from_millis(500);
+const FULL_PATIENCE: Duration = Duration::from_millis(200);
 
 /// Retention settings (`[store]`); None = keep for ever.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

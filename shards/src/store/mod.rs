@@ -496,9 +496,10 @@ impl Store {
     }
 
     /// The writer's look at the room: grows the map when it is nearly used
-    /// up (up to the budget), and refuses or admits new calls. Growing needs
-    /// a moment when no transaction is open in the process; when there is
-    /// none right now, the next look tries again. Returns the new figures.
+    /// up (up to the budget), and refuses or admits new calls. Growing waits
+    /// a little for the transactions open in the process to end (see
+    /// [`space`]); when they do not, the next look tries again. Returns the
+    /// new figures.
     pub fn tend_space(&self) -> Result<Usage, StoreError> {
         let mut u = self.measure()?;
         let os_page = page_size();
