@@ -186,7 +186,7 @@ fn cdr_ids(pbx: &Pbx) -> Vec<String> {
 
 #[test]
 fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_cdr_survive() {
-    let pbx = Pbx::start(PbxOptions {
+    let mut pbx = Pbx::start(PbxOptions {
         extra_tables: "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\n".into(),
         ..PbxOptions::default()
     });
@@ -248,6 +248,13 @@ fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_c
     assert!(log.contains("new calls are refused"), "{log}");
     assert!(log.contains("store: map grown"), "{log}");
 
+    // The CLI opening the store read-write (a token) with the configured
+    // 1 MiB map leaves the grown file whole under the running server.
+    let data = pbx.dir().join("data/lmdb/data.mdb");
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), 2 << 20);
+    let _token = api_token(&pbx, "read");
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), 2 << 20);
+
     // Registrations still work: a new contact is stored and listed.
     let reg = Uac::new(pbx.sip);
     let r = register_with_auth(
@@ -289,6 +296,12 @@ fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_c
     .expect("flows dropped when full");
     assert!(metric(&pbx, "shardpbx_store_used_bytes") <= 2 << 20);
     assert!(!pbx.log_text().contains("CDR(s) not stored"));
+
+    // After a restart the map keeps its grown size and calls stay refused.
+    pbx.restart();
+    assert_eq!(metric(&pbx, "shardpbx_store_map_bytes"), 2 << 20);
+    assert_eq!(metric(&pbx, "shardpbx_store_refusing_calls"), 1);
+    assert_eq!(cdr_ids(&pbx).len(), ids.len());
 }
 
 #[test]
