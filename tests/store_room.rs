@@ -184,6 +184,41 @@ fn cdr_ids(pbx: &Pbx) -> Vec<String> {
         .collect()
 }
 
+/// Calls 1002 (busy) with ~11 KB of SIP flow per call until a new INVITE
+/// gets 503; returns the Call-IDs of the calls that happened. Bounded:
+/// rounds of 100 calls, at most 8 rounds or 45 s; a shard hands flows over
+/// a few seconds after their calls end, so each round waits for them (or
+/// for the refusal). About two rounds fill 2 MiB.
+fn fill_until_refused(pbx: &Pbx, uac: &Uac, tag: &str) -> Vec<String> {
+    let mut accepted = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    for round in 0..8 {
+        for i in 0..100 {
+            assert!(Instant::now() < deadline, "still no 503 in round {round}");
+            let id = format!("{tag}-{round}-{i}@test");
+            match call(uac, "1002", &id, 8000) {
+                486 => accepted.push(id),
+                503 => {
+                    assert!(
+                        accepted.len() > 50,
+                        "refused after only {} calls",
+                        accepted.len()
+                    );
+                    return accepted;
+                }
+                other => panic!("call {id}: unexpected {other}"),
+            }
+        }
+        let used = metric(pbx, "shardpbx_store_used_bytes");
+        wait_until(Duration::from_secs(8), || {
+            (metric(pbx, "shardpbx_store_used_bytes") > used + (500 << 10)
+                || metric(pbx, "shardpbx_store_refusing_calls") == 1)
+                .then_some(())
+        });
+    }
+    panic!("the store never filled");
+}
+
 #[test]
 fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_cdr_survive() {
     let mut pbx = Pbx::start(PbxOptions {
@@ -195,32 +230,7 @@ fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_c
     assert_eq!(metric(&pbx, "shardpbx_store_refusing_calls"), 0);
     let _phone = BusyPhone::register(&pbx);
     let uac = Uac::new(pbx.sip);
-    let mut accepted = Vec::new();
-    let mut refused = None;
-    let deadline = Instant::now() + Duration::from_secs(45);
-    // Bounded: rounds of 100 calls (~11 KB of SIP flow each), at most 8
-    // rounds or 45 s; a shard hands flows over a few seconds after their
-    // calls end, so each round waits for them. About two rounds fill 2 MiB.
-    'rounds: for round in 0..8 {
-        for i in 0..100 {
-            assert!(Instant::now() < deadline, "still no 503 in round {round}");
-            let id = format!("fill-{round}-{i}@test");
-            match call(&uac, "1002", &id, 8000) {
-                486 => accepted.push(id),
-                503 => {
-                    refused = Some(accepted.len());
-                    break 'rounds;
-                }
-                other => panic!("call {id}: unexpected {other}"),
-            }
-        }
-        let used = metric(&pbx, "shardpbx_store_used_bytes");
-        wait_until(Duration::from_secs(8), || {
-            (metric(&pbx, "shardpbx_store_used_bytes") > used + (500 << 10)).then_some(())
-        });
-    }
-    let refused = refused.expect("the store never filled");
-    assert!(refused > 50, "refused after only {refused} calls");
+    let accepted = fill_until_refused(&pbx, &uac, "fill");
     // The map grew past its initial size, to the budget and not beyond.
     assert_eq!(metric(&pbx, "shardpbx_store_map_bytes"), 2 << 20);
     assert_eq!(metric(&pbx, "shardpbx_store_refusing_calls"), 1);
@@ -353,4 +363,36 @@ fn retention_deletes_old_flows_then_old_cdrs() {
     let ids = cdr_ids(&pbx);
     assert!(ids.contains(&"new@test".to_string()), "{ids:?}");
     assert!(pbx.log_text().contains("retention: old CDRs deleted"));
+}
+
+#[test]
+fn when_retention_frees_room_new_calls_are_admitted_again() {
+    // 0.0002 days = 17.3 s for CDRs and flows alike.
+    let pbx = Pbx::start(PbxOptions {
+        extra_tables: "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0002\n".into(),
+        ..PbxOptions::default()
+    });
+    let _phone = BusyPhone::register(&pbx);
+    let uac = Uac::new(pbx.sip);
+    let accepted = fill_until_refused(&pbx, &uac, "early");
+    assert_eq!(metric(&pbx, "shardpbx_store_refusing_calls"), 1);
+    // The oldest calls age out, live data falls under 3/4 of the budget,
+    // and calls are admitted again (with the map still at the budget).
+    wait_until(Duration::from_secs(25), || {
+        (metric(&pbx, "shardpbx_store_refusing_calls") == 0).then_some(())
+    })
+    .expect("calls never admitted again");
+    assert!(pbx
+        .log_text()
+        .contains("store: room again; new calls admitted"));
+    assert_eq!(call(&uac, "1002", "later@test", 100), 486);
+    assert_eq!(metric(&pbx, "shardpbx_store_map_bytes"), 2 << 20);
+    let ids = cdr_ids(&pbx);
+    assert!(!ids.contains(&accepted[0]), "the oldest CDR aged out");
+    wait_until(Duration::from_secs(5), || {
+        cdr_ids(&pbx)
+            .contains(&"later@test".to_string())
+            .then_some(())
+    })
+    .expect("the new call's CDR");
 }
