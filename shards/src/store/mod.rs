@@ -443,6 +443,13 @@ impl Store {
         Ok(())
     }
 
+    /// Is a CDR stored under `call_id`? Shards may call this: like
+    /// [`Store::bindings`] it fails rather than wait while the map grows.
+    pub fn cdr_exists(&self, call_id: &str) -> Result<bool, StoreError> {
+        let rtxn = self.env().try_read_txn()?;
+        Ok(self.cdr_ids.get(&rtxn, call_id)?.is_some())
+    }
+
     /// One CDR by its callId.
     pub fn cdr(&self, call_id: &str) -> Result<Option<Cdr>, StoreError> {
         let rtxn = self.read_txn()?;
@@ -707,6 +714,8 @@ mod tests {
         assert_eq!(store.cdrs_since(0, 1).unwrap().len(), 1);
         assert_eq!(store.cdr("mid").unwrap().unwrap().status_code, 404);
         assert!(store.cdr("nope").unwrap().is_none());
+        assert!(store.cdr_exists("mid").unwrap());
+        assert!(!store.cdr_exists("nope").unwrap());
         // Storing the same call again replaces it.
         store.put_cdrs(&[cdr("mid", 2500)]).unwrap();
         assert_eq!(store.cdrs_since(0, 10).unwrap().len(), 3);
