@@ -187,6 +187,7 @@ fn endpoint_settings(
         registrar_expires: cfg.proxy.registrar_expires,
         min_expires: cfg.proxy.min_expires,
         max_expires: cfg.proxy.max_expires,
+        max_contacts_per_aor: cfg.proxy.max_contacts_per_aor as usize,
         digest_algorithms,
         nonce_ttl_secs,
         nonce_key,
@@ -275,6 +276,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    store.set_budget(cfg.store.max_disk_mib << 20);
     let console_store = match crate::control::console_store::ConsoleStore::open(&store) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -380,6 +382,10 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         batch: cfg.store.writer_batch,
         fsync_interval: Duration::from_millis(cfg.store.fsync_interval_ms),
         sweep_interval: Duration::from_secs(cfg.runtime.registrar_sweep_secs.max(1)),
+        retention: crate::control::upkeep::Retention::from_days(
+            cfg.store.cdr_retention_days,
+            cfg.store.flow_retention_days,
+        ),
     };
     let (dispatchers, queues, mut webhooks) = match start_webhooks(&cfg, &store) {
         Ok(p) => p,

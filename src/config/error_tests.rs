@@ -441,6 +441,49 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "ami.token",
         "printable ASCII without spaces",
     ),
+    (
+        "no contacts per aor",
+        "[proxy]\nmax_contacts_per_aor = 0\n",
+        2,
+        "proxy.max_contacts_per_aor",
+        "must be 1-1000, not 0",
+    ),
+    // [store] growth, budget and retention.
+    (
+        "disk budget below the initial map",
+        "[store]\nmap_size_mib = 2048\nmax_disk_mib = 1024\n",
+        3,
+        "store.max_disk_mib",
+        "the disk budget (1024 MiB) is below the initial map size (store.map_size_mib = 2048 MiB)",
+    ),
+    (
+        "zero disk budget",
+        "[store]\nmap_size_mib = 1\nmax_disk_mib = 0\n",
+        3,
+        "store.max_disk_mib",
+        "must be 1-16777216, not 0",
+    ),
+    (
+        "negative cdr retention",
+        "[store]\ncdr_retention_days = -1\n",
+        2,
+        "store.cdr_retention_days",
+        "must be 0-36500 days (0 = keep), not -1",
+    ),
+    (
+        "flow retention not a number",
+        "[store]\nflow_retention_days = nan\n",
+        2,
+        "store.flow_retention_days",
+        "must be 0-36500 days (0 = keep), not NaN",
+    ),
+    (
+        "unknown store key",
+        "[store]\nretention_days = 3\n",
+        2,
+        "store.retention_days",
+        "unknown key",
+    ),
 ];
 
 #[test]

@@ -166,6 +166,9 @@ pub struct ProxyConfig {
     pub min_expires: u32,
     /// Longer requested expiry is capped to this. Default 7200.
     pub max_expires: u32,
+    /// Most live contacts one AOR may have; a REGISTER that would add more
+    /// is refused (403). Default 10.
+    pub max_contacts_per_aor: u32,
     /// Ring timeout when nothing else sets one, s. Default 60.
     pub max_ring_time: u32,
     /// RTP silence on an answered, proxied call before hangup, s; 0 = never.
@@ -200,6 +203,7 @@ impl Default for ProxyConfig {
             registrar_expires: 3600,
             min_expires: 60,
             max_expires: 7200,
+            max_contacts_per_aor: 10,
             max_ring_time: 60,
             rtp_timeout: 60,
             nonce_ttl_secs: 300,
@@ -572,12 +576,23 @@ impl Default for SecurityConfig {
     }
 }
 
-/// `[store]`: the LMDB environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[store]`: the LMDB environment, its growth, disk budget and retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// LMDB map size (maximum database size), MiB. Default 1024.
+    /// LMDB map size at start, MiB; the map grows (doubling) as data needs,
+    /// up to `max_disk_mib`. Default 1024.
     pub map_size_mib: u64,
+    /// The disk budget: the most the map (and so data.mdb) may grow to, MiB.
+    /// When live data nears it, new calls are refused (503) so the records
+    /// of calls that happened and registrations still fit. Default 16384.
+    pub max_disk_mib: u64,
+    /// CDRs older than this are deleted, days (fractions allowed); 0 = kept
+    /// for ever. A CDR whose push is still pending is kept. Default 90.
+    pub cdr_retention_days: f64,
+    /// SIP flows older than this are deleted, days (fractions allowed);
+    /// 0 = kept as long as their CDR. Default 30.
+    pub flow_retention_days: f64,
     /// fsync interval of the writer, ms; 0 = fsync every commit. Default 1000.
     pub fsync_interval_ms: u64,
     /// Most writes per write transaction. Default 256.
@@ -588,6 +603,9 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             map_size_mib: 1024,
+            max_disk_mib: 16384,
+            cdr_retention_days: 90.0,
+            flow_retention_days: 30.0,
             fsync_interval_ms: 1000,
             writer_batch: 256,
         }

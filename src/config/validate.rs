@@ -227,6 +227,12 @@ impl Checker<'_> {
 
     fn expires(&self) -> Check {
         let px = &self.cfg.proxy;
+        self.range(
+            "proxy.max_contacts_per_aor",
+            px.max_contacts_per_aor,
+            1,
+            1000,
+        )?;
         let (min, reg, max) = (px.min_expires, px.registrar_expires, px.max_expires);
         if min < 1 {
             return self.fail("proxy.min_expires", "must be at least 1");
@@ -630,6 +636,12 @@ impl Checker<'_> {
             1 << 24,
         )?;
         self.at_least("store.writer_batch", self.cfg.store.writer_batch, 1)?;
+        self.security()?;
+        self.store_room()
+    }
+
+    /// `[security]`.
+    fn security(&self) -> Check {
         let sec = &self.cfg.security;
         self.range("security.ban_window_secs", sec.ban_window_secs, 1, 86_400)?;
         self.range("security.ban_secs", sec.ban_secs, 1, 365 * 86_400)?;
@@ -659,6 +671,30 @@ impl Checker<'_> {
                     return self.fail(&at, format!("\"{t}\": an IP or CIDR, without a port"))
                 }
                 Err(e) => return self.fail(&at, e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `[store]` growth, budget and retention.
+    fn store_room(&self) -> Check {
+        let st = &self.cfg.store;
+        self.range("store.max_disk_mib", st.max_disk_mib, 1, 1 << 24)?;
+        if st.max_disk_mib < st.map_size_mib {
+            return self.fail(
+                self.blame(&["store.max_disk_mib", "store.map_size_mib"]),
+                format!(
+                    "the disk budget ({} MiB) is below the initial map size (store.map_size_mib = {} MiB)",
+                    st.max_disk_mib, st.map_size_mib
+                ),
+            );
+        }
+        for (key, days) in [
+            ("store.cdr_retention_days", st.cdr_retention_days),
+            ("store.flow_retention_days", st.flow_retention_days),
+        ] {
+            if !days.is_finite() || !(0.0..=36500.0).contains(&days) {
+                return self.fail(key, format!("must be 0-36500 days (0 = keep), not {days}"));
             }
         }
         Ok(())

@@ -292,6 +292,7 @@ pub async fn health(
     }
     let registrations = ami.store.aor_count().unwrap_or(0);
     let backlog = state.webhooks.backlog();
+    let room = ami.store.space().usage();
     Json(json!({
         "status": if ami.draining.load(Ordering::Relaxed) { "draining" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -300,6 +301,13 @@ pub async fn health(
         "registrations": registrations,
         "shards": shards,
         "webhookBacklog": backlog,
+        "store": {
+            "mapBytes": room.map,
+            "usedBytes": room.used,
+            "liveBytes": room.live,
+            "budgetBytes": room.budget,
+            "refusingCalls": room.refusing_calls,
+        },
     }))
     .into_response()
 }

@@ -5,7 +5,7 @@
 //! server runs (LMDB serializes writers across processes).
 
 use heed::types::{Bytes, Str};
-use heed::{CommitOrAbort, Database, Env};
+use heed::{CommitOrAbort, Database};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shards::store::{decode_record, encode_record, Store, StoreError};
@@ -86,7 +86,7 @@ pub struct ApiToken {
 /// The console databases in the store's environment.
 #[derive(Clone)]
 pub struct ConsoleStore {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     users: Database<'static, Str, Bytes>,
     tokens: Database<'static, Str, Bytes>,
 }

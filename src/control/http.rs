@@ -177,6 +177,7 @@ fn render_levels(out: &mut String, state: &HttpState) {
         "shardpbx_registrations {}",
         state.ami.store.aor_count().unwrap_or(0)
     );
+    render_store(out, &state.ami.store);
     let hz = super::ami::clock_ticks_per_sec();
     let _ = writeln!(
         out,
@@ -235,6 +236,52 @@ fn render_levels(out: &mut String, state: &HttpState) {
             }
         }
     }
+}
+
+/// The store's room (`[store]`): map, high-water mark, live data, budget,
+/// whether new calls are refused, SIP flows dropped for lack of room.
+fn render_store(out: &mut String, store: &shards::store::Store) {
+    use std::fmt::Write;
+    let space = store.space();
+    let u = space.usage();
+    for (name, help, v) in [
+        (
+            "store_map_bytes",
+            "LMDB map size (grows up to the budget)",
+            u.map,
+        ),
+        (
+            "store_used_bytes",
+            "LMDB pages ever used: the size data.mdb takes on disk",
+            u.used,
+        ),
+        (
+            "store_live_bytes",
+            "LMDB pages holding data now (the rest of used is reused)",
+            u.live,
+        ),
+        (
+            "store_budget_bytes",
+            "the disk budget, [store] max_disk_mib",
+            u.budget,
+        ),
+        (
+            "store_refusing_calls",
+            "1 while new calls get 503 because the store is nearly full",
+            u64::from(u.refusing_calls),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP shardpbx_{name} {help}");
+        let _ = writeln!(out, "# TYPE shardpbx_{name} gauge");
+        let _ = writeln!(out, "shardpbx_{name} {v}");
+    }
+    let _ = writeln!(out, "# HELP shardpbx_store_flows_dropped_total SIP flows not stored because the store was nearly full");
+    let _ = writeln!(out, "# TYPE shardpbx_store_flows_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "shardpbx_store_flows_dropped_total {}",
+        space.flows_dropped()
+    );
 }
 
 /// Prometheus text exposition of the shard counters.

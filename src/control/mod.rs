@@ -13,4 +13,5 @@ pub mod openapi;
 pub mod records;
 pub mod resources;
 pub mod resources_store;
+pub mod upkeep;
 pub mod writer;

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use heed::types::{Bytes, Str};
-use heed::{CommitOrAbort, Database, Env, RwTxn};
+use heed::{CommitOrAbort, Database, RwTxn};
 use serde::{Deserialize, Serialize};
 use shards::routing::{RouteSpec, TrunkSpec};
 use shards::store::{decode_record, encode_record, Store, StoreError};
@@ -109,7 +109,7 @@ pub enum Replaced {
 /// The resource databases in the store's environment.
 #[derive(Clone)]
 pub struct ResourcesStore {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     extensions: Database<'static, Str, Bytes>,
     trunks: Database<'static, Str, Bytes>,
     routes: Database<'static, Str, Bytes>,
@@ -416,7 +416,7 @@ impl ResourcesStore {
 /// extension is unknown here, and so is one without an HA1 for the realm
 /// asked about.
 pub struct ExtensionsBackend {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     extensions: Database<'static, Str, Bytes>,
 }
 

@@ -1,7 +1,11 @@
 //! The store writer: the only thread that writes LMDB. It takes binding
 //! changes from the shards, applies a batch of them in one transaction,
 //! answers each shard through its inbox, syncs to disk about once a second
-//! and removes bindings whose time ran out.
+//! and removes bindings whose time ran out. Between batches it does the
+//! store's upkeep (`upkeep`): retention, growing the map, refusing new calls
+//! near the disk budget. Bindings are written first, and SIP flows are not
+//! stored while calls are refused, so the room left keeps registrations and
+//! the CDRs of calls under way.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,12 +20,15 @@ use shards::runtime::{Inbox, RegisterFailure, ShardMsg};
 use shards::store::Store;
 use shards::time::Now;
 
+use super::upkeep::{with_room, Upkeep};
+
 /// Writer settings (`[store]`, `[runtime]`).
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
     pub batch: usize,
     pub fsync_interval: Duration,
     pub sweep_interval: Duration,
+    pub retention: super::upkeep::Retention,
 }
 
 /// Runs until every sender is gone, then syncs and returns.
@@ -73,8 +80,16 @@ pub fn run(
     };
     let mut last_sweep = Instant::now();
     let mut batch = Batch::default();
+    let mut upkeep = Upkeep::new(cfg.retention);
+    upkeep.tend(&store, true);
+    let mut more_upkeep = false;
     loop {
-        let wait = cfg.sweep_interval;
+        // Retention with more to do comes back at once, between batches.
+        let wait = if more_upkeep {
+            Duration::ZERO
+        } else {
+            cfg.sweep_interval.min(Duration::from_secs(1))
+        };
         let first = match requests.recv_timeout(wait) {
             Ok(r) => Some(r),
             Err(RecvTimeoutError::Timeout) => None,
@@ -100,13 +115,13 @@ pub fn run(
                 batch.cdrs.clear();
             }
             if !batch.flows.is_empty() {
-                if let Err(e) = store.put_flows(&batch.flows) {
-                    tracing::error!("store: {} SIP flow(s) not stored: {e}", batch.flows.len());
-                }
+                store_flows(&store, &batch.flows);
                 batch.flows.clear();
             }
             dirty.store(true, Ordering::Release);
         }
+        upkeep.tend(&store, false);
+        more_upkeep = upkeep.retention(&store, queues.cdr.as_ref());
         if last_sweep.elapsed() >= cfg.sweep_interval {
             let now = Now::read().unix;
             let due = expiries.due(now);
@@ -150,10 +165,48 @@ pub fn run(
     }
 }
 
+/// Stores SIP flows as far as the room for them goes (up to where new calls
+/// are refused); the rest are dropped (counted), so the room left keeps
+/// CDRs and registrations.
+fn store_flows(store: &Store, flows: &[(String, Vec<u8>)]) {
+    use shards::store::space::{flow_allowance, stored_size};
+    let page = shards::store::page_size();
+    let mut room = match store.measure() {
+        Ok(u) => flow_allowance(&u, page),
+        Err(e) => {
+            tracing::error!("store: cannot measure the map: {e}");
+            0
+        }
+    };
+    let fit: Vec<(String, Vec<u8>)> = flows
+        .iter()
+        .filter(|(id, f)| {
+            let need = stored_size(id.len(), f.len(), page);
+            let ok = need <= room;
+            if ok {
+                room -= need;
+            }
+            ok
+        })
+        .cloned()
+        .collect();
+    let dropped = flows.len() - fit.len();
+    if dropped > 0 {
+        store.space().note_flows_dropped(dropped as u64);
+        tracing::warn!("store: nearly full; {dropped} SIP flow(s) not stored");
+    }
+    if fit.is_empty() {
+        return;
+    }
+    if let Err(e) = with_room(store, || store.put_flows(&fit)) {
+        tracing::error!("store: {} SIP flow(s) not stored: {e}", fit.len());
+    }
+}
+
 /// Stores CDRs; with a push queue, each is queued for its push in the same
 /// transaction, and the pusher is told.
 fn store_cdrs(store: &Store, cdrs: &[shards::cdr::Cdr], push: Option<&PushQueue>) {
-    let stored = match push {
+    let stored = with_room(store, || match push {
         None => store.put_cdrs(cdrs),
         Some(q) => {
             let now = Now::read().unix_ms;
@@ -161,7 +214,7 @@ fn store_cdrs(store: &Store, cdrs: &[shards::cdr::Cdr], push: Option<&PushQueue>
                 q.outbox.enqueue_in(wtxn, &cdr.call_id, now)
             })
         }
-    };
+    });
     match stored {
         Ok(()) => {
             if let Some(q) = push {
@@ -228,11 +281,13 @@ fn apply(
     }
     let changes: Vec<BindingChange> = batch.iter().map(|(_, _, c)| c.clone()).collect();
     let mut queued = false;
-    let results = store.apply_changes_with(&changes, |wtxn, change, outcome| {
-        if let Some(l) = locator {
-            queued |= l.queue.enqueue_change(wtxn, outcome, change.now)?;
-        }
-        Ok(())
+    let results = with_room(store, || {
+        store.apply_changes_with(&changes, |wtxn, change, outcome| {
+            if let Some(l) = locator {
+                queued |= l.queue.enqueue_change(wtxn, outcome, change.now)?;
+            }
+            Ok(())
+        })
     });
     if let (true, Ok(_), Some(l)) = (queued, &results, locator) {
         let _ = l.wake.try_send(());

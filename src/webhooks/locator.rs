@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, RwTxn};
+use heed::{CommitOrAbort, Database, RwTxn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shards::registrar::{Binding, ChangeOutcome};
@@ -46,7 +46,7 @@ pub struct Queued {
 /// The durable event queue.
 #[derive(Clone)]
 pub struct EventQueue {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     db: Database<'static, Bytes, Bytes>,
     /// The events the config wants.
     wanted: Vec<LocatorEvent>,

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use heed::types::{Bytes, Str};
-use heed::{CommitOrAbort, Database, Env, RwTxn};
+use heed::{CommitOrAbort, Database, RwTxn};
 use serde::{Deserialize, Serialize};
 use shards::store::{decode_record, encode_record, Store, StoreError};
 
@@ -61,7 +61,7 @@ impl Backoff {
 
 #[derive(Clone)]
 pub struct Outbox {
-    env: &'static Env,
+    env: shards::store::GatedEnv,
     items: Database<'static, Bytes, Bytes>,
     states: Database<'static, Str, Bytes>,
 }
@@ -97,6 +97,20 @@ impl Outbox {
         };
         append(self.items, wtxn, &encode_record(&item)?)?;
         self.put_state(wtxn, &item, "pending")
+    }
+
+    /// Is the push of `call_id` still to be done (retention keeps its CDR)?
+    pub fn pending_in(&self, txn: &RwTxn, call_id: &str) -> Result<bool, StoreError> {
+        Ok(match self.states.get(txn, call_id)? {
+            Some(raw) => decode_record::<PushState>("push state", call_id, raw)?.state == "pending",
+            None => false,
+        })
+    }
+
+    /// Forgets the push state of `call_id`, whose CDR retention removes.
+    pub fn forget_in(&self, wtxn: &mut RwTxn, call_id: &str) -> Result<(), StoreError> {
+        self.states.delete(wtxn, call_id)?;
+        Ok(())
     }
 
     fn put_state(&self, wtxn: &mut RwTxn, item: &Item, state: &str) -> Result<(), StoreError> {
@@ -198,7 +212,7 @@ pub fn append(
 /// `limit`, so a large backlog is not read whole for every delivery: the
 /// rest waits for the next look.
 pub fn scan_due<T: serde::de::DeserializeOwned>(
-    env: &Env,
+    env: shards::store::GatedEnv,
     db: Database<'static, Bytes, Bytes>,
     what: &str,
     now_ms: u64,

@@ -50,6 +50,26 @@ impl SipEndpoint {
             );
             return;
         }
+        // [store] budget nearly used up: a new call's record might not fit,
+        // so it goes elsewhere rather than happen without one (store/space.rs).
+        if self
+            .settings
+            .store
+            .as_ref()
+            .is_some_and(|s| s.space().refusing_calls())
+        {
+            self.respond(
+                now,
+                msg,
+                src,
+                503,
+                Some("Store Full"),
+                &[("Retry-After", "300".into())],
+                Answer::Tx(tx),
+                out,
+            );
+            return;
+        }
         let (host, user) = dialled(msg);
         let settings = self.settings.clone();
         let routing = self.routing.clone();

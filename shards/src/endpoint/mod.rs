@@ -617,6 +617,19 @@ impl SipEndpoint {
                     out,
                 );
             }
+            // [proxy] max_contacts_per_aor (registrar/binding.rs).
+            Err(RegisterFailure::Refused(ChangeError::TooManyContacts)) => {
+                self.respond(
+                    now,
+                    &msg,
+                    p.src,
+                    403,
+                    Some("Too many contacts"),
+                    &[],
+                    Answer::Cached(&p.key),
+                    out,
+                );
+            }
             Err(RegisterFailure::Store(e)) => {
                 tracing::error!(
                     call_id = msg.call_id().unwrap_or_default(),
@@ -778,7 +791,7 @@ impl SipEndpoint {
                 .settings
                 .store
                 .as_ref()
-                .is_some_and(|s| s.has_cdr(cid).unwrap_or(false))
+                .is_some_and(|s| s.cdr_exists(cid).unwrap_or(false))
     }
 
     /// The stored bindings of a local user: those under `host` first, else

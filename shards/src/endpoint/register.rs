@@ -111,6 +111,9 @@ pub fn plan(
                 vec![("Min-Expires", settings.min_expires.to_string())],
             );
         }
+        if unusable_contact(&na.uri) {
+            return answer(400, Some("Contact address not usable"));
+        }
         let expires = expires.min(settings.max_expires);
         ops.push(BindingOp::Upsert(Box::new(Binding {
             aor: aor.clone(),
@@ -139,6 +142,14 @@ pub fn plan(
         }
         ops = vec![BindingOp::RemoveAll];
     }
+    // One REGISTER alone past the cap; the writer checks the stored ones.
+    let adds = ops
+        .iter()
+        .filter(|op| matches!(op, BindingOp::Upsert(_)))
+        .count();
+    if adds > settings.max_contacts_per_aor {
+        return answer(403, Some("Too many contacts"));
+    }
     debug_assert!(matches!(cseq.method, Method::Register));
     RegisterStep::Store(BindingChange {
         aor,
@@ -146,7 +157,28 @@ pub fn plan(
         cseq: cseq.seq,
         now: now.unix,
         ops,
+        max_contacts: settings.max_contacts_per_aor,
     })
+}
+
+/// A contact nobody can be reached at, or that would make us send to many
+/// (a reflection tool): an unspecified (0.0.0.0/8, ::), multicast or
+/// broadcast address as its host or `maddr`.
+fn unusable_contact(uri: &crate::sip::Uri<'_>) -> bool {
+    use std::net::IpAddr;
+    fn bad(host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let v4_bad =
+            |v4: std::net::Ipv4Addr| v4.octets()[0] == 0 || v4.is_multicast() || v4.is_broadcast();
+        match bare.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => v4_bad(v4),
+            Ok(IpAddr::V6(v6)) => {
+                v6.is_unspecified() || v6.is_multicast() || v6.to_ipv4_mapped().is_some_and(v4_bad)
+            }
+            Err(_) => false,
+        }
+    }
+    uri.host.is_some_and(|h| bad(&h.to_string())) || uri.params.value("maddr").is_some_and(bad)
 }
 
 /// `Contact` values of a 200 OK: every live binding with its time left.
@@ -264,5 +296,66 @@ mod tests {
             "1002",
         );
         assert!(matches!(step, RegisterStep::Answer(403, ..)));
+    }
+
+    #[test]
+    fn unusable_contact_addresses_are_refused() {
+        for c in [
+            "<sip:1001@0.0.0.0:5060>",
+            "<sip:1001@0.1.2.3>",
+            "<sip:1001@224.0.0.1:5060>",
+            "<sip:1001@239.255.255.250>",
+            "<sip:1001@255.255.255.255>",
+            "<sip:1001@[::]:5060>",
+            "<sip:1001@[ff02::1]>",
+            "<sip:1001@[::ffff:224.0.0.9]>",
+            "<sip:1001@10.0.0.1;maddr=224.0.0.1>",
+        ] {
+            assert_eq!(
+                plan_of(&reg(&format!("Contact: {c}\r\n"), "")),
+                RegisterStep::Answer(400, Some("Contact address not usable"), vec![]),
+                "{c}"
+            );
+        }
+        // Ordinary addresses and host names are fine.
+        for c in [
+            "<sip:1001@10.0.0.1:5062>",
+            "<sip:1001@[2001:db8::1]:5060>",
+            "<sip:1001@phone.example.com>",
+        ] {
+            assert!(
+                matches!(
+                    plan_of(&reg(&format!("Contact: {c}\r\n"), "")),
+                    RegisterStep::Store(_)
+                ),
+                "{c}"
+            );
+        }
+        // Removing such a contact, and `*` with Expires: 0, still work.
+        assert!(matches!(
+            plan_of(&reg("Contact: <sip:1001@224.0.0.1>;expires=0\r\n", "")),
+            RegisterStep::Store(_)
+        ));
+        assert!(matches!(
+            plan_of(&reg("Contact: *\r\n", "Expires: 0\r\n")),
+            RegisterStep::Store(c) if c.ops == vec![BindingOp::RemoveAll]
+        ));
+    }
+
+    #[test]
+    fn one_register_with_more_contacts_than_the_cap_is_refused() {
+        // test_settings caps at 3.
+        let three: String = (0..3)
+            .map(|i| format!("Contact: <sip:1001@10.0.0.{i}>\r\n"))
+            .collect();
+        let RegisterStep::Store(c) = plan_of(&reg(&three, "")) else {
+            panic!("three fit")
+        };
+        assert_eq!(c.max_contacts, 3);
+        let four = format!("{three}Contact: <sip:1001@10.0.0.9>\r\n");
+        assert_eq!(
+            plan_of(&reg(&four, "")),
+            RegisterStep::Answer(403, Some("Too many contacts"), vec![])
+        );
     }
 }

@@ -16,6 +16,8 @@ pub struct EndpointSettings {
     pub registrar_expires: u32,
     pub min_expires: u32,
     pub max_expires: u32,
+    /// `[proxy] max_contacts_per_aor`: most live bindings per AOR.
+    pub max_contacts_per_aor: usize,
     pub digest_algorithms: Vec<Algorithm>,
     pub nonce_ttl_secs: u64,
     /// Key of the stateless nonces, made at start.
@@ -96,6 +98,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         registrar_expires: 3600,
         min_expires: 60,
         max_expires: 7200,
+        max_contacts_per_aor: 3,
         digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         nonce_ttl_secs: 300,
         nonce_key: [7; 32],

@@ -96,6 +96,9 @@ pub struct BindingChange {
     pub now: u64,
     /// Empty: a query (answer with the current bindings).
     pub ops: Vec<BindingOp>,
+    /// Most live bindings the AOR may have after the change; 0 = no cap.
+    #[serde(default)]
+    pub max_contacts: usize,
 }
 
 /// Why a change was refused.
@@ -103,6 +106,9 @@ pub struct BindingChange {
 pub enum ChangeError {
     /// Same Call-ID with a CSeq not above the stored one (RFC 3261 10.3 step 7).
     OutOfOrder,
+    /// The change would leave the AOR more live bindings than
+    /// `max_contacts` (and more than it had).
+    TooManyContacts,
 }
 
 /// What a change did, for events (locator webhook) and logs.
@@ -148,6 +154,7 @@ pub fn apply(current: Vec<Binding>, change: &BindingChange) -> Result<ChangeOutc
             return Err(ChangeError::OutOfOrder);
         }
     }
+    let live_before = out.bindings.len();
     for op in &change.ops {
         match op {
             BindingOp::RemoveAll => out.unregistered.append(&mut out.bindings),
@@ -187,6 +194,12 @@ pub fn apply(current: Vec<Binding>, change: &BindingChange) -> Result<ChangeOutc
             }
         }
     }
+    // A cap lowered below what an AOR has does not block refreshes: only a
+    // change that adds to the count past the cap is refused.
+    let n = out.bindings.len();
+    if change.max_contacts > 0 && n > change.max_contacts && n > live_before {
+        return Err(ChangeError::TooManyContacts);
+    }
     Ok(out)
 }
 
@@ -215,6 +228,7 @@ mod tests {
 
     fn change(call_id: &str, cseq: u32, now: u64, ops: Vec<BindingOp>) -> BindingChange {
         BindingChange {
+            max_contacts: 0,
             aor: "sip:1001@example.com".into(),
             call_id: call_id.into(),
             cseq,
@@ -306,5 +320,46 @@ mod tests {
         assert_eq!(out.bindings.len(), 1);
         assert_eq!(out.bindings[0].uri, "sip:a@10.0.0.9");
         assert_eq!(out.registered.len(), 1);
+    }
+
+    #[test]
+    fn contacts_beyond_the_cap_are_refused_and_change_nothing() {
+        let up = |uri: &str, cseq| BindingOp::Upsert(Box::new(binding(uri, "c", cseq, 500)));
+        let current: Vec<Binding> = (0..3)
+            .map(|i| binding(&format!("sip:p{i}@10.0.0.1"), "old", 1, 500))
+            .collect();
+        let mut ch = change("c", 1, 100, vec![up("sip:new@10.0.0.9", 1)]);
+        ch.max_contacts = 3;
+        assert_eq!(
+            apply(current.clone(), &ch),
+            Err(ChangeError::TooManyContacts)
+        );
+        // Refreshing one of the three is fine, and so is replacing one.
+        let mut refresh = change("c", 1, 100, vec![up("sip:p1@10.0.0.1", 1)]);
+        refresh.max_contacts = 3;
+        assert_eq!(apply(current.clone(), &refresh).unwrap().bindings.len(), 3);
+        let mut swap = change(
+            "c",
+            1,
+            100,
+            vec![
+                BindingOp::Remove {
+                    uri: "sip:p0@10.0.0.1".into(),
+                    instance: None,
+                    reg_id: None,
+                },
+                up("sip:new@10.0.0.9", 1),
+            ],
+        );
+        swap.max_contacts = 3;
+        assert_eq!(apply(current.clone(), &swap).unwrap().bindings.len(), 3);
+        // Lapsed bindings do not count.
+        let mut lapsed = current.clone();
+        lapsed[0].expires_at = 50;
+        assert_eq!(apply(lapsed, &ch).unwrap().bindings.len(), 3);
+        // A cap lowered below what an AOR has still lets it refresh.
+        let mut lower = change("c", 1, 100, vec![up("sip:p2@10.0.0.1", 1)]);
+        lower.max_contacts = 1;
+        assert_eq!(apply(current, &lower).unwrap().bindings.len(), 3);
     }
 }

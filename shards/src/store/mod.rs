@@ -4,11 +4,20 @@
 //! thread) calls the `&mut`-free write methods here, batching many changes into
 //! one transaction. The environment is opened with `NO_SYNC`; the writer calls
 //! [`Store::sync`] about once a second and at shutdown.
+//!
+//! Every transaction passes the gate of [`space`], so the writer can grow
+//! the map up to its budget ([`Store::tend_space`]); [`retention`] removes
+//! old CDRs and SIP flows.
+
+pub mod retention;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 
 use heed::types::{Bytes, Str};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
+
+pub use space::{GatedEnv, ReadTxn, Space, Usage, WriteTxn};
 
 use crate::cdr::Cdr;
 use crate::registrar::{self, Binding, BindingChange, ChangeError, ChangeOutcome};
@@ -55,6 +64,10 @@ impl From<heed::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     env: &'static Env,
+    space: &'static Space,
+    /// The unnamed database (one record per named database), for measuring
+    /// live data; None when read-only.
+    main: Option<Database<'static, Bytes, Bytes>>,
     /// AOR -> JSON array of [`Binding`].
     bindings: Database<'static, Str, Bytes>,
     /// (start unix ms big-endian, callId) -> CDR JSON, in time order.
@@ -91,8 +104,17 @@ impl Store {
                 dir.display()
             )));
         }
+        // Never below the file as it is: the writer may have grown the map
+        // past the configured size, and a map smaller than the file would,
+        // with WRITE_MAP, truncate the file under a running server's map.
+        let file_len = std::fs::metadata(dir.join("data.mdb")).map_or(0, |m| m.len());
+        let page = page_size() as usize;
+        let map_size = opts
+            .map_size
+            .max(usize::try_from(file_len).unwrap_or(usize::MAX));
+        let map_size = map_size.div_ceil(page).saturating_mul(page);
         let mut options = EnvOpenOptions::new();
-        options.map_size(opts.map_size).max_dbs(16).max_readers(512);
+        options.map_size(map_size).max_dbs(16).max_readers(512);
         let flags = if opts.read_only {
             EnvFlags::READ_ONLY
         } else {
@@ -114,6 +136,7 @@ impl Store {
             ))
         })?;
         let env: &'static Env = Box::leak(Box::new(env));
+        let space: &'static Space = Box::leak(Box::default());
         let (bindings, cdrs, cdr_ids): Dbs = if opts.read_only {
             let rtxn = env.read_txn()?;
             env.open_databases_and_commit(rtxn, |dbo, rtxn| {
@@ -153,29 +176,68 @@ impl Store {
             })?
             .unwrap_commit()
         };
-        Ok(Store {
+        let main = if opts.read_only {
+            None
+        } else {
+            let rtxn = env.read_txn()?;
+            env.open_databases_and_commit(rtxn, |dbo, rtxn| {
+                let m = dbo.open_database::<Bytes, Bytes>(rtxn, None)?;
+                Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(m))
+            })?
+            .unwrap_commit()
+        };
+        let store = Store {
             env,
+            space,
+            main,
             bindings,
             cdrs,
             cdr_ids,
             flows,
             path: dir.to_path_buf(),
-        })
+        };
+        // Until told otherwise the map may not grow.
+        let map = env.info().map_size as u64;
+        space.record(&Usage {
+            map,
+            budget: map,
+            ..Usage::default()
+        });
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The environment itself, for the control core's own named databases
-    /// (console users, API tokens) beside the ones opened here.
-    pub fn env(&self) -> &'static Env {
-        self.env
+    /// The environment, for the control core's own named databases
+    /// (console users, API tokens) beside the ones opened here; its
+    /// transactions pass the gate like the store's own.
+    pub fn env(&self) -> GatedEnv {
+        GatedEnv {
+            env: self.env,
+            space: self.space,
+        }
     }
 
-    /// The stored bindings of one AOR (lapsed ones included; callers filter by now).
+    /// Map size, use and budget, and whether new calls are refused.
+    pub fn space(&self) -> &'static Space {
+        self.space
+    }
+
+    fn read_txn(&self) -> Result<ReadTxn<'static>, StoreError> {
+        Ok(self.env().read_txn()?)
+    }
+
+    fn write_txn(&self) -> Result<WriteTxn<'static>, StoreError> {
+        Ok(self.env().write_txn()?)
+    }
+
+    /// The stored bindings of one AOR (lapsed ones included; callers filter
+    /// by now). Shards call this: it fails rather than wait while the
+    /// writer grows the map.
     pub fn bindings(&self, aor: &str) -> Result<Vec<Binding>, StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.env().try_read_txn()?;
         match self.bindings.get(&rtxn, aor)? {
             Some(raw) => decode(raw),
             None => Ok(Vec::new()),
@@ -184,13 +246,13 @@ impl Store {
 
     /// How many AORs have stored bindings.
     pub fn aor_count(&self) -> Result<u64, StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         Ok(self.bindings.len(&rtxn)?)
     }
 
     /// Every stored binding, AOR by AOR.
     pub fn all_bindings(&self) -> Result<Vec<Binding>, StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         let mut out = Vec::new();
         for item in self.bindings.iter(&rtxn)? {
             let (_, raw) = item?;
@@ -216,7 +278,7 @@ impl Store {
         changes: &[BindingChange],
         mut also: impl FnMut(&mut heed::RwTxn, &BindingChange, &ChangeOutcome) -> Result<(), StoreError>,
     ) -> Result<Vec<Result<ChangeOutcome, ChangeError>>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
             let current = match self.bindings.get(&wtxn, &change.aor)? {
@@ -247,7 +309,7 @@ impl Store {
         now: u64,
         also: impl FnOnce(&mut heed::RwTxn, &[Binding]) -> Result<(), StoreError>,
     ) -> Result<Vec<Binding>, StoreError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         let mut gone = Vec::new();
         for aor in aors {
             let Some(raw) = self.bindings.get(&wtxn, aor)? else {
@@ -287,7 +349,7 @@ impl Store {
         let Some(db) = self.flows else {
             return Err(StoreError("store: opened read-only".into()));
         };
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         for (call_id, json) in flows {
             db.put(&mut wtxn, call_id, json)?;
         }
@@ -300,7 +362,7 @@ impl Store {
         let Some(db) = self.flows else {
             return Ok(None);
         };
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         Ok(db.get(&rtxn, call_id)?.map(<[u8]>::to_vec))
     }
 
@@ -316,7 +378,7 @@ impl Store {
         cdrs: &[Cdr],
         mut also: impl FnMut(&mut heed::RwTxn, &Cdr) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut wtxn = self.env.write_txn()?;
+        let mut wtxn = self.write_txn()?;
         for cdr in cdrs {
             also(&mut wtxn, cdr)?;
             if let Some(old) = self.cdr_ids.get(&wtxn, &cdr.call_id)? {
@@ -335,7 +397,7 @@ impl Store {
 
     /// CDRs that started at or after `since_ms`, oldest first, at most `limit`.
     pub fn cdrs_since(&self, since_ms: u64, limit: usize) -> Result<Vec<Cdr>, StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         let from = since_ms.to_be_bytes();
         let range = (
             std::ops::Bound::Included(&from[..]),
@@ -364,7 +426,7 @@ impl Store {
         if since_ms >= until_ms {
             return Ok(());
         }
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         let (from, to) = (since_ms.to_be_bytes(), until_ms.to_be_bytes());
         // Keys are (start ms, callId): every key of `until_ms` sorts after `to`.
         let range = (
@@ -381,15 +443,16 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a CDR with this callId is stored.
-    pub fn has_cdr(&self, call_id: &str) -> Result<bool, StoreError> {
-        let rtxn = self.env.read_txn()?;
+    /// Is a CDR stored under `call_id`? Shards may call this: like
+    /// [`Store::bindings`] it fails rather than wait while the map grows.
+    pub fn cdr_exists(&self, call_id: &str) -> Result<bool, StoreError> {
+        let rtxn = self.env().try_read_txn()?;
         Ok(self.cdr_ids.get(&rtxn, call_id)?.is_some())
     }
 
     /// One CDR by its callId.
     pub fn cdr(&self, call_id: &str) -> Result<Option<Cdr>, StoreError> {
-        let rtxn = self.env.read_txn()?;
+        let rtxn = self.read_txn()?;
         let Some(key) = self.cdr_ids.get(&rtxn, call_id)? else {
             return Ok(None);
         };
@@ -401,7 +464,139 @@ impl Store {
 
     /// Flushes committed transactions to disk.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let _gate = self.space.gate();
         self.env.force_sync().map_err(StoreError::from)
+    }
+
+    /// Sets the disk budget: the most the map may grow to, bytes (never
+    /// below the map as it is).
+    pub fn set_budget(&self, bytes: u64) {
+        let mut u = self.space.usage();
+        u.budget = bytes.max(u.map);
+        self.space.record(&u);
+    }
+
+    /// Measures the store: map size, high-water mark, live data.
+    pub fn measure(&self) -> Result<Usage, StoreError> {
+        let rtxn = self.read_txn()?;
+        let info = self.env.info();
+        let main = self.env.unnamed_database_stat();
+        let page = u64::from(main.page_size);
+        let mut live_pages = (main.branch_pages + main.leaf_pages + main.overflow_pages) as u64;
+        // The two meta pages.
+        live_pages += 2;
+        if let Some(db) = self.main {
+            for item in db.iter(&rtxn)? {
+                let (_, raw) = item?;
+                live_pages += space::db_record_pages(raw).unwrap_or(0);
+            }
+        }
+        let used = (info.last_page_number as u64 + 1) * page;
+        let before = self.space.usage();
+        Ok(Usage {
+            map: info.map_size as u64,
+            used,
+            live: (live_pages * page).min(used),
+            budget: before.budget,
+            refusing_calls: before.refusing_calls,
+        })
+    }
+
+    /// The writer's look at the room: grows the map when it is nearly used
+    /// up (up to the budget), and refuses or admits new calls. Growing waits
+    /// a little for the transactions open in the process to end (see
+    /// [`space`]); when they do not, the next look tries again. Returns the
+    /// new figures.
+    pub fn tend_space(&self) -> Result<Usage, StoreError> {
+        let mut u = self.measure()?;
+        let os_page = page_size();
+        let plan = space::plan(&u, os_page);
+        if let Some(to) = plan.grow_to {
+            if self.grow(to, GROW_PATIENCE)? {
+                tracing::info!(from = u.map, to, budget = u.budget, "store: map grown");
+                u.map = to;
+            }
+        }
+        if plan.refuse_calls != u.refusing_calls {
+            if plan.refuse_calls {
+                tracing::error!(
+                    live = u.live,
+                    budget = u.budget,
+                    "store: nearly full; new calls are refused (503) and SIP flows not stored until retention frees room"
+                );
+            } else {
+                tracing::warn!(
+                    live = u.live,
+                    budget = u.budget,
+                    "store: room again; new calls admitted"
+                );
+            }
+        }
+        u.refusing_calls = plan.refuse_calls;
+        self.space.record(&u);
+        self.space.set_refusing(u.refusing_calls);
+        Ok(u)
+    }
+
+    /// Grows the map to `to` bytes once the open transactions end (false
+    /// when they do not within `patience`).
+    fn grow(&self, to: u64, patience: std::time::Duration) -> Result<bool, StoreError> {
+        let env = self.env;
+        let Ok(size) = usize::try_from(to) else {
+            return Err(StoreError(format!("store: map size {to} too large")));
+        };
+        match self.space.exclusive(patience, || {
+            // SAFETY: the gate is held exclusively, so no transaction of this
+            // process is open in any thread (each holds the gate shared), and
+            // none can start until the remap is done.
+            unsafe { env.resize(size) }
+        }) {
+            None => Ok(false),
+            Some(Ok(())) => Ok(true),
+            Some(Err(e)) => Err(StoreError(format!(
+                "store: cannot grow the map to {to}: {e}"
+            ))),
+        }
+    }
+
+    /// After a write failed with MDB_MAP_FULL: grows the map now (waiting up
+    /// to `patience` for the open transactions to end) if the budget allows.
+    /// True when the map grew.
+    pub fn grow_after_full(&self, patience: std::time::Duration) -> Result<bool, StoreError> {
+        let u = self.measure()?;
+        let os_page = page_size();
+        let budget = u.budget / os_page * os_page;
+        if u.map >= budget {
+            return Ok(false);
+        }
+        let to = (u.map.saturating_mul(2).min(budget)) / os_page * os_page;
+        if !self.grow(to, patience)? {
+            return Ok(false);
+        }
+        tracing::info!(from = u.map, to, "store: map grown after MDB_MAP_FULL");
+        let mut now = self.space.usage();
+        now.map = to;
+        self.space.record(&now);
+        Ok(true)
+    }
+}
+
+/// How long growing the map may hold new transactions off.
+const GROW_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Is this error LMDB's "map full"?
+pub fn is_map_full(e: &StoreError) -> bool {
+    e.0.contains("MDB_MAP_FULL") || e.0.contains("MapFull")
+}
+
+/// The OS page size (what map sizes are multiples of).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
     }
 }
 
@@ -454,6 +649,7 @@ mod tests {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let changes: Vec<_> = (0..3)
             .map(|i| BindingChange {
+                max_contacts: 0,
                 aor: format!("sip:{i}@example.com"),
                 call_id: "c".into(),
                 cseq: 1,
@@ -519,6 +715,8 @@ mod tests {
         assert_eq!(store.cdrs_since(0, 1).unwrap().len(), 1);
         assert_eq!(store.cdr("mid").unwrap().unwrap().status_code, 404);
         assert!(store.cdr("nope").unwrap().is_none());
+        assert!(store.cdr_exists("mid").unwrap());
+        assert!(!store.cdr_exists("nope").unwrap());
         // Storing the same call again replaces it.
         store.put_cdrs(&[cdr("mid", 2500)]).unwrap();
         assert_eq!(store.cdrs_since(0, 10).unwrap().len(), 3);
