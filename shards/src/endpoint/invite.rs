@@ -52,12 +52,7 @@ impl SipEndpoint {
         }
         // [store] budget nearly used up: a new call's record might not fit,
         // so it goes elsewhere rather than happen without one (store/space.rs).
-        if self
-            .settings
-            .store
-            .as_ref()
-            .is_some_and(|s| s.space().refusing_calls())
-        {
+        if self.store_full() {
             self.respond(
                 now,
                 msg,
@@ -142,6 +137,23 @@ impl SipEndpoint {
         self.route_invite(now, msg, src, tx, guest, None, out);
     }
 
+    /// The store's budget is nearly used up: new calls get 503.
+    fn store_full(&self) -> bool {
+        self.settings
+            .store
+            .as_ref()
+            .is_some_and(|s| s.space().refusing_calls())
+    }
+
+    /// New INVITEs get 503 before anything else (a graceful shutdown, a
+    /// full store): no challenge first.
+    fn refuses_new_calls(&self) -> bool {
+        self.settings
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || self.store_full()
+    }
+
     /// Answers a new INVITE that carries no credentials and needs them
     /// (not from a trunk, not a guest's) with a 407, statelessly. False
     /// when the INVITE must go the stateful way, which also answers what
@@ -158,10 +170,7 @@ impl SipEndpoint {
             || stateless::inspect(msg).is_some()
             || self.looped(msg)
             || self.call_id_taken(msg)
-            || self
-                .settings
-                .draining
-                .load(std::sync::atomic::Ordering::Relaxed)
+            || self.refuses_new_calls()
         {
             return false;
         }
