@@ -316,11 +316,11 @@ fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_c
 
 #[test]
 fn retention_deletes_old_flows_then_old_cdrs() {
-    // 0.00007 days = 6 s for flows, 0.00015 days = 13 s for CDRs: room for
-    // a flow to be stored (it lingers for late messages first) and seen
-    // before it goes, even on a loaded machine.
+    // 0.0001 days = 8.6 s for flows, 0.0002 days = 17 s for CDRs: room for
+    // a flow to be stored (it lingers 4 s for late messages first) and
+    // seen before it goes, even on a loaded machine.
     let pbx = Pbx::start(PbxOptions {
-        extra_tables: "[store]\ncdr_retention_days = 0.00015\nflow_retention_days = 0.00007\n"
+        extra_tables: "[store]\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0001\n"
             .into(),
         ..PbxOptions::default()
     });
@@ -340,13 +340,13 @@ fn retention_deletes_old_flows_then_old_cdrs() {
         .0
     };
     let stored = Instant::now();
-    wait_until(Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(8), || {
         (flow("old%40test") == 200).then_some(())
     })
     .expect("the flow is stored");
     assert!(cdr_ids(&pbx).contains(&"old@test".to_string()));
-    // The flow goes after ~6 s; its CDR stays.
-    wait_until(Duration::from_secs(12), || {
+    // The flow goes after ~8.6 s; its CDR stays.
+    wait_until(Duration::from_secs(15), || {
         (flow("old%40test") == 404).then_some(())
     })
     .expect("the old flow was not deleted");
@@ -355,9 +355,9 @@ fn retention_deletes_old_flows_then_old_cdrs() {
         cdr_ids(&pbx).contains(&"old@test".to_string()),
         "CDR kept longer"
     );
-    // A newer call keeps both while the old CDR goes after ~13 s.
+    // A newer call keeps both while the old CDR goes after ~17 s.
     assert_eq!(call(&uac, "1002", "new@test", 100), 486);
-    wait_until(Duration::from_secs(20), || {
+    wait_until(Duration::from_secs(25), || {
         (!cdr_ids(&pbx).contains(&"old@test".to_string())).then_some(())
     })
     .expect("the old CDR was not deleted");
