@@ -320,8 +320,7 @@ fn retention_deletes_old_flows_then_old_cdrs() {
     // a flow to be stored (it lingers 4 s for late messages first) and
     // seen before it goes, even on a loaded machine.
     let pbx = Pbx::start(PbxOptions {
-        extra_tables: "[store]\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0001\n"
-            .into(),
+        extra_tables: "[store]\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0001\n".into(),
         ..PbxOptions::default()
     });
     let _phone = BusyPhone::register(&pbx);

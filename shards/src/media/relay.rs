@@ -641,9 +641,8 @@ impl MediaRelay {
             self.counters.forwarded += 1;
             return Some(Forward { fd, dest });
         }
-        let Some(hdr) = hdr else {
-            return None;
-        };
+        // Checked above: an RTP packet that did not parse was dropped.
+        let hdr = hdr?;
         let (codec, clock) = from.clock_of(hdr.payload_type);
         from.stats.on_packet(&hdr, now_ms, clock, packet.len());
         s.last_rtp_ms = now_ms;
