@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 use common::media::*;
 use common::*;
 
-/// Sum of a counter over the shards in `/metrics`.
-fn metric(pbx: &Pbx, name: &str) -> u64 {
-    pbx.http_get("/metrics")
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn active_calls(pbx: &Pbx) -> usize {
     let text = pbx.http_get("/ami/v1/health");
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
@@ -63,12 +54,12 @@ fn a_stranger_who_knows_the_call_id_cannot_end_or_reinvite_the_call() {
         "the callee was not hung up"
     );
     assert_eq!(active_calls(&pbx), 1, "the call is still up");
-    assert!(metric(&pbx, "shardpbx_sip_dialog_mismatch_total") >= 6);
+    assert!(pbx.metric_sum("shardpbx_sip_dialog_mismatch_total") >= 6);
 
     // The caller itself, replaying an old CSeq (the INVITE's), gets 500.
     let stale = caller.replay_in_dialog("INFO", 2);
     assert_eq!(stale.code, 500, "{}", stale.raw);
-    assert_eq!(metric(&pbx, "shardpbx_sip_cseq_out_of_order_total"), 1);
+    assert_eq!(pbx.metric_sum("shardpbx_sip_cseq_out_of_order_total"), 1);
     assert_eq!(active_calls(&pbx), 1);
 
     // The legitimate re-INVITE and BYE still work.
@@ -142,7 +133,7 @@ fn a_response_from_another_address_than_the_callee_changes_nothing() {
         "the spoofed 486 did not end the call: {}",
         r.raw
     );
-    assert_eq!(metric(&pbx, "shardpbx_sip_spoofed_responses_total"), 1);
+    assert_eq!(pbx.metric_sum("shardpbx_sip_spoofed_responses_total"), 1);
     assert_eq!(caller.bye().code, 200);
     assert!(phone.accept_bye(Duration::from_secs(5)));
 }

@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn metric(pbx: &Pbx, name: &str) -> u64 {
-    pbx.http_get("/metrics")
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A UAC on another loopback address (the attacker's).
 fn uac_on(ip: &str, pbx: &Pbx) -> Uac {
     let sock = UdpSocket::bind((ip, 0)).expect("127.0.0.0/8 is loopback on Linux");
@@ -91,7 +83,7 @@ fn guessing_bans_the_address_not_the_user_and_ami_lifts_it() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["items"][0]["ip"], "127.0.0.2", "{v}");
     assert_eq!(v["items"][0]["failures"], 5, "{v}");
-    assert!(metric(&pbx, "shardpbx_banned_dropped_total") >= 1);
+    assert!(pbx.metric_sum("shardpbx_banned_dropped_total") >= 1);
     // The user is not locked out: from its own address it registers.
     let phone = Uac::new(pbx.sip);
     let r = register(&phone, "secret1001", "phone-1").expect("answered");
@@ -113,7 +105,7 @@ fn a_flood_from_one_address_is_dropped_before_it_costs_a_transaction() {
     });
     let flood = uac_on("127.0.0.3", &pbx);
     flood.sock.set_nonblocking(true).unwrap();
-    let handled_before = metric(&pbx, "shardpbx_handled_total");
+    let handled_before = pbx.metric_sum("shardpbx_handled_total");
     for i in 0..300 {
         let invite = format!(
             "INVITE sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-flood{i}\r\nMax-Forwards: 70\r\nFrom: <sip:x@pbx.test>;tag=f{i}\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: flood-{i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
@@ -132,9 +124,9 @@ fn a_flood_from_one_address_is_dropped_before_it_costs_a_transaction() {
         (40..=60).contains(&answers),
         "{answers} answers to 300 INVITEs"
     );
-    let dropped = metric(&pbx, "shardpbx_flood_dropped_total");
+    let dropped = pbx.metric_sum("shardpbx_flood_dropped_total");
     assert!(dropped >= 240, "{dropped}");
-    let handled = metric(&pbx, "shardpbx_handled_total") - handled_before;
+    let handled = pbx.metric_sum("shardpbx_handled_total") - handled_before;
     assert!(
         handled <= 60,
         "only admitted requests were handled: {handled}"
@@ -168,7 +160,7 @@ fn an_invite_without_credentials_gets_one_stateless_challenge() {
     assert_eq!(again.code, 407);
     assert_eq!(again.header("To"), first.header("To"));
     assert!(uac.recv(Duration::from_millis(700)).is_none());
-    assert_eq!(metric(&pbx, "shardpbx_stateless_challenges_total"), 2);
+    assert_eq!(pbx.metric_sum("shardpbx_stateless_challenges_total"), 2);
     // The legitimate call beside it still goes through its challenge.
     let r = call_by_hand(&pbx, "1002", "stateless-legit");
     assert_eq!(r.code, 480, "1002 is not registered: {}", r.raw);

@@ -11,15 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Sum of a counter over the shards in `/metrics`.
-fn metric(pbx: &Pbx, name: &str) -> u64 {
-    pbx.http_get("/metrics")
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// An INVITE sent by hand.
 struct Invite<'a> {
     /// Credentials (user, password); None: no digest (a trunk's host).
@@ -202,7 +193,7 @@ fn the_authenticated_user_is_the_caller() {
         carrier.invites(Duration::from_millis(300)).is_empty(),
         "nothing reached the carrier"
     );
-    assert_eq!(metric(&pbx, "shardpbx_caller_id_refused_total"), 2);
+    assert_eq!(pbx.metric_sum("shardpbx_caller_id_refused_total"), 2);
 
     // As itself, and as a number it may use: the carrier sees that number
     // at our host, asserted, whatever host, display name or P-Asserted-

@@ -12,14 +12,6 @@ use std::time::Duration;
 use common::media::*;
 use common::*;
 
-fn metric(pbx: &Pbx, name: &str) -> u64 {
-    pbx.http_get("/metrics")
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Sends a few RTP packets (one SSRC) to every port of the relay's range
 /// from `sock`; bounded: 3 packets a port.
 fn spray(sock: &UdpSocket, ssrc: u32) {
@@ -100,7 +92,7 @@ fn spraying_the_relay_while_a_call_rings_steals_nothing() {
         "the attacker received media"
     );
     assert!(
-        metric(&pbx, "shardpbx_rtp_foreign_source_total") >= 12,
+        pbx.metric_sum("shardpbx_rtp_foreign_source_total") >= 12,
         "the spray was counted"
     );
     assert_eq!(caller.bye().code, 200);
@@ -140,7 +132,7 @@ fn sdp_addresses_that_would_abuse_the_relay_get_488() {
             "the callee was not rung for c={conn}"
         );
     }
-    assert_eq!(metric(&pbx, "shardpbx_sdp_address_refused_total"), 3);
+    assert_eq!(pbx.metric_sum("shardpbx_sdp_address_refused_total"), 3);
     // The legitimate call beside them, and junk to its ports is not relayed.
     let (mut caller, junk_to) = {
         let mut caller = Caller::new(&pbx, "good-c@test");
@@ -165,7 +157,7 @@ fn sdp_addresses_that_would_abuse_the_relay_get_488() {
     );
     assert!(got.is_empty(), "nothing but RTP is relayed");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(metric(&pbx, "shardpbx_rtp_malformed_total") >= 2);
+    assert!(pbx.metric_sum("shardpbx_rtp_malformed_total") >= 2);
     assert_eq!(caller.bye().code, 200);
     assert!(phone.accept_bye(Duration::from_secs(3)));
 }

@@ -273,6 +273,15 @@ rtp_port_end = 61998
         out
     }
 
+    /// A counter of `/metrics` summed over its series (shards, labels).
+    pub fn metric_sum(&self, name: &str) -> u64 {
+        self.http_get("/metrics")
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
