@@ -12,6 +12,7 @@ use crate::sip::{escape_user, unescape, HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{Action, Received, TransactionTable, TxId};
 
+use super::dialog::{Dialog, DialogMatch};
 use super::flow::Flow;
 use super::ids::IdGen;
 use crate::auth::client;
@@ -222,85 +223,6 @@ enum TxRole {
     OriginInvite,
     /// A BYE or CANCEL we sent; nothing to do with the answer.
     Ignore,
-}
-
-/// A dialog as one side of the B2BUA sees it.
-#[derive(Clone, Debug, Default)]
-struct Dialog {
-    call_id: String,
-    local_tag: String,
-    remote_tag: String,
-    /// The peer's URI (From of the caller, To of the callee), without tag.
-    local_uri: String,
-    remote_uri: String,
-    /// Where in-dialog requests go (the peer's Contact).
-    remote_target: String,
-    dest: Option<SocketAddr>,
-    local_cseq: u32,
-    /// The CSeq of the peer's last request in this dialog (RFC 3261
-    /// 12.2.2): a request must count above it.
-    remote_cseq: Option<u32>,
-}
-
-/// How an in-dialog request relates to the dialog its Call-ID names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DialogMatch {
-    /// Both tags are the dialog's and the CSeq counts up.
-    InOrder,
-    /// The tags are not this dialog's (481): whoever sent it knows the
-    /// Call-ID, not the dialog.
-    Unknown,
-    /// A CSeq at or below the peer's last one (500).
-    OutOfOrder,
-}
-
-impl Dialog {
-    /// Matches a request from the peer (RFC 3261 12.2.2): its From tag is
-    /// the peer's, its To tag ours, its CSeq above the last one. A request
-    /// that matches moves the remote CSeq forward.
-    fn admit(&mut self, msg: &Message<'_>) -> DialogMatch {
-        let from_tag = msg.from().ok().and_then(|f| f.tag().map(str::to_string));
-        let to_tag = msg.to().ok().and_then(|t| t.tag().map(str::to_string));
-        if from_tag.as_deref().unwrap_or_default() != self.remote_tag
-            || to_tag.as_deref() != Some(self.local_tag.as_str())
-        {
-            return DialogMatch::Unknown;
-        }
-        let Ok(cseq) = msg.cseq() else {
-            return DialogMatch::Unknown;
-        };
-        if self.remote_cseq.is_some_and(|last| cseq.seq <= last) {
-            return DialogMatch::OutOfOrder;
-        }
-        self.remote_cseq = Some(cseq.seq);
-        DialogMatch::InOrder
-    }
-
-    /// Starts the next request of this dialog (RFC 3261 12.2.1.1): our CSeq
-    /// counts up, From/To carry the dialog's tags. The caller adds the rest.
-    fn next_request<'b>(
-        &mut self,
-        buf: &'b mut Vec<u8>,
-        method: &str,
-        via: &str,
-        max_forwards: u8,
-    ) -> Writer<'b> {
-        self.local_cseq += 1;
-        let mut w = Writer::request(buf, method, &self.remote_target);
-        w.header("Via", via);
-        w.header("Max-Forwards", &max_forwards.to_string());
-        w.header(
-            "From",
-            &format!("{};tag={}", self.local_uri, self.local_tag),
-        );
-        w.header(
-            "To",
-            &format!("{};tag={}", self.remote_uri, self.remote_tag),
-        );
-        w.header("Call-ID", &self.call_id);
-        w.header("CSeq", &format!("{} {method}", self.local_cseq));
-        w
-    }
 }
 
 struct CalleeLeg {

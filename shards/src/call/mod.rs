@@ -2,6 +2,7 @@
 //! identifiers it mints, what decides a call's media path, and the SIP
 //! flow it keeps (credentials redacted, bytes capped).
 
+mod dialog;
 pub mod engine;
 pub mod flow;
 pub mod ids;
