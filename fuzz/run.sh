@@ -16,7 +16,8 @@ secs=${2:?usage: run.sh <target> <seconds>|min}
 features=()
 [[ $target == webhook_json ]] && features=(--features webhook)
 
-nice -n 10 cargo afl build --release --bin "$target" "${features[@]}"
+# FUZZ_NO_BUILD=1: use the binary already built (a batch of runs builds once).
+[[ ${FUZZ_NO_BUILD:-} == 1 ]] || nice -n 10 cargo afl build --release --bin "$target" "${features[@]}"
 bin=target/release/$target
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 
