@@ -8,7 +8,8 @@
 # source with the system C compiler; stable Rust is enough). Findings go to
 # fuzz/out/<target>/default/ (crashes/, hangs/, queue/, fuzzer_stats); the
 # run's figures are printed at the end. `fuzz/run.sh <target> min` folds the
-# queue of the last run back into fuzz/corpus/<target> (afl-cmin).
+# queue of the last run into fuzz/corpus/<target> (afl-cmin: the smallest
+# set of inputs with the same coverage).
 set -euo pipefail
 cd "$(dirname "$0")"
 target=${1:?usage: run.sh <target> <seconds>|min}
@@ -22,16 +23,25 @@ bin=target/release/$target
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 
 if [[ $secs == min ]]; then
+    # afl-cmin.bash: the Python afl-cmin of this AFL++ finds no tuples with
+    # Rust targets reading stdin.
+    afl_bin=${AFL_BIN:-$(ls -d "$HOME"/.local/share/afl.rs/rustc-*/afl.rs-*/afl/bin | tail -1)}
     tmp=$(mktemp -d)
-    cp out/"$target"/default/queue/id* corpus/"$target"/ 2>/dev/null || true
-    nice -n 19 cargo afl cmin -i corpus/"$target" -o "$tmp/min" -- "$bin"
-    rm -rf corpus/"$target" && mv "$tmp/min" corpus/"$target" && rm -rf "$tmp"
+    mkdir "$tmp/in"
+    cp corpus/"$target"/* "$tmp/in/"
+    cp out/"$target"/default/queue/id* "$tmp/in/" 2>/dev/null || true
+    nice -n 19 "$afl_bin"/afl-cmin.bash -i "$tmp/in" -o "$tmp/min" -- "$bin" > "$tmp/cmin.log" 2>&1
+    if [[ -z $(ls -A "$tmp/min" 2>/dev/null) ]]; then
+        echo "afl-cmin kept nothing; corpus unchanged (see $tmp/cmin.log)" >&2
+        exit 1
+    fi
+    rm -rf corpus/"$target" && mkdir corpus/"$target"
     # Stable names (AFL's queue names carry ':' and ',').
-    (cd corpus/"$target" && for f in *; do
-        h=$(sha1sum "$f" | cut -c1-16)
-        [[ $f == "$h" ]] || mv -f "$f" "$h"
-    done)
-    du -sh corpus/"$target"
+    for f in "$tmp"/min/*; do
+        cp "$f" corpus/"$target"/"$(sha1sum "$f" | cut -c1-16)"
+    done
+    rm -rf "$tmp"
+    echo "$(ls corpus/"$target" | wc -l) files, $(cat corpus/"$target"/* | wc -c) bytes"
     exit 0
 fi
 
