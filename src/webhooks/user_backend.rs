@@ -163,36 +163,51 @@ impl Shared {
             Err(e) => return failed(Failure::from(e)),
         };
         let status = reply.status().as_u16();
-        let body: Option<serde_json::Value> = reply
+        let body = reply
             .body_mut()
             .with_config()
             .limit(MAX_BODY)
             .read_to_string()
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        match status {
-            200 => match body
-                .as_ref()
-                .and_then(|b| record(b, user, cfg.password_is_ha1))
-            {
-                Some(r) => (RemoteAnswer::Found(r), cfg.cache_ttl),
-                None => failed(Failure::new(
-                    ErrorKind::Protocol,
-                    "200 without a user object carrying password or ha1",
-                )),
-            },
-            404 => (RemoteAnswer::Unknown, cfg.negative_cache_ttl),
-            403 => {
-                let reason = body
-                    .as_ref()
-                    .and_then(|b| b["message"].as_str().or(b["reason"].as_str()))
-                    .map(reason_phrase)
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "Forbidden".into());
-                (RemoteAnswer::Forbidden(reason), cfg.cache_ttl)
-            }
-            _ => failed(Failure::status(status)),
+            .ok();
+        match parse_answer(status, body.as_deref(), user, cfg.password_is_ha1) {
+            Some(RemoteAnswer::Unknown) => (RemoteAnswer::Unknown, cfg.negative_cache_ttl),
+            Some(answer) => (answer, cfg.cache_ttl),
+            None if status == 200 => failed(Failure::new(
+                ErrorKind::Protocol,
+                "200 without a user object carrying password or ha1",
+            )),
+            None => failed(Failure::status(status)),
         }
+    }
+}
+
+/// What a backend's reply (status, body text if any) says about user `asked`
+/// (guide 1.2): 200 with a user object, 404, or 403 with an optional
+/// `message`/`reason`. `None` when the reply is unusable. Pure, so it is
+/// fuzzed (fuzz target `webhook_json`).
+pub fn parse_answer(
+    status: u16,
+    body: Option<&str>,
+    asked: &str,
+    password_is_ha1: bool,
+) -> Option<RemoteAnswer> {
+    let body: Option<serde_json::Value> = body.and_then(|t| serde_json::from_str(t).ok());
+    match status {
+        200 => body
+            .as_ref()
+            .and_then(|b| record(b, asked, password_is_ha1))
+            .map(RemoteAnswer::Found),
+        404 => Some(RemoteAnswer::Unknown),
+        403 => {
+            let reason = body
+                .as_ref()
+                .and_then(|b| b["message"].as_str().or(b["reason"].as_str()))
+                .map(reason_phrase)
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "Forbidden".into());
+            Some(RemoteAnswer::Forbidden(reason))
+        }
+        _ => None,
     }
 }
 

@@ -197,12 +197,13 @@ pub(crate) fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// Appends a copied header value, unfolding it when it is folded.
+/// Appends a copied header value, unfolding it when it is folded; a stray CR
+/// (which `check` refuses, but a 400 still copies) becomes a space.
 fn put_value(out: &mut Vec<u8>, s: &str, folded: bool) {
     if folded {
         put_unfolded(out, s);
     } else {
-        out.extend_from_slice(s.as_bytes());
+        put_clean(out, s);
     }
 }
 

@@ -9,7 +9,9 @@ use super::fields::{parse_delta_seconds, parse_max_forwards, CSeq, MediaType};
 use super::header::{classify_in, from_id, HeaderName, KNOWN_COUNT, OTHER};
 use super::method::Method;
 use super::name_addr::{tag_only, Contact, NameAddr};
-use super::scan::{find2_from, is_wsp, line_at, parse_start_line, skip_wsp, trim_wsp_end};
+use super::scan::{
+    find2_from, find_from, is_wsp, line_at, parse_start_line, skip_wsp, trim_wsp_end,
+};
 use super::syntax::{is_token_bytes, trim_lws, unfold, ListItems};
 use super::uri::Uri;
 use super::via::Via;
@@ -239,6 +241,9 @@ impl<'a> Message<'a> {
             msg.count += 1;
         };
 
+        if has_bare_cr(buf, start_pos, head_end) {
+            defect.get_or_insert(ParseError::header("CR not followed by LF"));
+        }
         let head = std::str::from_utf8(&buf[..head_end])
             .map_err(|_| ParseError::new(ErrorKind::Encoding, "not valid UTF-8"))?;
         let start_line = head.get(start_pos..start_end).unwrap_or("");
@@ -595,6 +600,23 @@ impl<'a, T> Iterator for Elements<'a, T> {
             v
         }))
     }
+}
+
+/// Whether `buf[from..end]` holds a CR that does not start a CRLF. CR appears
+/// only in line ends (RFC 3261 7.3.1; even `quoted-pair` excludes it): a bare
+/// CR inside a value would end the line for another parser, so a value copied
+/// from such a message (into a response, a forwarded request) could inject a
+/// header there.
+fn has_bare_cr(buf: &[u8], from: usize, end: usize) -> bool {
+    let head = &buf[..end];
+    let mut at = from;
+    while let Some(cr) = find_from(head, at, b'\r') {
+        if buf.get(cr + 1) != Some(&b'\n') {
+            return true;
+        }
+        at = cr + 2;
+    }
+    false
 }
 
 impl fmt::Debug for Message<'_> {

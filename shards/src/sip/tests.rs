@@ -396,3 +396,52 @@ fn never_panics_on_truncation_or_flips() {
         }
     }
 }
+
+/// Found by the `sip_parse_roundtrip` fuzz target: a CR inside a header value
+/// (here smuggling a second Content-Length) passed `check`, and a 400 copied
+/// it back. Now the message gets a 400 and the copy carries a space instead.
+#[test]
+fn bare_cr_in_a_value_is_refused_and_never_copied() {
+    let cases = [
+        // fuzz crash id:000012 (RFC 4475 intmeth, mutated)
+        format!("{BASE}X-Ext: \u{feff}v\rContent-Length: 0\r\n\r\n"),
+        // fuzz crash id:000001 (a Require list that hides a Proxy-Require)
+        format!("{BASE}Require: a, b\r*Proxy-Require: c\r\n\r\n"),
+        // a CR at the end of a value, before the CRLF
+        format!("{BASE}Max-Forwards: 70\r\r\n\r\n"),
+        // in the start line
+        BASE.replacen(" SIP/2.0", "\r SIP/2.0", 1) + "\r\n",
+    ];
+    for text in &cases {
+        let m = parse(text);
+        let e = m.check().expect_err(text);
+        assert_eq!(e.status(), Some(400), "{text:?}: {e}");
+        let mut out = Vec::new();
+        let src = "192.0.2.9:5060".parse().unwrap();
+        let w = Writer::response_to(&mut out, &m, 400, None, Some("t"), Some(src));
+        w.finish(b"");
+        for (i, &b) in out.iter().enumerate() {
+            assert!(b != b'\r' || out.get(i + 1) == Some(&b'\n'), "{out:?}");
+        }
+    }
+    // CRLF line ends and folds are untouched.
+    let ok = parse(&format!("{BASE}Subject: a\r\n b\r\n\r\n"));
+    ok.check().unwrap();
+    assert_eq!(ok.header(HeaderName::parse("Subject")).unwrap(), "a b");
+}
+
+/// RFC 5118 4.10: the extra colon of RFC 3261's IPv6reference ABNF bug is read
+/// as the address meant; other malformed references stay errors.
+#[test]
+fn ipv6_reference_with_the_abnf_extra_colon() {
+    let meant: std::net::Ipv6Addr = "2001:db8::192.0.2.1".parse().unwrap();
+    assert_eq!(Host::parse("[2001:db8:::192.0.2.1]"), Ok(Host::V6(meant)));
+    for bad in [
+        "[2001:db8:::1]",
+        "[2001:db8::::192.0.2.1]",
+        "[1:::2:192.0.2.1]",
+        "[:::]",
+    ] {
+        assert!(Host::parse(bad).is_err(), "{bad}");
+    }
+}

@@ -62,8 +62,10 @@ impl<'a> Host<'a> {
                 .ok_or(ParseError::header("unbalanced [] in IPv6 reference"))?;
             return inner
                 .parse::<Ipv6Addr>()
+                .ok()
+                .or_else(|| extra_colon_ipv6(inner))
                 .map(Host::V6)
-                .map_err(|_| ParseError::header("invalid IPv6 address"));
+                .ok_or(ParseError::header("invalid IPv6 address"));
         }
         let mut numeric = true;
         for &c in b {
@@ -91,6 +93,18 @@ impl<'a> Host<'a> {
             Host::V6(a) => Some(IpAddr::V6(a)),
         }
     }
+}
+
+/// RFC 5118 4.10: RFC 3261's `IPv6reference` ABNF lets `hexpart ":" IPv4address`
+/// produce three colons before an IPv4 tail (`2001:db8:::192.0.2.1`). Such a
+/// reference is read as the address meant (`2001:db8::192.0.2.1`); nothing else
+/// is repaired.
+fn extra_colon_ipv6(inner: &str) -> Option<Ipv6Addr> {
+    let (head, tail) = inner.split_once(":::")?;
+    if tail.contains(':') || !tail.contains('.') {
+        return None;
+    }
+    format!("{head}::{tail}").parse().ok()
 }
 
 impl fmt::Display for Host<'_> {
