@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use shards::call::flow::{decode, to_json, Flow, MAX_MESSAGES, MAX_MESSAGE_BYTES};
+use shards::call::flow::{decode, to_json, EntryKind, Flow, MAX_MESSAGES, MAX_MESSAGE_BYTES};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| run(data));
@@ -49,17 +49,30 @@ fn run(data: &[u8]) {
     let stored = flow.encode("198.51.100.1:5060");
     let (local, dropped, entries) = decode(&stored).expect("our own flow decodes");
     assert_eq!(local, "198.51.100.1:5060");
+    // Every push is kept or counted; a flow past its byte cap ends with one
+    // truncation marker, which is no message.
+    let markers = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Truncated)
+        .count();
+    assert!(markers <= 1);
+    let messages: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind != EntryKind::Truncated)
+        .collect();
     assert_eq!(
-        entries.len() as u64 + dropped,
+        messages.len() as u64 + dropped,
         data.split(|&b| b == 0xff).count() as u64
     );
-    for (e, p) in entries.iter().zip(&pushed) {
+    for (e, p) in messages.iter().zip(&pushed) {
         assert_eq!(
-            (e.unix_ms, e.inbound, e.peer.as_str(), e.leg),
+            (e.unix_ms, e.kind == EntryKind::Inbound, e.peer.as_str(), e.leg),
             (p.0, p.1, p.2.as_str(), p.3)
         );
-        // The text is kept, up to the size cap (plus a marker).
-        assert!(e.text.len() <= MAX_MESSAGE_BYTES + 64 || p.4 > MAX_MESSAGE_BYTES);
+        // The text is kept up to the size cap (plus a "cut" note). Counted
+        // in characters: a byte that is not UTF-8 is shown as U+FFFD, three
+        // bytes of text for one byte stored.
+        assert!(e.text.chars().count() <= MAX_MESSAGE_BYTES + 64);
     }
     let json = to_json(&stored).expect("our own flow has a JSON form");
     assert_eq!(
