@@ -30,6 +30,29 @@ fn forged(method: &str, uac: &Uac, call_id: &str, to_tag: &str, cseq: u32) -> St
     )
 }
 
+/// The ACK of a non-2xx final response `r` to `invite` (RFC 3261 17.1.1.3).
+fn ack_of(invite: &str, r: &Response) -> String {
+    let line = |name: &str| {
+        invite
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let to = r
+        .raw
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap_or_default();
+    let cseq = line("CSeq:").replace("INVITE", "ACK");
+    format!(
+        "ACK sip:1002@127.0.0.1 SIP/2.0\r\n{}\r\nMax-Forwards: 70\r\n{}\r\n{to}\r\n{}\r\n{cseq}\r\nContent-Length: 0\r\n\r\n",
+        line("Via:"),
+        line("From:"),
+        line("Call-ID:"),
+    )
+}
+
 #[test]
 fn a_stranger_who_knows_the_call_id_cannot_end_or_reinvite_the_call() {
     let pbx = Pbx::start(PbxOptions::default());
@@ -40,8 +63,14 @@ fn a_stranger_who_knows_the_call_id_cannot_end_or_reinvite_the_call() {
     let evil = Uac::new(pbx.sip);
     // Guessed tags: 481, the call goes on.
     for method in ["BYE", "INVITE", "UPDATE", "INFO", "REFER", "NOTIFY"] {
-        let r = evil.request(&forged(method, &evil, "hijack-1", "guessed", 50));
+        let request = forged(method, &evil, "hijack-1", "guessed", 50);
+        let r = evil.request(&request);
         assert_eq!(r.code, 481, "{method} with a guessed tag: {}", r.raw);
+        if method == "INVITE" {
+            // A final response to an INVITE is retransmitted until ACKed
+            // (RFC 3261 17.2.1): the stranger ACKs it like any UAC.
+            evil.send(&ack_of(&request, &r));
+        }
     }
     // No To tag at all: a new INVITE with the live call's Call-ID is no
     // new call and no part of this one.

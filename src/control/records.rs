@@ -187,12 +187,12 @@ impl Filter {
         let has_opt =
             |hay: &Option<String>, needle: &str| hay.as_deref().is_some_and(|h| has(h, needle));
         if let Some(d) = &self.direction {
-            if cdr.direction != *d {
+            if cdr.direction.as_str() != d {
                 return false;
             }
         }
         if let Some(s) = &self.status {
-            if cdr.status != *s {
+            if cdr.status.as_str() != s {
                 return false;
             }
         }
@@ -669,10 +669,10 @@ mod tests {
             callee: format!("sip:{to}@pbx.test"),
             from_number: caller.into(),
             to_number: to.into(),
-            direction: direction.into(),
-            status: status.into(),
+            direction: shards::cdr::Direction::parse(direction).expect("a direction"),
+            status: shards::cdr::CallStatus::parse(status).expect("a status"),
             status_code: 200,
-            hangup_reason: "byCaller".into(),
+            hangup_reason: shards::cdr::HangupReason::ByCaller,
             sip_trunk_id: None,
             route_id: Some("Blocklist".into()),
             auth_user: None,

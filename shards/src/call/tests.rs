@@ -3,11 +3,14 @@
 
 use std::net::SocketAddr;
 
-use super::engine::{CallEngine, EngineConfig, NewCall, Target};
+use super::engine::{CallEngine, EngineConfig, Handled, Input, Output};
 use super::ids::IdGen;
+use super::model::{NewCall, Target};
+use crate::cdr::{Cdr, Direction, HangupReason};
+use crate::media::relay::MediaRelay;
 use crate::sip::Message;
 use crate::time::Now;
-use crate::transaction::{Action, Config, Event, Received, TransactionTable};
+use crate::transaction::TxId;
 
 const CALLER: &str = "127.0.0.1:5071";
 const CALLEE: &str = "127.0.0.1:5072";
@@ -20,16 +23,16 @@ fn at(ms: u64) -> Now {
     }
 }
 
+/// The engine (and a relay to lend it) driven through its surface.
 struct Rig {
-    table: TransactionTable,
     engine: CallEngine,
-    actions: Vec<Action>,
+    relay: Option<MediaRelay>,
+    cdrs: Vec<Cdr>,
 }
 
 impl Rig {
     fn new() -> Rig {
         Rig {
-            table: TransactionTable::new(Config::default()),
             engine: CallEngine::new(
                 EngineConfig {
                     host: "127.0.0.1".into(),
@@ -41,53 +44,53 @@ impl Rig {
                 },
                 IdGen::from_seed([1; 32], 0, 1),
             ),
-            actions: Vec::new(),
+            relay: None,
+            cdrs: Vec::new(),
         }
     }
 
-    /// Sent datagrams (and ACKs outside transactions) since the last call.
+    /// Datagrams sent since the last call; CDRs are kept in `cdrs`.
     fn sent(&mut self) -> Vec<(SocketAddr, String)> {
-        let mut out: Vec<(SocketAddr, String)> = Vec::new();
-        let mut timeouts = Vec::new();
-        for a in self.actions.drain(..) {
-            match a {
-                Action::Send { dest, data, .. } => {
+        let mut out = Vec::new();
+        while let Some(o) = self.engine.poll_output() {
+            match o {
+                Output::Transmit { dest, data } => {
                     out.push((dest, String::from_utf8_lossy(&data).into_owned()))
                 }
-                Action::Event {
-                    tx,
-                    event: Event::Timeout(_),
-                } => timeouts.push(tx),
-                Action::Event { .. } => {}
+                Output::Cdr(cdr) => self.cdrs.push(*cdr),
+                Output::Flow { .. } => {}
             }
-        }
-        for (d, b) in self.engine.direct.drain(..) {
-            out.push((d, String::from_utf8_lossy(&b).into_owned()));
-        }
-        for tx in timeouts {
-            self.engine
-                .on_timeout(at(0), &mut self.table, tx, &mut self.actions);
         }
         out
     }
 
+    fn feed(&mut self, now: Now, msg: &Message<'_>, src: &str) -> Handled {
+        let src: SocketAddr = src.parse().unwrap();
+        self.engine
+            .handle(now, Input::Sip { msg, src }, self.relay.as_mut())
+    }
+
     fn receive(&mut self, now: Now, raw: &str, src: &str) {
         let msg = Message::parse(raw.as_bytes()).unwrap();
-        let src: SocketAddr = src.parse().unwrap();
-        match self
-            .table
-            .receive(now.mono_ms, &msg, src, false, &mut self.actions)
-        {
-            Received::Response(tx) => {
-                self.engine
-                    .on_response(now, &mut self.table, tx, &msg, &mut self.actions)
-            }
-            Received::Request(tx) => {
-                self.engine
-                    .on_request(now, &mut self.table, tx, &msg, &mut self.actions);
-            }
-            _ => {}
+        self.feed(now, &msg, src);
+    }
+
+    /// A new INVITE from the caller: its server transaction.
+    fn invite_tx(&mut self, msg: &Message<'_>) -> TxId {
+        match self.feed(at(0), msg, CALLER) {
+            Handled::Request(tx) => tx,
+            other => panic!("{other:?}"),
         }
+    }
+
+    fn start_call(&mut self, now: Now, new: NewCall<'_>) {
+        self.engine
+            .handle(now, Input::Call(new), self.relay.as_mut());
+    }
+
+    /// Time passes to `ms`: whatever is due fires.
+    fn tick(&mut self, ms: u64) {
+        self.engine.handle_timeout(at(ms), self.relay.as_mut());
     }
 }
 
@@ -108,13 +111,7 @@ fn answer(req: &str, code: u16, tag: &str) -> String {
 fn start(rig: &mut Rig) -> String {
     let raw = invite();
     let msg = Message::parse(raw.as_bytes()).unwrap();
-    let tx = match rig
-        .table
-        .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
-    {
-        Received::Request(tx) => tx,
-        other => panic!("{other:?}"),
-    };
+    let tx = rig.invite_tx(&msg);
     let new = NewCall {
         invite: &msg,
         src: CALLER.parse().unwrap(),
@@ -125,7 +122,7 @@ fn start(rig: &mut Rig) -> String {
         )],
         sequential: false,
         per_target_ms: None,
-        direction: "internal",
+        direction: Direction::Internal,
         ring_ms: None,
         route: None,
         trunk: None,
@@ -133,8 +130,7 @@ fn start(rig: &mut Rig) -> String {
         extras: Default::default(),
         auth_user: None,
     };
-    rig.engine
-        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    rig.start_call(at(0), new);
     let sent = rig.sent();
     let b_invite = sent
         .iter()
@@ -175,7 +171,7 @@ fn ringing_answer_ack_and_a_missing_caller_ack_hangs_up() {
         "caller answered"
     );
     // The caller never ACKs: the 2xx is retransmitted, then timer L gives up.
-    rig.table.handle_timeout(at(600).mono_ms, &mut rig.actions);
+    rig.tick(600);
     assert!(
         rig.sent()
             .iter()
@@ -184,15 +180,15 @@ fn ringing_answer_ack_and_a_missing_caller_ack_hangs_up() {
     );
     let mut bye = false;
     for t in (1_000..=40_000).step_by(1_000) {
-        rig.table.handle_timeout(t, &mut rig.actions);
+        rig.tick(t);
         bye |= rig
             .sent()
             .iter()
             .any(|(d, m)| d.to_string() == CALLEE && m.starts_with("BYE "));
     }
     assert!(bye, "the callee got BYE when the caller never ACKed");
-    let cdr = rig.engine.finished.pop().expect("a CDR");
-    assert_eq!(cdr.hangup_reason, "bySystem");
+    let cdr = rig.cdrs.pop().expect("a CDR");
+    assert_eq!(cdr.hangup_reason, HangupReason::BySystem);
     assert_eq!(rig.engine.active_calls(), 0);
 }
 
@@ -202,16 +198,14 @@ fn ring_timeout_cancels_the_callee_and_answers_408() {
     let b_invite = start(&mut rig);
     rig.receive(at(10), &answer(&b_invite, 180, "cb"), CALLEE);
     rig.sent();
-    rig.engine
-        .on_timer(at(29_999), &mut rig.table, &mut rig.actions);
+    rig.tick(29_999);
     assert!(
         rig.sent()
             .iter()
             .all(|(_, m)| !m.starts_with("SIP/2.0 408")),
         "not before max_ring"
     );
-    rig.engine
-        .on_timer(at(30_000), &mut rig.table, &mut rig.actions);
+    rig.tick(30_000);
     let sent = rig.sent();
     assert!(
         sent.iter()
@@ -221,7 +215,7 @@ fn ring_timeout_cancels_the_callee_and_answers_408() {
     assert!(sent
         .iter()
         .any(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 408")));
-    let cdr = rig.engine.finished.pop().unwrap();
+    let cdr = rig.cdrs.pop().unwrap();
     assert_eq!(
         (cdr.status.as_str(), cdr.hangup_reason.as_str()),
         ("missed", "noAnswer")
@@ -243,13 +237,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
     let mut rig = Rig::new();
     let raw = invite();
     let msg = Message::parse(raw.as_bytes()).unwrap();
-    let tx = match rig
-        .table
-        .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
-    {
-        Received::Request(tx) => tx,
-        other => panic!("{other:?}"),
-    };
+    let tx = rig.invite_tx(&msg);
     let targets = vec![
         Target::new(format!("sip:1002@{CALLEE}"), CALLEE.parse().unwrap()),
         Target::new(format!("sip:1002@{OTHER}"), OTHER.parse().unwrap()),
@@ -261,7 +249,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         targets,
         sequential: false,
         per_target_ms: None,
-        direction: "internal",
+        direction: Direction::Internal,
         ring_ms: None,
         route: None,
         trunk: None,
@@ -269,8 +257,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         extras: Default::default(),
         auth_user: None,
     };
-    rig.engine
-        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    rig.start_call(at(0), new);
     let sent = rig.sent();
     let to = |dest: &str| {
         sent.iter()
@@ -308,11 +295,11 @@ mod media_decisions {
 
     use super::*;
     use crate::call::{MediaMode, MediaPolicy};
-    use crate::media::relay::{MediaRelay, RelayConfig};
+    use crate::media::relay::RelayConfig;
 
     fn rig_with_relay(base: u16) -> Rig {
         let mut rig = Rig::new();
-        rig.engine.media = Some(MediaRelay::new(
+        rig.relay = Some(MediaRelay::new(
             RelayConfig {
                 bind_ip: "127.0.0.1".parse().unwrap(),
                 advertise: "198.51.100.7".parse().unwrap(),
@@ -336,13 +323,7 @@ mod media_decisions {
         let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
         let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let msg = Message::parse(raw.as_bytes()).unwrap();
-        let tx = match rig
-            .table
-            .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
-        {
-            Received::Request(tx) => tx,
-            other => panic!("{other:?}"),
-        };
+        let tx = rig.invite_tx(&msg);
         let new = NewCall {
             invite: &msg,
             src: CALLER.parse().unwrap(),
@@ -353,7 +334,7 @@ mod media_decisions {
             )],
             sequential: false,
             per_target_ms: None,
-            direction: "internal",
+            direction: Direction::Internal,
             ring_ms: None,
             route: None,
             trunk: None,
@@ -361,8 +342,7 @@ mod media_decisions {
             extras: Default::default(),
             auth_user: None,
         };
-        rig.engine
-            .start(at(0), &mut rig.table, new, &mut rig.actions);
+        rig.start_call(at(0), new);
         rig.sent()
     }
 
@@ -454,7 +434,7 @@ mod media_decisions {
     #[test]
     fn a_call_without_a_relay_port_left_gets_503() {
         let mut rig = rig_with_relay(63300);
-        if let Some(r) = rig.engine.media.as_mut() {
+        if let Some(r) = rig.relay.as_mut() {
             // Take every pair of the tiny range.
             for i in 0..10 {
                 let _ = r.create(100 + i, "x", false);
@@ -466,7 +446,7 @@ mod media_decisions {
             "{sent:?}"
         );
         assert!(!sent.iter().any(|(_, m)| m.starts_with("INVITE")));
-        assert_eq!(rig.engine.finished[0].status_code, 503);
+        assert_eq!(rig.cdrs[0].status_code, 503);
     }
 }
 
@@ -476,12 +456,7 @@ fn a_call_rings_at_most_max_forks_targets() {
     let mut rig = Rig::new();
     let raw = invite();
     let msg = Message::parse(raw.as_bytes()).unwrap();
-    let Received::Request(tx) =
-        rig.table
-            .receive(0, &msg, CALLER.parse().unwrap(), false, &mut rig.actions)
-    else {
-        panic!("not a request");
-    };
+    let tx = rig.invite_tx(&msg);
     let targets = (0..20)
         .map(|i| {
             Target::new(
@@ -495,11 +470,10 @@ fn a_call_rings_at_most_max_forks_targets() {
         CALLER.parse().unwrap(),
         tx,
         targets,
-        "internal",
+        Direction::Internal,
         Default::default(),
     );
-    rig.engine
-        .start(at(0), &mut rig.table, new, &mut rig.actions);
+    rig.start_call(at(0), new);
     let invites = rig
         .sent()
         .iter()

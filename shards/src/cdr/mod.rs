@@ -21,13 +21,10 @@ pub struct Cdr {
     pub callee: String,
     pub from_number: String,
     pub to_number: String,
-    /// `inbound` | `outbound` | `internal`.
-    pub direction: String,
-    /// `completed` | `missed` | `failed` | `rejected` | `spam`.
-    pub status: String,
+    pub direction: Direction,
+    pub status: CallStatus,
     pub status_code: u16,
-    /// `byCaller` | `byCallee` | `bySystem` | `noAnswer` | `canceled` | `rejected` | `failed`.
-    pub hangup_reason: String,
+    pub hangup_reason: HangupReason,
     pub sip_trunk_id: Option<String>,
     pub route_id: Option<String>,
     /// The user whose digest credentials placed the call (null for calls
@@ -39,6 +36,79 @@ pub struct Cdr {
     pub recording_url: Option<String>,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Defines a string enum of the API: serde names, `as_str`, `parse`, Display.
+macro_rules! api_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in the order of the API.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The value as the API spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The value the API spells `text`, if any.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
+api_enum! {
+    /// Which way a call went (API.md 2.1).
+    Direction {
+        /// From a trunk.
+        Inbound = "inbound",
+        /// From an extension to elsewhere (a trunk).
+        Outbound = "outbound",
+        /// From an extension to a local user.
+        Internal = "internal",
+    }
+}
+
+api_enum! {
+    /// How a call ended, in one word (API.md 3).
+    CallStatus {
+        Completed = "completed",
+        Missed = "missed",
+        Failed = "failed",
+        Rejected = "rejected",
+        Spam = "spam",
+    }
+}
+
+api_enum! {
+    /// Who or what ended a call (API.md 3).
+    HangupReason {
+        ByCaller = "byCaller",
+        ByCallee = "byCallee",
+        BySystem = "bySystem",
+        NoAnswer = "noAnswer",
+        Canceled = "canceled",
+        Rejected = "rejected",
+        Failed = "failed",
+    }
 }
 
 /// A recording file of a call.
@@ -74,10 +144,10 @@ mod tests {
             callee: "sip:1002@pbx.test".into(),
             from_number: "1001".into(),
             to_number: "1002".into(),
-            direction: "internal".into(),
-            status: "missed".into(),
+            direction: Direction::Internal,
+            status: CallStatus::Missed,
             status_code: 487,
-            hangup_reason: "canceled".into(),
+            hangup_reason: HangupReason::Canceled,
             sip_trunk_id: None,
             route_id: None,
             auth_user: None,
@@ -110,7 +180,25 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert_eq!(cdr.start_ms(), 1_795_475_525_000);
+        assert_eq!(v["status"], "missed");
+        assert_eq!(v["hangupReason"], "canceled");
+        assert_eq!(v["direction"], "internal");
         let back: Cdr = serde_json::from_value(v).unwrap();
         assert_eq!(back, cdr);
+    }
+
+    #[test]
+    fn enums_round_trip_their_api_spelling() {
+        for s in CallStatus::ALL {
+            assert_eq!(CallStatus::parse(s.as_str()), Some(*s));
+        }
+        for h in HangupReason::ALL {
+            assert_eq!(HangupReason::parse(h.as_str()), Some(*h));
+        }
+        for d in Direction::ALL {
+            assert_eq!(Direction::parse(d.as_str()), Some(*d));
+        }
+        assert_eq!(CallStatus::parse("Completed"), None);
+        assert!(serde_json::from_str::<CallStatus>("\"bogus\"").is_err());
     }
 }

@@ -9,7 +9,9 @@ use super::identity::caller_user;
 use super::{
     binding_targets, dialled, direction_of, parse_host_port, stateless, Answer, SipEndpoint,
 };
-use crate::call::engine::{MediaPolicy, NewCall, Target};
+use crate::call::record::{Ending, RefusedInvite};
+use crate::call::{MediaPolicy, NewCall, Target};
+use crate::cdr::{CallStatus, Direction, HangupReason};
 use crate::routing::http_router::RouterDecision;
 use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
 use crate::runtime::Output;
@@ -324,8 +326,7 @@ impl SipEndpoint {
                         auth_user: self.authenticated_user(msg, src),
                         ..NewCall::new(msg, src, tx, list, dir, media)
                     };
-                    self.calls
-                        .start(now, &mut self.table, call, &mut self.actions);
+                    self.place(now, call, out);
                 }
             }
             return;
@@ -375,8 +376,7 @@ impl SipEndpoint {
             auth_user: self.authenticated_user(msg, src),
             ..NewCall::new(msg, src, tx, targets, dir, media)
         };
-        self.calls
-            .start(now, &mut self.table, call, &mut self.actions);
+        self.place(now, call, out);
     }
 
     /// Ends an INVITE that becomes no call: its final response through its
@@ -402,17 +402,21 @@ impl SipEndpoint {
             Answer::Tx(tx),
             out,
         );
-        self.record_cdr(
-            now,
-            msg,
-            src,
-            r.code,
-            r.direction,
-            r.status,
-            r.status,
-            r.route,
-            r.trunk,
-        );
+        let record = RefusedInvite {
+            ending: Ending::new(r.code, r.status, r.hangup),
+            direction: r.direction,
+            route: r.route,
+            trunk: r.trunk,
+            auth_user: None,
+        };
+        self.record_cdr(now, msg, src, record);
+    }
+
+    /// Hands a routed INVITE to the engine.
+    pub(super) fn place(&mut self, now: Now, call: NewCall<'_>, out: &mut Output) {
+        self.calls
+            .handle(now, crate::call::Input::Call(call), self.relay.as_mut());
+        self.flush_calls(out);
     }
 }
 
@@ -422,28 +426,37 @@ pub(super) struct Refusal<'a> {
     reason: Option<&'a str>,
     /// With `Retry-After`: the caller may try again soon.
     retry_after: bool,
-    direction: &'static str,
-    /// The CDR's status, and its hangupReason: `failed` or `rejected`.
-    status: &'static str,
+    direction: Direction,
+    /// The CDR's status and hangupReason: failed/failed or rejected/rejected.
+    status: CallStatus,
+    hangup: HangupReason,
     route: Option<String>,
     trunk: Option<String>,
 }
 
 impl<'a> Refusal<'a> {
     /// Nowhere to go (404, 480, 503...): CDR `failed`.
-    pub(super) fn failed(code: u16, direction: &'static str, trunk: Option<String>) -> Self {
-        Refusal::new(code, direction, "failed", trunk)
+    pub(super) fn failed(code: u16, direction: Direction, trunk: Option<String>) -> Self {
+        Refusal::new(
+            code,
+            direction,
+            CallStatus::Failed,
+            HangupReason::Failed,
+            trunk,
+        )
     }
 
     /// Refused on purpose (a route's or the router's reject): CDR `rejected`.
-    pub(super) fn rejected(code: u16, direction: &'static str, trunk: Option<String>) -> Self {
-        Refusal::new(code, direction, "rejected", trunk)
+    pub(super) fn rejected(code: u16, direction: Direction, trunk: Option<String>) -> Self {
+        let (status, hangup) = (CallStatus::Rejected, HangupReason::Rejected);
+        Refusal::new(code, direction, status, hangup, trunk)
     }
 
     fn new(
         code: u16,
-        direction: &'static str,
-        status: &'static str,
+        direction: Direction,
+        status: CallStatus,
+        hangup: HangupReason,
         trunk: Option<String>,
     ) -> Self {
         Refusal {
@@ -452,6 +465,7 @@ impl<'a> Refusal<'a> {
             retry_after: false,
             direction,
             status,
+            hangup,
             route: None,
             trunk,
         }

@@ -20,9 +20,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
-use crate::call::engine::{CallEngine, EngineConfig, Target};
 use crate::call::ids::IdGen;
+use crate::call::record::RefusedInvite;
+use crate::call::{
+    CallEngine, Command, EngineConfig, Handled, Input, Output as CallOutput, Target,
+};
+use crate::cdr::{CallStatus, Direction};
 use crate::control_link::{ControlRequest, ControlSender};
+use crate::media::relay::MediaRelay;
 use crate::registrar::ChangeError;
 use crate::routing::{RoutingSnapshot, SelectState};
 use crate::runtime::inbox::CallCommand;
@@ -34,7 +39,7 @@ use crate::runtime::{
 use crate::security::{SourceGuard, Verdict};
 use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
-use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
+use crate::transaction::TxId;
 
 use register::RegisterStep;
 pub use settings::EndpointSettings;
@@ -45,6 +50,13 @@ use txcache::{Seen, TxCache};
 const TX_CACHE_CAPACITY: usize = 65_536;
 /// Drops are logged at most this often per shard (ms).
 const DROP_LOG_INTERVAL_MS: u64 = 10_000;
+/// Parked requests, the spam list, caches: looked at this often while
+/// something is parked, and this often when nothing is (ms).
+const HOUSEKEEPING_BUSY_MS: u64 = 20;
+const HOUSEKEEPING_IDLE_MS: u64 = 1_000;
+/// The relay's upkeep (recordings flushed, RTP timeouts) while it has
+/// sessions (ms).
+const MEDIA_TICK_MS: u64 = 100;
 
 /// A REGISTER waiting for the store writer.
 struct PendingRegister {
@@ -68,12 +80,11 @@ pub struct SipEndpoint {
     control: ControlSender,
     auth: Authenticator,
     txs: TxCache,
-    /// RFC 3261 transactions of calls (INVITE, ACK, CANCEL, BYE, in-dialog).
-    table: TransactionTable,
+    /// The calls (and their transactions).
     calls: CallEngine,
-    actions: Vec<Action>,
-    /// Transactions whose timer B/F/H/L fired, for the call layer.
-    timeouts: Vec<TxId>,
+    /// The shard's RTP relay (None: media always end to end), lent to the
+    /// engine for the calls that need it.
+    relay: Option<MediaRelay>,
     /// The route and trunk tables; replaced whole when they are reloaded.
     routing: Arc<RoutingSnapshot>,
     select: SelectState,
@@ -88,6 +99,9 @@ pub struct SipEndpoint {
     /// (ms): until then they absorb the caller's retransmissions.
     spam: Vec<(TxId, u64)>,
     next_token: u64,
+    /// When the housekeeping last ran and the relay's next upkeep (mono ms).
+    last_housekeeping_ms: u64,
+    next_media_ms: u64,
     buf: Vec<u8>,
     last_drop_log: u64,
     drops_since_log: u64,
@@ -121,17 +135,14 @@ impl SipEndpoint {
             },
             ids,
         );
-        let mut calls = calls;
-        calls.media = settings
+        let relay = settings
             .media
             .clone()
             .map(|cfg| {
                 let mut seed = [0u8; 32];
                 getrandom::getrandom(&mut seed)
                     .map_err(|e| format!("no randomness from the OS for media ports: {e}"))?;
-                Ok::<_, String>(crate::media::relay::MediaRelay::new(
-                    cfg, ctx.id, ctx.shards, seed,
-                ))
+                Ok::<_, String>(MediaRelay::new(cfg, ctx.id, ctx.shards, seed))
             })
             .transpose()?;
         let routing = settings.routing.clone();
@@ -145,10 +156,8 @@ impl SipEndpoint {
             control,
             auth,
             txs: TxCache::new(TX_CACHE_CAPACITY),
-            table: TransactionTable::new(transaction::Config::default()),
             calls,
-            actions: Vec::new(),
-            timeouts: Vec::new(),
+            relay,
             routing,
             select: SelectState::new(),
             pending: HashMap::new(),
@@ -157,6 +166,8 @@ impl SipEndpoint {
             parked_routes: HashMap::new(),
             spam: Vec::new(),
             next_token: 1,
+            last_housekeeping_ms: 0,
+            next_media_ms: 0,
             buf: Vec::with_capacity(2048),
             last_drop_log: 0,
             drops_since_log: 0,
@@ -170,6 +181,17 @@ impl SipEndpoint {
     /// Requests waiting for a webhook's answer (user backend, router).
     pub(super) fn parked_count(&self) -> usize {
         self.parked.values().map(Vec::len).sum::<usize>() + self.parked_routes.len()
+    }
+
+    /// When the housekeeping is due next (mono ms).
+    fn housekeeping_due(&self) -> u64 {
+        let busy = self.parked_count() > 0 || !self.spam.is_empty();
+        let period = if busy {
+            HOUSEKEEPING_BUSY_MS
+        } else {
+            HOUSEKEEPING_IDLE_MS
+        };
+        self.last_housekeeping_ms + period
     }
 
     /// Tells the ban book a digest failed from `src` (not for trusted ones).
@@ -216,9 +238,12 @@ impl SipEndpoint {
         w.finish(b"");
         match answer {
             Answer::Tx(tx) => {
-                let _ = self
-                    .table
-                    .respond(now.mono_ms, tx, &self.buf, &mut self.actions);
+                let input = Input::Answer {
+                    tx,
+                    response: &self.buf,
+                };
+                self.calls.handle(now, input, self.relay.as_mut());
+                self.flush_calls(out);
             }
             Answer::Cached(key) => {
                 // UDP responses go back where the request came from (RFC 3581
@@ -235,34 +260,18 @@ impl SipEndpoint {
         }
     }
 
-    fn handle(&mut self, now: Now, data: &[u8], src: SocketAddr, out: &mut Output) {
-        let msg = match Message::parse(data) {
-            Ok(m) => m,
-            Err(e) => {
-                if !is_keepalive(data) {
-                    ShardStats::add(&self.ctx.stats.parse_errors, 1);
-                    self.drop_message(now, src, &e.to_string());
-                }
-                return;
-            }
-        };
+    /// One message this shard owns, parsed once (in `on_datagram`).
+    fn handle(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, out: &mut Output) {
+        let data = msg.as_bytes();
         if !msg.is_request() {
             if msg.check().is_err() {
                 ShardStats::add(&self.ctx.stats.parse_errors, 1);
                 self.drop_message(now, src, "malformed response");
                 return;
             }
-            self.calls.capture(now.unix_ms, true, src, data);
-            match self
-                .table
-                .receive(now.mono_ms, &msg, src, false, &mut self.actions)
-            {
-                Received::Response(tx) => {
-                    self.calls
-                        .on_response(now, &mut self.table, tx, &msg, &mut self.actions);
-                }
-                Received::Absorbed => {}
-                Received::WrongSource => {
+            let input = Input::Sip { msg, src };
+            match self.calls.handle(now, input, self.relay.as_mut()) {
+                Handled::WrongSource => {
                     ShardStats::add(&self.ctx.stats.sip_spoofed_responses, 1);
                     self.drop_message(
                         now,
@@ -270,7 +279,10 @@ impl SipEndpoint {
                         "response from another address than its request went to",
                     );
                 }
-                _ => self.drop_message(now, src, "response without a client transaction"),
+                Handled::Stray => {
+                    self.drop_message(now, src, "response without a client transaction")
+                }
+                _ => {}
             }
             self.flush_calls(out);
             return;
@@ -286,7 +298,7 @@ impl SipEndpoint {
                     let warning = format!("399 shardpbx \"{}\"", e.to_string().replace('"', "'"));
                     self.respond(
                         now,
-                        &msg,
+                        msg,
                         src,
                         code,
                         None,
@@ -300,13 +312,12 @@ impl SipEndpoint {
             return;
         }
         let Some(method) = msg.method() else { return };
-        if self.is_call_request(&msg, &method) {
-            self.calls.capture(now.unix_ms, true, src, data);
-            self.handle_call_request(now, &msg, &method, src, out);
+        if self.is_call_request(msg, &method) {
+            self.handle_call_request(now, msg, &method, src, out);
             self.flush_calls(out);
             return;
         }
-        let key = tx_key(&msg, &method);
+        let key = tx_key(msg, &method);
         match self.txs.check(now.mono_ms, &key) {
             Seen::New => {}
             Seen::Pending => {
@@ -324,10 +335,10 @@ impl SipEndpoint {
             self.txs.forget(&key);
             return;
         }
-        if let Some(reject) = stateless::inspect(&msg) {
+        if let Some(reject) = stateless::inspect(msg) {
             self.respond(
                 now,
-                &msg,
+                msg,
                 src,
                 reject.code,
                 None,
@@ -347,7 +358,7 @@ impl SipEndpoint {
                 ];
                 self.respond(
                     now,
-                    &msg,
+                    msg,
                     src,
                     200,
                     None,
@@ -356,10 +367,10 @@ impl SipEndpoint {
                     out,
                 );
             }
-            Method::Register => self.on_register(now, &msg, data, src, key, out),
+            Method::Register => self.on_register(now, msg, data, src, key, out),
             _ => self.respond(
                 now,
-                &msg,
+                msg,
                 src,
                 405,
                 None,
@@ -678,19 +689,20 @@ impl SipEndpoint {
         {
             return;
         }
-        let tx = match self
-            .table
-            .receive(now.mono_ms, msg, src, false, &mut self.actions)
-        {
-            Received::Request(tx) => tx,
-            Received::Absorbed | Received::Ack(_) => {
-                ShardStats::add(
-                    &self.ctx.stats.retransmissions,
-                    u64::from(matches!(method, Method::Invite)),
-                );
+        let input = Input::Sip { msg, src };
+        let handled = self.calls.handle(now, input, self.relay.as_mut());
+        self.flush_calls(out);
+        let tx = match handled {
+            Handled::Request(tx) => tx,
+            Handled::NoDialog(tx) => {
+                self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
                 return;
             }
-            Received::Full => {
+            Handled::Retransmission { invite } => {
+                ShardStats::add(&self.ctx.stats.retransmissions, u64::from(invite));
+                return;
+            }
+            Handled::Full => {
                 self.respond(
                     now,
                     msg,
@@ -703,29 +715,23 @@ impl SipEndpoint {
                 );
                 return;
             }
-            Received::Invalid(_) => {
+            Handled::Invalid => {
                 self.respond(now, msg, src, 400, None, &[], Answer::Stateless, out);
                 return;
             }
-            Received::Response(_) | Received::Stray | Received::WrongSource => return,
+            _ => return,
         };
-        let in_dialog = msg.to().is_ok_and(|t| t.tag().is_some());
         if matches!(method, Method::Cancel) {
-            // An INVITE still waiting for the router: 487 for it, 200 here.
-            if let Some(invite) = self.table.cancel_target_of(tx) {
-                if self.cancel_parked_route(now, invite, out) {
-                    self.respond(now, msg, src, 200, None, &[], Answer::Tx(tx), out);
-                    return;
+            // A CANCEL for no call of ours. An INVITE still waiting for the
+            // router: 487 for it, 200 here; any other INVITE: 200.
+            let code = match self.calls.cancel_target_of(tx) {
+                Some(invite) => {
+                    self.cancel_parked_route(now, invite, out);
+                    200
                 }
-            }
-        }
-        if matches!(method, Method::Cancel) || in_dialog {
-            if !self
-                .calls
-                .on_request(now, &mut self.table, tx, msg, &mut self.actions)
-            {
-                self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
-            }
+                None => 481,
+            };
+            self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
             return;
         }
         if !matches!(method, Method::Invite) {
@@ -816,111 +822,51 @@ impl SipEndpoint {
     }
 
     /// A CDR for an INVITE that reached routing and ended there.
-    #[allow(clippy::too_many_arguments)]
-    fn record_cdr(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        code: u16,
-        direction: &str,
-        status: &str,
-        hangup: &str,
-        route: Option<String>,
-        trunk: Option<String>,
-    ) {
-        let caller = msg
-            .from()
-            .map(|f| f.uri.as_str().to_string())
-            .unwrap_or_default();
-        let callee = msg
-            .to()
-            .map(|t| t.uri.as_str().to_string())
-            .unwrap_or_default();
-        let user = |u: &str| {
-            let rest = u.split_once(':').map(|(_, r)| r).unwrap_or(u);
-            rest.split('@').next().unwrap_or_default().to_string()
-        };
-        let at = crate::cdr::time_fmt::rfc3339_ms(now.unix_ms);
-        let cdr = crate::cdr::Cdr {
-            call_id: msg.call_id().unwrap_or_default().to_string(),
-            start_time: at.clone(),
-            ring_time: None,
-            answer_time: None,
-            end_time: at,
-            duration_secs: 0,
-            from_number: user(&caller),
-            to_number: msg
-                .request_uri()
-                .ok()
-                .and_then(|u| u.user)
-                .unwrap_or_default()
-                .to_string(),
-            caller,
-            callee,
-            direction: direction.to_string(),
-            status: status.into(),
-            status_code: code,
-            hangup_reason: hangup.into(),
-            sip_trunk_id: trunk,
-            route_id: route,
+    fn record_cdr(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, refusal: RefusedInvite) {
+        let refusal = RefusedInvite {
             auth_user: self.authenticated_user(msg, src),
-            recorder: Vec::new(),
-            recording_url: None,
-            metadata: Default::default(),
+            ..refusal
         };
-        self.count_call(&cdr.status);
+        let cdr = crate::call::record::refused(msg, refusal, now.unix_ms);
+        self.count_call(cdr.status);
         let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
     }
 
-    /// Counts a call by its final status (for /metrics).
-    fn count_call(&self, status: &str) {
+    fn count_call(&self, status: CallStatus) {
         let s = &self.ctx.stats;
         let counter = match status {
-            "completed" => &s.calls_completed,
-            "missed" => &s.calls_missed,
-            "rejected" => &s.calls_rejected,
-            "spam" => &s.calls_spam,
-            _ => &s.calls_failed,
+            CallStatus::Completed => &s.calls_completed,
+            CallStatus::Missed => &s.calls_missed,
+            CallStatus::Rejected => &s.calls_rejected,
+            CallStatus::Spam => &s.calls_spam,
+            CallStatus::Failed => &s.calls_failed,
         };
         ShardStats::add(counter, 1);
     }
 
-    /// Moves what the call layer produced into the shard's output.
+    /// Moves what the engine made into the shard's output (datagrams) and
+    /// to the control core (records, flows); updates counters and gauges.
     fn flush_calls(&mut self, out: &mut Output) {
-        let unix_ms = Now::read().unix_ms;
-        for a in self.actions.drain(..) {
-            match a {
-                Action::Send { dest, data, .. } => {
-                    self.calls.capture(unix_ms, false, dest, &data);
-                    out.sends.push(dest, &data);
+        while let Some(o) = self.calls.poll_output() {
+            match o {
+                CallOutput::Transmit { dest, data } => out.sends.push(dest, &data),
+                CallOutput::Cdr(cdr) => {
+                    self.count_call(cdr.status);
+                    let _ = self.control.send(ControlRequest::StoreCdr(cdr));
                 }
-                Action::Event { tx, event } => match event {
-                    Event::Timeout(_) => self.timeouts.push(tx),
-                    Event::Terminated => self.calls.forget_tx(tx),
-                    _ => {}
-                },
+                CallOutput::Flow { call_id, json } => {
+                    let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
+                }
             }
         }
-        for (dest, data) in std::mem::take(&mut self.calls.direct) {
-            self.calls.capture(unix_ms, false, dest, &data);
-            out.sends.push(dest, &data);
-        }
-        let refused = std::mem::take(&mut self.calls.refused);
+        let refused = self.calls.take_refused();
         ShardStats::add(&self.ctx.stats.sip_dialog_mismatch, refused.dialog_mismatch);
         ShardStats::add(
             &self.ctx.stats.sip_cseq_out_of_order,
             refused.cseq_out_of_order,
         );
         ShardStats::add(&self.ctx.stats.sdp_address_refused, refused.media_address);
-        for (call_id, json) in self.calls.finished_flows.drain(..) {
-            let _ = self.control.send(ControlRequest::StoreFlow(call_id, json));
-        }
-        for cdr in std::mem::take(&mut self.calls.finished) {
-            self.count_call(&cdr.status);
-            let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
-        }
-        if let Some(now) = self.calls.media.as_ref().map(|m| m.counters) {
+        if let Some(now) = self.relay.as_ref().map(|m| m.counters) {
             let (was, stats) = (self.media_reported, &self.ctx.stats);
             ShardStats::add(&stats.rtp_lost, now.lost - was.lost);
             ShardStats::add(
@@ -934,7 +880,7 @@ impl SipEndpoint {
             ShardStats::add(&stats.rtp_malformed, now.malformed - was.malformed);
             self.media_reported = now;
         }
-        let evicted = self.table.evicted();
+        let evicted = self.calls.tx_evicted();
         ShardStats::add(
             &self.ctx.stats.tx_evicted,
             evicted - self.tx_evicted_reported,
@@ -945,7 +891,7 @@ impl SipEndpoint {
         ShardGauges::set(&gauges.active_calls, self.calls.active_calls() as u64);
         ShardGauges::set(
             &gauges.rtp_sessions,
-            self.calls.media.as_ref().map_or(0, |m| m.sessions()) as u64,
+            self.relay.as_ref().map_or(0, |m| m.sessions()) as u64,
         );
     }
 }
@@ -985,20 +931,28 @@ impl ShardLogic for SipEndpoint {
                 }
             }
         }
-        if !handed_off && self.ctx.shards > 1 {
-            // Cheap owner lookup: the parse is lazy, Call-ID is one header.
-            if let Ok(msg) = Message::parse(data) {
-                if let Some(cid) = msg.call_id() {
-                    let owner = owner_of(cid.trim().as_bytes(), self.ctx.shards);
-                    if owner != self.ctx.id {
-                        out.handoffs.push((owner, data.to_vec(), src));
-                        return;
-                    }
+        // Parsed once here (lazily: the owner lookup reads one header) and
+        // passed on as it is.
+        let parsed = Message::parse(data);
+        if let (false, true, Ok(msg)) = (handed_off, self.ctx.shards > 1, &parsed) {
+            if let Some(cid) = msg.call_id() {
+                let owner = owner_of(cid.trim().as_bytes(), self.ctx.shards);
+                if owner != self.ctx.id {
+                    out.handoffs.push((owner, data.to_vec(), src));
+                    return;
                 }
             }
         }
         ShardStats::add(&self.stats().handled, 1);
-        self.handle(now, data, src, out);
+        match parsed {
+            Ok(msg) => self.handle(now, &msg, src, out),
+            Err(e) => {
+                if !is_keepalive(data) {
+                    ShardStats::add(&self.ctx.stats.parse_errors, 1);
+                    self.drop_message(now, src, &e.to_string());
+                }
+            }
+        }
     }
 
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output) {
@@ -1011,7 +965,7 @@ impl ShardLogic for SipEndpoint {
                 command,
                 reply,
             } => {
-                let result = match command {
+                let command = match command {
                     CallCommand::Transfer { target } => self
                         .calls
                         .transfer_check(&call_id)
@@ -1019,26 +973,27 @@ impl ShardLogic for SipEndpoint {
                             self.resolve_target(now, &target)
                                 .map_err(crate::call::CommandError::BadRequest)
                         })
-                        .and_then(|t| {
-                            self.calls.transfer(
-                                now,
-                                &mut self.table,
-                                &call_id,
-                                t,
-                                &mut self.actions,
-                            )
-                        }),
-                    CallCommand::Accept { sdp } => {
-                        self.calls
-                            .accept(now, &mut self.table, &call_id, sdp, &mut self.actions)
-                    }
-                    CallCommand::Hangup { reason } => {
-                        self.calls
-                            .hangup(now, &mut self.table, &call_id, reason, &mut self.actions)
-                    }
-                    CallCommand::Mute { track } => self.calls.set_muted(&call_id, &track, true),
-                    CallCommand::Unmute { track } => self.calls.set_muted(&call_id, &track, false),
+                        .map(|target| Command::Transfer { target }),
+                    CallCommand::Accept { sdp } => Ok(Command::Accept { sdp }),
+                    CallCommand::Hangup { reason } => Ok(Command::Hangup { reason }),
+                    CallCommand::Mute { track } => Ok(Command::Mute { track, muted: true }),
+                    CallCommand::Unmute { track } => Ok(Command::Mute {
+                        track,
+                        muted: false,
+                    }),
                 };
+                let result = command.and_then(|command| {
+                    let input = Input::Command {
+                        call_id: &call_id,
+                        command,
+                    };
+                    match self.calls.handle(now, input, self.relay.as_mut()) {
+                        Handled::Command(result) => result,
+                        _ => Err(crate::call::CommandError::Unavailable(
+                            "the command did not run".into(),
+                        )),
+                    }
+                });
                 let _ = reply.try_send(result);
                 self.flush_calls(out);
             }
@@ -1068,29 +1023,51 @@ impl ShardLogic for SipEndpoint {
         }
     }
 
-    fn on_tick(&mut self, now: Now, out: &mut Output) {
-        self.expire_parked(now, out);
-        self.expire_routes(now, out);
-        let table = &mut self.table;
-        self.spam.retain(|(tx, at)| {
-            let keep = *at > now.mono_ms;
-            if !keep {
-                table.abandon(*tx);
-            }
-            keep
-        });
-        self.txs.expire(now.mono_ms);
-        self.auth.sweep(now.unix);
-        self.table.handle_timeout(now.mono_ms, &mut self.actions);
-        self.flush_calls(out);
-        for tx in std::mem::take(&mut self.timeouts) {
-            self.calls
-                .on_timeout(now, &mut self.table, tx, &mut self.actions);
+    fn handle_timeout(&mut self, now: Now, out: &mut Output) {
+        if now.mono_ms >= self.housekeeping_due() {
+            self.last_housekeeping_ms = now.mono_ms;
+            self.expire_parked(now, out);
+            self.expire_routes(now, out);
+            let calls = &mut self.calls;
+            let relay = &mut self.relay;
+            self.spam.retain(|(tx, at)| {
+                let keep = *at > now.mono_ms;
+                if !keep {
+                    calls.handle(now, Input::Abandon(*tx), relay.as_mut());
+                }
+                keep
+            });
+            self.txs.expire(now.mono_ms);
+            self.auth.sweep(now.unix);
         }
-        self.calls.on_timer(now, &mut self.table, &mut self.actions);
-        self.calls
-            .on_media_tick(now, &mut self.table, &mut self.actions);
+        self.calls.handle_timeout(now, self.relay.as_mut());
         self.flush_calls(out);
+        if let Some(relay) = self.relay.as_mut().filter(|r| r.sessions() > 0) {
+            if now.mono_ms >= self.next_media_ms {
+                self.next_media_ms = now.mono_ms + MEDIA_TICK_MS;
+                for call in relay.on_tick(now.mono_ms) {
+                    self.calls
+                        .handle(now, Input::MediaTimeout(call), self.relay.as_mut());
+                }
+                self.flush_calls(out);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        let media = self
+            .relay
+            .as_ref()
+            .filter(|r| r.sessions() > 0)
+            .map(|_| self.next_media_ms);
+        [
+            Some(self.housekeeping_due()),
+            media,
+            self.calls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_stop(&mut self, now: Now, out: &mut Output) {
@@ -1101,11 +1078,9 @@ impl ShardLogic for SipEndpoint {
                 active,
                 "stopping: hanging up calls still up"
             );
-            self.calls
-                .hangup_all(now, &mut self.table, "shutdown", &mut self.actions);
         }
-        self.flush_calls(out);
-        self.calls.flush_flows(now.mono_ms, true);
+        let input = Input::Stop { reason: "shutdown" };
+        self.calls.handle(now, input, self.relay.as_mut());
         self.flush_calls(out);
     }
 
@@ -1116,14 +1091,14 @@ impl ShardLogic for SipEndpoint {
         src: SocketAddr,
         packet: &mut [u8],
     ) -> Option<(std::os::fd::RawFd, SocketAddr)> {
-        let relay = self.calls.media.as_mut()?;
+        let relay = self.relay.as_mut()?;
         relay
             .on_packet(now.mono_ms, port, src, packet)
             .map(|f| (f.fd, f.dest))
     }
 
     fn media_changes(&mut self) -> Option<MediaChanges> {
-        let relay = self.calls.media.as_mut()?;
+        let relay = self.relay.as_mut()?;
         if !relay.has_changes() {
             return None;
         }
@@ -1135,14 +1110,6 @@ impl ShardLogic for SipEndpoint {
                 .collect(),
             closed: relay.take_closed(),
         })
-    }
-
-    fn next_tick_ms(&self) -> u64 {
-        if self.table.is_empty() && self.calls.active_calls() == 0 {
-            1000
-        } else {
-            20
-        }
     }
 }
 
@@ -1209,11 +1176,11 @@ fn binding_targets(bindings: &[crate::registrar::Binding], now: Now) -> (Vec<Tar
 
 /// A call's direction (API.md 2.1): from a trunk, or from an extension to
 /// a local user or elsewhere.
-fn direction_of(from_trunk: bool, to_local: bool) -> &'static str {
+fn direction_of(from_trunk: bool, to_local: bool) -> Direction {
     match (from_trunk, to_local) {
-        (true, _) => "inbound",
-        (false, true) => "internal",
-        (false, false) => "outbound",
+        (true, _) => Direction::Inbound,
+        (false, true) => Direction::Internal,
+        (false, false) => Direction::Outbound,
     }
 }
 

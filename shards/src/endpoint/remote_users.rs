@@ -15,7 +15,7 @@ use crate::auth::AuthOutcome;
 use crate::runtime::Output;
 use crate::sip::Message;
 use crate::time::Now;
-use crate::transaction::{State, TxId};
+use crate::transaction::TxId;
 use crate::users::{RemoteAnswer, RemoteKey, UserQuery};
 
 /// How auth ended for one request.
@@ -139,12 +139,14 @@ impl SipEndpoint {
             match p.resume {
                 Resume::Register { key } => {
                     self.txs.forget(&key);
-                    self.handle(now, &p.data, p.src, out);
+                    if let Ok(msg) = Message::parse(&p.data) {
+                        self.handle(now, &msg, p.src, out);
+                    }
                 }
                 Resume::Invite { tx } | Resume::Route { tx, .. } => {
                     // The transaction may have ended meanwhile (timer,
                     // eviction): then there is nobody to answer.
-                    if !matches!(self.table.state(tx), Some(State::Proceeding)) {
+                    if !self.calls.is_proceeding(tx) {
                         continue;
                     }
                     if let Ok(msg) = Message::parse(&p.data) {
@@ -183,7 +185,7 @@ impl SipEndpoint {
                         self.unavailable(now, &msg, p.src, Answer::Cached(key), out)
                     }
                     Resume::Invite { tx } | Resume::Route { tx, .. } => {
-                        if matches!(self.table.state(*tx), Some(State::Proceeding)) {
+                        if self.calls.is_proceeding(*tx) {
                             self.unavailable(now, &msg, p.src, Answer::Tx(*tx), out);
                             self.flush_calls(out);
                         }

@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 
 use super::{binding_dest, parse_host_port, SipEndpoint};
-use crate::call::engine::{Originate, Target};
 use crate::call::CommandError;
+use crate::call::{Handled, Input, Originate, Target};
+use crate::cdr::Direction;
 use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
 use crate::sip::{escape_user, is_dialable_user, unescape};
 use crate::time::Now;
@@ -159,27 +160,26 @@ impl SipEndpoint {
             .to_string();
         let trunk = target.permit.as_ref().map(|_| "trunk".to_string());
         let direction = if trunk.is_some() {
-            "outbound"
+            Direction::Outbound
         } else {
-            "internal"
+            Direction::Internal
         };
         let record = self.settings.record_all;
-        self.calls.originate(
-            now,
-            &mut self.table,
-            Originate {
-                first,
-                from_user: from.to_string(),
-                targets: vec![target],
-                to_user,
-                realm,
-                direction,
-                route: None,
-                trunk: None,
-                record,
-            },
-            &mut self.actions,
-        )
+        let input = Input::Originate(Originate {
+            first,
+            from_user: from.to_string(),
+            targets: vec![target],
+            to_user,
+            realm,
+            direction,
+            route: None,
+            trunk: None,
+            record,
+        });
+        match self.calls.handle(now, input, self.relay.as_mut()) {
+            Handled::Originated(result) => result,
+            _ => Err(CommandError::Unavailable("the call was not placed".into())),
+        }
     }
 }
 

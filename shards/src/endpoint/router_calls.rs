@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 
 use super::invite::Refusal;
 use super::{binding_targets, parse_host_port, Answer, SipEndpoint};
-use crate::call::engine::{CallExtras, MediaPolicy, NewCall, Target};
+use crate::call::record::{Ending, RefusedInvite};
+use crate::call::{CallExtras, MediaPolicy, NewCall, Target};
+use crate::cdr::{CallStatus, Direction, HangupReason};
 use crate::routing::http_router::{request_json, Forward, RouterDecision, RouterQuery};
 use crate::runtime::Output;
 use crate::sip::Message;
 use crate::time::Now;
-use crate::transaction::{State, TxId};
+use crate::transaction::TxId;
 
 /// How long a `spam` INVITE's transaction absorbs retransmissions (64*T1).
 const SPAM_LINGER_MS: u64 = 32_000;
@@ -35,7 +37,7 @@ impl SipEndpoint {
         msg: &Message<'_>,
         src: SocketAddr,
         tx: TxId,
-        direction: &str,
+        direction: Direction,
         out: &mut Output,
     ) {
         let Some(link) = self.settings.router.clone() else {
@@ -49,7 +51,7 @@ impl SipEndpoint {
             request: request_json(
                 msg,
                 src,
-                direction,
+                direction.as_str(),
                 self.authenticated_user(msg, src).as_deref(),
             ),
         };
@@ -80,7 +82,7 @@ impl SipEndpoint {
             return;
         };
         // The caller may have given up meanwhile (CANCEL, timer).
-        if !matches!(self.table.state(p.tx), Some(State::Proceeding)) {
+        if !self.calls.is_proceeding(p.tx) {
             return;
         }
         if let Ok(msg) = Message::parse(&p.data) {
@@ -138,7 +140,7 @@ impl SipEndpoint {
         src: SocketAddr,
         tx: TxId,
         decision: RouterDecision,
-        direction: &'static str,
+        direction: Direction,
         from_trunk: Option<String>,
         out: &mut Output,
     ) -> bool {
@@ -186,9 +188,14 @@ impl SipEndpoint {
                 // caller's retransmissions until timer H would have ended
                 // it, then goes without a word.
                 self.spam.push((tx, now.mono_ms + SPAM_LINGER_MS));
-                self.record_cdr(
-                    now, msg, src, 0, direction, "spam", "rejected", None, from_trunk,
-                );
+                let record = RefusedInvite {
+                    ending: Ending::new(0, CallStatus::Spam, HangupReason::Rejected),
+                    direction,
+                    route: None,
+                    trunk: from_trunk,
+                    auth_user: None,
+                };
+                self.record_cdr(now, msg, src, record);
                 true
             }
             RouterDecision::Forward(f) => {
@@ -206,7 +213,7 @@ impl SipEndpoint {
         src: SocketAddr,
         tx: TxId,
         f: Forward,
-        direction: &'static str,
+        direction: Direction,
         from_trunk: Option<String>,
         out: &mut Output,
     ) {
@@ -244,8 +251,7 @@ impl SipEndpoint {
             auth_user: self.authenticated_user(msg, src),
             ..NewCall::new(msg, src, tx, targets, direction, media)
         };
-        self.calls
-            .start(now, &mut self.table, call, &mut self.actions);
+        self.place(now, call, out);
     }
 
     /// A router target: a local AOR rings every binding it has; a URI with

@@ -105,7 +105,7 @@ fn retransmission_is_answered_from_the_cache_until_timer_j() {
         1
     );
     // After 64*T1 the same key is a new transaction (still answered).
-    ep.on_tick(now(10 + 33), &mut out);
+    ep.handle_timeout(now(10 + 33), &mut out);
     assert!(ep.txs.is_empty());
 }
 

@@ -518,6 +518,51 @@ pub fn rewrite(body: &[u8], relay: &Relay) -> Result<Vec<u8>, SdpError> {
     Ok(out.into_bytes())
 }
 
+/// An SDP offer from the relay itself (PCMU, PCMA, telephone-event) on
+/// `addr`:`port`; `session` is the o= session id.
+pub fn relay_offer(addr: IpAddr, port: u16, session: u64) -> String {
+    let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=ShardPBX {session} 1 IN {ip} {addr}\r\ns=ShardPBX\r\nc=IN {ip} {addr}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
+/// An SDP answer from the relay itself to `offer` on `addr`:`port`: the
+/// offer's first codec, and telephone-event when offered. None when the
+/// offer has no codec.
+pub fn relay_answer(offer: &AudioStream, addr: IpAddr, port: u16, session: u64) -> Option<Vec<u8>> {
+    let ip = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    let first = *offer.payload_types.first()?;
+    let mut pts = vec![first];
+    let dtmf = offer
+        .rtpmaps
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case("telephone-event"))
+        .map(|m| m.pt);
+    pts.extend(dtmf.filter(|d| *d != first));
+    let fmts: Vec<String> = pts.iter().map(u8::to_string).collect();
+    let mut out = format!(
+        "v=0\r\no=ShardPBX {session} 1 IN {ip} {addr}\r\ns=ShardPBX\r\nc=IN {ip} {addr}\r\nt=0 0\r\nm=audio {port} {} {}\r\n",
+        offer.proto,
+        fmts.join(" ")
+    );
+    for pt in pts {
+        if let Some(m) = offer.rtpmaps.iter().find(|m| m.pt == pt) {
+            let ch = if m.channels > 1 {
+                format!("/{}", m.channels)
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "a=rtpmap:{pt} {}/{}{ch}\r\n",
+                m.name, m.clock_rate
+            ));
+        }
+    }
+    out.push_str("a=sendrecv\r\n");
+    Some(out.into_bytes())
+}
+
 #[cfg(test)]
 #[path = "sdp_tests.rs"]
 mod tests;

@@ -45,11 +45,11 @@ pub enum ShardMsg {
     },
     /// The shard's dialogs (AMI `GET /dialogs`), as data.
     ListDialogs {
-        reply: crossbeam_channel::Sender<Vec<crate::call::engine::DialogSummary>>,
+        reply: crossbeam_channel::Sender<Vec<crate::call::DialogSummary>>,
     },
     /// The shard's live calls (`GET /console/calls/active`), as data.
     ListCalls {
-        reply: crossbeam_channel::Sender<Vec<crate::call::engine::CallSummary>>,
+        reply: crossbeam_channel::Sender<Vec<crate::call::CallSummary>>,
     },
     /// A remote user backend's answer to this shard's [`crate::users::UserQuery`]:
     /// keep it `ttl_secs` (0: use once).

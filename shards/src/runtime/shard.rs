@@ -48,7 +48,8 @@ pub struct RuntimeConfig {
     pub poll_interval: Duration,
     pub io_memory: usize,
     pub ring_depth: usize,
-    /// Period of [`ShardLogic::on_tick`].
+    /// The longest the timer task sleeps without looking at
+    /// [`ShardLogic::poll_timeout`] again.
     pub tick: Duration,
 }
 
@@ -82,13 +83,14 @@ pub trait ShardLogic {
     );
     /// A message from the control core (not datagrams or stop).
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output);
-    /// Called every `RuntimeConfig::tick`, or sooner as `next_tick_ms` asks.
-    fn on_tick(&mut self, now: Now, out: &mut Output);
-    /// How soon the next tick is wanted (ms); the loop never waits longer
-    /// than `RuntimeConfig::tick`. Timers finer than a tick (transactions)
-    /// ask for short ticks while they run.
-    fn next_tick_ms(&self) -> u64 {
-        u64::MAX
+    /// The deadline [`Self::poll_timeout`] gave has come (or the loop's
+    /// longest sleep, `RuntimeConfig::tick`, ran out): fire what is due.
+    fn handle_timeout(&mut self, now: Now, out: &mut Output);
+    /// The earliest deadline of the logic (mono ms, [`Now::mono_ms`]); the
+    /// loop sleeps until then, at most `RuntimeConfig::tick`, and is woken
+    /// sooner when a turn makes an earlier one.
+    fn poll_timeout(&self) -> Option<u64> {
+        None
     }
     /// A datagram on media port `port` (RTP or RTCP). The logic may rewrite
     /// it in place; returns the socket (one the logic bound) to send it from
@@ -270,6 +272,24 @@ struct Shard<L> {
     ctx: ShardContext,
     logic: L,
     out: Output,
+    /// The deadline the timer task sleeps to (mono ms).
+    timer_at: std::cell::Cell<u64>,
+    /// Wakes the timer task when a turn made an earlier deadline.
+    rearm: glommio::channels::local_channel::LocalSender<()>,
+}
+
+impl<L: ShardLogic> Shard<L> {
+    /// After a turn of the logic: wake the timer task if the logic now has
+    /// a deadline before the one it sleeps to.
+    fn rearm_timer(&self) {
+        if self
+            .logic
+            .poll_timeout()
+            .is_some_and(|at| at < self.timer_at.get())
+        {
+            let _ = self.rearm.try_send(());
+        }
+    }
 }
 
 async fn run_shard<L: ShardLogic + 'static>(
@@ -280,10 +300,13 @@ async fn run_shard<L: ShardLogic + 'static>(
     logic: L,
 ) {
     let sock = Rc::new(sock);
+    let (rearm, rearmed) = glommio::channels::local_channel::new_bounded(1);
     let shard = Rc::new(RefCell::new(Shard {
         ctx: ctx.clone(),
         logic,
         out: Output::default(),
+        timer_at: std::cell::Cell::new(0),
+        rearm,
     }));
     let media_io = match MediaIo::new() {
         Ok(m) => m,
@@ -313,13 +336,14 @@ async fn run_shard<L: ShardLogic + 'static>(
         pacer.clone(),
         wake_rx,
     ));
-    let tick = glommio::spawn_local(tick_loop(
+    let tick = glommio::spawn_local(timer_loop(
         sock.clone(),
         shard.clone(),
         media.clone(),
         pacer.clone(),
         cfg.tick,
         send_batch,
+        rearmed,
     ));
     inbox_loop(&sock, &door, &shard, &media, &pacer, send_batch).await;
     drop(recv.cancel());
@@ -371,6 +395,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
                     sh.logic.on_datagram(now, r.data, src, false, &mut sh.out);
                 }
                 dispatch_handoffs(sh);
+                sh.rearm_timer();
             }
             apply_media_changes(&shard, &media);
             flush(&sock, &shard, send_batch).await;
@@ -394,21 +419,37 @@ async fn recv_loop<L: ShardLogic + 'static>(
     }
 }
 
-async fn tick_loop<L: ShardLogic + 'static>(
+/// Sleeps until the logic's next deadline (at most `longest`, and less
+/// when a turn elsewhere made an earlier one), then lets it fire what is due.
+async fn timer_loop<L: ShardLogic + 'static>(
     sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
     media: Rc<MediaShell>,
     pacer: Rc<Pacer>,
-    tick: Duration,
+    longest: Duration,
     send_batch: usize,
+    rearmed: glommio::channels::local_channel::LocalReceiver<()>,
 ) {
     loop {
-        let wanted = Duration::from_millis(shard.borrow().logic.next_tick_ms());
-        beat(&pacer, Instant::now(), tick.min(wanted)).await;
+        let now = Now::read().mono_ms;
+        let wait = match shard.borrow().logic.poll_timeout() {
+            Some(at) => Duration::from_millis(at.saturating_sub(now)).min(longest),
+            None => longest,
+        };
+        shard.borrow().timer_at.set(now + wait.as_millis() as u64);
+        if !wait.is_zero() {
+            let sleep = beat(&pacer, Instant::now(), wait);
+            let woken = async {
+                rearmed.recv().await;
+            };
+            futures_lite::future::or(sleep, woken).await;
+        }
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
-            sh.logic.on_tick(Now::read(), &mut sh.out);
+            // Nothing is due yet when woken early: the logic fires only
+            // what is, so this costs a look.
+            sh.logic.handle_timeout(Now::read(), &mut sh.out);
             dispatch_handoffs(sh);
         }
         apply_media_changes(&shard, &media);
@@ -449,6 +490,7 @@ async fn inbox_loop<L: ShardLogic + 'static>(
                 }
             }
             dispatch_handoffs(sh);
+            sh.rearm_timer();
         }
         apply_media_changes(shard, media);
         flush(sock, shard, send_batch).await;
