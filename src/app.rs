@@ -596,11 +596,12 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, StartError> {
     if let Some(l) = &cfg.proxy.locator_webhook {
         let queue = locator::EventQueue::open(store, &l.events).map_err(StartError::Store)?;
         let stats = Arc::new(WebhookStats::new("locator"));
-        let d = locator::start(queue.clone(), l.clone(), stats.clone())
-            .map_err(|source| StartError::Thread {
+        let d = locator::start(queue.clone(), l.clone(), stats.clone()).map_err(|source| {
+            StartError::Thread {
                 what: "the locator webhook",
                 source,
-            })?;
+            }
+        })?;
         queues.locator = Some(writer::EventQueue {
             queue: queue.clone(),
             wake: d.waker(),

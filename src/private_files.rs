@@ -48,11 +48,7 @@ pub struct BadLine(pub usize);
 
 impl std::fmt::Display for BadLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {}: expected \"<user>[@realm] <password>\"",
-            self.0
-        )
+        write!(f, "line {}: expected \"<user>[@realm] <password>\"", self.0)
     }
 }
 

@@ -111,9 +111,7 @@ pub fn check_http_url(s: &str) -> Result<(), SyntaxError> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad(UrlFault::Whitespace));
     }
-    let (scheme, rest) = s
-        .split_once("://")
-        .ok_or_else(|| bad(UrlFault::NoScheme))?;
+    let (scheme, rest) = s.split_once("://").ok_or_else(|| bad(UrlFault::NoScheme))?;
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err(bad(UrlFault::Scheme));
     }
@@ -257,7 +255,9 @@ mod tests {
             "\"a..b\" is not a valid hostname or IP address"
         );
         assert_eq!(
-            check_http_url("http://example.com:0").unwrap_err().to_string(),
+            check_http_url("http://example.com:0")
+                .unwrap_err()
+                .to_string(),
             "\"http://example.com:0\" is not a valid http(s) URL: port must be 1-65535"
         );
         assert_eq!(

@@ -184,7 +184,8 @@ impl Checker<'_> {
             return self.fail("proxy.udp_port", "must be 1-65535");
         }
         for (i, realm) in px.realms.iter().enumerate() {
-            check_host(realm).map_err(|e| self.err(&format!("proxy.realms[{i}]"), e.to_string()))?;
+            check_host(realm)
+                .map_err(|e| self.err(&format!("proxy.realms[{i}]"), e.to_string()))?;
         }
         if px.digest_algorithms.is_empty() {
             return self.fail(
@@ -346,7 +347,8 @@ impl Checker<'_> {
                         );
                     }
                     if let Some(realm) = &u.realm {
-                        check_host(realm).map_err(|e| self.err(&child(&up, "realm"), e.to_string()))?;
+                        check_host(realm)
+                            .map_err(|e| self.err(&child(&up, "realm"), e.to_string()))?;
                     }
                     for (k, id) in u.allowed_caller_ids.iter().enumerate() {
                         let ok = !id.is_empty()

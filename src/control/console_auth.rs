@@ -83,7 +83,11 @@ impl ConsoleAuth {
     }
 
     /// A new session for `username`, whose hash is `password_hash`; its id.
-    fn open_session(&self, username: &str, password_hash: &str) -> Result<String, String> {
+    fn open_session(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<String, console_store::SecretError> {
         let id = console_store::hex(&console_store::random_bytes::<32>()?);
         let now = Instant::now();
         let mut sessions = self.sessions();
