@@ -120,7 +120,7 @@ fn endpoint_settings(
     extensions: Arc<dyn shards::users::UserBackend>,
     routing: Arc<shards::routing::RoutingSnapshot>,
     links: WebhookLinks,
-) -> Result<EndpointSettings, String> {
+) -> Result<EndpointSettings, StartError> {
     let mut local_ips: Vec<IpAddr> = if cfg.proxy.addr.is_unspecified() {
         crate::netif::interface_addrs()
     } else {
@@ -172,9 +172,9 @@ fn endpoint_settings(
         ..AuthConfig::default()
     }
     .validate()
-    .map_err(|e| format!("proxy.digest_algorithms: {e:?}"))?;
+    .map_err(StartError::Digest)?;
     let mut nonce_key = [0u8; 32];
-    getrandom::getrandom(&mut nonce_key).map_err(|e| format!("cannot draw a nonce key: {e}"))?;
+    getrandom::getrandom(&mut nonce_key).map_err(StartError::NonceKey)?;
     let acl = cfg.proxy.acl();
     Ok(EndpointSettings {
         realms: cfg
@@ -220,6 +220,36 @@ fn endpoint_settings(
             auth_failures: Some(links.auth_failures),
         },
     })
+}
+
+/// Why the endpoint settings or the webhooks could not be set up at start.
+#[derive(Debug)]
+enum StartError {
+    /// `proxy.digest_algorithms` is refused by the digest layer.
+    Digest(shards::auth::AuthSetupError),
+    /// The OS gave no randomness for the nonce key.
+    NonceKey(getrandom::Error),
+    /// `[callrecord]` does not describe a usable bucket.
+    S3(crate::webhooks::s3::S3ConfigError),
+    /// A webhook's queue could not be opened.
+    Store(shards::store::StoreError),
+    /// A webhook's thread did not start.
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Digest(e) => write!(f, "proxy.digest_algorithms: {e:?}"),
+            StartError::NonceKey(e) => write!(f, "cannot draw a nonce key: {e}"),
+            StartError::S3(e) => e.fmt(f),
+            StartError::Store(e) => e.fmt(f),
+            StartError::Thread { what, source } => write!(f, "cannot start {what}: {source}"),
+        }
+    }
 }
 
 fn runtime_config(cfg: &Config) -> RuntimeConfig {
@@ -515,7 +545,7 @@ type Webhooks = (
 /// The durable webhooks the config asks for: the CDR push (`[callrecord]`
 /// http or s3) and the locator webhook. Each resumes whatever an earlier run
 /// left queued.
-fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
+fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, StartError> {
     use crate::webhooks::{cdr_push, locator, outbox, stats::WebhookStats};
     let (mut dispatchers, mut queues, mut views) = (
         Vec::new(),
@@ -530,7 +560,7 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
         }
         CallRecordTarget::S3(s) => Some((
             cdr_push::Target::S3 {
-                archive: crate::webhooks::s3::S3Archive::new(&s)?,
+                archive: crate::webhooks::s3::S3Archive::new(&s).map_err(StartError::S3)?,
                 keep_local: s.keep_local,
             },
             s.timeout,
@@ -538,7 +568,7 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
         )),
     };
     if let Some((target, timeout, name)) = push {
-        let outbox = outbox::Outbox::open(store).map_err(|e| e.to_string())?;
+        let outbox = outbox::Outbox::open(store).map_err(StartError::Store)?;
         let (initial, max) = cfg.callrecord.retry();
         let stats = Arc::new(WebhookStats::new(name));
         let pusher = cdr_push::start(
@@ -552,7 +582,10 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
             },
             stats.clone(),
         )
-        .map_err(|e| format!("cannot start the CDR push: {e}"))?;
+        .map_err(|source| StartError::Thread {
+            what: "the CDR push",
+            source,
+        })?;
         queues.cdr = Some(writer::PushQueue {
             outbox: outbox.clone(),
             wake: pusher.waker(),
@@ -561,10 +594,14 @@ fn start_webhooks(cfg: &Config, store: &Store) -> Result<Webhooks, String> {
         dispatchers.push(pusher);
     }
     if let Some(l) = &cfg.proxy.locator_webhook {
-        let queue = locator::EventQueue::open(store, &l.events).map_err(|e| e.to_string())?;
+        let queue = locator::EventQueue::open(store, &l.events).map_err(StartError::Store)?;
         let stats = Arc::new(WebhookStats::new("locator"));
-        let d = locator::start(queue.clone(), l.clone(), stats.clone())
-            .map_err(|e| format!("cannot start the locator webhook: {e}"))?;
+        let d = locator::start(queue.clone(), l.clone(), stats.clone()).map_err(|source| {
+            StartError::Thread {
+                what: "the locator webhook",
+                source,
+            }
+        })?;
         queues.locator = Some(writer::EventQueue {
             queue: queue.clone(),
             wake: d.waker(),

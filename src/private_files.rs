@@ -17,28 +17,94 @@ pub const PASSWORDS_FILE: &str = "generated-passwords";
 /// Random bytes per generated password (base32: 26 characters).
 const PASSWORD_BYTES: usize = 16;
 
+/// Why `data_dir` or the passwords file could not be made private or read.
+#[derive(Debug)]
+pub enum PrivateFileError {
+    /// A file system step on `path` failed.
+    Io {
+        step: Step,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The passwords file has a line that is not `<user>[@realm] <password>`.
+    Malformed { path: PathBuf, bad: BadLine },
+    /// The OS gave no randomness for a password.
+    Random(getrandom::Error),
+}
+
+/// The file system step that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Create,
+    Read,
+    /// To this mode.
+    Restrict(u32),
+    Write,
+}
+
+/// A malformed line of the passwords file (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLine(pub usize);
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: expected \"<user>[@realm] <password>\"", self.0)
+    }
+}
+
+impl std::fmt::Display for PrivateFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrivateFileError::Io { step, path, source } => {
+                let path = path.display();
+                match step {
+                    Step::Create => write!(f, "cannot create {path}: {source}"),
+                    Step::Read => write!(f, "cannot read {path}: {source}"),
+                    Step::Restrict(mode) => {
+                        write!(f, "cannot restrict {path} to {mode:o}: {source}")
+                    }
+                    Step::Write => write!(f, "cannot write {path}: {source}"),
+                }
+            }
+            PrivateFileError::Malformed { path, bad } => write!(f, "{}: {bad}", path.display()),
+            PrivateFileError::Random(e) => write!(f, "cannot draw a password: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PrivateFileError {}
+
+/// The error of `step` on `path`.
+fn io(step: Step, path: &Path) -> impl FnOnce(std::io::Error) -> PrivateFileError + '_ {
+    move |source| PrivateFileError::Io {
+        step,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Creates `dir` (and missing parents) with mode 0700, or takes group and
 /// other permissions away from an existing one. Some(old mode) when an
 /// existing directory was tightened.
-pub fn private_dir(dir: &Path) -> Result<Option<u32>, String> {
+pub fn private_dir(dir: &Path) -> Result<Option<u32>, PrivateFileError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        .map_err(io(Step::Create, dir))?;
     tighten(dir, 0o700)
 }
 
 /// Clears the group/other bits of `path` (to `mode`); Some(old mode) when it
 /// had any.
-fn tighten(path: &Path, mode: u32) -> Result<Option<u32>, String> {
-    let meta = fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn tighten(path: &Path, mode: u32) -> Result<Option<u32>, PrivateFileError> {
+    let meta = fs::metadata(path).map_err(io(Step::Read, path))?;
     let old = meta.permissions().mode() & 0o7777;
     if old & 0o077 == 0 {
         return Ok(None);
     }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot restrict {} to {mode:o}: {e}", path.display()))?;
+        .map_err(io(Step::Restrict(mode), path))?;
     Ok(Some(old))
 }
 
@@ -53,7 +119,7 @@ fn key(username: &str, realm: Option<&str>) -> String {
 /// Fills in the password of every memory user with `generate_password`:
 /// from `data_dir/generated-passwords`, generating (and adding to the file)
 /// those it lacks. Logs where the passwords are, never the passwords.
-pub fn fill_generated_passwords(cfg: &mut Config) -> Result<(), String> {
+pub fn fill_generated_passwords(cfg: &mut Config) -> Result<(), PrivateFileError> {
     let wanted: Vec<String> = cfg
         .proxy
         .user_backends
@@ -99,17 +165,20 @@ pub fn fill_generated_passwords(cfg: &mut Config) -> Result<(), String> {
 fn load_or_generate(
     path: &Path,
     wanted: &[String],
-) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
+) -> Result<(BTreeMap<String, String>, Vec<String>), PrivateFileError> {
     let mut passwords = BTreeMap::new();
     match fs::read_to_string(path) {
         Ok(text) => {
             if let Some(old) = tighten(path, 0o600)? {
                 tracing::warn!(file = %path.display(), "was mode {old:o}; now 0600");
             }
-            passwords = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            passwords = parse(&text).map_err(|bad| PrivateFileError::Malformed {
+                path: path.to_path_buf(),
+                bad,
+            })?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(io(Step::Read, path)(e)),
     }
     let mut added = Vec::new();
     for k in wanted {
@@ -125,7 +194,7 @@ fn load_or_generate(
 }
 
 /// `key password` lines; `#` comments and blank lines skipped.
-fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse(text: &str) -> Result<BTreeMap<String, String>, BadLine> {
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -137,12 +206,7 @@ fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
             (Some(k), Some(p), None) => {
                 out.insert(k.to_string(), p.to_string());
             }
-            _ => {
-                return Err(format!(
-                    "line {}: expected \"<user>[@realm] <password>\"",
-                    i + 1
-                ))
-            }
+            _ => return Err(BadLine(i + 1)),
         }
     }
     Ok(out)
@@ -161,9 +225,9 @@ fn render(passwords: &BTreeMap<String, String>) -> String {
 }
 
 /// A fresh random password: 128 bits from the OS, base32 (a-z, 2-7).
-fn generate() -> Result<String, String> {
+fn generate() -> Result<String, PrivateFileError> {
     let mut bytes = [0u8; PASSWORD_BYTES];
-    getrandom::getrandom(&mut bytes).map_err(|e| format!("cannot draw a password: {e}"))?;
+    getrandom::getrandom(&mut bytes).map_err(PrivateFileError::Random)?;
     Ok(base32(&bytes))
 }
 
@@ -186,7 +250,7 @@ fn base32(bytes: &[u8]) -> String {
 }
 
 /// Writes `text` to `path` through a new mode-0600 file renamed over it.
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+fn write_private(path: &Path, text: &str) -> Result<(), PrivateFileError> {
     let tmp: PathBuf = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
@@ -201,7 +265,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        io(Step::Write, path)(e)
     })
 }
 
@@ -254,7 +318,15 @@ mod tests {
     #[test]
     fn a_malformed_file_is_an_error_naming_the_line() {
         assert_eq!(parse("# c\n\n1001 pw\n").unwrap()["1001"], "pw".to_string());
-        assert!(parse("1001\n").unwrap_err().contains("line 1"));
-        assert!(parse("# x\n1001 a b\n").unwrap_err().contains("line 2"));
+        assert_eq!(parse("1001\n").unwrap_err(), BadLine(1));
+        assert_eq!(parse("# x\n1001 a b\n").unwrap_err(), BadLine(2));
+        let e = PrivateFileError::Malformed {
+            path: "/d/generated-passwords".into(),
+            bad: BadLine(2),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/d/generated-passwords: line 2: expected \"<user>[@realm] <password>\""
+        );
     }
 }

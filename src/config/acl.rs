@@ -13,15 +13,65 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// Why a text is not a [`Cidr`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// Not an address (the text as given).
+    NotAnAddress(String),
+    /// The part after `/` is not a number (the text as given).
+    BadPrefix(String),
+    /// Longer than the address family allows.
+    PrefixTooLong { prefix: u8, max: u8, ipv4: bool },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress(s) => write!(f, "\"{s}\" is not an IP address or CIDR"),
+            CidrError::BadPrefix(s) => write!(f, "\"{s}\" has an invalid prefix length"),
+            CidrError::PrefixTooLong { prefix, max, ipv4 } => write!(
+                f,
+                "prefix /{prefix} is longer than /{max} for {}",
+                if *ipv4 { "IPv4" } else { "IPv6" }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
+/// Why a text is not an [`AclRule`]; both name the rule as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclRuleError {
+    /// Not `allow|deny <target>`.
+    Syntax(String),
+    /// The target is not `all` or an address or CIDR.
+    Net(String, CidrError),
+}
+
+impl fmt::Display for AclRuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AclRuleError::Syntax(s) => write!(f, "\"{s}\" is not \"allow|deny <ip|cidr|all>\""),
+            AclRuleError::Net(s, e) => {
+                write!(f, "\"{s}\" is not \"allow|deny <ip|cidr|all>\": {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AclRuleError {}
+
 impl Cidr {
     /// Fails when `prefix` is longer than the address family allows.
-    pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, String> {
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
         let max = max_prefix(addr);
         if prefix > max {
-            return Err(format!(
-                "prefix /{prefix} is longer than /{max} for {}",
-                if addr.is_ipv4() { "IPv4" } else { "IPv6" }
-            ));
+            return Err(CidrError::PrefixTooLong {
+                prefix,
+                max,
+                ipv4: addr.is_ipv4(),
+            });
         }
         Ok(Cidr {
             addr: mask(addr, prefix),
@@ -85,10 +135,10 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
 }
 
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = CidrError;
 
     /// `192.0.2.7`, `192.0.2.0/24`, `2001:db8::/32`, `::1`.
-    fn from_str(s: &str) -> Result<Cidr, String> {
+    fn from_str(s: &str) -> Result<Cidr, CidrError> {
         let s = s.trim();
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -96,12 +146,12 @@ impl FromStr for Cidr {
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("\"{s}\" is not an IP address or CIDR"))?;
+            .map_err(|_| CidrError::NotAnAddress(s.to_string()))?;
         let prefix = match prefix {
             None => max_prefix(addr),
             Some(p) => p
                 .parse::<u8>()
-                .map_err(|_| format!("\"{s}\" has an invalid prefix length"))?,
+                .map_err(|_| CidrError::BadPrefix(s.to_string()))?,
         };
         Cidr::new(addr, prefix)
     }
@@ -138,12 +188,12 @@ pub struct AclRule {
 }
 
 impl FromStr for AclRule {
-    type Err = String;
+    type Err = AclRuleError;
 
     /// `"allow all"`, `"deny 203.0.113.0/24"`, `"allow ::1"`; keywords are
     /// case-insensitive.
-    fn from_str(s: &str) -> Result<AclRule, String> {
-        let bad = || format!("\"{s}\" is not \"allow|deny <ip|cidr|all>\"");
+    fn from_str(s: &str) -> Result<AclRule, AclRuleError> {
+        let bad = || AclRuleError::Syntax(s.to_string());
         let mut words = s.split_whitespace();
         let (verb, target) = match (words.next(), words.next(), words.next()) {
             (Some(v), Some(t), None) => (v, t),
@@ -159,7 +209,11 @@ impl FromStr for AclRule {
         let net = if target.eq_ignore_ascii_case("all") {
             AclNet::All
         } else {
-            AclNet::Cidr(target.parse().map_err(|e| format!("{}: {e}", bad()))?)
+            AclNet::Cidr(
+                target
+                    .parse()
+                    .map_err(|e| AclRuleError::Net(s.to_string(), e))?,
+            )
         };
         Ok(AclRule { allow, net })
     }
@@ -184,7 +238,7 @@ pub struct Acl {
 
 impl Acl {
     /// Parses every rule; the error carries the index of the first bad one.
-    pub fn parse<S: AsRef<str>>(rules: &[S]) -> Result<Acl, (usize, String)> {
+    pub fn parse<S: AsRef<str>>(rules: &[S]) -> Result<Acl, (usize, AclRuleError)> {
         rules
             .iter()
             .enumerate()
@@ -212,7 +266,7 @@ pub struct AllowList {
 }
 
 impl AllowList {
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<AllowList, (usize, String)> {
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<AllowList, (usize, CidrError)> {
         entries
             .iter()
             .enumerate()

@@ -93,14 +93,14 @@ impl Checker<'_> {
     }
 
     fn url(&self, path: &str, url: &str) -> Check {
-        check_http_url(url).map_err(|e| self.err(path, e))
+        check_http_url(url).map_err(|e| self.err(path, e.to_string()))
     }
 
     fn headers(&self, path: &str, headers: &Headers) -> Check {
         for (name, value) in headers {
             let p = child(path, name);
-            check_header_name(name).map_err(|e| self.err(&p, e))?;
-            check_header_value(value).map_err(|e| self.err(&p, e))?;
+            check_header_name(name).map_err(|e| self.err(&p, e.to_string()))?;
+            check_header_value(value).map_err(|e| self.err(&p, e.to_string()))?;
         }
         Ok(())
     }
@@ -184,7 +184,8 @@ impl Checker<'_> {
             return self.fail("proxy.udp_port", "must be 1-65535");
         }
         for (i, realm) in px.realms.iter().enumerate() {
-            check_host(realm).map_err(|e| self.err(&format!("proxy.realms[{i}]"), e))?;
+            check_host(realm)
+                .map_err(|e| self.err(&format!("proxy.realms[{i}]"), e.to_string()))?;
         }
         if px.digest_algorithms.is_empty() {
             return self.fail(
@@ -210,7 +211,7 @@ impl Checker<'_> {
         self.at_least("proxy.max_ring_time", px.max_ring_time, 1)?;
         self.at_least("proxy.nonce_ttl_secs", px.nonce_ttl_secs, 1)?;
         if let Err((i, e)) = Acl::parse(&px.acl_rules) {
-            return self.fail(&format!("proxy.acl_rules[{i}]"), e);
+            return self.fail(&format!("proxy.acl_rules[{i}]"), e.to_string());
         }
         for (key, patterns) in [
             ("proxy.routes_files", &px.routes_files),
@@ -346,7 +347,8 @@ impl Checker<'_> {
                         );
                     }
                     if let Some(realm) = &u.realm {
-                        check_host(realm).map_err(|e| self.err(&child(&up, "realm"), e))?;
+                        check_host(realm)
+                            .map_err(|e| self.err(&child(&up, "realm"), e.to_string()))?;
                     }
                     for (k, id) in u.allowed_caller_ids.iter().enumerate() {
                         let ok = !id.is_empty()
@@ -601,7 +603,7 @@ impl Checker<'_> {
 
     fn rest(&self) -> Check {
         if let Err((i, e)) = AllowList::parse(&self.cfg.ami.allows) {
-            return self.fail(&format!("ami.allows[{i}]"), e);
+            return self.fail(&format!("ami.allows[{i}]"), e.to_string());
         }
         self.range(
             "ami.drain_timeout_secs",

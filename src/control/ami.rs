@@ -18,11 +18,12 @@ use shards::runtime::inbox::AclCheck;
 use shards::runtime::{ShardGauges, ShardMsg};
 use shards::store::Store;
 
+use super::api_error::ApiError;
 use super::http::HttpState;
 use crate::config::routes_files::{
     build_routing, read_route_files, read_trunk_files, RoutingSource,
 };
-use crate::config::{Config, MAX_DRAIN_TIMEOUT_SECS};
+use crate::config::{Config, ConfigError, MAX_DRAIN_TIMEOUT_SECS};
 
 /// How long a shard may take to describe its dialogs.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -88,14 +89,14 @@ impl Reloader {
         perf_path: Option<PathBuf>,
         cfg: Config,
         console: RoutingSource,
-    ) -> Result<Reloader, String> {
+    ) -> Result<Reloader, ConfigError> {
         let base = std::path::Path::new("");
-        let trunks = read_trunk_files(&cfg, base).map_err(|e| e.to_string())?;
-        let routes = read_route_files(&cfg, base).map_err(|e| e.to_string())?;
+        let trunks = read_trunk_files(&cfg, base)?;
+        let routes = read_route_files(&cfg, base)?;
         let mut sources = trunks.clone();
         sources.extend(routes.iter().cloned());
         sources.push(console.clone());
-        let current = Arc::new(build_routing(&sources).map_err(|e| e.to_string())?);
+        let current = Arc::new(build_routing(&sources)?);
         Ok(Reloader {
             config_path,
             perf_path,
@@ -124,7 +125,7 @@ impl Reloader {
     pub fn build_with_console(
         &self,
         console: &RoutingSource,
-    ) -> Result<RoutingSnapshot, crate::config::ConfigError> {
+    ) -> Result<RoutingSnapshot, ConfigError> {
         let mut sources = self.file_sources();
         sources.push(console.clone());
         build_routing(&sources)
@@ -146,25 +147,19 @@ impl Reloader {
 
     /// Reloads `what`; the message to send to every shard, or the reason
     /// it was refused (the old tables stay).
-    pub fn reload(&mut self, what: &str) -> Result<(ShardMsgFactory, String), String> {
+    pub fn reload(&mut self, what: &str) -> Result<(ShardMsgFactory, String), ReloadError> {
         let base = std::path::Path::new("");
         match what {
             "trunks" | "routes" => {
                 let (trunks, routes) = if what == "trunks" {
-                    (
-                        read_trunk_files(&self.cfg, base).map_err(|e| e.to_string())?,
-                        self.routes.clone(),
-                    )
+                    (read_trunk_files(&self.cfg, base)?, self.routes.clone())
                 } else {
-                    (
-                        self.trunks.clone(),
-                        read_route_files(&self.cfg, base).map_err(|e| e.to_string())?,
-                    )
+                    (self.trunks.clone(), read_route_files(&self.cfg, base)?)
                 };
                 let mut sources = trunks.clone();
                 sources.extend(routes.iter().cloned());
                 sources.push(self.console.clone());
-                let mut snapshot = build_routing(&sources).map_err(|e| e.to_string())?;
+                let mut snapshot = build_routing(&sources)?;
                 snapshot.carry_limits_from(&self.current);
                 let snapshot = Arc::new(snapshot);
                 let summary = format!(
@@ -178,8 +173,7 @@ impl Reloader {
                 Ok((ShardMsgFactory::Routing(snapshot), summary))
             }
             "acl" => {
-                let cfg = Config::load_with_profile(&self.config_path, self.perf_path.as_deref())
-                    .map_err(|e| e.to_string())?;
+                let cfg = Config::load_with_profile(&self.config_path, self.perf_path.as_deref())?;
                 let rules = cfg.proxy.acl_rules.len();
                 let acl = cfg.proxy.acl();
                 self.cfg.proxy.acl_rules = cfg.proxy.acl_rules.clone();
@@ -188,10 +182,38 @@ impl Reloader {
                     format!("{rules} rule(s)"),
                 ))
             }
-            _ => Err(format!("unknown table '{what}' (trunks, routes or acl)")),
+            _ => Err(ReloadError::UnknownTable(what.to_string())),
         }
     }
 }
+
+/// Why a reload was refused (the old tables stay).
+#[derive(Debug)]
+pub enum ReloadError {
+    /// A file, or the tables built from it, is not acceptable.
+    Config(ConfigError),
+    /// Not `trunks`, `routes` or `acl`.
+    UnknownTable(String),
+}
+
+impl From<ConfigError> for ReloadError {
+    fn from(e: ConfigError) -> ReloadError {
+        ReloadError::Config(e)
+    }
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::Config(e) => e.fmt(f),
+            ReloadError::UnknownTable(what) => {
+                write!(f, "unknown table '{what}' (trunks, routes or acl)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
 
 /// A message every shard gets a copy of.
 pub enum ShardMsgFactory {
@@ -208,28 +230,13 @@ impl ShardMsgFactory {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": super::http::error_code(status), "message": message})),
-    )
-        .into_response()
-}
-
-/// 422 naming the body field at fault.
-fn invalid_field(field: &str, message: &str) -> Response {
-    let status = StatusCode::UNPROCESSABLE_ENTITY;
-    (
-        status,
-        Json(json!({"error": super::http::error_code(status), "message": message, "field": field})),
-    )
-        .into_response()
-}
-
 /// 403 unless the TCP peer is in `[ami] allows`.
-fn refuse(state: &HttpState, peer: std::net::SocketAddr) -> Option<Response> {
-    (!(state.ami_allowed)(peer.ip()))
-        .then(|| error(StatusCode::FORBIDDEN, "peer address not in ami.allows"))
+fn allowed(state: &HttpState, peer: std::net::SocketAddr) -> Result<(), ApiError> {
+    if (state.ami_allowed)(peer.ip()) {
+        Ok(())
+    } else {
+        Err(ApiError::not_ami_peer())
+    }
 }
 
 /// utime + stime of one thread, in clock ticks.
@@ -257,10 +264,8 @@ pub(crate) fn clock_ticks_per_sec() -> f64 {
 pub async fn health(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-) -> Response {
-    if let Some(r) = refuse(&state, peer) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    allowed(&state, peer)?;
     let ami = &state.ami;
     let now = Instant::now();
     let hz = clock_ticks_per_sec();
@@ -293,7 +298,7 @@ pub async fn health(
     let registrations = ami.store.aor_count().unwrap_or(0);
     let backlog = state.webhooks.backlog();
     let room = ami.store.space().usage();
-    Json(json!({
+    Ok(Json(json!({
         "status": if ami.draining.load(Ordering::Relaxed) { "draining" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSecs": ami.started.elapsed().as_secs(),
@@ -309,7 +314,7 @@ pub async fn health(
             "refusingCalls": room.refusing_calls,
         },
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `POST /ami/v1/reload/{trunks|routes|acl}`.
@@ -317,12 +322,10 @@ pub async fn reload(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(what): Path<String>,
-) -> Response {
-    if let Some(r) = refuse(&state, peer) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    allowed(&state, peer)?;
     if !matches!(what.as_str(), "trunks" | "routes" | "acl") {
-        return error(StatusCode::NOT_FOUND, "reload trunks, routes or acl");
+        return Err(ApiError::not_found("reload trunks, routes or acl"));
     }
     let st = state.clone();
     let what2 = what.clone();
@@ -342,16 +345,13 @@ pub async fn reload(
     match result {
         Ok(Ok((_, summary))) => {
             tracing::info!(table = %what, %summary, "reloaded");
-            Json(json!({"status": "ok", "reloaded": what, "summary": summary})).into_response()
+            Ok(Json(json!({"status": "ok", "reloaded": what, "summary": summary})).into_response())
         }
         Ok(Err(reason)) => {
             tracing::warn!(table = %what, %reason, "reload refused; the old table stays");
-            error(StatusCode::UNPROCESSABLE_ENTITY, &reason)
+            Err(ApiError::unprocessable(reason.to_string()))
         }
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("reload failed: {e}"),
-        ),
+        Err(e) => Err(ApiError::internal(format!("reload failed: {e}"))),
     }
 }
 
@@ -360,31 +360,29 @@ pub async fn shutdown(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Some(r) = refuse(&state, peer) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    allowed(&state, peer)?;
     let mut timeout = state.ami.drain_timeout;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
+            Err(e) => return Err(ApiError::bad_request(format!("body is not JSON: {e}"))),
         };
         match v.get("drain_timeout_secs") {
             None | Some(Value::Null) => {}
             Some(n) => match n.as_u64() {
                 Some(n) if n <= MAX_DRAIN_TIMEOUT_SECS => timeout = Duration::from_secs(n),
                 Some(_) => {
-                    return invalid_field(
+                    return Err(ApiError::invalid(
                         "drain_timeout_secs",
-                        &format!("drain_timeout_secs: at most {MAX_DRAIN_TIMEOUT_SECS} s"),
-                    )
+                        format!("at most {MAX_DRAIN_TIMEOUT_SECS} s"),
+                    ))
                 }
                 None => {
-                    return invalid_field(
+                    return Err(ApiError::invalid(
                         "drain_timeout_secs",
-                        "drain_timeout_secs: a whole number of seconds is required",
-                    )
+                        "a whole number of seconds is required",
+                    ))
                 }
             },
         }
@@ -414,23 +412,24 @@ pub async fn shutdown(
             st.ami.stop.notify_one();
         });
     }
-    Json(json!({"status": "draining", "drainTimeoutSecs": timeout.as_secs()})).into_response()
+    Ok(Json(json!({"status": "draining", "drainTimeoutSecs": timeout.as_secs()})).into_response())
 }
 
 /// `GET /ami/v1/dialogs`: every dialog of every shard.
 pub async fn dialogs(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-) -> Response {
-    if let Some(r) = refuse(&state, peer) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    allowed(&state, peer)?;
     match gather_with(&state, |reply| ShardMsg::ListDialogs { reply }).await {
         Some(dialogs) => {
-            let items: Vec<Value> = dialogs.iter().map(|d| d.to_json()).collect();
-            Json(json!({ "items": items })).into_response()
+            let items: Vec<Value> = dialogs.iter().map(super::views::dialog_json).collect();
+            Ok(Json(json!({ "items": items })).into_response())
         }
-        None => error(StatusCode::GATEWAY_TIMEOUT, "a shard did not answer in 2 s"),
+        None => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "a shard did not answer in 2 s",
+        )),
     }
 }
 

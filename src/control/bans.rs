@@ -24,6 +24,7 @@ use serde_json::json;
 use shards::routing::HostPattern;
 use shards::runtime::{Inbox, ShardMsg};
 
+use super::api_error::ApiError;
 use super::http::HttpState;
 use crate::config::SecurityConfig;
 
@@ -221,20 +222,12 @@ pub fn routes() -> Router<Arc<HttpState>> {
         .route("/ami/v1/bans/{ip}", delete(lift))
 }
 
-fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({"error": "forbidden", "message": "peer address not in ami.allows"})),
-    )
-        .into_response()
-}
-
 async fn list(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
     if !(state.ami_allowed)(peer.ip()) {
-        return forbidden();
+        return ApiError::not_ami_peer().into_response();
     }
     let now = unix_now();
     let items: Vec<_> = state
@@ -260,25 +253,19 @@ async fn lift(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(ip): Path<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     if !(state.ami_allowed)(peer.ip()) {
-        return forbidden();
+        return Err(ApiError::not_ami_peer());
     }
     let Ok(ip) = ip.parse::<IpAddr>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "bad_request", "message": format!("\"{ip}\" is not an IP address"), "field": "ip"})),
-        )
-            .into_response();
+        return Err(
+            ApiError::bad_request(format!("\"{ip}\" is not an IP address")).with_field("ip"),
+        );
     };
     if state.bans.lift(ip) {
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "not_found", "message": format!("{ip} is not banned")})),
-        )
-            .into_response()
+        Err(ApiError::not_found(format!("{ip} is not banned")))
     }
 }
 

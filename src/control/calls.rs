@@ -15,6 +15,7 @@ use shards::runtime::inbox::CallCommand;
 use shards::runtime::owner::owner_of;
 use shards::runtime::ShardMsg;
 
+use super::api_error::ApiError;
 use super::http::HttpState;
 
 /// How long a listing of the active calls is served from the cache.
@@ -23,18 +24,30 @@ const ACTIVE_CACHE: Duration = Duration::from_millis(100);
 /// How long a shard may take to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn error(status: StatusCode, field: Option<&str>, message: &str) -> Response {
-    let mut body = json!({ "error": super::http::error_code(status), "message": message });
-    if let Some(f) = field {
-        body["field"] = f.into();
-    }
-    (status, Json(body)).into_response()
-}
-
 /// A body that is not a command: the field at fault (None: not JSON).
 struct BadBody {
     field: Option<&'static str>,
     message: String,
+}
+
+impl From<BadBody> for ApiError {
+    fn from(bad: BadBody) -> ApiError {
+        ApiError::bad_request(bad.message).with_field_opt(bad.field)
+    }
+}
+
+/// A shard's refusal of a command; `invalid` is the status of a bad
+/// request (its field is the message's first word before a colon).
+fn refused(e: CommandError, invalid: StatusCode, not_found: &str) -> ApiError {
+    match e {
+        CommandError::BadRequest(m) => {
+            let field = m.split(':').next().filter(|f| !f.contains(' '));
+            ApiError::new(invalid, m.as_str()).with_field_opt(field)
+        }
+        CommandError::Conflict(m) => ApiError::conflict(m),
+        CommandError::Unavailable(m) => ApiError::unavailable(m),
+        CommandError::NotFound => ApiError::not_found(not_found),
+    }
 }
 
 /// The command a body asks for.
@@ -102,17 +115,12 @@ fn parse_command(body: &[u8]) -> Result<CallCommand, BadBody> {
 /// click-to-dial. Rings the extension; when it answers, calls `to` through
 /// the normal routing and bridges them. 201 `{"callId", "state": "ringing"}`
 /// once the first INVITE is out; the call then shows in the active calls.
-pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) -> Response {
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                None,
-                &format!("body is not JSON: {e}"),
-            )
-        }
-    };
+pub async fn dial(
+    State(state): State<Arc<HttpState>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
     let field = |name: &'static str| -> Option<String> {
         v.get(name)
             .and_then(Value::as_str)
@@ -124,10 +132,9 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
         (Some(f), Some(t)) => (f, t),
         (f, _) => {
             let name = if f.is_none() { "from" } else { "to" };
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(name),
-                &format!("{name}: a non-empty string is required"),
+            return Err(
+                ApiError::unprocessable(format!("{name}: a non-empty string is required"))
+                    .with_field(name),
             );
         }
     };
@@ -137,7 +144,7 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
         .get(owner_of(from.as_bytes(), shards))
         .cloned()
     else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, None, "no shards running");
+        return Err(ApiError::unavailable("no shards running"));
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     if !inbox.push(ShardMsg::Originate {
@@ -145,11 +152,7 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
         to,
         reply: tx,
     }) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "the shard's inbox is full",
-        );
+        return Err(ApiError::unavailable("the shard's inbox is full"));
     }
     let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
     match answer {
@@ -157,31 +160,22 @@ pub async fn dial(State(state): State<Arc<HttpState>>, body: axum::body::Bytes) 
             if let Ok(mut c) = state.active_cache.lock() {
                 *c = None;
             }
-            (
+            Ok((
                 StatusCode::CREATED,
                 Json(json!({"callId": call_id, "state": "ringing"})),
             )
-                .into_response()
+                .into_response())
         }
-        Ok(Ok(Err(CommandError::BadRequest(m)))) => {
-            let field = m.split(':').next().filter(|f| !f.contains(' '));
-            error(StatusCode::UNPROCESSABLE_ENTITY, field, &m)
-        }
-        Ok(Ok(Err(CommandError::Conflict(m)))) => error(StatusCode::CONFLICT, None, &m),
-        Ok(Ok(Err(CommandError::Unavailable(m)))) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, None, &m)
-        }
-        Ok(Ok(Err(CommandError::NotFound))) => error(StatusCode::NOT_FOUND, None, "not found"),
-        _ => error(
+        Ok(Ok(Err(e))) => Err(refused(e, StatusCode::UNPROCESSABLE_ENTITY, "not found")),
+        _ => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            None,
             "the shard did not answer in 2 s",
-        ),
+        )),
     }
 }
 
 /// `GET /console/calls/active`: the live calls of every shard.
-pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
+pub async fn active(State(state): State<Arc<HttpState>>) -> Result<Response, ApiError> {
     // Requests within ACTIVE_CACHE of each other share one round of shard
     // queries and one serialization: a dashboard polling hard must not cost
     // the shards (or the control core) a JSON dump of every call per request.
@@ -191,26 +185,25 @@ pub async fn active(State(state): State<Arc<HttpState>>) -> Response {
             .map(|(_, body)| body.clone())
     });
     if let Some(body) = cached {
-        return json_body(body);
+        return Ok(json_body(body));
     }
     let gathered = super::ami::gather_with(&state, |reply| ShardMsg::ListCalls { reply }).await;
     match gathered {
         Some(mut calls) => {
             calls.sort_by(|a, b| (a.start_ms, &a.call_id).cmp(&(b.start_ms, &b.call_id)));
-            let items: Vec<Value> = calls.iter().map(|c| c.to_json()).collect();
+            let items: Vec<Value> = calls.iter().map(super::views::call_json).collect();
             let body = axum::body::Bytes::from(
                 serde_json::to_vec(&json!({ "items": items })).unwrap_or_default(),
             );
             if let Ok(mut c) = state.active_cache.lock() {
                 *c = Some((std::time::Instant::now(), body.clone()));
             }
-            json_body(body)
+            Ok(json_body(body))
         }
-        None => error(
+        None => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            None,
             "a shard did not answer in 2 s",
-        ),
+        )),
     }
 }
 
@@ -228,18 +221,15 @@ pub async fn command(
     State(state): State<Arc<HttpState>>,
     Path(call_id): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    let command = match parse_command(&body) {
-        Ok(c) => c,
-        Err(bad) => return error(StatusCode::BAD_REQUEST, bad.field, &bad.message),
-    };
+) -> Result<Response, ApiError> {
+    let command = parse_command(&body)?;
     let shards = state.inboxes.len();
     let Some(inbox) = state
         .inboxes
         .get(owner_of(call_id.trim().as_bytes(), shards.max(1)))
         .cloned()
     else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, None, "no shards running");
+        return Err(ApiError::unavailable("no shards running"));
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     if !inbox.push(ShardMsg::CallCommand {
@@ -247,11 +237,7 @@ pub async fn command(
         command,
         reply: tx,
     }) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "the owner shard's inbox is full",
-        );
+        return Err(ApiError::unavailable("the owner shard's inbox is full"));
     }
     let answer = tokio::task::spawn_blocking(move || rx.recv_timeout(COMMAND_TIMEOUT)).await;
     match answer {
@@ -260,25 +246,16 @@ pub async fn command(
             if let Ok(mut c) = state.active_cache.lock() {
                 *c = None;
             }
-            (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
+            Ok((StatusCode::OK, Json(json!({"status": "ok"}))).into_response())
         }
-        Ok(Ok(Err(CommandError::NotFound))) => error(
-            StatusCode::NOT_FOUND,
-            None,
+        Ok(Ok(Err(e))) => Err(refused(
+            e,
+            StatusCode::BAD_REQUEST,
             &format!("no active call {call_id}"),
-        ),
-        Ok(Ok(Err(CommandError::Conflict(m)))) => error(StatusCode::CONFLICT, None, &m),
-        Ok(Ok(Err(CommandError::Unavailable(m)))) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, None, &m)
-        }
-        Ok(Ok(Err(CommandError::BadRequest(m)))) => {
-            let field = m.split(':').next().filter(|f| !f.contains(' '));
-            error(StatusCode::BAD_REQUEST, field, &m)
-        }
-        _ => error(
+        )),
+        _ => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            None,
             "the owner shard did not answer in 2 s",
-        ),
+        )),
     }
 }

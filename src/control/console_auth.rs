@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::api_error::ApiError;
 use super::console_store::{self, ConsoleStore, Scope};
 use super::http::HttpState;
 
@@ -82,7 +83,11 @@ impl ConsoleAuth {
     }
 
     /// A new session for `username`, whose hash is `password_hash`; its id.
-    fn open_session(&self, username: &str, password_hash: &str) -> Result<String, String> {
+    fn open_session(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<String, console_store::SecretError> {
         let id = console_store::hex(&console_store::random_bytes::<32>()?);
         let now = Instant::now();
         let mut sessions = self.sessions();
@@ -246,21 +251,6 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     Some(Scope::Write)
 }
 
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
-    let mut body = json!({ "error": code, "message": message });
-    if let Some(f) = field {
-        body["field"] = f.into();
-    }
-    (status, Json(body)).into_response()
-}
-
-fn unauthorized(message: &str) -> Response {
-    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", None, message);
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
-}
-
 /// The middleware: every request under `/console` except the login needs a
 /// live session or a valid token with the route's scope (401 without, 403
 /// with a token that lacks the scope). Other paths pass untouched.
@@ -277,39 +267,29 @@ pub async fn require(
     match state.console_auth.authenticate(req.headers()) {
         Auth::Ok(principal, scopes) => {
             if let Some(scope) = needed.filter(|s| !scopes.contains(s)) {
-                return error(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    None,
-                    &format!("this token lacks the '{}' scope", scope.as_str()),
-                );
+                return ApiError::forbidden(format!(
+                    "this token lacks the '{}' scope",
+                    scope.as_str()
+                ))
+                .into_response();
             }
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
-        Auth::Unauthenticated(message) => unauthorized(message),
+        Auth::Unauthenticated(message) => ApiError::unauthorized(message).into_response(),
         Auth::Unavailable(e) => {
             tracing::error!("console auth: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                None,
-                "credential store unavailable",
-            )
+            ApiError::unavailable("credential store unavailable").into_response()
         }
     }
 }
 
-fn too_many(wait_secs: u64) -> Response {
-    let mut r = error(
+fn too_many(wait_secs: u64) -> ApiError {
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        None,
-        &format!("too many failed logins from this address; retry in {wait_secs} s"),
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
-    r
+        format!("too many failed logins from this address; retry in {wait_secs} s"),
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(wait_secs))
 }
 
 /// A hash to check unknown usernames against, so they take as long as
@@ -324,23 +304,14 @@ pub async fn login(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let auth = &state.console_auth;
     let ip = peer.ip().to_canonical();
     if let Some(wait) = auth.limited(ip, Instant::now()) {
-        return too_many(wait);
+        return Err(too_many(wait));
     }
-    let v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                None,
-                &format!("body is not JSON: {e}"),
-            )
-        }
-    };
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
     let field = |name: &str| {
         v.get(name)
             .and_then(Value::as_str)
@@ -351,27 +322,17 @@ pub async fn login(
         (Some(u), Some(p)) => (u, p),
         (u, _) => {
             let name = if u.is_none() { "username" } else { "password" };
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                Some(name),
-                &format!("{name}: a non-empty string is required"),
-            );
+            return Err(ApiError::invalid(name, "a non-empty string is required"));
         }
     };
     if let Some(wait) = auth.begin_attempt(ip) {
-        return too_many(wait);
+        return Err(too_many(wait));
     }
     let phc = match auth.store.user(&username) {
         Ok(u) => u.map(|u| u.password_hash),
         Err(e) => {
             tracing::error!("console login: {e}");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                None,
-                "credential store unavailable",
-            );
+            return Err(ApiError::unavailable("credential store unavailable"));
         }
     };
     let checked = phc.clone();
@@ -386,14 +347,14 @@ pub async fn login(
     .unwrap_or(false);
     let Some(phc) = phc.filter(|_| ok) else {
         tracing::info!(%ip, "console login failed");
-        return unauthorized("invalid username or password");
+        return Err(ApiError::unauthorized("invalid username or password"));
     };
     auth.login_succeeded(ip);
     let id = match auth.open_session(&username, &phc) {
         Ok(id) => id,
         Err(e) => {
             tracing::error!("console login: {e}");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, &e);
+            return Err(ApiError::unavailable(e.to_string()));
         }
     };
     tracing::info!(%ip, username, "console login");
@@ -407,16 +368,9 @@ pub async fn login(
         Ok(v) => {
             r.headers_mut().insert(header::SET_COOKIE, v);
         }
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                None,
-                &e.to_string(),
-            )
-        }
+        Err(e) => return Err(ApiError::unavailable(e.to_string())),
     }
-    r
+    Ok(r)
 }
 
 /// `POST /console/logout`: ends the session of the cookie (204); with a

@@ -41,22 +41,40 @@ impl Scope {
     }
 }
 
+/// Why a list of scopes is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopesError {
+    /// A value that is not a scope.
+    Unknown(String),
+    Empty,
+}
+
+impl std::fmt::Display for ScopesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScopesError::Unknown(part) => write!(
+                f,
+                "unknown scope '{part}' (expected a comma-separated list of read, write, calls)"
+            ),
+            ScopesError::Empty => f.write_str("at least one scope is needed (read, write, calls)"),
+        }
+    }
+}
+
+impl std::error::Error for ScopesError {}
+
 /// `read,write` -> the scopes, in order, without repeats; the error names the
 /// offending value.
-pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, String> {
+pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, ScopesError> {
     let mut out = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let scope = Scope::parse(part).ok_or_else(|| {
-            format!(
-                "unknown scope '{part}' (expected a comma-separated list of read, write, calls)"
-            )
-        })?;
+        let scope = Scope::parse(part).ok_or_else(|| ScopesError::Unknown(part.to_string()))?;
         if !out.contains(&scope) {
             out.push(scope);
         }
     }
     if out.is_empty() {
-        return Err("at least one scope is needed (read, write, calls)".into());
+        return Err(ScopesError::Empty);
     }
     Ok(out)
 }
@@ -203,23 +221,46 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Why a secret (salt, token, session id) or a password hash could not be made.
+#[derive(Debug)]
+pub enum SecretError {
+    /// The OS gave no randomness.
+    Random(getrandom::Error),
+    /// The salt could not be encoded.
+    Salt(argon2::password_hash::Error),
+    /// Argon2 refused to hash.
+    Hash(argon2::password_hash::Error),
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Random(e) => write!(f, "no randomness from the OS: {e}"),
+            SecretError::Salt(e) => write!(f, "salt: {e}"),
+            SecretError::Hash(e) => write!(f, "argon2: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
 /// `n` bytes from the OS CSPRNG.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
     let mut buf = [0u8; N];
-    getrandom::getrandom(&mut buf).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    getrandom::getrandom(&mut buf).map_err(SecretError::Random)?;
     Ok(buf)
 }
 
 /// Argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane) with a random
 /// salt; the PHC string. Slow by design: keep it off async threads.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, SecretError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt_bytes = random_bytes::<16>()?;
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| format!("salt: {e}"))?;
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(SecretError::Salt)?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("argon2: {e}"))
+        .map_err(SecretError::Hash)
 }
 
 /// True when `password` matches the PHC string (false also for a string
@@ -244,7 +285,7 @@ const TOKEN_PREFIX: &str = "spbx_";
 /// (slow, salted) exists to make guessing low-entropy passwords expensive,
 /// and nobody can guess 256 random bits; a fast hash also keeps the per
 /// request check cheap.
-pub fn mint_token(name: &str, scopes: Vec<Scope>) -> Result<(String, ApiToken), String> {
+pub fn mint_token(name: &str, scopes: Vec<Scope>) -> Result<(String, ApiToken), SecretError> {
     let id = hex(&random_bytes::<8>()?);
     let secret = hex(&random_bytes::<32>()?);
     let record = ApiToken {
@@ -298,8 +339,9 @@ mod tests {
             vec![Scope::Read, Scope::Calls]
         );
         let err = parse_scopes("read,admin").unwrap_err();
-        assert!(err.contains("'admin'"), "{err}");
-        assert!(parse_scopes(" , ").is_err());
+        assert_eq!(err, ScopesError::Unknown("admin".into()));
+        assert!(err.to_string().contains("'admin'"), "{err}");
+        assert_eq!(parse_scopes(" , "), Err(ScopesError::Empty));
     }
 
     #[test]

@@ -10,13 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::api_error::ApiError;
 use super::console_store::constant_time_eq;
 use super::http::HttpState;
 
@@ -196,10 +195,6 @@ fn is_ami_path(path: &str) -> bool {
     path == "/metrics" || path == "/ami" || path.starts_with("/ami/")
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": code, "message": message}))).into_response()
-}
-
 /// The middleware (outermost layer of the router).
 pub async fn check(
     State(state): State<Arc<HttpState>>,
@@ -212,33 +207,19 @@ pub async fn check(
         Ok(()) => {}
         Err(Refusal::CrossSite(why)) => {
             tracing::warn!(%peer, path = req.uri().path(), "refused: {why}");
-            return error(StatusCode::FORBIDDEN, "forbidden", why);
+            return ApiError::forbidden(why).into_response();
         }
         Err(Refusal::SimpleBody(why)) => {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                &why,
-            );
+            return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, why).into_response();
         }
     }
     if is_ami_path(req.uri().path()) {
         if !(state.ami_allowed)(peer.ip()) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "peer address not in ami.allows",
-            );
+            return ApiError::not_ami_peer().into_response();
         }
         if !guard.ami_token_ok(req.headers()) {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "AMI needs Authorization: Bearer <[ami] token>",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return ApiError::unauthorized("AMI needs Authorization: Bearer <[ami] token>")
+                .into_response();
         }
     }
     next.run(req).await
@@ -247,6 +228,7 @@ pub async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn addr() -> SocketAddr {
         "127.0.0.1:8080".parse().unwrap()

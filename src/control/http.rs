@@ -14,6 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use shards::runtime::{Inbox, ShardStats};
 
+use super::api_error::ApiError;
+
 /// What the HTTP handlers read.
 pub struct HttpState {
     pub shard_stats: Vec<Arc<ShardStats>>,
@@ -36,25 +38,6 @@ pub struct HttpState {
     pub guard: super::guard::Guard,
     /// Bans of sources that failed digest authentication (`bans.rs`).
     pub bans: Arc<super::bans::Guard>,
-}
-
-/// The machine-readable `error` code of an error reply (API.md section 4:
-/// `{"error": "<code>", "message", "field"}`) for its HTTP status.
-pub fn error_code(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        415 => "unsupported_media_type",
-        416 => "range_not_satisfiable",
-        422 => "invalid",
-        429 => "too_many_requests",
-        503 => "unavailable",
-        504 => "timeout",
-        _ => "internal",
-    }
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -94,22 +77,16 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Any path no route knows: the JSON error shape, not an empty body.
-async fn not_found() -> Response {
-    let status = StatusCode::NOT_FOUND;
-    (
-        status,
-        axum::Json(serde_json::json!({"error": error_code(status), "message": "no such path"})),
-    )
-        .into_response()
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such path")
 }
 
 /// A known path with a method it does not take.
-async fn method_not_allowed() -> Response {
-    (
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(serde_json::json!({"error": "method_not_allowed", "message": "method not allowed on this path"})),
+        "method not allowed on this path",
     )
-        .into_response()
 }
 
 /// Serves until `shutdown` resolves.
@@ -131,11 +108,7 @@ async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
     if !(state.ami_allowed)(peer.ip()) {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "message": "peer address not in ami.allows"})),
-        )
-            .into_response();
+        return ApiError::not_ami_peer().into_response();
     }
     let mut text = render(&state.shard_stats);
     render_levels(&mut text, &state);

@@ -240,14 +240,6 @@ impl ResourcesStore {
         Ok(self.extensions()?.into_iter().find(|e| e.id == id))
     }
 
-    pub fn extension_by_username(&self, username: &str) -> Result<Option<Extension>, StoreError> {
-        let rtxn = self.env.read_txn()?;
-        match self.extensions.get(&rtxn, username)? {
-            Some(raw) => Ok(Some(decode_record("extension", username, raw)?)),
-            None => Ok(None),
-        }
-    }
-
     /// The extension with `id` as seen in `txn`.
     fn find_extension(
         &self,

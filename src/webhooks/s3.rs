@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use rusty_s3::actions::{PutObject, S3Action};
-use rusty_s3::{Bucket, Credentials, UrlStyle};
+use rusty_s3::{Bucket, BucketError, Credentials, UrlStyle};
 
 use super::client::Failure;
 use crate::config::S3CallRecord;
@@ -24,8 +24,33 @@ pub struct S3Archive {
     root: String,
 }
 
+/// Why `[callrecord]` does not describe a usable bucket.
+#[derive(Debug)]
+pub enum S3ConfigError {
+    /// `callrecord.endpoint` (or the AWS one made from the region) is not a URL.
+    Endpoint {
+        endpoint: String,
+        source: url::ParseError,
+    },
+    /// `callrecord.bucket` cannot be addressed at that endpoint.
+    Bucket(BucketError),
+}
+
+impl std::fmt::Display for S3ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            S3ConfigError::Endpoint { endpoint, source } => {
+                write!(f, "callrecord.endpoint: {endpoint}: {source}")
+            }
+            S3ConfigError::Bucket(e) => write!(f, "callrecord.bucket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for S3ConfigError {}
+
 impl S3Archive {
-    pub fn new(cfg: &S3CallRecord) -> Result<S3Archive, String> {
+    pub fn new(cfg: &S3CallRecord) -> Result<S3Archive, S3ConfigError> {
         let (endpoint, style) = match &cfg.endpoint {
             Some(e) => (e.clone(), UrlStyle::Path),
             // us-east-1 keeps the global endpoint AWS's own examples use.
@@ -38,10 +63,12 @@ impl S3Archive {
                 UrlStyle::VirtualHost,
             ),
         };
-        let url = url::Url::parse(&endpoint)
-            .map_err(|e| format!("callrecord.endpoint: {endpoint}: {e}"))?;
+        let url = url::Url::parse(&endpoint).map_err(|source| S3ConfigError::Endpoint {
+            endpoint: endpoint.clone(),
+            source,
+        })?;
         let bucket = Bucket::new(url, style, cfg.bucket.clone(), cfg.region.clone())
-            .map_err(|e| format!("callrecord.bucket: {e}"))?;
+            .map_err(S3ConfigError::Bucket)?;
         let credentials = match (&cfg.access_key, &cfg.secret_key) {
             (Some(k), Some(s)) => Some(Credentials::new(k.clone(), s.clone())),
             _ => None,

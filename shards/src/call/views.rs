@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use super::engine::CallEngine;
 use super::model::Phase;
-use crate::cdr::time_fmt::rfc3339_ms;
 use crate::cdr::Direction;
 use crate::time::Now;
 
@@ -45,26 +44,6 @@ pub struct DialogSummary {
     pub proxied: bool,
 }
 
-impl DialogSummary {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": format!("{};{};{}", self.call_id, self.local_tag, self.remote_tag),
-            "callId": self.call_id,
-            "call": self.call,
-            "leg": self.leg,
-            "state": self.state.as_str(),
-            "localTag": self.local_tag,
-            "remoteTag": self.remote_tag,
-            "localCseq": self.local_cseq,
-            "remoteTarget": self.remote_target,
-            "remoteAddress": self.remote_address.map(|a| a.to_string()),
-            "routeSet": [],
-            "ageSecs": self.age_secs,
-            "media": if self.proxied { "proxied" } else { "direct" },
-        })
-    }
-}
-
 /// One live call as `GET /console/calls/active` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallSummary {
@@ -80,29 +59,6 @@ pub struct CallSummary {
     pub route: Option<String>,
     pub trunk: Option<String>,
     pub shard: usize,
-}
-
-impl CallSummary {
-    /// The listing item of API.md section 4.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "callId": self.call_id,
-            "caller": self.caller,
-            "callee": self.callee,
-            "direction": self.direction.as_str(),
-            "state": if self.ringing { "ringing" } else { "answered" },
-            "startTime": rfc3339_ms(self.start_ms),
-            "answerTime": self.answer_ms.map(rfc3339_ms),
-            "media": if self.proxied { "proxied" } else { "direct" },
-            "tracks": [
-                {"id": "audio-0", "leg": "caller"},
-                {"id": "audio-1", "leg": "callee"},
-            ],
-            "routeId": self.route,
-            "sipTrunkId": self.trunk,
-            "shard": self.shard,
-        })
-    }
 }
 
 impl CallEngine {
