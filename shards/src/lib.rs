@@ -4,6 +4,7 @@
 //! Protocol logic is sans-IO: it takes `(now, input)` and returns what to send.
 //! The runtime module is the thin shell that moves bytes between sockets and it.
 
+pub mod addr;
 pub mod auth;
 pub mod call;
 pub mod cdr;

@@ -7,20 +7,22 @@
 
 mod identity;
 mod invite;
+mod parked;
+mod pending;
 pub mod register;
 mod remote_users;
 mod resolve;
 mod router_calls;
 pub mod settings;
 pub mod stateless;
+mod targets;
 pub mod txcache;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
-use crate::call::engine::{CallEngine, EngineConfig, Target};
+use crate::call::engine::{CallEngine, EngineConfig};
 use crate::call::ids::IdGen;
 use crate::control_link::{ControlRequest, ControlSender};
 use crate::registrar::ChangeError;
@@ -36,6 +38,8 @@ use crate::sip::{HeaderName, Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
 
+use parked::Parked;
+use pending::{Pending, NEVER};
 use register::RegisterStep;
 pub use settings::EndpointSettings;
 use stateless::{ACCEPT, ALLOW, SUPPORTED};
@@ -50,6 +54,7 @@ const DROP_LOG_INTERVAL_MS: u64 = 10_000;
 struct PendingRegister {
     request: Vec<u8>,
     src: SocketAddr,
+    /// Its answer is cached under this transaction key.
     key: Vec<u8>,
 }
 
@@ -77,17 +82,16 @@ pub struct SipEndpoint {
     /// The route and trunk tables; replaced whole when they are reloaded.
     routing: Arc<RoutingSnapshot>,
     select: SelectState,
-    pending: HashMap<u64, PendingRegister>,
+    /// REGISTERs waiting for the store writer, by `ApplyBindings` token.
+    registers: Pending<PendingRegister>,
     /// Remote (HTTP) user backends' answers this shard has.
     user_cache: crate::users::RemoteCache,
-    /// Requests waiting for a remote backend's answer, by question.
-    parked: HashMap<crate::users::RemoteKey, Vec<remote_users::Parked>>,
-    /// INVITEs waiting for the HTTP router, by token.
-    parked_routes: HashMap<u64, router_calls::ParkedInvite>,
-    /// Server transactions of `spam` calls, dropped silently at this time
-    /// (ms): until then they absorb the caller's retransmissions.
-    spam: Vec<(TxId, u64)>,
-    next_token: u64,
+    /// Requests waiting for a webhook (a remote user backend, the HTTP
+    /// router), by token; at most `[security] max_parked_requests`.
+    parked: Pending<Parked>,
+    /// Server transactions of `spam` calls, dropped silently at their
+    /// deadline: until then they absorb the caller's retransmissions.
+    spam: Pending<TxId>,
     buf: Vec<u8>,
     last_drop_log: u64,
     drops_since_log: u64,
@@ -135,6 +139,7 @@ impl SipEndpoint {
             })
             .transpose()?;
         let routing = settings.routing.clone();
+        let max_parked = settings.max_parked;
         Ok(SipEndpoint {
             media_reported: Default::default(),
             tx_evicted_reported: 0,
@@ -151,12 +156,10 @@ impl SipEndpoint {
             timeouts: Vec::new(),
             routing,
             select: SelectState::new(),
-            pending: HashMap::new(),
+            registers: Pending::unbounded(),
             user_cache: Default::default(),
-            parked: HashMap::new(),
-            parked_routes: HashMap::new(),
-            spam: Vec::new(),
-            next_token: 1,
+            parked: Pending::bounded(max_parked),
+            spam: Pending::unbounded(),
             buf: Vec::with_capacity(2048),
             last_drop_log: 0,
             drops_since_log: 0,
@@ -165,11 +168,6 @@ impl SipEndpoint {
 
     fn stats(&self) -> &ShardStats {
         &self.ctx.stats
-    }
-
-    /// Requests waiting for a webhook's answer (user backend, router).
-    pub(super) fn parked_count(&self) -> usize {
-        self.parked.values().map(Vec::len).sum::<usize>() + self.parked_routes.len()
     }
 
     /// Tells the ban book a digest failed from `src` (not for trusted ones).
@@ -193,24 +191,28 @@ impl SipEndpoint {
         }
     }
 
-    /// Sends a final (or provisional) response to `msg`: through its server
-    /// transaction, or statelessly remembering finals under a cache key.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a final (or provisional) response to the request: through its
+    /// server transaction, or statelessly remembering finals under a cache key.
     fn respond(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        code: u16,
-        reason: Option<&str>,
-        headers: &[(&str, String)],
+        req: Req<'_, '_>,
         answer: Answer<'_>,
+        reply: Reply<'_>,
         out: &mut Output,
     ) {
+        let Req { now, msg, src } = req;
+        let code = reply.code;
         let tag = to_tag(msg);
-        let mut w = Writer::response_to(&mut self.buf, msg, code, reason, Some(&tag), Some(src));
+        let mut w = Writer::response_to(
+            &mut self.buf,
+            msg,
+            code,
+            reply.reason,
+            Some(&tag),
+            Some(src),
+        );
         w.header("Server", &self.settings.server_name);
-        for (name, value) in headers {
+        for (name, value) in reply.headers {
             w.header(name, value);
         }
         w.finish(b"");
@@ -285,13 +287,9 @@ impl SipEndpoint {
                 Some(code) => {
                     let warning = format!("399 shardpbx \"{}\"", e.to_string().replace('"', "'"));
                     self.respond(
-                        now,
-                        &msg,
-                        src,
-                        code,
-                        None,
-                        &[("Warning", warning)],
+                        Req::new(now, &msg, src),
                         Answer::Stateless,
+                        Reply::new(code).headers(&[("Warning", warning)]),
                         out,
                     );
                 }
@@ -326,13 +324,9 @@ impl SipEndpoint {
         }
         if let Some(reject) = stateless::inspect(&msg) {
             self.respond(
-                now,
-                &msg,
-                src,
-                reject.code,
-                None,
-                &reject.headers,
+                Req::new(now, &msg, src),
                 Answer::Cached(&key),
+                Reply::new(reject.code).headers(&reject.headers),
                 out,
             );
             return;
@@ -346,25 +340,17 @@ impl SipEndpoint {
                     ("Supported", SUPPORTED.to_string()),
                 ];
                 self.respond(
-                    now,
-                    &msg,
-                    src,
-                    200,
-                    None,
-                    &headers,
+                    Req::new(now, &msg, src),
                     Answer::Cached(&key),
+                    Reply::new(200).headers(&headers),
                     out,
                 );
             }
-            Method::Register => self.on_register(now, &msg, data, src, key, out),
+            Method::Register => self.on_register(Req::new(now, &msg, src), key, out),
             _ => self.respond(
-                now,
-                &msg,
-                src,
-                405,
-                None,
-                &[("Allow", ALLOW.to_string())],
+                Req::new(now, &msg, src),
                 Answer::Cached(&key),
+                Reply::new(405).headers(&[("Allow", ALLOW.to_string())]),
                 out,
             ),
         }
@@ -419,17 +405,15 @@ impl SipEndpoint {
     /// Answers an auth outcome that is not Ok; returns the username when Ok.
     /// A request that waits for a remote user backend is parked (and
     /// handled again once the answer is in).
-    #[allow(clippy::too_many_arguments)]
     fn require_auth(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         realm: &str,
         proxy: bool,
         answer: Answer<'_>,
         out: &mut Output,
     ) -> Option<String> {
+        let Req { now, msg, src } = req;
         let outcome = match self.authenticate(now, msg, realm, proxy) {
             remote_users::Authn::Outcome(o) => o,
             remote_users::Authn::Refused(code, reason) => {
@@ -439,11 +423,16 @@ impl SipEndpoint {
                 } else {
                     Vec::new()
                 };
-                self.respond(now, msg, src, code, Some(&reason), &extra, answer, out);
+                self.respond(
+                    req,
+                    answer,
+                    Reply::new(code).reason(&reason).headers(&extra),
+                    out,
+                );
                 return None;
             }
             remote_users::Authn::Pending(key) => {
-                self.park(now, msg, src, answer, key, out);
+                self.park(req, answer, key, out);
                 return None;
             }
         };
@@ -473,28 +462,21 @@ impl SipEndpoint {
                     .map(|v| (name, v))
                     .collect();
                 let code = if proxy { 407 } else { 401 };
-                self.respond(now, msg, src, code, None, &headers, answer, out);
+                self.respond(req, answer, Reply::new(code).headers(&headers), out);
                 None
             }
             // Unknown user, wrong password and replays look the same.
             AuthOutcome::Failed { .. } | AuthOutcome::Replay { .. } => {
                 ShardStats::add(&self.ctx.stats.auth_failures, 1);
                 self.report_auth_failure(src);
-                self.respond(now, msg, src, 403, None, &[], answer, out);
+                self.respond(req, answer, Reply::new(403), out);
                 None
             }
         }
     }
 
-    fn on_register(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        data: &[u8],
-        src: SocketAddr,
-        key: Vec<u8>,
-        out: &mut Output,
-    ) {
+    fn on_register(&mut self, req: Req<'_, '_>, key: Vec<u8>, out: &mut Output) {
+        let Req { now, msg, src } = req;
         ShardStats::add(&self.ctx.stats.registers, 1);
         let to_host = msg
             .to()
@@ -508,21 +490,16 @@ impl SipEndpoint {
             .unwrap_or(false);
         if !ruri_local {
             self.respond(
-                now,
-                msg,
-                src,
-                403,
-                Some("Domain not served here"),
-                &[],
+                req,
                 Answer::Cached(&key),
+                Reply::new(403).reason("Domain not served here"),
                 out,
             );
             return;
         }
         let settings = self.settings.clone();
         let realm = settings.realm_for(&to_host).to_string();
-        let Some(username) =
-            self.require_auth(now, msg, src, &realm, false, Answer::Cached(&key), out)
+        let Some(username) = self.require_auth(req, &realm, false, Answer::Cached(&key), out)
         else {
             return;
         };
@@ -530,19 +507,14 @@ impl SipEndpoint {
             RegisterStep::Answer(code, reason, headers) => {
                 let headers: Vec<(&str, String)> = headers.into_iter().collect();
                 self.respond(
-                    now,
-                    msg,
-                    src,
-                    code,
-                    reason,
-                    &headers,
+                    req,
                     Answer::Cached(&key),
+                    Reply::new(code).maybe_reason(reason).headers(&headers),
                     out,
                 );
             }
             RegisterStep::Store(change) => {
-                let token = self.next_token;
-                self.next_token += 1;
+                let token = self.registers.next_token();
                 let sent = self.control.send(ControlRequest::ApplyBindings {
                     shard: self.ctx.id,
                     token,
@@ -550,25 +522,20 @@ impl SipEndpoint {
                 });
                 if sent.is_err() {
                     self.respond(
-                        now,
-                        msg,
-                        src,
-                        500,
-                        Some("Store unavailable"),
-                        &[],
+                        req,
                         Answer::Cached(&key),
+                        Reply::new(500).reason("Store unavailable"),
                         out,
                     );
                     return;
                 }
-                self.pending.insert(
-                    token,
-                    PendingRegister {
-                        request: data.to_vec(),
-                        src,
-                        key,
-                    },
-                );
+                // The store writer always answers: no deadline.
+                let parked = PendingRegister {
+                    request: msg.as_bytes().to_vec(),
+                    src,
+                    key,
+                };
+                let _ = self.registers.insert(NEVER, parked);
             }
         }
     }
@@ -580,12 +547,13 @@ impl SipEndpoint {
         result: Result<crate::registrar::ChangeOutcome, RegisterFailure>,
         out: &mut Output,
     ) {
-        let Some(p) = self.pending.remove(&token) else {
+        let Some(p) = self.registers.take(token) else {
             return;
         };
         let Ok(msg) = Message::parse(&p.request) else {
             return;
         };
+        let req = Req::new(now, &msg, p.src);
         match result {
             Ok(outcome) => {
                 ShardStats::add(&self.ctx.stats.registrations_ok, 1);
@@ -595,38 +563,28 @@ impl SipEndpoint {
                         .map(|c| ("Contact", c))
                         .collect();
                 self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    200,
-                    None,
-                    &headers,
+                    req,
                     Answer::Cached(&p.key),
+                    Reply::new(200).headers(&headers),
                     out,
                 );
             }
             Err(RegisterFailure::Refused(ChangeError::OutOfOrder)) => {
                 self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    500,
-                    Some("CSeq out of order"),
-                    &[("Retry-After", "1".into())],
+                    req,
                     Answer::Cached(&p.key),
+                    Reply::new(500)
+                        .reason("CSeq out of order")
+                        .headers(&[("Retry-After", "1".into())]),
                     out,
                 );
             }
             // [proxy] max_contacts_per_aor (registrar/binding.rs).
             Err(RegisterFailure::Refused(ChangeError::TooManyContacts)) => {
                 self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    403,
-                    Some("Too many contacts"),
-                    &[],
+                    req,
                     Answer::Cached(&p.key),
+                    Reply::new(403).reason("Too many contacts"),
                     out,
                 );
             }
@@ -636,13 +594,11 @@ impl SipEndpoint {
                     "registration not stored: {e}"
                 );
                 self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    500,
-                    Some("Store error"),
-                    &[("Retry-After", "5".into())],
+                    req,
                     Answer::Cached(&p.key),
+                    Reply::new(500)
+                        .reason("Store error")
+                        .headers(&[("Retry-After", "5".into())]),
                     out,
                 );
             }
@@ -669,12 +625,13 @@ impl SipEndpoint {
         src: SocketAddr,
         out: &mut Output,
     ) {
+        let req = Req::new(now, msg, src);
         // A new INVITE without credentials is challenged before it costs a
         // transaction: one 407 per INVITE, nothing retransmitted toward an
         // address that may be spoofed.
         if matches!(method, Method::Invite)
             && msg.to().is_ok_and(|t| t.tag().is_none())
-            && self.challenge_statelessly(now, msg, src, out)
+            && self.challenge_statelessly(req, out)
         {
             return;
         }
@@ -692,19 +649,17 @@ impl SipEndpoint {
             }
             Received::Full => {
                 self.respond(
-                    now,
-                    msg,
-                    src,
-                    503,
-                    Some("Busy"),
-                    &[("Retry-After", "5".into())],
+                    req,
                     Answer::Stateless,
+                    Reply::new(503)
+                        .reason("Busy")
+                        .headers(&[("Retry-After", "5".into())]),
                     out,
                 );
                 return;
             }
             Received::Invalid(_) => {
-                self.respond(now, msg, src, 400, None, &[], Answer::Stateless, out);
+                self.respond(req, Answer::Stateless, Reply::new(400), out);
                 return;
             }
             Received::Response(_) | Received::Stray | Received::WrongSource => return,
@@ -714,7 +669,7 @@ impl SipEndpoint {
             // An INVITE still waiting for the router: 487 for it, 200 here.
             if let Some(invite) = self.table.cancel_target_of(tx) {
                 if self.cancel_parked_route(now, invite, out) {
-                    self.respond(now, msg, src, 200, None, &[], Answer::Tx(tx), out);
+                    self.respond(req, Answer::Tx(tx), Reply::new(200), out);
                     return;
                 }
             }
@@ -724,48 +679,40 @@ impl SipEndpoint {
                 .calls
                 .on_request(now, &mut self.table, tx, msg, &mut self.actions)
             {
-                self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+                self.respond(req, Answer::Tx(tx), Reply::new(481), out);
             }
             return;
         }
         if !matches!(method, Method::Invite) {
             // BYE (or another request) outside any dialog.
-            self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(481), out);
             return;
         }
         if self.looped(msg) {
-            self.respond(now, msg, src, 482, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(482), out);
             return;
         }
         if self.call_id_taken(msg) {
             // A new INVITE may not reuse the Call-ID of a call we have or had:
             // it would take over that call's dialog, flow and record.
             self.respond(
-                now,
-                msg,
-                src,
-                482,
-                Some("Call-ID In Use"),
-                &[],
+                req,
                 Answer::Tx(tx),
+                Reply::new(482).reason("Call-ID In Use"),
                 out,
             );
             return;
         }
         if let Some(reject) = stateless::inspect(msg) {
             self.respond(
-                now,
-                msg,
-                src,
-                reject.code,
-                None,
-                &reject.headers,
+                req,
                 Answer::Tx(tx),
+                Reply::new(reject.code).headers(&reject.headers),
                 out,
             );
             return;
         }
-        self.on_invite(now, msg, src, tx, out);
+        self.on_invite(req, tx, out);
     }
 
     /// Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
@@ -794,83 +741,13 @@ impl SipEndpoint {
                 .is_some_and(|s| s.cdr_exists(cid).unwrap_or(false))
     }
 
-    /// The stored bindings of a local user: those under `host` first, else
-    /// under any of our realms (they are aliases of one domain).
-    fn local_bindings(&self, user: &str, host: &str, now: Now) -> Vec<crate::registrar::Binding> {
-        let host_lc = host.to_ascii_lowercase();
-        let mut bindings = Vec::new();
-        if let Some(store) = &self.settings.store {
-            let hosts = std::iter::once(host_lc.as_str())
-                .chain(self.settings.realms.iter().map(String::as_str));
-            for h in hosts {
-                bindings = store
-                    .bindings(&format!("sip:{user}@{h}"))
-                    .unwrap_or_default();
-                if bindings.iter().any(|b| b.expires_at > now.unix) {
-                    break;
-                }
-            }
+    /// The target resolver over this shard's settings and routing tables.
+    fn resolver(&self, now: Now) -> targets::Resolver<'_> {
+        targets::Resolver {
+            settings: &self.settings,
+            routing: &self.routing,
+            now,
         }
-        bindings.retain(|b| b.expires_at > now.unix);
-        bindings
-    }
-
-    /// A CDR for an INVITE that reached routing and ended there.
-    #[allow(clippy::too_many_arguments)]
-    fn record_cdr(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        code: u16,
-        direction: &str,
-        status: &str,
-        hangup: &str,
-        route: Option<String>,
-        trunk: Option<String>,
-    ) {
-        let caller = msg
-            .from()
-            .map(|f| f.uri.as_str().to_string())
-            .unwrap_or_default();
-        let callee = msg
-            .to()
-            .map(|t| t.uri.as_str().to_string())
-            .unwrap_or_default();
-        let user = |u: &str| {
-            let rest = u.split_once(':').map(|(_, r)| r).unwrap_or(u);
-            rest.split('@').next().unwrap_or_default().to_string()
-        };
-        let at = crate::cdr::time_fmt::rfc3339_ms(now.unix_ms);
-        let cdr = crate::cdr::Cdr {
-            call_id: msg.call_id().unwrap_or_default().to_string(),
-            start_time: at.clone(),
-            ring_time: None,
-            answer_time: None,
-            end_time: at,
-            duration_secs: 0,
-            from_number: user(&caller),
-            to_number: msg
-                .request_uri()
-                .ok()
-                .and_then(|u| u.user)
-                .unwrap_or_default()
-                .to_string(),
-            caller,
-            callee,
-            direction: direction.to_string(),
-            status: status.into(),
-            status_code: code,
-            hangup_reason: hangup.into(),
-            sip_trunk_id: trunk,
-            route_id: route,
-            auth_user: self.authenticated_user(msg, src),
-            recorder: Vec::new(),
-            recording_url: None,
-            metadata: Default::default(),
-        };
-        self.count_call(&cdr.status);
-        let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
     }
 
     /// Counts a call by its final status (for /metrics).
@@ -950,9 +827,60 @@ impl SipEndpoint {
     }
 }
 
+/// The request being handled, parsed once: when it is handled, the message
+/// and where it came from. Passed down instead of `(now, msg, src)`.
+#[derive(Clone, Copy)]
+pub(super) struct Req<'r, 'm> {
+    pub(super) now: Now,
+    pub(super) msg: &'r Message<'m>,
+    pub(super) src: SocketAddr,
+}
+
+impl<'r, 'm> Req<'r, 'm> {
+    pub(super) fn new(now: Now, msg: &'r Message<'m>, src: SocketAddr) -> Self {
+        Req { now, msg, src }
+    }
+}
+
+/// A response to send: status code, reason phrase (the default one when
+/// `None`) and extra header lines.
+#[derive(Clone, Copy)]
+pub(super) struct Reply<'h> {
+    code: u16,
+    reason: Option<&'h str>,
+    headers: &'h [(&'h str, String)],
+}
+
+impl<'h> Reply<'h> {
+    /// `code` with its default reason phrase and no extra headers.
+    pub(super) fn new(code: u16) -> Self {
+        Reply {
+            code,
+            reason: None,
+            headers: &[],
+        }
+    }
+
+    pub(super) fn reason(self, reason: &'h str) -> Self {
+        Reply {
+            reason: Some(reason),
+            ..self
+        }
+    }
+
+    /// The reason phrase when there is one.
+    pub(super) fn maybe_reason(self, reason: Option<&'h str>) -> Self {
+        Reply { reason, ..self }
+    }
+
+    pub(super) fn headers(self, headers: &'h [(&'h str, String)]) -> Self {
+        Reply { headers, ..self }
+    }
+}
+
 /// How a response is sent.
 #[derive(Clone, Copy)]
-enum Answer<'k> {
+pub(super) enum Answer<'k> {
     /// Through this server transaction.
     Tx(TxId),
     /// Statelessly, remembered under this key for retransmissions.
@@ -1069,16 +997,7 @@ impl ShardLogic for SipEndpoint {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Output) {
-        self.expire_parked(now, out);
-        self.expire_routes(now, out);
-        let table = &mut self.table;
-        self.spam.retain(|(tx, at)| {
-            let keep = *at > now.mono_ms;
-            if !keep {
-                table.abandon(*tx);
-            }
-            keep
-        });
+        self.expire_pending(now, out);
         self.txs.expire(now.mono_ms);
         self.auth.sweep(now.unix);
         self.table.handle_timeout(now.mono_ms, &mut self.actions);
@@ -1146,67 +1065,6 @@ impl ShardLogic for SipEndpoint {
     }
 }
 
-/// A binding registered from behind NAT: its Contact names an IP that is
-/// not the one its REGISTER came from.
-fn binding_natted(b: &crate::registrar::Binding) -> bool {
-    let Ok(source) = b.source.parse::<SocketAddr>() else {
-        return false;
-    };
-    crate::sip::Uri::parse(&b.uri)
-        .ok()
-        .and_then(|u| u.host.and_then(|h| h.ip()))
-        .is_some_and(|ip| ip != source.ip())
-}
-
-/// Where a call to a binding goes: its Contact's address when that is the
-/// address the REGISTER came from or a public one; the source address when
-/// the Contact names a private address other than the source (the phone is
-/// behind NAT) or a host name (no DNS on a shard).
-fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
-    let source: SocketAddr = b.source.parse().ok()?;
-    let Ok(uri) = crate::sip::Uri::parse(&b.uri) else {
-        return Some(source);
-    };
-    let Some(ip) = uri.host.and_then(|h| h.ip()) else {
-        return Some(source);
-    };
-    let port = uri.port.unwrap_or(5060);
-    let private = match ip {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    if ip == source.ip() || !private {
-        Some(SocketAddr::new(ip, port))
-    } else {
-        Some(source)
-    }
-}
-
-/// `ip:port` / `[v6]:port` / `ip` (port 5060) of a trunk destination; host
-/// names are not resolved on a shard.
-/// The host and (unescaped) user of a request's Request-URI.
-fn dialled(msg: &Message<'_>) -> (String, String) {
-    let ruri = msg.request_uri().ok();
-    let host = ruri
-        .and_then(|u| u.host.map(|h| h.to_string()))
-        .unwrap_or_default();
-    let user = ruri
-        .and_then(|u| u.user_unescaped())
-        .map(|u| String::from_utf8_lossy(&u).into_owned())
-        .unwrap_or_default();
-    (host, user)
-}
-
-/// A local AOR's live bindings as targets, and whether one looks NATed.
-fn binding_targets(bindings: &[crate::registrar::Binding], now: Now) -> (Vec<Target>, bool) {
-    let live = || bindings.iter().filter(|b| b.expires_at > now.unix);
-    let natted = live().any(binding_natted);
-    let targets = live()
-        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
-        .collect();
-    (targets, natted)
-}
-
 /// A call's direction (API.md 2.1): from a trunk, or from an extension to
 /// a local user or elsewhere.
 fn direction_of(from_trunk: bool, to_local: bool) -> &'static str {
@@ -1215,16 +1073,6 @@ fn direction_of(from_trunk: bool, to_local: bool) -> &'static str {
         (false, true) => "internal",
         (false, false) => "outbound",
     }
-}
-
-fn parse_host_port(hp: &str) -> Option<SocketAddr> {
-    if let Ok(a) = hp.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let bare = hp.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, 5060))
 }
 
 /// A CRLF keep-alive (RFC 5626 3.5.1) or empty datagram: not an error.
