@@ -5,11 +5,13 @@
 //! `router_calls`), BYE/CANCEL outside a dialog get 481. Requests that wait
 //! for a remote user backend are parked in `remote_users`.
 
+mod digest;
 mod identity;
 mod invite;
 mod parked;
 mod pending;
 pub mod register;
+mod registration;
 mod remote_users;
 mod resolve;
 mod router_calls;
@@ -21,26 +23,24 @@ pub mod txcache;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
+use crate::auth::{AuthConfig, Authenticator};
 use crate::call::engine::{CallEngine, EngineConfig};
 use crate::call::ids::IdGen;
 use crate::control_link::{ControlRequest, ControlSender};
-use crate::registrar::ChangeError;
 use crate::routing::{RoutingSnapshot, SelectState};
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{
-    MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
-    ShardStats,
+    MediaChanges, Output, ShardContext, ShardGauges, ShardLogic, ShardMsg, ShardStats,
 };
 use crate::security::{SourceGuard, Verdict};
-use crate::sip::{HeaderName, Message, Method, Writer};
+use crate::sip::{Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::{self, Action, Event, Received, TransactionTable, TxId};
 
 use parked::Parked;
-use pending::{Pending, NEVER};
-use register::RegisterStep;
+use pending::Pending;
+use registration::PendingRegister;
 pub use settings::EndpointSettings;
 use stateless::{ACCEPT, ALLOW, SUPPORTED};
 use txcache::{Seen, TxCache};
@@ -49,14 +49,6 @@ use txcache::{Seen, TxCache};
 const TX_CACHE_CAPACITY: usize = 65_536;
 /// Drops are logged at most this often per shard (ms).
 const DROP_LOG_INTERVAL_MS: u64 = 10_000;
-
-/// A REGISTER waiting for the store writer.
-struct PendingRegister {
-    request: Vec<u8>,
-    src: SocketAddr,
-    /// Its answer is cached under this transaction key.
-    key: Vec<u8>,
-}
 
 /// One shard's SIP logic.
 pub struct SipEndpoint {
@@ -168,16 +160,6 @@ impl SipEndpoint {
 
     fn stats(&self) -> &ShardStats {
         &self.ctx.stats
-    }
-
-    /// Tells the ban book a digest failed from `src` (not for trusted ones).
-    fn report_auth_failure(&self, src: SocketAddr) {
-        let Some(tx) = &self.settings.security.auth_failures else {
-            return;
-        };
-        if !self.guard.is_trusted(src) && tx.try_send(src.ip()).is_ok() {
-            ShardStats::add(&self.ctx.stats.auth_failures_reported, 1);
-        }
     }
 
     /// Counts a dropped message; logs once per interval.
@@ -353,255 +335,6 @@ impl SipEndpoint {
                 Reply::new(405).headers(&[("Allow", ALLOW.to_string())]),
                 out,
             ),
-        }
-    }
-
-    /// Digest auth for REGISTER (401) and INVITE (407).
-    fn authenticate(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        realm: &str,
-        proxy: bool,
-    ) -> remote_users::Authn {
-        use crate::users::Lookup;
-        use remote_users::Authn;
-        let header = if proxy {
-            HeaderName::ProxyAuthorization
-        } else {
-            HeaderName::Authorization
-        };
-        let values: Vec<&str> = msg.headers_named(header).map(|h| h.raw_value).collect();
-        let value =
-            credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
-        let binding = msg.call_id().unwrap_or_default();
-        let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
-        let pending = match self.auth.begin(now.unix, value, realm, binding) {
-            Step::Done(outcome) => return Authn::Outcome(outcome),
-            Step::Lookup(pending) => pending,
-        };
-        let record =
-            match self
-                .settings
-                .users
-                .resolve(pending.username(), realm, &self.user_cache, now.unix)
-            {
-                Lookup::Found(r) => Some(r),
-                Lookup::Unknown => None,
-                Lookup::Forbidden(reason) => return Authn::Refused(403, reason),
-                Lookup::Unavailable => {
-                    return Authn::Refused(503, "User Backend Unavailable".into())
-                }
-                Lookup::Pending(key) => return Authn::Pending(key),
-            };
-        Authn::Outcome(self.auth.finish(
-            now.unix,
-            method,
-            pending,
-            record.as_ref().map(|r| r.secret()),
-        ))
-    }
-
-    /// Answers an auth outcome that is not Ok; returns the username when Ok.
-    /// A request that waits for a remote user backend is parked (and
-    /// handled again once the answer is in).
-    fn require_auth(
-        &mut self,
-        req: Req<'_, '_>,
-        realm: &str,
-        proxy: bool,
-        answer: Answer<'_>,
-        out: &mut Output,
-    ) -> Option<String> {
-        let Req { now, msg, src } = req;
-        let outcome = match self.authenticate(now, msg, realm, proxy) {
-            remote_users::Authn::Outcome(o) => o,
-            remote_users::Authn::Refused(code, reason) => {
-                ShardStats::add(&self.ctx.stats.auth_failures, 1);
-                let extra: Vec<(&str, String)> = if code == 503 {
-                    vec![("Retry-After", "5".into())]
-                } else {
-                    Vec::new()
-                };
-                self.respond(
-                    req,
-                    answer,
-                    Reply::new(code).reason(&reason).headers(&extra),
-                    out,
-                );
-                return None;
-            }
-            remote_users::Authn::Pending(key) => {
-                self.park(req, answer, key, out);
-                return None;
-            }
-        };
-        match outcome {
-            AuthOutcome::Ok { username, .. } => Some(username),
-            AuthOutcome::Challenge { stale, .. } => {
-                ShardStats::add(&self.ctx.stats.auth_challenges, 1);
-                // A challenge is stateless: nothing is kept for it (a
-                // retransmitted request gets a fresh one).
-                let answer = match answer {
-                    Answer::Cached(key) => {
-                        self.txs.forget(key);
-                        Answer::Stateless
-                    }
-                    other => other,
-                };
-                let binding = msg.call_id().unwrap_or_default().to_string();
-                let name = if proxy {
-                    "Proxy-Authenticate"
-                } else {
-                    "WWW-Authenticate"
-                };
-                let headers: Vec<(&str, String)> = self
-                    .auth
-                    .challenge_headers(now.unix, realm, &binding, stale)
-                    .into_iter()
-                    .map(|v| (name, v))
-                    .collect();
-                let code = if proxy { 407 } else { 401 };
-                self.respond(req, answer, Reply::new(code).headers(&headers), out);
-                None
-            }
-            // Unknown user, wrong password and replays look the same.
-            AuthOutcome::Failed { .. } | AuthOutcome::Replay { .. } => {
-                ShardStats::add(&self.ctx.stats.auth_failures, 1);
-                self.report_auth_failure(src);
-                self.respond(req, answer, Reply::new(403), out);
-                None
-            }
-        }
-    }
-
-    fn on_register(&mut self, req: Req<'_, '_>, key: Vec<u8>, out: &mut Output) {
-        let Req { now, msg, src } = req;
-        ShardStats::add(&self.ctx.stats.registers, 1);
-        let to_host = msg
-            .to()
-            .ok()
-            .and_then(|t| t.uri.host.map(|h| h.to_string()))
-            .unwrap_or_default();
-        let ruri_local = msg
-            .request_uri()
-            .ok()
-            .and_then(|u| u.host.map(|h| self.settings.is_local_host(&h.to_string())))
-            .unwrap_or(false);
-        if !ruri_local {
-            self.respond(
-                req,
-                Answer::Cached(&key),
-                Reply::new(403).reason("Domain not served here"),
-                out,
-            );
-            return;
-        }
-        let settings = self.settings.clone();
-        let realm = settings.realm_for(&to_host).to_string();
-        let Some(username) = self.require_auth(req, &realm, false, Answer::Cached(&key), out)
-        else {
-            return;
-        };
-        match register::plan(&settings, now, msg, src, &username) {
-            RegisterStep::Answer(code, reason, headers) => {
-                let headers: Vec<(&str, String)> = headers.into_iter().collect();
-                self.respond(
-                    req,
-                    Answer::Cached(&key),
-                    Reply::new(code).maybe_reason(reason).headers(&headers),
-                    out,
-                );
-            }
-            RegisterStep::Store(change) => {
-                let token = self.registers.next_token();
-                let sent = self.control.send(ControlRequest::ApplyBindings {
-                    shard: self.ctx.id,
-                    token,
-                    change,
-                });
-                if sent.is_err() {
-                    self.respond(
-                        req,
-                        Answer::Cached(&key),
-                        Reply::new(500).reason("Store unavailable"),
-                        out,
-                    );
-                    return;
-                }
-                // The store writer always answers: no deadline.
-                let parked = PendingRegister {
-                    request: msg.as_bytes().to_vec(),
-                    src,
-                    key,
-                };
-                let _ = self.registers.insert(NEVER, parked);
-            }
-        }
-    }
-
-    fn on_registered(
-        &mut self,
-        now: Now,
-        token: u64,
-        result: Result<crate::registrar::ChangeOutcome, RegisterFailure>,
-        out: &mut Output,
-    ) {
-        let Some(p) = self.registers.take(token) else {
-            return;
-        };
-        let Ok(msg) = Message::parse(&p.request) else {
-            return;
-        };
-        let req = Req::new(now, &msg, p.src);
-        match result {
-            Ok(outcome) => {
-                ShardStats::add(&self.ctx.stats.registrations_ok, 1);
-                let headers: Vec<(&str, String)> =
-                    register::contact_lines(&outcome.bindings, now.unix)
-                        .into_iter()
-                        .map(|c| ("Contact", c))
-                        .collect();
-                self.respond(
-                    req,
-                    Answer::Cached(&p.key),
-                    Reply::new(200).headers(&headers),
-                    out,
-                );
-            }
-            Err(RegisterFailure::Refused(ChangeError::OutOfOrder)) => {
-                self.respond(
-                    req,
-                    Answer::Cached(&p.key),
-                    Reply::new(500)
-                        .reason("CSeq out of order")
-                        .headers(&[("Retry-After", "1".into())]),
-                    out,
-                );
-            }
-            // [proxy] max_contacts_per_aor (registrar/binding.rs).
-            Err(RegisterFailure::Refused(ChangeError::TooManyContacts)) => {
-                self.respond(
-                    req,
-                    Answer::Cached(&p.key),
-                    Reply::new(403).reason("Too many contacts"),
-                    out,
-                );
-            }
-            Err(RegisterFailure::Store(e)) => {
-                tracing::error!(
-                    call_id = msg.call_id().unwrap_or_default(),
-                    "registration not stored: {e}"
-                );
-                self.respond(
-                    req,
-                    Answer::Cached(&p.key),
-                    Reply::new(500)
-                        .reason("Store error")
-                        .headers(&[("Retry-After", "5".into())]),
-                    out,
-                );
-            }
         }
     }
 
