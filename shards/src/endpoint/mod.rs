@@ -2,8 +2,22 @@
 //! Malformed input gets 400 or is dropped (counted), retransmissions get the
 //! cached answer, stateless checks run, then OPTIONS and REGISTER are
 //! answered here; new INVITEs go to `invite` (and from there to the router,
-//! `router_calls`), BYE/CANCEL outside a dialog get 481. Requests that wait
-//! for a remote user backend are parked in `remote_users`.
+//! `router_calls`), BYE/CANCEL outside a dialog get 481.
+//!
+//! Who does what:
+//! * `digest` / `registration`: digest auth; REGISTER up to the store writer.
+//! * `invite` / `router_calls` / `resolve`: new INVITEs, the HTTP router,
+//!   REST call commands' targets and click-to-dial.
+//! * `targets`: the one resolver from a route, a command target, a router
+//!   target or a local AOR to legs (`Target`s), on `sip::Uri`.
+//! * `pending` / `parked` / `remote_users`: every request held while
+//!   something else answers (`Pending`: token, deadline, payload),
+//!   their deadlines, and the remote user backend's questions.
+//! * `stateless` / `txcache` / `identity`: checks before a transaction,
+//!   retransmissions of stateless answers, who the caller is.
+//!
+//! Handlers get the request as a `Req` (time, parsed message, source) and
+//! answer with `SipEndpoint::respond` (a `Reply`, sent as `Answer` says).
 
 mod digest;
 mod identity;
@@ -563,14 +577,14 @@ impl SipEndpoint {
 /// The request being handled, parsed once: when it is handled, the message
 /// and where it came from. Passed down instead of `(now, msg, src)`.
 #[derive(Clone, Copy)]
-pub(super) struct Req<'r, 'm> {
-    pub(super) now: Now,
-    pub(super) msg: &'r Message<'m>,
-    pub(super) src: SocketAddr,
+struct Req<'r, 'm> {
+    now: Now,
+    msg: &'r Message<'m>,
+    src: SocketAddr,
 }
 
 impl<'r, 'm> Req<'r, 'm> {
-    pub(super) fn new(now: Now, msg: &'r Message<'m>, src: SocketAddr) -> Self {
+    fn new(now: Now, msg: &'r Message<'m>, src: SocketAddr) -> Self {
         Req { now, msg, src }
     }
 }
@@ -578,7 +592,7 @@ impl<'r, 'm> Req<'r, 'm> {
 /// A response to send: status code, reason phrase (the default one when
 /// `None`) and extra header lines.
 #[derive(Clone, Copy)]
-pub(super) struct Reply<'h> {
+struct Reply<'h> {
     code: u16,
     reason: Option<&'h str>,
     headers: &'h [(&'h str, String)],
@@ -586,7 +600,7 @@ pub(super) struct Reply<'h> {
 
 impl<'h> Reply<'h> {
     /// `code` with its default reason phrase and no extra headers.
-    pub(super) fn new(code: u16) -> Self {
+    fn new(code: u16) -> Self {
         Reply {
             code,
             reason: None,
@@ -594,7 +608,7 @@ impl<'h> Reply<'h> {
         }
     }
 
-    pub(super) fn reason(self, reason: &'h str) -> Self {
+    fn reason(self, reason: &'h str) -> Self {
         Reply {
             reason: Some(reason),
             ..self
@@ -602,18 +616,18 @@ impl<'h> Reply<'h> {
     }
 
     /// The reason phrase when there is one.
-    pub(super) fn maybe_reason(self, reason: Option<&'h str>) -> Self {
+    fn maybe_reason(self, reason: Option<&'h str>) -> Self {
         Reply { reason, ..self }
     }
 
-    pub(super) fn headers(self, headers: &'h [(&'h str, String)]) -> Self {
+    fn headers(self, headers: &'h [(&'h str, String)]) -> Self {
         Reply { headers, ..self }
     }
 }
 
 /// How a response is sent.
 #[derive(Clone, Copy)]
-pub(super) enum Answer<'k> {
+enum Answer<'k> {
     /// Through this server transaction.
     Tx(TxId),
     /// Statelessly, remembered under this key for retransmissions.

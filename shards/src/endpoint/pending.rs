@@ -71,6 +71,11 @@ impl<T> Pending<T> {
         Some(payload)
     }
 
+    /// The entry of `token`, left parked.
+    pub(crate) fn get(&self, token: u64) -> Option<&T> {
+        self.entries.get(&token).map(|(_, p)| p)
+    }
+
     /// Takes every entry `pick` selects out, in arrival order.
     pub(crate) fn take_where(&mut self, mut pick: impl FnMut(&T) -> bool) -> Vec<T> {
         let tokens: Vec<u64> = self
@@ -137,8 +142,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(p.next_token(), b + 1);
         assert_eq!(p.len(), 2);
+        assert_eq!(p.get(a), Some(&"a"));
         assert_eq!(p.take(a), Some("a"));
         assert_eq!(p.take(a), None, "taken once");
+        assert_eq!(p.get(a), None);
         assert_eq!(p.len(), 1);
         assert_eq!(p.next_deadline(), Some(50));
     }

@@ -66,6 +66,14 @@ impl SipEndpoint {
         decision: RouterDecision,
         out: &mut Output,
     ) {
+        // Only an INVITE waiting for the router takes its answer.
+        let waits_for_router = self
+            .parked
+            .get(token)
+            .is_some_and(|p| matches!(p.waits, Waits::Router { .. }));
+        if !waits_for_router {
+            return;
+        }
         let Some(p) = self.parked.take(token) else {
             return;
         };
