@@ -387,3 +387,61 @@ fn the_router_answer_goes_to_its_own_invite_and_the_bound_holds() {
     assert!(finals(&out).is_empty());
     assert!(asked.try_recv().is_ok());
 }
+
+#[test]
+fn requests_parked_for_one_user_backend_question_end_with_the_first() {
+    let (queries, asked) = crossbeam_channel::unbounded();
+    let mut users = crate::users::UserDirectory::new(vec![]);
+    users.push_remote(0);
+    let settings = EndpointSettings {
+        users,
+        user_queries: Some(queries),
+        user_query_timeout_ms: 2_000,
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(
+            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
+        )]),
+    };
+    let (control, _rx) = crossbeam_channel::unbounded();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+
+    // A nonce first (bound to the Call-ID), then the REGISTER with
+    // credentials; two of them wait for one question.
+    let mut out = Output::default();
+    let authed = |ep: &mut SipEndpoint, at: u64, cid: &str, out: &mut Output| {
+        let mut first = Output::default();
+        let raw = register(cid, &format!("z9hG4bK{cid}a"), 1, None);
+        ep.on_datagram(at_ms(at), &raw, src(), false, &mut first);
+        let challenge = sent(&first).remove(0);
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let auth = format!("Digest username=\"1001\", realm=\"pbx.test\", nonce=\"{nonce}\", uri=\"sip:pbx.test\", response=\"00000000000000000000000000000000\", algorithm=MD5, cnonce=\"cn\", qop=auth, nc=00000001");
+        let raw = register(cid, &format!("z9hG4bK{cid}b"), 2, Some(&auth));
+        ep.on_datagram(at_ms(at), &raw, src(), false, out);
+    };
+    authed(&mut ep, 10_000, "u1", &mut out);
+    authed(&mut ep, 11_500, "u2", &mut out);
+    assert!(out.sends.is_empty(), "both wait: {:?}", sent(&out));
+    assert_eq!(asked.try_iter().count(), 1, "one question for both");
+
+    // The first's wait is over: both get 503 together.
+    ep.on_tick(at_ms(12_000), &mut out);
+    assert!(out.sends.is_empty(), "{:?}", sent(&out));
+    ep.on_tick(at_ms(12_001), &mut out);
+    let answers = sent(&out);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for (a, cid) in answers.iter().zip(["u1", "u2"]) {
+        assert!(a.starts_with("SIP/2.0 503 User Backend Unavailable"), "{a}");
+        assert!(a.contains(&format!("Call-ID: {cid}")), "{a}");
+        assert!(a.contains("Retry-After: 5"), "{a}");
+    }
+}
