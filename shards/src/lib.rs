@@ -36,6 +36,7 @@
 //! the relay's upkeep) and is woken sooner when a turn makes an earlier
 //! deadline.
 
+pub mod addr;
 pub mod auth;
 pub mod call;
 pub mod cdr;

@@ -5,7 +5,8 @@
 
 use std::net::SocketAddr;
 
-use super::{dialled, SipEndpoint};
+use super::targets::dialled;
+use super::SipEndpoint;
 use crate::auth::{credentials_for_realm, Credentials};
 use crate::sip::{HeaderName, Message};
 

@@ -3,20 +3,18 @@
 //! router's decision when there is a router, else the static routes, else
 //! a local AOR's bindings (404 unknown, 480 not registered).
 
-use std::net::SocketAddr;
-
 use super::identity::caller_user;
-use super::{
-    binding_targets, dialled, direction_of, parse_host_port, stateless, Answer, SipEndpoint,
-};
-use crate::call::record::{Ending, RefusedInvite};
-use crate::call::{MediaPolicy, NewCall, Target};
+use super::targets::{binding_targets, dialled};
+use super::{direction_of, stateless, Answer, Reply, Req, SipEndpoint};
+use crate::call::record::{self, Ending, RefusedInvite};
+use crate::call::{MediaPolicy, NewCall};
 use crate::cdr::{CallStatus, Direction, HangupReason};
+use crate::control_link::ControlRequest;
 use crate::routing::http_router::RouterDecision;
-use crate::routing::{MatchKey, Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
+use crate::routing::{Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
 use crate::runtime::Output;
 use crate::runtime::ShardStats;
-use crate::sip::{escape_user, is_dialable_user, HeaderName, Message};
+use crate::sip::{is_dialable_user, HeaderName};
 use crate::time::Now;
 use crate::transaction::TxId;
 use crate::users::Lookup;
@@ -25,14 +23,8 @@ impl SipEndpoint {
     /// A new INVITE: who may call (digest, 407), then where it goes: a local
     /// AOR rings all its bindings; an unknown user is 404, one without a
     /// binding 480.
-    pub(super) fn on_invite(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        tx: TxId,
-        out: &mut Output,
-    ) {
+    pub(super) fn on_invite(&mut self, req: Req<'_, '_>, tx: TxId, out: &mut Output) {
+        let Req { now, msg, src } = req;
         if self
             .settings
             .draining
@@ -41,13 +33,11 @@ impl SipEndpoint {
             // A graceful shutdown is under way: calls that run go on, new
             // ones go elsewhere.
             self.respond(
-                now,
-                msg,
-                src,
-                503,
-                Some("Shutting Down"),
-                &[("Retry-After", "30".into())],
+                req,
                 Answer::Tx(tx),
+                Reply::new(503)
+                    .reason("Shutting Down")
+                    .headers(&[("Retry-After", "30".into())]),
                 out,
             );
             return;
@@ -56,13 +46,11 @@ impl SipEndpoint {
         // so it goes elsewhere rather than happen without one (store/space.rs).
         if self.store_full() {
             self.respond(
-                now,
-                msg,
-                src,
-                503,
-                Some("Store Full"),
-                &[("Retry-After", "300".into())],
+                req,
                 Answer::Tx(tx),
+                Reply::new(503)
+                    .reason("Store Full")
+                    .headers(&[("Retry-After", "300".into())]),
                 out,
             );
             return;
@@ -83,9 +71,7 @@ impl SipEndpoint {
                 .lookup(&user, &realm, &self.user_cache, now.unix)
                 .is_some_and(|u| u.allow_guest_calls);
         if from_trunk.is_none() && !guest {
-            let Some(auth_user) =
-                self.require_auth(now, msg, src, &realm, true, Answer::Tx(tx), out)
-            else {
+            let Some(auth_user) = self.require_auth(req, &realm, true, Answer::Tx(tx), out) else {
                 return;
             };
             // Who calls is who authenticated: a From naming someone else
@@ -106,13 +92,9 @@ impl SipEndpoint {
                     "INVITE refused: From is not the authenticated user"
                 );
                 self.respond(
-                    now,
-                    msg,
-                    src,
-                    403,
-                    Some("Caller ID Not Allowed"),
-                    &[],
+                    req,
                     Answer::Tx(tx),
+                    Reply::new(403).reason("Caller ID Not Allowed"),
                     out,
                 );
                 return;
@@ -127,16 +109,16 @@ impl SipEndpoint {
             .and_then(|u| u.user_unescaped())
             .is_none_or(|u| is_dialable_user(&u));
         if !dialable {
-            self.respond(now, msg, src, 484, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(484), out);
             return;
         }
         // Guests reach one local user and never the router.
         if !guest && settings.router.is_some() {
             let dir = direction_of(from_trunk.is_some(), settings.is_local_host(&host));
-            self.ask_router(now, msg, src, tx, dir, out);
+            self.ask_router(req, tx, dir, out);
             return;
         }
-        self.route_invite(now, msg, src, tx, guest, None, out);
+        self.route_invite(req, tx, guest, None, out);
     }
 
     /// The store's budget is nearly used up: new calls get 503.
@@ -160,13 +142,8 @@ impl SipEndpoint {
     /// (not from a trunk, not a guest's) with a 407, statelessly. False
     /// when the INVITE must go the stateful way, which also answers what
     /// comes before auth (a malformed INVITE, a loop, a Call-ID in use).
-    pub(super) fn challenge_statelessly(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        out: &mut Output,
-    ) -> bool {
+    pub(super) fn challenge_statelessly(&mut self, req: Req<'_, '_>, out: &mut Output) -> bool {
+        let Req { now, msg, src } = req;
         if msg.header(HeaderName::ProxyAuthorization).is_some()
             || self.routing.trunks.for_source(src).is_some()
             || stateless::inspect(msg).is_some()
@@ -196,23 +173,26 @@ impl SipEndpoint {
             .into_iter()
             .map(|v| ("Proxy-Authenticate", v))
             .collect();
-        self.respond(now, msg, src, 407, None, &headers, Answer::Stateless, out);
+        self.respond(
+            req,
+            Answer::Stateless,
+            Reply::new(407).headers(&headers),
+            out,
+        );
         true
     }
 
     /// Where an admitted INVITE goes: the router's decision when there is
     /// one, else the static routes, else a local AOR's bindings.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn route_invite(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         tx: TxId,
         guest: bool,
         router: Option<RouterDecision>,
         out: &mut Output,
     ) {
+        let Req { now, msg, src } = req;
         let ruri = msg.request_uri().ok();
         let (host, user) = dialled(msg);
         let settings = self.settings.clone();
@@ -222,7 +202,7 @@ impl SipEndpoint {
         let local = settings.is_local_host(&host);
         if let Some(decision) = router {
             let dir = direction_of(from_trunk.is_some(), local);
-            if self.apply_router(now, msg, src, tx, decision, dir, from_trunk.clone(), out) {
+            if self.apply_router(req, tx, decision, dir, from_trunk.clone(), out) {
                 return;
             }
         }
@@ -262,50 +242,18 @@ impl SipEndpoint {
             match decision.outcome {
                 RouteOutcome::Reject { code, reason } => {
                     let r = Refusal::rejected(code, direction(local), from_trunk);
-                    self.refuse(now, msg, src, tx, r.reason(&reason).route(route), out);
+                    self.refuse(req, tx, r.reason(&reason).route(route), out);
                 }
-                RouteOutcome::Forward { targets, parallel } => {
-                    let mut dial_user = user.clone();
-                    for (key, value) in &decision.rewrites {
-                        if matches!(key, MatchKey::RequestUriUser | MatchKey::ToUser) {
-                            dial_user = value.clone();
-                        }
-                    }
-                    let mut limited = false;
-                    let mut list = Vec::new();
-                    let mut trunk_id = None;
-                    for name in &targets {
-                        let Some(trunk) = routing.trunks.by_name(name) else {
-                            continue;
-                        };
-                        let (Some(uri), Some(dest)) = (
-                            trunk.request_uri(&escape_user(&dial_user)),
-                            trunk.dest_host_port().and_then(parse_host_port),
-                        ) else {
-                            tracing::warn!(trunk = %trunk.name, "trunk destination is not an IP address; skipped (no DNS on a shard)");
-                            continue;
-                        };
-                        let permit = match trunk.try_start_call(now.mono_ms) {
-                            Ok(p) => p,
-                            Err(_) => {
-                                limited = true;
-                                continue;
-                            }
-                        };
-                        trunk_id.get_or_insert_with(|| trunk.name.to_string());
-                        list.push(Target {
-                            uri,
-                            dest,
-                            credentials: (!trunk.username.is_empty())
-                                .then(|| (trunk.username.clone(), trunk.password.clone())),
-                            permit: Some(permit),
-                            to: None,
-                        });
-                    }
+                RouteOutcome::Forward {
+                    ref targets,
+                    parallel,
+                } => {
+                    let found = self.resolver(now).route_trunks(&decision, &user);
+                    let (list, trunk_id) = (found.targets, found.trunk);
                     if list.is_empty() {
-                        let code = if limited { 503 } else { 480 };
+                        let code = if found.limited { 503 } else { 480 };
                         let r = Refusal::failed(code, direction(false), trunk_id);
-                        self.refuse(now, msg, src, tx, r.retry().route(route), out);
+                        self.refuse(req, tx, r.retry().route(route), out);
                         return;
                     }
                     let sequential = !parallel;
@@ -334,14 +282,14 @@ impl SipEndpoint {
 
         if !local || user.is_empty() {
             let r = Refusal::failed(404, direction(false), from_trunk);
-            self.refuse(now, msg, src, tx, r.reason("No route"), out);
+            self.refuse(req, tx, r.reason("No route"), out);
             return;
         }
         // A local AOR: all its bindings in parallel. Our realms are aliases of
         // one domain: the bindings under the Request-URI host first, else
         // under any realm.
-        let bindings = self.local_bindings(&user, &host, now);
-        let (targets, callee_natted) = binding_targets(&bindings, now);
+        let bindings = self.resolver(now).local_bindings(&user, &host);
+        let (targets, callee_natted) = binding_targets(&bindings);
         if targets.is_empty() {
             // Known but not registered is 480, unknown 404. A user only a
             // remote backend may know is asked about first (the INVITE waits
@@ -354,14 +302,14 @@ impl SipEndpoint {
                 {
                     Lookup::Unknown => false,
                     Lookup::Pending(key) => {
-                        self.park_for_callee(now, msg, src, tx, guest, key, out);
+                        self.park_for_callee(req, tx, guest, key, out);
                         return;
                     }
                     Lookup::Found(_) | Lookup::Forbidden(_) | Lookup::Unavailable => true,
                 };
             let code = if known { 480 } else { 404 };
             let r = Refusal::failed(code, direction(true), from_trunk);
-            self.refuse(now, msg, src, tx, r, out);
+            self.refuse(req, tx, r, out);
             return;
         }
         let media = MediaPolicy {
@@ -381,35 +329,26 @@ impl SipEndpoint {
 
     /// Ends an INVITE that becomes no call: its final response through its
     /// transaction, and its CDR.
-    pub(super) fn refuse(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        tx: TxId,
-        r: Refusal<'_>,
-        out: &mut Output,
-    ) {
+    pub(super) fn refuse(&mut self, req: Req<'_, '_>, tx: TxId, r: Refusal<'_>, out: &mut Output) {
         let retry = [("Retry-After", "5".to_string())];
         let headers: &[(&str, String)] = if r.retry_after { &retry } else { &[] };
-        self.respond(
-            now,
-            msg,
-            src,
-            r.code,
-            r.reason,
-            headers,
-            Answer::Tx(tx),
-            out,
-        );
-        let record = RefusedInvite {
+        let reply = Reply::new(r.code).maybe_reason(r.reason).headers(headers);
+        self.respond(req, Answer::Tx(tx), reply, out);
+        self.record_cdr(req, r);
+    }
+
+    /// A CDR for an INVITE that reached routing and ended there.
+    pub(super) fn record_cdr(&mut self, req: Req<'_, '_>, r: Refusal<'_>) {
+        let refused = RefusedInvite {
             ending: Ending::new(r.code, r.status, r.hangup),
             direction: r.direction,
             route: r.route,
             trunk: r.trunk,
-            auth_user: None,
+            auth_user: self.authenticated_user(req.msg, req.src),
         };
-        self.record_cdr(now, msg, src, record);
+        let cdr = record::refused(req.msg, refused, req.now.unix_ms);
+        self.count_call(cdr.status);
+        let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
     }
 
     /// Hands a routed INVITE to the engine.
@@ -427,8 +366,9 @@ pub(super) struct Refusal<'a> {
     /// With `Retry-After`: the caller may try again soon.
     retry_after: bool,
     direction: Direction,
-    /// The CDR's status and hangupReason: failed/failed or rejected/rejected.
+    /// The CDR's status: failed, rejected or spam.
     status: CallStatus,
+    /// The CDR's hangupReason: failed or rejected.
     hangup: HangupReason,
     route: Option<String>,
     trunk: Option<String>,
@@ -450,6 +390,13 @@ impl<'a> Refusal<'a> {
     pub(super) fn rejected(code: u16, direction: Direction, trunk: Option<String>) -> Self {
         let (status, hangup) = (CallStatus::Rejected, HangupReason::Rejected);
         Refusal::new(code, direction, status, hangup, trunk)
+    }
+
+    /// The router's `spam`: no response at all; CDR `spam`, hangupReason
+    /// `rejected`, status code 0.
+    pub(super) fn spam(direction: Direction, trunk: Option<String>) -> Self {
+        let (status, hangup) = (CallStatus::Spam, HangupReason::Rejected);
+        Refusal::new(0, direction, status, hangup, trunk)
     }
 
     fn new(

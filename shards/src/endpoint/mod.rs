@@ -2,46 +2,61 @@
 //! Malformed input gets 400 or is dropped (counted), retransmissions get the
 //! cached answer, stateless checks run, then OPTIONS and REGISTER are
 //! answered here; new INVITEs go to `invite` (and from there to the router,
-//! `router_calls`), BYE/CANCEL outside a dialog get 481. Requests that wait
-//! for a remote user backend are parked in `remote_users`.
+//! `router_calls`), BYE/CANCEL outside a dialog get 481.
+//!
+//! Who does what:
+//! * `digest` / `registration`: digest auth; REGISTER up to the store writer.
+//! * `invite` / `router_calls` / `resolve`: new INVITEs, the HTTP router,
+//!   REST call commands' targets and click-to-dial.
+//! * `targets`: the one resolver from a route, a command target, a router
+//!   target or a local AOR to legs (`Target`s), on `sip::Uri`.
+//! * `pending` / `parked` / `remote_users`: every request held while
+//!   something else answers (`Pending`: token, deadline, payload),
+//!   their deadlines, and the remote user backend's questions.
+//! * `stateless` / `txcache` / `identity`: checks before a transaction,
+//!   retransmissions of stateless answers, who the caller is.
+//!
+//! Handlers get the request as a `Req` (time, parsed message, source) and
+//! answer with `SipEndpoint::respond` (a `Reply`, sent as `Answer` says).
 
+mod digest;
 mod identity;
 mod invite;
+mod parked;
+mod pending;
 pub mod register;
+mod registration;
 mod remote_users;
 mod resolve;
 mod router_calls;
 pub mod settings;
 pub mod stateless;
+mod targets;
 pub mod txcache;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::auth::{credentials_for_realm, AuthConfig, AuthOutcome, Authenticator, Step};
+use crate::auth::{AuthConfig, Authenticator};
 use crate::call::ids::IdGen;
-use crate::call::record::RefusedInvite;
-use crate::call::{
-    CallEngine, Command, EngineConfig, Handled, Input, Output as CallOutput, Target,
-};
+use crate::call::{CallEngine, Command, EngineConfig, Handled, Input, Output as CallOutput};
 use crate::cdr::{CallStatus, Direction};
 use crate::control_link::{ControlRequest, ControlSender};
 use crate::media::relay::MediaRelay;
-use crate::registrar::ChangeError;
 use crate::routing::{RoutingSnapshot, SelectState};
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
 use crate::runtime::{
-    MediaChanges, Output, RegisterFailure, ShardContext, ShardGauges, ShardLogic, ShardMsg,
-    ShardStats,
+    MediaChanges, Output, ShardContext, ShardGauges, ShardLogic, ShardMsg, ShardStats,
 };
 use crate::security::{SourceGuard, Verdict};
-use crate::sip::{HeaderName, Message, Method, Writer};
+use crate::sip::{Message, Method, Writer};
 use crate::time::Now;
 use crate::transaction::TxId;
 
-use register::RegisterStep;
+use parked::Parked;
+use pending::Pending;
+use registration::PendingRegister;
 pub use settings::EndpointSettings;
 use stateless::{ACCEPT, ALLOW, SUPPORTED};
 use txcache::{Seen, TxCache};
@@ -50,20 +65,11 @@ use txcache::{Seen, TxCache};
 const TX_CACHE_CAPACITY: usize = 65_536;
 /// Drops are logged at most this often per shard (ms).
 const DROP_LOG_INTERVAL_MS: u64 = 10_000;
-/// Parked requests, the spam list, caches: looked at this often while
-/// something is parked, and this often when nothing is (ms).
-const HOUSEKEEPING_BUSY_MS: u64 = 20;
-const HOUSEKEEPING_IDLE_MS: u64 = 1_000;
+/// The caches (transactions answered, nonces seen) are swept this often (ms).
+const HOUSEKEEPING_MS: u64 = 1_000;
 /// The relay's upkeep (recordings flushed, RTP timeouts) while it has
 /// sessions (ms).
 const MEDIA_TICK_MS: u64 = 100;
-
-/// A REGISTER waiting for the store writer.
-struct PendingRegister {
-    request: Vec<u8>,
-    src: SocketAddr,
-    key: Vec<u8>,
-}
 
 /// One shard's SIP logic.
 pub struct SipEndpoint {
@@ -88,18 +94,17 @@ pub struct SipEndpoint {
     /// The route and trunk tables; replaced whole when they are reloaded.
     routing: Arc<RoutingSnapshot>,
     select: SelectState,
-    pending: HashMap<u64, PendingRegister>,
+    /// REGISTERs waiting for the store writer, by `ApplyBindings` token.
+    registers: Pending<PendingRegister>,
     /// Remote (HTTP) user backends' answers this shard has.
     user_cache: crate::users::RemoteCache,
-    /// Requests waiting for a remote backend's answer, by question.
-    parked: HashMap<crate::users::RemoteKey, Vec<remote_users::Parked>>,
-    /// INVITEs waiting for the HTTP router, by token.
-    parked_routes: HashMap<u64, router_calls::ParkedInvite>,
-    /// Server transactions of `spam` calls, dropped silently at this time
-    /// (ms): until then they absorb the caller's retransmissions.
-    spam: Vec<(TxId, u64)>,
-    next_token: u64,
-    /// When the housekeeping last ran and the relay's next upkeep (mono ms).
+    /// Requests waiting for a webhook (a remote user backend, the HTTP
+    /// router), by token; at most `[security] max_parked_requests`.
+    parked: Pending<Parked>,
+    /// Server transactions of `spam` calls, dropped silently at their
+    /// deadline: until then they absorb the caller's retransmissions.
+    spam: Pending<TxId>,
+    /// When the caches were last swept and the relay's next upkeep (mono ms).
     last_housekeeping_ms: u64,
     next_media_ms: u64,
     buf: Vec<u8>,
@@ -146,6 +151,7 @@ impl SipEndpoint {
             })
             .transpose()?;
         let routing = settings.routing.clone();
+        let max_parked = settings.max_parked;
         Ok(SipEndpoint {
             media_reported: Default::default(),
             tx_evicted_reported: 0,
@@ -160,12 +166,10 @@ impl SipEndpoint {
             relay,
             routing,
             select: SelectState::new(),
-            pending: HashMap::new(),
+            registers: Pending::unbounded(),
             user_cache: Default::default(),
-            parked: HashMap::new(),
-            parked_routes: HashMap::new(),
-            spam: Vec::new(),
-            next_token: 1,
+            parked: Pending::bounded(max_parked),
+            spam: Pending::unbounded(),
             last_housekeeping_ms: 0,
             next_media_ms: 0,
             buf: Vec::with_capacity(2048),
@@ -178,30 +182,9 @@ impl SipEndpoint {
         &self.ctx.stats
     }
 
-    /// Requests waiting for a webhook's answer (user backend, router).
-    pub(super) fn parked_count(&self) -> usize {
-        self.parked.values().map(Vec::len).sum::<usize>() + self.parked_routes.len()
-    }
-
-    /// When the housekeeping is due next (mono ms).
+    /// When the caches (transactions answered, nonces) are swept next.
     fn housekeeping_due(&self) -> u64 {
-        let busy = self.parked_count() > 0 || !self.spam.is_empty();
-        let period = if busy {
-            HOUSEKEEPING_BUSY_MS
-        } else {
-            HOUSEKEEPING_IDLE_MS
-        };
-        self.last_housekeeping_ms + period
-    }
-
-    /// Tells the ban book a digest failed from `src` (not for trusted ones).
-    fn report_auth_failure(&self, src: SocketAddr) {
-        let Some(tx) = &self.settings.security.auth_failures else {
-            return;
-        };
-        if !self.guard.is_trusted(src) && tx.try_send(src.ip()).is_ok() {
-            ShardStats::add(&self.ctx.stats.auth_failures_reported, 1);
-        }
+        self.last_housekeeping_ms + HOUSEKEEPING_MS
     }
 
     /// Counts a dropped message; logs once per interval.
@@ -215,24 +198,28 @@ impl SipEndpoint {
         }
     }
 
-    /// Sends a final (or provisional) response to `msg`: through its server
-    /// transaction, or statelessly remembering finals under a cache key.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a final (or provisional) response to the request: through its
+    /// server transaction, or statelessly remembering finals under a cache key.
     fn respond(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        code: u16,
-        reason: Option<&str>,
-        headers: &[(&str, String)],
+        req: Req<'_, '_>,
         answer: Answer<'_>,
+        reply: Reply<'_>,
         out: &mut Output,
     ) {
+        let Req { now, msg, src } = req;
+        let code = reply.code;
         let tag = to_tag(msg);
-        let mut w = Writer::response_to(&mut self.buf, msg, code, reason, Some(&tag), Some(src));
+        let mut w = Writer::response_to(
+            &mut self.buf,
+            msg,
+            code,
+            reply.reason,
+            Some(&tag),
+            Some(src),
+        );
         w.header("Server", &self.settings.server_name);
-        for (name, value) in headers {
+        for (name, value) in reply.headers {
             w.header(name, value);
         }
         w.finish(b"");
@@ -262,7 +249,6 @@ impl SipEndpoint {
 
     /// One message this shard owns, parsed once (in `on_datagram`).
     fn handle(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, out: &mut Output) {
-        let data = msg.as_bytes();
         if !msg.is_request() {
             if msg.check().is_err() {
                 ShardStats::add(&self.ctx.stats.parse_errors, 1);
@@ -297,13 +283,9 @@ impl SipEndpoint {
                 Some(code) => {
                     let warning = format!("399 shardpbx \"{}\"", e.to_string().replace('"', "'"));
                     self.respond(
-                        now,
-                        msg,
-                        src,
-                        code,
-                        None,
-                        &[("Warning", warning)],
+                        Req::new(now, &msg, src),
                         Answer::Stateless,
+                        Reply::new(code).headers(&[("Warning", warning)]),
                         out,
                     );
                 }
@@ -337,13 +319,9 @@ impl SipEndpoint {
         }
         if let Some(reject) = stateless::inspect(msg) {
             self.respond(
-                now,
-                msg,
-                src,
-                reject.code,
-                None,
-                &reject.headers,
+                Req::new(now, &msg, src),
                 Answer::Cached(&key),
+                Reply::new(reject.code).headers(&reject.headers),
                 out,
             );
             return;
@@ -357,306 +335,19 @@ impl SipEndpoint {
                     ("Supported", SUPPORTED.to_string()),
                 ];
                 self.respond(
-                    now,
-                    msg,
-                    src,
-                    200,
-                    None,
-                    &headers,
+                    Req::new(now, &msg, src),
                     Answer::Cached(&key),
+                    Reply::new(200).headers(&headers),
                     out,
                 );
             }
-            Method::Register => self.on_register(now, msg, data, src, key, out),
+            Method::Register => self.on_register(Req::new(now, &msg, src), key, out),
             _ => self.respond(
-                now,
-                msg,
-                src,
-                405,
-                None,
-                &[("Allow", ALLOW.to_string())],
+                Req::new(now, &msg, src),
                 Answer::Cached(&key),
+                Reply::new(405).headers(&[("Allow", ALLOW.to_string())]),
                 out,
             ),
-        }
-    }
-
-    /// Digest auth for REGISTER (401) and INVITE (407).
-    fn authenticate(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        realm: &str,
-        proxy: bool,
-    ) -> remote_users::Authn {
-        use crate::users::Lookup;
-        use remote_users::Authn;
-        let header = if proxy {
-            HeaderName::ProxyAuthorization
-        } else {
-            HeaderName::Authorization
-        };
-        let values: Vec<&str> = msg.headers_named(header).map(|h| h.raw_value).collect();
-        let value =
-            credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
-        let binding = msg.call_id().unwrap_or_default();
-        let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
-        let pending = match self.auth.begin(now.unix, value, realm, binding) {
-            Step::Done(outcome) => return Authn::Outcome(outcome),
-            Step::Lookup(pending) => pending,
-        };
-        let record =
-            match self
-                .settings
-                .users
-                .resolve(pending.username(), realm, &self.user_cache, now.unix)
-            {
-                Lookup::Found(r) => Some(r),
-                Lookup::Unknown => None,
-                Lookup::Forbidden(reason) => return Authn::Refused(403, reason),
-                Lookup::Unavailable => {
-                    return Authn::Refused(503, "User Backend Unavailable".into())
-                }
-                Lookup::Pending(key) => return Authn::Pending(key),
-            };
-        Authn::Outcome(self.auth.finish(
-            now.unix,
-            method,
-            pending,
-            record.as_ref().map(|r| r.secret()),
-        ))
-    }
-
-    /// Answers an auth outcome that is not Ok; returns the username when Ok.
-    /// A request that waits for a remote user backend is parked (and
-    /// handled again once the answer is in).
-    #[allow(clippy::too_many_arguments)]
-    fn require_auth(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        realm: &str,
-        proxy: bool,
-        answer: Answer<'_>,
-        out: &mut Output,
-    ) -> Option<String> {
-        let outcome = match self.authenticate(now, msg, realm, proxy) {
-            remote_users::Authn::Outcome(o) => o,
-            remote_users::Authn::Refused(code, reason) => {
-                ShardStats::add(&self.ctx.stats.auth_failures, 1);
-                let extra: Vec<(&str, String)> = if code == 503 {
-                    vec![("Retry-After", "5".into())]
-                } else {
-                    Vec::new()
-                };
-                self.respond(now, msg, src, code, Some(&reason), &extra, answer, out);
-                return None;
-            }
-            remote_users::Authn::Pending(key) => {
-                self.park(now, msg, src, answer, key, out);
-                return None;
-            }
-        };
-        match outcome {
-            AuthOutcome::Ok { username, .. } => Some(username),
-            AuthOutcome::Challenge { stale, .. } => {
-                ShardStats::add(&self.ctx.stats.auth_challenges, 1);
-                // A challenge is stateless: nothing is kept for it (a
-                // retransmitted request gets a fresh one).
-                let answer = match answer {
-                    Answer::Cached(key) => {
-                        self.txs.forget(key);
-                        Answer::Stateless
-                    }
-                    other => other,
-                };
-                let binding = msg.call_id().unwrap_or_default().to_string();
-                let name = if proxy {
-                    "Proxy-Authenticate"
-                } else {
-                    "WWW-Authenticate"
-                };
-                let headers: Vec<(&str, String)> = self
-                    .auth
-                    .challenge_headers(now.unix, realm, &binding, stale)
-                    .into_iter()
-                    .map(|v| (name, v))
-                    .collect();
-                let code = if proxy { 407 } else { 401 };
-                self.respond(now, msg, src, code, None, &headers, answer, out);
-                None
-            }
-            // Unknown user, wrong password and replays look the same.
-            AuthOutcome::Failed { .. } | AuthOutcome::Replay { .. } => {
-                ShardStats::add(&self.ctx.stats.auth_failures, 1);
-                self.report_auth_failure(src);
-                self.respond(now, msg, src, 403, None, &[], answer, out);
-                None
-            }
-        }
-    }
-
-    fn on_register(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        data: &[u8],
-        src: SocketAddr,
-        key: Vec<u8>,
-        out: &mut Output,
-    ) {
-        ShardStats::add(&self.ctx.stats.registers, 1);
-        let to_host = msg
-            .to()
-            .ok()
-            .and_then(|t| t.uri.host.map(|h| h.to_string()))
-            .unwrap_or_default();
-        let ruri_local = msg
-            .request_uri()
-            .ok()
-            .and_then(|u| u.host.map(|h| self.settings.is_local_host(&h.to_string())))
-            .unwrap_or(false);
-        if !ruri_local {
-            self.respond(
-                now,
-                msg,
-                src,
-                403,
-                Some("Domain not served here"),
-                &[],
-                Answer::Cached(&key),
-                out,
-            );
-            return;
-        }
-        let settings = self.settings.clone();
-        let realm = settings.realm_for(&to_host).to_string();
-        let Some(username) =
-            self.require_auth(now, msg, src, &realm, false, Answer::Cached(&key), out)
-        else {
-            return;
-        };
-        match register::plan(&settings, now, msg, src, &username) {
-            RegisterStep::Answer(code, reason, headers) => {
-                let headers: Vec<(&str, String)> = headers.into_iter().collect();
-                self.respond(
-                    now,
-                    msg,
-                    src,
-                    code,
-                    reason,
-                    &headers,
-                    Answer::Cached(&key),
-                    out,
-                );
-            }
-            RegisterStep::Store(change) => {
-                let token = self.next_token;
-                self.next_token += 1;
-                let sent = self.control.send(ControlRequest::ApplyBindings {
-                    shard: self.ctx.id,
-                    token,
-                    change,
-                });
-                if sent.is_err() {
-                    self.respond(
-                        now,
-                        msg,
-                        src,
-                        500,
-                        Some("Store unavailable"),
-                        &[],
-                        Answer::Cached(&key),
-                        out,
-                    );
-                    return;
-                }
-                self.pending.insert(
-                    token,
-                    PendingRegister {
-                        request: data.to_vec(),
-                        src,
-                        key,
-                    },
-                );
-            }
-        }
-    }
-
-    fn on_registered(
-        &mut self,
-        now: Now,
-        token: u64,
-        result: Result<crate::registrar::ChangeOutcome, RegisterFailure>,
-        out: &mut Output,
-    ) {
-        let Some(p) = self.pending.remove(&token) else {
-            return;
-        };
-        let Ok(msg) = Message::parse(&p.request) else {
-            return;
-        };
-        match result {
-            Ok(outcome) => {
-                ShardStats::add(&self.ctx.stats.registrations_ok, 1);
-                let headers: Vec<(&str, String)> =
-                    register::contact_lines(&outcome.bindings, now.unix)
-                        .into_iter()
-                        .map(|c| ("Contact", c))
-                        .collect();
-                self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    200,
-                    None,
-                    &headers,
-                    Answer::Cached(&p.key),
-                    out,
-                );
-            }
-            Err(RegisterFailure::Refused(ChangeError::OutOfOrder)) => {
-                self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    500,
-                    Some("CSeq out of order"),
-                    &[("Retry-After", "1".into())],
-                    Answer::Cached(&p.key),
-                    out,
-                );
-            }
-            // [proxy] max_contacts_per_aor (registrar/binding.rs).
-            Err(RegisterFailure::Refused(ChangeError::TooManyContacts)) => {
-                self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    403,
-                    Some("Too many contacts"),
-                    &[],
-                    Answer::Cached(&p.key),
-                    out,
-                );
-            }
-            Err(RegisterFailure::Store(e)) => {
-                tracing::error!(
-                    call_id = msg.call_id().unwrap_or_default(),
-                    "registration not stored: {e}"
-                );
-                self.respond(
-                    now,
-                    &msg,
-                    p.src,
-                    500,
-                    Some("Store error"),
-                    &[("Retry-After", "5".into())],
-                    Answer::Cached(&p.key),
-                    out,
-                );
-            }
         }
     }
 
@@ -680,12 +371,13 @@ impl SipEndpoint {
         src: SocketAddr,
         out: &mut Output,
     ) {
+        let req = Req::new(now, msg, src);
         // A new INVITE without credentials is challenged before it costs a
         // transaction: one 407 per INVITE, nothing retransmitted toward an
         // address that may be spoofed.
         if matches!(method, Method::Invite)
             && msg.to().is_ok_and(|t| t.tag().is_none())
-            && self.challenge_statelessly(now, msg, src, out)
+            && self.challenge_statelessly(req, out)
         {
             return;
         }
@@ -695,7 +387,7 @@ impl SipEndpoint {
         let tx = match handled {
             Handled::Request(tx) => tx,
             Handled::NoDialog(tx) => {
-                self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+                self.respond(req, Answer::Tx(tx), Reply::new(481), out);
                 return;
             }
             Handled::Retransmission { invite } => {
@@ -704,19 +396,17 @@ impl SipEndpoint {
             }
             Handled::Full => {
                 self.respond(
-                    now,
-                    msg,
-                    src,
-                    503,
-                    Some("Busy"),
-                    &[("Retry-After", "5".into())],
+                    req,
                     Answer::Stateless,
+                    Reply::new(503)
+                        .reason("Busy")
+                        .headers(&[("Retry-After", "5".into())]),
                     out,
                 );
                 return;
             }
             Handled::Invalid => {
-                self.respond(now, msg, src, 400, None, &[], Answer::Stateless, out);
+                self.respond(req, Answer::Stateless, Reply::new(400), out);
                 return;
             }
             _ => return,
@@ -731,47 +421,39 @@ impl SipEndpoint {
                 }
                 None => 481,
             };
-            self.respond(now, msg, src, code, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(code), out);
             return;
         }
         if !matches!(method, Method::Invite) {
             // BYE (or another request) outside any dialog.
-            self.respond(now, msg, src, 481, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(481), out);
             return;
         }
         if self.looped(msg) {
-            self.respond(now, msg, src, 482, None, &[], Answer::Tx(tx), out);
+            self.respond(req, Answer::Tx(tx), Reply::new(482), out);
             return;
         }
         if self.call_id_taken(msg) {
             // A new INVITE may not reuse the Call-ID of a call we have or had:
             // it would take over that call's dialog, flow and record.
             self.respond(
-                now,
-                msg,
-                src,
-                482,
-                Some("Call-ID In Use"),
-                &[],
+                req,
                 Answer::Tx(tx),
+                Reply::new(482).reason("Call-ID In Use"),
                 out,
             );
             return;
         }
         if let Some(reject) = stateless::inspect(msg) {
             self.respond(
-                now,
-                msg,
-                src,
-                reject.code,
-                None,
-                &reject.headers,
+                req,
                 Answer::Tx(tx),
+                Reply::new(reject.code).headers(&reject.headers),
                 out,
             );
             return;
         }
-        self.on_invite(now, msg, src, tx, out);
+        self.on_invite(req, tx, out);
     }
 
     /// Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
@@ -800,36 +482,13 @@ impl SipEndpoint {
                 .is_some_and(|s| s.cdr_exists(cid).unwrap_or(false))
     }
 
-    /// The stored bindings of a local user: those under `host` first, else
-    /// under any of our realms (they are aliases of one domain).
-    fn local_bindings(&self, user: &str, host: &str, now: Now) -> Vec<crate::registrar::Binding> {
-        let host_lc = host.to_ascii_lowercase();
-        let mut bindings = Vec::new();
-        if let Some(store) = &self.settings.store {
-            let hosts = std::iter::once(host_lc.as_str())
-                .chain(self.settings.realms.iter().map(String::as_str));
-            for h in hosts {
-                bindings = store
-                    .bindings(&format!("sip:{user}@{h}"))
-                    .unwrap_or_default();
-                if bindings.iter().any(|b| b.expires_at > now.unix) {
-                    break;
-                }
-            }
+    /// The target resolver over this shard's settings and routing tables.
+    fn resolver(&self, now: Now) -> targets::Resolver<'_> {
+        targets::Resolver {
+            settings: &self.settings,
+            routing: &self.routing,
+            now,
         }
-        bindings.retain(|b| b.expires_at > now.unix);
-        bindings
-    }
-
-    /// A CDR for an INVITE that reached routing and ended there.
-    fn record_cdr(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, refusal: RefusedInvite) {
-        let refusal = RefusedInvite {
-            auth_user: self.authenticated_user(msg, src),
-            ..refusal
-        };
-        let cdr = crate::call::record::refused(msg, refusal, now.unix_ms);
-        self.count_call(cdr.status);
-        let _ = self.control.send(ControlRequest::StoreCdr(Box::new(cdr)));
     }
 
     fn count_call(&self, status: CallStatus) {
@@ -893,6 +552,57 @@ impl SipEndpoint {
             &gauges.rtp_sessions,
             self.relay.as_ref().map_or(0, |m| m.sessions()) as u64,
         );
+    }
+}
+
+/// The request being handled, parsed once: when it is handled, the message
+/// and where it came from. Passed down instead of `(now, msg, src)`.
+#[derive(Clone, Copy)]
+struct Req<'r, 'm> {
+    now: Now,
+    msg: &'r Message<'m>,
+    src: SocketAddr,
+}
+
+impl<'r, 'm> Req<'r, 'm> {
+    fn new(now: Now, msg: &'r Message<'m>, src: SocketAddr) -> Self {
+        Req { now, msg, src }
+    }
+}
+
+/// A response to send: status code, reason phrase (the default one when
+/// `None`) and extra header lines.
+#[derive(Clone, Copy)]
+struct Reply<'h> {
+    code: u16,
+    reason: Option<&'h str>,
+    headers: &'h [(&'h str, String)],
+}
+
+impl<'h> Reply<'h> {
+    /// `code` with its default reason phrase and no extra headers.
+    fn new(code: u16) -> Self {
+        Reply {
+            code,
+            reason: None,
+            headers: &[],
+        }
+    }
+
+    fn reason(self, reason: &'h str) -> Self {
+        Reply {
+            reason: Some(reason),
+            ..self
+        }
+    }
+
+    /// The reason phrase when there is one.
+    fn maybe_reason(self, reason: Option<&'h str>) -> Self {
+        Reply { reason, ..self }
+    }
+
+    fn headers(self, headers: &'h [(&'h str, String)]) -> Self {
+        Reply { headers, ..self }
     }
 }
 
@@ -1024,19 +734,9 @@ impl ShardLogic for SipEndpoint {
     }
 
     fn handle_timeout(&mut self, now: Now, out: &mut Output) {
+        self.expire_pending(now, out);
         if now.mono_ms >= self.housekeeping_due() {
             self.last_housekeeping_ms = now.mono_ms;
-            self.expire_parked(now, out);
-            self.expire_routes(now, out);
-            let calls = &mut self.calls;
-            let relay = &mut self.relay;
-            self.spam.retain(|(tx, at)| {
-                let keep = *at > now.mono_ms;
-                if !keep {
-                    calls.handle(now, Input::Abandon(*tx), relay.as_mut());
-                }
-                keep
-            });
             self.txs.expire(now.mono_ms);
             self.auth.sweep(now.unix);
         }
@@ -1064,6 +764,8 @@ impl ShardLogic for SipEndpoint {
             Some(self.housekeeping_due()),
             media,
             self.calls.poll_timeout(),
+            self.parked.next_deadline(),
+            self.spam.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -1113,67 +815,6 @@ impl ShardLogic for SipEndpoint {
     }
 }
 
-/// A binding registered from behind NAT: its Contact names an IP that is
-/// not the one its REGISTER came from.
-fn binding_natted(b: &crate::registrar::Binding) -> bool {
-    let Ok(source) = b.source.parse::<SocketAddr>() else {
-        return false;
-    };
-    crate::sip::Uri::parse(&b.uri)
-        .ok()
-        .and_then(|u| u.host.and_then(|h| h.ip()))
-        .is_some_and(|ip| ip != source.ip())
-}
-
-/// Where a call to a binding goes: its Contact's address when that is the
-/// address the REGISTER came from or a public one; the source address when
-/// the Contact names a private address other than the source (the phone is
-/// behind NAT) or a host name (no DNS on a shard).
-fn binding_dest(b: &crate::registrar::Binding) -> Option<SocketAddr> {
-    let source: SocketAddr = b.source.parse().ok()?;
-    let Ok(uri) = crate::sip::Uri::parse(&b.uri) else {
-        return Some(source);
-    };
-    let Some(ip) = uri.host.and_then(|h| h.ip()) else {
-        return Some(source);
-    };
-    let port = uri.port.unwrap_or(5060);
-    let private = match ip {
-        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    if ip == source.ip() || !private {
-        Some(SocketAddr::new(ip, port))
-    } else {
-        Some(source)
-    }
-}
-
-/// `ip:port` / `[v6]:port` / `ip` (port 5060) of a trunk destination; host
-/// names are not resolved on a shard.
-/// The host and (unescaped) user of a request's Request-URI.
-fn dialled(msg: &Message<'_>) -> (String, String) {
-    let ruri = msg.request_uri().ok();
-    let host = ruri
-        .and_then(|u| u.host.map(|h| h.to_string()))
-        .unwrap_or_default();
-    let user = ruri
-        .and_then(|u| u.user_unescaped())
-        .map(|u| String::from_utf8_lossy(&u).into_owned())
-        .unwrap_or_default();
-    (host, user)
-}
-
-/// A local AOR's live bindings as targets, and whether one looks NATed.
-fn binding_targets(bindings: &[crate::registrar::Binding], now: Now) -> (Vec<Target>, bool) {
-    let live = || bindings.iter().filter(|b| b.expires_at > now.unix);
-    let natted = live().any(binding_natted);
-    let targets = live()
-        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
-        .collect();
-    (targets, natted)
-}
-
 /// A call's direction (API.md 2.1): from a trunk, or from an extension to
 /// a local user or elsewhere.
 fn direction_of(from_trunk: bool, to_local: bool) -> Direction {
@@ -1182,16 +823,6 @@ fn direction_of(from_trunk: bool, to_local: bool) -> Direction {
         (false, true) => Direction::Internal,
         (false, false) => Direction::Outbound,
     }
-}
-
-fn parse_host_port(hp: &str) -> Option<SocketAddr> {
-    if let Ok(a) = hp.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let bare = hp.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, 5060))
 }
 
 /// A CRLF keep-alive (RFC 5626 3.5.1) or empty datagram: not an error.

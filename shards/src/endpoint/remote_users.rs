@@ -8,9 +8,8 @@
 //! binding whom only a remote backend may know waits the same way, to tell
 //! 480 from 404.
 
-use std::net::SocketAddr;
-
-use super::{Answer, SipEndpoint};
+use super::parked::{Parked, Waits};
+use super::{Answer, Reply, Req, SipEndpoint};
 use crate::auth::AuthOutcome;
 use crate::runtime::Output;
 use crate::sip::Message;
@@ -27,16 +26,8 @@ pub(super) enum Authn {
     Pending(RemoteKey),
 }
 
-/// A parked request.
-pub(super) struct Parked {
-    data: Vec<u8>,
-    src: SocketAddr,
-    resume: Resume,
-    since_ms: u64,
-}
-
-/// Where a parked request goes on.
-enum Resume {
+/// Where a request parked for a user backend goes on.
+pub(super) enum Resume {
     /// A REGISTER, answered statelessly under this key.
     Register { key: Vec<u8> },
     /// An INVITE on this server transaction, from its auth step.
@@ -47,14 +38,22 @@ enum Resume {
     Route { tx: TxId, guest: bool },
 }
 
+impl Resume {
+    /// How the request is answered when it cannot wait.
+    fn answer(&self) -> Answer<'_> {
+        match self {
+            Resume::Register { key } => Answer::Cached(key),
+            Resume::Invite { tx } | Resume::Route { tx, .. } => Answer::Tx(*tx),
+        }
+    }
+}
+
 const UNAVAILABLE: &str = "User Backend Unavailable";
 
 impl SipEndpoint {
     pub(super) fn park(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         answer: Answer<'_>,
         key: RemoteKey,
         out: &mut Output,
@@ -62,44 +61,29 @@ impl SipEndpoint {
         let resume = match answer {
             Answer::Tx(tx) => Resume::Invite { tx },
             Answer::Cached(k) => Resume::Register { key: k.to_vec() },
-            Answer::Stateless => return self.unavailable(now, msg, src, answer, out),
+            Answer::Stateless => return self.unavailable(req, answer, out),
         };
-        self.park_as(now, msg, src, resume, key, out);
+        self.park_as(req, resume, key, out);
     }
 
     /// Parks an admitted INVITE until a remote backend says whether its
     /// callee exists.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn park_for_callee(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         tx: TxId,
         guest: bool,
         key: RemoteKey,
         out: &mut Output,
     ) {
-        self.park_as(now, msg, src, Resume::Route { tx, guest }, key, out);
+        self.park_as(req, Resume::Route { tx, guest }, key, out);
     }
 
-    fn park_as(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        resume: Resume,
-        key: RemoteKey,
-        out: &mut Output,
-    ) {
-        if self.parked_count() >= self.settings.max_parked {
-            let answer = match &resume {
-                Resume::Register { key } => Answer::Cached(key),
-                Resume::Invite { tx } | Resume::Route { tx, .. } => Answer::Tx(*tx),
-            };
-            return self.unavailable(now, msg, src, answer, out);
+    fn park_as(&mut self, req: Req<'_, '_>, resume: Resume, key: RemoteKey, out: &mut Output) {
+        if !self.parked.has_room() {
+            return self.unavailable(req, resume.answer(), out);
         }
-        if !self.parked.contains_key(&key) {
+        if !self.parked.any(|p| p.is_user(&key)) {
             let asked = self.settings.user_queries.as_ref().is_some_and(|q| {
                 q.try_send(UserQuery {
                     shard: self.ctx.id,
@@ -108,19 +92,18 @@ impl SipEndpoint {
                 .is_ok()
             });
             if !asked {
-                let answer = match &resume {
-                    Resume::Register { key } => Answer::Cached(key),
-                    Resume::Invite { tx } | Resume::Route { tx, .. } => Answer::Tx(*tx),
-                };
-                return self.unavailable(now, msg, src, answer, out);
+                return self.unavailable(req, resume.answer(), out);
             }
         }
-        self.parked.entry(key).or_default().push(Parked {
-            data: msg.as_bytes().to_vec(),
-            src,
-            resume,
-            since_ms: now.mono_ms,
-        });
+        // Late when more than the timeout has passed.
+        let deadline = req.now.mono_ms + self.settings.user_query_timeout_ms + 1;
+        let parked = Parked {
+            request: req.msg.as_bytes().to_vec(),
+            src: req.src,
+            waits: Waits::User { key, resume },
+        };
+        // Room was checked above.
+        let _ = self.parked.insert(deadline, parked);
     }
 
     pub(super) fn on_user_answer(
@@ -135,11 +118,14 @@ impl SipEndpoint {
         // for it: it stays for the rest of this second.
         self.user_cache
             .put(key.clone(), answer, ttl_secs.max(1), now.unix);
-        for p in self.parked.remove(&key).unwrap_or_default() {
-            match p.resume {
+        for p in self.parked.take_where(|p| p.is_user(&key)) {
+            let Waits::User { resume, .. } = p.waits else {
+                continue;
+            };
+            match resume {
                 Resume::Register { key } => {
                     self.txs.forget(&key);
-                    if let Ok(msg) = Message::parse(&p.data) {
+                    if let Ok(msg) = Message::parse(&p.request) {
                         self.handle(now, &msg, p.src, out);
                     }
                 }
@@ -149,12 +135,13 @@ impl SipEndpoint {
                     if !self.calls.is_proceeding(tx) {
                         continue;
                     }
-                    if let Ok(msg) = Message::parse(&p.data) {
-                        match p.resume {
+                    if let Ok(msg) = Message::parse(&p.request) {
+                        let req = Req::new(now, &msg, p.src);
+                        match resume {
                             Resume::Route { guest, .. } => {
-                                self.route_invite(now, &msg, p.src, tx, guest, None, out)
+                                self.route_invite(req, tx, guest, None, out)
                             }
-                            _ => self.on_invite(now, &msg, p.src, tx, out),
+                            _ => self.on_invite(req, tx, out),
                         }
                     }
                     self.flush_calls(out);
@@ -163,47 +150,29 @@ impl SipEndpoint {
         }
     }
 
-    /// 503 for requests whose answer did not come in time.
-    pub(super) fn expire_parked(&mut self, now: Now, out: &mut Output) {
-        let limit = self.settings.user_query_timeout_ms;
-        let late: Vec<RemoteKey> = self
-            .parked
-            .iter()
-            .filter(|(_, list)| {
-                list.first()
-                    .is_some_and(|p| now.mono_ms.saturating_sub(p.since_ms) > limit)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in late {
-            for p in self.parked.remove(&key).unwrap_or_default() {
-                let Ok(msg) = Message::parse(&p.data) else {
-                    continue;
-                };
-                match &p.resume {
-                    Resume::Register { key } => {
-                        self.unavailable(now, &msg, p.src, Answer::Cached(key), out)
-                    }
-                    Resume::Invite { tx } | Resume::Route { tx, .. } => {
-                        if self.calls.is_proceeding(*tx) {
-                            self.unavailable(now, &msg, p.src, Answer::Tx(*tx), out);
-                            self.flush_calls(out);
-                        }
-                    }
+    /// 503 for a request whose answer did not come in time.
+    pub(super) fn user_backend_late(&mut self, now: Now, p: Parked, out: &mut Output) {
+        let Waits::User { resume, .. } = p.waits else {
+            return;
+        };
+        let Ok(msg) = Message::parse(&p.request) else {
+            return;
+        };
+        let req = Req::new(now, &msg, p.src);
+        match resume {
+            Resume::Register { .. } => self.unavailable(req, resume.answer(), out),
+            Resume::Invite { tx } | Resume::Route { tx, .. } => {
+                if self.calls.is_proceeding(tx) {
+                    self.unavailable(req, resume.answer(), out);
+                    self.flush_calls(out);
                 }
             }
         }
     }
 
-    fn unavailable(
-        &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
-        answer: Answer<'_>,
-        out: &mut Output,
-    ) {
+    fn unavailable(&mut self, req: Req<'_, '_>, answer: Answer<'_>, out: &mut Output) {
         let retry = [("Retry-After", "5".to_string())];
-        self.respond(now, msg, src, 503, Some(UNAVAILABLE), &retry, answer, out);
+        let reply = Reply::new(503).reason(UNAVAILABLE).headers(&retry);
+        self.respond(req, answer, reply, out);
     }
 }

@@ -8,10 +8,10 @@
 use std::net::SocketAddr;
 
 use super::invite::Refusal;
-use super::{binding_targets, parse_host_port, Answer, SipEndpoint};
-use crate::call::record::{Ending, RefusedInvite};
-use crate::call::{CallExtras, MediaPolicy, NewCall, Target};
-use crate::cdr::{CallStatus, Direction, HangupReason};
+use super::parked::{Parked, Waits};
+use super::{Answer, Reply, Req, SipEndpoint};
+use crate::call::{CallExtras, MediaPolicy, NewCall};
+use crate::cdr::Direction;
 use crate::routing::http_router::{request_json, Forward, RouterDecision, RouterQuery};
 use crate::runtime::Output;
 use crate::sip::Message;
@@ -21,30 +21,20 @@ use crate::transaction::TxId;
 /// How long a `spam` INVITE's transaction absorbs retransmissions (64*T1).
 const SPAM_LINGER_MS: u64 = 32_000;
 
-/// An INVITE waiting for the router.
-pub(super) struct ParkedInvite {
-    data: Vec<u8>,
-    src: SocketAddr,
-    tx: TxId,
-    since_ms: u64,
-}
-
 impl SipEndpoint {
     /// Asks the router about this INVITE (`direction` as API.md 2.1 says).
     pub(super) fn ask_router(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         tx: TxId,
         direction: Direction,
         out: &mut Output,
     ) {
+        let Req { now, msg, src } = req;
         let Some(link) = self.settings.router.clone() else {
-            return self.route_invite(now, msg, src, tx, false, None, out);
+            return self.route_invite(req, tx, false, None, out);
         };
-        let token = self.next_token;
-        self.next_token += 1;
+        let token = self.parked.next_token();
         let query = RouterQuery {
             shard: self.ctx.id,
             token,
@@ -55,20 +45,19 @@ impl SipEndpoint {
                 self.authenticated_user(msg, src).as_deref(),
             ),
         };
-        if self.parked_count() >= self.settings.max_parked || link.queries.try_send(query).is_err()
-        {
+        if !self.parked.has_room() || link.queries.try_send(query).is_err() {
             let failed = RouterDecision::Failed("router queue full".into());
-            return self.route_invite(now, msg, src, tx, false, Some(failed), out);
+            return self.route_invite(req, tx, false, Some(failed), out);
         }
-        self.parked_routes.insert(
-            token,
-            ParkedInvite {
-                data: msg.as_bytes().to_vec(),
-                src,
-                tx,
-                since_ms: now.mono_ms,
-            },
-        );
+        // Late when more than `wait_ms` has passed.
+        let deadline = now.mono_ms + link.wait_ms + 1;
+        let parked = Parked {
+            request: msg.as_bytes().to_vec(),
+            src,
+            waits: Waits::Router { tx },
+        };
+        // Room was checked above; the token is the one the query carries.
+        let _ = self.parked.insert(deadline, parked);
     }
 
     pub(super) fn on_route_answer(
@@ -78,34 +67,55 @@ impl SipEndpoint {
         decision: RouterDecision,
         out: &mut Output,
     ) {
-        let Some(p) = self.parked_routes.remove(&token) else {
+        // Only an INVITE waiting for the router takes its answer.
+        let waits_for_router = self
+            .parked
+            .get(token)
+            .is_some_and(|p| matches!(p.waits, Waits::Router { .. }));
+        if !waits_for_router {
+            return;
+        }
+        let Some(p) = self.parked.take(token) else {
             return;
         };
-        // The caller may have given up meanwhile (CANCEL, timer).
-        if !self.calls.is_proceeding(p.tx) {
+        let Waits::Router { tx } = p.waits else {
             return;
-        }
-        if let Ok(msg) = Message::parse(&p.data) {
-            self.route_invite(now, &msg, p.src, p.tx, false, Some(decision), out);
-        }
-        self.flush_calls(out);
+        };
+        self.resume_route(now, &p.request, p.src, tx, decision, out);
     }
 
-    /// INVITEs the router did not answer in time: a failure, like a timeout.
-    pub(super) fn expire_routes(&mut self, now: Now, out: &mut Output) {
-        let Some(wait) = self.settings.router.as_ref().map(|l| l.wait_ms) else {
+    /// An INVITE the router did not answer in time: a failure, like a
+    /// timeout.
+    pub(super) fn router_late(
+        &mut self,
+        now: Now,
+        request: Vec<u8>,
+        src: SocketAddr,
+        tx: TxId,
+        out: &mut Output,
+    ) {
+        let failed = RouterDecision::Failed("no answer in time".into());
+        self.resume_route(now, &request, src, tx, failed, out);
+    }
+
+    /// Routes a parked INVITE with the router's decision, unless the caller
+    /// gave up meanwhile (CANCEL, timer).
+    fn resume_route(
+        &mut self,
+        now: Now,
+        request: &[u8],
+        src: SocketAddr,
+        tx: TxId,
+        decision: RouterDecision,
+        out: &mut Output,
+    ) {
+        if !self.calls.is_proceeding(tx) {
             return;
-        };
-        let late: Vec<u64> = self
-            .parked_routes
-            .iter()
-            .filter(|(_, p)| now.mono_ms.saturating_sub(p.since_ms) > wait)
-            .map(|(t, _)| *t)
-            .collect();
-        for token in late {
-            let failed = RouterDecision::Failed("no answer in time".into());
-            self.on_route_answer(now, token, failed, out);
         }
+        if let Ok(msg) = Message::parse(request) {
+            self.route_invite(Req::new(now, &msg, src), tx, false, Some(decision), out);
+        }
+        self.flush_calls(out);
     }
 
     /// A CANCEL for an INVITE still waiting for the router: 487 for it.
@@ -115,29 +125,22 @@ impl SipEndpoint {
         invite_tx: TxId,
         out: &mut Output,
     ) -> bool {
-        let Some(token) = self
-            .parked_routes
-            .iter()
-            .find(|(_, p)| p.tx == invite_tx)
-            .map(|(t, _)| *t)
-        else {
+        let Some(token) = self.parked.find(|p| p.is_route(invite_tx)) else {
             return false;
         };
-        if let Some(p) = self.parked_routes.remove(&token) {
-            if let Ok(msg) = Message::parse(&p.data) {
-                self.respond(now, &msg, p.src, 487, None, &[], Answer::Tx(p.tx), out);
+        if let Some(p) = self.parked.take(token) {
+            if let Ok(msg) = Message::parse(&p.request) {
+                let req = Req::new(now, &msg, p.src);
+                self.respond(req, Answer::Tx(invite_tx), Reply::new(487), out);
             }
         }
         true
     }
 
     /// Carries out the router's decision; false: static routing goes on.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_router(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         tx: TxId,
         decision: RouterDecision,
         direction: Direction,
@@ -153,21 +156,14 @@ impl SipEndpoint {
             RouterDecision::NotHandled => false,
             RouterDecision::Failed(why) => {
                 tracing::debug!(
-                    call_id = msg.call_id().unwrap_or_default(),
+                    call_id = req.msg.call_id().unwrap_or_default(),
                     "router failed: {why}"
                 );
                 if fallback {
                     return false;
                 }
                 let r = Refusal::failed(503, direction, from_trunk);
-                self.refuse(
-                    now,
-                    msg,
-                    src,
-                    tx,
-                    r.reason("Router Unavailable").retry(),
-                    out,
-                );
+                self.refuse(req, tx, r.reason("Router Unavailable").retry(), out);
                 true
             }
             RouterDecision::Reject { status, reason } => {
@@ -175,58 +171,52 @@ impl SipEndpoint {
                 if let Some(reason) = reason.as_deref() {
                     r = r.reason(reason);
                 }
-                self.refuse(now, msg, src, tx, r, out);
+                self.refuse(req, tx, r, out);
                 true
             }
             RouterDecision::Abort { status } => {
                 let r = Refusal::failed(status, direction, from_trunk);
-                self.refuse(now, msg, src, tx, r, out);
+                self.refuse(req, tx, r, out);
                 true
             }
             RouterDecision::Spam => {
                 // No final response at all. The transaction absorbs the
                 // caller's retransmissions until timer H would have ended
                 // it, then goes without a word.
-                self.spam.push((tx, now.mono_ms + SPAM_LINGER_MS));
-                let record = RefusedInvite {
-                    ending: Ending::new(0, CallStatus::Spam, HangupReason::Rejected),
-                    direction,
-                    route: None,
-                    trunk: from_trunk,
-                    auth_user: None,
-                };
-                self.record_cdr(now, msg, src, record);
+                let _ = self.spam.insert(req.now.mono_ms + SPAM_LINGER_MS, tx);
+                self.record_cdr(req, Refusal::spam(direction, from_trunk));
                 true
             }
             RouterDecision::Forward(f) => {
-                self.forward(now, msg, src, tx, f, direction, from_trunk, out);
+                self.forward(req, tx, f, direction, from_trunk, out);
                 true
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the call the router forwards to its targets (480 when none is
+    /// usable).
     fn forward(
         &mut self,
-        now: Now,
-        msg: &Message<'_>,
-        src: SocketAddr,
+        req: Req<'_, '_>,
         tx: TxId,
         f: Forward,
         direction: Direction,
         from_trunk: Option<String>,
         out: &mut Output,
     ) {
+        let Req { now, msg, src } = req;
         let mut targets = Vec::new();
         let mut callee_natted = false;
+        let resolver = self.resolver(now);
         for t in &f.targets {
-            let (found, natted) = self.router_target(now, t);
+            let (found, natted) = resolver.router_target(t);
             callee_natted |= natted;
             targets.extend(found);
         }
         if targets.is_empty() {
             let r = Refusal::failed(480, direction, from_trunk);
-            self.refuse(now, msg, src, tx, r.reason("No Valid Target"), out);
+            self.refuse(req, tx, r.reason("No Valid Target"), out);
             return;
         }
         let settings = self.settings.clone();
@@ -252,53 +242,5 @@ impl SipEndpoint {
             ..NewCall::new(msg, src, tx, targets, direction, media)
         };
         self.place(now, call, out);
-    }
-
-    /// A router target: a local AOR rings every binding it has; a URI with
-    /// another host is dialled as given. Returns the targets and whether a
-    /// binding looks NATed.
-    fn router_target(&mut self, now: Now, target: &str) -> (Vec<Target>, bool) {
-        let target = target.trim();
-        let Some(rest) = target
-            .strip_prefix("sip:")
-            .or_else(|| target.strip_prefix("sips:"))
-        else {
-            tracing::debug!(target, "router target is not a sip: URI; skipped");
-            return (Vec::new(), false);
-        };
-        let rest = rest.split([';', '?']).next().unwrap_or(rest);
-        let (user, hostport) = rest.split_once('@').unwrap_or(("", rest));
-        let host = hostport
-            .strip_prefix('[')
-            .and_then(|r| r.split(']').next())
-            .unwrap_or_else(|| hostport.split(':').next().unwrap_or(hostport));
-        // Our own address with another port is another server.
-        let port = hostport
-            .rsplit_once(':')
-            .filter(|(h, _)| !h.ends_with(']') || hostport.starts_with('['))
-            .and_then(|(_, p)| p.parse::<u16>().ok());
-        let ours = port.is_none_or(|p| p == self.settings.sip_port);
-        if ours && self.settings.is_local_host(host) && !user.is_empty() {
-            let bindings = self.local_bindings(user, host, now);
-            let (mut targets, natted) = binding_targets(&bindings, now);
-            for t in &mut targets {
-                t.to = Some(format!("<{target}>"));
-            }
-            return (targets, natted);
-        }
-        match parse_host_port(hostport) {
-            Some(dest) => {
-                let mut t = Target::new(target.to_string(), dest);
-                t.to = Some(format!("<{target}>"));
-                (vec![t], false)
-            }
-            None => {
-                tracing::debug!(
-                    target,
-                    "router target host is not an IP address (no DNS on a shard); skipped"
-                );
-                (Vec::new(), false)
-            }
-        }
     }
 }

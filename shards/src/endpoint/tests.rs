@@ -245,3 +245,203 @@ fn a_routing_snapshot_swap_steers_the_next_call() {
     let f = finals(&out);
     assert!(f[0].starts_with("SIP/2.0 403 Blocked"), "{f:?}");
 }
+
+/// An endpoint with the HTTP router (answers wait `wait_ms`), at most
+/// `max_parked` parked requests, and the test source as a trunk (no auth).
+fn router_endpoint(
+    wait_ms: u64,
+    max_parked: usize,
+) -> (
+    SipEndpoint,
+    crossbeam_channel::Receiver<crate::routing::http_router::RouterQuery>,
+) {
+    use crate::routing::{RoutingSnapshot, TrunkSpec};
+    let (queries, asked) = crossbeam_channel::unbounded();
+    let trunk = TrunkSpec {
+        inbound_hosts: vec![SRC.into()],
+        ..TrunkSpec::default()
+    };
+    let settings = EndpointSettings {
+        router: Some(crate::routing::http_router::RouterLink {
+            queries,
+            fallback_to_static: false,
+            wait_ms,
+        }),
+        max_parked,
+        routing: Arc::new(RoutingSnapshot::build(&[("carrier".into(), trunk)], &[]).unwrap()),
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(
+            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
+        )]),
+    };
+    let (control, _rx) = crossbeam_channel::unbounded();
+    (
+        SipEndpoint::new(ctx, Arc::new(settings), control).unwrap(),
+        asked,
+    )
+}
+
+fn at_ms(mono_ms: u64) -> Now {
+    Now {
+        unix: mono_ms / 1000,
+        mono_ms,
+        unix_ms: mono_ms,
+    }
+}
+
+fn invite_to(user: &str, cid: &str, branch: &str) -> Vec<u8> {
+    format!("INVITE sip:{user}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch={branch};rport\r\nFrom: <sip:+4930@carrier>;tag=1\r\nTo: <sip:{user}@pbx.test>\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+fn finals(out: &Output) -> Vec<String> {
+    sent(out)
+        .into_iter()
+        .filter(|m| !m.starts_with("SIP/2.0 1"))
+        .collect()
+}
+
+#[test]
+fn an_invite_parked_for_the_router_fails_just_after_its_wait() {
+    let (mut ep, asked) = router_endpoint(1_000, 8);
+    let mut out = Output::default();
+    ep.on_datagram(
+        at_ms(5_000),
+        &invite_to("555", "r1", "z9hG4bKr1"),
+        src(),
+        false,
+        &mut out,
+    );
+    assert!(finals(&out).is_empty(), "waits for the router");
+    let query = asked.try_recv().expect("the router is asked");
+    // Exactly the wait: still waiting.
+    let mut out = Output::default();
+    ep.handle_timeout(at_ms(6_000), &mut out);
+    assert!(finals(&out).is_empty(), "{:?}", finals(&out));
+    // Just after: a router failure, 503 without fallback.
+    ep.handle_timeout(at_ms(6_001), &mut out);
+    let f = finals(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].starts_with("SIP/2.0 503 Router Unavailable"), "{f:?}");
+    // A late answer finds nothing parked.
+    let mut out = Output::default();
+    ep.on_message(
+        at_ms(6_002),
+        ShardMsg::RouteAnswer {
+            token: query.token,
+            decision: crate::routing::http_router::RouterDecision::Reject {
+                status: 486,
+                reason: None,
+            },
+        },
+        &mut out,
+    );
+    assert!(finals(&out).is_empty());
+}
+
+#[test]
+fn the_router_answer_goes_to_its_own_invite_and_the_bound_holds() {
+    let (mut ep, asked) = router_endpoint(10_000, 2);
+    let mut out = Output::default();
+    for (i, user) in ["601", "602"].iter().enumerate() {
+        let invite = invite_to(user, &format!("b{i}"), &format!("z9hG4bKb{i}"));
+        ep.on_datagram(at_ms(1_000), &invite, src(), false, &mut out);
+    }
+    assert!(finals(&out).is_empty());
+    let tokens: Vec<u64> = asked.try_iter().map(|q| q.token).collect();
+    assert_eq!(tokens.len(), 2);
+    // Full: the third is not parked; without fallback that is a 503.
+    let invite = invite_to("603", "b2", "z9hG4bKb2");
+    ep.on_datagram(at_ms(1_001), &invite, src(), false, &mut out);
+    let f = finals(&out);
+    assert!(f.len() == 1 && f[0].starts_with("SIP/2.0 503"), "{f:?}");
+    assert!(f[0].contains("Call-ID: b2"), "{f:?}");
+    assert!(asked.try_recv().is_err(), "the router is not asked");
+    // The second INVITE's answer ends the second INVITE, not the first.
+    let mut out = Output::default();
+    ep.on_message(
+        at_ms(1_002),
+        ShardMsg::RouteAnswer {
+            token: tokens[1],
+            decision: crate::routing::http_router::RouterDecision::Reject {
+                status: 486,
+                reason: Some("Busy Here".into()),
+            },
+        },
+        &mut out,
+    );
+    let f = finals(&out);
+    assert!(
+        f.len() == 1 && f[0].starts_with("SIP/2.0 486 Busy Here"),
+        "{f:?}"
+    );
+    assert!(f[0].contains("Call-ID: b1"), "{f:?}");
+    // Room again: a new INVITE is parked and asked about.
+    let mut out = Output::default();
+    let invite = invite_to("604", "b3", "z9hG4bKb3");
+    ep.on_datagram(at_ms(1_003), &invite, src(), false, &mut out);
+    assert!(finals(&out).is_empty());
+    assert!(asked.try_recv().is_ok());
+}
+
+#[test]
+fn requests_parked_for_one_user_backend_question_end_with_the_first() {
+    let (queries, asked) = crossbeam_channel::unbounded();
+    let mut users = crate::users::UserDirectory::new(vec![]);
+    users.push_remote(0);
+    let settings = EndpointSettings {
+        users,
+        user_queries: Some(queries),
+        user_query_timeout_ms: 2_000,
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(
+            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
+        )]),
+    };
+    let (control, _rx) = crossbeam_channel::unbounded();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+
+    // A nonce first (bound to the Call-ID), then the REGISTER with
+    // credentials; two of them wait for one question.
+    let mut out = Output::default();
+    let authed = |ep: &mut SipEndpoint, at: u64, cid: &str, out: &mut Output| {
+        let mut first = Output::default();
+        let raw = register(cid, &format!("z9hG4bK{cid}a"), 1, None);
+        ep.on_datagram(at_ms(at), &raw, src(), false, &mut first);
+        let challenge = sent(&first).remove(0);
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .to_string();
+        let auth = format!("Digest username=\"1001\", realm=\"pbx.test\", nonce=\"{nonce}\", uri=\"sip:pbx.test\", response=\"00000000000000000000000000000000\", algorithm=MD5, cnonce=\"cn\", qop=auth, nc=00000001");
+        let raw = register(cid, &format!("z9hG4bK{cid}b"), 2, Some(&auth));
+        ep.on_datagram(at_ms(at), &raw, src(), false, out);
+    };
+    authed(&mut ep, 10_000, "u1", &mut out);
+    authed(&mut ep, 11_500, "u2", &mut out);
+    assert!(out.sends.is_empty(), "both wait: {:?}", sent(&out));
+    assert_eq!(asked.try_iter().count(), 1, "one question for both");
+
+    // The first's wait is over: both get 503 together.
+    ep.handle_timeout(at_ms(12_000), &mut out);
+    assert!(out.sends.is_empty(), "{:?}", sent(&out));
+    ep.handle_timeout(at_ms(12_001), &mut out);
+    let answers = sent(&out);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for (a, cid) in answers.iter().zip(["u1", "u2"]) {
+        assert!(a.starts_with("SIP/2.0 503 User Backend Unavailable"), "{a}");
+        assert!(a.contains(&format!("Call-ID: {cid}")), "{a}");
+        assert!(a.contains("Retry-After: 5"), "{a}");
+    }
+}

@@ -115,23 +115,7 @@ pub enum SdpOrigin {
     Renegotiation,
 }
 
-/// An address a public host cannot reach: private (RFC 1918), shared
-/// (RFC 6598), link-local, unique-local, unspecified.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
+pub use crate::addr::is_private;
 
 /// The IP a side's media must come from: the one its SDP names, or the
 /// one its SIP came from when the SDP names none or a private one.

@@ -73,14 +73,6 @@ impl HostPattern {
             }
         }
     }
-
-    /// Higher = more specific: ip:port, then prefix length.
-    pub fn specificity(&self) -> u16 {
-        match *self {
-            HostPattern::Addr(_) => 256,
-            HostPattern::Net { prefix, .. } => u16::from(prefix),
-        }
-    }
 }
 
 impl fmt::Display for HostPattern {

@@ -43,11 +43,6 @@ impl Trunk {
         self.limits.try_start_call(now_ms)
     }
 
-    /// `host[:port]` of `dest` (IPv6 in brackets), `None` for an inbound-only trunk.
-    pub fn dest_host_port(&self) -> Option<&str> {
-        self.target.as_ref().map(|(_, hp)| hp.as_str())
-    }
-
     /// The Request-URI of a call sent to this trunk: `sip:<user>@<host:port of
     /// dest>` (API.md "Local"), `sips:` when dest is. `user` goes in as given, so
     /// it must already be escaped. `None` for an inbound-only trunk.
