@@ -897,6 +897,9 @@ impl SipEndpoint {
                 }
                 Action::Event { tx, event } => match event {
                     Event::Timeout(_) => self.timeouts.push(tx),
+                    // A timed-out transaction is forgotten once the call
+                    // layer has seen its timeout (`on_tick`), not before.
+                    Event::Terminated if self.timeouts.contains(&tx) => {}
                     Event::Terminated => self.calls.forget_tx(tx),
                     _ => {}
                 },
@@ -1086,6 +1089,7 @@ impl ShardLogic for SipEndpoint {
         for tx in std::mem::take(&mut self.timeouts) {
             self.calls
                 .on_timeout(now, &mut self.table, tx, &mut self.actions);
+            self.calls.forget_tx(tx);
         }
         self.calls.on_timer(now, &mut self.table, &mut self.actions);
         self.calls

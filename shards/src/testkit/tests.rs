@@ -240,8 +240,6 @@ fn lost_200s_are_retransmitted_by_timer_g_until_the_ack() {
 }
 
 #[test]
-#[ignore = "bug: the endpoint forgets the caller's INVITE transaction (Terminated) \
-            before the call layer sees its timer L, so the callee is never hung up"]
 fn a_lost_ack_gets_the_2xx_retransmitted_then_timer_h_hangs_up_the_callee() {
     let mut h = endpoint(Setup::default());
     h.fault(Fault::drop("ACK ").from(CALLER).always());
@@ -363,4 +361,29 @@ fn stopping_the_shard_hangs_up_calls_still_up() {
         Some("shutdown")
     );
     assert_eq!(cdr.sip_trunk_id.as_deref(), Some(OUT_TRUNK));
+}
+
+#[test]
+fn a_callee_that_never_responds_fails_the_call_on_timer_b() {
+    let mut h = ringing(Answering::Silent);
+    h.ua_mut(CALLER).invite("2000");
+    h.run_for(31_000);
+    assert!(h.cdrs.is_empty(), "{}", h.ladder());
+    // Timer A: the INVITE, again 0.5, 1.5, 3.5, 7.5 and 15.5 s after it.
+    assert_eq!(h.ua(CALLEE).requests("INVITE").len(), 6, "{}", h.ladder());
+    h.run_for(2_000);
+    h.settle();
+    assert_eq!(codes(&h, CALLER, "INVITE"), [408], "{}", h.ladder());
+    let cdr = the_cdr(&h);
+    assert_eq!(
+        (
+            cdr.status.as_str(),
+            cdr.hangup_reason.as_str(),
+            cdr.status_code
+        ),
+        ("failed", "failed", 408)
+    );
+    // Timer B: 64*T1 after the INVITE left for the callee (at 10 ms).
+    let took = ms_between(&cdr.start_time, &cdr.end_time);
+    assert!((32_000..32_030).contains(&took), "{took}");
 }

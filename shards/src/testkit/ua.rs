@@ -20,6 +20,8 @@ pub(crate) enum Answering {
     Ring,
     /// This final status at once (486, 603...).
     Reject(u16),
+    /// Nothing at all (a host that is down).
+    Silent,
 }
 
 /// A datagram a UA received, as text.
@@ -375,6 +377,9 @@ impl Ua {
         match msg.method() {
             Some(Method::Invite) if msg.to_tag().is_none() => {
                 let retransmission = self.incoming.as_ref().filter(|i| i.branch == branch);
+                if retransmission.is_some() && self.answering == Answering::Silent {
+                    return;
+                }
                 if let Some(last) = retransmission.and_then(|i| i.last.clone()) {
                     self.outbox.push((from, last));
                     return;
@@ -436,6 +441,7 @@ impl Ua {
                 }
             }
             Answering::Ring => self.respond(msg, from, 180, Some(&tag), false),
+            Answering::Silent => self.dialog = None,
             Answering::Reject(code) => {
                 self.dialog = None;
                 self.respond(msg, from, code, Some(&tag), false);
