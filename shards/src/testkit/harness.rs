@@ -18,7 +18,7 @@ use super::fault::{Fault, FaultKind, Faults};
 use super::ua::Ua;
 use crate::cdr::Cdr;
 use crate::control_link::ControlRequest;
-use crate::runtime::{Output, ShardContext, ShardLogic, ShardStats};
+use crate::runtime::{Output, ShardContext, ShardLogic, ShardMsg, ShardStats};
 
 /// The longest the logic waits between ticks (the binary's `[runtime] tick`).
 const MAX_TICK_MS: u64 = 1_000;
@@ -198,6 +198,14 @@ impl<L: ShardLogic> Harness<L> {
             };
             self.run_until(at);
         }
+    }
+
+    /// A message from the control core (a REST command, a reload...), at
+    /// the current virtual time.
+    pub(crate) fn message(&mut self, msg: ShardMsg) {
+        let now = self.clock.now();
+        self.logic.on_message(now, msg, &mut self.out);
+        self.route_output();
     }
 
     /// Stops the logic as the runtime does at shutdown (`on_stop`), and

@@ -11,7 +11,7 @@
 //! Test-only (`cfg(test)`): nothing outside this crate's unit tests uses it,
 //! so it adds nothing to the public surface.
 //!
-//! ```ignore
+//! ```text
 //! let mut h = testkit::endpoint(Setup::default());
 //! h.ua_mut(CALLER).invite("2000");
 //! h.run_for(1_000);

@@ -387,3 +387,33 @@ fn a_callee_that_never_responds_fails_the_call_on_timer_b() {
     let took = ms_between(&cdr.start_time, &cdr.end_time);
     assert!((32_000..32_030).contains(&took), "{took}");
 }
+
+#[test]
+fn a_hangup_command_sends_bye_to_both_legs() {
+    use crate::runtime::inbox::CallCommand;
+    let mut h = answered_call();
+    h.run_for(3_000);
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    let call_id = h.ua(CALLER).call_id().unwrap().to_string();
+    h.message(crate::runtime::ShardMsg::CallCommand {
+        call_id,
+        command: CallCommand::Hangup {
+            reason: Some("operator".into()),
+        },
+        reply,
+    });
+    assert!(matches!(answer.try_recv(), Ok(Ok(()))));
+    h.settle();
+    assert_eq!(h.ua(CALLER).requests("BYE").len(), 1, "{}", h.ladder());
+    assert_eq!(h.ua(CALLEE).requests("BYE").len(), 1);
+    let cdr = the_cdr(&h);
+    assert_eq!(
+        (cdr.status.as_str(), cdr.hangup_reason.as_str()),
+        ("completed", "bySystem")
+    );
+    assert_eq!(
+        cdr.metadata.get("hangupMessage").and_then(|m| m.as_str()),
+        Some("operator")
+    );
+    assert_eq!(cdr.duration_secs, 3);
+}
