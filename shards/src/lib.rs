@@ -50,6 +50,8 @@ pub mod runtime;
 pub mod security;
 pub mod sip;
 pub mod store;
+#[cfg(test)]
+mod testkit;
 pub mod time;
 pub mod transaction;
 pub mod users;
