@@ -7,6 +7,7 @@
 //! the whole process per request (the router stand-in included).
 //!
 //! cargo bench --bench router_dispatch
+#![allow(unsafe_code)] // Reads CPU clocks with libc.
 
 #[path = "../perf/router_hook.rs"]
 #[allow(dead_code)]

@@ -3,6 +3,8 @@
 //! Max-Forwards, Request-URI, body); plus parse + full `check`, and building a
 //! response.
 
+#![allow(unsafe_code)] // Reads CPU clocks with libc.
+
 use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
@@ -106,17 +108,17 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, label: &str) {
     let mut g = c.benchmark_group(label);
     g.throughput(Throughput::Bytes(INVITE.len() as u64));
     g.bench_function("parse_invite_proxy_view", |b| {
-        b.iter(|| proxy_view(black_box(INVITE)))
+        b.iter(|| proxy_view(black_box(INVITE)));
     });
     const TINY: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nl: 0\r\n\r\n";
     g.bench_function("parse_tiny", |b| {
-        b.iter(|| Message::parse(black_box(TINY)).map(|m| m.len()))
+        b.iter(|| Message::parse(black_box(TINY)).map(|m| m.len()));
     });
     g.bench_function("parse_only", |b| {
-        b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.len()))
+        b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.len()));
     });
     g.bench_function("parse_and_check", |b| {
-        b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.check().is_ok()))
+        b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.check().is_ok()));
     });
     let req = Message::parse(INVITE).unwrap();
     let src = "198.51.100.23:5060".parse().unwrap();
@@ -133,7 +135,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, label: &str) {
             );
             w.header("Contact", "<sip:pbx@192.0.2.10:5060>");
             w.finish(b"")
-        })
+        });
     });
     g.finish();
 }

@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench wake_cost` (about 20 s).
 
+#![allow(unsafe_code)] // Reads CPU clocks with libc.
+
 use std::time::{Duration, Instant};
 
 const RUN: Duration = Duration::from_secs(5);

@@ -31,7 +31,7 @@ fn main() {
 }
 
 /// Answers every request on `listener` with `body` until the process ends.
-pub fn serve(listener: TcpListener, body: String) {
+pub(crate) fn serve(listener: TcpListener, body: String) {
     let reply = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

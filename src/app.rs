@@ -625,19 +625,8 @@ fn serve_http(
     // The data plane first: the control core's HTTP (and the blocking pool
     // threads it starts, which inherit this) yields the CPU to the shards
     // when both want it, so REST load does not delay calls.
-    // SAFETY: plain syscalls on this thread.
-    let rc = unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            libc::gettid() as libc::id_t,
-            CONTROL_NICE,
-        )
-    };
-    if rc != 0 {
-        tracing::warn!(
-            "cannot lower the HTTP thread's priority: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = crate::os::set_thread_nice(CONTROL_NICE) {
+        tracing::warn!("cannot lower the HTTP thread's priority: {e}");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

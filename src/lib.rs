@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod netif;
+pub mod os;
 pub mod private_files;
 pub mod webhooks;

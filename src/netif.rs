@@ -1,5 +1,7 @@
 //! The host's interface addresses (getifaddrs), for "a URI is ours when its
 //! host is an address we listen on" when listening on 0.0.0.0 / ::.
+//! An interface to the OS: `unsafe` (libc) is allowed here.
+#![allow(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -136,25 +136,12 @@ impl Console<'_> {
         )
     }
 
-    /// A 200 list answer: (callIds in order, total).
-    fn ids(&self, r: Http) -> (Vec<String>, u64) {
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let v = r.json();
-        let ids = v["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|c| c["callId"].as_str().unwrap().to_string())
-            .collect();
-        (ids, v["total"].as_u64().expect("total"))
-    }
-
     fn list(&self, query: &str) -> (Vec<String>, u64) {
-        self.ids(self.get(&format!("/console/call-records{query}"), &[]))
+        ids_of(self.get(&format!("/console/call-records{query}"), &[]))
     }
 
     fn search(&self, body: Value) -> (Vec<String>, u64) {
-        self.ids(self.post("/console/call-records", &body.to_string()))
+        ids_of(self.post("/console/call-records", &body.to_string()))
     }
 
     /// Waits until `n` calls are listed.
@@ -322,7 +309,11 @@ fn list_filter_search_and_fetch_call_records() {
     );
 
     // Each filter narrows.
-    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let ids = |list: &[&str]| {
+        list.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(console.list("?caller=1002"), (ids(&[C4]), 1));
     assert_eq!(console.list("?caller=1001"), (ids(&[C5, C3, C2, C1]), 4));
     assert_eq!(console.list("?callee=1002"), (ids(&[C5, C2]), 2));
@@ -386,7 +377,7 @@ fn list_filter_search_and_fetch_call_records() {
     // POST /console/call-records to 'read'), hence this token.
     let writer = Console::with_scopes(&pbx, "read,write");
     assert_eq!(
-        writer.ids(writer.post(
+        ids_of(writer.post(
             "/console/call-records/search",
             &json!({"direction": "outbound"}).to_string()
         )),
@@ -732,4 +723,17 @@ fn a_flow_past_max_flow_bytes_ends_with_a_truncation_marker() {
         .as_str()
         .unwrap()
         .starts_with("INVITE sip:1002@pbx.test"));
+}
+
+/// A 200 list answer: (callIds in order, total).
+fn ids_of(r: Http) -> (Vec<String>, u64) {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let ids = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["callId"].as_str().unwrap().to_string())
+        .collect();
+    (ids, v["total"].as_u64().expect("total"))
 }

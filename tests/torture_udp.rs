@@ -120,7 +120,7 @@ fn every_torture_message_gets_its_outcome_and_the_server_keeps_answering() {
             let r = Response::parse(text);
             match *name {
                 "intmeth" | "esc02" | "mpart01" => {
-                    assert!(r.header("Allow").is_some(), "{name}: 405 carries Allow")
+                    assert!(r.header("Allow").is_some(), "{name}: 405 carries Allow");
                 }
                 "bext01" => assert!(
                     r.header("Unsupported")
@@ -132,7 +132,7 @@ fn every_torture_message_gets_its_outcome_and_the_server_keeps_answering() {
                         r.header("Accept"),
                         Some("application/sdp"),
                         "{name}: {text}"
-                    )
+                    );
                 }
                 _ => {}
             }

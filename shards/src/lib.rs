@@ -46,9 +46,13 @@ pub mod media;
 pub mod recording;
 pub mod registrar;
 pub mod routing;
+// The shell around the sans-IO logic: sockets, io_uring, epoll, pinning.
+#[allow(unsafe_code)]
 pub mod runtime;
 pub mod security;
 pub mod sip;
+// The LMDB environment: opening and resizing its memory map.
+#[allow(unsafe_code)]
 pub mod store;
 #[cfg(test)]
 mod testkit;

@@ -195,9 +195,8 @@ impl FromStr for AclRule {
     fn from_str(s: &str) -> Result<AclRule, AclRuleError> {
         let bad = || AclRuleError::Syntax(s.to_string());
         let mut words = s.split_whitespace();
-        let (verb, target) = match (words.next(), words.next(), words.next()) {
-            (Some(v), Some(t), None) => (v, t),
-            _ => return Err(bad()),
+        let (Some(verb), Some(target), None) = (words.next(), words.next(), words.next()) else {
+            return Err(bad());
         };
         let allow = if verb.eq_ignore_ascii_case("allow") {
             true

@@ -23,9 +23,9 @@ pub const MAX_SHARDS: usize = 1024;
 pub fn available_cpus() -> &'static [usize] {
     static CPUS: OnceLock<Vec<usize>> = OnceLock::new();
     CPUS.get_or_init(|| {
-        let mut cpus = affinity_cpus();
+        let mut cpus = crate::os::affinity_cpus();
         if cpus.is_empty() {
-            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             cpus = (0..n).collect();
         }
         cpus
@@ -70,26 +70,6 @@ pub(crate) fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
     Some(cpus)
 }
 
-#[cfg(target_os = "linux")]
-fn affinity_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most
-    // size_of::<cpu_set_t>() bytes into it, and CPU_ISSET only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn affinity_cpus() -> Vec<usize> {
-    Vec::new()
-}
-
 impl Config {
     /// `data_dir`, made absolute against the process working directory.
     pub fn data_dir(&self) -> PathBuf {
@@ -114,7 +94,7 @@ impl Config {
         } else if !rt.cpus.is_empty() {
             rt.cpus.len()
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         };
         n.clamp(1, MAX_SHARDS)
     }
@@ -302,7 +282,7 @@ pub struct S3CallRecord {
 }
 
 /// Default per-attempt timeout of a CDR push, ms.
-pub const CALLRECORD_TIMEOUT_MS: u64 = 30_000;
+pub(super) const CALLRECORD_TIMEOUT_MS: u64 = 30_000;
 
 impl CallRecordConfig {
     pub fn target(&self) -> CallRecordTarget {

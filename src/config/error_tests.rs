@@ -492,9 +492,8 @@ fn bad_configs_name_file_line_and_key() {
     for (i, (name, text, line, key, reason)) in BAD_CONFIGS.iter().enumerate() {
         let path = dir.path().join(format!("bad-{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let err = match Config::load(&path) {
-            Ok(_) => panic!("{name}: loaded, expected an error"),
-            Err(e) => e,
+        let Err(err) = Config::load(&path) else {
+            panic!("{name}: loaded, expected an error");
         };
         let msg = err.to_string();
         let prefix = format!("{}:{line}: {key}: ", path.display());

@@ -224,7 +224,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
                     match k.as_str() {
                         SPANNED_END => end = Some(m.next_value::<usize>()?),
                         SPANNED_VALUE => {
-                            inner = Some(m.next_value_seed(NodeSeed { spanned: false })?)
+                            inner = Some(m.next_value_seed(NodeSeed { spanned: false })?);
                         }
                         _ => {
                             m.next_value::<IgnoredAny>()?;

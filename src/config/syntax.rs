@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 /// Why a value is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SyntaxError {
+pub(super) enum SyntaxError {
     Empty,
     /// In brackets but not an IPv6 address.
     Ipv6(String),
@@ -20,7 +20,7 @@ pub enum SyntaxError {
 
 /// What is wrong with an HTTP(S) URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UrlFault {
+pub(super) enum UrlFault {
     Whitespace,
     NoScheme,
     Scheme,
@@ -63,7 +63,7 @@ impl std::error::Error for SyntaxError {}
 
 /// A DNS hostname (RFC 1123 labels, optional trailing dot), or an IPv4/IPv6
 /// address (IPv6 optionally in brackets). No port.
-pub fn check_host(s: &str) -> Result<(), SyntaxError> {
+pub(super) fn check_host(s: &str) -> Result<(), SyntaxError> {
     if s.is_empty() {
         return Err(SyntaxError::Empty);
     }
@@ -103,7 +103,7 @@ pub fn check_host(s: &str) -> Result<(), SyntaxError> {
 
 /// An absolute `http://` or `https://` URL with a valid host and an optional
 /// port 1-65535; no whitespace or control characters.
-pub fn check_http_url(s: &str) -> Result<(), SyntaxError> {
+pub(super) fn check_http_url(s: &str) -> Result<(), SyntaxError> {
     if s.is_empty() {
         return Err(SyntaxError::Empty);
     }
@@ -154,7 +154,7 @@ pub fn check_http_url(s: &str) -> Result<(), SyntaxError> {
 }
 
 /// An HTTP header name (an RFC 9110 token).
-pub fn check_header_name(name: &str) -> Result<(), SyntaxError> {
+pub(super) fn check_header_name(name: &str) -> Result<(), SyntaxError> {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() || !name.bytes().all(token) {
         return Err(SyntaxError::HeaderName(name.to_string()));
@@ -163,7 +163,7 @@ pub fn check_header_name(name: &str) -> Result<(), SyntaxError> {
 }
 
 /// An HTTP header value: no CR, LF or NUL.
-pub fn check_header_value(value: &str) -> Result<(), SyntaxError> {
+pub(super) fn check_header_value(value: &str) -> Result<(), SyntaxError> {
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(SyntaxError::HeaderValue);
     }

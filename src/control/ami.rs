@@ -251,13 +251,7 @@ pub(crate) fn thread_ticks(tid: u64) -> Option<u64> {
 }
 
 pub(crate) fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: plain libc query.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    crate::os::clock_ticks_per_sec()
 }
 
 /// `GET /ami/v1/health`.
@@ -272,7 +266,10 @@ pub async fn health(
     let mut shards = Vec::new();
     let mut active = 0;
     {
-        let mut samples = ami.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = ami
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         samples.resize(state.shard_stats.len(), (ami.started, 0));
         for (id, stats) in state.shard_stats.iter().enumerate() {
             let g = &stats.gauges;
@@ -330,7 +327,11 @@ pub async fn reload(
     let st = state.clone();
     let what2 = what.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut r = st.ami.reloader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = st
+            .ami
+            .reloader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let reloaded = r.reload(&what2);
         // Sent under the lock, so shards get snapshots in the order they
         // were built (REST changes to trunks and routes take the lock too).

@@ -592,7 +592,7 @@ mod tests {
             rs.add_extension(ext("2001", "pw1")).unwrap().unwrap();
             match rs.backend().lookup("2001", "10.0.0.1") {
                 UserLookup::Found(r) => {
-                    assert_eq!(r.credential, Credential::Password("pw1".into()))
+                    assert_eq!(r.credential, Credential::Password("pw1".into()));
                 }
                 other => panic!("{other:?}"),
             }

@@ -69,7 +69,7 @@ pub fn start(
         stats,
     };
     Dispatcher::start("cdr-push", outbox, WORKERS, move |id, item| {
-        worker.attempt(id, item)
+        worker.attempt(id, item);
     })
 }
 
@@ -201,7 +201,7 @@ impl Worker {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        tracing::warn!(path = %path.display(), "uploaded recording not removed: {e}")
+                        tracing::warn!(path = %path.display(), "uploaded recording not removed: {e}");
                     }
                 }
             }

@@ -73,7 +73,7 @@ impl Dispatcher {
             .spawn(move || {
                 run(
                     &label, &queue, workers, &work_tx, &done_rx, &wake_rx, &stop2,
-                )
+                );
             })?;
         Ok(Dispatcher {
             wake: wake_tx,

@@ -208,7 +208,7 @@ pub fn start(
 ) -> std::io::Result<Dispatcher> {
     let sender = Sender::new(queue.clone(), cfg, stats);
     Dispatcher::start("locator", queue, WORKERS, move |id, item| {
-        sender.attempt(id, item)
+        sender.attempt(id, item);
     })
 }
 

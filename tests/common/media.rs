@@ -482,7 +482,7 @@ pub fn exchange(
     let sa =
         std::thread::spawn(move || send_stream(&a2, a_dest, a_pt, 100, ts_step, gap, &a_payloads));
     let sb = std::thread::spawn(move || {
-        send_stream(&b2, b_dest, b_pt, 40000, ts_step, gap, &b_payloads)
+        send_stream(&b2, b_dest, b_pt, 40000, ts_step, gap, &b_payloads);
     });
     sa.join().unwrap();
     sb.join().unwrap();

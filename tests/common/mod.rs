@@ -1,6 +1,6 @@
 //! Test harness: starts the real `shardpbx` binary on free loopback ports with
 //! a generated config, and talks SIP to it over real UDP.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod media;
 pub mod s3;
@@ -195,6 +195,8 @@ rtp_port_end = 61998
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
+        // SAFETY: a signal to the child we started.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }

@@ -143,7 +143,7 @@ impl WebhookServer {
                         let (requests, status) = (requests.clone(), status.clone());
                         let responder = responder.clone();
                         std::thread::spawn(move || {
-                            serve(conn, &requests, &status, responder.as_ref())
+                            serve(conn, &requests, &status, responder.as_ref());
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),

@@ -469,11 +469,11 @@ impl CallEngine {
                     Action::Send { tx, dest, data } => {
                         match self.flow_of_tx.get(&tx) {
                             Some(&(call, leg)) => {
-                                self.capture_out(cx.now.unix_ms, call, leg, dest, &data)
+                                self.capture_out(cx.now.unix_ms, call, leg, dest, &data);
                             }
                             None => match &mut self.fresh {
                                 Some((t, sent)) if *t == tx => {
-                                    sent.push((cx.now.unix_ms, dest, data.clone()))
+                                    sent.push((cx.now.unix_ms, dest, data.clone()));
                                 }
                                 _ => {}
                             },

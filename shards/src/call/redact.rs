@@ -15,7 +15,7 @@ pub const REDACTED: &str = "<redacted>";
 pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     let mut spans: Vec<(usize, usize, bool)> = Vec::new();
     for_each_header(data, |start, end| {
-        credential_spans(data, start, end, &mut spans)
+        credential_spans(data, start, end, &mut spans);
     });
     if spans.is_empty() {
         return Cow::Borrowed(data);

@@ -55,7 +55,7 @@ impl Rig {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Transmit { dest, data } => {
-                    out.push((dest, String::from_utf8_lossy(&data).into_owned()))
+                    out.push((dest, String::from_utf8_lossy(&data).into_owned()));
                 }
                 Output::Cdr(cdr) => self.cdrs.push(*cdr),
                 Output::Flow { .. } => {}

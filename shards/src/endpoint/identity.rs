@@ -29,7 +29,7 @@ impl SipEndpoint {
         let (host, _) = dialled(msg);
         let realm = self.settings.realm_for(&host);
         let values: Vec<_> = msg.header_values(HeaderName::ProxyAuthorization).collect();
-        let value = credentials_for_realm(values.iter().map(|v| v.as_ref()), realm)?;
+        let value = credentials_for_realm(values.iter().map(std::convert::AsRef::as_ref), realm)?;
         match crate::auth::parse_credentials(value).ok()? {
             Credentials::Digest(d) => Some(d.username),
             Credentials::Other { .. } => None,

@@ -266,7 +266,7 @@ impl SipEndpoint {
                     );
                 }
                 Handled::Stray => {
-                    self.drop_message(now, src, "response without a client transaction")
+                    self.drop_message(now, src, "response without a client transaction");
                 }
                 _ => {}
             }
@@ -283,7 +283,7 @@ impl SipEndpoint {
                 Some(code) => {
                     let warning = format!("399 shardpbx \"{}\"", e.to_string().replace('"', "'"));
                     self.respond(
-                        Req::new(now, &msg, src),
+                        Req::new(now, msg, src),
                         Answer::Stateless,
                         Reply::new(code).headers(&[("Warning", warning)]),
                         out,
@@ -319,7 +319,7 @@ impl SipEndpoint {
         }
         if let Some(reject) = stateless::inspect(msg) {
             self.respond(
-                Req::new(now, &msg, src),
+                Req::new(now, msg, src),
                 Answer::Cached(&key),
                 Reply::new(reject.code).headers(&reject.headers),
                 out,
@@ -335,15 +335,15 @@ impl SipEndpoint {
                     ("Supported", SUPPORTED.to_string()),
                 ];
                 self.respond(
-                    Req::new(now, &msg, src),
+                    Req::new(now, msg, src),
                     Answer::Cached(&key),
                     Reply::new(200).headers(&headers),
                     out,
                 );
             }
-            Method::Register => self.on_register(Req::new(now, &msg, src), key, out),
+            Method::Register => self.on_register(Req::new(now, msg, src), key, out),
             _ => self.respond(
-                Req::new(now, &msg, src),
+                Req::new(now, msg, src),
                 Answer::Cached(&key),
                 Reply::new(405).headers(&[("Allow", ALLOW.to_string())]),
                 out,
@@ -550,7 +550,9 @@ impl SipEndpoint {
         ShardGauges::set(&gauges.active_calls, self.calls.active_calls() as u64);
         ShardGauges::set(
             &gauges.rtp_sessions,
-            self.relay.as_ref().map_or(0, |m| m.sessions()) as u64,
+            self.relay
+                .as_ref()
+                .map_or(0, super::media::relay::MediaRelay::sessions) as u64,
         );
     }
 }
@@ -716,7 +718,7 @@ impl ShardLogic for SipEndpoint {
                 ttl_secs,
             } => self.on_user_answer(now, key, answer, ttl_secs, out),
             ShardMsg::RouteAnswer { token, decision } => {
-                self.on_route_answer(now, token, decision, out)
+                self.on_route_answer(now, token, decision, out);
             }
             ShardMsg::Originate { from, to, reply } => {
                 let result = self.originate(now, &from, &to);

@@ -75,9 +75,8 @@ pub fn plan(
     for raw in msg.header_values(HeaderName::Contact) {
         count += 1;
         let raw = raw.trim().to_string();
-        let contact = match Contact::parse(&raw) {
-            Ok(c) => c,
-            Err(_) => return answer(400, Some("Bad Contact")),
+        let Ok(contact) = Contact::parse(&raw) else {
+            return answer(400, Some("Bad Contact"));
         };
         let na = match contact {
             Contact::Star => {

@@ -139,7 +139,7 @@ impl SipEndpoint {
                         let req = Req::new(now, &msg, p.src);
                         match resume {
                             Resume::Route { guest, .. } => {
-                                self.route_invite(req, tx, guest, None, out)
+                                self.route_invite(req, tx, guest, None, out);
                             }
                             _ => self.on_invite(req, tx, out),
                         }

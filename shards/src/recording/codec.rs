@@ -5,7 +5,7 @@
 use super::RecordingError;
 
 /// Output sample rate of every decoder, in Hz.
-pub const SAMPLE_RATE: u32 = 8000;
+pub(super) const SAMPLE_RATE: u32 = 8000;
 
 /// Largest Opus packet: 120 ms at 8 kHz.
 const OPUS_MAX_FRAME: usize = 960;

@@ -56,7 +56,7 @@ impl OpenFile {
         match wav::patch_sizes(&self.file, len as u32) {
             Ok(()) => self.patched_len = len,
             Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "recording: header update failed")
+                tracing::error!(path = %self.path.display(), error = %e, "recording: header update failed");
             }
         }
     }
@@ -313,7 +313,7 @@ pub fn repair_dir(root: &Path) -> usize {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "recording: cannot repair")
+                    tracing::warn!(path = %path.display(), error = %e, "recording: cannot repair");
                 }
             }
         }

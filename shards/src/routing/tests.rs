@@ -257,7 +257,11 @@ fn round_robin_rotates_the_start() {
     let picks: Vec<Vec<String>> = (0..4)
         .map(|_| {
             let d = s.routes.decide(&to("1"), &mut st).unwrap();
-            targets(&d).0.iter().map(|t| t.to_string()).collect()
+            targets(&d)
+                .0
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect()
         })
         .collect();
     assert_eq!(

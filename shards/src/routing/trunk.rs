@@ -194,7 +194,7 @@ mod tests {
     fn spec(dest: &str, hosts: &[&str]) -> TrunkSpec {
         TrunkSpec {
             dest: (!dest.is_empty()).then(|| dest.to_string()),
-            inbound_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            inbound_hosts: hosts.iter().map(std::string::ToString::to_string).collect(),
             ..TrunkSpec::default()
         }
     }

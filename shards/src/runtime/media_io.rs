@@ -29,11 +29,11 @@ const MAX_MEDIA_DATAGRAM: usize = 2048;
 const MAX_EVENTS: usize = 256;
 /// How long the poller sleeps when no socket is ready: the most a relayed
 /// packet waits in the kernel (RTP jitter buffers are tens of ms).
-pub const MEDIA_POLL: Duration = Duration::from_millis(1);
+pub(super) const MEDIA_POLL: Duration = Duration::from_millis(1);
 
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PollCounts {
+pub(super) struct PollCounts {
     pub received: u64,
     pub relayed: u64,
     /// Relayed datagrams the kernel did not take (buffer full, refused).
@@ -53,7 +53,7 @@ struct Slot {
     out_fd: RawFd,
 }
 
-pub struct MediaIo {
+pub(super) struct MediaIo {
     epfd: OwnedFd,
     ring: IoUring,
     sockets: HashMap<u16, StdUdpSocket>,
@@ -62,7 +62,7 @@ pub struct MediaIo {
 }
 
 impl MediaIo {
-    pub fn new() -> io::Result<MediaIo> {
+    pub(super) fn new() -> io::Result<MediaIo> {
         // SAFETY: plain syscall; the fd is owned right away.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -90,12 +90,12 @@ impl MediaIo {
         })
     }
 
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.sockets.is_empty()
     }
 
     /// Starts reading `socket` (bound to `port`).
-    pub fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
+    pub(super) fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: u64::from(port),
@@ -118,7 +118,7 @@ impl MediaIo {
     }
 
     /// Stops reading `port` and closes its socket (which leaves the epoll set).
-    pub fn close(&mut self, port: u16) {
+    pub(super) fn close(&mut self, port: u16) {
         self.sockets.remove(&port);
     }
 
@@ -142,7 +142,7 @@ impl MediaIo {
 
     /// Moves one datagram from every ready socket. `relay(port, src,
     /// datagram)` says where a datagram goes (it may rewrite it in place).
-    pub fn poll(
+    pub(super) fn poll(
         &mut self,
         mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(RawFd, SocketAddr)>,
     ) -> PollCounts {

@@ -17,10 +17,10 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// Beats without work after which the shard waits for readiness again.
-pub const GRACE_BEATS: u32 = 16;
+pub(super) const GRACE_BEATS: u32 = 16;
 
 /// The shard's beat grid and whether it is polling on it.
-pub struct Pacer {
+pub(super) struct Pacer {
     interval: Duration,
     epoch: Instant,
     last_work: Cell<Option<Instant>>,
@@ -28,7 +28,7 @@ pub struct Pacer {
 
 impl Pacer {
     /// `interval` zero: never poll, always wait for readiness.
-    pub fn new(interval: Duration, epoch: Instant) -> Pacer {
+    pub(super) fn new(interval: Duration, epoch: Instant) -> Pacer {
         Pacer {
             interval,
             epoch,
@@ -37,7 +37,7 @@ impl Pacer {
     }
 
     /// A task handled something at `now`.
-    pub fn saw_work(&self, now: Instant) {
+    pub(super) fn saw_work(&self, now: Instant) {
         if !self.interval.is_zero() {
             self.last_work.set(Some(now));
         }
@@ -45,7 +45,7 @@ impl Pacer {
 
     /// Whether tasks should poll on the beat instead of waiting for
     /// readiness: work was seen within the last `GRACE_BEATS` beats.
-    pub fn polling(&self, now: Instant) -> bool {
+    pub(super) fn polling(&self, now: Instant) -> bool {
         match self.last_work.get() {
             Some(t) => now.saturating_duration_since(t) < self.interval * GRACE_BEATS,
             None => false,
@@ -53,7 +53,7 @@ impl Pacer {
     }
 
     /// The beat period; `fallback` when the pacer never polls.
-    pub fn interval_or(&self, fallback: Duration) -> Duration {
+    pub(super) fn interval_or(&self, fallback: Duration) -> Duration {
         if self.interval.is_zero() {
             fallback
         } else {
@@ -63,7 +63,12 @@ impl Pacer {
 
     /// How long from `now` until the first beat of a grid of `period` that
     /// is at least `at_least` away (never zero).
-    pub fn until_beat(&self, now: Instant, period: Duration, at_least: Duration) -> Duration {
+    pub(super) fn until_beat(
+        &self,
+        now: Instant,
+        period: Duration,
+        at_least: Duration,
+    ) -> Duration {
         let period_ns = period.as_nanos().max(1);
         let target = now.saturating_duration_since(self.epoch) + at_least;
         let target_ns = target.as_nanos();

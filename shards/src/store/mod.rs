@@ -662,7 +662,7 @@ mod tests {
             })
             .collect();
         let res = store.apply_changes(&changes).unwrap();
-        assert!(res.iter().all(|r| r.is_ok()));
+        assert!(res.iter().all(std::result::Result::is_ok));
         assert_eq!(store.all_bindings().unwrap().len(), 3);
         let aors: Vec<String> = changes.iter().map(|c| c.aor.clone()).collect();
         let gone = store.remove_expired(&aors, 101).unwrap();

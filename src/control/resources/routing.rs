@@ -123,9 +123,8 @@ pub(super) fn refusal(
             route_at.push((s, j));
         }
     }
-    let e = match RoutingSnapshot::build(&trunks, &routes) {
-        Err(e) => e,
-        Ok(_) => return ApiError::unprocessable(cause.to_string()),
+    let Err(e) = RoutingSnapshot::build(&trunks, &routes) else {
+        return ApiError::unprocessable(cause.to_string());
     };
     let at = match e.subject {
         Subject::Trunk => trunk_at.get(e.index),
@@ -155,7 +154,11 @@ pub(super) fn refusal(
 /// with it against the file entries, stores it, and sends the new snapshot
 /// to every shard. The stored entry's view (None after a delete).
 fn apply(state: &HttpState, op: Op) -> Result<Option<Value>, ApiError> {
-    let mut reloader = state.ami.reloader.lock().unwrap_or_else(|p| p.into_inner());
+    let mut reloader = state
+        .ami
+        .reloader
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let store = &state.resources.store;
     let mut trunks = store.trunks().map_err(internal)?;
     let mut routes = store.routes().map_err(internal)?;
@@ -290,7 +293,7 @@ fn trunk_views(state: &HttpState) -> Result<Vec<(String, Value)>, ApiError> {
         .ami
         .reloader
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .file_sources();
     let mut out = Vec::new();
     for src in &files {
@@ -312,7 +315,7 @@ fn route_views(state: &HttpState) -> Result<Vec<(String, Value)>, ApiError> {
         .ami
         .reloader
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .file_sources();
     let mut out = Vec::new();
     for src in &files {
@@ -372,7 +375,7 @@ async fn refuse_file_entry(
             .ami
             .reloader
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .file_sources();
         Ok(files.into_iter().find_map(|src| {
             let has = match subject {
