@@ -1,5 +1,9 @@
-//! The media sockets of one shard: the RTP/RTCP sockets its relay binds,
-//! registered in one epoll set. One task per shard polls the set without
+//! The media sockets of one shard: the RTP/RTCP sockets its relay asks for
+//! ([`SocketOp`]), bound, owned and closed here only, registered in one
+//! epoll set. The relay names ports, never fds: a datagram goes out of the
+//! socket its port maps to while this poll runs, and one for a port without
+//! a socket is dropped and counted, so no fd is used after its socket
+//! closed. One task per shard polls the set without
 //! blocking (`epoll_wait` with a zero timeout); when nothing is ready it
 //! sleeps one poll interval on a glommio timer, so under load one wake
 //! serves every packet that arrived meanwhile, across all calls.
@@ -16,12 +20,13 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use io_uring::{opcode, types, IoUring};
 
 use super::udp_batch::{from_storage, to_storage};
+use crate::media::relay::{MediaInput, SocketOp};
 
 /// The largest RTP/RTCP datagram relayed.
 const MAX_MEDIA_DATAGRAM: usize = 2048;
@@ -38,6 +43,9 @@ pub struct PollCounts {
     pub relayed: u64,
     /// Relayed datagrams the kernel did not take (buffer full, refused).
     pub failed: u64,
+    /// Datagrams whose way out is a port without a socket (not counted in
+    /// `relayed`).
+    pub no_socket: u64,
 }
 
 /// One datagram in flight: its buffer and the kernel structures that point
@@ -50,7 +58,6 @@ struct Slot {
     addr: libc::sockaddr_storage,
     port: u16,
     len: usize,
-    out_fd: RawFd,
 }
 
 pub struct MediaIo {
@@ -77,7 +84,6 @@ impl MediaIo {
                 addr: unsafe { zeroed() },
                 port: 0,
                 len: 0,
-                out_fd: -1,
             })
             .collect();
         Ok(MediaIo {
@@ -94,8 +100,31 @@ impl MediaIo {
         self.sockets.is_empty()
     }
 
-    /// Starts reading `socket` (bound to `port`).
-    pub fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
+    /// Does what the relay asked; the answer goes back to it.
+    pub fn apply(&mut self, op: SocketOp) -> MediaInput {
+        match op {
+            SocketOp::Bind { port, addr } => {
+                match StdUdpSocket::bind(addr).and_then(|s| self.open(port, s)) {
+                    Ok(()) => MediaInput::Bound { port },
+                    Err(e) => {
+                        tracing::debug!(port, "media socket not opened: {e}");
+                        MediaInput::BindFailed {
+                            port,
+                            error: e.kind(),
+                        }
+                    }
+                }
+            }
+            SocketOp::Close { port } => {
+                self.close(port);
+                MediaInput::Closed { port }
+            }
+        }
+    }
+
+    /// Starts reading `socket` (bound to `port`); on error the socket is
+    /// dropped (closed) here.
+    fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: u64::from(port),
@@ -112,13 +141,13 @@ impl MediaIo {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        // A socket of a port closed but not yet reopened is replaced here.
+        // The relay never asks for a port it holds: no socket is replaced.
         self.sockets.insert(port, socket);
         Ok(())
     }
 
     /// Stops reading `port` and closes its socket (which leaves the epoll set).
-    pub fn close(&mut self, port: u16) {
+    fn close(&mut self, port: u16) {
         self.sockets.remove(&port);
     }
 
@@ -141,10 +170,11 @@ impl MediaIo {
     }
 
     /// Moves one datagram from every ready socket. `relay(port, src,
-    /// datagram)` says where a datagram goes (it may rewrite it in place).
+    /// datagram)` says out of which port and to where a datagram goes (it
+    /// may rewrite it in place).
     pub fn poll(
         &mut self,
-        mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(RawFd, SocketAddr)>,
+        mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(u16, SocketAddr)>,
     ) -> PollCounts {
         let mut counts = PollCounts::default();
         // SAFETY: events has MAX_EVENTS slots; zero timeout: never blocks.
@@ -206,13 +236,17 @@ impl MediaIo {
                 slot.len = 0;
                 continue;
             };
-            let Some((out_fd, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
+            let Some((out_port, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
                 slot.len = 0;
+                continue;
+            };
+            let Some(out_fd) = self.sockets.get(&out_port).map(AsRawFd::as_raw_fd) else {
+                slot.len = 0;
+                counts.no_socket += 1;
                 continue;
             };
             let (storage, addr_len) = to_storage(dest);
             slot.addr = storage;
-            slot.out_fd = out_fd;
             slot.iov.iov_len = slot.len;
             slot.hdr.msg_namelen = addr_len;
             slot.hdr.msg_flags = 0;
@@ -245,18 +279,35 @@ impl MediaIo {
 mod tests {
     use super::*;
 
+    /// A port nobody holds right now.
+    fn free_port() -> u16 {
+        let s = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    }
+
+    fn bind(io: &mut MediaIo, port: u16) -> MediaInput {
+        io.apply(SocketOp::Bind {
+            port,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
     #[test]
-    fn relays_ready_sockets_and_forgets_closed_ones() {
+    fn binds_relays_by_port_and_forgets_closed_ones() {
         let mut io = MediaIo::new().unwrap();
-        let a = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let (pa, pb) = (
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port(),
+        let (pa, pb) = (free_port(), free_port());
+        assert_eq!(bind(&mut io, pa), MediaInput::Bound { port: pa });
+        assert_eq!(bind(&mut io, pb), MediaInput::Bound { port: pb });
+        // A port another program holds is reported, not opened.
+        let held = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let ph = held.local_addr().unwrap().port();
+        assert_eq!(
+            bind(&mut io, ph),
+            MediaInput::BindFailed {
+                port: ph,
+                error: io::ErrorKind::AddrInUse
+            }
         );
-        let b_fd = b.as_raw_fd();
-        io.open(pa, a).unwrap();
-        io.open(pb, b).unwrap();
         let peer = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let sink = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let sink_addr = sink.local_addr().unwrap();
@@ -266,7 +317,7 @@ mod tests {
         // Everything that came in on a goes out of b to the sink.
         let mut seen = 0;
         for _ in 0..100 {
-            let c = io.poll(|port, _, _| (port == pa).then_some((b_fd, sink_addr)));
+            let c = io.poll(|port, _, _| (port == pa).then_some((pb, sink_addr)));
             seen += c.relayed;
             if seen == 40 {
                 break;
@@ -278,11 +329,37 @@ mod tests {
         let mut buf = [0u8; 64];
         let (n, from) = sink.recv_from(&mut buf).unwrap();
         assert_eq!((n, from.port()), (20, pb));
-        io.close(pa);
+        // Out of a port without a socket (the one that failed): dropped
+        // and counted, whatever fd once had a number.
+        let mut counts = PollCounts::default();
+        peer.send_to(&[9; 20], ("127.0.0.1", pa)).unwrap();
+        for _ in 0..100 {
+            counts = io.poll(|_, _, _| Some((ph, sink_addr)));
+            if counts.received > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            counts,
+            PollCounts {
+                received: 1,
+                relayed: 0,
+                failed: 0,
+                no_socket: 1
+            }
+        );
+        assert_eq!(
+            io.apply(SocketOp::Close { port: pa }),
+            MediaInput::Closed { port: pa }
+        );
         peer.send_to(&[1; 20], ("127.0.0.1", pa)).unwrap_or(0);
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(io.poll(|_, _, _| None), PollCounts::default());
-        io.close(pb);
+        assert!(!io.is_idle());
+        io.apply(SocketOp::Close { port: pb });
         assert!(io.is_idle());
+        // Closed means closed: the port can be bound again.
+        assert_eq!(bind(&mut io, pa), MediaInput::Bound { port: pa });
     }
 }
