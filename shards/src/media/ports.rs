@@ -86,9 +86,13 @@ pub enum SocketState {
     /// No socket (never asked for, failed to bind, or closed).
     #[default]
     None,
-    /// Bind asked for, no answer yet.
+    /// Bound ahead of need asked for (not read), no answer yet.
+    Reserving,
+    /// Bound, not read: a spare.
+    Reserved,
+    /// Bind (or reading a reserved socket) asked for, no answer yet.
     Binding,
-    /// Bound: the runtime reads it.
+    /// Bound and read by the runtime.
     Open,
     /// Close asked for, no answer yet.
     Closing,
@@ -134,17 +138,35 @@ impl<O: Copy> PortTable<O> {
         &mut self.slots[i]
     }
 
-    /// Draws a pair for `owner`; both its sockets are to be bound (the
-    /// caller asks for that). None when the share is used up.
-    pub fn take_pair(&mut self, owner: O) -> Option<u16> {
+    /// Draws a pair for `owner`; both its sockets are to be bound and read
+    /// (`reserve`: only bound) and the caller asks for that. None when the
+    /// share is used up.
+    pub fn take_pair(&mut self, owner: O, reserve: bool) -> Option<u16> {
         let port = self.pool.take()?;
+        let socket = if reserve {
+            SocketState::Reserving
+        } else {
+            SocketState::Binding
+        };
         for p in [port, port + 1] {
             *self.slot_mut(p) = Slot {
                 owner: Some(owner),
-                socket: SocketState::Binding,
+                socket,
             };
         }
         Some(port)
+    }
+
+    /// A reserved pair goes to `owner`; its sockets are to be read (the
+    /// caller asks for that).
+    pub fn assign(&mut self, port: u16, owner: O) {
+        for p in [port, port + 1] {
+            let slot = self.slot_mut(p);
+            slot.owner = Some(owner);
+            if slot.socket == SocketState::Reserved {
+                slot.socket = SocketState::Binding;
+            }
+        }
     }
 
     /// Who uses `port`.
@@ -163,7 +185,7 @@ impl<O: Copy> PortTable<O> {
         for p in [port, port + 1] {
             let slot = self.slot_mut(p);
             slot.owner = None;
-            if slot.socket == SocketState::Open {
+            if matches!(slot.socket, SocketState::Open | SocketState::Reserved) {
                 slot.socket = SocketState::Closing;
                 close.push(p);
             }
@@ -175,9 +197,17 @@ impl<O: Copy> PortTable<O> {
     /// A bind asked for is not needed after all (never performed).
     pub fn cancel_bind(&mut self, port: u16) {
         let slot = self.slot_mut(port);
-        if slot.socket == SocketState::Binding {
+        if matches!(slot.socket, SocketState::Binding | SocketState::Reserving) {
             slot.socket = SocketState::None;
             self.give_back_if_idle(port & !1);
+        }
+    }
+
+    /// Reading a reserved socket is not needed after all (never asked).
+    pub fn cancel_read(&mut self, port: u16) {
+        let slot = self.slot_mut(port);
+        if slot.socket == SocketState::Binding {
+            slot.socket = SocketState::Reserved;
         }
     }
 
@@ -185,11 +215,13 @@ impl<O: Copy> PortTable<O> {
     /// is now closing: the caller asks for that).
     pub fn bound(&mut self, port: u16) -> bool {
         let slot = self.slot_mut(port);
-        if slot.socket != SocketState::Binding {
-            return false;
-        }
+        let now = match slot.socket {
+            SocketState::Binding => SocketState::Open,
+            SocketState::Reserving => SocketState::Reserved,
+            _ => return false,
+        };
         if slot.owner.is_some() {
-            slot.socket = SocketState::Open;
+            slot.socket = now;
             false
         } else {
             slot.socket = SocketState::Closing;
@@ -201,7 +233,7 @@ impl<O: Copy> PortTable<O> {
     /// pair goes to the back of the pool once its owner lets it go.
     pub fn bind_failed(&mut self, port: u16) -> Option<O> {
         let slot = self.slot_mut(port);
-        if slot.socket != SocketState::Binding {
+        if !matches!(slot.socket, SocketState::Binding | SocketState::Reserving) {
             return None;
         }
         slot.socket = SocketState::None;

@@ -32,18 +32,24 @@
 //!    goes ([`Forward`]); the runtime maps that port to its socket and drops
 //!    (and counts) a packet for a port that has no socket.
 //!
-//! Ports: [`MediaRelay::create`] draws two pairs from the shard's pool and
-//! asks for their four sockets ([`SocketOp::Bind`]); the SDP written in the
-//! same turn already carries them. When a bind fails (another program holds
-//! the port, or epoll refused it), the runtime answers `BindFailed`: the
-//! session is marked failed and [`MediaOutput::SessionFailed`] is queued once
-//! (the glue hangs the call up with the reason "no media port", so the call
-//! ends with a CDR as any other); its ports are released when the engine
-//! closes the session, and the pair that failed goes to the back of the
-//! pool like any released pair, behind every other one. Closing asks for
+//! Ports: the relay keeps [`SPARE_PAIRS`] pairs bound ahead of need
+//! ([`SocketOp::Reserve`]: bound, not read, drawn at random like any pair).
+//! A pair another program holds is found there, before any SDP names it:
+//! it goes to the back of the pool and another is asked for (at most
+//! [`MAX_BUSY_TRIES`] in a row until the next tick), so no call notices.
+//! [`MediaRelay::create`] takes two pairs: spares when there are (their
+//! sockets are then only to be read, [`SocketOp::Read`]), else from the
+//! pool ([`SocketOp::Bind`], when a burst used the spares up); the SDP
+//! written in the same turn already carries them. Should a bind or read
+//! of a session's port fail after all, the runtime answers `BindFailed`:
+//! the session is marked failed and [`MediaOutput::SessionFailed`] is
+//! queued once (the glue hangs the call up with the reason "no media
+//! port", so the call ends with a CDR like any other); its ports are
+//! released when the engine closes the session, and the pair that failed
+//! goes to the back of the pool like any released pair. Closing asks for
 //! [`SocketOp::Close`]; a pair returns to the pool only once the runtime
-//! answered `Closed` for each socket it had (at once for binds never
-//! performed), so the relay never asks for one of its own ports twice.
+//! answered `Closed` for each socket it had (at once for socket work never
+//! taken), so the relay never asks for one of its own ports twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
@@ -52,7 +58,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::ports::{PortPool, PortTable};
+use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
 use super::sdp::AudioStream;
 use super::stats::{Renumber, StreamStats};
@@ -63,6 +69,12 @@ use crate::time::Now;
 /// Consecutive RTP packets of one SSRC from one address before the relay
 /// sends that side's media there.
 pub const LATCH_PACKETS: u8 = 3;
+/// Pairs kept bound ahead of need, so that a port another program holds is
+/// found before any SDP names it.
+const SPARE_PAIRS: usize = 2;
+/// Spare pairs in a row found held by another program before the relay
+/// stops asking for more until the next tick.
+const MAX_BUSY_TRIES: u32 = 16;
 
 /// One side of a call's media.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -240,6 +252,13 @@ pub enum SocketOp {
     /// Bind a UDP socket on `addr` (whose port is `port`) and read it;
     /// answer [`MediaInput::Bound`] or [`MediaInput::BindFailed`].
     Bind { port: u16, addr: SocketAddr },
+    /// Bind a UDP socket on `addr` but do not read it yet (a spare);
+    /// answer [`MediaInput::Bound`] or [`MediaInput::BindFailed`].
+    Reserve { port: u16, addr: SocketAddr },
+    /// Start reading the socket reserved on `port`; answer
+    /// [`MediaInput::Bound`], or [`MediaInput::BindFailed`] (the socket is
+    /// then closed).
+    Read { port: u16 },
     /// Close the socket of `port`; answer [`MediaInput::Closed`].
     Close { port: u16 },
 }
@@ -430,10 +449,27 @@ pub struct MediaReport {
 }
 
 /// The relay of one shard.
+/// Who uses a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortUse {
+    /// A spare pair, bound ahead of need.
+    Spare,
+    /// A side of a session.
+    Call(u64, Side),
+}
+
 pub struct MediaRelay {
     cfg: RelayConfig,
-    /// Session and side of each port, and where its socket stands.
-    ports: PortTable<(u64, Side)>,
+    /// Who uses each port, and where its socket stands.
+    ports: PortTable<PortUse>,
+    /// Spare pairs whose sockets are bound (RTP ports), oldest first.
+    spares: VecDeque<u16>,
+    /// Spare pairs asked for and not answered yet.
+    warming: usize,
+    /// How many spares to keep ([`SPARE_PAIRS`]; tests set 0).
+    spare_target: usize,
+    /// Spare pairs in a row whose bind failed, since the last tick.
+    busy_streak: u32,
     sessions: HashMap<u64, Session>,
     out: VecDeque<MediaOutput>,
     next_recording: u64,
@@ -447,6 +483,10 @@ impl MediaRelay {
         let pool = PortPool::for_shard(cfg.port_start, cfg.port_end, shard, shards, seed);
         MediaRelay {
             ports: PortTable::new(pool, cfg.port_start),
+            spares: VecDeque::new(),
+            warming: 0,
+            spare_target: SPARE_PAIRS,
+            busy_streak: 0,
             cfg,
             sessions: HashMap::new(),
             out: VecDeque::new(),
@@ -475,22 +515,12 @@ impl MediaRelay {
         record: bool,
     ) -> Result<(u16, u16), RelayError> {
         let a = self
-            .ports
-            .take_pair((id, Side::Caller))
+            .take_for(PortUse::Call(id, Side::Caller))
             .ok_or(RelayError::NoPorts)?;
-        let Some(b) = self.ports.take_pair((id, Side::Callee)) else {
-            // Nothing was asked of the runtime yet.
-            for p in [a, a + 1] {
-                self.ports.cancel_bind(p);
-            }
-            self.ports.release(a);
+        let Some(b) = self.take_for(PortUse::Call(id, Side::Callee)) else {
+            self.release(a);
             return Err(RelayError::NoPorts);
         };
-        for port in [a, a + 1, b, b + 1] {
-            let addr = SocketAddr::new(self.cfg.bind_ip, port);
-            self.out
-                .push_back(MediaOutput::Socket(SocketOp::Bind { port, addr }));
-        }
         self.sessions.insert(
             id,
             Session {
@@ -506,19 +536,67 @@ impl MediaRelay {
         Ok((a, b))
     }
 
-    /// The pair of `port` is no longer used: binds not yet taken by the
-    /// runtime are dropped, open sockets are asked closed.
+    /// A pair for `user`: a spare when there is one (its sockets are bound
+    /// already: they are only to be read), else one from the pool, to be
+    /// bound.
+    fn take_for(&mut self, user: PortUse) -> Option<u16> {
+        if let Some(port) = self.spares.pop_front() {
+            self.ports.assign(port, user);
+            for port in [port, port + 1] {
+                self.out
+                    .push_back(MediaOutput::Socket(SocketOp::Read { port }));
+            }
+            return Some(port);
+        }
+        let port = self.ports.take_pair(user, false)?;
+        for port in [port, port + 1] {
+            let addr = SocketAddr::new(self.cfg.bind_ip, port);
+            self.out
+                .push_back(MediaOutput::Socket(SocketOp::Bind { port, addr }));
+        }
+        Some(port)
+    }
+
+    /// Asks for spare pairs up to the target, unless too many in a row
+    /// were held by other programs since the last tick.
+    fn top_up(&mut self) {
+        while self.spares.len() + self.warming < self.spare_target
+            && self.busy_streak < MAX_BUSY_TRIES
+        {
+            let Some(port) = self.ports.take_pair(PortUse::Spare, true) else {
+                return;
+            };
+            self.warming += 1;
+            for port in [port, port + 1] {
+                let addr = SocketAddr::new(self.cfg.bind_ip, port);
+                self.out
+                    .push_back(MediaOutput::Socket(SocketOp::Reserve { port, addr }));
+            }
+        }
+    }
+
+    /// The pair of `port` is no longer used: socket work not yet taken by
+    /// the runtime is dropped, sockets are asked closed.
     fn release(&mut self, port: u16) {
         let mut unsent = Vec::new();
         self.out.retain(|o| match o {
-            MediaOutput::Socket(SocketOp::Bind { port: p, .. }) if *p & !1 == port => {
-                unsent.push(*p);
+            MediaOutput::Socket(
+                op @ (SocketOp::Bind { port: p, .. }
+                | SocketOp::Reserve { port: p, .. }
+                | SocketOp::Read { port: p }),
+            ) if *p & !1 == port => {
+                unsent.push((*p, matches!(op, SocketOp::Read { .. })));
                 false
             }
             _ => true,
         });
-        for p in unsent {
-            self.ports.cancel_bind(p);
+        for (p, read) in unsent {
+            if read {
+                // Still a bound spare socket: closed below.
+                self.ports.cancel_read(p);
+            } else {
+                self.ports.cancel_bind(p);
+            }
         }
         for p in self.ports.release(port) {
             self.out
@@ -534,11 +612,41 @@ impl MediaRelay {
                     // Its session ended while it was being bound.
                     self.out
                         .push_back(MediaOutput::Socket(SocketOp::Close { port }));
+                    return;
+                }
+                let pair = port & !1;
+                let reserved = [pair, pair + 1]
+                    .iter()
+                    .all(|&p| self.ports.socket(p) == SocketState::Reserved);
+                if reserved && self.ports.owner(pair) == Some(PortUse::Spare) {
+                    self.warming -= 1;
+                    self.busy_streak = 0;
+                    self.spares.push_back(pair);
                 }
             }
             MediaInput::BindFailed { port, error } => {
-                let Some((id, _)) = self.ports.bind_failed(port) else {
-                    return;
+                let id = match self.ports.bind_failed(port) {
+                    None => return,
+                    Some(PortUse::Spare) => {
+                        // Found before any SDP named it: the pair goes to
+                        // the back of the pool and another is asked for.
+                        tracing::debug!(
+                            shard = self.shard,
+                            port,
+                            "spare media port in use by another program: {error}"
+                        );
+                        self.warming -= 1;
+                        self.busy_streak += 1;
+                        if self.busy_streak == MAX_BUSY_TRIES {
+                            tracing::warn!(
+                                shard = self.shard,
+                                "{MAX_BUSY_TRIES} media port pairs in a row are held by other programs"
+                            );
+                        }
+                        self.release(port & !1);
+                        return;
+                    }
+                    Some(PortUse::Call(id, _)) => id,
                 };
                 let Some(s) = self.sessions.get_mut(&id) else {
                     return;
@@ -563,6 +671,9 @@ impl MediaRelay {
 
     /// The next thing the relay asks for (see the module doc for the order).
     pub fn poll_output(&mut self) -> Option<MediaOutput> {
+        if self.out.is_empty() {
+            self.top_up();
+        }
         self.out.pop_front()
     }
 
@@ -629,7 +740,7 @@ impl MediaRelay {
         packet: &mut [u8],
     ) -> Option<Forward> {
         let now_ms = now.mono_ms;
-        let Some((id, side)) = self.ports.owner(port) else {
+        let Some(PortUse::Call(id, side)) = self.ports.owner(port) else {
             self.counters.rejected += 1;
             return None;
         };
@@ -755,6 +866,8 @@ impl MediaRelay {
     /// whose media timed out (answered, not on hold, no RTP from either side
     /// for `rtp_timeout`).
     pub fn on_tick(&mut self, now_ms: u64) -> Vec<u64> {
+        // Spares held by other programs are looked for again.
+        self.busy_streak = 0;
         let mut timed_out = Vec::new();
         for (id, s) in &mut self.sessions {
             if let Some(rec) = &mut s.recording {

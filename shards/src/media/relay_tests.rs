@@ -34,7 +34,9 @@ fn run_sockets(r: &mut MediaRelay) -> Vec<SocketOp> {
         };
         ops.push(op);
         r.handle(match op {
-            SocketOp::Bind { port, .. } => MediaInput::Bound { port },
+            SocketOp::Bind { port, .. }
+            | SocketOp::Reserve { port, .. }
+            | SocketOp::Read { port } => MediaInput::Bound { port },
             SocketOp::Close { port } => MediaInput::Closed { port },
         });
     }
@@ -45,7 +47,7 @@ fn binds(ops: &[SocketOp]) -> Vec<u16> {
     ops.iter()
         .filter_map(|op| match op {
             SocketOp::Bind { port, .. } => Some(*port),
-            SocketOp::Close { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -55,7 +57,7 @@ fn closes(ops: &[SocketOp]) -> Vec<u16> {
         .iter()
         .filter_map(|op| match op {
             SocketOp::Close { port } => Some(*port),
-            SocketOp::Bind { .. } => None,
+            _ => None,
         })
         .collect();
     ports.sort_unstable();
@@ -66,7 +68,14 @@ fn relay(start: u16) -> MediaRelay {
     relay_pairs(start, 20)
 }
 
+/// A relay that keeps no spares (see `spares_*` for those).
 fn relay_pairs(start: u16, pairs: u16) -> MediaRelay {
+    let mut r = relay_spares(start, pairs);
+    r.spare_target = 0;
+    r
+}
+
+fn relay_spares(start: u16, pairs: u16) -> MediaRelay {
     MediaRelay::new(
         RelayConfig {
             bind_ip: "127.0.0.1".parse().unwrap(),
@@ -522,6 +531,7 @@ fn no_ports_left_is_an_error() {
         1,
         [9; 32],
     );
+    r.spare_target = 0;
     assert!(r.create(1, "c", false).is_ok());
     assert_eq!(r.create(2, "d", false), Err(RelayError::NoPorts));
 }
@@ -699,6 +709,7 @@ fn recording_leaves_as_outputs_named_by_the_wall_clock() {
         1,
         [9; 32],
     );
+    r.spare_target = 0;
     let (a, _) = r.create(1, "rec-1@test", true).unwrap();
     r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
     r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
@@ -731,4 +742,135 @@ fn recording_leaves_as_outputs_named_by_the_wall_clock() {
         closed.contains(&MediaOutput::Recording(RecCmd::Close { id: 1 })),
         "{closed:?}"
     );
+}
+
+#[test]
+fn spares_are_bound_ahead_and_a_held_one_is_replaced_before_any_call() {
+    let mut r = relay_spares(63600, 8);
+    // The first turn asks for two spare pairs, bound but not read.
+    let mut ops = Vec::new();
+    let mut held = None;
+    while let Some(o) = r.poll_output() {
+        let MediaOutput::Socket(op) = o else {
+            panic!("{o:?}");
+        };
+        ops.push(op);
+        if let SocketOp::Close { port } = op {
+            r.handle(MediaInput::Closed { port });
+            continue;
+        }
+        let SocketOp::Reserve { port, addr } = op else {
+            panic!("{op:?}");
+        };
+        assert_eq!(addr, SocketAddr::new("127.0.0.1".parse().unwrap(), port));
+        // Another program holds the first pair's RTCP port.
+        let held_pair = *held.get_or_insert(port & !1);
+        r.handle(if port == held_pair + 1 {
+            MediaInput::BindFailed {
+                port,
+                error: ErrorKind::AddrInUse,
+            }
+        } else {
+            MediaInput::Bound { port }
+        });
+    }
+    let held = held.unwrap();
+    // The held pair's RTP socket is closed again, a third pair replaces it.
+    let reserves = ops
+        .iter()
+        .filter(|op| matches!(op, SocketOp::Reserve { .. }))
+        .count();
+    assert_eq!(reserves, 6, "{ops:?}");
+    assert!(ops.contains(&SocketOp::Close { port: held }), "{ops:?}");
+    assert_eq!(r.spares.len(), 2);
+    assert!(!r.spares.contains(&held));
+    // A call takes both spares: nothing to bind, only to read; no failure.
+    let (a, b) = r.create(1, "c", false).unwrap();
+    assert!(![a, b].contains(&held));
+    let ops = run_sockets(&mut r);
+    let reads: Vec<SocketOp> = ops
+        .iter()
+        .copied()
+        .filter(|op| matches!(op, SocketOp::Read { .. }))
+        .collect();
+    assert_eq!(
+        reads,
+        [a, a + 1, b, b + 1].map(|port| SocketOp::Read { port }),
+        "{ops:?}"
+    );
+    assert!(binds(&ops).is_empty());
+    assert_eq!(r.ports.socket(a), SocketState::Open);
+    // ... and the spares are topped up again for the next call.
+    assert_eq!(r.spares.len(), 2);
+    let mut p = packet(1, 160);
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
+    assert_eq!(
+        r.on_packet(t(0), a, addr("127.0.0.1:7000"), &mut p),
+        Some(Forward {
+            out_port: b,
+            dest: addr("127.0.0.1:8000")
+        })
+    );
+    // A packet on a spare's port belongs to no call.
+    let spare = r.spares[0];
+    assert!(r
+        .on_packet(t(0), spare, addr("127.0.0.1:7000"), &mut p)
+        .is_none());
+}
+
+#[test]
+fn a_burst_beyond_the_spares_binds_from_the_pool_and_a_closed_read_is_closed() {
+    let mut r = relay_spares(63700, 8);
+    run_sockets(&mut r);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    let (c, d) = r.create(2, "d", false).unwrap();
+    assert!(r.spares.is_empty());
+    // The first call had the spares (read), the second binds from the pool.
+    let queued = outputs(&mut r);
+    let reads = queued
+        .iter()
+        .filter(|o| matches!(o, MediaOutput::Socket(SocketOp::Read { .. })))
+        .count();
+    assert_eq!(reads, 4);
+    let bound: Vec<u16> = queued
+        .iter()
+        .filter_map(|o| match o {
+            MediaOutput::Socket(SocketOp::Bind { port, .. }) => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bound, vec![c, c + 1, d, d + 1]);
+    let _ = (a, b);
+    // A call that ends before its spares are read: they are closed, not
+    // forgotten.
+    let mut r = relay_spares(63800, 8);
+    run_sockets(&mut r);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    r.close(1, 0);
+    let ops = run_sockets(&mut r);
+    let mut want = vec![a, a + 1, b, b + 1];
+    want.sort_unstable();
+    assert_eq!(closes(&ops), want, "{ops:?}");
+    assert!(!ops.iter().any(|op| matches!(op, SocketOp::Read { .. })));
+}
+
+#[test]
+fn spares_held_everywhere_stop_after_a_few_tries_until_the_next_tick() {
+    let mut r = relay_spares(63900, 40);
+    let mut tries = 0;
+    while let Some(o) = r.poll_output() {
+        if let MediaOutput::Socket(SocketOp::Reserve { port, .. }) = o {
+            tries += 1;
+            r.handle(MediaInput::BindFailed {
+                port,
+                error: ErrorKind::AddrInUse,
+            });
+        }
+    }
+    // Two spares asked at a time, each failing pair counted once.
+    assert!(tries <= 2 * (MAX_BUSY_TRIES as usize + 2), "{tries}");
+    assert!(r.spares.is_empty());
+    r.on_tick(1_000);
+    assert!(r.poll_output().is_some(), "tried again after a tick");
 }

@@ -36,6 +36,20 @@ const MAX_EVENTS: usize = 256;
 /// packet waits in the kernel (RTP jitter buffers are tens of ms).
 pub const MEDIA_POLL: Duration = Duration::from_millis(1);
 
+/// The relay's answer to a bind or read that did (or did not) work.
+fn answer(port: u16, done: io::Result<()>) -> MediaInput {
+    match done {
+        Ok(()) => MediaInput::Bound { port },
+        Err(e) => {
+            tracing::debug!(port, "media socket not opened: {e}");
+            MediaInput::BindFailed {
+                port,
+                error: e.kind(),
+            }
+        }
+    }
+}
+
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PollCounts {
@@ -63,7 +77,11 @@ struct Slot {
 pub struct MediaIo {
     epfd: OwnedFd,
     ring: IoUring,
-    sockets: HashMap<u16, StdUdpSocket>,
+    /// Every socket the relay has, by port, and whether it is read (in the
+    /// epoll set); spares are bound but not read.
+    sockets: HashMap<u16, (StdUdpSocket, bool)>,
+    /// Sockets in the epoll set.
+    reading: usize,
     events: Vec<libc::epoll_event>,
     slots: Box<[Slot]>,
 }
@@ -91,29 +109,36 @@ impl MediaIo {
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
             ring: IoUring::new(MAX_EVENTS as u32)?,
             sockets: HashMap::new(),
+            reading: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
             slots,
         })
     }
 
+    /// No socket is read (spares may be held).
     pub fn is_idle(&self) -> bool {
-        self.sockets.is_empty()
+        self.reading == 0
     }
 
     /// Does what the relay asked; the answer goes back to it.
     pub fn apply(&mut self, op: SocketOp) -> MediaInput {
         match op {
             SocketOp::Bind { port, addr } => {
-                match StdUdpSocket::bind(addr).and_then(|s| self.open(port, s)) {
-                    Ok(()) => MediaInput::Bound { port },
-                    Err(e) => {
-                        tracing::debug!(port, "media socket not opened: {e}");
-                        MediaInput::BindFailed {
-                            port,
-                            error: e.kind(),
-                        }
-                    }
-                }
+                let bound = StdUdpSocket::bind(addr).and_then(|s| {
+                    self.sockets.insert(port, (s, false));
+                    self.read(port)
+                });
+                answer(port, bound)
+            }
+            SocketOp::Reserve { port, addr } => {
+                let bound = StdUdpSocket::bind(addr).map(|s| {
+                    self.sockets.insert(port, (s, false));
+                });
+                answer(port, bound)
+            }
+            SocketOp::Read { port } => {
+                let read = self.read(port);
+                answer(port, read)
             }
             SocketOp::Close { port } => {
                 self.close(port);
@@ -122,9 +147,15 @@ impl MediaIo {
         }
     }
 
-    /// Starts reading `socket` (bound to `port`); on error the socket is
+    /// Starts reading the socket of `port`; on error the socket is
     /// dropped (closed) here.
-    fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
+    fn read(&mut self, port: u16) -> io::Result<()> {
+        let Some((socket, reading)) = self.sockets.get_mut(&port) else {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        };
+        if *reading {
+            return Ok(());
+        }
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: u64::from(port),
@@ -139,16 +170,20 @@ impl MediaIo {
             )
         };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            self.sockets.remove(&port);
+            return Err(e);
         }
-        // The relay never asks for a port it holds: no socket is replaced.
-        self.sockets.insert(port, socket);
+        *reading = true;
+        self.reading += 1;
         Ok(())
     }
 
     /// Stops reading `port` and closes its socket (which leaves the epoll set).
     fn close(&mut self, port: u16) {
-        self.sockets.remove(&port);
+        if let Some((_, true)) = self.sockets.remove(&port) {
+            self.reading -= 1;
+        }
     }
 
     /// Submits the `n` entries pushed so far and reaps their completions;
@@ -189,7 +224,7 @@ impl MediaIo {
         let mut pushed = 0;
         for i in 0..ready.max(0) as usize {
             let port = self.events[i].u64 as u16;
-            let Some(fd) = self.sockets.get(&port).map(AsRawFd::as_raw_fd) else {
+            let Some(fd) = self.sockets.get(&port).map(|(s, _)| s.as_raw_fd()) else {
                 continue;
             };
             let slot = &mut self.slots[pushed];
@@ -240,7 +275,7 @@ impl MediaIo {
                 slot.len = 0;
                 continue;
             };
-            let Some(out_fd) = self.sockets.get(&out_port).map(AsRawFd::as_raw_fd) else {
+            let Some(out_fd) = self.sockets.get(&out_port).map(|(s, _)| s.as_raw_fd()) else {
                 slot.len = 0;
                 counts.no_socket += 1;
                 continue;
@@ -361,5 +396,47 @@ mod tests {
         assert!(io.is_idle());
         // Closed means closed: the port can be bound again.
         assert_eq!(bind(&mut io, pa), MediaInput::Bound { port: pa });
+    }
+
+    #[test]
+    fn a_reserved_socket_is_held_but_read_only_when_asked() {
+        let mut io = MediaIo::new().unwrap();
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(
+            io.apply(SocketOp::Reserve { port, addr }),
+            MediaInput::Bound { port }
+        );
+        // Held: nobody else can bind it; not read: the poller may sleep.
+        assert!(StdUdpSocket::bind(addr).is_err());
+        assert!(io.is_idle());
+        assert_eq!(
+            io.apply(SocketOp::Read { port }),
+            MediaInput::Bound { port }
+        );
+        assert!(!io.is_idle());
+        let peer = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(&[7; 12], addr).unwrap();
+        let mut got = 0;
+        for _ in 0..100 {
+            got += io.poll(|_, _, _| None).received;
+            if got > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got, 1);
+        // Reading a port without a socket is refused.
+        let other = free_port();
+        assert_eq!(
+            io.apply(SocketOp::Read { port: other }),
+            MediaInput::BindFailed {
+                port: other,
+                error: io::ErrorKind::NotFound
+            }
+        );
+        io.apply(SocketOp::Close { port });
+        assert!(io.is_idle());
+        StdUdpSocket::bind(addr).expect("closed");
     }
 }
