@@ -32,11 +32,11 @@
 //!    goes ([`Forward`]); the runtime maps that port to its socket and drops
 //!    (and counts) a packet for a port that has no socket.
 //!
-//! Ports: the relay keeps [`SPARE_PAIRS`] pairs bound ahead of need
+//! Ports: the relay keeps `SPARE_PAIRS` pairs bound ahead of need
 //! ([`SocketOp::Reserve`]: bound, not read, drawn at random like any pair).
 //! A pair another program holds is found there, before any SDP names it:
 //! it goes to the back of the pool and another is asked for (at most
-//! [`MAX_BUSY_TRIES`] in a row until the next tick), so no call notices.
+//! `MAX_BUSY_TRIES` in a row until the next tick), so no call notices.
 //! [`MediaRelay::create`] takes two pairs: spares when there are (their
 //! sockets are then only to be read, [`SocketOp::Read`]), else from the
 //! pool ([`SocketOp::Bind`], when a burst used the spares up); the SDP

@@ -496,10 +496,9 @@ fn apply_media_changes<L: ShardLogic + 'static>(
     let mut io = media.io.borrow_mut();
     let was_idle = io.is_idle();
     while let Some(op) = sh.logic.poll_socket_op(now, &mut sh.out) {
+        // A failed bind is the logic's to report (a spare another program
+        // holds is routine; a session's port is not).
         let event = io.apply(op);
-        if let MediaInput::BindFailed { port, error } = event {
-            tracing::warn!(shard = sh.ctx.id, port, "media socket not opened: {error}");
-        }
         sh.logic.on_socket_event(event);
     }
     dispatch_handoffs(sh);
