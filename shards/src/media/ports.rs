@@ -82,7 +82,7 @@ impl PortPool {
 
 /// Where the socket of one port stands, as far as the relay knows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SocketState {
+pub(crate) enum SocketState {
     /// No socket (never asked for, failed to bind, or closed).
     #[default]
     None,
@@ -108,7 +108,7 @@ struct Slot<O> {
 /// (`O`: session and side) and the state of its socket, indexed by
 /// `port - start` (no hashing on the packet path).
 #[derive(Debug)]
-pub struct PortTable<O> {
+pub(crate) struct PortTable<O> {
     pool: PortPool,
     start: u16,
     slots: Vec<Slot<O>>,
@@ -263,6 +263,7 @@ impl<O: Copy> PortTable<O> {
         }
     }
 
+    #[cfg(test)]
     pub fn available(&self) -> usize {
         self.pool.available()
     }
