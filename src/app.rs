@@ -70,10 +70,7 @@ fn advertised_ip(cfg: &Config) -> IpAddr {
 }
 
 /// `[media]`, `[recording]` and `[proxy]` as the relay of every shard sees them.
-fn relay_config(
-    cfg: &Config,
-    recorder: Option<crossbeam_channel::Sender<shards::recording::RecCmd>>,
-) -> RelayConfig {
+fn relay_config(cfg: &Config, recording: bool) -> RelayConfig {
     let cdr_dir = cfg.recording.path.clone();
     RelayConfig {
         bind_ip: cfg.proxy.addr,
@@ -83,7 +80,7 @@ fn relay_config(
         rtp_timeout_ms: u64::from(cfg.proxy.rtp_timeout) * 1000,
         recordings_dir: recordings_dir(cfg),
         recordings_cdr_dir: cdr_dir,
-        recorder,
+        recording,
     }
 }
 
@@ -202,7 +199,8 @@ fn endpoint_settings(
         max_parked: cfg.security.max_parked_requests as usize,
         store: Some(store),
         routing,
-        media: Some(relay_config(cfg, recorder)),
+        media: Some(relay_config(cfg, recorder.is_some())),
+        recorder,
         media_mode: media_mode(cfg),
         record_all: cfg.recording.enabled,
         draining,

@@ -308,7 +308,7 @@ mod media_decisions {
                 rtp_timeout_ms: 0,
                 recordings_dir: "/nonexistent".into(),
                 recordings_cdr_dir: "recordings".into(),
-                recorder: None,
+                recording: false,
             },
             0,
             1,

@@ -42,13 +42,11 @@ use crate::call::ids::IdGen;
 use crate::call::{CallEngine, Command, EngineConfig, Handled, Input, Output as CallOutput};
 use crate::cdr::{CallStatus, Direction};
 use crate::control_link::{ControlRequest, ControlSender};
-use crate::media::relay::MediaRelay;
+use crate::media::relay::{MediaInput, MediaOutput, MediaRelay, SocketOp};
 use crate::routing::{RoutingSnapshot, SelectState};
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::{call_id_hash, owner_of};
-use crate::runtime::{
-    MediaChanges, Output, ShardContext, ShardGauges, ShardLogic, ShardMsg, ShardStats,
-};
+use crate::runtime::{Output, ShardContext, ShardGauges, ShardLogic, ShardMsg, ShardStats};
 use crate::security::{SourceGuard, Verdict};
 use crate::sip::{Message, Method, Writer};
 use crate::time::Now;
@@ -794,26 +792,47 @@ impl ShardLogic for SipEndpoint {
         port: u16,
         src: SocketAddr,
         packet: &mut [u8],
-    ) -> Option<(std::os::fd::RawFd, SocketAddr)> {
+    ) -> Option<(u16, SocketAddr)> {
         let relay = self.relay.as_mut()?;
         relay
-            .on_packet(now.mono_ms, port, src, packet)
-            .map(|f| (f.fd, f.dest))
+            .on_packet(now, port, src, packet)
+            .map(|f| (f.out_port, f.dest))
     }
 
-    fn media_changes(&mut self) -> Option<MediaChanges> {
-        let relay = self.relay.as_mut()?;
-        if !relay.has_changes() {
-            return None;
+    /// The relay's outputs: socket work goes to the runtime, recording to
+    /// the writer, and a call whose media port could not be bound is hung
+    /// up (its CDR says so).
+    fn poll_socket_op(&mut self, now: Now, out: &mut Output) -> Option<SocketOp> {
+        loop {
+            match self.relay.as_mut()?.poll_output()? {
+                MediaOutput::Socket(op) => return Some(op),
+                MediaOutput::Recording(cmd) => {
+                    if let Some(tx) = &self.settings.recorder {
+                        let _ = tx.send(cmd);
+                    }
+                }
+                MediaOutput::SessionFailed { call_id, .. } => {
+                    let command = Command::Hangup {
+                        reason: Some("no media port".to_string()),
+                    };
+                    let input = Input::Command {
+                        call_id: &call_id,
+                        command,
+                    };
+                    let hung = self.calls.handle(now, input, self.relay.as_mut());
+                    if hung != Handled::Command(Ok(())) {
+                        tracing::debug!(call_id = %call_id, "media failed for a call already ending");
+                    }
+                    self.flush_calls(out);
+                }
+            }
         }
-        Some(MediaChanges {
-            opened: relay
-                .take_opened()
-                .into_iter()
-                .map(|o| (o.port, o.socket))
-                .collect(),
-            closed: relay.take_closed(),
-        })
+    }
+
+    fn on_socket_event(&mut self, event: MediaInput) {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.handle(event);
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct EndpointSettings {
     pub routing: Arc<crate::routing::RoutingSnapshot>,
     /// The RTP relay's set-up (None: no relay, media always end to end).
     pub media: Option<crate::media::relay::RelayConfig>,
+    /// The recording writer on the control core (None: recording off).
+    pub recorder: Option<crossbeam_channel::Sender<crate::recording::RecCmd>>,
     /// `[proxy] media_proxy`.
     pub media_mode: crate::call::MediaMode,
     /// `[recording] enabled`: record every call (needs proxied media).
@@ -118,6 +120,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         store: None,
         routing: Arc::new(crate::routing::RoutingSnapshot::empty()),
         media: None,
+        recorder: None,
         media_mode: crate::call::MediaMode::Auto,
         record_all: false,
         draining: Arc::default(),

@@ -1,7 +1,6 @@
-//! The RTP relay of one shard (sans-IO but for binding its sockets): one
-//! session per proxied call, two sides each (caller = `audio-0`, callee =
-//! `audio-1`), each side with its own RTP/RTCP port pair from the shard's
-//! [`PortPool`], drawn at random. A packet that arrives on one side's port is
+//! The RTP relay of one shard, sans-IO: one session per proxied call, two
+//! sides each (caller = `audio-0`, callee = `audio-1`), each side with its
+//! own RTP/RTCP port pair from the shard's [`PortPool`], drawn at random. A packet that arrives on one side's port is
 //! checked against what that side signalled, counted, optionally recorded,
 //! and forwarded out of the other side's port.
 //!
@@ -15,63 +14,68 @@
 //! by reason in [`RelayCounters`]; only datagrams that parse as RTP or
 //! RTCP are relayed at all.
 //!
-//! The shard shell owns the glommio sockets: it takes the sockets bound here
-//! from [`MediaRelay::take_opened`], feeds every datagram to
-//! [`MediaRelay::on_packet`] and sends what that returns; ports of ended
-//! sessions come back through [`MediaRelay::take_closed`].
+//! The relay owns no socket and reads no clock: the runtime (`media_io`)
+//! owns every socket and fd, and the relay only names ports. Poll order:
+//!
+//! 1. The engine drives sessions ([`MediaRelay::create`],
+//!    [`MediaRelay::signalled`], [`MediaRelay::close`], ...,
+//!    [`MediaRelay::on_tick`]); each queues outputs.
+//! 2. After every turn of the logic, and before that turn's SIP datagrams
+//!    leave, the runtime drains [`MediaRelay::poll_output`] until `None`:
+//!    it performs each [`SocketOp`] at once and answers it with
+//!    [`MediaRelay::handle`] (`Bound`, `BindFailed`, `Closed`); the glue
+//!    sends [`MediaOutput::Recording`] to the recording writer and hangs up
+//!    the call of a [`MediaOutput::SessionFailed`]. Answers may queue more
+//!    outputs, so the runtime drains until `None`.
+//! 3. Every datagram on a media port goes through [`MediaRelay::on_packet`]
+//!    (the hot path), which says out of which of our ports and to where it
+//!    goes ([`Forward`]); the runtime maps that port to its socket and drops
+//!    (and counts) a packet for a port that has no socket.
+//!
+//! Ports: the relay keeps `SPARE_PAIRS` pairs bound ahead of need
+//! ([`SocketOp::Reserve`]: bound, not read, drawn at random like any pair).
+//! A pair another program holds is found there, before any SDP names it:
+//! it goes to the back of the pool and another is asked for (at most
+//! `MAX_BUSY_TRIES` in a row until the next tick), so no call notices.
+//! [`MediaRelay::create`] takes two pairs: spares when there are (their
+//! sockets are then only to be read, [`SocketOp::Read`]), else from the
+//! pool ([`SocketOp::Bind`], when a burst used the spares up); the SDP
+//! written in the same turn already carries them. Should a bind or read
+//! of a session's port fail after all, the runtime answers `BindFailed`:
+//! the session is marked failed and [`MediaOutput::SessionFailed`] is
+//! queued once (the glue hangs the call up with the reason "no media
+//! port", so the call ends with a CDR like any other); its ports are
+//! released when the engine closes the session, and the pair that failed
+//! goes to the back of the pool like any released pair. Closing asks for
+//! [`SocketOp::Close`]; a pair returns to the pool only once the runtime
+//! answered `Closed` for each socket it had (at once for socket work never
+//! taken), so the relay never asks for one of its own ports twice.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::ports::PortPool;
+use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
-use super::sdp::AudioStream;
+use super::side::canonical;
+pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::stats::{Renumber, StreamStats};
 use crate::cdr::RecorderEntry;
 use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder};
+use crate::time::Now;
 
 /// Consecutive RTP packets of one SSRC from one address before the relay
 /// sends that side's media there.
 pub const LATCH_PACKETS: u8 = 3;
-/// Pairs found held by another program that one session setup skips before
-/// it gives up (each costs two failed binds).
-const MAX_BUSY_TRIES: usize = 16;
-
-/// One side of a call's media.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    Caller = 0,
-    Callee = 1,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::Caller => Side::Callee,
-            Side::Callee => Side::Caller,
-        }
-    }
-
-    /// The track id of the REST API (`audio-0` caller, `audio-1` callee).
-    pub fn track_id(self) -> &'static str {
-        match self {
-            Side::Caller => "audio-0",
-            Side::Callee => "audio-1",
-        }
-    }
-
-    pub fn from_track(track: &str) -> Option<Side> {
-        match track {
-            "audio-0" => Some(Side::Caller),
-            "audio-1" => Some(Side::Callee),
-            _ => None,
-        }
-    }
-}
+/// Pairs kept bound ahead of need, so that a port another program holds is
+/// found before any SDP names it.
+const SPARE_PAIRS: usize = 2;
+/// Spare pairs in a row found held by another program before the relay
+/// stops asking for more until the next tick.
+const MAX_BUSY_TRIES: u32 = 16;
 
 /// How the relay of every shard is set up (from `[proxy]`, `[media]`,
 /// `[recording]`).
@@ -89,115 +93,53 @@ pub struct RelayConfig {
     pub recordings_dir: PathBuf,
     /// The same, as CDRs show it (relative to data_dir unless absolute).
     pub recordings_cdr_dir: PathBuf,
-    /// The recording writer on the control core (None: recording off).
-    pub recorder: Option<crossbeam_channel::Sender<RecCmd>>,
+    /// Is there a recording writer (false: recording off)? Recording
+    /// commands leave as [`MediaOutput::Recording`].
+    pub recording: bool,
 }
 
-/// What a side signalled in its last SDP.
-#[derive(Clone, Debug, Default)]
-pub struct Signalled {
-    pub rtp: Option<SocketAddr>,
-    pub rtcp: Option<SocketAddr>,
-    pub rtcp_mux: bool,
-    pub hold: bool,
-    /// (payload type, encoding name, clock rate).
-    pub codecs: Vec<(u8, String, u32)>,
-}
-
-/// Where a side's SDP came from: what the relay may learn from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SdpOrigin {
-    /// The side's offer or answer while the call is set up; its SIP came
-    /// from this IP. A latch stays unless the signalled address changed.
-    Setup(IpAddr),
-    /// A re-INVITE or UPDATE inside the dialog: the side may have moved,
-    /// so it is learnt again.
-    Renegotiation,
-}
-
-pub use crate::addr::is_private;
-
-/// The IP a side's media must come from: the one its SDP names, or the
-/// one its SIP came from when the SDP names none or a private one.
-pub fn expected_ip(sdp: Option<IpAddr>, sip: Option<IpAddr>) -> Option<IpAddr> {
-    match sdp.map(canonical) {
-        Some(ip) if !is_private(ip) => Some(ip),
-        sdp => sip.map(canonical).or(sdp),
-    }
-}
-
-/// Whether the relay may send a side's media to `conn`, the address in its
-/// SDP: never to a multicast or broadcast address, nor to loopback or one
-/// of our own addresses (`own`) unless the side's SIP (`leg_ip`) is local
-/// too; the unspecified address only outside `setup` (RFC 2543 hold in a
-/// re-INVITE). Anything else would let a caller point the relay at a
-/// group, at itself or at a service on this host.
-pub fn media_address_allowed(
-    conn: IpAddr,
-    leg_ip: IpAddr,
-    own: impl Fn(IpAddr) -> bool,
-    setup: bool,
-) -> bool {
-    let conn = canonical(conn);
-    let leg_ip = canonical(leg_ip);
-    if conn.is_unspecified() {
-        return !setup;
-    }
-    let broadcast = matches!(conn, IpAddr::V4(v4) if v4.is_broadcast());
-    if conn.is_multicast() || broadcast {
-        return false;
-    }
-    let local_leg = leg_ip.is_loopback() || own(leg_ip);
-    local_leg || !(conn.is_loopback() || own(conn))
-}
-
-/// An IPv4-mapped IPv6 address as its IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-impl Signalled {
-    /// The media description of one side's SDP.
-    pub fn from_audio(a: &AudioStream) -> Signalled {
-        let ip = a.conn.filter(|ip| !ip.is_unspecified());
-        let rtp = ip
-            .filter(|_| a.port != 0)
-            .map(|ip| SocketAddr::new(ip, a.port));
-        let rtcp = ip
-            .filter(|_| a.port != 0)
-            .map(|ip| SocketAddr::new(ip, a.rtcp_port.unwrap_or(a.port.saturating_add(1))));
-        let codecs = a
-            .payload_types
-            .iter()
-            .filter_map(|pt| {
-                a.codec_of(*pt)
-                    .map(|(name, clock)| (*pt, name.to_string(), clock))
-            })
-            .collect();
-        Signalled {
-            rtp,
-            rtcp,
-            rtcp_mux: a.rtcp_mux,
-            hold: a.is_hold(),
-            codecs,
-        }
-    }
-}
-
-/// Where a packet goes: out of `fd` (a socket of this relay) to `dest`.
+/// Where a packet goes: out of our port `out_port` to `dest`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {
-    pub fd: RawFd,
+    pub out_port: u16,
     pub dest: SocketAddr,
 }
 
-/// A socket the shell must start reading.
-pub struct Opened {
-    pub port: u16,
-    pub socket: UdpSocket,
+/// What the relay asks of the runtime's sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketOp {
+    /// Bind a UDP socket on `addr` (whose port is `port`) and read it;
+    /// answer [`MediaInput::Bound`] or [`MediaInput::BindFailed`].
+    Bind { port: u16, addr: SocketAddr },
+    /// Bind a UDP socket on `addr` but do not read it yet (a spare);
+    /// answer [`MediaInput::Bound`] or [`MediaInput::BindFailed`].
+    Reserve { port: u16, addr: SocketAddr },
+    /// Start reading the socket reserved on `port`; answer
+    /// [`MediaInput::Bound`], or [`MediaInput::BindFailed`] (the socket is
+    /// then closed).
+    Read { port: u16 },
+    /// Close the socket of `port`; answer [`MediaInput::Closed`].
+    Close { port: u16 },
+}
+
+/// The runtime's answers to [`SocketOp`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaInput {
+    Bound { port: u16 },
+    BindFailed { port: u16, error: ErrorKind },
+    Closed { port: u16 },
+}
+
+/// What the relay asks of the world, from [`MediaRelay::poll_output`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum MediaOutput {
+    /// For the runtime, which answers through [`MediaRelay::handle`].
+    Socket(SocketOp),
+    /// For the recording writer.
+    Recording(RecCmd),
+    /// Session `id` (call `call_id`) lost a port: the call has no media
+    /// and is to be hung up.
+    SessionFailed { id: u64, call_id: String },
 }
 
 /// Why a session could not be made.
@@ -229,9 +171,8 @@ pub struct RelayCounters {
 }
 
 struct SideState {
+    /// The RTP port of this side's pair (RTCP is the next one).
     port: u16,
-    rtp_fd: RawFd,
-    rtcp_fd: RawFd,
     sig: Signalled,
     /// The IP its SIP last came from (setup).
     sip_ip: Option<IpAddr>,
@@ -249,11 +190,9 @@ struct SideState {
 }
 
 impl SideState {
-    fn new(port: u16, rtp_fd: RawFd, rtcp_fd: RawFd) -> SideState {
+    fn new(port: u16) -> SideState {
         SideState {
             port,
-            rtp_fd,
-            rtcp_fd,
             sig: Signalled::default(),
             sip_ip: None,
             expect_ip: None,
@@ -310,15 +249,16 @@ impl SideState {
         self.latched_rtp.or(self.sig.rtp)
     }
 
-    fn rtcp_dest(&self) -> Option<(RawFd, SocketAddr)> {
+    /// Out of which of our ports, and to where, RTCP for this side goes.
+    fn rtcp_dest(&self) -> Option<(u16, SocketAddr)> {
         if self.sig.rtcp_mux {
-            return self.rtp_dest().map(|d| (self.rtp_fd, d));
+            return self.rtp_dest().map(|d| (self.port, d));
         }
         let dest = self.latched_rtcp.or(self.sig.rtcp).or_else(|| {
             self.latched_rtp
                 .map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1)))
         })?;
-        Some((self.rtcp_fd, dest))
+        Some((self.port + 1, dest))
     }
 
     fn clock_of(&self, pt: u8) -> (Option<Codec>, u32) {
@@ -355,6 +295,8 @@ struct Session {
     last_rtp_ms: u64,
     record: bool,
     recording: Option<Recording>,
+    /// A bind of one of its ports failed (reported once).
+    failed: bool,
 }
 
 /// What a session leaves for its CDR.
@@ -366,16 +308,29 @@ pub struct MediaReport {
 }
 
 /// The relay of one shard.
+/// Who uses a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortUse {
+    /// A spare pair, bound ahead of need.
+    Spare,
+    /// A side of a session.
+    Call(u64, Side),
+}
+
 pub struct MediaRelay {
     cfg: RelayConfig,
-    pool: PortPool,
+    /// Who uses each port, and where its socket stands.
+    ports: PortTable<PortUse>,
+    /// Spare pairs whose sockets are bound (RTP ports), oldest first.
+    spares: VecDeque<u16>,
+    /// Spare pairs asked for and not answered yet.
+    warming: usize,
+    /// How many spares to keep ([`SPARE_PAIRS`]; tests set 0).
+    spare_target: usize,
+    /// Spare pairs in a row whose bind failed, since the last tick.
+    busy_streak: u32,
     sessions: HashMap<u64, Session>,
-    /// Session and side of each port, indexed by `port - port_start` (no
-    /// hashing on the packet path).
-    by_port: Vec<Option<(u64, Side)>>,
-    opened: Vec<Opened>,
-    /// Ports whose sockets the shell must close, in pairs (RTP, RTCP).
-    closed: Vec<u16>,
+    out: VecDeque<MediaOutput>,
     next_recording: u64,
     shard: usize,
     pub counters: RelayCounters,
@@ -386,12 +341,14 @@ impl MediaRelay {
     pub fn new(cfg: RelayConfig, shard: usize, shards: usize, seed: [u8; 32]) -> MediaRelay {
         let pool = PortPool::for_shard(cfg.port_start, cfg.port_end, shard, shards, seed);
         MediaRelay {
+            ports: PortTable::new(pool, cfg.port_start),
+            spares: VecDeque::new(),
+            warming: 0,
+            spare_target: SPARE_PAIRS,
+            busy_streak: 0,
             cfg,
-            pool,
             sessions: HashMap::new(),
-            by_port: Vec::new(),
-            opened: Vec::new(),
-            closed: Vec::new(),
+            out: VecDeque::new(),
             next_recording: 1,
             shard,
             counters: RelayCounters::default(),
@@ -407,102 +364,176 @@ impl MediaRelay {
         self.sessions.len()
     }
 
-    /// Binds an RTP/RTCP pair from the pool. A pair another program holds
-    /// goes to the back of the pool; after `MAX_BUSY_TRIES` such pairs the
-    /// call gets no media rather than a scan of the whole range.
-    fn bind_pair(&mut self) -> Result<(u16, RawFd, RawFd), RelayError> {
-        for _ in 0..MAX_BUSY_TRIES {
-            let port = self.pool.take().ok_or(RelayError::NoPorts)?;
-            let rtp = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port));
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1));
-            match (rtp, rtcp) {
-                (Ok(rtp), Ok(rtcp)) => {
-                    let fds = (rtp.as_raw_fd(), rtcp.as_raw_fd());
-                    self.opened.push(Opened { port, socket: rtp });
-                    self.opened.push(Opened {
-                        port: port + 1,
-                        socket: rtcp,
-                    });
-                    return Ok((port, fds.0, fds.1));
-                }
-                (rtp, rtcp) => {
-                    tracing::debug!(
-                        shard = self.shard,
-                        port,
-                        "media port pair in use by another program: {:?} {:?}",
-                        rtp.err(),
-                        rtcp.err()
-                    );
-                    // Try it again later, behind every other pair.
-                    self.pool.give_back(port);
-                }
-            }
-        }
-        tracing::warn!(
-            shard = self.shard,
-            "{MAX_BUSY_TRIES} media port pairs in a row are held by other programs"
-        );
-        Err(RelayError::NoPorts)
-    }
-
-    /// A session for call `id`: two port pairs. Returns (caller-side port,
-    /// callee-side port): the caller is sent SDP with the first, the callee
-    /// with the second.
+    /// A session for call `id`: two port pairs, whose sockets the runtime
+    /// is asked to bind. Returns (caller-side port, callee-side port): the
+    /// caller is sent SDP with the first, the callee with the second.
     pub fn create(
         &mut self,
         id: u64,
         call_id: &str,
         record: bool,
     ) -> Result<(u16, u16), RelayError> {
-        let a = self.bind_pair()?;
-        let b = match self.bind_pair() {
-            Ok(b) => b,
-            Err(e) => {
-                self.release(a.0);
-                return Err(e);
-            }
+        let a = self
+            .take_for(PortUse::Call(id, Side::Caller))
+            .ok_or(RelayError::NoPorts)?;
+        let Some(b) = self.take_for(PortUse::Call(id, Side::Callee)) else {
+            self.release(a);
+            return Err(RelayError::NoPorts);
         };
-        for (port, side) in [(a.0, Side::Caller), (b.0, Side::Callee)] {
-            self.set_port(port, Some((id, side)));
-            self.set_port(port + 1, Some((id, side)));
-        }
         self.sessions.insert(
             id,
             Session {
                 call_id: call_id.to_string(),
-                sides: [SideState::new(a.0, a.1, a.2), SideState::new(b.0, b.1, b.2)],
+                sides: [SideState::new(a), SideState::new(b)],
                 answered: false,
                 last_rtp_ms: 0,
-                record: record && self.cfg.recorder.is_some(),
+                record: record && self.cfg.recording,
                 recording: None,
+                failed: false,
             },
         );
-        Ok((a.0, b.0))
+        Ok((a, b))
     }
 
+    /// A pair for `user`: a spare when there is one (its sockets are bound
+    /// already: they are only to be read), else one from the pool, to be
+    /// bound.
+    fn take_for(&mut self, user: PortUse) -> Option<u16> {
+        if let Some(port) = self.spares.pop_front() {
+            self.ports.assign(port, user);
+            for port in [port, port + 1] {
+                self.out
+                    .push_back(MediaOutput::Socket(SocketOp::Read { port }));
+            }
+            return Some(port);
+        }
+        let port = self.ports.take_pair(user, false)?;
+        for port in [port, port + 1] {
+            let addr = SocketAddr::new(self.cfg.bind_ip, port);
+            self.out
+                .push_back(MediaOutput::Socket(SocketOp::Bind { port, addr }));
+        }
+        Some(port)
+    }
+
+    /// Asks for spare pairs up to the target, unless too many in a row
+    /// were held by other programs since the last tick.
+    fn top_up(&mut self) {
+        while self.spares.len() + self.warming < self.spare_target
+            && self.busy_streak < MAX_BUSY_TRIES
+        {
+            let Some(port) = self.ports.take_pair(PortUse::Spare, true) else {
+                return;
+            };
+            self.warming += 1;
+            for port in [port, port + 1] {
+                let addr = SocketAddr::new(self.cfg.bind_ip, port);
+                self.out
+                    .push_back(MediaOutput::Socket(SocketOp::Reserve { port, addr }));
+            }
+        }
+    }
+
+    /// The pair of `port` is no longer used: socket work not yet taken by
+    /// the runtime is dropped, sockets are asked closed.
     fn release(&mut self, port: u16) {
-        self.set_port(port, None);
-        self.set_port(port + 1, None);
-        // Sockets the shell has not taken yet are closed here and now; the
-        // others when the shell takes `closed`. Either way the pair goes back
-        // to the pool only once both sockets are gone, so binding it again
-        // never collides with our own socket.
-        let before = self.opened.len();
-        self.opened.retain(|o| o.port != port && o.port != port + 1);
-        if self.opened.len() == before {
-            self.closed.push(port);
-            self.closed.push(port + 1);
-        } else {
-            self.pool.give_back(port);
+        let mut unsent = Vec::new();
+        self.out.retain(|o| match o {
+            MediaOutput::Socket(
+                op @ (SocketOp::Bind { port: p, .. }
+                | SocketOp::Reserve { port: p, .. }
+                | SocketOp::Read { port: p }),
+            ) if *p & !1 == port => {
+                unsent.push((*p, matches!(op, SocketOp::Read { .. })));
+                false
+            }
+            _ => true,
+        });
+        for (p, read) in unsent {
+            if read {
+                // Still a bound spare socket: closed below.
+                self.ports.cancel_read(p);
+            } else {
+                self.ports.cancel_bind(p);
+            }
+        }
+        for p in self.ports.release(port) {
+            self.out
+                .push_back(MediaOutput::Socket(SocketOp::Close { port: p }));
         }
     }
 
-    fn set_port(&mut self, port: u16, owner: Option<(u64, Side)>) {
-        let slot = usize::from(port.wrapping_sub(self.cfg.port_start));
-        if slot >= self.by_port.len() {
-            self.by_port.resize(slot + 1, None);
+    /// The runtime's answer to a [`SocketOp`].
+    pub fn handle(&mut self, input: MediaInput) {
+        match input {
+            MediaInput::Bound { port } => {
+                if self.ports.bound(port) {
+                    // Its session ended while it was being bound.
+                    self.out
+                        .push_back(MediaOutput::Socket(SocketOp::Close { port }));
+                    return;
+                }
+                let pair = port & !1;
+                let reserved = [pair, pair + 1]
+                    .iter()
+                    .all(|&p| self.ports.socket(p) == SocketState::Reserved);
+                if reserved && self.ports.owner(pair) == Some(PortUse::Spare) {
+                    self.warming -= 1;
+                    self.busy_streak = 0;
+                    self.spares.push_back(pair);
+                }
+            }
+            MediaInput::BindFailed { port, error } => {
+                let id = match self.ports.bind_failed(port) {
+                    None => return,
+                    Some(PortUse::Spare) => {
+                        // Found before any SDP named it: the pair goes to
+                        // the back of the pool and another is asked for.
+                        tracing::debug!(
+                            shard = self.shard,
+                            port,
+                            "spare media port in use by another program: {error}"
+                        );
+                        self.warming -= 1;
+                        self.busy_streak += 1;
+                        if self.busy_streak == MAX_BUSY_TRIES {
+                            tracing::warn!(
+                                shard = self.shard,
+                                "{MAX_BUSY_TRIES} media port pairs in a row are held by other programs"
+                            );
+                        }
+                        self.release(port & !1);
+                        return;
+                    }
+                    Some(PortUse::Call(id, _)) => id,
+                };
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    return;
+                };
+                tracing::warn!(
+                    shard = self.shard,
+                    port,
+                    call_id = %s.call_id,
+                    "media port not bound ({error}): the call has no media"
+                );
+                if !s.failed {
+                    s.failed = true;
+                    self.out.push_back(MediaOutput::SessionFailed {
+                        id,
+                        call_id: s.call_id.clone(),
+                    });
+                }
+            }
+            MediaInput::Closed { port } => self.ports.closed(port),
         }
-        self.by_port[slot] = owner;
+    }
+
+    /// The next thing the relay asks for (see the module doc for the order).
+    pub fn poll_output(&mut self) -> Option<MediaOutput> {
+        if self.out.is_empty() {
+            self.top_up();
+        }
+        self.out.pop_front()
     }
 
     /// The port our SDP to `side` carries.
@@ -562,13 +593,13 @@ impl MediaRelay {
     /// and says where it goes.
     pub fn on_packet(
         &mut self,
-        now_ms: u64,
+        now: Now,
         port: u16,
         src: SocketAddr,
         packet: &mut [u8],
     ) -> Option<Forward> {
-        let slot = usize::from(port.wrapping_sub(self.cfg.port_start));
-        let Some(&Some((id, side))) = self.by_port.get(slot) else {
+        let now_ms = now.mono_ms;
+        let Some(PortUse::Call(id, side)) = self.ports.owner(port) else {
             self.counters.rejected += 1;
             return None;
         };
@@ -618,12 +649,12 @@ impl MediaRelay {
         }
         if is_rtcp {
             from.rtcp_packets += 1;
-            let Some((fd, dest)) = to.rtcp_dest() else {
+            let Some((out_port, dest)) = to.rtcp_dest() else {
                 self.counters.no_destination += 1;
                 return None;
             };
             self.counters.forwarded += 1;
-            return Some(Forward { fd, dest });
+            return Some(Forward { out_port, dest });
         }
         // Checked above: an RTP packet that did not parse was dropped.
         let hdr = hdr?;
@@ -649,7 +680,7 @@ impl MediaRelay {
         if resumed {
             rtp::set_marker(packet, true);
         }
-        let fd = to.rtp_fd;
+        let out_port = to.port;
         if s.record {
             if let Some(codec) = codec {
                 let payload = packet
@@ -662,15 +693,12 @@ impl MediaRelay {
                 let rec = s.recording.get_or_insert_with(|| {
                     let rec_id = self.next_recording;
                     self.next_recording += 1;
-                    let unix_ms = crate::time::Now::read().unix_ms;
-                    let abs = recording_path(&self.cfg.recordings_dir, unix_ms, &s.call_id);
-                    let rel = recording_path(&self.cfg.recordings_cdr_dir, unix_ms, &s.call_id);
-                    if let Some(tx) = &self.cfg.recorder {
-                        let _ = tx.send(RecCmd::Open {
-                            id: rec_id,
-                            path: abs,
-                        });
-                    }
+                    let abs = recording_path(&self.cfg.recordings_dir, now.unix_ms, &s.call_id);
+                    let rel = recording_path(&self.cfg.recordings_cdr_dir, now.unix_ms, &s.call_id);
+                    self.out.push_back(MediaOutput::Recording(RecCmd::Open {
+                        id: rec_id,
+                        path: abs,
+                    }));
                     Recording {
                         id: rec_id,
                         recorder: Recorder::new(now_ms),
@@ -690,21 +718,22 @@ impl MediaRelay {
             }
         }
         self.counters.forwarded += 1;
-        Some(Forward { fd, dest })
+        Some(Forward { out_port, dest })
     }
 
     /// Periodic work: recordings flushed to the writer. Returns the calls
     /// whose media timed out (answered, not on hold, no RTP from either side
     /// for `rtp_timeout`).
     pub fn on_tick(&mut self, now_ms: u64) -> Vec<u64> {
+        // Spares held by other programs are looked for again.
+        self.busy_streak = 0;
         let mut timed_out = Vec::new();
         for (id, s) in &mut self.sessions {
             if let Some(rec) = &mut s.recording {
                 if let Some(pcm) = rec.recorder.take_ready(now_ms) {
                     rec.bytes += pcm.len() as u64;
-                    if let Some(tx) = &self.cfg.recorder {
-                        let _ = tx.send(RecCmd::Append { id: rec.id, pcm });
-                    }
+                    self.out
+                        .push_back(MediaOutput::Recording(RecCmd::Append { id: rec.id, pcm }));
                 }
             }
             let on_hold = s.sides.iter().any(|side| side.sig.hold);
@@ -737,12 +766,12 @@ impl MediaRelay {
         if let Some(rec) = &mut s.recording {
             let pcm = rec.recorder.finish(now_ms);
             rec.bytes += pcm.len() as u64;
-            if let Some(tx) = &self.cfg.recorder {
-                if !pcm.is_empty() {
-                    let _ = tx.send(RecCmd::Append { id: rec.id, pcm });
-                }
-                let _ = tx.send(RecCmd::Close { id: rec.id });
+            if !pcm.is_empty() {
+                self.out
+                    .push_back(MediaOutput::Recording(RecCmd::Append { id: rec.id, pcm }));
             }
+            self.out
+                .push_back(MediaOutput::Recording(RecCmd::Close { id: rec.id }));
             recorder.push(RecorderEntry {
                 track_id: "mixed".into(),
                 path: rec.cdr_path.to_string_lossy().into_owned(),
@@ -764,26 +793,6 @@ impl MediaRelay {
             ]),
             recorder,
         })
-    }
-
-    /// Sockets bound since the last call, for the shell to read.
-    pub fn take_opened(&mut self) -> Vec<Opened> {
-        std::mem::take(&mut self.opened)
-    }
-
-    /// Ports whose sockets the shell must close (now: their pairs are
-    /// free for new sessions from here on).
-    pub fn take_closed(&mut self) -> Vec<u16> {
-        let closed = std::mem::take(&mut self.closed);
-        for pair in closed.chunks(2) {
-            self.pool.give_back(pair[0]);
-        }
-        closed
-    }
-
-    /// Are there sockets to open or close?
-    pub fn has_changes(&self) -> bool {
-        !self.opened.is_empty() || !self.closed.is_empty()
     }
 }
 

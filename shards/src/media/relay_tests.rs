@@ -1,15 +1,81 @@
 //! Relay edges with injected time: who may send for a side and when its
 //! address is latched (spraying, NAT, renegotiation), RTCP (muxed and
 //! not), malformed packets, mute renumbering, the RTP timeout, the CDR
-//! report, refused SDP addresses.
+//! report, refused SDP addresses; the sockets asked of the runtime (Bind,
+//! Bound, BindFailed, Close, Closed) and recording outputs.
 
 use super::*;
+use crate::media::ports::SocketState;
+
+/// Wall clock of the tests' time zero (2023-11-14).
+const UNIX0_MS: u64 = 1_700_000_000_000;
+
+/// The clocks `ms` after the tests' zero.
+fn t(ms: u64) -> Now {
+    Now {
+        unix: (UNIX0_MS + ms) / 1000,
+        mono_ms: ms,
+        unix_ms: UNIX0_MS + ms,
+    }
+}
+
+/// Everything the relay asks for now.
+fn outputs(r: &mut MediaRelay) -> Vec<MediaOutput> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+/// The runtime's turn when every bind succeeds and every close is done:
+/// returns the ops it performed.
+fn run_sockets(r: &mut MediaRelay) -> Vec<SocketOp> {
+    let mut ops = Vec::new();
+    while let Some(o) = r.poll_output() {
+        let MediaOutput::Socket(op) = o else {
+            continue;
+        };
+        ops.push(op);
+        r.handle(match op {
+            SocketOp::Bind { port, .. }
+            | SocketOp::Reserve { port, .. }
+            | SocketOp::Read { port } => MediaInput::Bound { port },
+            SocketOp::Close { port } => MediaInput::Closed { port },
+        });
+    }
+    ops
+}
+
+fn binds(ops: &[SocketOp]) -> Vec<u16> {
+    ops.iter()
+        .filter_map(|op| match op {
+            SocketOp::Bind { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closes(ops: &[SocketOp]) -> Vec<u16> {
+    let mut ports: Vec<u16> = ops
+        .iter()
+        .filter_map(|op| match op {
+            SocketOp::Close { port } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports
+}
 
 fn relay(start: u16) -> MediaRelay {
     relay_pairs(start, 20)
 }
 
+/// A relay that keeps no spares (see `spares_*` for those).
 fn relay_pairs(start: u16, pairs: u16) -> MediaRelay {
+    let mut r = relay_spares(start, pairs);
+    r.spare_target = 0;
+    r
+}
+
+fn relay_spares(start: u16, pairs: u16) -> MediaRelay {
     MediaRelay::new(
         RelayConfig {
             bind_ip: "127.0.0.1".parse().unwrap(),
@@ -19,7 +85,7 @@ fn relay_pairs(start: u16, pairs: u16) -> MediaRelay {
             rtp_timeout_ms: 5_000,
             recordings_dir: PathBuf::from("/nonexistent"),
             recordings_cdr_dir: PathBuf::from("recordings"),
-            recorder: None,
+            recording: false,
         },
         0,
         1,
@@ -72,15 +138,29 @@ fn session(r: &mut MediaRelay, id: u64) -> (u16, u16) {
 fn forwards_both_ways_out_of_the_other_sides_socket() {
     let mut r = relay(62000);
     let (a, b) = session(&mut r, 1);
-    assert_eq!(r.take_opened().len(), 4);
+    assert_eq!(run_sockets(&mut r).len(), 4);
     let mut p = packet(10, 1600);
-    let f = r.on_packet(20, a, addr("127.0.0.1:7000"), &mut p).unwrap();
-    assert_eq!(f.dest, addr("127.0.0.1:8000"));
-    assert_eq!(f.fd, r.sessions[&1].sides[1].rtp_fd);
+    let f = r
+        .on_packet(t(20), a, addr("127.0.0.1:7000"), &mut p)
+        .unwrap();
+    assert_eq!(
+        f,
+        Forward {
+            out_port: b,
+            dest: addr("127.0.0.1:8000")
+        }
+    );
     let mut p = packet(500, 9000);
-    let f = r.on_packet(20, b, addr("127.0.0.1:8000"), &mut p).unwrap();
-    assert_eq!(f.dest, addr("127.0.0.1:7000"));
-    assert_eq!(f.fd, r.sessions[&1].sides[0].rtp_fd);
+    let f = r
+        .on_packet(t(20), b, addr("127.0.0.1:8000"), &mut p)
+        .unwrap();
+    assert_eq!(
+        f,
+        Forward {
+            out_port: a,
+            dest: addr("127.0.0.1:7000")
+        }
+    );
     assert_eq!(seq_of(&p), 500, "nothing muted: seq untouched");
     assert_eq!(r.counters.forwarded, 2);
 }
@@ -93,17 +173,23 @@ fn latches_to_the_real_port_after_a_few_packets_and_sends_back_there() {
     // relayed at once, but learnt only after LATCH_PACKETS in a row.
     for seq in 1..u16::from(LATCH_PACKETS) {
         let mut p = packet(seq, 160);
-        assert!(r.on_packet(0, a, addr("127.0.0.1:7777"), &mut p).is_some());
+        assert!(r
+            .on_packet(t(0), a, addr("127.0.0.1:7777"), &mut p)
+            .is_some());
         let mut back = packet(seq, 160);
         let f = r
-            .on_packet(5, b, addr("127.0.0.1:8000"), &mut back)
+            .on_packet(t(5), b, addr("127.0.0.1:8000"), &mut back)
             .unwrap();
         assert_eq!(f.dest, addr("127.0.0.1:7000"), "not latched yet");
     }
     let mut p = packet(9, 160);
-    assert!(r.on_packet(0, a, addr("127.0.0.1:7777"), &mut p).is_some());
+    assert!(r
+        .on_packet(t(0), a, addr("127.0.0.1:7777"), &mut p)
+        .is_some());
     let mut p = packet(1, 160);
-    let f = r.on_packet(5, b, addr("127.0.0.1:8000"), &mut p).unwrap();
+    let f = r
+        .on_packet(t(5), b, addr("127.0.0.1:8000"), &mut p)
+        .unwrap();
     assert_eq!(f.dest, addr("127.0.0.1:7777"));
 }
 
@@ -118,7 +204,7 @@ fn spraying_the_ports_from_elsewhere_steals_nothing() {
         for port in [a, a + 1, b, b + 1] {
             let mut p = packet(seq, 160);
             assert!(r
-                .on_packet(u64::from(seq), port, addr("127.0.0.66:4000"), &mut p)
+                .on_packet(t(u64::from(seq)), port, addr("127.0.0.66:4000"), &mut p)
                 .is_none());
         }
     }
@@ -128,10 +214,14 @@ fn spraying_the_ports_from_elsewhere_steals_nothing() {
     r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
     for seq in 0..5u16 {
         let mut p = packet(seq, 160);
-        let f = r.on_packet(100, a, addr("127.0.0.1:7000"), &mut p).unwrap();
+        let f = r
+            .on_packet(t(100), a, addr("127.0.0.1:7000"), &mut p)
+            .unwrap();
         assert_eq!(f.dest, addr("127.0.0.1:8000"));
         let mut p = packet(seq, 160);
-        let f = r.on_packet(100, b, addr("127.0.0.1:8000"), &mut p).unwrap();
+        let f = r
+            .on_packet(t(100), b, addr("127.0.0.1:8000"), &mut p)
+            .unwrap();
         assert_eq!(f.dest, addr("127.0.0.1:7000"));
     }
 }
@@ -142,20 +232,28 @@ fn a_latch_holds_until_the_side_renegotiates_and_other_ips_never_count() {
     let (a, b) = session(&mut r, 1);
     for seq in 0..u16::from(LATCH_PACKETS) {
         let mut p = packet(seq, 160);
-        assert!(r.on_packet(0, a, addr("127.0.0.1:7000"), &mut p).is_some());
+        assert!(r
+            .on_packet(t(0), a, addr("127.0.0.1:7000"), &mut p)
+            .is_some());
     }
     // Latched: another port on the same IP is refused, however long.
     let mut p = packet(50, 160);
-    for t in [1, 500, 100_000] {
-        assert!(r.on_packet(t, a, addr("127.0.0.1:7002"), &mut p).is_none());
+    for ms in [1, 500, 100_000] {
+        assert!(r
+            .on_packet(t(ms), a, addr("127.0.0.1:7002"), &mut p)
+            .is_none());
     }
     assert_eq!(r.counters.unlatched_source, 3);
     // Another IP is never accepted.
-    assert!(r.on_packet(10, a, addr("127.0.0.2:7000"), &mut p).is_none());
+    assert!(r
+        .on_packet(t(10), a, addr("127.0.0.2:7000"), &mut p)
+        .is_none());
     assert_eq!(r.counters.foreign_source, 1);
     // A setup SDP that says the same (a 200 OK retransmitted) keeps the latch.
     r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
-    assert!(r.on_packet(11, a, addr("127.0.0.1:7002"), &mut p).is_none());
+    assert!(r
+        .on_packet(t(11), a, addr("127.0.0.1:7002"), &mut p)
+        .is_none());
     // A re-INVITE from the caller: it may have moved.
     r.signalled(
         1,
@@ -165,11 +263,13 @@ fn a_latch_holds_until_the_side_renegotiates_and_other_ips_never_count() {
     );
     for seq in 60..60 + u16::from(LATCH_PACKETS) {
         let mut p = packet(seq, 160);
-        assert!(r.on_packet(12, a, addr("127.0.0.1:7002"), &mut p).is_some());
+        assert!(r
+            .on_packet(t(12), a, addr("127.0.0.1:7002"), &mut p)
+            .is_some());
     }
     let mut back = packet(1, 160);
     let f = r
-        .on_packet(13, b, addr("127.0.0.1:8000"), &mut back)
+        .on_packet(t(13), b, addr("127.0.0.1:8000"), &mut back)
         .unwrap();
     assert_eq!(f.dest, addr("127.0.0.1:7002"));
     assert_eq!(r.counters.rejected, 5);
@@ -189,15 +289,19 @@ fn a_side_behind_nat_is_learned_from_its_sip_source_ip_only() {
     r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
     let mut p = packet(1, 160);
     assert!(
-        r.on_packet(0, a, addr("127.0.0.66:40000"), &mut p)
+        r.on_packet(t(0), a, addr("127.0.0.66:40000"), &mut p)
             .is_none(),
         "not its IP"
     );
     for seq in 0..u16::from(LATCH_PACKETS) {
         let mut p = packet(seq, 160);
-        assert!(r.on_packet(0, a, addr("127.0.0.9:40000"), &mut p).is_some());
+        assert!(r
+            .on_packet(t(0), a, addr("127.0.0.9:40000"), &mut p)
+            .is_some());
     }
-    let f = r.on_packet(1, b, addr("127.0.0.1:8000"), &mut p).unwrap();
+    let f = r
+        .on_packet(t(1), b, addr("127.0.0.1:8000"), &mut p)
+        .unwrap();
     assert_eq!(f.dest, addr("127.0.0.9:40000"));
 }
 
@@ -214,10 +318,10 @@ fn only_rtp_and_rtcp_are_relayed() {
         vec![0x80, 200, 0, 9, 0, 0, 0, 1],
     ] {
         let mut p = junk.clone();
-        assert!(r.on_packet(0, a, from, &mut p).is_none(), "{junk:?}");
+        assert!(r.on_packet(t(0), a, from, &mut p).is_none(), "{junk:?}");
         let mut p = junk;
         assert!(r
-            .on_packet(0, a + 1, addr("127.0.0.1:7001"), &mut p)
+            .on_packet(t(0), a + 1, addr("127.0.0.1:7001"), &mut p)
             .is_none());
     }
     assert_eq!(r.counters.malformed, 8);
@@ -310,17 +414,18 @@ fn rtcp_goes_between_rtcp_ports_or_over_the_rtp_port_when_muxed() {
     let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, 1];
     sr.resize(28, 0);
     let f = r
-        .on_packet(0, a + 1, addr("127.0.0.1:7001"), &mut sr)
+        .on_packet(t(0), a + 1, addr("127.0.0.1:7001"), &mut sr)
         .unwrap();
     assert_eq!(f.dest, addr("127.0.0.1:8001"));
-    assert_eq!(f.fd, r.sessions[&1].sides[1].rtcp_fd);
+    assert_eq!(f.out_port, b + 1);
     // Both sides mux: RTCP arrives on and leaves by the RTP ports.
     r.signalled(1, Side::Caller, sig("127.0.0.1:7000", true), local());
     r.signalled(1, Side::Callee, sig("127.0.0.1:8000", true), local());
-    let f = r.on_packet(1, a, addr("127.0.0.1:7000"), &mut sr).unwrap();
+    let f = r
+        .on_packet(t(1), a, addr("127.0.0.1:7000"), &mut sr)
+        .unwrap();
     assert_eq!(f.dest, addr("127.0.0.1:8000"));
-    assert_eq!(f.fd, r.sessions[&1].sides[1].rtp_fd);
-    let _ = b;
+    assert_eq!(f.out_port, b);
     let report = r.close(1, 10).unwrap();
     assert_eq!(report.stats[0]["rtcpPackets"], 2);
     assert_eq!(
@@ -343,7 +448,7 @@ fn mute_drops_and_unmute_resumes_with_continuous_seq_and_a_marker() {
             assert!(r.set_muted(1, Side::Caller, false));
         }
         let mut p = packet(seq, seq as u32 * 160);
-        if r.on_packet(seq as u64 * 20, a, src, &mut p).is_some() {
+        if r.on_packet(t(seq as u64 * 20), a, src, &mut p).is_some() {
             out.push((seq_of(&p), p[1] & 0x80 != 0));
         }
     }
@@ -370,7 +475,7 @@ fn rtp_timeout_only_after_answer_and_not_on_hold() {
     assert!(r.on_tick(10_000).is_empty(), "not answered: no timeout");
     r.answered(1, 10_000);
     let mut p = packet(1, 160);
-    r.on_packet(12_000, a, addr("127.0.0.1:7000"), &mut p);
+    r.on_packet(t(12_000), a, addr("127.0.0.1:7000"), &mut p);
     assert!(r.on_tick(16_999).is_empty());
     assert_eq!(r.on_tick(17_000), vec![1]);
     let mut held = sig("127.0.0.1:7000", false);
@@ -397,32 +502,22 @@ fn close_releases_the_ports_and_reports_per_track_stats() {
     let (a, b) = session(&mut r, 1);
     for seq in 0..5u16 {
         let mut p = packet(seq, seq as u32 * 160);
-        r.on_packet(seq as u64 * 20, a, addr("127.0.0.1:7000"), &mut p);
+        r.on_packet(t(seq as u64 * 20), a, addr("127.0.0.1:7000"), &mut p);
     }
-    let _sockets = r.take_opened();
+    run_sockets(&mut r);
     let report = r.close(1, 200).unwrap();
     assert_eq!(report.stats[0]["trackId"], "audio-0");
     assert_eq!(report.stats[0]["rtp"]["packets"], 5);
     assert_eq!(report.stats[1]["rtp"]["packets"], 0);
     assert!(report.recorder.is_empty());
-    let mut closed = r.take_closed();
-    closed.sort();
-    assert_eq!(closed, vec![a, a + 1, b, b + 1]);
+    let mut want = vec![a, a + 1, b, b + 1];
+    want.sort_unstable();
+    assert_eq!(closes(&run_sockets(&mut r)), want);
     let mut p = packet(9, 0);
     assert!(r
-        .on_packet(300, a, addr("127.0.0.1:7000"), &mut p)
+        .on_packet(t(300), a, addr("127.0.0.1:7000"), &mut p)
         .is_none());
     assert_eq!(r.sessions(), 0);
-}
-
-#[test]
-fn a_port_held_by_another_program_is_skipped() {
-    let base = 62800;
-    let _squatter = UdpSocket::bind(("127.0.0.1", base)).unwrap();
-    let mut r = relay(base);
-    let (a, b) = r.create(1, "c", false).unwrap();
-    assert_ne!(a, base);
-    assert_ne!(b, base);
 }
 
 #[test]
@@ -436,35 +531,346 @@ fn no_ports_left_is_an_error() {
         1,
         [9; 32],
     );
+    r.spare_target = 0;
     assert!(r.create(1, "c", false).is_ok());
     assert_eq!(r.create(2, "d", false), Err(RelayError::NoPorts));
+}
+
+#[test]
+fn create_asks_for_four_sockets_on_the_bind_address_and_binds_nothing() {
+    let mut r = relay(63100);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    let ops = run_sockets(&mut r);
+    let want: Vec<SocketOp> = [a, a + 1, b, b + 1]
+        .into_iter()
+        .map(|port| SocketOp::Bind {
+            port,
+            addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+        })
+        .collect();
+    assert_eq!(ops, want);
+    assert_eq!(r.ports.socket(a + 1), SocketState::Open);
+    // Nothing was bound by the relay itself: the ports are free.
+    for port in [a, a + 1, b, b + 1] {
+        std::net::UdpSocket::bind(("127.0.0.1", port)).expect("the relay holds no socket");
+    }
+    assert!(r.poll_output().is_none());
 }
 
 #[test]
 fn a_pair_comes_back_only_once_its_sockets_are_closed() {
     let mut r = relay_pairs(63000, 2);
     r.create(1, "c", false).unwrap();
-    let sockets = r.take_opened();
+    run_sockets(&mut r);
     assert!(matches!(r.create(2, "c", false), Err(RelayError::NoPorts)));
     r.close(1, 0);
-    // The shell still holds the sockets: no pair is free yet.
+    let closing: Vec<u16> = outputs(&mut r)
+        .into_iter()
+        .filter_map(|o| match o {
+            MediaOutput::Socket(SocketOp::Close { port }) => Some(port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closing.len(), 4);
+    // The runtime has not closed them yet: no pair is free.
     assert!(matches!(r.create(3, "c", false), Err(RelayError::NoPorts)));
-    assert_eq!(r.take_closed().len(), 4);
-    drop(sockets); // what the shell does with the ports it took
-    r.create(4, "c", false).unwrap();
-    assert_eq!(r.take_opened().len(), 4);
+    for port in &closing[..3] {
+        r.handle(MediaInput::Closed { port: *port });
+    }
+    // One pair is closed; the other still has a socket open.
+    assert!(
+        matches!(r.create(4, "c", false), Err(RelayError::NoPorts)),
+        "both pairs are needed for a session"
+    );
+    assert!(
+        r.poll_output().is_none(),
+        "nothing asked for a failed create"
+    );
+    r.handle(MediaInput::Closed { port: closing[3] });
+    r.create(5, "c", false).unwrap();
+    assert_eq!(binds(&run_sockets(&mut r)).len(), 4);
 }
 
 #[test]
-fn a_session_that_fails_half_way_leaks_no_socket() {
+fn a_session_that_fails_half_way_asks_for_no_socket() {
     let mut r = relay_pairs(63010, 3);
     r.create(1, "c", false).unwrap();
-    let _sockets = r.take_opened();
+    run_sockets(&mut r);
     // One pair left: the second side finds none, and the first is let go.
     assert!(matches!(r.create(2, "c", false), Err(RelayError::NoPorts)));
-    assert!(r.take_opened().is_empty());
-    assert!(r.take_closed().is_empty());
-    let free = r.pool.take().unwrap();
-    UdpSocket::bind(("127.0.0.1", free)).expect("the pair's socket is closed");
-    UdpSocket::bind(("127.0.0.1", free + 1)).expect("and its RTCP socket");
+    assert!(r.poll_output().is_none());
+    assert_eq!(r.ports.available(), 1);
+}
+
+#[test]
+fn a_failed_bind_fails_the_session_once_and_its_pair_goes_to_the_back() {
+    let mut r = relay_pairs(63200, 8);
+    let (a, b) = r.create(7, "failing@test", false).unwrap();
+    let mut events = Vec::new();
+    while let Some(o) = r.poll_output() {
+        let MediaOutput::Socket(SocketOp::Bind { port, .. }) = o else {
+            panic!("{o:?}");
+        };
+        // Another program holds the caller side's pair (both ports).
+        events.push(if port == a || port == a + 1 {
+            MediaInput::BindFailed {
+                port,
+                error: ErrorKind::AddrInUse,
+            }
+        } else {
+            MediaInput::Bound { port }
+        });
+    }
+    for e in events {
+        r.handle(e);
+    }
+    assert_eq!(
+        outputs(&mut r),
+        vec![MediaOutput::SessionFailed {
+            id: 7,
+            call_id: "failing@test".into()
+        }],
+        "reported once"
+    );
+    assert_eq!(r.ports.socket(a), SocketState::None);
+    // Until the engine hangs up, the other side's packets have nowhere to
+    // go but a port without a socket (which the runtime drops).
+    r.signalled(7, Side::Caller, sig("127.0.0.1:7000", false), local());
+    r.signalled(7, Side::Callee, sig("127.0.0.1:8000", false), local());
+    let mut p = packet(1, 160);
+    let f = r
+        .on_packet(t(0), b, addr("127.0.0.1:8000"), &mut p)
+        .unwrap();
+    assert_eq!(f.out_port, a);
+    // The hangup closes the session: only the bound sockets are closed.
+    assert!(r.close(7, 10).is_some());
+    assert_eq!(closes(&run_sockets(&mut r)), vec![b, b + 1]);
+    assert_eq!(r.ports.available(), 8);
+    // Both released pairs cool: the six others are drawn first.
+    let mut drawn = Vec::new();
+    for id in 10..13 {
+        let (x, y) = r.create(id, "c", false).unwrap();
+        drawn.extend([x, y]);
+    }
+    assert!(!drawn.contains(&a) && !drawn.contains(&b), "{drawn:?}");
+    let (x, y) = r.create(13, "c", false).unwrap();
+    assert_eq!((x.min(y), x.max(y)), (a.min(b), a.max(b)));
+}
+
+#[test]
+fn a_bind_answer_after_the_session_ended_is_cleaned_up() {
+    let mut r = relay_pairs(63300, 2);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    // The runtime took the four binds; the session ends before it answers.
+    let taken = outputs(&mut r);
+    assert_eq!(taken.len(), 4);
+    r.close(1, 0);
+    assert!(r.poll_output().is_none());
+    r.handle(MediaInput::Bound { port: a });
+    r.handle(MediaInput::Bound { port: a + 1 });
+    r.handle(MediaInput::BindFailed {
+        port: b,
+        error: ErrorKind::AddrInUse,
+    });
+    r.handle(MediaInput::Bound { port: b + 1 });
+    // Bound for nobody: closed again; failed: nothing to do, no report.
+    let ops = run_sockets(&mut r);
+    let mut want = vec![a, a + 1, b + 1];
+    want.sort_unstable();
+    assert_eq!(closes(&ops), want);
+    assert_eq!(binds(&ops).len(), 0);
+    assert_eq!(r.ports.available(), 2);
+    // Stray answers change nothing.
+    r.handle(MediaInput::Closed { port: a });
+    r.handle(MediaInput::Bound { port: a });
+    assert!(r.poll_output().is_none());
+    assert_eq!(r.ports.available(), 2);
+}
+
+#[test]
+fn a_session_closed_before_the_runtime_turn_asks_for_nothing() {
+    let mut r = relay_pairs(63400, 2);
+    r.create(1, "c", false).unwrap();
+    // The engine let it go in the same turn (an offer without usable media).
+    r.close(1, 0);
+    assert!(r.poll_output().is_none());
+    assert_eq!(r.ports.available(), 2);
+    r.create(2, "c", false).unwrap();
+}
+
+#[test]
+fn recording_leaves_as_outputs_named_by_the_wall_clock() {
+    let mut r = MediaRelay::new(
+        RelayConfig {
+            recording: true,
+            ..relay(63500).cfg
+        },
+        0,
+        1,
+        [9; 32],
+    );
+    r.spare_target = 0;
+    let (a, _) = r.create(1, "rec-1@test", true).unwrap();
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
+    run_sockets(&mut r);
+    for seq in 0..50u16 {
+        let mut p = packet(seq, u32::from(seq) * 160);
+        r.on_packet(t(u64::from(seq) * 20), a, addr("127.0.0.1:7000"), &mut p);
+    }
+    let opened = outputs(&mut r);
+    assert_eq!(
+        opened,
+        vec![MediaOutput::Recording(RecCmd::Open {
+            id: 1,
+            path: PathBuf::from("/nonexistent/20231114/rec-1@test.wav")
+        })]
+    );
+    assert!(r.on_tick(2_000).is_empty());
+    let appended = outputs(&mut r);
+    assert!(
+        matches!(&appended[..], [MediaOutput::Recording(RecCmd::Append { id: 1, pcm })] if !pcm.is_empty()),
+        "{appended:?}"
+    );
+    let report = r.close(1, 2_100).unwrap();
+    assert_eq!(
+        report.recorder[0].path,
+        "recordings/20231114/rec-1@test.wav"
+    );
+    let closed = outputs(&mut r);
+    assert!(
+        closed.contains(&MediaOutput::Recording(RecCmd::Close { id: 1 })),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn spares_are_bound_ahead_and_a_held_one_is_replaced_before_any_call() {
+    let mut r = relay_spares(63600, 8);
+    // The first turn asks for two spare pairs, bound but not read.
+    let mut ops = Vec::new();
+    let mut held = None;
+    while let Some(o) = r.poll_output() {
+        let MediaOutput::Socket(op) = o else {
+            panic!("{o:?}");
+        };
+        ops.push(op);
+        if let SocketOp::Close { port } = op {
+            r.handle(MediaInput::Closed { port });
+            continue;
+        }
+        let SocketOp::Reserve { port, addr } = op else {
+            panic!("{op:?}");
+        };
+        assert_eq!(addr, SocketAddr::new("127.0.0.1".parse().unwrap(), port));
+        // Another program holds the first pair's RTCP port.
+        let held_pair = *held.get_or_insert(port & !1);
+        r.handle(if port == held_pair + 1 {
+            MediaInput::BindFailed {
+                port,
+                error: ErrorKind::AddrInUse,
+            }
+        } else {
+            MediaInput::Bound { port }
+        });
+    }
+    let held = held.unwrap();
+    // The held pair's RTP socket is closed again, a third pair replaces it.
+    let reserves = ops
+        .iter()
+        .filter(|op| matches!(op, SocketOp::Reserve { .. }))
+        .count();
+    assert_eq!(reserves, 6, "{ops:?}");
+    assert!(ops.contains(&SocketOp::Close { port: held }), "{ops:?}");
+    assert_eq!(r.spares.len(), 2);
+    assert!(!r.spares.contains(&held));
+    // A call takes both spares: nothing to bind, only to read; no failure.
+    let (a, b) = r.create(1, "c", false).unwrap();
+    assert!(![a, b].contains(&held));
+    let ops = run_sockets(&mut r);
+    let reads: Vec<SocketOp> = ops
+        .iter()
+        .copied()
+        .filter(|op| matches!(op, SocketOp::Read { .. }))
+        .collect();
+    assert_eq!(
+        reads,
+        [a, a + 1, b, b + 1].map(|port| SocketOp::Read { port }),
+        "{ops:?}"
+    );
+    assert!(binds(&ops).is_empty());
+    assert_eq!(r.ports.socket(a), SocketState::Open);
+    // ... and the spares are topped up again for the next call.
+    assert_eq!(r.spares.len(), 2);
+    let mut p = packet(1, 160);
+    r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
+    r.signalled(1, Side::Callee, sig("127.0.0.1:8000", false), local());
+    assert_eq!(
+        r.on_packet(t(0), a, addr("127.0.0.1:7000"), &mut p),
+        Some(Forward {
+            out_port: b,
+            dest: addr("127.0.0.1:8000")
+        })
+    );
+    // A packet on a spare's port belongs to no call.
+    let spare = r.spares[0];
+    assert!(r
+        .on_packet(t(0), spare, addr("127.0.0.1:7000"), &mut p)
+        .is_none());
+}
+
+#[test]
+fn a_burst_beyond_the_spares_binds_from_the_pool_and_a_closed_read_is_closed() {
+    let mut r = relay_spares(63700, 8);
+    run_sockets(&mut r);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    let (c, d) = r.create(2, "d", false).unwrap();
+    assert!(r.spares.is_empty());
+    // The first call had the spares (read), the second binds from the pool.
+    let queued = outputs(&mut r);
+    let reads = queued
+        .iter()
+        .filter(|o| matches!(o, MediaOutput::Socket(SocketOp::Read { .. })))
+        .count();
+    assert_eq!(reads, 4);
+    let bound: Vec<u16> = queued
+        .iter()
+        .filter_map(|o| match o {
+            MediaOutput::Socket(SocketOp::Bind { port, .. }) => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bound, vec![c, c + 1, d, d + 1]);
+    let _ = (a, b);
+    // A call that ends before its spares are read: they are closed, not
+    // forgotten.
+    let mut r = relay_spares(63800, 8);
+    run_sockets(&mut r);
+    let (a, b) = r.create(1, "c", false).unwrap();
+    r.close(1, 0);
+    let ops = run_sockets(&mut r);
+    let mut want = vec![a, a + 1, b, b + 1];
+    want.sort_unstable();
+    assert_eq!(closes(&ops), want, "{ops:?}");
+    assert!(!ops.iter().any(|op| matches!(op, SocketOp::Read { .. })));
+}
+
+#[test]
+fn spares_held_everywhere_stop_after_a_few_tries_until_the_next_tick() {
+    let mut r = relay_spares(63900, 40);
+    let mut tries = 0;
+    while let Some(o) = r.poll_output() {
+        if let MediaOutput::Socket(SocketOp::Reserve { port, .. }) = o {
+            tries += 1;
+            r.handle(MediaInput::BindFailed {
+                port,
+                error: ErrorKind::AddrInUse,
+            });
+        }
+    }
+    // Two spares asked at a time, each failing pair counted once.
+    assert!(tries <= 2 * (MAX_BUSY_TRIES as usize + 2), "{tries}");
+    assert!(r.spares.is_empty());
+    r.on_tick(1_000);
+    assert!(r.poll_output().is_some(), "tried again after a tick");
 }

@@ -1,5 +1,9 @@
-//! The media sockets of one shard: the RTP/RTCP sockets its relay binds,
-//! registered in one epoll set. One task per shard polls the set without
+//! The media sockets of one shard: the RTP/RTCP sockets its relay asks for
+//! ([`SocketOp`]), bound, owned and closed here only, registered in one
+//! epoll set. The relay names ports, never fds: a datagram goes out of the
+//! socket its port maps to while this poll runs, and one for a port without
+//! a socket is dropped and counted, so no fd is used after its socket
+//! closed. One task per shard polls the set without
 //! blocking (`epoll_wait` with a zero timeout); when nothing is ready it
 //! sleeps one poll interval on a glommio timer, so under load one wake
 //! serves every packet that arrived meanwhile, across all calls.
@@ -16,12 +20,13 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use io_uring::{opcode, types, IoUring};
 
 use super::udp_batch::{from_storage, to_storage};
+use crate::media::relay::{MediaInput, SocketOp};
 
 /// The largest RTP/RTCP datagram relayed.
 const MAX_MEDIA_DATAGRAM: usize = 2048;
@@ -31,6 +36,20 @@ const MAX_EVENTS: usize = 256;
 /// packet waits in the kernel (RTP jitter buffers are tens of ms).
 pub(super) const MEDIA_POLL: Duration = Duration::from_millis(1);
 
+/// The relay's answer to a bind or read that did (or did not) work.
+fn answer(port: u16, done: io::Result<()>) -> MediaInput {
+    match done {
+        Ok(()) => MediaInput::Bound { port },
+        Err(e) => {
+            tracing::debug!(port, "media socket not opened: {e}");
+            MediaInput::BindFailed {
+                port,
+                error: e.kind(),
+            }
+        }
+    }
+}
+
 /// What one poll did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct PollCounts {
@@ -38,6 +57,9 @@ pub(super) struct PollCounts {
     pub relayed: u64,
     /// Relayed datagrams the kernel did not take (buffer full, refused).
     pub failed: u64,
+    /// Datagrams whose way out is a port without a socket (not counted in
+    /// `relayed`).
+    pub no_socket: u64,
 }
 
 /// One datagram in flight: its buffer and the kernel structures that point
@@ -50,13 +72,16 @@ struct Slot {
     addr: libc::sockaddr_storage,
     port: u16,
     len: usize,
-    out_fd: RawFd,
 }
 
 pub(super) struct MediaIo {
     epfd: OwnedFd,
     ring: IoUring,
-    sockets: HashMap<u16, StdUdpSocket>,
+    /// Every socket the relay has, by port, and whether it is read (in the
+    /// epoll set); spares are bound but not read.
+    sockets: HashMap<u16, (StdUdpSocket, bool)>,
+    /// Sockets in the epoll set.
+    reading: usize,
     events: Vec<libc::epoll_event>,
     slots: Box<[Slot]>,
 }
@@ -77,7 +102,6 @@ impl MediaIo {
                 addr: unsafe { zeroed() },
                 port: 0,
                 len: 0,
-                out_fd: -1,
             })
             .collect();
         Ok(MediaIo {
@@ -85,17 +109,53 @@ impl MediaIo {
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
             ring: IoUring::new(MAX_EVENTS as u32)?,
             sockets: HashMap::new(),
+            reading: 0,
             events: vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
             slots,
         })
     }
 
+    /// No socket is read (spares may be held).
     pub(super) fn is_idle(&self) -> bool {
-        self.sockets.is_empty()
+        self.reading == 0
     }
 
-    /// Starts reading `socket` (bound to `port`).
-    pub(super) fn open(&mut self, port: u16, socket: StdUdpSocket) -> io::Result<()> {
+    /// Does what the relay asked; the answer goes back to it.
+    pub(super) fn apply(&mut self, op: SocketOp) -> MediaInput {
+        match op {
+            SocketOp::Bind { port, addr } => {
+                let bound = StdUdpSocket::bind(addr).and_then(|s| {
+                    self.sockets.insert(port, (s, false));
+                    self.read(port)
+                });
+                answer(port, bound)
+            }
+            SocketOp::Reserve { port, addr } => {
+                let bound = StdUdpSocket::bind(addr).map(|s| {
+                    self.sockets.insert(port, (s, false));
+                });
+                answer(port, bound)
+            }
+            SocketOp::Read { port } => {
+                let read = self.read(port);
+                answer(port, read)
+            }
+            SocketOp::Close { port } => {
+                self.close(port);
+                MediaInput::Closed { port }
+            }
+        }
+    }
+
+    /// Starts reading the socket of `port`; on error the socket is
+    /// dropped (closed) here.
+    fn read(&mut self, port: u16) -> io::Result<()> {
+        let Some((socket, reading)) = self.sockets.get_mut(&port) else {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        };
+        if *reading {
+            return Ok(());
+        }
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: u64::from(port),
@@ -110,16 +170,20 @@ impl MediaIo {
             )
         };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            self.sockets.remove(&port);
+            return Err(e);
         }
-        // A socket of a port closed but not yet reopened is replaced here.
-        self.sockets.insert(port, socket);
+        *reading = true;
+        self.reading += 1;
         Ok(())
     }
 
     /// Stops reading `port` and closes its socket (which leaves the epoll set).
-    pub(super) fn close(&mut self, port: u16) {
-        self.sockets.remove(&port);
+    fn close(&mut self, port: u16) {
+        if let Some((_, true)) = self.sockets.remove(&port) {
+            self.reading -= 1;
+        }
     }
 
     /// Submits the `n` entries pushed so far and reaps their completions;
@@ -141,10 +205,11 @@ impl MediaIo {
     }
 
     /// Moves one datagram from every ready socket. `relay(port, src,
-    /// datagram)` says where a datagram goes (it may rewrite it in place).
+    /// datagram)` says out of which port and to where a datagram goes (it
+    /// may rewrite it in place).
     pub(super) fn poll(
         &mut self,
-        mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(RawFd, SocketAddr)>,
+        mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(u16, SocketAddr)>,
     ) -> PollCounts {
         let mut counts = PollCounts::default();
         // SAFETY: events has MAX_EVENTS slots; zero timeout: never blocks.
@@ -159,7 +224,7 @@ impl MediaIo {
         let mut pushed = 0;
         for i in 0..ready.max(0) as usize {
             let port = self.events[i].u64 as u16;
-            let Some(fd) = self.sockets.get(&port).map(AsRawFd::as_raw_fd) else {
+            let Some(fd) = self.sockets.get(&port).map(|(s, _)| s.as_raw_fd()) else {
                 continue;
             };
             let slot = &mut self.slots[pushed];
@@ -206,13 +271,17 @@ impl MediaIo {
                 slot.len = 0;
                 continue;
             };
-            let Some((out_fd, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
+            let Some((out_port, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
                 slot.len = 0;
+                continue;
+            };
+            let Some(out_fd) = self.sockets.get(&out_port).map(|(s, _)| s.as_raw_fd()) else {
+                slot.len = 0;
+                counts.no_socket += 1;
                 continue;
             };
             let (storage, addr_len) = to_storage(dest);
             slot.addr = storage;
-            slot.out_fd = out_fd;
             slot.iov.iov_len = slot.len;
             slot.hdr.msg_namelen = addr_len;
             slot.hdr.msg_flags = 0;
@@ -245,18 +314,35 @@ impl MediaIo {
 mod tests {
     use super::*;
 
+    /// A port nobody holds right now.
+    fn free_port() -> u16 {
+        let s = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    }
+
+    fn bind(io: &mut MediaIo, port: u16) -> MediaInput {
+        io.apply(SocketOp::Bind {
+            port,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
     #[test]
-    fn relays_ready_sockets_and_forgets_closed_ones() {
+    fn binds_relays_by_port_and_forgets_closed_ones() {
         let mut io = MediaIo::new().unwrap();
-        let a = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let (pa, pb) = (
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port(),
+        let (pa, pb) = (free_port(), free_port());
+        assert_eq!(bind(&mut io, pa), MediaInput::Bound { port: pa });
+        assert_eq!(bind(&mut io, pb), MediaInput::Bound { port: pb });
+        // A port another program holds is reported, not opened.
+        let held = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let ph = held.local_addr().unwrap().port();
+        assert_eq!(
+            bind(&mut io, ph),
+            MediaInput::BindFailed {
+                port: ph,
+                error: io::ErrorKind::AddrInUse
+            }
         );
-        let b_fd = b.as_raw_fd();
-        io.open(pa, a).unwrap();
-        io.open(pb, b).unwrap();
         let peer = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let sink = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let sink_addr = sink.local_addr().unwrap();
@@ -266,7 +352,7 @@ mod tests {
         // Everything that came in on a goes out of b to the sink.
         let mut seen = 0;
         for _ in 0..100 {
-            let c = io.poll(|port, _, _| (port == pa).then_some((b_fd, sink_addr)));
+            let c = io.poll(|port, _, _| (port == pa).then_some((pb, sink_addr)));
             seen += c.relayed;
             if seen == 40 {
                 break;
@@ -278,11 +364,79 @@ mod tests {
         let mut buf = [0u8; 64];
         let (n, from) = sink.recv_from(&mut buf).unwrap();
         assert_eq!((n, from.port()), (20, pb));
-        io.close(pa);
+        // Out of a port without a socket (the one that failed): dropped
+        // and counted, whatever fd once had a number.
+        let mut counts = PollCounts::default();
+        peer.send_to(&[9; 20], ("127.0.0.1", pa)).unwrap();
+        for _ in 0..100 {
+            counts = io.poll(|_, _, _| Some((ph, sink_addr)));
+            if counts.received > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            counts,
+            PollCounts {
+                received: 1,
+                relayed: 0,
+                failed: 0,
+                no_socket: 1
+            }
+        );
+        assert_eq!(
+            io.apply(SocketOp::Close { port: pa }),
+            MediaInput::Closed { port: pa }
+        );
         peer.send_to(&[1; 20], ("127.0.0.1", pa)).unwrap_or(0);
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(io.poll(|_, _, _| None), PollCounts::default());
-        io.close(pb);
+        assert!(!io.is_idle());
+        io.apply(SocketOp::Close { port: pb });
         assert!(io.is_idle());
+        // Closed means closed: the port can be bound again.
+        assert_eq!(bind(&mut io, pa), MediaInput::Bound { port: pa });
+    }
+
+    #[test]
+    fn a_reserved_socket_is_held_but_read_only_when_asked() {
+        let mut io = MediaIo::new().unwrap();
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(
+            io.apply(SocketOp::Reserve { port, addr }),
+            MediaInput::Bound { port }
+        );
+        // Held: nobody else can bind it; not read: the poller may sleep.
+        assert!(StdUdpSocket::bind(addr).is_err());
+        assert!(io.is_idle());
+        assert_eq!(
+            io.apply(SocketOp::Read { port }),
+            MediaInput::Bound { port }
+        );
+        assert!(!io.is_idle());
+        let peer = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(&[7; 12], addr).unwrap();
+        let mut got = 0;
+        for _ in 0..100 {
+            got += io.poll(|_, _, _| None).received;
+            if got > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got, 1);
+        // Reading a port without a socket is refused.
+        let other = free_port();
+        assert_eq!(
+            io.apply(SocketOp::Read { port: other }),
+            MediaInput::BindFailed {
+                port: other,
+                error: io::ErrorKind::NotFound
+            }
+        );
+        io.apply(SocketOp::Close { port });
+        assert!(io.is_idle());
+        StdUdpSocket::bind(addr).expect("closed");
     }
 }

@@ -10,5 +10,5 @@ pub mod stats;
 pub mod udp_batch;
 
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
-pub use shard::{MediaChanges, Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
+pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
 pub use stats::{ShardGauges, ShardStats};

@@ -2,8 +2,11 @@
 //! with its own SO_REUSEPORT socket on the SIP port. The loop here only moves
 //! bytes: it drains the socket in `recvmmsg` batches, feeds the shard's
 //! [`ShardLogic`], hands datagrams it does not own to their owner's inbox, and
-//! flushes what the logic queued with `sendmmsg`. It also runs the media
-//! poller over the RTP sockets the logic's relay binds (`media_io`).
+//! flushes what the logic queued with `sendmmsg`. It also owns the RTP
+//! sockets the logic's relay asks for (`media_io`): after every turn of the
+//! logic, before that turn's datagrams are flushed, it binds and closes
+//! what the logic asks ([`ShardLogic::poll_socket_op`]) and answers each
+//! ([`ShardLogic::on_socket_event`]); and it runs the media poller.
 //!
 //! When the tasks wake is the pacer's call (`pacer.rs`): on readiness (socket,
 //! doorbell) by default, or, with `poll_interval` set and work seen lately,
@@ -25,6 +28,7 @@ use super::media_io::{MediaIo, MEDIA_POLL};
 use super::pacer::Pacer;
 use super::stats::{ShardGauges, ShardStats};
 use super::udp_batch::{RecvBatch, SendQueue};
+use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
 
 /// The largest SIP datagram we accept; bigger ones are dropped and counted.
@@ -93,31 +97,27 @@ pub trait ShardLogic {
         None
     }
     /// A datagram on media port `port` (RTP or RTCP). The logic may rewrite
-    /// it in place; returns the socket (one the logic bound) to send it from
-    /// and where to.
+    /// it in place; returns the media port to send it from and where to.
     fn on_media(
         &mut self,
         _now: Now,
         _port: u16,
         _src: SocketAddr,
         _packet: &mut [u8],
-    ) -> Option<(RawFd, SocketAddr)> {
+    ) -> Option<(u16, SocketAddr)> {
         None
     }
     /// The shard is stopping: last words (e.g. BYE for calls still up).
     fn on_stop(&mut self, _now: Now, _out: &mut Output) {}
-    /// Media sockets the logic bound (to read from now on) and media ports
-    /// it released (to close), since the last call.
-    fn media_changes(&mut self) -> Option<MediaChanges> {
+    /// The next media socket the logic wants bound or closed; called until
+    /// `None` after every turn, each answered at once through
+    /// [`ShardLogic::on_socket_event`]. The logic may do other work of its
+    /// media here (it gets the turn's `now` and `out`).
+    fn poll_socket_op(&mut self, _now: Now, _out: &mut Output) -> Option<SocketOp> {
         None
     }
-}
-
-/// Media sockets to start or stop reading.
-#[derive(Default)]
-pub struct MediaChanges {
-    pub opened: Vec<(u16, StdUdpSocket)>,
-    pub closed: Vec<u16>,
+    /// What became of a [`SocketOp`].
+    fn on_socket_event(&mut self, _event: MediaInput) {}
 }
 
 /// The running shards.
@@ -331,10 +331,12 @@ async fn run_shard<L: ShardLogic + 'static>(
         send_batch,
     ));
     let poller = glommio::spawn_local(media_poller(
+        sock.clone(),
         shard.clone(),
         media.clone(),
         pacer.clone(),
         wake_rx,
+        send_batch,
     ));
     let tick = glommio::spawn_local(timer_loop(
         sock.clone(),
@@ -397,7 +399,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
                 dispatch_handoffs(sh);
                 sh.rearm_timer();
             }
-            apply_media_changes(&shard, &media);
+            apply_media_changes(&shard, &media, Now::read());
             flush(&sock, &shard, send_batch).await;
             if n < rx.capacity() {
                 break;
@@ -452,7 +454,7 @@ async fn timer_loop<L: ShardLogic + 'static>(
             sh.logic.handle_timeout(Now::read(), &mut sh.out);
             dispatch_handoffs(sh);
         }
-        apply_media_changes(&shard, &media);
+        apply_media_changes(&shard, &media, Now::read());
         flush(&sock, &shard, send_batch).await;
     }
 }
@@ -492,7 +494,7 @@ async fn inbox_loop<L: ShardLogic + 'static>(
             dispatch_handoffs(sh);
             sh.rearm_timer();
         }
-        apply_media_changes(shard, media);
+        apply_media_changes(shard, media, Now::read());
         flush(sock, shard, send_batch).await;
         if stop {
             return;
@@ -523,37 +525,40 @@ struct MediaShell {
     wake: glommio::channels::local_channel::LocalSender<()>,
 }
 
-/// Registers every media socket the logic bound and closes every port it
-/// released.
+/// Binds and closes the media sockets the logic asks for, answering each
+/// at once (a failed bind is answered too, so the logic never counts on a
+/// socket that does not exist).
 fn apply_media_changes<L: ShardLogic + 'static>(
     shard: &Rc<RefCell<Shard<L>>>,
     media: &Rc<MediaShell>,
+    now: Now,
 ) {
-    let Some(changes) = shard.borrow_mut().logic.media_changes() else {
-        return;
-    };
+    let mut guard = shard.borrow_mut();
+    let sh = &mut *guard;
     let mut io = media.io.borrow_mut();
     let was_idle = io.is_idle();
-    for port in changes.closed {
-        io.close(port);
+    while let Some(op) = sh.logic.poll_socket_op(now, &mut sh.out) {
+        // A failed bind is the logic's to report (a spare another program
+        // holds is routine; a session's port is not).
+        let event = io.apply(op);
+        sh.logic.on_socket_event(event);
     }
-    for (port, socket) in changes.opened {
-        if let Err(e) = io.open(port, socket) {
-            tracing::error!(port, "media socket not registered: {e}");
-        }
-    }
+    dispatch_handoffs(sh);
     if was_idle && !io.is_idle() {
         let _ = media.wake.try_send(());
     }
 }
 
 /// Relays media: polls the shard's media sockets while there are any (see
-/// `media_io`), sleeping `MEDIA_POLL` when none is ready.
+/// `media_io`), sleeping `MEDIA_POLL` when none is ready. What the packets
+/// made the logic ask for (recording) is taken after each pass.
 async fn media_poller<L: ShardLogic + 'static>(
+    sock: Rc<UdpSocket>,
     shard: Rc<RefCell<Shard<L>>>,
     media: Rc<MediaShell>,
     pacer: Rc<Pacer>,
     wake: glommio::channels::local_channel::LocalReceiver<()>,
+    send_batch: usize,
 ) {
     loop {
         if media.io.borrow().is_idle() {
@@ -562,11 +567,11 @@ async fn media_poller<L: ShardLogic + 'static>(
             }
             continue;
         }
+        let now = Now::read();
         let counts = {
             let mut io = media.io.borrow_mut();
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
-            let now = Now::read();
             let counts = io.poll(|port, src, data| sh.logic.on_media(now, port, src, data));
             let stats = &sh.ctx.stats;
             ShardStats::add(&stats.rtp_rx, counts.received);
@@ -577,6 +582,11 @@ async fn media_poller<L: ShardLogic + 'static>(
             );
             counts
         };
+        if counts.received > 0 {
+            apply_media_changes(&shard, &media, now);
+            // Nothing a packet does sends SIP today; should it, it leaves now.
+            flush(&sock, &shard, send_batch).await;
+        }
         if counts.received == 0 {
             beat(&pacer, Instant::now(), Duration::ZERO).await;
         } else {
