@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
+use crate::control_link::ControlRequest;
 use crate::endpoint::settings::test_settings;
-use crate::runtime::Inbox;
+use crate::runtime::{Inbox, ShardLogic, ShardMsg};
 
 const SRC: &str = "127.0.0.1:5070";
 

@@ -6,8 +6,51 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use crate::sip::{Message, Method};
+
 /// How long a completed transaction answers retransmissions (64 * T1).
 pub const TIMER_J_MS: u64 = 32_000;
+
+/// The server transaction key (RFC 3261 17.2.3): branch + sent-by + method
+/// with the magic cookie; else the RFC 2543 fields (17.2.3's fallback).
+pub(super) fn tx_key(msg: &Message<'_>, method: &Method<'_>) -> Vec<u8> {
+    // ACK matches the INVITE transaction it acknowledges.
+    let method = match method {
+        Method::Ack => "INVITE",
+        m => m.as_str(),
+    };
+    let mut key = Vec::with_capacity(128);
+    match msg.top_via() {
+        Ok(via) if via.is_rfc3261() => {
+            key.extend_from_slice(via.branch().unwrap_or_default().as_bytes());
+            key.push(0);
+            key.extend_from_slice(via.host.to_string().as_bytes());
+            key.extend_from_slice(&via.port_or_default().to_be_bytes());
+            key.push(0);
+            key.extend_from_slice(method.as_bytes());
+        }
+        via => {
+            key.extend_from_slice(b"2543\0");
+            key.extend_from_slice(msg.request_uri_str().unwrap_or_default().as_bytes());
+            key.push(0);
+            key.extend_from_slice(msg.call_id().unwrap_or_default().as_bytes());
+            key.push(0);
+            if let Ok(from) = msg.from() {
+                key.extend_from_slice(from.tag().unwrap_or_default().as_bytes());
+            }
+            key.push(0);
+            if let Ok(cseq) = msg.cseq() {
+                key.extend_from_slice(&cseq.seq.to_be_bytes());
+            }
+            key.extend_from_slice(method.as_bytes());
+            key.push(0);
+            if let Ok(v) = via {
+                key.extend_from_slice(v.as_str().as_bytes());
+            }
+        }
+    }
+    key
+}
 
 /// What to do with a request whose key was seen before.
 #[derive(Debug, PartialEq, Eq)]
