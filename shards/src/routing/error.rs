@@ -1,6 +1,6 @@
 //! [`RoutingError`]: why a set of trunks and routes was refused, naming the
 //! entry and the field in config key syntax so the loader can point at a line;
-//! [`TextError`]: why a name or a header text was refused.
+//! `TextError`: why a name or a header text was refused.
 
 use std::fmt;
 
@@ -107,7 +107,7 @@ pub(crate) fn field_key(parent: &str, key: &str) -> String {
 
 /// Why a name or a text bound for a SIP header was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextError {
+pub(crate) enum TextError {
     /// A name that is empty or only whitespace.
     Empty,
     /// A name longer than 128 characters.

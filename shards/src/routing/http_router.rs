@@ -1,7 +1,7 @@
 //! The HTTP router as a shard sees it (API.md 2.1): the JSON a new INVITE
 //! asks with, and the decision that comes back. The control core does the
 //! HTTP; parsing the answer lives here so every action is a plain test.
-//! [`AnswerError`]: why an answer was unusable (its text is the `Failed` reason).
+//! `AnswerError`: why an answer was unusable (its text is the `Failed` reason).
 
 use std::fmt;
 
@@ -96,7 +96,7 @@ impl RouterDecision {
 
 /// Why a router's 2xx body is not a usable decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AnswerError {
+pub(crate) enum AnswerError {
     /// Not the JSON object of API.md 2.1 (serde's message).
     Body(String),
     /// `status` outside 300-699.

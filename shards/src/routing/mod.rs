@@ -33,8 +33,7 @@ pub mod trunk;
 #[cfg(test)]
 mod tests;
 
-pub use error::{RoutingError, Subject, TextError};
-pub use http_router::AnswerError;
+pub use error::{RoutingError, Subject};
 pub use inbound::{HostPattern, HostPatternError};
 pub use limits::{CallPermit, Limit, TrunkLimits};
 pub use matcher::{
@@ -43,7 +42,7 @@ pub use matcher::{
 pub use route::{Action, Decision, Outcome, Rewrite, Route, RouteTable};
 pub use select::SelectState;
 pub use spec::{ActionKind, RejectSpec, RouteSpec, Select, Transport, TrunkSpec};
-pub use trunk::{DestError, Trunk, TrunkTable};
+pub use trunk::{Trunk, TrunkTable};
 
 /// The route and trunk tables a shard routes with, shared as `Arc<RoutingSnapshot>`.
 #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! [`Trunk`] and [`TrunkTable`]: validated trunks, looked up by name (routes,
 //! REST) and by source address (which trunk an INVITE comes from);
-//! [`DestError`]: why a trunk's `dest` was refused.
+//! `DestError`: why a trunk's `dest` was refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -176,7 +176,7 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
 
 /// Why a trunk's `dest` is not a usable URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DestError {
+pub(crate) enum DestError {
     /// Not a URI at all: the dest as written and the URI parser's reason.
     NotUri { dest: String, reason: String },
     /// A URI of another scheme (`tel:`, ...).
