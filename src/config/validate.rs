@@ -672,7 +672,7 @@ impl Checker<'_> {
                 Ok(shards::routing::HostPattern::Addr(_)) => {
                     return self.fail(&at, format!("\"{t}\": an IP or CIDR, without a port"))
                 }
-                Err(e) => return self.fail(&at, e),
+                Err(e) => return self.fail(&at, e.to_string()),
             }
         }
         Ok(())

@@ -64,7 +64,7 @@ use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::stats::{Renumber, StreamStats};
 use crate::cdr::RecorderEntry;
-use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder};
+use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder, RtpIn};
 use crate::time::Now;
 
 /// Consecutive RTP packets of one SSRC from one address before the relay
@@ -706,15 +706,15 @@ impl MediaRelay {
                         bytes: 0,
                     }
                 });
-                rec.recorder.on_packet(
+                rec.recorder.on_packet(RtpIn {
                     channel,
-                    now_ms,
+                    arrival_ms: now_ms,
                     codec,
-                    clock,
-                    hdr.seq,
-                    hdr.timestamp,
+                    clock_rate: clock,
+                    seq: hdr.seq,
+                    timestamp: hdr.timestamp,
                     payload,
-                );
+                });
             }
         }
         self.counters.forwarded += 1;

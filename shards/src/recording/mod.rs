@@ -19,7 +19,7 @@ pub mod wav;
 mod writer;
 
 pub use codec::{Codec, Decoder};
-pub use mixer::{Channel, Recorder, RecorderStats};
+pub use mixer::{Channel, Recorder, RecorderStats, RtpIn};
 pub use writer::{recording_path, repair_dir, spawn_writer, RecCmd};
 
 /// Errors of the recording module.

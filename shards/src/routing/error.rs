@@ -1,5 +1,6 @@
 //! [`RoutingError`]: why a set of trunks and routes was refused, naming the
-//! entry and the field in config key syntax so the loader can point at a line.
+//! entry and the field in config key syntax so the loader can point at a line;
+//! `TextError`: why a name or a header text was refused.
 
 use std::fmt;
 
@@ -58,9 +59,9 @@ impl RoutingError {
 pub(crate) struct ErrorAt(RoutingError);
 
 impl ErrorAt {
-    pub(crate) fn because(self, reason: impl Into<String>) -> RoutingError {
+    pub(crate) fn because(self, reason: impl fmt::Display) -> RoutingError {
         RoutingError {
-            reason: reason.into(),
+            reason: reason.to_string(),
             ..self.0
         }
     }
@@ -104,25 +105,51 @@ pub(crate) fn field_key(parent: &str, key: &str) -> String {
     }
 }
 
+/// Why a name or a text bound for a SIP header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextError {
+    /// A name that is empty or only whitespace.
+    Empty,
+    /// A name longer than 128 characters.
+    TooLong,
+    /// A name with a control character.
+    ControlChars,
+    /// Header text with a control character other than tab.
+    HeaderControlChars,
+}
+
+impl fmt::Display for TextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TextError::Empty => "must not be empty",
+            TextError::TooLong => "longer than 128 characters",
+            TextError::ControlChars => "must not contain control characters",
+            TextError::HeaderControlChars => "must not contain control characters (CR, LF, ...)",
+        })
+    }
+}
+
+impl std::error::Error for TextError {}
+
 /// Checks a name (trunk or route): not empty, at most 128 characters, no control
 /// characters.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), TextError> {
     if name.trim().is_empty() {
-        return Err("must not be empty".to_string());
+        return Err(TextError::Empty);
     }
     if name.chars().count() > 128 {
-        return Err("longer than 128 characters".to_string());
+        return Err(TextError::TooLong);
     }
     if name.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_string());
+        return Err(TextError::ControlChars);
     }
     Ok(())
 }
 
 /// Checks text that ends up in a SIP header (reason phrase, credentials).
-pub(crate) fn check_header_text(s: &str) -> Result<(), String> {
+pub(crate) fn check_header_text(s: &str) -> Result<(), TextError> {
     if s.chars().any(|c| c.is_control() && c != '\t') {
-        return Err("must not contain control characters (CR, LF, ...)".to_string());
+        return Err(TextError::HeaderControlChars);
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The HTTP router as a shard sees it (API.md 2.1): the JSON a new INVITE
 //! asks with, and the decision that comes back. The control core does the
 //! HTTP; parsing the answer lives here so every action is a plain test.
+//! `AnswerError`: why an answer was unusable (its text is the `Failed` reason).
+
+use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -86,29 +89,69 @@ impl RouterDecision {
     pub fn parse(body: &[u8]) -> RouterDecision {
         match parse(body) {
             Ok(d) => d,
-            Err(why) => RouterDecision::Failed(why),
+            Err(why) => RouterDecision::Failed(why.to_string()),
         }
     }
 }
 
-fn parse(body: &[u8]) -> Result<RouterDecision, String> {
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
-    let status = |default: u16| -> Result<u16, String> {
+/// Why a router's 2xx body is not a usable decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AnswerError {
+    /// Not the JSON object of API.md 2.1 (serde's message).
+    Body(String),
+    /// `status` outside 300-699.
+    Status(u16),
+    /// `forward` without targets.
+    NoTargets,
+    /// An unknown `strategy`.
+    Strategy(String),
+    /// An unknown `media_proxy`.
+    MediaProxy(String),
+    /// `headers.<name>` whose value is not a string.
+    HeaderNotString(String),
+    /// `headers.<name>` that is not a valid SIP header (name or value).
+    HeaderInvalid(String),
+    /// An unknown `action`.
+    Action(String),
+}
+
+impl fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnswerError::Body(e) => write!(f, "body: {e}"),
+            AnswerError::Status(s) => {
+                write!(f, "status: {s} is not a final error status (300-699)")
+            }
+            AnswerError::NoTargets => f.write_str("targets: empty for action forward"),
+            AnswerError::Strategy(s) => write!(f, "strategy: unknown '{s}'"),
+            AnswerError::MediaProxy(m) => write!(f, "media_proxy: unknown '{m}'"),
+            AnswerError::HeaderNotString(n) => write!(f, "headers.{n}: not a string"),
+            AnswerError::HeaderInvalid(n) => write!(f, "headers.{n}: not a valid SIP header"),
+            AnswerError::Action(a) => write!(f, "action: unknown '{a}'"),
+        }
+    }
+}
+
+impl std::error::Error for AnswerError {}
+
+fn parse(body: &[u8]) -> Result<RouterDecision, AnswerError> {
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| AnswerError::Body(e.to_string()))?;
+    let status = |default: u16| -> Result<u16, AnswerError> {
         match raw.status {
             None => Ok(default),
             Some(s) if (300..=699).contains(&s) => Ok(s),
-            Some(s) => Err(format!("status: {s} is not a final error status (300-699)")),
+            Some(s) => Err(AnswerError::Status(s)),
         }
     };
     Ok(match raw.action.as_str() {
         "forward" => {
             if raw.targets.is_empty() {
-                return Err("targets: empty for action forward".into());
+                return Err(AnswerError::NoTargets);
             }
             let parallel = match raw.strategy.as_deref() {
                 None | Some("parallel") => true,
                 Some("sequential") => false,
-                Some(other) => return Err(format!("strategy: unknown '{other}'")),
+                Some(other) => return Err(AnswerError::Strategy(other.to_string())),
             };
             let media_proxy = match raw.media_proxy.as_deref() {
                 None => None,
@@ -116,15 +159,15 @@ fn parse(body: &[u8]) -> Result<RouterDecision, String> {
                 Some("always") => Some(MediaMode::Always),
                 Some("none") => Some(MediaMode::None),
                 Some("nat") => Some(MediaMode::Nat),
-                Some(other) => return Err(format!("media_proxy: unknown '{other}'")),
+                Some(other) => return Err(AnswerError::MediaProxy(other.to_string())),
             };
             let mut headers = Vec::new();
             for (name, value) in &raw.headers {
                 let Some(value) = value.as_str() else {
-                    return Err(format!("headers.{name}: not a string"));
+                    return Err(AnswerError::HeaderNotString(name.clone()));
                 };
                 if !is_token(name) || value.chars().any(|c| c.is_control() && c != '\t') {
-                    return Err(format!("headers.{name}: not a valid SIP header"));
+                    return Err(AnswerError::HeaderInvalid(name.clone()));
                 }
                 headers.push((name.clone(), value.to_string()));
             }
@@ -150,7 +193,7 @@ fn parse(body: &[u8]) -> Result<RouterDecision, String> {
         },
         "spam" => RouterDecision::Spam,
         "not_handled" => RouterDecision::NotHandled,
-        other => return Err(format!("action: unknown '{other}'")),
+        other => return Err(AnswerError::Action(other.to_string())),
     })
 }
 

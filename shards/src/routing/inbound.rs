@@ -20,9 +20,45 @@ pub enum HostPattern {
     Net { addr: IpAddr, prefix: u8 },
 }
 
+/// Why an `inbound_hosts` (or `trusted`) entry is not a [`HostPattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPatternError {
+    /// Neither an IP, a CIDR nor an ip:port (e.g. a host name).
+    NotAddress(String),
+    /// A CIDR whose prefix length is not a number.
+    PrefixNotNumber { pattern: String, len: String },
+    /// A CIDR whose prefix is longer than the address (/33 for IPv4).
+    PrefixTooLong {
+        pattern: String,
+        prefix: u8,
+        max: u8,
+    },
+}
+
+impl fmt::Display for HostPatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPatternError::NotAddress(s) => write!(
+                f,
+                "\"{s}\" is not an IP, CIDR or ip:port (host names are not resolved)"
+            ),
+            HostPatternError::PrefixNotNumber { pattern, len } => {
+                write!(f, "\"{pattern}\": prefix length \"{len}\" is not a number")
+            }
+            HostPatternError::PrefixTooLong {
+                pattern,
+                prefix,
+                max,
+            } => write!(f, "\"{pattern}\": prefix /{prefix} is longer than /{max}"),
+        }
+    }
+}
+
+impl std::error::Error for HostPatternError {}
+
 impl HostPattern {
     /// Parses an IP, CIDR or ip:port.
-    pub fn parse(s: &str) -> Result<HostPattern, String> {
+    pub fn parse(s: &str) -> Result<HostPattern, HostPatternError> {
         let s = s.trim();
         if let Ok(ip) = s.parse::<IpAddr>() {
             let ip = ip.to_canonical();
@@ -37,17 +73,19 @@ impl HostPattern {
                 sa.port(),
             )));
         }
-        let bad = || format!("\"{s}\" is not an IP, CIDR or ip:port (host names are not resolved)");
+        let bad = || HostPatternError::NotAddress(s.to_string());
         let (ip, len) = s.split_once('/').ok_or_else(bad)?;
         let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-        let prefix: u8 = len
-            .parse()
-            .map_err(|_| format!("\"{s}\": prefix length \"{len}\" is not a number"))?;
+        let prefix: u8 = len.parse().map_err(|_| HostPatternError::PrefixNotNumber {
+            pattern: s.to_string(),
+            len: len.to_string(),
+        })?;
         if prefix > max_prefix(ip) {
-            return Err(format!(
-                "\"{s}\": prefix /{prefix} is longer than /{}",
-                max_prefix(ip)
-            ));
+            return Err(HostPatternError::PrefixTooLong {
+                pattern: s.to_string(),
+                prefix,
+                max: max_prefix(ip),
+            });
         }
         // A mapped IPv4 network written in IPv6 form becomes the IPv4 network.
         let (ip, prefix) = match ip {

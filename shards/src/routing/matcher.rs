@@ -1,5 +1,6 @@
 //! What a route looks at: [`MatchKey`] (the request field), [`RouteInput`] (how
-//! the B2BUA hands the fields over) and [`Matcher`] (exact value or regex).
+//! the B2BUA hands the fields over) and [`Matcher`] (exact value or regex);
+//! [`MatchError`]: why a key, a match value or a rewrite template was refused.
 //!
 //! A match value is a regex when it contains one of `\ ^ $ * ? ( ) [ ] { } |`;
 //! otherwise it is compared exactly. `.` and `+` alone do not make a regex,
@@ -15,6 +16,44 @@ use std::fmt;
 use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
+
+/// Why a key, a match value or a rewrite [`Template`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchError {
+    /// A key that is none of `from.user`, ..., `header.<Name>`.
+    UnknownKey(String),
+    /// `header.` followed by an empty or non-token name (the whole key).
+    InvalidHeaderName(String),
+    /// A match value that does not compile as a regex (the regex crate's
+    /// message, one line).
+    InvalidRegex(String),
+    /// `{` not followed by digits and `}` (the text after `{` up to `}`).
+    BadGroup(String),
+    /// A `}` that closes nothing.
+    LoneBrace,
+}
+
+impl fmt::Display for MatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatchError::UnknownKey(s) => write!(
+                f,
+                "unknown key \"{s}\" (expected from.user, from.host, to.user, to.host, \
+                 request_uri.user, request_uri.host, source or header.<Name>)"
+            ),
+            MatchError::InvalidHeaderName(s) => write!(f, "\"{s}\": invalid header name"),
+            MatchError::InvalidRegex(why) => write!(f, "invalid regex: {why}"),
+            MatchError::BadGroup(digits) => write!(
+                f,
+                "\"{{{digits}\": expected {{n}} (a capture number) \
+                 or {{{{ for a literal brace"
+            ),
+            MatchError::LoneBrace => f.write_str("a lone \"}\"; write }} for a literal brace"),
+        }
+    }
+}
+
+impl std::error::Error for MatchError {}
 
 /// A request field a route can match and rewrite.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,7 +76,7 @@ pub const SOURCE_EXTENSION: &str = "extension";
 
 impl MatchKey {
     /// Parses `from.user`, ..., `header.<Name>`.
-    pub fn parse(s: &str) -> Result<MatchKey, String> {
+    pub fn parse(s: &str) -> Result<MatchKey, MatchError> {
         Ok(match s {
             "from.user" => MatchKey::FromUser,
             "from.host" => MatchKey::FromHost,
@@ -50,13 +89,8 @@ impl MatchKey {
                 Some(name) if !name.is_empty() && name.bytes().all(is_token_char) => {
                     MatchKey::Header(name.to_ascii_lowercase().into())
                 }
-                Some(_) => return Err(format!("\"{s}\": invalid header name")),
-                None => {
-                    return Err(format!(
-                        "unknown key \"{s}\" (expected from.user, from.host, to.user, to.host, \
-                         request_uri.user, request_uri.host, source or header.<Name>)"
-                    ))
-                }
+                Some(_) => return Err(MatchError::InvalidHeaderName(s.to_string())),
+                None => return Err(MatchError::UnknownKey(s.to_string())),
             },
         })
     }
@@ -171,13 +205,13 @@ pub struct Matcher {
 
 impl Matcher {
     /// Compiles `value` for `key`; the error is one line.
-    pub fn new(key: MatchKey, value: &str) -> Result<Matcher, String> {
+    pub fn new(key: MatchKey, value: &str) -> Result<Matcher, MatchError> {
         let pattern = if is_regex(value) {
             let re = RegexBuilder::new(value)
                 .case_insensitive(key.is_host())
                 .size_limit(1 << 20)
                 .build()
-                .map_err(|e| format!("invalid regex: {}", regex_error(&e)))?;
+                .map_err(|e| MatchError::InvalidRegex(regex_error(&e)))?;
             Pattern::Regex(re)
         } else {
             Pattern::Exact(value.to_string())
@@ -243,7 +277,7 @@ enum Piece {
 }
 
 impl Template {
-    pub fn parse(s: &str) -> Result<Template, String> {
+    pub fn parse(s: &str) -> Result<Template, MatchError> {
         let mut pieces = Vec::new();
         let mut text = String::new();
         let mut chars = s.chars().peekable();
@@ -271,18 +305,13 @@ impl Template {
                         .parse::<usize>()
                         .ok()
                         .filter(|_| closed && digits.bytes().all(|b| b.is_ascii_digit()))
-                        .ok_or_else(|| {
-                            format!(
-                                "\"{{{digits}\": expected {{n}} (a capture number) \
-                                 or {{{{ for a literal brace"
-                            )
-                        })?;
+                        .ok_or_else(|| MatchError::BadGroup(digits.clone()))?;
                     if !text.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut text)));
                     }
                     pieces.push(Piece::Group(n));
                 }
-                '}' => return Err("a lone \"}\"; write }} for a literal brace".to_string()),
+                '}' => return Err(MatchError::LoneBrace),
                 c => text.push(c),
             }
         }
@@ -374,8 +403,13 @@ mod tests {
         );
         assert!(MatchKey::parse("header.").is_err());
         assert!(MatchKey::parse("header.a b").is_err());
+        assert_eq!(
+            MatchKey::parse("header.a b"),
+            Err(MatchError::InvalidHeaderName("header.a b".into()))
+        );
         assert!(MatchKey::parse("to.uri")
             .unwrap_err()
+            .to_string()
             .starts_with("unknown key \"to.uri\""));
     }
 
@@ -404,7 +438,8 @@ mod tests {
     #[test]
     fn regex_errors_are_one_line() {
         let e = Matcher::new(MatchKey::ToUser, "^00(\\d+$").unwrap_err();
-        assert_eq!(e, "invalid regex: unclosed group");
+        assert_eq!(e, MatchError::InvalidRegex("unclosed group".into()));
+        assert_eq!(e.to_string(), "invalid regex: unclosed group");
     }
 
     #[test]

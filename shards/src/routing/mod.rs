@@ -34,10 +34,10 @@ pub mod trunk;
 mod tests;
 
 pub use error::{RoutingError, Subject};
-pub use inbound::HostPattern;
+pub use inbound::{HostPattern, HostPatternError};
 pub use limits::{CallPermit, Limit, TrunkLimits};
 pub use matcher::{
-    MatchKey, Matcher, Pattern, RequestFields, RouteInput, Template, SOURCE_EXTENSION,
+    MatchError, MatchKey, Matcher, Pattern, RequestFields, RouteInput, Template, SOURCE_EXTENSION,
 };
 pub use route::{Action, Decision, Outcome, Rewrite, Route, RouteTable};
 pub use select::SelectState;

@@ -198,11 +198,11 @@ fn build_route(i: usize, spec: &RouteSpec, trunks: &TrunkTable) -> Result<Route,
     let mut matchers: Vec<Matcher> = Vec::with_capacity(spec.matchers.len());
     for (k, v) in &spec.matchers {
         let field = field_key("match", k);
-        let key = MatchKey::parse(k).map_err(|e| err(field.clone(), e))?;
+        let key = MatchKey::parse(k).map_err(|e| err(field.clone(), e.to_string()))?;
         if matchers.iter().any(|m| m.key == key) {
             return Err(err(field, format!("{key} is matched twice")));
         }
-        matchers.push(Matcher::new(key, v).map_err(|e| err(field, e))?);
+        matchers.push(Matcher::new(key, v).map_err(|e| err(field, e.to_string()))?);
     }
 
     let mut rewrite: Vec<Rewrite> = Vec::with_capacity(spec.rewrite.len());
@@ -210,14 +210,14 @@ fn build_route(i: usize, spec: &RouteSpec, trunks: &TrunkTable) -> Result<Route,
     let mut literal = Vec::new();
     for (k, v) in &spec.rewrite {
         let field = field_key("rewrite", k);
-        let key = MatchKey::parse(k).map_err(|e| err(field.clone(), e))?;
+        let key = MatchKey::parse(k).map_err(|e| err(field.clone(), e.to_string()))?;
         if key == MatchKey::Source {
             return Err(err(field, "source is matched, never rewritten".into()));
         }
         if rewrite.iter().any(|r| r.key == key) {
             return Err(err(field, format!("{key} is rewritten twice")));
         }
-        let template = Template::parse(v).map_err(|e| err(field.clone(), e))?;
+        let template = Template::parse(v).map_err(|e| err(field.clone(), e.to_string()))?;
         let at = rewrite.len();
         match (
             matchers.iter().position(|m| m.key == key),
@@ -355,7 +355,7 @@ fn reject(spec: &RouteSpec, err: ErrFn<'_>) -> Result<Action, RoutingError> {
     }
     let reason = match &r.reason {
         Some(reason) => {
-            check_header_text(reason).map_err(|e| err("reject.reason".into(), e))?;
+            check_header_text(reason).map_err(|e| err("reject.reason".into(), e.to_string()))?;
             reason.as_str()
         }
         None => crate::sip::reason_phrase(r.code),

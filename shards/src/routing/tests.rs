@@ -479,3 +479,61 @@ fn trunk_calls_are_forwarded_only_by_routes_for_their_source() {
     ]));
     assert!(e.contains("source"), "{e}");
 }
+
+/// The typed errors of the parsers keep the text config errors and REST
+/// error bodies quote.
+#[test]
+fn parser_errors_say_what_they_said_as_strings() {
+    let check = |spec: Value, want: &str| {
+        let route: RouteSpec = serde_json::from_value(spec).unwrap();
+        let err = RoutingSnapshot::build(&trunks(), &[route]).unwrap_err();
+        assert_eq!(err.to_string(), want);
+    };
+    check(
+        json!({"name": "r", "match": {"header.a b": "x"}, "action": "reject"}),
+        "route \"r\": match.\"header.a b\": \"header.a b\": invalid header name",
+    );
+    check(
+        json!({"name": "r", "match": {"to.user": "1"}, "rewrite": {"to.user": "{1"}, "action": "reject"}),
+        "route \"r\": rewrite.\"to.user\": \"{1\": expected {n} (a capture number) or {{ for a literal brace",
+    );
+    check(
+        json!({"name": "r", "match": {"to.user": "1"}, "rewrite": {"to.user": "a}"}, "action": "reject"}),
+        "route \"r\": rewrite.\"to.user\": a lone \"}\"; write }} for a literal brace",
+    );
+    check(
+        json!({"name": "x".repeat(129), "action": "reject"}),
+        &format!(
+            "route \"{}\": name: longer than 128 characters",
+            "x".repeat(129)
+        ),
+    );
+    let host = |s: &str| HostPattern::parse(s).unwrap_err().to_string();
+    assert_eq!(
+        host("10.0.0.0/x"),
+        "\"10.0.0.0/x\": prefix length \"x\" is not a number"
+    );
+    assert_eq!(
+        host("10.0.0.0/33"),
+        "\"10.0.0.0/33\": prefix /33 is longer than /32"
+    );
+    let dest = |d: &str| {
+        let spec = TrunkSpec {
+            dest: Some(d.to_string()),
+            ..TrunkSpec::default()
+        };
+        TrunkTable::build(&[("t".to_string(), spec)])
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        dest("tel:+4930"),
+        "trunk \"t\": dest: \"tel:+4930\" must be a sip: or sips: URI"
+    );
+    assert_eq!(
+        http_router::RouterDecision::parse(
+            br#"{"action": "forward", "targets": ["sip:a@b"], "media_proxy": "x"}"#
+        ),
+        http_router::RouterDecision::Failed("media_proxy: unknown 'x'".into())
+    );
+}

@@ -1,5 +1,6 @@
 //! [`Trunk`] and [`TrunkTable`]: validated trunks, looked up by name (routes,
-//! REST) and by source address (which trunk an INVITE comes from).
+//! REST) and by source address (which trunk an INVITE comes from);
+//! `DestError`: why a trunk's `dest` was refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -146,16 +147,18 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
     let err = |field: &str, reason: String| RoutingError::trunk(i, name, field).because(reason);
     let dest = spec.dest.clone().filter(|d| !d.trim().is_empty());
     let target = match &dest {
-        Some(d) => Some(parse_dest(d).map_err(|e| err("dest", e))?),
+        Some(d) => Some(parse_dest(d).map_err(|e| err("dest", e.to_string()))?),
         None => None,
     };
-    check_header_text(&spec.username).map_err(|e| err("username", e))?;
-    check_header_text(&spec.password).map_err(|e| err("password", e))?;
+    check_header_text(&spec.username).map_err(|e| err("username", e.to_string()))?;
+    check_header_text(&spec.password).map_err(|e| err("password", e.to_string()))?;
     let inbound_hosts = spec
         .inbound_hosts
         .iter()
         .enumerate()
-        .map(|(j, h)| HostPattern::parse(h).map_err(|e| err(&format!("inbound_hosts[{j}]"), e)))
+        .map(|(j, h)| {
+            HostPattern::parse(h).map_err(|e| err(&format!("inbound_hosts[{j}]"), e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Trunk {
         name: name.into(),
@@ -171,16 +174,44 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
     })
 }
 
+/// Why a trunk's `dest` is not a usable URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DestError {
+    /// Not a URI at all: the dest as written and the URI parser's reason.
+    NotUri { dest: String, reason: String },
+    /// A URI of another scheme (`tel:`, ...).
+    NotSip(String),
+    /// A URI without a host.
+    NoHost(String),
+}
+
+impl fmt::Display for DestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DestError::NotUri { dest, reason } => write!(
+                f,
+                "\"{dest}\" is not a SIP URI ({reason}); e.g. \"sip:203.0.113.10:5060\""
+            ),
+            DestError::NotSip(d) => write!(f, "\"{d}\" must be a sip: or sips: URI"),
+            DestError::NoHost(d) => write!(f, "\"{d}\" has no host"),
+        }
+    }
+}
+
+impl std::error::Error for DestError {}
+
 /// (scheme, host[:port]) of a trunk's dest URI.
-fn parse_dest(d: &str) -> Result<(&'static str, String), String> {
-    let uri = Uri::parse(d.trim())
-        .map_err(|e| format!("\"{d}\" is not a SIP URI ({e}); e.g. \"sip:203.0.113.10:5060\""))?;
+fn parse_dest(d: &str) -> Result<(&'static str, String), DestError> {
+    let uri = Uri::parse(d.trim()).map_err(|e| DestError::NotUri {
+        dest: d.to_string(),
+        reason: e.to_string(),
+    })?;
     let scheme = match uri.scheme {
         Scheme::Sip => "sip",
         Scheme::Sips => "sips",
-        _ => return Err(format!("\"{d}\" must be a sip: or sips: URI")),
+        _ => return Err(DestError::NotSip(d.to_string())),
     };
-    let host = uri.host.ok_or_else(|| format!("\"{d}\" has no host"))?;
+    let host = uri.host.ok_or_else(|| DestError::NoHost(d.to_string()))?;
     Ok(match uri.port {
         Some(p) => (scheme, format!("{host}:{p}")),
         None => (scheme, host.to_string()),
