@@ -13,13 +13,14 @@
 //! | [`runtime`] | the executors (one per shard, pinned), SIP and media sockets, the inbox between shards and the control core, the timer task that sleeps to the logic's `poll_timeout` |
 //! | [`endpoint`] | the shard root ([`endpoint::SipEndpoint`], the [`runtime::ShardLogic`] of a shard): admission of each message (bans, ACL, parse, checks), REGISTER and OPTIONS, who may call and where an INVITE goes; it holds the call engine and the relay side by side |
 //! | [`call`] | the B2BUA: [`call::CallEngine`] with its transaction table (surface and poll order on the type) |
-//! | [`media`] | the RTP relay (sans-IO; the runtime owns its sockets), SDP parsing and writing, RTP/RTCP parsing, port draws, stream statistics |
+//! | [`media`] | the RTP relay (sans-IO: it asks the runtime for sockets with `SocketOp`s and is told `Bound`/`BindFailed`/`Closed`), SDP parsing and writing, RTP/RTCP parsing, port draws, stream statistics |
 //! | [`transaction`] | RFC 3261 transactions, sans-IO, with their timers |
 //! | [`sip`] | the parser, the writer, URIs, headers |
 //! | [`auth`] | digest authentication (server and client), nonces, replay protection |
 //! | [`registrar`], [`users`] | bindings and who the users are (memory, LMDB, an HTTP backend) |
 //! | [`routing`] | static routes, trunks, the HTTP router's answers |
 //! | [`security`] | bans and the flood limit |
+//! | [`addr`] | the one place that says which addresses are private (SDP) or behind NAT (Contact) |
 //! | [`recording`] | the stereo mixer fed by the relay and the WAV writer that runs off the shards |
 //! | [`cdr`] | the call detail record and its enums |
 //! | [`store`] | the LMDB environment: what shards read, what the control core writes |
@@ -35,6 +36,10 @@
 //! engine's transaction and call deadlines, the endpoint's housekeeping and
 //! the relay's upkeep) and is woken sooner when a turn makes an earlier
 //! deadline.
+//!
+//! `testkit` (tests only) runs a caller, a shard's endpoint and engine, and
+//! a callee in virtual time through the same `ShardLogic` surface, so call
+//! flows are tested in milliseconds without sockets.
 
 pub mod addr;
 pub mod auth;

@@ -71,6 +71,28 @@ use txcache::{tx_key, Seen, TxCache};
 const TX_CACHE_CAPACITY: usize = 65_536;
 /// Drops are logged at most this often per shard (ms).
 const DROP_LOG_INTERVAL_MS: u64 = 10_000;
+/// Why a shard's endpoint could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// `[proxy] digest_algorithms` names what the authenticator refuses.
+    DigestAlgorithms(String),
+    /// The OS gave no randomness for `what`.
+    NoRandomness { what: &'static str, error: String },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::DigestAlgorithms(e) => write!(f, "proxy.digest_algorithms: {e}"),
+            StartError::NoRandomness { what, error } => {
+                write!(f, "no randomness from the OS for {what}: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 /// One shard's SIP logic.
 pub struct SipEndpoint {
     /// RTP loss already added to the shard's counter.
@@ -117,7 +139,7 @@ impl SipEndpoint {
         ctx: ShardContext,
         settings: Arc<EndpointSettings>,
         control: ControlSender,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         let auth = Authenticator::new(
             settings.nonce_key,
             AuthConfig {
@@ -126,9 +148,11 @@ impl SipEndpoint {
                 ..AuthConfig::default()
             },
         )
-        .map_err(|e| format!("proxy.digest_algorithms: {e:?}"))?;
-        let ids = IdGen::from_os(ctx.id, ctx.shards)
-            .map_err(|e| format!("no randomness from the OS for SIP ids: {e}"))?;
+        .map_err(|e| StartError::DigestAlgorithms(format!("{e:?}")))?;
+        let ids = IdGen::from_os(ctx.id, ctx.shards).map_err(|e| StartError::NoRandomness {
+            what: "SIP ids",
+            error: e.to_string(),
+        })?;
         let calls = CallEngine::new(
             EngineConfig {
                 host: settings.sip_host.clone(),
@@ -145,9 +169,11 @@ impl SipEndpoint {
             .clone()
             .map(|cfg| {
                 let mut seed = [0u8; 32];
-                getrandom::getrandom(&mut seed)
-                    .map_err(|e| format!("no randomness from the OS for media ports: {e}"))?;
-                Ok::<_, String>(MediaRelay::new(cfg, ctx.id, ctx.shards, seed))
+                getrandom::getrandom(&mut seed).map_err(|e| StartError::NoRandomness {
+                    what: "media ports",
+                    error: e.to_string(),
+                })?;
+                Ok::<_, StartError>(MediaRelay::new(cfg, ctx.id, ctx.shards, seed))
             })
             .transpose()?;
         let routing = settings.routing.clone();

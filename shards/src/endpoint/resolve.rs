@@ -13,8 +13,8 @@ use crate::time::Now;
 impl SipEndpoint {
     /// The one leg a transfer to `target` rings, or why there is none
     /// (a message starting with `target:`).
-    pub(super) fn resolve_target(&mut self, now: Now, target: &str) -> Result<Target, String> {
-        self.command_target(now, target).map_err(|e| e.to_string())
+    pub(super) fn resolve_target(&mut self, now: Now, target: &str) -> Result<Target, TargetError> {
+        self.command_target(now, target)
     }
 
     /// See [`Resolver::command_target`].

@@ -167,6 +167,7 @@ impl ShardLogic for SipEndpoint {
                         .transfer_check(&call_id)
                         .and_then(|()| {
                             self.resolve_target(now, &target)
+                                .map_err(|e| e.to_string())
                                 .map_err(crate::call::CommandError::BadRequest)
                         })
                         .map(|target| Command::Transfer { target }),

@@ -379,10 +379,11 @@ async fn recv_loop<L: ShardLogic + 'static>(
                 break;
             }
             got += n;
+            // One clock read for the batch and what it asks of the media.
+            let now = Now::read();
             {
                 let mut guard = shard.borrow_mut();
                 let sh = &mut *guard;
-                let now = Now::read();
                 let stats = &sh.ctx.stats;
                 ShardStats::add(&stats.rx_datagrams, n as u64);
                 for i in 0..n {
@@ -399,7 +400,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
                 dispatch_handoffs(sh);
                 sh.rearm_timer();
             }
-            apply_media_changes(&shard, &media, Now::read());
+            apply_media_changes(&shard, &media, now);
             flush(&sock, &shard, send_batch).await;
             if n < rx.capacity() {
                 break;
@@ -446,15 +447,16 @@ async fn timer_loop<L: ShardLogic + 'static>(
             };
             futures_lite::future::or(sleep, woken).await;
         }
+        let now = Now::read();
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
             // Nothing is due yet when woken early: the logic fires only
             // what is, so this costs a look.
-            sh.logic.handle_timeout(Now::read(), &mut sh.out);
+            sh.logic.handle_timeout(now, &mut sh.out);
             dispatch_handoffs(sh);
         }
-        apply_media_changes(&shard, &media, Now::read());
+        apply_media_changes(&shard, &media, now);
         flush(&sock, &shard, send_batch).await;
     }
 }
@@ -473,10 +475,10 @@ async fn inbox_loop<L: ShardLogic + 'static>(
     loop {
         let mut stop = false;
         let mut got = 0usize;
+        let now = Now::read();
         {
             let mut guard = shard.borrow_mut();
             let sh = &mut *guard;
-            let now = Now::read();
             while let Some(msg) = inbox.pop() {
                 got += 1;
                 match msg {
@@ -494,7 +496,7 @@ async fn inbox_loop<L: ShardLogic + 'static>(
             dispatch_handoffs(sh);
             sh.rearm_timer();
         }
-        apply_media_changes(shard, media, Now::read());
+        apply_media_changes(shard, media, now);
         flush(sock, shard, send_batch).await;
         if stop {
             return;
