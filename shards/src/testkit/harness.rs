@@ -266,7 +266,7 @@ impl<L: ShardLogic> Harness<L> {
                     .on_datagram(now, &d.data, d.from, false, &mut self.out);
                 self.route_output();
             } else if d.to.ip() == self.addr.ip() {
-                self.to_media_port(d.to.port(), d.from, &mut d.data);
+                self.deliver_media(d.to.port(), d.from, &mut d.data);
             } else if let Some(ua) = self.uas.iter_mut().find(|u| u.addr == d.to) {
                 ua.on_datagram(at, d.from, &d.data);
             } else if let Some(ua) = self.uas.iter_mut().find(|u| u.rtp_addr() == d.to) {
@@ -324,7 +324,7 @@ impl<L: ShardLogic> Harness<L> {
 
     /// A datagram for the logic's media port `port`: relayed as the
     /// runtime's media poller does (counted in the shard's RTP stats).
-    fn to_media_port(&mut self, port: u16, src: SocketAddr, data: &mut [u8]) {
+    fn deliver_media(&mut self, port: u16, src: SocketAddr, data: &mut [u8]) {
         match self.sockets.get(port) {
             None => {
                 self.media.unreachable += 1;
