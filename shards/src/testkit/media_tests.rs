@@ -423,3 +423,83 @@ fn a_spare_port_held_by_another_program_goes_unnoticed() {
         h.sockets.log
     );
 }
+
+#[test]
+fn an_answered_call_that_never_sends_rtp_times_out_from_the_answer() {
+    let mut h = proxied_call();
+    let answered = h
+        .ua(CALLER)
+        .seen()
+        .iter()
+        .find(|s| s.status() == Some(200))
+        .map(|s| s.at_ms - 10)
+        .unwrap();
+    h.run_until(answered + RTP_TIMEOUT_MS - 100);
+    assert!(h.cdrs.is_empty(), "{}", h.ladder());
+    h.run_for(1_000);
+    let cdr = the_cdr(&h);
+    assert_eq!(cdr.metadata["hangupMessage"], "rtp timeout");
+    assert_eq!(track(cdr, 0)["rtp"]["packets"], 0);
+    assert_eq!(track(cdr, 0)["latched"], Value::Null);
+}
+
+#[test]
+fn many_calls_in_a_row_never_ask_for_a_port_twice_and_close_every_session_socket() {
+    // 30 calls take 60 pairs of a 50-pair range: pairs come back and are
+    // drawn again; the harness refuses a bind of a port it already holds.
+    let mut h = proxied();
+    let mut pairs = std::collections::HashSet::new();
+    for n in 1..=30 {
+        h.ua_mut(CALLER).invite("2000");
+        h.run_for(500);
+        assert!(h.ua(CALLER).in_dialog(), "call {n}\n{}", h.ladder());
+        pairs.insert(relay_port_of(&h, CALLER).port());
+        pairs.insert(relay_port_of(&h, CALLEE).port());
+        h.start_rtp(CALLER);
+        h.start_rtp(CALLEE);
+        h.run_for(200);
+        h.ua_mut(CALLER).stop_rtp();
+        h.ua_mut(CALLEE).stop_rtp();
+        h.ua_mut(CALLER).bye();
+        h.settle();
+        assert_eq!(h.cdrs.len(), n, "{}", h.ladder());
+        assert_eq!(read_ports(&h), Vec::<u16>::new(), "call {n}");
+    }
+    assert!(pairs.len() > 30, "{} pairs used", pairs.len());
+    let refused: Vec<_> = h
+        .sockets
+        .log
+        .iter()
+        .filter(|(_, a)| matches!(a, MediaInput::BindFailed { .. }))
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    // Only the spares are left: two pairs, held.
+    assert_eq!(h.sockets.open().len(), 4, "{:?}", h.sockets.open());
+    assert!(h
+        .cdrs
+        .iter()
+        .all(|c| c.metadata["tracks"][1]["rtp"]["packets"] == 11));
+}
+
+#[test]
+fn stopping_the_shard_closes_the_sockets_of_calls_still_up() {
+    let mut h = proxied_call();
+    h.start_rtp(CALLER);
+    h.run_for(100);
+    assert_eq!(read_ports(&h).len(), 4);
+    h.ua_mut(CALLER).stop_rtp();
+    let stop_at = h.now_ms();
+    // The packet sent just now is still on its way to the relay.
+    let arrived = h
+        .ua(CALLER)
+        .rtp_sent()
+        .iter()
+        .filter(|p| p.at_ms + 10 <= stop_at)
+        .count();
+    h.stop();
+    assert_eq!(h.ua(CALLEE).requests("BYE").len(), 1, "{}", h.ladder());
+    assert_eq!(the_cdr(&h).metadata["hangupMessage"], "shutdown");
+    assert_eq!(track(the_cdr(&h), 0)["rtp"]["packets"], arrived);
+    assert_eq!(arrived, 5);
+    assert_eq!(read_ports(&h), Vec::<u16>::new(), "{:?}", h.sockets.log);
+}
