@@ -7,6 +7,16 @@
 //!
 //! At one instant the order is: datagrams due (in the order they were
 //! sent), then UA timers, then the logic's tick.
+//!
+//! Media as the runtime moves it: after every turn of the logic (and
+//! before that turn's datagrams leave) the harness drains
+//! `poll_socket_op`, answers each op from its virtual socket table
+//! ([`Sockets`]) and hands the answer back (`on_socket_event`). A datagram
+//! for the logic's IP on another port than its SIP port goes to `on_media`
+//! with that port when a socket there is read (else it is dropped and
+//! counted, as the kernel would), and what `on_media` forwards leaves from
+//! that port of the logic's IP, with the same latency. RTP is neither
+//! faulted nor listed in the ladder (the UAs record it).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +25,7 @@ use crossbeam_channel::Receiver;
 
 use super::clock::{Clock, START_MONO_MS};
 use super::fault::{Fault, FaultKind, Faults};
+use super::media::{MediaCounts, Socket, SocketFault, Sockets};
 use super::ua::Ua;
 use crate::cdr::Cdr;
 use crate::control_link::ControlRequest;
@@ -72,6 +83,10 @@ pub(crate) struct Harness<L: ShardLogic> {
     /// Datagrams the logic handed to another shard (none with one shard).
     pub(crate) handoffs: Vec<(usize, Vec<u8>, SocketAddr)>,
     out: Output,
+    /// The logic's media sockets.
+    pub(crate) sockets: Sockets,
+    /// What became of media datagrams for the logic.
+    pub(crate) media: MediaCounts,
 }
 
 impl<L: ShardLogic> Harness<L> {
@@ -109,12 +124,33 @@ impl<L: ShardLogic> Harness<L> {
             requests: Vec::new(),
             handoffs: Vec::new(),
             out: Output::default(),
+            sockets: Sockets::new(addr.ip()),
+            media: MediaCounts::default(),
         }
     }
 
+    /// Refuses socket operations of the logic as `fault` says.
+    pub(crate) fn socket_fault(&mut self, fault: SocketFault) {
+        self.sockets.fault(fault);
+    }
+
+    /// Starts `ua`'s RTP (a packet now, then every 20 ms).
+    pub(crate) fn start_rtp(&mut self, ua: SocketAddr) {
+        let now = self.clock.ms();
+        self.ua_mut(ua).start_rtp(now);
+    }
+
+    /// Puts any datagram on the network (a host that is not a UA).
+    pub(crate) fn inject(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.send_media(from, to, data);
+    }
+
     pub(crate) fn add_ua(&mut self, ua: Ua) {
+        let taken = |a: SocketAddr| {
+            a.ip() == self.addr.ip() || self.uas.iter().any(|u| [u.addr, u.rtp_addr()].contains(&a))
+        };
         assert!(
-            ua.addr != self.addr && self.uas.iter().all(|u| u.addr != ua.addr),
+            !taken(ua.addr) && !taken(ua.rtp_addr()),
             "address {} taken",
             ua.addr
         );
@@ -224,13 +260,17 @@ impl<L: ShardLogic> Harness<L> {
     fn step(&mut self, at: u64) {
         self.clock.set(at);
         let now = self.clock.now();
-        while let Some(d) = self.pop_due(at) {
+        while let Some(mut d) = self.pop_due(at) {
             if d.to == self.addr {
                 self.logic
                     .on_datagram(now, &d.data, d.from, false, &mut self.out);
                 self.route_output();
+            } else if d.to.ip() == self.addr.ip() {
+                self.deliver_media(d.to.port(), d.from, &mut d.data);
             } else if let Some(ua) = self.uas.iter_mut().find(|u| u.addr == d.to) {
                 ua.on_datagram(at, d.from, &d.data);
+            } else if let Some(ua) = self.uas.iter_mut().find(|u| u.rtp_addr() == d.to) {
+                ua.on_media(at, d.from, &d.data);
             }
             self.collect_outboxes();
         }
@@ -268,18 +308,80 @@ impl<L: ShardLogic> Harness<L> {
 
     fn collect_outboxes(&mut self) {
         let mut sends = Vec::new();
+        let mut media = Vec::new();
         for ua in &mut self.uas {
             let from = ua.addr;
             sends.extend(ua.take_outbox().into_iter().map(|(to, d)| (from, to, d)));
+            media.extend(ua.take_media_outbox());
         }
         for (from, to, data) in sends {
             self.send(from, to, data);
         }
+        for (from, to, data) in media {
+            self.send_media(from, to, data);
+        }
+    }
+
+    /// A datagram for the logic's media port `port`: relayed as the
+    /// runtime's media poller does (counted in the shard's RTP stats).
+    fn deliver_media(&mut self, port: u16, src: SocketAddr, data: &mut [u8]) {
+        match self.sockets.get(port) {
+            None => {
+                self.media.unreachable += 1;
+                return;
+            }
+            Some(Socket::Held) => {
+                self.media.unread += 1;
+                return;
+            }
+            Some(Socket::Reading) => {}
+        }
+        self.media.received += 1;
+        ShardStats::add(&self.stats.rtp_rx, 1);
+        let now = self.clock.now();
+        let way = self.logic.on_media(now, port, src, data);
+        match way {
+            Some((out_port, dest)) if self.sockets.get(out_port).is_some() => {
+                self.media.relayed += 1;
+                ShardStats::add(&self.stats.rtp_tx, 1);
+                let from = SocketAddr::new(self.addr.ip(), out_port);
+                self.send_media(from, dest, data.to_vec());
+            }
+            Some(_) => {
+                self.media.no_socket += 1;
+                ShardStats::add(&self.stats.rtp_dropped, 1);
+            }
+            None => ShardStats::add(&self.stats.rtp_dropped, 1),
+        }
+        self.route_output();
+    }
+
+    /// Answers the socket work the logic asks for after a turn, as the
+    /// runtime's `apply_media_changes` does.
+    fn apply_socket_ops(&mut self) {
+        let now = self.clock.now();
+        while let Some(op) = self.logic.poll_socket_op(now, &mut self.out) {
+            let answer = self.sockets.apply(op);
+            self.logic.on_socket_event(answer);
+        }
+    }
+
+    /// Puts a media datagram on the network: no faults, not in the ladder.
+    fn send_media(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.seq += 1;
+        self.in_flight.push(InFlight {
+            at_ms: self.clock.ms() + self.latency_ms,
+            seq: self.seq,
+            from,
+            to,
+            data,
+        });
     }
 
     /// Moves what the logic produced onto the network and the control
     /// core's requests into the harness.
     fn route_output(&mut self) {
+        self.apply_socket_ops();
         let sends: Vec<(SocketAddr, Vec<u8>)> = (0..self.out.sends.len())
             .map(|i| {
                 let (to, data) = self.out.sends.item(i);

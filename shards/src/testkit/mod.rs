@@ -6,7 +6,9 @@
 //! * [`ua`]: a tiny scripted SIP user agent (caller or callee).
 //! * [`fault`]: drop, duplicate or delay chosen datagrams.
 //! * [`harness`]: the driver; owns the logic through `ShardLogic` only.
-//! * [`endpoint`]: the SIP endpoint built in memory, routing to the callee.
+//! * [`endpoint`]: the SIP endpoint built in memory, routing to the callee,
+//!   with or without the RTP relay.
+//! * [`media`]: the virtual media sockets and the UAs' RTP streams.
 //!
 //! Test-only (`cfg(test)`): nothing outside this crate's unit tests uses it,
 //! so it adds nothing to the public surface.
@@ -22,11 +24,13 @@ pub(crate) mod clock;
 pub(crate) mod endpoint;
 pub(crate) mod fault;
 pub(crate) mod harness;
+pub(crate) mod media;
 pub(crate) mod ua;
 
+mod media_tests;
 mod tests;
 
-pub(crate) use endpoint::{endpoint, Setup, CALLEE, CALLER};
+pub(crate) use endpoint::{endpoint, Media, Setup, CALLEE, CALLER};
 pub(crate) use fault::Fault;
 pub(crate) use harness::Harness;
 pub(crate) use ua::{Answering, Tweak};

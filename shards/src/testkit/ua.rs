@@ -6,9 +6,17 @@
 //! error), answers CANCEL with 200 + 487, and 200 to BYE and anything else
 //! in a dialog. It records every datagram it receives. It is not a
 //! transaction layer: it never retransmits on its own.
+//!
+//! Media: its SDP offers or answers PCMU on its own RTP address
+//! ([`Ua::rtp_addr`]); it learns where to send from the peer's SDP (the
+//! INVITE it answers, the 2xx to its INVITE) and, once told to, sends a
+//! G.711 packet every 20 ms of virtual time there ([`RtpStream`]),
+//! recording what it sends and receives.
 
 use std::net::SocketAddr;
 
+use super::media::{RtpPacket, RtpStream};
+use crate::media::sdp;
 use crate::sip::{Contact, HeaderName, Message, Method, Writer};
 
 /// How a UA answers a new INVITE.
@@ -118,6 +126,12 @@ pub(crate) struct Ua {
     outgoing: Option<Outgoing>,
     incoming: Option<Incoming>,
     counter: u32,
+    /// Where its RTP goes: the address and port of the peer's last SDP.
+    media_peer: Option<SocketAddr>,
+    media_outbox: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// The SDP bodies received, in order.
+    sdps: Vec<String>,
+    rtp: RtpStream,
 }
 
 impl Ua {
@@ -141,6 +155,75 @@ impl Ua {
             outgoing: None,
             incoming: None,
             counter: 0,
+            media_peer: None,
+            media_outbox: Vec::new(),
+            sdps: Vec::new(),
+            rtp: RtpStream::new(ssrc_of(addr)),
+        }
+    }
+
+    /// The address its SDP offers or answers for RTP.
+    pub(crate) fn rtp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr.ip(), 40_000 + self.addr.port() % 1000 * 2)
+    }
+
+    /// Where its RTP goes (from the peer's SDP), if it learnt one.
+    pub(crate) fn media_peer(&self) -> Option<SocketAddr> {
+        self.media_peer
+    }
+
+    /// The SDP bodies it received, in order.
+    pub(crate) fn sdps(&self) -> &[String] {
+        &self.sdps
+    }
+
+    /// Starts sending RTP (one packet now, then every 20 ms).
+    pub(crate) fn start_rtp(&mut self, now_ms: u64) {
+        self.rtp.start(now_ms);
+    }
+
+    pub(crate) fn stop_rtp(&mut self) {
+        self.rtp.stop();
+    }
+
+    /// The SSRC of its stream.
+    pub(crate) fn ssrc(&self) -> u32 {
+        self.rtp.ssrc
+    }
+
+    /// The RTP packets it sent, in order.
+    pub(crate) fn rtp_sent(&self) -> &[RtpPacket] {
+        &self.rtp.sent
+    }
+
+    /// The RTP packets it received, in order.
+    pub(crate) fn rtp_received(&self) -> &[RtpPacket] {
+        &self.rtp.received
+    }
+
+    /// Datagrams on its RTP port that were not RTP.
+    pub(crate) fn rtp_garbage(&self) -> usize {
+        self.rtp.garbage
+    }
+
+    /// A datagram on its RTP port.
+    pub(crate) fn on_media(&mut self, now_ms: u64, from: SocketAddr, data: &[u8]) {
+        self.rtp.on_datagram(now_ms, from, data);
+    }
+
+    /// Learns where its media goes from `msg`'s SDP, if it has one.
+    fn learn_sdp(&mut self, msg: &Message<'_>) {
+        if msg.body().is_empty() {
+            return;
+        }
+        self.sdps
+            .push(String::from_utf8_lossy(msg.body()).into_owned());
+        let audio = sdp::parse(msg.body()).ok().and_then(|s| s.audio);
+        if let Some(a) = audio {
+            self.media_peer = a
+                .conn
+                .filter(|ip| !ip.is_unspecified() && a.port != 0)
+                .map(|ip| SocketAddr::new(ip, a.port));
         }
     }
 
@@ -187,13 +270,27 @@ impl Ua {
 
     /// When this UA next wants [`Ua::handle_timeout`] (mono ms).
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
-        self.answer_at
+        [self.answer_at, self.rtp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn handle_timeout(&mut self, now_ms: u64) {
         if self.answer_at.is_some_and(|at| at <= now_ms) {
             self.answer();
         }
+        let (from, dest) = (self.rtp_addr(), self.media_peer);
+        for packet in self.rtp.due(now_ms, dest) {
+            if let Some(dest) = dest {
+                self.media_outbox.push((from, dest, packet));
+            }
+        }
+    }
+
+    /// RTP to send since the last call: `(source, destination, datagram)`.
+    pub(crate) fn take_media_outbox(&mut self) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut self.media_outbox)
     }
 
     fn next(&mut self) -> u32 {
@@ -216,7 +313,7 @@ impl Ua {
         format!(
             "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
              m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-            40_000 + self.addr.port() % 1000 * 2
+            self.rtp_addr().port()
         )
     }
 
@@ -413,6 +510,7 @@ impl Ua {
     }
 
     fn on_new_invite(&mut self, now_ms: u64, from: SocketAddr, msg: &Message<'_>, branch: String) {
+        self.learn_sdp(msg);
         let n = self.next();
         let tag = format!("{}-{n}", self.name);
         self.dialog = Some(Dialog {
@@ -468,6 +566,12 @@ impl Ua {
             .header_raw(HeaderName::To)
             .unwrap_or_default()
             .to_string();
+        if code < 300 {
+            self.learn_sdp(msg);
+        }
+        let Some(o) = &self.outgoing else {
+            return;
+        };
         let (ruri, branch) = if code < 300 {
             let target = contact_uri(msg).unwrap_or_else(|| o.ruri.clone());
             self.dialog = Some(Dialog {
@@ -529,4 +633,13 @@ fn strip_tag(value: &str) -> String {
         .map(|p| format!(";{p}"))
         .collect();
     format!("{}{kept}", head.trim())
+}
+
+/// A UA's SSRC, from its address (distinct per UA, same on every run).
+fn ssrc_of(addr: SocketAddr) -> u32 {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => u32::from(v4),
+        std::net::IpAddr::V6(v6) => v6.to_bits() as u32,
+    };
+    ip.rotate_left(11) ^ u32::from(addr.port()) ^ 0x5eed_0000
 }
