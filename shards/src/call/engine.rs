@@ -16,8 +16,9 @@
 //! ```
 //!
 //! After any `handle` or `handle_timeout`, drain `poll_output` before the
-//! next input: outputs come in the order they were made (a call's last
-//! transmit before its CDR). The relay (`relay`) is the shard's, lent for
+//! next input: first the datagrams the input made, in the order they were
+//! made, then the records it made (a call's CDR and flow after its last
+//! transmits). The relay (`relay`) is the shard's, lent for
 //! the call: the engine asks it for ports, tells it what each side
 //! signalled and closes its sessions; it never touches a socket.
 //!
@@ -26,7 +27,7 @@
 //! the control core's commands, `media.rs` SDP through the relay,
 //! `timers.rs` the deadlines, `record.rs` the CDR, `views.rs` the listings.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 use super::dialog::Dialog;
@@ -193,6 +194,8 @@ pub struct CallEngine {
     /// the table sends (retransmissions too) lands in the call's flow
     /// without parsing it again.
     flow_of_tx: HashMap<TxId, (u64, Leg)>,
+    /// INVITEs of ours whose stray 2xx we hung up with BYE (one BYE each).
+    pub(super) stray_byes: HashSet<TxId>,
     /// What the table sent for the last new INVITE before it became a call
     /// (its 100 Trying): the call's flow takes it when it starts.
     fresh: Option<(TxId, Vec<FreshSend>)>,
@@ -202,6 +205,9 @@ pub struct CallEngine {
     closing_ids: HashMap<String, u64>,
     pub(super) timers: Timers,
     out: VecDeque<Output>,
+    /// Records (CDRs, flows) made during the input being handled: they
+    /// follow its transmits in `out`.
+    records: Vec<Output>,
     pub(super) buf: Vec<u8>,
     pub(super) refused: RefusedRequests,
 }
@@ -221,10 +227,12 @@ impl CallEngine {
             relayed: HashMap::new(),
             flow_of_tx: HashMap::new(),
             fresh: None,
+            stray_byes: HashSet::new(),
             closing: HashMap::new(),
             closing_ids: HashMap::new(),
             timers: Timers::default(),
             out: VecDeque::new(),
+            records: Vec::new(),
             buf: Vec::with_capacity(2048),
             refused: RefusedRequests::default(),
         }
@@ -288,6 +296,7 @@ impl CallEngine {
             }
         };
         self.drain_actions(&mut cx);
+        self.out.extend(self.records.drain(..));
         handled
     }
 
@@ -301,6 +310,7 @@ impl CallEngine {
             self.on_deadline(&mut cx, call, what);
             self.drain_actions(&mut cx);
         }
+        self.out.extend(self.records.drain(..));
         let live = self.calls.len() + self.closing.len();
         let calls = &self.calls;
         let closing = &self.closing;
@@ -380,17 +390,34 @@ impl CallEngine {
         if l.final_code.is_some() || l.deadline_ms.is_none_or(|d| d > now) {
             return;
         }
-        l.fail(408);
         let tx = l.invite_tx;
-        if transfer {
-            c.transfer_leg = None;
-        }
         if let Some(tx) = tx {
             self.cancel_tx(cx, call, tx);
         }
-        if !transfer {
-            self.check_all_failed(cx, call);
+        self.leg_failed(cx, call, leg, 408);
+    }
+
+    /// Callee leg `leg` of `call` ended without an answer (`code`: its
+    /// final, a timeout): its trunk slot goes; a transfer target leaves
+    /// the call as it was; any other leg may let the next target ring or
+    /// end the call.
+    pub(super) fn leg_failed(&mut self, cx: &mut Cx<'_>, call: u64, leg: usize, code: u16) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some(l) = c.legs.get_mut(leg) {
+            l.fail(code);
         }
+        if c.transfer_leg == Some(leg) {
+            tracing::info!(
+                call,
+                code,
+                "transfer target failed; the call stays as it was"
+            );
+            c.transfer_leg = None;
+            return;
+        }
+        self.check_all_failed(cx, call);
     }
 
     /// A SIP message of the call layer.
@@ -404,7 +431,7 @@ impl CallEngine {
                 .receive(now.mono_ms, msg, src, false, &mut self.actions)
             {
                 Received::Response(tx) => {
-                    self.on_response(cx, tx, msg);
+                    self.on_response(cx, tx, msg, src);
                     Handled::Done
                 }
                 Received::WrongSource => Handled::WrongSource,
@@ -431,6 +458,11 @@ impl CallEngine {
                 return Handled::Done
             }
         };
+        // Whatever answers this request (the engine, or the endpoint through
+        // `Input::Answer`) goes into the flow of the call its Call-ID names.
+        if let Some((call, leg)) = self.flow_owner(msg) {
+            self.flow_tx(tx, call, leg);
+        }
         if matches!(method, Method::Cancel) {
             let ours = self
                 .table
@@ -464,6 +496,21 @@ impl CallEngine {
     pub(super) fn drain_actions(&mut self, cx: &mut Cx<'_>) {
         while !self.actions.is_empty() {
             let actions = std::mem::take(&mut self.actions);
+            // A CANCEL the table sent late (when the INVITE's first
+            // provisional came) belongs to the INVITE's call and leg; its
+            // send is in this same batch, before the news of it.
+            for a in &actions {
+                if let Action::Event {
+                    tx,
+                    event: Event::CancelSent { cancel },
+                } = a
+                {
+                    if let Some(&(call, leg)) = self.flow_of_tx.get(tx) {
+                        self.flow_tx(*cancel, call, leg);
+                        self.by_tx.insert(*cancel, (call, TxRole::Ignore));
+                    }
+                }
+            }
             for a in actions {
                 match a {
                     Action::Send { tx, dest, data } => {
@@ -514,6 +561,17 @@ impl CallEngine {
         self.by_tx.remove(&tx);
         self.relayed.remove(&tx);
         self.flow_of_tx.remove(&tx);
+        self.stray_byes.remove(&tx);
+    }
+
+    /// The call and leg a transaction of ours belongs to, if any.
+    pub(super) fn flow_owner_of_tx(&self, tx: TxId) -> Option<(u64, Leg)> {
+        self.flow_of_tx.get(&tx).copied()
+    }
+
+    /// Queues a datagram that belongs to no call (ACK of a stray 2xx).
+    pub(super) fn transmit_outside(&mut self, dest: SocketAddr, data: Bytes) {
+        self.out.push_back(Output::Transmit { dest, data });
     }
 
     /// A transaction's timer B/F/H/L fired.
@@ -524,10 +582,7 @@ impl CallEngine {
         self.by_tx.remove(&tx);
         if let TxRole::CalleeInvite(leg) = role {
             // A callee INVITE that timed out (timer B) counts as 408.
-            if let Some(l) = self.calls.get_mut(&call).and_then(|c| c.legs.get_mut(leg)) {
-                l.fail(408);
-            }
-            self.check_all_failed(cx, call);
+            self.leg_failed(cx, call, leg, 408);
             return;
         }
         // Timer L/H on the caller's INVITE: our 2xx was never ACKed, so the
@@ -565,6 +620,22 @@ impl CallEngine {
                 c.flow.push(unix_ms, true, peer, label, msg.as_bytes());
             }
         }
+    }
+
+    /// The live or just-ended call (and leg) a message's Call-ID names.
+    fn flow_owner(&self, msg: &Message<'_>) -> Option<(u64, Leg)> {
+        let cid = msg.call_id()?.trim();
+        if let Some(&owner) = self.by_call_id.get(cid) {
+            return Some(owner);
+        }
+        let call = *self.closing_ids.get(cid)?;
+        let c = self.closing.get(&call)?;
+        let leg = if cid == c.call_id {
+            Leg::Caller
+        } else {
+            Leg::Callee(0)
+        };
+        Some((call, leg))
     }
 
     /// Records a message we sent on `leg` of `call` in its flow (the call
@@ -605,7 +676,7 @@ impl CallEngine {
             self.closing_ids.remove(l);
         }
         let local = format!("{}:{}", self.cfg.host, self.cfg.port);
-        self.out.push_back(Output::Flow {
+        self.records.push(Output::Flow {
             json: c.flow.encode(&local),
             call_id: c.call_id,
         });
@@ -677,7 +748,7 @@ impl CallEngine {
             .filter(|_| c.proxied)
             .and_then(|r| r.close(call, now.mono_ms));
         let cdr = record::finished(c, ending, now.unix_ms, media);
-        self.out.push_back(Output::Cdr(Box::new(cdr)));
+        self.records.push(Output::Cdr(Box::new(cdr)));
     }
 
     /// How many calls are up or ringing.

@@ -103,7 +103,8 @@ impl CallEngine {
         }
     }
 
-    /// Answers a request of ours with a bare `code`.
+    /// Answers a request of ours with a bare `code` (its server
+    /// transaction is already in the call's flow: `on_sip`).
     pub(super) fn respond_plain(
         &mut self,
         cx: &mut Cx<'_>,
@@ -117,12 +118,6 @@ impl CallEngine {
         let _ = self
             .table
             .respond(cx.now.mono_ms, tx, &self.buf, &mut self.actions);
-        if let Some(&(call, leg)) = msg
-            .call_id()
-            .and_then(|cid| self.by_call_id.get(cid.trim()))
-        {
-            self.flow_tx(tx, call, leg);
-        }
     }
 
     /// Sends `msg` on to the dialog of `to`; its answer comes back to
@@ -223,11 +218,5 @@ impl CallEngine {
         let _ = self
             .table
             .respond(cx.now.mono_ms, server, &self.buf, &mut self.actions);
-        // The request came from the other side than the one answering.
-        let leg = match from {
-            Side::Callee => Leg::Caller,
-            Side::Caller => Leg::Callee(0),
-        };
-        self.flow_tx(server, call, leg);
     }
 }

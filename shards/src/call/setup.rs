@@ -354,8 +354,15 @@ impl CallEngine {
     }
 
     /// A response the transaction table passed up.
-    pub(super) fn on_response(&mut self, cx: &mut Cx<'_>, tx: TxId, msg: &Message<'_>) {
+    pub(super) fn on_response(
+        &mut self,
+        cx: &mut Cx<'_>,
+        tx: TxId,
+        msg: &Message<'_>,
+        src: SocketAddr,
+    ) {
         let Some(&(call, role)) = self.by_tx.get(&tx) else {
+            self.stray_2xx(cx, tx, msg, src);
             return;
         };
         let Some(code) = msg.status_code() else {
@@ -385,6 +392,72 @@ impl CallEngine {
             TxRole::Ignore => {
                 if code >= 200 {
                     self.by_tx.remove(&tx);
+                }
+            }
+        }
+    }
+
+    /// A 2xx to an INVITE of ours that no call waits on any more: a
+    /// callee's answer that crossed our CANCEL, or came after its call
+    /// ended, or a retransmission. Every 2xx is ACKed (RFC 3261 13.2.2.4);
+    /// one whose call is gone is also hung up with BYE, once (15), so the
+    /// callee does not believe the call is up.
+    fn stray_2xx(&mut self, cx: &mut Cx<'_>, tx: TxId, resp: &Message<'_>, src: SocketAddr) {
+        let (Some(200..=299), Ok(Method::Invite)) =
+            (resp.status_code(), resp.cseq().map(|c| c.method))
+        else {
+            return;
+        };
+        let Some(Ok(req)) = self.table.request(tx).map(Message::parse) else {
+            return;
+        };
+        let owner = self.flow_owner_of_tx(tx);
+        let live = owner.is_some_and(|(call, _)| self.calls.contains_key(&call));
+        let target = contact_uri(resp)
+            .or_else(|| req.request_uri_str().map(str::to_string))
+            .unwrap_or_default();
+        let seq = resp.cseq().map_or(1, |c| c.seq);
+        let from = req
+            .header_raw(HeaderName::From)
+            .unwrap_or_default()
+            .to_string();
+        let to = resp
+            .header_raw(HeaderName::To)
+            .unwrap_or_default()
+            .to_string();
+        let call_id = resp.call_id().unwrap_or_default().trim().to_string();
+        for (method, cseq) in [("ACK", seq), ("BYE", seq.saturating_add(1))] {
+            if method == "BYE" && (live || !self.stray_byes.insert(tx)) {
+                break;
+            }
+            let via = self.via();
+            let mut w = Writer::request(&mut self.buf, method, &target);
+            w.header("Via", &via);
+            w.header("Max-Forwards", "70");
+            w.header("From", &from);
+            w.header("To", &to);
+            w.header("Call-ID", &call_id);
+            w.header("CSeq", &format!("{cseq} {method}"));
+            if method == "BYE" {
+                w.header("User-Agent", &self.cfg.server_name);
+            }
+            w.finish(b"");
+            if method == "ACK" {
+                let data = self.buf.as_slice().into();
+                match owner {
+                    Some((call, leg)) => self.transmit(cx.now, call, leg, src, data),
+                    None => self.transmit_outside(src, data),
+                }
+                continue;
+            }
+            tracing::info!(call_id = %call_id, "a 2xx for a call already over: ACK and BYE");
+            if let Ok(bye) =
+                self.table
+                    .send_request(cx.now.mono_ms, &self.buf, src, false, &mut self.actions)
+            {
+                self.by_tx.insert(bye, (0, TxRole::Ignore));
+                if let Some((call, leg)) = owner {
+                    self.flow_tx(bye, call, leg);
                 }
             }
         }
@@ -564,17 +637,9 @@ impl CallEngine {
                 }
             }
             _ => {
+                // A real final wins over a timeout we counted.
                 l.final_code = Some(code);
-                l.target.permit = None;
-                if c.transfer_leg == Some(leg) {
-                    tracing::info!(
-                        call,
-                        code,
-                        "transfer target refused; the call stays as it was"
-                    );
-                    c.transfer_leg = None;
-                }
-                self.check_all_failed(cx, call);
+                self.leg_failed(cx, call, leg, code);
             }
         }
     }

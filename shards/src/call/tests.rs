@@ -481,3 +481,257 @@ fn a_call_rings_at_most_max_forks_targets() {
         .count();
     assert_eq!(invites, 4);
 }
+
+/// What the engine records in a call's flow and the order of its outputs
+/// (found in review: each failed before the fix it names).
+mod flows_and_order {
+    use super::*;
+    use crate::call::flow::{decode, EntryKind, LINGER_MS};
+
+    fn drain(rig: &mut Rig) -> (Vec<String>, Vec<Vec<u8>>) {
+        let mut order = Vec::new();
+        let mut flows = Vec::new();
+        while let Some(o) = rig.engine.poll_output() {
+            match o {
+                Output::Transmit { data, .. } => {
+                    let s = String::from_utf8_lossy(&data).into_owned();
+                    order.push(format!("TX {}", s.lines().next().unwrap_or("")));
+                }
+                Output::Cdr(c) => {
+                    order.push(format!("CDR {}", c.status.as_str()));
+                    rig.cdrs.push(*c);
+                }
+                Output::Flow { json, .. } => {
+                    order.push("FLOW".into());
+                    flows.push(json);
+                }
+            }
+        }
+        (order, flows)
+    }
+
+    fn cancel() -> String {
+        format!("CANCEL sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKc1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: call-1\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    fn in_dialog(method: &str, branch: &str, cseq: u32, our_tag: &str) -> String {
+        format!("{method} sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={our_tag}\r\nCall-ID: call-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    fn entries(flow: &[u8]) -> Vec<String> {
+        let (_, _, e) = decode(flow).expect("flow");
+        e.iter()
+            .map(|e| {
+                let dir = if e.kind == EntryKind::Inbound {
+                    "in "
+                } else {
+                    "out"
+                };
+                format!("{dir} {} {}", e.leg, e.text.lines().next().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_calls_cdr_comes_after_the_datagrams_that_ended_it() {
+        let mut rig = Rig::new();
+        let b_invite = start(&mut rig);
+        rig.receive(at(10), &answer(&b_invite, 180, "cb"), CALLEE);
+        drain(&mut rig);
+        rig.receive(at(20), &cancel(), CALLER);
+        let (order, _) = drain(&mut rig);
+        assert_eq!(
+            order,
+            [
+                "TX SIP/2.0 200 OK",
+                "TX SIP/2.0 487 Request Terminated",
+                "TX CANCEL sip:1002@127.0.0.1:5072 SIP/2.0",
+                "CDR missed",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reinvites_trying_and_a_late_byes_481_are_in_the_flow() {
+        let mut rig = Rig::new();
+        let b_invite = start(&mut rig);
+        rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
+        let sent = rig.sent();
+        let ok = sent
+            .iter()
+            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
+            .unwrap();
+        let m = Message::parse(ok.1.as_bytes()).unwrap();
+        let tag = m.to().unwrap().tag().unwrap().to_string();
+        let re = in_dialog("INVITE", "z9hG4bKre1", 2, &tag);
+        let msg = Message::parse(re.as_bytes()).unwrap();
+        assert_eq!(rig.feed(at(30), &msg, CALLER), Handled::Done);
+        drain(&mut rig);
+        let bye = in_dialog("BYE", "z9hG4bKby1", 3, &tag);
+        rig.receive(at(40), &bye, CALLER);
+        drain(&mut rig);
+        // A late second BYE (glare / new branch) after the call ended.
+        let bye2 = in_dialog("BYE", "z9hG4bKby2", 4, &tag);
+        let msg = Message::parse(bye2.as_bytes()).unwrap();
+        // The endpoint answers what is in no dialog of the engine.
+        let Handled::NoDialog(tx) = rig.feed(at(50), &msg, CALLER) else {
+            panic!("the late BYE is the endpoint's to answer");
+        };
+        let mut buf = Vec::new();
+        let w = crate::sip::Writer::response_to(&mut buf, &msg, 481, None, Some("sp1"), None);
+        w.finish(b"");
+        rig.engine
+            .handle(at(50), Input::Answer { tx, response: &buf }, None);
+        drain(&mut rig);
+        rig.tick(50 + LINGER_MS);
+        let (_, flows) = drain(&mut rig);
+        let flow = entries(&flows[0]);
+        let at_ = |line: &str| flow.iter().position(|e| e == line);
+        let reinvite =
+            at_("in  caller INVITE sip:shardpbx@127.0.0.1:5060 SIP/2.0").expect("re-INVITE");
+        assert_eq!(
+            flow[reinvite + 1],
+            "out caller SIP/2.0 100 Trying",
+            "{flow:#?}"
+        );
+        assert!(
+            at_("out caller SIP/2.0 481 Call/Transaction Does Not Exist").is_some(),
+            "{flow:#?}"
+        );
+    }
+
+    #[test]
+    fn a_cancel_the_table_sends_late_is_in_the_flow() {
+        let mut rig = Rig::new();
+        let b_invite = start(&mut rig);
+        // Before any provisional: the CANCEL waits for one.
+        rig.receive(at(20), &cancel(), CALLER);
+        let (order, _) = drain(&mut rig);
+        assert!(
+            !order.iter().any(|o| o.starts_with("TX CANCEL")),
+            "{order:?}"
+        );
+        rig.receive(at(100), &answer(&b_invite, 180, "cb"), CALLEE);
+        let (order, _) = drain(&mut rig);
+        assert_eq!(order, ["TX CANCEL sip:1002@127.0.0.1:5072 SIP/2.0"]);
+        rig.tick(100 + LINGER_MS);
+        let (_, flows) = drain(&mut rig);
+        let flow = entries(&flows[0]);
+        assert!(
+            flow.iter()
+                .any(|e| e == "out callee CANCEL sip:1002@127.0.0.1:5072 SIP/2.0"),
+            "{flow:#?}"
+        );
+    }
+}
+
+/// A transfer target that never answers at all (timer B before the
+/// transfer's own deadline) leaves the call transferable again.
+mod transfer_timeouts {
+    use super::*;
+    use crate::call::commands::Command;
+    use crate::call::{MediaMode, MediaPolicy};
+    use crate::media::relay::RelayConfig;
+
+    #[test]
+    fn a_silent_transfer_target_frees_the_call_at_timer_b() {
+        let mut rig = Rig::new();
+        rig.engine = CallEngine::new(
+            EngineConfig {
+                host: "127.0.0.1".into(),
+                port: 5060,
+                max_ring_ms: 60_000,
+                server_name: "test".into(),
+                max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
+                max_forks: 4,
+            },
+            IdGen::from_seed([1; 32], 0, 1),
+        );
+        rig.relay = Some(MediaRelay::new(
+            RelayConfig {
+                bind_ip: "127.0.0.1".parse().unwrap(),
+                advertise: "198.51.100.7".parse().unwrap(),
+                port_start: 64000,
+                port_end: 64020,
+                rtp_timeout_ms: 0,
+                recordings_dir: "/nonexistent".into(),
+                recordings_cdr_dir: "recordings".into(),
+                recording: false,
+            },
+            0,
+            1,
+            [5; 32],
+        ));
+        let conn = "127.0.0.1";
+        let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
+        let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let msg = Message::parse(raw.as_bytes()).unwrap();
+        let tx = rig.invite_tx(&msg);
+        let new = NewCall {
+            invite: &msg,
+            src: CALLER.parse().unwrap(),
+            tx,
+            targets: vec![Target::new(
+                format!("sip:1002@{CALLEE}"),
+                CALLEE.parse().unwrap(),
+            )],
+            sequential: false,
+            per_target_ms: None,
+            direction: Direction::Internal,
+            ring_ms: None,
+            route: None,
+            trunk: None,
+            media: MediaPolicy {
+                mode: MediaMode::Always,
+                ..MediaPolicy::default()
+            },
+            extras: Default::default(),
+            auth_user: None,
+        };
+        rig.start_call(at(0), new);
+        let sent = rig.sent();
+        let (_, b_invite) = sent
+            .iter()
+            .find(|(_, m)| m.starts_with("INVITE"))
+            .unwrap()
+            .clone();
+        rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
+        let sent = rig.sent();
+        let ok = sent
+            .iter()
+            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
+            .unwrap();
+        let m = Message::parse(ok.1.as_bytes()).unwrap();
+        let tag = m.to().unwrap().tag().unwrap().to_string();
+        let ack = format!("ACK sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={tag}\r\nCall-ID: media-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        rig.receive(at(20), &ack, CALLER);
+        rig.sent();
+        let target = Target::new(
+            "sip:3000@127.0.0.1:5080".into(),
+            "127.0.0.1:5080".parse().unwrap(),
+        );
+        let input = Input::Command {
+            call_id: "media-1",
+            command: Command::Transfer { target },
+        };
+        let r = rig.engine.handle(at(100), input, rig.relay.as_mut());
+        assert_eq!(r, Handled::Command(Ok(())));
+        for t in (500..=32_000).step_by(500) {
+            rig.tick(t);
+            rig.sent();
+        }
+        assert!(
+            rig.engine.transfer_check("media-1").is_err(),
+            "still ringing"
+        );
+        for t in (32_500..=70_000).step_by(500) {
+            rig.tick(t);
+            rig.sent();
+        }
+        assert_eq!(
+            rig.engine.transfer_check("media-1"),
+            Ok(()),
+            "a silent transfer target leaves the call transferable again"
+        );
+    }
+}

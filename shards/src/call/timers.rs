@@ -28,6 +28,10 @@ const MIN_COMPACT: usize = 1024;
 #[derive(Default)]
 pub(super) struct Timers {
     heap: BinaryHeap<Reverse<(u64, u64, Deadline)>>,
+    /// The heap's size after the last compaction: the next one waits until
+    /// it has doubled, so a heap of mostly live entries is not rescanned
+    /// on every call.
+    compacted_len: usize,
 }
 
 impl Timers {
@@ -54,11 +58,13 @@ impl Timers {
     /// Drops the entries `keep` refuses when there are many more entries
     /// than the `live` calls can account for.
     pub(super) fn compact(&mut self, live: usize, mut keep: impl FnMut(u64, Deadline) -> bool) {
-        if self.heap.len() <= MIN_COMPACT.max(live * SLACK_PER_CALL) {
+        let len = self.heap.len();
+        if len <= MIN_COMPACT.max(live * SLACK_PER_CALL) || len <= 2 * self.compacted_len {
             return;
         }
         self.heap
             .retain(|Reverse((_, call, what))| keep(*call, *what));
+        self.compacted_len = self.heap.len();
     }
 
     #[cfg(test)]

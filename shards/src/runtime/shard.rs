@@ -398,7 +398,6 @@ async fn recv_loop<L: ShardLogic + 'static>(
                     sh.logic.on_datagram(now, r.data, src, false, &mut sh.out);
                 }
                 dispatch_handoffs(sh);
-                sh.rearm_timer();
             }
             apply_media_changes(&shard, &media, now);
             flush(&sock, &shard, send_batch).await;
@@ -494,7 +493,6 @@ async fn inbox_loop<L: ShardLogic + 'static>(
                 }
             }
             dispatch_handoffs(sh);
-            sh.rearm_timer();
         }
         apply_media_changes(shard, media, now);
         flush(sock, shard, send_batch).await;
@@ -546,6 +544,9 @@ fn apply_media_changes<L: ShardLogic + 'static>(
         sh.logic.on_socket_event(event);
     }
     dispatch_handoffs(sh);
+    // Last in every turn: deadlines the turn made (socket work included)
+    // may be earlier than the one the timer task sleeps to.
+    sh.rearm_timer();
     if was_idle && !io.is_idle() {
         let _ = media.wake.try_send(());
     }

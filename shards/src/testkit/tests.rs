@@ -424,7 +424,6 @@ fn a_hangup_command_sends_bye_to_both_legs() {
 /// it from `by_tx`), so the late 200 is dropped unanswered: the callee
 /// never gets an ACK or a BYE and believes the call is up.
 #[test]
-#[ignore = "shard logic bug: a callee's 2xx crossing our CANCEL is neither ACKed nor BYEd"]
 fn a_callee_200_crossing_the_cancel_is_acked_and_hung_up() {
     let mut h = ringing(Answering::Accept { ring_ms: 1_000 });
     let t0 = h.now_ms();
