@@ -434,10 +434,10 @@ impl SipEndpoint {
         };
         if matches!(method, Method::Cancel) {
             // A CANCEL for no call of ours. An INVITE still waiting for the
-            // router: 487 for it, 200 here; any other INVITE: 200.
+            // router or the user backend: 487 for it, 200 here; any other: 200.
             let code = match self.calls.cancel_target_of(tx) {
                 Some(invite) => {
-                    self.cancel_parked_route(now, invite, out);
+                    self.cancel_parked_invite(now, invite, out);
                     200
                 }
                 None => 481,

@@ -33,9 +33,16 @@ impl Parked {
         matches!(&self.waits, Waits::User { key: k, .. } if k == key)
     }
 
-    /// The INVITE on `tx`, waiting for the router.
-    pub(super) fn is_route(&self, tx: TxId) -> bool {
-        matches!(self.waits, Waits::Router { tx: t } if t == tx)
+    /// The INVITE on this server transaction, waiting for the router or
+    /// for the user backend.
+    pub(super) fn is_invite(&self, tx: TxId) -> bool {
+        match &self.waits {
+            Waits::Router { tx: t } => *t == tx,
+            Waits::User { resume, .. } => matches!(
+                resume,
+                Resume::Invite { tx: t } | Resume::Route { tx: t, .. } if *t == tx
+            ),
+        }
     }
 }
 

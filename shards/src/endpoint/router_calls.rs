@@ -118,14 +118,15 @@ impl SipEndpoint {
         self.flush_calls(out);
     }
 
-    /// A CANCEL for an INVITE still waiting for the router: 487 for it.
-    pub(super) fn cancel_parked_route(
+    /// A CANCEL for an INVITE still waiting for a webhook (the router, the
+    /// user backend): 487 for it, and it is not resumed.
+    pub(super) fn cancel_parked_invite(
         &mut self,
         now: Now,
         invite_tx: TxId,
         out: &mut Output,
     ) -> bool {
-        let Some(token) = self.parked.find(|p| p.is_route(invite_tx)) else {
+        let Some(token) = self.parked.find(|p| p.is_invite(invite_tx)) else {
             return false;
         };
         if let Some(p) = self.parked.take(token) {

@@ -446,3 +446,97 @@ fn requests_parked_for_one_user_backend_question_end_with_the_first() {
         assert!(a.contains("Retry-After: 5"), "{a}");
     }
 }
+
+#[test]
+fn a_cancel_while_the_user_backend_is_asked_ends_the_invite_for_good() {
+    let (queries, asked) = crossbeam_channel::unbounded();
+    let mut users = crate::users::UserDirectory::new(vec![]);
+    users.push_remote(0);
+    let settings = EndpointSettings {
+        users,
+        user_queries: Some(queries),
+        user_query_timeout_ms: 2_000,
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(
+            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
+        )]),
+    };
+    let (control, records) = crossbeam_channel::unbounded();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let invite = |auth: &str, cseq: u32, method: &str| {
+        format!("{method} sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpc{cseq};rport\r\nFrom: <sip:1001@pbx.test>;tag=1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: parked-cancel\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
+    };
+    // The stateless challenge, then the INVITE with credentials: the user
+    // is the backend's to say, so it waits.
+    let mut out = Output::default();
+    ep.on_datagram(
+        at_ms(10_000),
+        &invite("", 1, "INVITE"),
+        src(),
+        false,
+        &mut out,
+    );
+    let challenge = sent(&out).remove(0);
+    assert!(challenge.starts_with("SIP/2.0 407"), "{challenge}");
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let auth = format!("Proxy-Authorization: Digest username=\"1001\", realm=\"pbx.test\", nonce=\"{nonce}\", uri=\"sip:1002@pbx.test\", response=\"00000000000000000000000000000000\", algorithm=MD5, cnonce=\"cn\", qop=auth, nc=00000001\r\n");
+    let mut out = Output::default();
+    ep.on_datagram(
+        at_ms(10_100),
+        &invite(&auth, 2, "INVITE"),
+        src(),
+        false,
+        &mut out,
+    );
+    assert!(finals(&out).is_empty(), "waits: {:?}", sent(&out));
+    assert_eq!(asked.try_iter().count(), 1, "the backend is asked");
+
+    // The caller gives up: 200 for the CANCEL, 487 for the INVITE.
+    let mut out = Output::default();
+    ep.on_datagram(
+        at_ms(10_200),
+        &invite(&auth, 2, "CANCEL"),
+        src(),
+        false,
+        &mut out,
+    );
+    let answers = finals(&out);
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.starts_with("SIP/2.0 200") && a.contains("CSeq: 2 CANCEL")),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.starts_with("SIP/2.0 487") && a.contains("CSeq: 2 INVITE")),
+        "{answers:?}"
+    );
+    // Its wait running out later answers nothing new (the 487 is only
+    // retransmitted until ACKed: no 503) and places no call.
+    let mut out = Output::default();
+    ep.handle_timeout(at_ms(13_000), &mut out);
+    assert!(
+        finals(&out).iter().all(|a| a.starts_with("SIP/2.0 487")),
+        "{:?}",
+        sent(&out)
+    );
+    assert!(
+        !sent(&out).iter().any(|m| m.starts_with("INVITE ")),
+        "no callee is rung"
+    );
+    assert!(records
+        .try_iter()
+        .all(|r| !matches!(r, ControlRequest::StoreCdr(_))));
+}
