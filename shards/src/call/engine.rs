@@ -187,7 +187,7 @@ pub struct CallEngine {
     /// Client and server transactions we wait on -> (call, role).
     pub(super) by_tx: HashMap<TxId, (u64, TxRole)>,
     /// The `by_tx` entries of each call that end with it (not `Ignore`).
-    txs_of: HashMap<u64, Vec<TxId>>,
+    pub(super) txs_of: HashMap<u64, Vec<TxId>>,
     /// Requests we relayed, by the server transaction that answers them.
     pub(super) relayed: HashMap<TxId, Vec<u8>>,
     /// The call and leg each of our transactions belongs to, so that what
@@ -558,6 +558,13 @@ impl CallEngine {
 
     /// A transaction ended in the table: nothing more will come for it.
     fn forget_tx(&mut self, tx: TxId) {
+        // A call's list of its transactions keeps only those still alive,
+        // so a long call with many in-dialog requests does not grow it.
+        if let Some(&(call, _)) = self.flow_of_tx.get(&tx) {
+            if let Some(txs) = self.txs_of.get_mut(&call) {
+                txs.retain(|t| *t != tx);
+            }
+        }
         self.by_tx.remove(&tx);
         self.relayed.remove(&tx);
         self.flow_of_tx.remove(&tx);
@@ -583,6 +590,12 @@ impl CallEngine {
         if let TxRole::CalleeInvite(leg) = role {
             // A callee INVITE that timed out (timer B) counts as 408.
             self.leg_failed(cx, call, leg, 408);
+            return;
+        }
+        if let TxRole::Relay { server, .. } = role {
+            // The other leg never answered a request we relayed: its
+            // sender gets 408 (RFC 3261 16.8) instead of silence.
+            self.answer_relayed(cx, server, 408);
             return;
         }
         // Timer L/H on the caller's INVITE: our 2xx was never ACKed, so the

@@ -181,6 +181,17 @@ impl CallEngine {
         }
     }
 
+    /// A bare final `code` for the relayed request that server transaction
+    /// `server` holds (its onward transaction timed out).
+    pub(super) fn answer_relayed(&mut self, cx: &mut Cx<'_>, server: TxId, code: u16) {
+        let Some(request) = self.relayed.remove(&server) else {
+            return;
+        };
+        if let Ok(req) = Message::parse(&request) {
+            self.respond_plain(cx, server, &req, code);
+        }
+    }
+
     /// The answer to a request we relayed, back to its sender.
     pub(super) fn relay_response(
         &mut self,

@@ -625,6 +625,90 @@ mod flows_and_order {
     }
 }
 
+/// In-dialog requests relayed between the legs: what happens when the other
+/// leg is silent, and what a long call keeps of them.
+mod relayed_requests {
+    use super::*;
+
+    /// An answered call (callee tag `cb`); returns the tag the caller sees.
+    fn answered(rig: &mut Rig) -> String {
+        let b_invite = start(rig);
+        rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
+        let sent = rig.sent();
+        let (_, ok) = sent
+            .iter()
+            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
+            .expect("the caller's 200");
+        let m = Message::parse(ok.as_bytes()).unwrap();
+        let tag = m.to().unwrap().tag().unwrap().to_string();
+        let ack = format!("ACK sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        rig.receive(at(20), &ack, CALLER);
+        rig.sent();
+        tag
+    }
+
+    fn info(cseq: u32, our_tag: &str) -> String {
+        format!("INFO sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKinfo{cseq}\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={our_tag}\r\nCall-ID: call-1\r\nCSeq: {cseq} INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    #[test]
+    fn a_request_the_other_leg_never_answers_gets_408() {
+        let mut rig = Rig::new();
+        let tag = answered(&mut rig);
+        rig.receive(at(100), &info(2, &tag), CALLER);
+        let sent = rig.sent();
+        assert!(
+            sent.iter()
+                .any(|(d, m)| d.to_string() == CALLEE && m.starts_with("INFO ")),
+            "relayed: {sent:?}"
+        );
+        let mut to_caller = Vec::new();
+        for t in (500..=33_000).step_by(500) {
+            rig.tick(t);
+            to_caller.extend(
+                rig.sent()
+                    .into_iter()
+                    .filter(|(d, m)| d.to_string() == CALLER && m.contains("CSeq: 2 INFO")),
+            );
+        }
+        assert!(
+            to_caller.iter().any(|(_, m)| m.starts_with("SIP/2.0 408")),
+            "the sender hears why: {to_caller:?}"
+        );
+        assert_eq!(rig.engine.active_calls(), 1, "the call stays");
+    }
+
+    #[test]
+    fn a_long_call_keeps_only_its_live_transactions() {
+        let mut rig = Rig::new();
+        let tag = answered(&mut rig);
+        for cseq in 2..52 {
+            rig.receive(at(u64::from(cseq) * 10), &info(cseq, &tag), CALLER);
+            let sent = rig.sent();
+            let (_, relayed) = sent
+                .iter()
+                .find(|(d, m)| d.to_string() == CALLEE && m.starts_with("INFO "))
+                .expect("relayed");
+            let relayed = relayed.clone();
+            rig.receive(
+                at(u64::from(cseq) * 10 + 1),
+                &answer(&relayed, 200, "cb"),
+                CALLEE,
+            );
+            rig.sent();
+        }
+        let watched = |rig: &Rig| rig.engine.txs_of.values().map(Vec::len).sum::<usize>();
+        assert!(watched(&rig) >= 50, "all still in flight");
+        // Every transaction has ended (timers K and M): none is kept.
+        for t in (1_000..=70_000).step_by(1_000) {
+            rig.tick(t);
+            rig.sent();
+        }
+        assert_eq!(rig.engine.active_calls(), 1);
+        assert_eq!(watched(&rig), 0);
+    }
+}
+
 /// A transfer target that never answers at all (timer B before the
 /// transfer's own deadline) leaves the call transferable again.
 mod transfer_timeouts {
