@@ -160,10 +160,10 @@ pub(super) enum TxRole {
 }
 
 /// A finished call's flow, still collecting late messages.
-struct Closing {
-    call_id: String,
-    leg_ids: Vec<String>,
-    flow: Flow,
+pub(super) struct Closing {
+    pub(super) call_id: String,
+    pub(super) leg_ids: Vec<String>,
+    pub(super) flow: Flow,
 }
 
 /// The per-input context: the time and the shard's relay, lent.
@@ -193,21 +193,21 @@ pub struct CallEngine {
     /// The call and leg each of our transactions belongs to, so that what
     /// the table sends (retransmissions too) lands in the call's flow
     /// without parsing it again.
-    flow_of_tx: HashMap<TxId, (u64, Leg)>,
+    pub(super) flow_of_tx: HashMap<TxId, (u64, Leg)>,
     /// INVITEs of ours whose stray 2xx we hung up with BYE (one BYE each).
     pub(super) stray_byes: HashSet<TxId>,
     /// What the table sent for the last new INVITE before it became a call
     /// (its 100 Trying): the call's flow takes it when it starts.
-    fresh: Option<(TxId, Vec<FreshSend>)>,
+    pub(super) fresh: Option<(TxId, Vec<FreshSend>)>,
     /// Flows of finished calls that still collect messages, by call.
-    closing: HashMap<u64, Closing>,
+    pub(super) closing: HashMap<u64, Closing>,
     /// Call-IDs of both legs of those calls -> call.
-    closing_ids: HashMap<String, u64>,
+    pub(super) closing_ids: HashMap<String, u64>,
     pub(super) timers: Timers,
     out: VecDeque<Output>,
     /// Records (CDRs, flows) made during the input being handled: they
     /// follow its transmits in `out`.
-    records: Vec<Output>,
+    pub(super) records: Vec<Output>,
     pub(super) buf: Vec<u8>,
     pub(super) refused: RefusedRequests,
 }
@@ -551,11 +551,6 @@ impl CallEngine {
         self.out.push_back(Output::Transmit { dest, data });
     }
 
-    /// What the table sends for `tx` belongs to `leg` of `call`.
-    pub(super) fn flow_tx(&mut self, tx: TxId, call: u64, leg: Leg) {
-        self.flow_of_tx.insert(tx, (call, leg));
-    }
-
     /// A transaction ended in the table: nothing more will come for it.
     fn forget_tx(&mut self, tx: TxId) {
         // A call's list of its transactions keeps only those still alive,
@@ -614,85 +609,6 @@ impl CallEngine {
             Some(Phase::Originating) => self.end(cx, call, Ending::no_answer()),
             _ => {}
         }
-    }
-
-    /// Records a message that came in for one of our calls (or for one
-    /// that just ended) in its flow; anything else is ignored.
-    fn capture_in(&mut self, unix_ms: u64, peer: SocketAddr, msg: &Message<'_>) {
-        let Some(cid) = msg.call_id().map(str::trim) else {
-            return;
-        };
-        if let Some(&(call, leg)) = self.by_call_id.get(cid) {
-            if let Some(c) = self.calls.get_mut(&call) {
-                c.flow
-                    .push(unix_ms, true, peer, leg.label(), msg.as_bytes());
-            }
-        } else if let Some(call) = self.closing_ids.get(cid) {
-            if let Some(c) = self.closing.get_mut(call) {
-                let label = if cid == c.call_id { "caller" } else { "callee" };
-                c.flow.push(unix_ms, true, peer, label, msg.as_bytes());
-            }
-        }
-    }
-
-    /// The live or just-ended call (and leg) a message's Call-ID names.
-    fn flow_owner(&self, msg: &Message<'_>) -> Option<(u64, Leg)> {
-        let cid = msg.call_id()?.trim();
-        if let Some(&owner) = self.by_call_id.get(cid) {
-            return Some(owner);
-        }
-        let call = *self.closing_ids.get(cid)?;
-        let c = self.closing.get(&call)?;
-        let leg = if cid == c.call_id {
-            Leg::Caller
-        } else {
-            Leg::Callee(0)
-        };
-        Some((call, leg))
-    }
-
-    /// Records a message we sent on `leg` of `call` in its flow (the call
-    /// may have just ended).
-    fn capture_out(&mut self, unix_ms: u64, call: u64, leg: Leg, peer: SocketAddr, data: &[u8]) {
-        let flow = match self.calls.get_mut(&call) {
-            Some(c) => &mut c.flow,
-            None => match self.closing.get_mut(&call) {
-                Some(c) => &mut c.flow,
-                None => return,
-            },
-        };
-        flow.push(unix_ms, false, peer, leg.label(), data);
-    }
-
-    /// The sends of the new INVITE `tx` before it became `call` (its 100
-    /// Trying), for the call's flow.
-    pub(super) fn claim_fresh(&mut self, tx: TxId, call: u64) {
-        self.flow_tx(tx, call, Leg::Caller);
-        let Some((t, sent)) = self.fresh.take() else {
-            return;
-        };
-        if t != tx {
-            return;
-        }
-        for (unix_ms, dest, data) in sent {
-            self.capture_out(unix_ms, call, Leg::Caller, dest, &data);
-        }
-    }
-
-    /// Hands over a finished call's flow (its linger ran out, or the shard stops).
-    fn hand_over_flow(&mut self, call: u64) {
-        let Some(c) = self.closing.remove(&call) else {
-            return;
-        };
-        self.closing_ids.remove(&c.call_id);
-        for l in &c.leg_ids {
-            self.closing_ids.remove(l);
-        }
-        let local = format!("{}:{}", self.cfg.host, self.cfg.port);
-        self.records.push(Output::Flow {
-            json: c.flow.encode(&local),
-            call_id: c.call_id,
-        });
     }
 
     /// A new call's id.

@@ -13,6 +13,7 @@
 //! | `views` | listings for the control core |
 //! | `dialog`, `ids`, `flow`, `redact` | dialog matching, the ids we mint, the SIP flow a call keeps |
 
+mod capture;
 mod commands;
 mod dialog;
 pub mod engine;
