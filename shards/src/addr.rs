@@ -5,7 +5,7 @@
 //!   RFC 1918, shared (RFC 6598), link-local, unique-local, unspecified.
 //!   Loopback is not private here: a loopback media address is a question
 //!   of where the relay may send (`media::relay::media_address_allowed`).
-//! * [`contact_behind_nat`]: a registered Contact: does it name an address
+//! * `contact_behind_nat`: a registered Contact: does it name an address
 //!   only the phone's own network knows, so that calls go to the address
 //!   its REGISTER came from instead? RFC 1918, IPv4 link-local and
 //!   loopback, IPv6 loopback and unique-local.

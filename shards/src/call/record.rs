@@ -1,5 +1,5 @@
 //! The one CDR builder: how a call ended ([`Ending`]) and the record of a
-//! call that ran ([`finished`]) or of an INVITE that ended at routing
+//! call that ran (`finished`) or of an INVITE that ended at routing
 //! ([`refused`]). Status, hangup reason and direction are the enums of
 //! [`crate::cdr`]; nothing here spells them as strings.
 

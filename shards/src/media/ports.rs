@@ -4,7 +4,7 @@
 //! from the last one's. Released pairs cool down behind the others before
 //! they can be drawn again, so a port just closed is not reused at once.
 //!
-//! [`PortTable`] adds, per port, who uses it and where its socket stands
+//! `PortTable` adds, per port, who uses it and where its socket stands
 //! (the runtime owns the socket; this only mirrors what it was asked and
 //! what it answered). A pair goes back to the pool only once it has no
 //! owner and neither port has a socket, so the relay never asks for one of
