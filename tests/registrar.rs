@@ -438,7 +438,7 @@ fn baresip_registers_with_the_default_config_but_not_when_sha256_is_offered() {
     drop(phone);
 
     // With SHA-256 offered too (the old default), the same phone gives up
-    // ("Function not implemented") and never registers.
+    // (its log says the algorithm is unsupported) and never registers.
     let pbx = Pbx::start(PbxOptions {
         proxy_extra: "digest_algorithms = [\"MD5\", \"SHA-256\"]".into(),
         ..PbxOptions::default()

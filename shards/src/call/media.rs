@@ -123,30 +123,6 @@ impl CallEngine {
         }
     }
 
-    /// The first party of a click-to-dial call answered with `msg`: the
-    /// relay learns its side (a refused address is ignored: it answered).
-    pub(super) fn first_party_sdp(&mut self, cx: &mut Cx<'_>, call: u64, msg: &Message<'_>) {
-        let Some(first_ip) = self.calls.get(&call).map(|c| c.caller_addr.ip()) else {
-            return;
-        };
-        let Some(audio) = sdp_of(msg).and_then(|s| s.audio) else {
-            return;
-        };
-        let Some(relay) = cx.relay.as_deref_mut() else {
-            return;
-        };
-        let mut sig = Signalled::from_audio(&audio);
-        let allowed = audio
-            .conn
-            .is_none_or(|conn| media_address_allowed(conn, first_ip, |ip| relay.is_own(ip), true));
-        if !allowed {
-            self.refused.media_address += 1;
-            sig.rtp = None;
-            sig.rtcp = None;
-        }
-        relay.signalled(call, Side::Caller, sig, SdpOrigin::Setup(first_ip));
-    }
-
     /// An SDP answer from the relay itself to the caller's offer: the
     /// caller-side port, the offer's first codec (and telephone-event).
     pub(super) fn relay_answer(&self, cx: &Cx<'_>, call: u64) -> Option<Vec<u8>> {

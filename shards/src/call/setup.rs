@@ -52,6 +52,41 @@ pub(super) fn contact_uri(msg: &Message<'_>) -> Option<String> {
     })
 }
 
+/// A request built from a 2xx and the INVITE it answers, outside any
+/// dialog state: the ACK of that 2xx (RFC 3261 13.2.2.4), or the BYE of a
+/// 2xx no call wants (CSeq one above). From comes from our INVITE, To and
+/// Call-ID from the 2xx.
+fn write_after_2xx(
+    buf: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    via: &str,
+    invite: &Message<'_>,
+    resp: &Message<'_>,
+    agent: Option<&str>,
+) {
+    let seq = resp.cseq().map_or(1, |c| c.seq);
+    let seq = if method == "ACK" {
+        seq
+    } else {
+        seq.saturating_add(1)
+    };
+    let mut w = Writer::request(buf, method, target);
+    w.header("Via", via);
+    w.header("Max-Forwards", "70");
+    w.header(
+        "From",
+        invite.header_raw(HeaderName::From).unwrap_or_default(),
+    );
+    w.header("To", resp.header_raw(HeaderName::To).unwrap_or_default());
+    w.header("Call-ID", resp.call_id().unwrap_or_default().trim());
+    w.header("CSeq", &format!("{seq} {method}"));
+    if let Some(agent) = agent {
+        w.header("User-Agent", agent);
+    }
+    w.finish(b"");
+}
+
 /// The caller's dialog, as its INVITE sets it up (our server dialog).
 fn caller_dialog(invite: &Message<'_>, src: SocketAddr, local_tag: String) -> Dialog {
     let header = |name| invite.header_raw(name).map(strip_tag).unwrap_or_default();
@@ -408,7 +443,10 @@ impl CallEngine {
         else {
             return;
         };
-        let Some(Ok(req)) = self.table.request(tx).map(Message::parse) else {
+        let Some(request) = self.table.request(tx).map(<[u8]>::to_vec) else {
+            return;
+        };
+        let Ok(req) = Message::parse(&request) else {
             return;
         };
         let owner = self.flow_owner_of_tx(tx);
@@ -416,49 +454,28 @@ impl CallEngine {
         let target = contact_uri(resp)
             .or_else(|| req.request_uri_str().map(str::to_string))
             .unwrap_or_default();
-        let seq = resp.cseq().map_or(1, |c| c.seq);
-        let from = req
-            .header_raw(HeaderName::From)
-            .unwrap_or_default()
-            .to_string();
-        let to = resp
-            .header_raw(HeaderName::To)
-            .unwrap_or_default()
-            .to_string();
-        let call_id = resp.call_id().unwrap_or_default().trim().to_string();
-        for (method, cseq) in [("ACK", seq), ("BYE", seq.saturating_add(1))] {
-            if method == "BYE" && (live || !self.stray_byes.insert(tx)) {
-                break;
-            }
-            let via = self.via();
-            let mut w = Writer::request(&mut self.buf, method, &target);
-            w.header("Via", &via);
-            w.header("Max-Forwards", "70");
-            w.header("From", &from);
-            w.header("To", &to);
-            w.header("Call-ID", &call_id);
-            w.header("CSeq", &format!("{cseq} {method}"));
-            if method == "BYE" {
-                w.header("User-Agent", &self.cfg.server_name);
-            }
-            w.finish(b"");
-            if method == "ACK" {
-                let data = self.buf.as_slice().into();
-                match owner {
-                    Some((call, leg)) => self.transmit(cx.now, call, leg, src, data),
-                    None => self.transmit_outside(src, data),
-                }
-                continue;
-            }
-            tracing::info!(call_id = %call_id, "a 2xx for a call already over: ACK and BYE");
-            if let Ok(bye) =
-                self.table
-                    .send_request(cx.now.mono_ms, &self.buf, src, false, &mut self.actions)
-            {
-                self.by_tx.insert(bye, (0, TxRole::Ignore));
-                if let Some((call, leg)) = owner {
-                    self.flow_tx(bye, call, leg);
-                }
+        let via = self.via();
+        write_after_2xx(&mut self.buf, "ACK", &target, &via, &req, resp, None);
+        let data = self.buf.as_slice().into();
+        match owner {
+            Some((call, leg)) => self.transmit(cx.now, call, leg, src, data),
+            None => self.transmit_outside(src, data),
+        }
+        if live || !self.stray_byes.insert(tx) {
+            return;
+        }
+        let call_id = resp.call_id().unwrap_or_default().trim();
+        tracing::info!(call_id = %call_id, "a 2xx for a call already over: ACK and BYE");
+        let via = self.via();
+        let agent = Some(self.cfg.server_name.as_str());
+        write_after_2xx(&mut self.buf, "BYE", &target, &via, &req, resp, agent);
+        if let Ok(bye) =
+            self.table
+                .send_request(cx.now.mono_ms, &self.buf, src, false, &mut self.actions)
+        {
+            self.by_tx.insert(bye, (0, TxRole::Ignore));
+            if let Some((call, leg)) = owner {
+                self.flow_tx(bye, call, leg);
             }
         }
     }
@@ -498,10 +515,14 @@ impl CallEngine {
         }
         c.phase = Phase::Ringing;
         c.ring_deadline_ms = ring_deadline;
+        let first_ip = c.caller_addr.ip();
         let targets: Vec<Target> = c.pending.drain(..).collect();
         self.timers.push(ring_deadline, call, Deadline::Ring);
         self.ack_2xx(cx, call, msg, request);
-        self.first_party_sdp(cx, call, msg);
+        // The first party's answer: the relay learns its side (a refused
+        // address is ignored: it answered); nothing is sent on.
+        let origin = SdpOrigin::Setup(first_ip);
+        let _ = self.media_sdp(cx, call, Side::Caller, msg, origin, BadAddress::Ignore);
         for target in targets {
             self.add_leg(cx, call, target);
         }
@@ -668,17 +689,15 @@ impl CallEngine {
             return;
         };
         let Some(dest) = d.dest else { return };
-        let mut w = Writer::request(&mut self.buf, "ACK", &d.remote_target);
-        w.header("Via", &via);
-        w.header("Max-Forwards", "70");
-        w.header("From", req.header_raw(HeaderName::From).unwrap_or_default());
-        w.header("To", resp.header_raw(HeaderName::To).unwrap_or_default());
-        w.header("Call-ID", &d.call_id);
-        w.header(
-            "CSeq",
-            &format!("{} ACK", resp.cseq().map(|c| c.seq).unwrap_or(1)),
+        write_after_2xx(
+            &mut self.buf,
+            "ACK",
+            &d.remote_target,
+            &via,
+            &req,
+            resp,
+            None,
         );
-        w.finish(b"");
         let data = self.buf.as_slice().into();
         self.transmit(cx.now, call, leg, dest, data);
     }

@@ -32,12 +32,17 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_ring(30_000)
+    }
+
+    /// A rig whose calls ring at most `max_ring_ms`.
+    fn with_ring(max_ring_ms: u64) -> Rig {
         Rig {
             engine: CallEngine::new(
                 EngineConfig {
                     host: "127.0.0.1".into(),
                     port: 5060,
-                    max_ring_ms: 30_000,
+                    max_ring_ms,
                     server_name: "test".into(),
                     max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
                     max_forks: 4,
@@ -47,6 +52,21 @@ impl Rig {
             relay: None,
             cdrs: Vec::new(),
         }
+    }
+
+    /// Finds our 200 to the caller in `sent` and ACKs it as the caller
+    /// would; returns our tag.
+    fn ack_our_200(&mut self, sent: &[(SocketAddr, String)], call_id: &str) -> String {
+        let (_, ok) = sent
+            .iter()
+            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
+            .expect("the caller's 200");
+        let m = Message::parse(ok.as_bytes()).unwrap();
+        let tag = m.to().unwrap().tag().unwrap().to_string();
+        let ack = format!("ACK sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={tag}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        self.receive(at(20), &ack, CALLER);
+        self.sent();
+        tag
     }
 
     /// Datagrams sent since the last call; CDRs are kept in `cdrs`.
@@ -297,8 +317,12 @@ mod media_decisions {
     use crate::call::{MediaMode, MediaPolicy};
     use crate::media::relay::RelayConfig;
 
-    fn rig_with_relay(base: u16) -> Rig {
-        let mut rig = Rig::new();
+    pub(super) fn rig_with_relay(base: u16) -> Rig {
+        relay_on(Rig::new(), base)
+    }
+
+    /// `rig` with a relay on ports `base..base+20`.
+    pub(super) fn relay_on(mut rig: Rig, base: u16) -> Rig {
         rig.relay = Some(MediaRelay::new(
             RelayConfig {
                 bind_ip: "127.0.0.1".parse().unwrap(),
@@ -319,7 +343,11 @@ mod media_decisions {
 
     /// Starts a call from an INVITE whose SDP says `conn` as `c=`; returns
     /// what the engine sent.
-    fn start_call(rig: &mut Rig, conn: &str, policy: MediaPolicy) -> Vec<(SocketAddr, String)> {
+    pub(super) fn start_call(
+        rig: &mut Rig,
+        conn: &str,
+        policy: MediaPolicy,
+    ) -> Vec<(SocketAddr, String)> {
         let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
         let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let msg = Message::parse(raw.as_bytes()).unwrap();
@@ -353,7 +381,7 @@ mod media_decisions {
         invite.split_once("\r\n\r\n").unwrap().1.to_string()
     }
 
-    fn policy(mode: MediaMode) -> MediaPolicy {
+    pub(super) fn policy(mode: MediaMode) -> MediaPolicy {
         MediaPolicy {
             mode,
             ..MediaPolicy::default()
@@ -635,16 +663,7 @@ mod relayed_requests {
         let b_invite = start(rig);
         rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
         let sent = rig.sent();
-        let (_, ok) = sent
-            .iter()
-            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
-            .expect("the caller's 200");
-        let m = Message::parse(ok.as_bytes()).unwrap();
-        let tag = m.to().unwrap().tag().unwrap().to_string();
-        let ack = format!("ACK sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        rig.receive(at(20), &ack, CALLER);
-        rig.sent();
-        tag
+        rig.ack_our_200(&sent, "call-1")
     }
 
     fn info(cseq: u32, our_tag: &str) -> String {
@@ -714,66 +733,14 @@ mod relayed_requests {
 mod transfer_timeouts {
     use super::*;
     use crate::call::commands::Command;
-    use crate::call::{MediaMode, MediaPolicy};
-    use crate::media::relay::RelayConfig;
+    use crate::call::MediaMode;
 
     #[test]
     fn a_silent_transfer_target_frees_the_call_at_timer_b() {
-        let mut rig = Rig::new();
-        rig.engine = CallEngine::new(
-            EngineConfig {
-                host: "127.0.0.1".into(),
-                port: 5060,
-                max_ring_ms: 60_000,
-                server_name: "test".into(),
-                max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
-                max_forks: 4,
-            },
-            IdGen::from_seed([1; 32], 0, 1),
-        );
-        rig.relay = Some(MediaRelay::new(
-            RelayConfig {
-                bind_ip: "127.0.0.1".parse().unwrap(),
-                advertise: "198.51.100.7".parse().unwrap(),
-                port_start: 64000,
-                port_end: 64020,
-                rtp_timeout_ms: 0,
-                recordings_dir: "/nonexistent".into(),
-                recordings_cdr_dir: "recordings".into(),
-                recording: false,
-            },
-            0,
-            1,
-            [5; 32],
-        ));
-        let conn = "127.0.0.1";
-        let body = format!("v=0\r\no=- 1 1 IN IP4 {conn}\r\ns=-\r\nc=IN IP4 {conn}\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n");
-        let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-        let msg = Message::parse(raw.as_bytes()).unwrap();
-        let tx = rig.invite_tx(&msg);
-        let new = NewCall {
-            invite: &msg,
-            src: CALLER.parse().unwrap(),
-            tx,
-            targets: vec![Target::new(
-                format!("sip:1002@{CALLEE}"),
-                CALLEE.parse().unwrap(),
-            )],
-            sequential: false,
-            per_target_ms: None,
-            direction: Direction::Internal,
-            ring_ms: None,
-            route: None,
-            trunk: None,
-            media: MediaPolicy {
-                mode: MediaMode::Always,
-                ..MediaPolicy::default()
-            },
-            extras: Default::default(),
-            auth_user: None,
-        };
-        rig.start_call(at(0), new);
-        let sent = rig.sent();
+        // Its own deadline (max ring 60 s) comes after timer B (32 s).
+        let mut rig = media_decisions::relay_on(Rig::with_ring(60_000), 64000);
+        let policy = media_decisions::policy(MediaMode::Always);
+        let sent = media_decisions::start_call(&mut rig, "127.0.0.1", policy);
         let (_, b_invite) = sent
             .iter()
             .find(|(_, m)| m.starts_with("INVITE"))
@@ -781,15 +748,7 @@ mod transfer_timeouts {
             .clone();
         rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
         let sent = rig.sent();
-        let ok = sent
-            .iter()
-            .find(|(d, m)| d.to_string() == CALLER && m.starts_with("SIP/2.0 200"))
-            .unwrap();
-        let m = Message::parse(ok.1.as_bytes()).unwrap();
-        let tag = m.to().unwrap().tag().unwrap().to_string();
-        let ack = format!("ACK sip:shardpbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>;tag={tag}\r\nCall-ID: media-1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-        rig.receive(at(20), &ack, CALLER);
-        rig.sent();
+        rig.ack_our_200(&sent, "media-1");
         let target = Target::new(
             "sip:3000@127.0.0.1:5080".into(),
             "127.0.0.1:5080".parse().unwrap(),

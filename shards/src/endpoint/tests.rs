@@ -389,8 +389,13 @@ fn the_router_answer_goes_to_its_own_invite_and_the_bound_holds() {
     assert!(asked.try_recv().is_ok());
 }
 
-#[test]
-fn requests_parked_for_one_user_backend_question_end_with_the_first() {
+/// An endpoint whose users only a remote backend knows (a 2 s wait):
+/// the endpoint, the backend's questions, what goes to the control core.
+fn remote_user_endpoint() -> (
+    SipEndpoint,
+    crossbeam_channel::Receiver<crate::users::UserQuery>,
+    crossbeam_channel::Receiver<ControlRequest>,
+) {
     let (queries, asked) = crossbeam_channel::unbounded();
     let mut users = crate::users::UserDirectory::new(vec![]);
     users.push_remote(0);
@@ -408,8 +413,14 @@ fn requests_parked_for_one_user_backend_question_end_with_the_first() {
             Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
         )]),
     };
-    let (control, _rx) = crossbeam_channel::unbounded();
-    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let (control, records) = crossbeam_channel::unbounded();
+    let ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    (ep, asked, records)
+}
+
+#[test]
+fn requests_parked_for_one_user_backend_question_end_with_the_first() {
+    let (mut ep, asked, _records) = remote_user_endpoint();
 
     // A nonce first (bound to the Call-ID), then the REGISTER with
     // credentials; two of them wait for one question.
@@ -449,25 +460,7 @@ fn requests_parked_for_one_user_backend_question_end_with_the_first() {
 
 #[test]
 fn a_cancel_while_the_user_backend_is_asked_ends_the_invite_for_good() {
-    let (queries, asked) = crossbeam_channel::unbounded();
-    let mut users = crate::users::UserDirectory::new(vec![]);
-    users.push_remote(0);
-    let settings = EndpointSettings {
-        users,
-        user_queries: Some(queries),
-        user_query_timeout_ms: 2_000,
-        ..test_settings()
-    };
-    let ctx = ShardContext {
-        id: 0,
-        shards: 1,
-        stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(
-            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
-        )]),
-    };
-    let (control, records) = crossbeam_channel::unbounded();
-    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let (mut ep, asked, records) = remote_user_endpoint();
     let invite = |auth: &str, cseq: u32, method: &str| {
         format!("{method} sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKpc{cseq};rport\r\nFrom: <sip:1001@pbx.test>;tag=1\r\nTo: <sip:1002@pbx.test>\r\nCall-ID: parked-cancel\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n").into_bytes()
     };
