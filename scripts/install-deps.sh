@@ -2,7 +2,8 @@
 # Installs what ShardPBX needs on a fresh Debian machine with Rust, only what
 # is missing: sipp (package sip-tester), baresip (package baresip-core, the
 # stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
-# libopus), pkg-config, and from PyPI, each in a venv under target/ unless
+# libopus), clang (builds the kernel's SIP steering program, shards/bpf/;
+# without it the shards steer in user space), pkg-config, and from PyPI, each in a venv under target/ unless
 # it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
 # server of tests/cdr_push.rs). Safe to run again.
 set -euo pipefail
@@ -24,6 +25,8 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v capsh >/dev/null 2>&1 || need+=(libcap2-bin)   # tests/steering.rs drops CAP_BPF with it
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "$py_needed" != 0 ]; then

@@ -266,6 +266,7 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         io_memory: (r.io_memory_kib) << 10,
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
+        steering: r.steering,
     }
 }
 
@@ -475,6 +476,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     let stop = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(http::HttpState {
         shard_stats: runtime.stats.clone(),
+        steering: runtime.steering.clone(),
         ami_allowed: Box::new(move |ip| allow.allows(ip)),
         inboxes: runtime.inboxes.clone(),
         active_cache: Default::default(),

@@ -1,5 +1,6 @@
-//! Two shards: traffic arriving on either socket is handled by the Call-ID's
-//! owner and every transaction is answered exactly once. And the CLI: bad
+//! Two shards steering in user space (`steering = "off"`; the kernel path is
+//! tests/steering.rs): traffic arriving on either socket is handled by the
+//! Call-ID's owner and every transaction is answered exactly once. And the CLI: bad
 //! configs exit 2 naming the key, --version, check-config, SIGTERM stops clean.
 
 mod common;
@@ -22,6 +23,7 @@ fn metric(text: &str, name: &str, shard: usize) -> u64 {
 fn two_shards_hand_messages_to_the_owner_and_answer_each_once() {
     let pbx = Pbx::start(PbxOptions {
         shards: 2,
+        runtime_extra: "steering = \"off\"".into(),
         ..PbxOptions::default()
     });
     // Many source ports spread over both SO_REUSEPORT sockets; many Call-IDs
@@ -129,6 +131,11 @@ fn bad_configs_exit_2_naming_the_key() {
             "runtime.shards",
         ),
         ("http.toml", "http_addr = \"nowhere\"\n", "http_addr"),
+        (
+            "steering.toml",
+            "[runtime]\nsteering = \"sometimes\"\n",
+            "runtime.steering",
+        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

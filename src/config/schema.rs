@@ -125,6 +125,10 @@ pub struct RuntimeConfig {
     pub socket_sndbuf: usize,
     /// How often each shard expires registrations, s.
     pub registrar_sweep_secs: u64,
+    /// How SIP datagrams reach the shard owning their Call-ID: `auto` lets
+    /// the kernel steer them (an SK_REUSEPORT eBPF program) where it
+    /// allows, else the receiving shard hands them on; `off` always hands on.
+    pub steering: shards::runtime::steer::SteerMode,
 }
 
 impl Default for RuntimeConfig {
@@ -141,6 +145,7 @@ impl Default for RuntimeConfig {
             socket_rcvbuf: 4 << 20,
             socket_sndbuf: 1 << 20,
             registrar_sweep_secs: 5,
+            steering: shards::runtime::steer::SteerMode::Auto,
         }
     }
 }

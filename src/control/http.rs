@@ -19,6 +19,8 @@ use super::api_error::ApiError;
 /// What the HTTP handlers read.
 pub struct HttpState {
     pub shard_stats: Vec<Arc<ShardStats>>,
+    /// How SIP datagrams reach their owner shard (kernel or user space).
+    pub steering: Arc<shards::runtime::steer::Steering>,
     /// The AMI allow-list: true when this TCP peer may use AMI and /metrics.
     pub ami_allowed: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
     /// Every shard's inbox, for commands to the shard that owns a call.
@@ -116,6 +118,38 @@ async fn metrics(
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Which path steers SIP datagrams to their owner shard, and what the
+/// kernel program counted.
+fn render_steering(out: &mut String, steering: &shards::runtime::steer::Steering) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP shardpbx_sip_steering 1 for the path that steers SIP datagrams to their owner shard: kernel (eBPF) or user (handoffs)"
+    );
+    let _ = writeln!(out, "# TYPE shardpbx_sip_steering gauge");
+    for kind in ["kernel", "user"] {
+        let on = u8::from(steering.kind() == kind);
+        let _ = writeln!(out, "shardpbx_sip_steering{{path=\"{kind}\"}} {on}");
+    }
+    if let Some(c) = steering.counts() {
+        let _ = writeln!(
+            out,
+            "# HELP shardpbx_sip_kernel_steered_total SIP datagrams the kernel delivered to their owner shard's socket (steered) or left to its 4-tuple hash (unsteered: no readable Call-ID)"
+        );
+        let _ = writeln!(out, "# TYPE shardpbx_sip_kernel_steered_total counter");
+        let _ = writeln!(
+            out,
+            "shardpbx_sip_kernel_steered_total{{result=\"steered\"}} {}",
+            c.steered
+        );
+        let _ = writeln!(
+            out,
+            "shardpbx_sip_kernel_steered_total{{result=\"unsteered\"}} {}",
+            c.unsteered
+        );
+    }
+}
+
 /// Gauges and labelled series beside the plain counters: active calls and
 /// RTP sessions per shard, registrations, shard CPU time (its rate is the
 /// shard loop's utilisation), SIP requests by method and responses by code.
@@ -151,6 +185,7 @@ fn render_levels(out: &mut String, state: &HttpState) {
         state.ami.store.aor_count().unwrap_or(0)
     );
     render_store(out, &state.ami.store);
+    render_steering(out, &state.steering);
     let hz = super::ami::clock_ticks_per_sec();
     let _ = writeln!(
         out,

@@ -56,6 +56,9 @@ pub struct PbxOptions {
     pub runtime_extra: String,
     /// Extra tables at the end of the config (`[recording]` ...).
     pub extra_tables: String,
+    /// A program (and its arguments) that starts the binary, e.g. `capsh`
+    /// to drop capabilities; empty = the binary itself.
+    pub launcher: Vec<String>,
 }
 
 impl Default for PbxOptions {
@@ -69,6 +72,7 @@ impl Default for PbxOptions {
             proxy_extra: String::new(),
             runtime_extra: String::new(),
             extra_tables: String::new(),
+            launcher: Vec::new(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub struct Pbx {
     pub sip: SocketAddr,
     pub http: SocketAddr,
     log: PathBuf,
+    launcher: Vec<String>,
 }
 
 impl Pbx {
@@ -147,6 +152,7 @@ rtp_port_end = 61998
             sip: format!("127.0.0.1:{sip_port}").parse().unwrap(),
             http: format!("127.0.0.1:{http_port}").parse().unwrap(),
             log,
+            launcher: opts.launcher,
         };
         pbx.spawn();
         pbx
@@ -158,7 +164,15 @@ rtp_port_end = 61998
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())

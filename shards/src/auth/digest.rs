@@ -226,7 +226,7 @@ pub(crate) fn encode_hex(bytes: &[u8]) -> String {
 /// Bytes of an even-length hex string (any case); `None` if it is not one.
 pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes

@@ -406,7 +406,7 @@ mod media_decisions {
             .and_then(|p| p.parse().ok())
             .unwrap();
         assert!(
-            (63100..63120).contains(&port) && port % 2 == 0,
+            (63100..63120).contains(&port) && port.is_multiple_of(2),
             "a port of the relay's range\n{body}"
         );
     }

@@ -295,7 +295,7 @@ mod tests {
     fn odd_start_is_rounded_up_and_released_ports_cool_down() {
         let mut p = PortPool::for_shard(30001, 30010, 0, 1, [2; 32]);
         let first = p.take().unwrap();
-        assert!(first % 2 == 0 && (30002..30009).contains(&first));
+        assert!(first.is_multiple_of(2) && (30002..30009).contains(&first));
         p.give_back(first);
         // Three others come before the released one.
         let next: Vec<u16> = (0..3).map(|_| p.take().unwrap()).collect();

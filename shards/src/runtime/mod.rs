@@ -7,6 +7,7 @@ pub mod owner;
 mod pacer;
 pub mod shard;
 pub mod stats;
+pub mod steer;
 pub mod udp_batch;
 
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};

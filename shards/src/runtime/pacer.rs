@@ -74,7 +74,7 @@ impl Pacer {
         let target_ns = target.as_nanos();
         // The first multiple of the period strictly after `target`, unless
         // `target` is itself on a beat and some delay was asked for.
-        let beats = if target_ns % period_ns == 0 && !at_least.is_zero() {
+        let beats = if target_ns.is_multiple_of(period_ns) && !at_least.is_zero() {
             target_ns / period_ns
         } else {
             target_ns / period_ns + 1

@@ -27,6 +27,7 @@ use super::inbox::{Inbox, ShardMsg};
 use super::media_io::{MediaIo, MEDIA_POLL};
 use super::pacer::Pacer;
 use super::stats::{ShardGauges, ShardStats};
+use super::steer::{SteerError, SteerMode, Steering};
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
@@ -55,6 +56,8 @@ pub struct RuntimeConfig {
     /// The longest the timer task sleeps without looking at
     /// [`ShardLogic::poll_timeout`] again.
     pub tick: Duration,
+    /// Whether the kernel may steer datagrams to their owner shard.
+    pub steering: SteerMode,
 }
 
 /// What a shard's logic asks the loop to do.
@@ -124,6 +127,8 @@ pub trait ShardLogic {
 pub struct Runtime {
     pub inboxes: Arc<Vec<Arc<Inbox>>>,
     pub stats: Vec<Arc<ShardStats>>,
+    /// How datagrams reach their owner shard.
+    pub steering: Arc<Steering>,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
 }
 
@@ -136,6 +141,19 @@ impl Runtime {
     {
         let shards = cfg.shards.max(1);
         let sockets = bind_reuseport(cfg, shards)?;
+        let steering = Steering::attach(cfg.steering, &sockets);
+        match &steering {
+            Steering::Kernel(_) => tracing::info!(
+                shards,
+                "SIP datagrams are steered to their owner shard by the kernel"
+            ),
+            Steering::UserSpace(why @ (SteerError::NotBuilt | SteerError::Refused(_))) => {
+                tracing::warn!(
+                    "SIP datagrams are handed to their owner shard in user space: {why}"
+                );
+            }
+            Steering::UserSpace(_) => {}
+        }
         let mut doorbells = Vec::with_capacity(shards);
         let mut inboxes = Vec::with_capacity(shards);
         for _ in 0..shards {
@@ -191,6 +209,7 @@ impl Runtime {
         Ok(Runtime {
             inboxes,
             stats,
+            steering: Arc::new(steering),
             handles,
         })
     }

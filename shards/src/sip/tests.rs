@@ -383,7 +383,7 @@ fn never_panics_on_truncation_or_flips() {
             for _ in 0..flips {
                 let i = (rng.next() % buf.len() as u64) as usize;
                 let r = rng.next();
-                buf[i] = if r % 3 == 0 {
+                buf[i] = if r.is_multiple_of(3) {
                     [
                         b'\r', b'\n', b' ', b':', b';', b',', b'"', b'<', b'>', b'[', b']', b'%',
                         b'\\', 0, 0xff,

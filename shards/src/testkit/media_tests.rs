@@ -52,7 +52,10 @@ fn proxied_call() -> Rig {
 fn relay_port_of(h: &Rig, ua: SocketAddr) -> SocketAddr {
     let to = h.ua(ua).media_peer().expect("an SDP with media");
     assert_eq!(to.ip(), PROXY.ip(), "{:?}", h.ua(ua).sdps());
-    assert!(RTP_PORTS.contains(&to.port()) && to.port() % 2 == 0, "{to}");
+    assert!(
+        RTP_PORTS.contains(&to.port()) && to.port().is_multiple_of(2),
+        "{to}"
+    );
     to
 }
 

@@ -214,7 +214,7 @@ fn torture_files() -> Vec<Vec<u8>> {
 /// and as a request the TU sends. New server transactions go to `txs`.
 fn exercise(h: &mut Harness, now: u64, data: &[u8], tx: Option<TxId>, txs: &mut Vec<TxId>) {
     if let Ok(msg) = Message::parse(data) {
-        for reliable in [now % 2 == 0, false] {
+        for reliable in [now.is_multiple_of(2), false] {
             if let Received::Request(tx) = h.table.receive(now, &msg, peer(), reliable, &mut h.out)
             {
                 txs.push(tx);
@@ -250,7 +250,7 @@ fn odd_input_never_panics() {
             for _ in 0..1 + rng.next() % 6 {
                 let i = (rng.next() % buf.len() as u64) as usize;
                 let r = rng.next();
-                buf[i] = if r % 2 == 0 {
+                buf[i] = if r.is_multiple_of(2) {
                     b"\r\n :;,\"<>[]%\\=\0\xff"[(r >> 8) as usize % 16]
                 } else {
                     (r >> 16) as u8
