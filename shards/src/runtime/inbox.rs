@@ -163,6 +163,12 @@ impl Inbox {
         Some(msg)
     }
 
+    /// Shard side, after waking: no doorbell needed while it runs (it looks
+    /// at the queue every pass).
+    pub fn disarm(&self) {
+        self.needs_wake.store(false, Ordering::SeqCst);
+    }
+
     /// Shard side, before parking: asks for a doorbell and reports whether
     /// messages arrived meanwhile (then it must not park).
     pub fn arm(&self) -> bool {

@@ -5,6 +5,7 @@ pub mod inbox;
 mod media_io;
 pub mod owner;
 mod pacer;
+mod reactor;
 pub mod shard;
 pub mod stats;
 pub mod steer;

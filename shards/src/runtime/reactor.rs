@@ -1,0 +1,396 @@
+//! One shard's loop: everything the shard owns polled in turn on its own
+//! thread, and one park, in `epoll_wait`, only when a whole pass found
+//! nothing to do.
+//!
+//! A pass, in this order:
+//! 1. the SIP socket: `recvmmsg` batches (at most [`RECV_ROUNDS`] of them,
+//!    so the other sources get their turn under load);
+//! 2. the inbox: datagrams other shards handed on, the store writer's
+//!    answers, control messages;
+//! 3. deadlines: `handle_timeout` when [`ShardLogic::poll_timeout`] is due
+//!    (or `tick` passed without one);
+//! 4. the media sockets, when the relay reads any;
+//!
+//! and after each source: handoffs to their owners' inboxes, the socket
+//! work the relay asked for, then one `sendmmsg` flush of what the turn
+//! queued. A send the kernel cannot take now (socket buffer full) stays
+//! queued, in order, and the park also waits for the socket to be writable.
+//!
+//! The park: the inbox's doorbell is armed (then pushes ring it), and one
+//! `epoll_wait` covers the SIP socket, the doorbell and, while sends wait,
+//! the socket's room, until the logic's next deadline. While the relay has
+//! sockets, media is polled on the beat ([`MEDIA_POLL`] or the pacer's
+//! interval), not per packet, so one wake serves every call's packets. With
+//! `poll_interval` set and work seen lately (the pacer), the shard sleeps
+//! to the next beat instead of waiting for readiness.
+//!
+//! This replaces the executor's own park (an io_uring enter with a timer
+//! submitted and cancelled, a `membarrier`, for every wake, in each of four
+//! tasks): `perf/RESULTS.md`, "One loop per shard".
+
+use std::io;
+use std::net::UdpSocket as StdUdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::inbox::{Inbox, ShardMsg};
+use super::media_io::{MediaIo, MEDIA_POLL};
+use super::pacer::Pacer;
+use super::shard::{Output, ShardContext, ShardLogic, MAX_DATAGRAM};
+use super::stats::ShardStats;
+use super::udp_batch::{RecvBatch, SendQueue};
+use crate::time::Now;
+
+/// `recvmmsg` batches taken from the SIP socket per pass.
+const RECV_ROUNDS: usize = 4;
+
+/// epoll tags of the park's sources.
+const TAG_SIP: u64 = 1;
+const TAG_DOOR: u64 = 2;
+
+/// How a shard loop runs (from `[runtime]`).
+pub(super) struct LoopConfig {
+    pub recv_batch: usize,
+    pub send_batch: usize,
+    /// The longest park without calling `handle_timeout`.
+    pub tick: Duration,
+    pub poll_interval: Duration,
+    /// Keep polling this long after the last work before parking.
+    pub spin_before_park: Duration,
+}
+
+/// One shard: its logic, its sockets, and the loop around them.
+pub(super) struct Reactor<L> {
+    ctx: ShardContext,
+    logic: L,
+    out: Output,
+    cfg: LoopConfig,
+    sock: StdUdpSocket,
+    door: StdUdpSocket,
+    inbox: std::sync::Arc<Inbox>,
+    media: MediaIo,
+    rx: RecvBatch,
+    pacer: Pacer,
+    epfd: OwnedFd,
+    /// The SIP socket is also watched for room (sends wait).
+    watching_room: bool,
+    /// When `handle_timeout` last ran (mono ms).
+    last_timeout: u64,
+    stopping: bool,
+}
+
+impl<L: ShardLogic> Reactor<L> {
+    pub(super) fn new(
+        ctx: ShardContext,
+        cfg: LoopConfig,
+        sock: StdUdpSocket,
+        door: StdUdpSocket,
+        logic: L,
+    ) -> io::Result<Reactor<L>> {
+        sock.set_nonblocking(true)?;
+        door.set_nonblocking(true)?;
+        let media = MediaIo::new()?;
+        // SAFETY: plain syscall; the fd is owned right away.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        ctl(&epfd, libc::EPOLL_CTL_ADD, sock.as_raw_fd(), libc::EPOLLIN, TAG_SIP)?;
+        ctl(&epfd, libc::EPOLL_CTL_ADD, door.as_raw_fd(), libc::EPOLLIN, TAG_DOOR)?;
+        let inbox = ctx.inboxes[ctx.id].clone();
+        Ok(Reactor {
+            rx: RecvBatch::new(cfg.recv_batch, MAX_DATAGRAM),
+            pacer: Pacer::new(cfg.poll_interval, Instant::now()),
+            ctx,
+            logic,
+            out: Output::default(),
+            cfg,
+            sock,
+            door,
+            inbox,
+            media,
+            epfd,
+            watching_room: false,
+            last_timeout: Now::read().mono_ms,
+            stopping: false,
+        })
+    }
+
+    /// Runs until the inbox says stop.
+    pub(super) fn run(mut self) {
+        let mut idle_since: Option<Instant> = None;
+        while !self.stopping {
+            let now = Now::read();
+            let work = self.poll_sip(now)
+                + self.poll_inbox(now)
+                + self.poll_deadlines(now)
+                + self.poll_media(now);
+            if work > 0 {
+                self.pacer.saw_work(Instant::now());
+                idle_since = None;
+                continue;
+            }
+            if self.stopping {
+                break;
+            }
+            if !self.cfg.spin_before_park.is_zero() {
+                let t = Instant::now();
+                let since = *idle_since.get_or_insert(t);
+                if t.duration_since(since) < self.cfg.spin_before_park {
+                    std::hint::spin_loop();
+                    continue;
+                }
+            }
+            idle_since = None;
+            self.park();
+        }
+        self.flush();
+        tracing::debug!(shard = self.ctx.id, "shard stopped");
+    }
+
+    /// Up to `RECV_ROUNDS` batches from the SIP socket.
+    fn poll_sip(&mut self, now: Now) -> usize {
+        let fd = self.sock.as_raw_fd();
+        let mut got = 0;
+        for _ in 0..RECV_ROUNDS {
+            let n = match self.rx.recv(fd) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("sip socket receive failed: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            got += n;
+            let stats = &self.ctx.stats;
+            ShardStats::add(&stats.rx_datagrams, n as u64);
+            for i in 0..n {
+                let r = self.rx.get(i);
+                ShardStats::add(&stats.rx_bytes, r.data.len() as u64);
+                stats.sip.count(true, r.data);
+                let Some(src) = r.src else { continue };
+                if r.truncated {
+                    ShardStats::add(&stats.dropped, 1);
+                    continue;
+                }
+                self.logic.on_datagram(now, r.data, src, false, &mut self.out);
+            }
+            self.end_turn(now);
+            if n < self.rx.capacity() {
+                break;
+            }
+        }
+        got
+    }
+
+    /// Everything waiting in the inbox.
+    fn poll_inbox(&mut self, now: Now) -> usize {
+        let mut got = 0;
+        while let Some(msg) = self.inbox.pop() {
+            got += 1;
+            match msg {
+                ShardMsg::Stop => {
+                    self.logic.on_stop(now, &mut self.out);
+                    self.stopping = true;
+                }
+                ShardMsg::Datagram { data, src } => {
+                    ShardStats::add(&self.ctx.stats.handoff_in, 1);
+                    self.logic.on_datagram(now, &data, src, true, &mut self.out);
+                }
+                other => self.logic.on_message(now, other, &mut self.out),
+            }
+        }
+        if got > 0 {
+            self.end_turn(now);
+        }
+        got
+    }
+
+    /// Fires what is due (and at least every `tick`).
+    fn poll_deadlines(&mut self, now: Now) -> usize {
+        let due = self.logic.poll_timeout().is_some_and(|at| at <= now.mono_ms);
+        let tick = self.cfg.tick.as_millis() as u64;
+        if !due && now.mono_ms < self.last_timeout.saturating_add(tick) {
+            return 0;
+        }
+        self.last_timeout = now.mono_ms;
+        self.logic.handle_timeout(now, &mut self.out);
+        self.end_turn(now);
+        // A timeout that queued nothing is not work that keeps the shard up.
+        usize::from(due)
+    }
+
+    /// One pass over the media sockets, when the relay reads any.
+    fn poll_media(&mut self, now: Now) -> usize {
+        if self.media.is_idle() {
+            return 0;
+        }
+        let logic = &mut self.logic;
+        let counts = self
+            .media
+            .poll(|port, src, data| logic.on_media(now, port, src, data));
+        let stats = &self.ctx.stats;
+        ShardStats::add(&stats.rtp_rx, counts.received);
+        ShardStats::add(&stats.rtp_tx, counts.relayed.saturating_sub(counts.failed));
+        ShardStats::add(
+            &stats.rtp_dropped,
+            counts.received - counts.relayed + counts.failed,
+        );
+        if counts.received > 0 {
+            // Recording and failed sessions may ask for socket work.
+            self.end_turn(now);
+        }
+        counts.received as usize
+    }
+
+    /// What every turn of the logic ends with: handoffs to their owners,
+    /// the relay's socket work (answered at once), then the flush.
+    fn end_turn(&mut self, now: Now) {
+        self.dispatch_handoffs();
+        while let Some(op) = self.logic.poll_socket_op(now, &mut self.out) {
+            // A failed bind is the logic's to report (a spare another
+            // program holds is routine; a session's port is not).
+            let event = self.media.apply(op);
+            self.logic.on_socket_event(event);
+        }
+        self.dispatch_handoffs();
+        self.flush();
+    }
+
+    fn dispatch_handoffs(&mut self) {
+        for (owner, data, src) in self.out.handoffs.drain(..) {
+            let Some(inbox) = self.ctx.inboxes.get(owner) else {
+                continue;
+            };
+            if inbox.push(ShardMsg::Datagram { data, src }) {
+                ShardStats::add(&self.ctx.stats.handoff_out, 1);
+            } else {
+                ShardStats::add(&self.ctx.stats.handoff_dropped, 1);
+            }
+        }
+    }
+
+    /// Sends what the logic queued without blocking; what the socket
+    /// cannot take now stays queued, in order, for the next flush.
+    fn flush(&mut self) {
+        if self.out.sends.is_empty() {
+            return;
+        }
+        let queue = &mut self.out.sends;
+        let stats = &self.ctx.stats;
+        let mut failed = 0u64;
+        let next = queue.send_from(self.sock.as_raw_fd(), 0, self.cfg.send_batch, &mut failed);
+        for i in 0..next {
+            stats.sip.count(false, queue.item(i).1);
+        }
+        ShardStats::add(&stats.tx_datagrams, next as u64 - failed);
+        ShardStats::add(&stats.tx_errors, failed);
+        if next == queue.len() {
+            queue.clear();
+        } else {
+            let mut rest = SendQueue::default();
+            for i in next..queue.len() {
+                let (dst, data) = queue.item(i);
+                rest.push(dst, data);
+            }
+            *queue = rest;
+        }
+        self.watch_room(!self.out.sends.is_empty());
+    }
+
+    /// Also wakes the park when the SIP socket has room (sends wait).
+    fn watch_room(&mut self, on: bool) {
+        if on == self.watching_room {
+            return;
+        }
+        let events = if on {
+            libc::EPOLLIN | libc::EPOLLOUT
+        } else {
+            libc::EPOLLIN
+        };
+        match ctl(&self.epfd, libc::EPOLL_CTL_MOD, self.sock.as_raw_fd(), events, TAG_SIP) {
+            Ok(()) => self.watching_room = on,
+            Err(e) => tracing::warn!("sip socket: cannot watch for room: {e}"),
+        }
+    }
+
+    /// Sleeps until there is something to do: readiness, a doorbell, the
+    /// next deadline, the media beat, or (polling) the pacer's beat.
+    fn park(&mut self) {
+        let start = Instant::now();
+        if self.pacer.polling(start) {
+            // Senders push without a doorbell; the next pass takes it all.
+            let beat = self.pacer.interval_or(MEDIA_POLL);
+            std::thread::sleep(self.pacer.until_beat(start, beat, Duration::ZERO));
+            return;
+        }
+        if !self.inbox.arm() {
+            return;
+        }
+        let now_ms = Now::read().mono_ms;
+        let mut wait = match self.logic.poll_timeout() {
+            Some(at) => Duration::from_millis(at.saturating_sub(now_ms)),
+            None => self.cfg.tick,
+        }
+        .min(self.cfg.tick);
+        if !self.media.is_idle() {
+            let beat = self.pacer.interval_or(MEDIA_POLL);
+            wait = wait.min(self.pacer.until_beat(start, beat, Duration::ZERO));
+        }
+        // epoll counts in ms: round up, so a deadline is never polled early
+        // in a loop of zero-timeout waits.
+        let timeout_ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: events has 4 slots.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                timeout_ms,
+            )
+        };
+        self.inbox.disarm();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::warn!("shard park failed: {e}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return;
+        }
+        for ev in &events[..n as usize] {
+            let tag = ev.u64;
+            let ready = ev.events;
+            if tag == TAG_DOOR {
+                self.drain_doorbell();
+            } else if tag == TAG_SIP && ready & libc::EPOLLOUT as u32 != 0 {
+                self.flush();
+            }
+        }
+    }
+
+    fn drain_doorbell(&mut self) {
+        let mut bell = [0u8; 64];
+        while self.door.recv(&mut bell).is_ok() {}
+    }
+}
+
+/// `epoll_ctl` on `fd` for `events`, tagged `tag`.
+fn ctl(epfd: &OwnedFd, op: libc::c_int, fd: RawFd, events: libc::c_int, tag: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: events as u32,
+        u64: tag,
+    };
+    // SAFETY: ev is a valid epoll_event; both fds are open.
+    let rc = unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd, &mut ev) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
