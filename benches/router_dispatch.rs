@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod hook;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,7 @@ fn main() {
         r#"{"action": "forward", "targets": ["sip:1002@127.0.0.1"], "strategy": "parallel"}"#;
     std::thread::spawn(move || hook::serve(listener, body.to_string()));
 
-    let door = UdpSocket::bind("127.0.0.1:0").expect("doorbell");
-    let inbox = Arc::new(Inbox::new(door.local_addr().expect("addr")).expect("inbox"));
+    let inbox = Arc::new(Inbox::new().expect("inbox"));
     let (tx, rx) = crossbeam_channel::bounded(65_536);
     let cfg = HttpRouterConfig {
         url: format!("http://127.0.0.1:{port}/route"),

@@ -16,7 +16,7 @@ fn endpoint(
     shards: usize,
 ) -> (SipEndpoint, crossbeam_channel::Receiver<ControlRequest>) {
     let inboxes = (0..shards)
-        .map(|_| Arc::new(Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap()))
+        .map(|_| Arc::new(Inbox::new().unwrap()))
         .collect();
     let ctx = ShardContext {
         id,
@@ -276,9 +276,7 @@ fn router_endpoint(
         id: 0,
         shards: 1,
         stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(
-            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
-        )]),
+        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
     };
     let (control, _rx) = crossbeam_channel::unbounded();
     (
@@ -409,9 +407,7 @@ fn remote_user_endpoint() -> (
         id: 0,
         shards: 1,
         stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(
-            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
-        )]),
+        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
     };
     let (control, records) = crossbeam_channel::unbounded();
     let ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();

@@ -66,7 +66,6 @@ pub(super) struct Reactor<L> {
     out: Output,
     cfg: LoopConfig,
     sock: StdUdpSocket,
-    door: StdUdpSocket,
     inbox: std::sync::Arc<Inbox>,
     media: MediaIo,
     rx: RecvBatch,
@@ -84,11 +83,9 @@ impl<L: ShardLogic> Reactor<L> {
         ctx: ShardContext,
         cfg: LoopConfig,
         sock: StdUdpSocket,
-        door: StdUdpSocket,
         logic: L,
     ) -> io::Result<Reactor<L>> {
         sock.set_nonblocking(true)?;
-        door.set_nonblocking(true)?;
         let media = MediaIo::new()?;
         // SAFETY: plain syscall; the fd is owned right away.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -97,9 +94,21 @@ impl<L: ShardLogic> Reactor<L> {
         }
         // SAFETY: a fresh fd nobody else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        ctl(&epfd, libc::EPOLL_CTL_ADD, sock.as_raw_fd(), libc::EPOLLIN, TAG_SIP)?;
-        ctl(&epfd, libc::EPOLL_CTL_ADD, door.as_raw_fd(), libc::EPOLLIN, TAG_DOOR)?;
+        ctl(
+            &epfd,
+            libc::EPOLL_CTL_ADD,
+            sock.as_raw_fd(),
+            libc::EPOLLIN,
+            TAG_SIP,
+        )?;
         let inbox = ctx.inboxes[ctx.id].clone();
+        ctl(
+            &epfd,
+            libc::EPOLL_CTL_ADD,
+            inbox.doorbell_fd(),
+            libc::EPOLLIN,
+            TAG_DOOR,
+        )?;
         Ok(Reactor {
             rx: RecvBatch::new(cfg.recv_batch, MAX_DATAGRAM),
             pacer: Pacer::new(cfg.poll_interval, Instant::now()),
@@ -108,7 +117,6 @@ impl<L: ShardLogic> Reactor<L> {
             out: Output::default(),
             cfg,
             sock,
-            door,
             inbox,
             media,
             epfd,
@@ -177,7 +185,8 @@ impl<L: ShardLogic> Reactor<L> {
                     ShardStats::add(&stats.dropped, 1);
                     continue;
                 }
-                self.logic.on_datagram(now, r.data, src, false, &mut self.out);
+                self.logic
+                    .on_datagram(now, r.data, src, false, &mut self.out);
             }
             self.end_turn(now);
             if n < self.rx.capacity() {
@@ -212,7 +221,10 @@ impl<L: ShardLogic> Reactor<L> {
 
     /// Fires what is due (and at least every `tick`).
     fn poll_deadlines(&mut self, now: Now) -> usize {
-        let due = self.logic.poll_timeout().is_some_and(|at| at <= now.mono_ms);
+        let due = self
+            .logic
+            .poll_timeout()
+            .is_some_and(|at| at <= now.mono_ms);
         let tick = self.cfg.tick.as_millis() as u64;
         if !due && now.mono_ms < self.last_timeout.saturating_add(tick) {
             return 0;
@@ -312,7 +324,13 @@ impl<L: ShardLogic> Reactor<L> {
         } else {
             libc::EPOLLIN
         };
-        match ctl(&self.epfd, libc::EPOLL_CTL_MOD, self.sock.as_raw_fd(), events, TAG_SIP) {
+        match ctl(
+            &self.epfd,
+            libc::EPOLL_CTL_MOD,
+            self.sock.as_raw_fd(),
+            events,
+            TAG_SIP,
+        ) {
             Ok(()) => self.watching_room = on,
             Err(e) => tracing::warn!("sip socket: cannot watch for room: {e}"),
         }
@@ -367,21 +385,22 @@ impl<L: ShardLogic> Reactor<L> {
             let tag = ev.u64;
             let ready = ev.events;
             if tag == TAG_DOOR {
-                self.drain_doorbell();
+                self.inbox.drain_doorbell();
             } else if tag == TAG_SIP && ready & libc::EPOLLOUT as u32 != 0 {
                 self.flush();
             }
         }
     }
-
-    fn drain_doorbell(&mut self) {
-        let mut bell = [0u8; 64];
-        while self.door.recv(&mut bell).is_ok() {}
-    }
 }
 
 /// `epoll_ctl` on `fd` for `events`, tagged `tag`.
-fn ctl(epfd: &OwnedFd, op: libc::c_int, fd: RawFd, events: libc::c_int, tag: u64) -> io::Result<()> {
+fn ctl(
+    epfd: &OwnedFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: libc::c_int,
+    tag: u64,
+) -> io::Result<()> {
     let mut ev = libc::epoll_event {
         events: events as u32,
         u64: tag,

@@ -145,18 +145,15 @@ impl Runtime {
             }
             Steering::UserSpace(_) => {}
         }
-        let mut doorbells = Vec::with_capacity(shards);
         let mut inboxes = Vec::with_capacity(shards);
         for _ in 0..shards {
-            let door = StdUdpSocket::bind("127.0.0.1:0")?;
-            inboxes.push(Arc::new(Inbox::new(door.local_addr()?)?));
-            doorbells.push(door);
+            inboxes.push(Arc::new(Inbox::new()?));
         }
         let inboxes = Arc::new(inboxes);
         let stats: Vec<Arc<ShardStats>> = (0..shards).map(|_| Arc::default()).collect();
         let make_logic = Arc::new(make_logic);
         let mut handles = Vec::with_capacity(shards);
-        for (id, (sock, door)) in sockets.into_iter().zip(doorbells).enumerate() {
+        for (id, sock) in sockets.into_iter().enumerate() {
             let ctx = ShardContext {
                 id,
                 shards,
@@ -185,9 +182,11 @@ impl Runtime {
                     let tid = unsafe { libc::gettid() };
                     ShardGauges::set(&ctx.stats.gauges.tid, tid.max(0) as u64);
                     let logic = make_logic(ctx.clone());
-                    match Reactor::new(ctx.clone(), loop_cfg, sock, door, logic) {
+                    match Reactor::new(ctx.clone(), loop_cfg, sock, logic) {
                         Ok(reactor) => reactor.run(),
-                        Err(e) => tracing::error!(shard = ctx.id, "shard cannot start its loop: {e}"),
+                        Err(e) => {
+                            tracing::error!(shard = ctx.id, "shard cannot start its loop: {e}")
+                        }
                     }
                 })
                 .map_err(|e| {
@@ -268,4 +267,3 @@ fn force_buffer(sock: &socket2::Socket, option: libc::c_int, bytes: usize) -> bo
     };
     rc == 0
 }
-
