@@ -112,6 +112,7 @@ max_disk_mib = $MAX_DISK_MIB
 trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
 CFG
 printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
+mkdir -m 700 "$TMP/data"   # the server wants its data_dir private
 timeout 30 "$BIN" check-config --config "$TMP/pbx.toml" > "$TMP/check.out" 2>&1 \
     || bench_die "config rejected: $(cat "$TMP/check.out")"
 TOKEN="$(timeout 30 "$BIN" token create --name bench --scopes read --config "$TMP/pbx.toml" | tail -n1)"
@@ -128,7 +129,7 @@ register_user "$SIP" 1002 secret1002 "$UASP" || bench_die "could not register th
 sample() {
     local mem du_kib
     mem="$(mem_kb "$SRV_PID")"
-    du_kib="$(du -k "$TMP/data/data.mdb" 2>/dev/null | cut -f1)"
+    du_kib="$(du -k "$TMP/data/lmdb/data.mdb" 2>/dev/null | cut -f1 || true)"
     curl -s --max-time 5 "http://127.0.0.1:$HTTP/metrics" > "$TMP/metrics.txt" || : > "$TMP/metrics.txt"
     awk -v t="$1" -v mem="$mem" -v du="${du_kib:-0}" '
         /^shardpbx_calls_(completed|missed|failed|rejected|spam)_total\{/ { ended += $NF }
@@ -213,10 +214,11 @@ print(n)
 PY
 )"
 fi
-MAPFULL=$(grep -c 'MDB_MAP_FULL' "$TMP/server.log" || true)
+MAPFULL=$(grep -ciE 'MDB_MAP_FULL|map full' "$TMP/server.log" || true)
 ERRORS=$(grep -cE ' (WARN|ERROR) ' "$TMP/server.log" || true)
 
-python3 - "$TMP/samples.tsv" "$CALLS" "$OK" "$FAILED" "$RC" "$T0" "$T1" "$C0" "$C1" "$HZ" "$CDRS" "$PAGED" \
+RESULT=0
+if python3 - "$TMP/samples.tsv" "$CALLS" "$OK" "$FAILED" "$RC" "$T0" "$T1" "$C0" "$C1" "$HZ" "$CDRS" "$PAGED" \
     "$WARMUP" "$MAPFULL" "$ERRORS" <<'PY'
 import sys
 (path, calls, ok, failed, rc, t0, t1, c0, c1, hz, cdrs, paged, warmup, mapfull, errors) = sys.argv[1:]
@@ -254,3 +256,9 @@ else:
 print(f"  server log  {mapfull} MDB_MAP_FULL lines, {errors} WARN/ERROR lines")
 sys.exit(0 if lost <= 0 and ok > 0 else 1)
 PY
+then :; else RESULT=$?; fi
+if (( ERRORS > 0 )); then
+    echo "  server warnings/errors (first 3):"
+    grep -E ' (WARN|ERROR) ' "$TMP/server.log" | head -n 3 | cut -c1-300 | sed 's/^/    /'
+fi
+exit "$RESULT"
