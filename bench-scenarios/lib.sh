@@ -52,8 +52,8 @@ ensure_release_bin() {
 ensure_rtp_load() {
     local dir="$1/bench-scenarios/rtp-load"
     [[ -x "$dir/target/release/rtp-load" && -x "$dir/target/release/rtp-reflector" ]] && return 0
-    nice -n 10 cargo build --release --manifest-path "$dir/Cargo.toml" \
-        || nice -n 10 cargo build --release --offline --manifest-path "$dir/Cargo.toml" \
+    nice -n 10 cargo build --release --locked --manifest-path "$dir/Cargo.toml" \
+        || nice -n 10 cargo build --release --locked --offline --manifest-path "$dir/Cargo.toml" \
         || bench_die "cannot build $dir"
 }
 
