@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Installs what ShardPBX needs on a fresh Debian machine with Rust, only what
 # is missing: sipp (package sip-tester), baresip (package baresip-core, the
-# stock libre phone of tests/registrar.rs), kamailio (the peer of
-# bench-scenarios/compare-calls.sh and compare-register.sh), cmake and a C
-# toolchain (bundled libopus; gcc builds the peers' udpbench), pkg-config,
-# and from PyPI, each in a venv under target/ unless it is on PATH:
-# schemathesis (tests/openapi.rs) and moto[server] (the S3 server of
-# tests/cdr_push.rs). Safe to run again.
+# stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
+# libopus), pkg-config, and from PyPI, each in a venv under target/ unless
+# it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
+# server of tests/cdr_push.rs). Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 st_venv="$root/target/schemathesis"
@@ -24,7 +22,7 @@ fi
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
-command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)   # the peer of bench-scenarios/compare-calls.sh, compare-register.sh
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
