@@ -23,6 +23,7 @@ fi
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)   # the peer of bench-scenarios/compare-calls.sh, compare-register.sh
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v clang >/dev/null 2>&1 || need+=(clang)
