@@ -22,6 +22,11 @@ use shards::time::Now;
 
 use super::upkeep::{with_room, Upkeep};
 
+/// How long the writer lets requests gather after a batch before it looks
+/// again: at most this much added to a REGISTER's answer, and at most
+/// 1/GATHER wakes of the writer per second however heavy the load.
+const GATHER: Duration = Duration::from_micros(300);
+
 /// Writer settings (`[store]`, `[runtime]`).
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -119,6 +124,11 @@ pub fn run(
                 batch.flows.clear();
             }
             dirty.store(true, Ordering::Release);
+            // Group commit: under load, let the next requests gather while
+            // the writer is not waiting on the channel, so the shards send
+            // without waking it (no futex per request) and the next batch
+            // answers many REGISTERs with one doorbell per shard.
+            std::thread::sleep(GATHER);
         }
         upkeep.tend(&store, false);
         more_upkeep = upkeep.retention(&store, queues.cdr.as_ref());

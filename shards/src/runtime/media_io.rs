@@ -3,10 +3,10 @@
 //! epoll set. The relay names ports, never fds: a datagram goes out of the
 //! socket its port maps to while this poll runs, and one for a port without
 //! a socket is dropped and counted, so no fd is used after its socket
-//! closed. One task per shard polls the set without
-//! blocking (`epoll_wait` with a zero timeout); when nothing is ready it
-//! sleeps one poll interval on a glommio timer, so under load one wake
-//! serves every packet that arrived meanwhile, across all calls.
+//! closed. The shard's loop polls the set without
+//! blocking (`epoll_wait` with a zero timeout) on every pass and on a beat
+//! while the set is not empty, so under load one wake serves every packet
+//! that arrived meanwhile, across all calls.
 //!
 //! Each socket carries one packet per ptime, so a `recvmmsg`/`sendmmsg` per
 //! socket would still cost two system calls per relayed packet. Instead one

@@ -1,12 +1,12 @@
-//! When a shard's tasks wake: interrupt mitigation in the NAPI style.
+//! When a shard's loop wakes: interrupt mitigation in the NAPI style.
 //!
 //! An idle shard sleeps until a socket is readable or its doorbell rings, so
 //! the first datagram after a quiet spell is handled at once. Each such wake
 //! costs the executor's whole park/unpark path (on a VM: IPIs, timer
 //! reprogramming, io_uring enters), far more than the datagram itself. So
-//! once a shard has seen work it stops waiting for readiness: its SIP, inbox
-//! and media tasks poll on one shared grid of beats (`interval` apart, all
-//! tasks on the same instants, so one wake serves them all) and take in
+//! once a shard has seen work it stops waiting for readiness: its loop polls
+//! SIP, inbox and media on a grid of beats (`interval` apart; the media
+//! beat of an idle-SIP shard lands on the same instants) and takes in
 //! batches whatever arrived meanwhile. After `GRACE_BEATS` beats without
 //! work it goes back to waiting for readiness.
 //!
@@ -36,14 +36,14 @@ impl Pacer {
         }
     }
 
-    /// A task handled something at `now`.
+    /// The loop handled something at `now`.
     pub(super) fn saw_work(&self, now: Instant) {
         if !self.interval.is_zero() {
             self.last_work.set(Some(now));
         }
     }
 
-    /// Whether tasks should poll on the beat instead of waiting for
+    /// Whether the loop should poll on the beat instead of waiting for
     /// readiness: work was seen within the last `GRACE_BEATS` beats.
     pub(super) fn polling(&self, now: Instant) -> bool {
         match self.last_work.get() {
