@@ -119,6 +119,22 @@ fn ack_for(uac: &Uac, invite: &str, resp: &Response) {
     ));
 }
 
+/// `len` letters no compressor shrinks (stored SIP flows are compressed),
+/// different for each call.
+fn noise(len: usize, seed: &str) -> String {
+    let mut x = seed.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
 /// A call from 1001 to `to` with a padded INVITE (so its SIP flow is
 /// large); returns the final answer's code (503 when refused before auth).
 fn call(uac: &Uac, to: &str, call_id: &str, pad: usize) -> u16 {
@@ -127,7 +143,7 @@ fn call(uac: &Uac, to: &str, call_id: &str, pad: usize) -> u16 {
             "INVITE sip:{to}@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@pbx.test>;tag=s{cseq}\r\nTo: <sip:{to}@pbx.test>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{me}>\r\nSubject: {pad}\r\n{auth}Content-Length: 0\r\n\r\n",
             me = uac.local,
             b = branch(),
-            pad = "p".repeat(pad),
+            pad = noise(pad, call_id),
             auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default()
         )
     };

@@ -9,6 +9,7 @@
 //! the map up to its budget ([`Store::tend_space`]); [`retention`] removes
 //! old CDRs and SIP flows.
 
+pub mod flow_pack;
 pub mod retention;
 pub mod space;
 
@@ -344,26 +345,35 @@ impl Store {
 
     /// Stores finished calls in one write transaction (a CDR with a callId
     /// already stored replaces it).
-    /// Stores calls' SIP flows (callId, the bytes of `call::flow::Flow::encode`).
+    /// Stores calls' SIP flows (callId, the bytes of `call::flow::Flow::encode`),
+    /// compressed (see [`flow_pack`]); compression happens before the write
+    /// transaction opens.
     pub fn put_flows(&self, flows: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let Some(db) = self.flows else {
             return Err(StoreError("store: opened read-only".into()));
         };
+        let packed: Vec<Vec<u8>> = flows.iter().map(|(_, raw)| flow_pack::pack(raw)).collect();
         let mut wtxn = self.write_txn()?;
-        for (call_id, json) in flows {
-            db.put(&mut wtxn, call_id, json)?;
+        for ((call_id, _), stored) in flows.iter().zip(&packed) {
+            db.put(&mut wtxn, call_id, stored)?;
         }
         wtxn.commit()?;
         Ok(())
     }
 
-    /// The stored SIP flow of a call (see `call::flow`), if any.
+    /// The stored SIP flow of a call (see `call::flow`), if any, as
+    /// `Flow::encode` wrote it.
     pub fn flow(&self, call_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(db) = self.flows else {
             return Ok(None);
         };
         let rtxn = self.read_txn()?;
-        Ok(db.get(&rtxn, call_id)?.map(<[u8]>::to_vec))
+        let Some(stored) = db.get(&rtxn, call_id)? else {
+            return Ok(None);
+        };
+        flow_pack::unpack(stored)
+            .map(Some)
+            .ok_or_else(|| StoreError(format!("store: the SIP flow of {call_id} is corrupt")))
     }
 
     pub fn put_cdrs(&self, cdrs: &[Cdr]) -> Result<(), StoreError> {

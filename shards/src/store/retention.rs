@@ -137,6 +137,19 @@ fn advance(cursor: &mut Cursor, keys: &[(Vec<u8>, String)], done: bool) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Bytes a flow compressor cannot shrink (stored flows are compressed).
+    fn incompressible(len: usize, seed: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed as u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
     use super::*;
     use crate::cdr::Cdr;
     use crate::store::StoreOptions;
@@ -295,7 +308,7 @@ mod tests {
         // Fill past the map: each write that fails for room grows it.
         let mut n = 0;
         while store.space().usage().map < 4 << 20 && n < 2000 {
-            let big = vec![7u8; 16 << 10];
+            let big = incompressible(16 << 10, n);
             match store.put_flows(&[(format!("f{n}"), big)]) {
                 Ok(()) => n += 1,
                 Err(e) if crate::store::is_map_full(&e) => {
@@ -311,7 +324,7 @@ mod tests {
         assert_eq!(u.map, 4 << 20, "grown to the budget");
         // Keep filling until calls would be refused; it never grows past.
         while !store.space().refusing_calls() && n < 2000 {
-            let big = vec![7u8; 16 << 10];
+            let big = incompressible(16 << 10, n);
             if store.put_flows(&[(format!("f{n}"), big)]).is_err() {
                 break;
             }
@@ -364,7 +377,8 @@ mod tests {
             .collect();
         let mut grown = 0;
         for n in 0..600 {
-            let big = vec![n as u8; 16 << 10];
+            let mut big = incompressible(16 << 10, n);
+            big[0] = n as u8;
             match store.put_flows(&[(format!("f{n}"), big)]) {
                 Ok(()) => {}
                 Err(e) if crate::store::is_map_full(&e) => {
