@@ -185,7 +185,7 @@ impl Runtime {
                     match Reactor::new(ctx.clone(), loop_cfg, sock, logic) {
                         Ok(reactor) => reactor.run(),
                         Err(e) => {
-                            tracing::error!(shard = ctx.id, "shard cannot start its loop: {e}")
+                            tracing::error!(shard = ctx.id, "shard cannot start its loop: {e}");
                         }
                     }
                 })
