@@ -13,14 +13,15 @@
 
 use std::net::SocketAddr;
 
-use super::{is_keepalive, SipEndpoint};
+use super::admission::ShedReason;
+use super::{is_keepalive, Answer, Reply, Req, SipEndpoint};
 use crate::call::{Command, Handled, Input, Output as CallOutput};
 use crate::cdr::CallStatus;
 use crate::control_link::ControlRequest;
 use crate::media::relay::{MediaInput, MediaOutput, SocketOp};
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::owner_of;
-use crate::runtime::{Output, ShardGauges, ShardLogic, ShardMsg, ShardStats};
+use crate::runtime::{Backlog, Output, ShardGauges, ShardLogic, ShardMsg, ShardStats};
 use crate::security::Verdict;
 use crate::sip::Message;
 use crate::time::Now;
@@ -103,6 +104,56 @@ impl SipEndpoint {
     }
 }
 
+impl SipEndpoint {
+    /// A new INVITE (no To tag, no call of ours) while the shard sheds
+    /// (`admission`): 503 with Retry-After, statelessly, before it costs a
+    /// transaction, a call or a record (API.md: a CDR is for an INVITE that
+    /// reached routing). True when it was shed. A retransmission of an
+    /// INVITE this shard took passes; one of an INVITE another shard owns
+    /// cannot be told from a new one here, so a call whose 100 Trying was
+    /// lost may see its retransmission refused (rare: the shed delay is
+    /// well under T1, when callers retransmit).
+    fn shed_new_invite(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        owner: usize,
+        out: &mut Output,
+    ) -> bool {
+        let verdict = self.admission.admit(self.control.len());
+        ShardGauges::set(
+            &self.ctx.stats.gauges.shedding,
+            ShedReason::code(verdict.err()),
+        );
+        let Err(reason) = verdict else {
+            return false;
+        };
+        if msg.to().map_or(true, |t| t.tag().is_some())
+            || (owner == self.ctx.id && msg.call_id().is_some_and(|c| self.calls.knows_call_id(c)))
+            || msg.check().is_err()
+        {
+            // In a dialog, a retransmission of a call we took, or malformed
+            // (the usual path answers it).
+            return false;
+        }
+        let stats = &self.ctx.stats;
+        let counter = match reason {
+            ShedReason::RecvBacklog => &stats.overload_shed_recv_backlog,
+            ShedReason::StoreBacklog => &stats.overload_shed_store_backlog,
+        };
+        ShardStats::add(counter, 1);
+        let retry = [("Retry-After", self.admission.retry_after_secs().to_string())];
+        self.respond(
+            Req::new(now, msg, src),
+            Answer::Stateless,
+            Reply::new(503).headers(&retry),
+            out,
+        );
+        true
+    }
+}
+
 impl ShardLogic for SipEndpoint {
     fn on_datagram(
         &mut self,
@@ -130,13 +181,19 @@ impl ShardLogic for SipEndpoint {
         // Parsed once here (lazily: the owner lookup reads one header) and
         // passed on as it is.
         let parsed = Message::parse(data);
-        if let (false, true, Ok(msg)) = (handed_off, self.ctx.shards > 1, &parsed) {
-            if let Some(cid) = msg.call_id() {
-                let owner = owner_of(cid.trim().as_bytes(), self.ctx.shards);
-                if owner != self.ctx.id {
-                    out.handoffs.push((owner, data.to_vec(), src));
-                    return;
-                }
+        if let (false, Ok(msg)) = (handed_off, &parsed) {
+            let owner = match (self.ctx.shards > 1, msg.call_id()) {
+                (true, Some(cid)) => owner_of(cid.trim().as_bytes(), self.ctx.shards),
+                _ => self.ctx.id,
+            };
+            // Overload: a new INVITE is shed by the shard whose socket it
+            // came in on, before it is handed on or costs anything.
+            if data.starts_with(b"INVITE ") && self.shed_new_invite(now, msg, src, owner, out) {
+                return;
+            }
+            if owner != self.ctx.id {
+                out.handoffs.push((owner, data.to_vec(), src));
+                return;
             }
         }
         ShardStats::add(&self.stats().handled, 1);
@@ -148,6 +205,18 @@ impl ShardLogic for SipEndpoint {
                     self.drop_message(now, src, &e.to_string());
                 }
             }
+        }
+    }
+
+    fn on_backlog(&mut self, now: Now, backlog: Backlog) {
+        let was = self.admission.shedding(0);
+        self.admission.observe(now.unix_ms, backlog);
+        let gauges = &self.ctx.stats.gauges;
+        ShardGauges::set(&gauges.recv_delay_ms, self.admission.delay_ms());
+        let is = self.admission.shedding(0);
+        if was != is {
+            ShardGauges::set(&gauges.shedding, ShedReason::code(is));
+            tracing::debug!(shard = self.ctx.id, delay_ms = self.admission.delay_ms(), shedding = ?is, "overload admission changed");
         }
     }
 

@@ -62,6 +62,8 @@ pub struct EndpointSettings {
     pub router: Option<crate::routing::http_router::RouterLink>,
     /// `[security]`: flood limit, trusted sources, where failed digests go.
     pub security: crate::security::SecuritySettings,
+    /// `[proxy] overload_*`: when new INVITEs are shed (`admission`).
+    pub admission: super::admission::AdmissionConfig,
 }
 
 impl EndpointSettings {
@@ -128,5 +130,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         user_query_timeout_ms: 5000,
         router: None,
         security: Default::default(),
+        admission: Default::default(),
     }
 }

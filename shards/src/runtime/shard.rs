@@ -107,6 +107,10 @@ pub trait ShardLogic {
     ) -> Option<(u16, SocketAddr)> {
         None
     }
+    /// Before the datagrams of a batch from the SIP socket: whether the
+    /// socket was drained or how long what is left has waited (overload
+    /// admission).
+    fn on_backlog(&mut self, _now: Now, _backlog: super::Backlog) {}
     /// The shard is stopping: last words (e.g. BYE for calls still up).
     fn on_stop(&mut self, _now: Now, _out: &mut Output) {}
     /// The next media socket the logic wants bound or closed; called until
@@ -363,6 +367,7 @@ async fn recv_loop<L: ShardLogic + 'static>(
     send_batch: usize,
 ) {
     let fd = sock.as_raw_fd();
+    super::backlog::enable(fd);
     let mut rx = RecvBatch::new(batch, MAX_DATAGRAM);
     let mut peek = [0u8; 1];
     loop {
@@ -381,9 +386,11 @@ async fn recv_loop<L: ShardLogic + 'static>(
             got += n;
             // One clock read for the batch and what it asks of the media.
             let now = Now::read();
+            let backlog = super::backlog::probe(fd, n, rx.capacity());
             {
                 let mut guard = shard.borrow_mut();
                 let sh = &mut *guard;
+                sh.logic.on_backlog(now, backlog);
                 let stats = &sh.ctx.stats;
                 ShardStats::add(&stats.rx_datagrams, n as u64);
                 for i in 0..n {
