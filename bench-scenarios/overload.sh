@@ -12,6 +12,8 @@
 #   --shards K     [runtime] shards (default 1)
 #   --calls N      cap on the calls of the window (default 2*max*seconds)
 #   --bin PATH     the server (default target/release/shardpbx)
+#   --proxy LINE   an extra line for the server's [proxy] table, e.g.
+#                  'overload_max_delay_ms = 100' (repeatable)
 #   --keep         keep the temp dir (config, server log, sipp stats) and print it
 #
 # Setup as run-calls.sh --no-auth: callers from a trunk's inbound_hosts (127.0.0.1),
@@ -34,7 +36,7 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-MAX=4000 SECONDS_=30 RECOVERY=10 SHARDS=1 CALLS="" BIN="$REPO/target/release/shardpbx" KEEP=0
+MAX=4000 SECONDS_=30 RECOVERY=10 SHARDS=1 CALLS="" BIN="$REPO/target/release/shardpbx" KEEP=0 PROXY_EXTRA=""
 while (( $# > 0 )); do
   case "$1" in
     --max) MAX="$2"; shift 2 ;;
@@ -43,8 +45,9 @@ while (( $# > 0 )); do
     --shards) SHARDS="$2"; shift 2 ;;
     --calls) CALLS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
+    --proxy) PROXY_EXTRA+="$2"$'\n'; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "overload: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -87,6 +90,7 @@ routes_files = []
 trunks_files = ["$TMP/trunks.toml"]
 max_ring_time = 30
 media_proxy = "none"
+$PROXY_EXTRA
 [[proxy.user_backends]]
 type = "memory"
 users = [{ username = "1002", password = "secret1002" }]
@@ -148,11 +152,15 @@ metrics > "$TMP/metrics.before"
 
 SIPP_COMMON=(-sf "$SCRIPT_DIR/uac_overload.xml" -s 1002 -i 127.0.0.1 -nostdin -buff_size 4194304
              -recv_timeout 10000 -trace_stat -trace_counts -fd 1)
+cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV_PID"/task/*/stat; }
+udp_drops() { awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
+D0=$(udp_drops)
+C0=$(cpu)
 T0=$(date +%s.%N)
 (cd "$TMP" && mkdir -p p1 && cd p1 && timeout "$WALL" sipp "127.0.0.1:$SIP" "${SIPP_COMMON[@]}" \
    -r "$OFFER" -m "$N1" -l $(( OFFER * 15 + 100 )) -stf stat.csv > out.txt 2>&1) & P1=$!
 sleep "$SECONDS_"
-T2=$(date +%s.%N)
+T2=$(date +%s.%N); C2=$(cpu)
 (cd "$TMP" && mkdir -p p2 && cd p2 && timeout $(( RECOVERY + 40 )) sipp "127.0.0.1:$SIP" "${SIPP_COMMON[@]}" \
    -r "$LOW" -m "$N2" -l $(( LOW * 15 + 100 )) -stf stat.csv -trace_logs -log_file shed.log \
    > out.txt 2>&1) & P2=$!
@@ -161,14 +169,16 @@ wait "$P1"; RC1=$?; P1=""
 wait "$P2"; RC2=$?; P2=""
 set -e
 T3=$(date +%s.%N)
+D3=$(udp_drops)
 sleep 1
 kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""
 metrics > "$TMP/metrics.after"
 
-python3 - "$TMP" "$MAX" "$OFFER" "$LOW" "$SECONDS_" "$RECOVERY" "$SHARDS" "$N1" "$N2" "$RC1" "$RC2" "$T0" "$T2" "$T3" <<'PY'
+python3 - "$TMP" "$MAX" "$OFFER" "$LOW" "$SECONDS_" "$RECOVERY" "$SHARDS" "$N1" "$N2" "$RC1" "$RC2" "$T0" "$T2" "$T3" "$C0" "$C2" "$(getconf CLK_TCK)" "$D0" "$D3" <<'PY'
 import csv, glob, os, re, sys
 tmp, mx, offer, low, win, rec, shards, n1, n2, rc1, rc2 = sys.argv[1:12]
 t0, t2, t3 = map(float, sys.argv[12:15])
+c0, c2, tick, d0, d3 = map(int, sys.argv[15:20])
 mx, offer, low, win, rec = int(mx), int(offer), int(low), int(win), int(rec)
 
 def last_row(path):
@@ -229,6 +239,11 @@ for name, p, secs, rate in (("window", p1, win, offer), ("recovery", p2, rec, lo
     print(f"    503 {p['got503']} (without Retry-After: {p['no_ra']}), no final answer {p['no_final']}, "
           f"other failures {p['unexpected']} unexpected, {p['timeouts']} retransmissions ran out; "
           f"sipp retransmissions {p['retrans']}")
+cpu_s = (c2 - c0) / tick
+print(f"  server CPU in the window {cpu_s:.2f} s of {t2 - t0:.1f} s = {100 * cpu_s / (t2 - t0):.0f} % of a core "
+      f"(all threads; 1 shard = at most one core for SIP)")
+print(f"  UDP receive-buffer drops on the host during the run (/proc/net/snmp RcvbufErrors: "
+      f"the server's and sipp's sockets): {d3 - d0}")
 if p1["created"] == 0:
     print("  (sipp counted nothing: see out.txt with --keep)")
 # RSS

@@ -222,6 +222,7 @@ fn endpoint_settings(
             max_store_queue: cfg.proxy.overload_max_store_queue as usize,
             retry_after_secs: cfg.proxy.overload_retry_after_secs,
         },
+        overload: Default::default(),
     })
 }
 

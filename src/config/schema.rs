@@ -192,7 +192,7 @@ pub struct ProxyConfig {
     pub locator_webhook: Option<LocatorWebhookConfig>,
     /// Overload: new INVITEs are answered 503 (stateless, no call, no CDR)
     /// while datagrams wait longer than this in a shard's socket, ms;
-    /// 0 = never on this signal. Default 200.
+    /// 0 = never on this signal. Default 100.
     pub overload_max_delay_ms: u32,
     /// Overload: new INVITEs are answered 503 while more records than this
     /// wait for the store writer; 0 = never on this signal. Default 20000.
@@ -223,7 +223,7 @@ impl Default for ProxyConfig {
             user_backends: Vec::new(),
             http_router: None,
             locator_webhook: None,
-            overload_max_delay_ms: 200,
+            overload_max_delay_ms: 100,
             overload_max_store_queue: 20_000,
             overload_retry_after_secs: 2,
         }

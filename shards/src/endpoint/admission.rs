@@ -19,7 +19,31 @@
 //!
 //! Sans-IO: time and the queue length are inputs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use crate::runtime::Backlog;
+
+/// Which shards' sockets are behind, shared by all shards (one bit per
+/// shard, modulo 64): a shard that owns an INVITE another one received
+/// sheds it while any is behind.
+#[derive(Clone, Debug, Default)]
+pub struct Pressure(Arc<AtomicU64>);
+
+impl Pressure {
+    pub fn set(&self, shard: usize, behind: bool) {
+        let bit = 1u64 << (shard % 64);
+        if behind {
+            self.0.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.0.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    pub fn any_behind(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+}
 
 /// `[proxy] overload_*` as the shards apply them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +61,7 @@ pub struct AdmissionConfig {
 impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
-            max_delay_ms: 200,
+            max_delay_ms: 100,
             max_store_queue: 20_000,
             retry_after_secs: 2,
         }
@@ -230,6 +254,20 @@ mod tests {
         let (now, b) = behind(10_000_000, 30_000);
         a.observe(now, b);
         assert!(a.admit(usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn pressure_is_any_shard_behind() {
+        let p = Pressure::default();
+        let other = p.clone();
+        assert!(!p.any_behind());
+        p.set(1, true);
+        p.set(3, true);
+        assert!(other.any_behind());
+        p.set(1, false);
+        assert!(other.any_behind());
+        other.set(3, false);
+        assert!(!p.any_behind());
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //!   their deadlines, and the remote user backend's questions.
 //! * `stateless` / `txcache` / `identity`: checks before a transaction,
 //!   retransmissions of stateless answers, who the caller is.
+//! * `admission`: whether a new INVITE is taken or shed with a stateless
+//!   503 (overload: the socket's backlog, the store writer's queue).
 //!
 //! Handlers get the request as a `Req` (time, parsed message, source) and
 //! answer with `SipEndpoint::respond` (a `Reply`, sent as `Answer` says).

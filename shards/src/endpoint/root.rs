@@ -109,28 +109,30 @@ impl SipEndpoint {
     /// (`admission`): 503 with Retry-After, statelessly, before it costs a
     /// transaction, a call or a record (API.md: a CDR is for an INVITE that
     /// reached routing). True when it was shed. A retransmission of an
-    /// INVITE this shard took passes; one of an INVITE another shard owns
-    /// cannot be told from a new one here, so a call whose 100 Trying was
-    /// lost may see its retransmission refused (rare: the shed delay is
-    /// well under T1, when callers retransmit).
+    /// INVITE this shard took passes. One another shard received and
+    /// handed over is also shed while any shard's socket is behind (the
+    /// receiver is the likely one; which one it was is not said).
     fn shed_new_invite(
         &mut self,
         now: Now,
         msg: &Message<'_>,
         src: SocketAddr,
-        owner: usize,
+        handed_off: bool,
         out: &mut Output,
     ) -> bool {
-        let verdict = self.admission.admit(self.control.len());
-        ShardGauges::set(
-            &self.ctx.stats.gauges.shedding,
-            ShedReason::code(verdict.err()),
-        );
+        let own = self.admission.admit(self.control.len());
+        ShardGauges::set(&self.ctx.stats.gauges.shedding, ShedReason::code(own.err()));
+        let verdict = match own {
+            Ok(()) if handed_off && self.settings.overload.any_behind() => {
+                Err(ShedReason::RecvBacklog)
+            }
+            other => other,
+        };
         let Err(reason) = verdict else {
             return false;
         };
         if msg.to().map_or(true, |t| t.tag().is_some())
-            || (owner == self.ctx.id && msg.call_id().is_some_and(|c| self.calls.knows_call_id(c)))
+            || msg.call_id().is_some_and(|c| self.calls.knows_call_id(c))
             || msg.check().is_err()
         {
             // In a dialog, a retransmission of a call we took, or malformed
@@ -181,18 +183,21 @@ impl ShardLogic for SipEndpoint {
         // Parsed once here (lazily: the owner lookup reads one header) and
         // passed on as it is.
         let parsed = Message::parse(data);
-        if let (false, Ok(msg)) = (handed_off, &parsed) {
-            let owner = match (self.ctx.shards > 1, msg.call_id()) {
-                (true, Some(cid)) => owner_of(cid.trim().as_bytes(), self.ctx.shards),
-                _ => self.ctx.id,
-            };
-            // Overload: a new INVITE is shed by the shard whose socket it
-            // came in on, before it is handed on or costs anything.
-            if data.starts_with(b"INVITE ") && self.shed_new_invite(now, msg, src, owner, out) {
-                return;
+        if let (false, true, Ok(msg)) = (handed_off, self.ctx.shards > 1, &parsed) {
+            if let Some(cid) = msg.call_id() {
+                let owner = owner_of(cid.trim().as_bytes(), self.ctx.shards);
+                if owner != self.ctx.id {
+                    out.handoffs.push((owner, data.to_vec(), src));
+                    return;
+                }
             }
-            if owner != self.ctx.id {
-                out.handoffs.push((owner, data.to_vec(), src));
+        }
+        // Overload: a new INVITE is judged by its owner shard (which can
+        // tell a retransmission of a call it took), before it costs a
+        // transaction.
+        if let Ok(msg) = &parsed {
+            if data.starts_with(b"INVITE ") && self.shed_new_invite(now, msg, src, handed_off, out)
+            {
                 return;
             }
         }
@@ -215,6 +220,7 @@ impl ShardLogic for SipEndpoint {
         ShardGauges::set(&gauges.recv_delay_ms, self.admission.delay_ms());
         let is = self.admission.shedding(0);
         if was != is {
+            self.settings.overload.set(self.ctx.id, is.is_some());
             ShardGauges::set(&gauges.shedding, ShedReason::code(is));
             tracing::debug!(shard = self.ctx.id, delay_ms = self.admission.delay_ms(), shedding = ?is, "overload admission changed");
         }

@@ -64,6 +64,8 @@ pub struct EndpointSettings {
     pub security: crate::security::SecuritySettings,
     /// `[proxy] overload_*`: when new INVITEs are shed (`admission`).
     pub admission: super::admission::AdmissionConfig,
+    /// Which shards' sockets are behind (shared by all shards).
+    pub overload: super::admission::Pressure,
 }
 
 impl EndpointSettings {
@@ -131,5 +133,6 @@ pub(crate) fn test_settings() -> EndpointSettings {
         router: None,
         security: Default::default(),
         admission: Default::default(),
+        overload: Default::default(),
     }
 }

@@ -26,9 +26,22 @@ const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
 
 /// Turns the socket's receive timestamps on (the first `SIOCGSTAMPNS` on a
 /// socket does): call it before the first datagram is read, or what is
-/// queued before the first full batch has no time.
-pub fn enable(fd: RawFd) {
-    let _ = last_stamp(fd);
+/// queued before the first full batch has no time. An error means the
+/// kernel keeps no receive times here: every full batch is then `Unknown`.
+pub fn enable(fd: RawFd) -> std::io::Result<()> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a read-only ioctl filling a timespec we own.
+    let rc = unsafe { libc::ioctl(fd, SIOCGSTAMPNS as _, &mut ts as *mut libc::timespec) };
+    let err = std::io::Error::last_os_error();
+    // ENOENT: on, but nothing received yet.
+    if rc == 0 || err.raw_os_error() == Some(libc::ENOENT) {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// The backlog of a batch of `got` datagrams out of `capacity` from `fd`.
@@ -79,7 +92,7 @@ mod tests {
                 .unwrap()
                 .as_millis() as u64
         };
-        enable(rx.as_raw_fd());
+        enable(rx.as_raw_fd()).unwrap();
         // The kernel turns stamping on in a work item, not at once.
         std::thread::sleep(std::time::Duration::from_millis(100));
         tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
@@ -99,5 +112,6 @@ mod tests {
             other => panic!("no receive time: {other:?}"),
         }
         assert_eq!(probe(-1, 1, 1), Backlog::Unknown, "a bad fd has no time");
+        assert!(enable(-1).is_err());
     }
 }

@@ -367,7 +367,11 @@ async fn recv_loop<L: ShardLogic + 'static>(
     send_batch: usize,
 ) {
     let fd = sock.as_raw_fd();
-    super::backlog::enable(fd);
+    if let Err(e) = super::backlog::enable(fd) {
+        tracing::warn!(
+            "no receive times on the SIP socket ({e}): overload shedding on its backlog is off"
+        );
+    }
     let mut rx = RecvBatch::new(batch, MAX_DATAGRAM);
     let mut peek = [0u8; 1];
     loop {
