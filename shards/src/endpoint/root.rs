@@ -109,7 +109,7 @@ impl SipEndpoint {
     /// (`admission`): 503 with Retry-After, statelessly, before it costs a
     /// transaction, a call or a record (API.md: a CDR is for an INVITE that
     /// reached routing). True when it was shed. A retransmission of an
-    /// INVITE this shard took passes. One another shard received and
+    /// INVITE this shard took passes (its transaction answers it). One another shard received and
     /// handed over is also shed while any shard's socket is behind (the
     /// receiver is the likely one; which one it was is not said).
     fn shed_new_invite(
@@ -134,9 +134,10 @@ impl SipEndpoint {
         if msg.to().map_or(true, |t| t.tag().is_some())
             || msg.call_id().is_some_and(|c| self.calls.knows_call_id(c))
             || msg.check().is_err()
+            || self.calls.has_transaction(msg)
         {
-            // In a dialog, a retransmission of a call we took, or malformed
-            // (the usual path answers it).
+            // In a dialog, of a call we took, malformed (the usual path
+            // answers it) or a retransmission of an INVITE we took.
             return false;
         }
         let stats = &self.ctx.stats;
