@@ -201,12 +201,15 @@ def counts(d):
     return rows[-1][1] if rows else {}
 
 def window_goodput(d, secs):
-    """Completed calls (the BYE's 200) per second up to the end of the window, and per second."""
-    rows = [(t, c.get("9_200_Recv", 0)) for t, c in count_rows(d) if t <= secs + 0.5]
+    """Up to the end of the window: completed calls (the BYE's 200) per second, the same
+    second by second, and new INVITEs sent per second (what sipp really offered)."""
+    rows = [(t, c.get("9_200_Recv", 0), c.get("0_INVITE_Sent", 0))
+            for t, c in count_rows(d) if t <= secs + 0.5]
     if not rows:
-        return 0.0, []
-    per = [b - a for (_, a), (_, b) in zip([(0, 0)] + rows, rows)]
-    return rows[-1][1] / max(rows[-1][0], 1e-3), per
+        return 0.0, [], 0.0
+    per = [b - a for (_, a, _), (_, b, _) in zip([(0, 0, 0)] + rows, rows)]
+    span = max(rows[-1][0], 1e-3)
+    return rows[-1][1] / span, per, rows[-1][2] / span
 
 def phase(d):
     st = last_row(os.path.join(tmp, d, "stat.csv"))
@@ -227,10 +230,10 @@ def phase(d):
 p1, p2 = phase("p1"), phase("p2")
 print(f"overload: shards {shards}, max {mx} cps, offered {offer} cps for {win} s ({n1} calls), "
       f"then {low} cps for {rec} s ({n2} calls); sipp exit {rc1}/{rc2}")
-good1, per1 = window_goodput("p1", win)
+good1, per1, sent1 = window_goodput("p1", win)
 for name, p, secs, rate in (("window", p1, win, offer), ("recovery", p2, rec, low)):
     good = good1
-    print(f"  {name}: created {p['created']} ({p['created'] / secs:.0f} cps offered, target {rate}), "
+    print(f"  {name}: offered {sent1:.0f} cps (new INVITEs sipp sent in the window; target {rate}), "
           f"goodput {good:.0f} cps = {100 * good / mx:.0f} % of max" if name == "window" else
           f"  {name}: created {p['created']}, completed {p['completed']}")
     if name == "window":
