@@ -643,3 +643,62 @@ fn a_shard_behind_sheds_new_invites_and_takes_them_again_once_drained() {
         }
     }
 }
+
+/// Overload: while more records than `max_store_queue` wait for the store
+/// writer, new INVITEs are shed too (counted apart), and taken again once
+/// the writer caught up.
+#[test]
+fn a_store_writer_behind_sheds_new_invites() {
+    let settings = EndpointSettings {
+        admission: super::admission::AdmissionConfig {
+            max_store_queue: 2,
+            ..Default::default()
+        },
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(
+            Inbox::new("127.0.0.1:9".parse().unwrap()).unwrap(),
+        )]),
+    };
+    let (control, writer) = crossbeam_channel::unbounded();
+    let others = control.clone();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let t = at_ms(1_796_000_000_000);
+    for i in 0..2 {
+        others
+            .send(ControlRequest::StoreFlow(format!("f{i}"), Vec::new()))
+            .unwrap();
+    }
+    let mut out = Output::default();
+    ep.on_datagram(
+        t,
+        &invite_to("1002", "s1", "z9hG4bKs1"),
+        src(),
+        false,
+        &mut out,
+    );
+    let s = sent(&out);
+    assert!(s[0].starts_with("SIP/2.0 503 "), "{s:?}");
+    assert!(s[0].contains("\r\nRetry-After: 2\r\n"), "{s:?}");
+    let stats = ep.ctx.stats.clone();
+    let shed = |o: &std::sync::atomic::AtomicU64| o.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(shed(&stats.overload_shed_store_backlog), 1);
+    assert_eq!(shed(&stats.overload_shed_recv_backlog), 0);
+    assert_eq!(ShardGauges::get(&stats.gauges.shedding), 2);
+    // The writer took one: under the limit again.
+    writer.try_recv().unwrap();
+    let mut out = Output::default();
+    ep.on_datagram(
+        t,
+        &invite_to("1002", "s2", "z9hG4bKs2"),
+        src(),
+        false,
+        &mut out,
+    );
+    assert!(sent(&out).iter().all(|m| !m.starts_with("SIP/2.0 503")));
+    assert_eq!(shed(&stats.overload_shed_store_backlog), 1);
+}
