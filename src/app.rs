@@ -217,6 +217,12 @@ fn endpoint_settings(
                 .collect(),
             auth_failures: Some(links.auth_failures),
         },
+        admission: shards::endpoint::admission::AdmissionConfig {
+            max_delay_ms: u64::from(cfg.proxy.overload_max_delay_ms),
+            max_store_queue: cfg.proxy.overload_max_store_queue as usize,
+            retry_after_secs: cfg.proxy.overload_retry_after_secs,
+        },
+        overload: Default::default(),
     })
 }
 

@@ -358,6 +358,20 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "has 1 entry but runtime.shards = 2",
     ),
     (
+        "overload delay beyond a credible one",
+        "[proxy]\noverload_max_delay_ms = 60000\n",
+        2,
+        "proxy.overload_max_delay_ms",
+        "must be 0-30000, not 60000",
+    ),
+    (
+        "overload 503 without a retry time",
+        "[proxy]\noverload_retry_after_secs = 0\n",
+        2,
+        "proxy.overload_retry_after_secs",
+        "must be 1-3600, not 0",
+    ),
+    (
         "zero batch",
         "[runtime]\nudp_recv_batch = 0\n",
         2,

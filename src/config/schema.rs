@@ -195,6 +195,15 @@ pub struct ProxyConfig {
     pub http_router: Option<HttpRouterConfig>,
     /// Registration event webhook; absent = no events.
     pub locator_webhook: Option<LocatorWebhookConfig>,
+    /// Overload: new INVITEs are answered 503 (stateless, no call, no CDR)
+    /// while datagrams wait longer than this in a shard's socket, ms;
+    /// 0 = never on this signal. Default 100.
+    pub overload_max_delay_ms: u32,
+    /// Overload: new INVITEs are answered 503 while more records than this
+    /// wait for the store writer; 0 = never on this signal. Default 20000.
+    pub overload_max_store_queue: u32,
+    /// The Retry-After of an overload 503, s. Default 2.
+    pub overload_retry_after_secs: u32,
 }
 
 impl Default for ProxyConfig {
@@ -219,6 +228,9 @@ impl Default for ProxyConfig {
             user_backends: Vec::new(),
             http_router: None,
             locator_webhook: None,
+            overload_max_delay_ms: 100,
+            overload_max_store_queue: 20_000,
+            overload_retry_after_secs: 2,
         }
     }
 }

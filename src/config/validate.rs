@@ -210,6 +210,24 @@ impl Checker<'_> {
         self.expires()?;
         self.at_least("proxy.max_ring_time", px.max_ring_time, 1)?;
         self.at_least("proxy.nonce_ttl_secs", px.nonce_ttl_secs, 1)?;
+        self.range(
+            "proxy.overload_max_delay_ms",
+            px.overload_max_delay_ms,
+            0,
+            30_000,
+        )?;
+        self.range(
+            "proxy.overload_max_store_queue",
+            px.overload_max_store_queue,
+            0,
+            10_000_000,
+        )?;
+        self.range(
+            "proxy.overload_retry_after_secs",
+            px.overload_retry_after_secs,
+            1,
+            3_600,
+        )?;
         if let Err((i, e)) = Acl::parse(&px.acl_rules) {
             return self.fail(&format!("proxy.acl_rules[{i}]"), e.to_string());
         }

@@ -288,6 +288,12 @@ pub async fn health(
                 "cpu": ami.cpus.get(id).copied().flatten(),
                 "activeCalls": calls,
                 "rtpSessions": ShardGauges::get(&g.rtp_sessions),
+                "shedding": match ShardGauges::get(&g.shedding) {
+                    1 => Some("recvBacklog"),
+                    2 => Some("storeBacklog"),
+                    _ => None,
+                },
+                "recvDelayMs": ShardGauges::get(&g.recv_delay_ms),
                 "load": load.map(|l| (l * 1000.0).round() / 1000.0),
             }));
         }

@@ -174,6 +174,18 @@ fn render_levels(out: &mut String, state: &HttpState) {
         "proxied calls (media sessions) of the shard now",
         &|s| ShardGauges::get(&s.gauges.rtp_sessions),
     );
+    gauge(
+        out,
+        "overload_shedding",
+        "why the shard answers new INVITEs 503 now: 0 it takes them, 1 receive backlog, 2 store writer backlog",
+        &|s| ShardGauges::get(&s.gauges.shedding),
+    );
+    gauge(
+        out,
+        "recv_delay_ms",
+        "how long the shard's last full receive batch had waited in its socket, ms (0 = drained)",
+        &|s| ShardGauges::get(&s.gauges.recv_delay_ms),
+    );
     let _ = writeln!(
         out,
         "# HELP shardpbx_registrations AORs with stored bindings"

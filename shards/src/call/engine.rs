@@ -690,6 +690,11 @@ impl CallEngine {
         self.by_call_id.contains_key(call_id)
     }
 
+    /// Is this request a retransmission of one a transaction of ours has?
+    pub fn has_transaction(&self, msg: &Message<'_>) -> bool {
+        self.table.has_server_tx(msg)
+    }
+
     /// Is this Call-ID one of our live calls, or of one that just ended
     /// (its record may not be stored yet)?
     pub fn had_call_id(&self, call_id: &str) -> bool {

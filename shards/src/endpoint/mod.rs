@@ -23,10 +23,13 @@
 //!   their deadlines, and the remote user backend's questions.
 //! * `stateless` / `txcache` / `identity`: checks before a transaction,
 //!   retransmissions of stateless answers, who the caller is.
+//! * `admission`: whether a new INVITE is taken or shed with a stateless
+//!   503 (overload: the socket's backlog, the store writer's queue).
 //!
 //! Handlers get the request as a `Req` (time, parsed message, source) and
 //! answer with `SipEndpoint::respond` (a `Reply`, sent as `Answer` says).
 
+pub mod admission;
 mod digest;
 mod identity;
 mod invite;
@@ -103,6 +106,8 @@ pub struct SipEndpoint {
     acl: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>,
     /// Bans and the flood limit of this shard.
     guard: SourceGuard,
+    /// Whether new INVITEs are taken or shed (overload).
+    admission: admission::Admission,
     ctx: ShardContext,
     settings: Arc<EndpointSettings>,
     control: ControlSender,
@@ -183,6 +188,7 @@ impl SipEndpoint {
             tx_evicted_reported: 0,
             acl: settings.acl.clone(),
             guard: SourceGuard::new(&settings.security),
+            admission: admission::Admission::new(settings.admission),
             ctx,
             settings,
             control,

@@ -13,14 +13,15 @@
 
 use std::net::SocketAddr;
 
-use super::{is_keepalive, SipEndpoint};
+use super::admission::ShedReason;
+use super::{is_keepalive, Answer, Reply, Req, SipEndpoint};
 use crate::call::{Command, Handled, Input, Output as CallOutput};
 use crate::cdr::CallStatus;
 use crate::control_link::ControlRequest;
 use crate::media::relay::{MediaInput, MediaOutput, SocketOp};
 use crate::runtime::inbox::CallCommand;
 use crate::runtime::owner::owner_of;
-use crate::runtime::{Output, ShardGauges, ShardLogic, ShardMsg, ShardStats};
+use crate::runtime::{Backlog, Output, ShardGauges, ShardLogic, ShardMsg, ShardStats};
 use crate::security::Verdict;
 use crate::sip::Message;
 use crate::time::Now;
@@ -103,6 +104,59 @@ impl SipEndpoint {
     }
 }
 
+impl SipEndpoint {
+    /// A new INVITE (no To tag, no call of ours) while the shard sheds
+    /// (`admission`): 503 with Retry-After, statelessly, before it costs a
+    /// transaction, a call or a record (API.md: a CDR is for an INVITE that
+    /// reached routing). True when it was shed. A retransmission of an
+    /// INVITE this shard took passes (its transaction answers it). One another shard received and
+    /// handed over is also shed while any shard's socket is behind (the
+    /// receiver is the likely one; which one it was is not said).
+    fn shed_new_invite(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        src: SocketAddr,
+        handed_off: bool,
+        out: &mut Output,
+    ) -> bool {
+        let own = self.admission.admit(self.control.len());
+        ShardGauges::set(&self.ctx.stats.gauges.shedding, ShedReason::code(own.err()));
+        let verdict = match own {
+            Ok(()) if handed_off && self.settings.overload.any_behind() => {
+                Err(ShedReason::RecvBacklog)
+            }
+            other => other,
+        };
+        let Err(reason) = verdict else {
+            return false;
+        };
+        if msg.to().map_or(true, |t| t.tag().is_some())
+            || msg.call_id().is_some_and(|c| self.calls.knows_call_id(c))
+            || msg.check().is_err()
+            || self.calls.has_transaction(msg)
+        {
+            // In a dialog, of a call we took, malformed (the usual path
+            // answers it) or a retransmission of an INVITE we took.
+            return false;
+        }
+        let stats = &self.ctx.stats;
+        let counter = match reason {
+            ShedReason::RecvBacklog => &stats.overload_shed_recv_backlog,
+            ShedReason::StoreBacklog => &stats.overload_shed_store_backlog,
+        };
+        ShardStats::add(counter, 1);
+        let retry = [("Retry-After", self.admission.retry_after_secs().to_string())];
+        self.respond(
+            Req::new(now, msg, src),
+            Answer::Stateless,
+            Reply::new(503).headers(&retry),
+            out,
+        );
+        true
+    }
+}
+
 impl ShardLogic for SipEndpoint {
     fn on_datagram(
         &mut self,
@@ -139,6 +193,15 @@ impl ShardLogic for SipEndpoint {
                 }
             }
         }
+        // Overload: a new INVITE is judged by its owner shard (which can
+        // tell a retransmission of a call it took), before it costs a
+        // transaction.
+        if let Ok(msg) = &parsed {
+            if data.starts_with(b"INVITE ") && self.shed_new_invite(now, msg, src, handed_off, out)
+            {
+                return;
+            }
+        }
         ShardStats::add(&self.stats().handled, 1);
         match parsed {
             Ok(msg) => self.handle(now, &msg, src, out),
@@ -148,6 +211,19 @@ impl ShardLogic for SipEndpoint {
                     self.drop_message(now, src, &e.to_string());
                 }
             }
+        }
+    }
+
+    fn on_backlog(&mut self, now: Now, backlog: Backlog) {
+        let was = self.admission.shedding(0);
+        self.admission.observe(now.unix_ms, backlog);
+        let gauges = &self.ctx.stats.gauges;
+        ShardGauges::set(&gauges.recv_delay_ms, self.admission.delay_ms());
+        let is = self.admission.shedding(0);
+        if was != is {
+            self.settings.overload.set(self.ctx.id, is.is_some());
+            ShardGauges::set(&gauges.shedding, ShedReason::code(is));
+            tracing::debug!(shard = self.ctx.id, delay_ms = self.admission.delay_ms(), shedding = ?is, "overload admission changed");
         }
     }
 

@@ -62,6 +62,10 @@ pub struct EndpointSettings {
     pub router: Option<crate::routing::http_router::RouterLink>,
     /// `[security]`: flood limit, trusted sources, where failed digests go.
     pub security: crate::security::SecuritySettings,
+    /// `[proxy] overload_*`: when new INVITEs are shed (`admission`).
+    pub admission: super::admission::AdmissionConfig,
+    /// Which shards' sockets are behind (shared by all shards).
+    pub overload: super::admission::Pressure,
 }
 
 impl EndpointSettings {
@@ -128,5 +132,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         user_query_timeout_ms: 5000,
         router: None,
         security: Default::default(),
+        admission: Default::default(),
+        overload: Default::default(),
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::*;
 use crate::control_link::ControlRequest;
 use crate::endpoint::settings::test_settings;
-use crate::runtime::{Inbox, ShardLogic, ShardMsg};
+use crate::routing::{RoutingSnapshot, TrunkSpec};
+use crate::runtime::{Backlog, Inbox, ShardGauges, ShardLogic, ShardMsg};
 
 const SRC: &str = "127.0.0.1:5070";
 
@@ -528,4 +529,168 @@ fn a_cancel_while_the_user_backend_is_asked_ends_the_invite_for_good() {
     assert!(records
         .try_iter()
         .all(|r| !matches!(r, ControlRequest::StoreCdr(_))));
+}
+
+/// Overload (`admission`): while the shard's socket is behind, a new INVITE
+/// gets a stateless 503 with Retry-After (no transaction: no 100 Trying, no
+/// call, no record); a retransmission of one it took, OPTIONS and a BYE
+/// still get their answers; a drained batch takes new calls again at once.
+#[test]
+fn a_shard_behind_sheds_new_invites_and_takes_them_again_once_drained() {
+    // Callers from a trunk: an INVITE is taken without a challenge.
+    let trunk = TrunkSpec {
+        inbound_hosts: vec![SRC.into()],
+        ..TrunkSpec::default()
+    };
+    let settings = EndpointSettings {
+        routing: Arc::new(RoutingSnapshot::build(&[("carrier".into(), trunk)], &[]).unwrap()),
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
+    };
+    let (control, rx) = crossbeam_channel::unbounded();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let t = at_ms(1_796_000_000_000);
+    let run = |ep: &mut SipEndpoint, raw: &[u8]| {
+        let mut out = Output::default();
+        ep.on_datagram(t, raw, src(), false, &mut out);
+        sent(&out)
+    };
+    let taken = invite_to("1002", "taken", "z9hG4bKtaken");
+    let first = run(&mut ep, &taken);
+    assert!(first[0].starts_with("SIP/2.0 100"), "{first:?}");
+    // A full batch whose last datagram waited 500 ms (the limit is 100).
+    ep.on_backlog(
+        t,
+        Backlog::Behind {
+            stamp_unix_ms: t.unix_ms - 500,
+        },
+    );
+    let shed = run(&mut ep, &invite_to("1002", "shed", "z9hG4bKshed"));
+    assert_eq!(shed.len(), 1, "only the 503: {shed:?}");
+    assert!(shed[0].starts_with("SIP/2.0 503 "), "{shed:?}");
+    assert!(shed[0].contains("\r\nRetry-After: 2\r\n"), "{shed:?}");
+    assert!(shed[0].contains("Call-ID: shed\r\n"), "{shed:?}");
+    let stats = ep.ctx.stats.clone();
+    assert_eq!(
+        stats
+            .overload_shed_recv_backlog
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(ShardGauges::get(&stats.gauges.shedding), 1);
+    assert_eq!(ShardGauges::get(&stats.gauges.recv_delay_ms), 500);
+    assert!(!ep.calls.had_call_id("shed"), "no call for it");
+    // The INVITE taken before: its retransmission is not refused.
+    let again = run(&mut ep, &taken);
+    assert!(
+        !again.is_empty() && again.iter().all(|m| !m.starts_with("SIP/2.0 503")),
+        "{again:?}"
+    );
+    assert!(
+        again.iter().all(|m| !m.starts_with("SIP/2.0 503")),
+        "{again:?}"
+    );
+    // Requests that are not new INVITEs pass.
+    let ok = run(&mut ep, &options("opt", "z9hG4bKopt"));
+    assert!(ok[0].starts_with("SIP/2.0 200"), "{ok:?}");
+    let bye = format!("BYE sip:1002@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP {SRC};branch=z9hG4bKbye;rport\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:1002@pbx.test>;tag=2\r\nCall-ID: nodialog\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let bye = run(&mut ep, bye.as_bytes());
+    assert!(bye[0].starts_with("SIP/2.0 481"), "{bye:?}");
+    assert_eq!(
+        stats
+            .overload_shed_recv_backlog
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    // Hysteresis: 60 ms is under the limit but over half of it.
+    ep.on_backlog(
+        t,
+        Backlog::Behind {
+            stamp_unix_ms: t.unix_ms - 60,
+        },
+    );
+    let still = run(&mut ep, &invite_to("1002", "still", "z9hG4bKstill"));
+    assert!(still[0].starts_with("SIP/2.0 503"), "{still:?}");
+    // The socket drained: taken again at once.
+    ep.on_backlog(t, Backlog::Drained);
+    let back = run(&mut ep, &invite_to("1002", "back", "z9hG4bKback"));
+    assert!(
+        back.iter().all(|m| !m.starts_with("SIP/2.0 503")),
+        "{back:?}"
+    );
+    assert_eq!(
+        stats
+            .overload_shed_recv_backlog
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(ShardGauges::get(&stats.gauges.shedding), 0);
+    // Nothing shed reached the store writer.
+    while let Ok(req) = rx.try_recv() {
+        if let ControlRequest::StoreCdr(cdr) = req {
+            assert!(!["shed", "still"].contains(&cdr.call_id.as_str()));
+        }
+    }
+}
+
+/// Overload: while more records than `max_store_queue` wait for the store
+/// writer, new INVITEs are shed too (counted apart), and taken again once
+/// the writer caught up.
+#[test]
+fn a_store_writer_behind_sheds_new_invites() {
+    let settings = EndpointSettings {
+        admission: super::admission::AdmissionConfig {
+            max_store_queue: 2,
+            ..Default::default()
+        },
+        ..test_settings()
+    };
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
+    };
+    let (control, writer) = crossbeam_channel::unbounded();
+    let others = control.clone();
+    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let t = at_ms(1_796_000_000_000);
+    for i in 0..2 {
+        others
+            .send(ControlRequest::StoreFlow(format!("f{i}"), Vec::new()))
+            .unwrap();
+    }
+    let mut out = Output::default();
+    ep.on_datagram(
+        t,
+        &invite_to("1002", "s1", "z9hG4bKs1"),
+        src(),
+        false,
+        &mut out,
+    );
+    let s = sent(&out);
+    assert!(s[0].starts_with("SIP/2.0 503 "), "{s:?}");
+    assert!(s[0].contains("\r\nRetry-After: 2\r\n"), "{s:?}");
+    let stats = ep.ctx.stats.clone();
+    let shed = |o: &std::sync::atomic::AtomicU64| o.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(shed(&stats.overload_shed_store_backlog), 1);
+    assert_eq!(shed(&stats.overload_shed_recv_backlog), 0);
+    assert_eq!(ShardGauges::get(&stats.gauges.shedding), 2);
+    // The writer took one: under the limit again.
+    writer.try_recv().unwrap();
+    let mut out = Output::default();
+    ep.on_datagram(
+        t,
+        &invite_to("1002", "s2", "z9hG4bKs2"),
+        src(),
+        false,
+        &mut out,
+    );
+    assert!(sent(&out).iter().all(|m| !m.starts_with("SIP/2.0 503")));
+    assert_eq!(shed(&stats.overload_shed_store_backlog), 1);
 }

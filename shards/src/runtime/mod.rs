@@ -1,6 +1,7 @@
 //! The shard runtime: executors, batched UDP, inboxes between threads, the
 //! beat that paces a busy shard's polling, counters.
 
+pub mod backlog;
 pub mod inbox;
 mod media_io;
 pub mod owner;
@@ -11,6 +12,7 @@ pub mod stats;
 pub mod steer;
 pub mod udp_batch;
 
+pub use backlog::Backlog;
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
 pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
 pub use stats::{ShardGauges, ShardStats};

@@ -86,6 +86,11 @@ impl<L: ShardLogic> Reactor<L> {
         logic: L,
     ) -> io::Result<Reactor<L>> {
         sock.set_nonblocking(true)?;
+        if let Err(e) = super::backlog::enable(sock.as_raw_fd()) {
+            tracing::warn!(
+                "no receive times on the SIP socket ({e}): overload shedding on its backlog is off"
+            );
+        }
         let media = MediaIo::new()?;
         // SAFETY: plain syscall; the fd is owned right away.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -174,6 +179,8 @@ impl<L: ShardLogic> Reactor<L> {
                 break;
             }
             got += n;
+            let backlog = super::backlog::probe(fd, n, self.rx.capacity());
+            self.logic.on_backlog(now, backlog);
             let stats = &self.ctx.stats;
             ShardStats::add(&stats.rx_datagrams, n as u64);
             for i in 0..n {

@@ -101,6 +101,10 @@ pub trait ShardLogic {
     ) -> Option<(u16, SocketAddr)> {
         None
     }
+    /// Before the datagrams of a batch from the SIP socket: whether the
+    /// socket was drained or how long what is left has waited (overload
+    /// admission).
+    fn on_backlog(&mut self, _now: Now, _backlog: super::Backlog) {}
     /// The shard is stopping: last words (e.g. BYE for calls still up).
     fn on_stop(&mut self, _now: Now, _out: &mut Output) {}
     /// The next media socket the logic wants bound or closed; called until

@@ -65,6 +65,8 @@ counters! {
     auth_failures_reported: "failed digest responses reported to the ban book (unknown user, wrong password, replay)",
     stateless_challenges: "407 challenges sent to INVITEs without credentials, with no transaction (nothing retransmitted)",
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
+    overload_shed_recv_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): datagrams waited longer than [proxy] overload_max_delay_ms in the shard's socket",
+    overload_shed_store_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more records than [proxy] overload_max_store_queue waited for the store writer",
 }
 
 /// Methods counted one by one; anything else counts as `OTHER`.
@@ -150,6 +152,12 @@ pub struct ShardGauges {
     pub rtp_sessions: AtomicU64,
     /// The shard thread's Linux thread id (0 until it runs), for its CPU time.
     pub tid: AtomicU64,
+    /// Why new INVITEs are refused: 0 admitting, 1 receive backlog, 2 store
+    /// writer backlog (`endpoint::admission::ShedReason::code`).
+    pub shedding: AtomicU64,
+    /// How long the last full receive batch's last datagram had waited, ms
+    /// (0 when the socket was drained).
+    pub recv_delay_ms: AtomicU64,
 }
 
 impl ShardGauges {

@@ -445,6 +445,12 @@ impl TransactionTable {
         Ok(cancel)
     }
 
+    /// Is there a server transaction for this request (a retransmission)?
+    /// A lookup without allocation, for the overload check.
+    pub fn has_server_tx(&self, msg: &Message<'_>) -> bool {
+        server_view(msg).is_ok_and(|v| self.index.contains_key(&v as &dyn KeyView))
+    }
+
     /// The transaction with this key, if live (aliases included).
     pub fn lookup(&self, key: &TransactionKey) -> Option<TxId> {
         self.index.get(key).copied()
