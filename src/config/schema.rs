@@ -137,7 +137,7 @@ impl Default for RuntimeConfig {
             shards: 0,
             cpus: Vec::new(),
             spin_before_park_us: 0,
-            poll_interval_us: 0,
+            poll_interval_us: 500,
             io_memory_kib: 512,
             ring_depth: 128,
             udp_recv_batch: 32,
