@@ -483,7 +483,7 @@ pub struct CallRecordConfig {
     /// http, s3: longest wait between two attempts, s. Default 300.
     pub retry_max_secs: Option<u64>,
     /// Every type: most bytes of SIP messages kept in a call's stored flow;
-    /// past it the flow ends with a "truncated" marker. Default 262144.
+    /// past it the flow ends with a "truncated" marker. Default 65536.
     pub max_flow_bytes: usize,
 }
 
@@ -504,7 +504,7 @@ impl Default for CallRecordConfig {
             keep_local: None,
             retry_initial_ms: None,
             retry_max_secs: None,
-            max_flow_bytes: 256 << 10,
+            max_flow_bytes: shards::call::flow::DEFAULT_MAX_BYTES,
         }
     }
 }

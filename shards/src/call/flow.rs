@@ -17,7 +17,7 @@ pub const MAX_MESSAGE_BYTES: usize = 8192;
 /// How long a finished call's flow still collects messages, ms.
 pub const LINGER_MS: u64 = 4_000;
 /// Default most bytes of messages kept per call (`[callrecord] max_flow_bytes`).
-pub const DEFAULT_MAX_BYTES: usize = 256 << 10;
+pub const DEFAULT_MAX_BYTES: usize = 64 << 10;
 /// The text of the entry that marks a truncated flow.
 pub const TRUNCATED: &str = "[flow truncated: later messages not kept]";
 
