@@ -220,6 +220,7 @@ fn endpoint_settings(
         admission: shards::endpoint::admission::AdmissionConfig {
             max_delay_ms: u64::from(cfg.proxy.overload_max_delay_ms),
             max_store_queue: cfg.proxy.overload_max_store_queue as usize,
+            max_stalled_invites: cfg.proxy.overload_max_stalled_invites as usize,
             retry_after_secs: cfg.proxy.overload_retry_after_secs,
         },
         overload: Default::default(),

@@ -4,7 +4,9 @@
 //! (no call made for them), while OPTIONS and requests that finish calls
 //! (here a BYE) are still answered; `/metrics` counts what was shed; and
 //! once the burst is worked off new calls are taken again. The shed delay
-//! is configured small so that a test-sized burst triggers it.
+//! is configured small so that a test-sized burst triggers it. And callees
+//! that stop answering (their INVITEs resent, unanswered) shed new calls
+//! until they answer again.
 
 mod common;
 
@@ -108,7 +110,7 @@ fn burst_against(shards: usize) {
     let pbx = Pbx::start(PbxOptions {
         shards,
         proxy_extra: format!(
-            "routes_files = []\ntrunks_files = [\"{}\"]\nmedia_proxy = \"none\"\noverload_max_delay_ms = 5\noverload_retry_after_secs = 7",
+            "routes_files = []\ntrunks_files = [\"{}\"]\nmedia_proxy = \"none\"\noverload_max_delay_ms = 5\noverload_max_stalled_invites = 0\noverload_retry_after_secs = 7",
             trunk_file.display()
         ),
         extra_tables: "[security]\ntrusted = [\"127.0.0.0/8\"]\n".into(),
@@ -220,4 +222,117 @@ fn burst_against(shards: usize) {
     stop.store(true, Ordering::Relaxed);
     read.join().unwrap();
     drop(callee);
+}
+
+/// A response to `request` (the raw text a callee got) with `code`.
+fn answer(request: &str, code: u16, reason: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for line in request.split("\r\n").skip(1) {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" => out.push_str(&format!("{line}\r\n")),
+            "to" => out.push_str(&format!("{line};tag=callee\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+#[test]
+fn callees_that_stop_answering_shed_new_calls_until_they_answer_again() {
+    let trunks = tempfile::tempdir().unwrap();
+    let trunk_file = trunks.path().join("load.toml");
+    std::fs::write(
+        &trunk_file,
+        "[trunks.loadgen]\ninbound_hosts = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: format!(
+            "routes_files = []\ntrunks_files = [\"{}\"]\nmedia_proxy = \"none\"\noverload_max_delay_ms = 0\noverload_max_stalled_invites = 5\noverload_retry_after_secs = 7",
+            trunk_file.display()
+        ),
+        extra_tables: "[security]\ntrusted = [\"127.0.0.0/8\"]\n".into(),
+        ..PbxOptions::default()
+    });
+    // The callee: registered, silent for now.
+    let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
+    callee
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    register_contact(
+        &pbx,
+        "1002",
+        "secret1002",
+        callee.local_addr().unwrap().port(),
+    );
+    let load = Uac::new(pbx.sip);
+    let me = load.local;
+    let seen: Seen = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let read = reader(load.sock.try_clone().unwrap(), seen.clone(), stop.clone());
+
+    // Eight calls are taken; their INVITEs to the callee go unanswered.
+    for i in 0..8 {
+        let id = format!("stall-{i}");
+        load.send(&invite(me, &id));
+        let r = wait_for(&seen, &id, &[100, 503], Duration::from_secs(5));
+        assert_eq!(r.map(|r| r.code), Some(100), "call {i} is taken");
+    }
+    // Past T1 every one of them is resent: the callees are behind.
+    let mut invites: HashMap<String, String> = HashMap::new();
+    let mut copies: HashMap<String, u32> = HashMap::new();
+    let resent = wait_until(Duration::from_secs(5), || {
+        let mut buf = vec![0u8; 65536];
+        if let Ok((n, _)) = callee.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("INVITE ") {
+                let cid = text
+                    .split("\r\n")
+                    .find_map(|l| l.strip_prefix("Call-ID: "))
+                    .unwrap_or_default()
+                    .to_string();
+                *copies.entry(cid.clone()).or_default() += 1;
+                invites.insert(cid, text);
+            }
+        }
+        (copies.len() == 8 && copies.values().all(|&n| n >= 2)).then_some(())
+    });
+    assert!(
+        resent.is_some(),
+        "every INVITE to the callee resent: {copies:?}"
+    );
+    load.send(&invite(me, "stall-new"));
+    let shed = wait_for(&seen, "stall-new", &[100, 503], Duration::from_secs(5))
+        .expect("an answer to the new INVITE");
+    assert_eq!(shed.code, 503, "{}", shed.raw);
+    assert_eq!(shed.header("Retry-After"), Some("7"));
+    assert!(pbx.metric_sum("shardpbx_overload_shed_callee_backlog_total") >= 1);
+    let health = pbx.http_get("/ami/v1/health");
+    assert!(health.contains("\"calleeBacklog\""), "{health}");
+
+    // The callee answers every INVITE it got: new calls are taken again.
+    assert_eq!(invites.len(), 8, "the callee got the eight INVITEs");
+    for text in invites.values() {
+        callee
+            .send_to(answer(text, 180, "Ringing").as_bytes(), pbx.sip)
+            .unwrap();
+    }
+    // The shard reads them before the next INVITE on its socket.
+    std::thread::sleep(Duration::from_millis(200));
+    load.send(&invite(me, "stall-after"));
+    let after = wait_for(&seen, "stall-after", &[100, 503], Duration::from_secs(5));
+    assert_eq!(
+        after.map(|r| r.code),
+        Some(100),
+        "taken once the callee answers"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    read.join().unwrap();
 }

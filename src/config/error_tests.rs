@@ -365,6 +365,13 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "must be 0-30000, not 60000",
     ),
     (
+        "overload on more stalled INVITEs than a shard could hold",
+        "[proxy]\noverload_max_stalled_invites = 2000000\n",
+        2,
+        "proxy.overload_max_stalled_invites",
+        "must be 0-1000000, not 2000000",
+    ),
+    (
         "overload 503 without a retry time",
         "[proxy]\noverload_retry_after_secs = 0\n",
         2,

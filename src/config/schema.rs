@@ -202,6 +202,10 @@ pub struct ProxyConfig {
     /// Overload: new INVITEs are answered 503 while more records than this
     /// wait for the store writer; 0 = never on this signal. Default 20000.
     pub overload_max_store_queue: u32,
+    /// Overload: new INVITEs are answered 503 while more than this many of a
+    /// shard's callee INVITEs were resent without any answer (the callees
+    /// are not keeping up); 0 = never on this signal. Default 200.
+    pub overload_max_stalled_invites: u32,
     /// The Retry-After of an overload 503, s. Default 2.
     pub overload_retry_after_secs: u32,
 }
@@ -230,6 +234,7 @@ impl Default for ProxyConfig {
             locator_webhook: None,
             overload_max_delay_ms: 100,
             overload_max_store_queue: 20_000,
+            overload_max_stalled_invites: 200,
             overload_retry_after_secs: 2,
         }
     }

@@ -223,6 +223,12 @@ impl Checker<'_> {
             10_000_000,
         )?;
         self.range(
+            "proxy.overload_max_stalled_invites",
+            px.overload_max_stalled_invites,
+            0,
+            1_000_000,
+        )?;
+        self.range(
             "proxy.overload_retry_after_secs",
             px.overload_retry_after_secs,
             1,

@@ -695,6 +695,11 @@ impl CallEngine {
         self.table.has_server_tx(msg)
     }
 
+    /// Callee INVITEs resent without any answer yet (overload admission).
+    pub fn stalled_invites(&self) -> usize {
+        self.table.stalled_invites()
+    }
+
     /// Is this Call-ID one of our live calls, or of one that just ended
     /// (its record may not be stored yet)?
     pub fn had_call_id(&self, call_id: &str) -> bool {

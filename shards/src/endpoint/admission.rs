@@ -15,7 +15,13 @@
 //!   (hysteresis that still recovers at once when the load drops);
 //! * the store writer's queue (records and flows waiting for LMDB, shared by
 //!   every shard): over `max_store_queue`, new calls would only add records
-//!   the writer cannot keep up with, and memory.
+//!   the writer cannot keep up with, and memory;
+//! * the callees: INVITEs this shard sent, resent after T1 and still without
+//!   any answer (`TransactionTable::stalled_invites`). A live UA answers
+//!   100 or 180 within T1, so many of them mean the callees (or the way to
+//!   them) are not keeping up; each such call would wait out timer B (32 s)
+//!   holding its state. Over `max_stalled_invites`, new calls are shed until
+//!   the callees answer again. A few dead phones never get there.
 //!
 //! Sans-IO: time and the queue length are inputs.
 
@@ -54,6 +60,9 @@ pub struct AdmissionConfig {
     /// Shed new INVITEs while this many records wait for the store writer;
     /// 0 = never on this signal.
     pub max_store_queue: usize,
+    /// Shed new INVITEs while this many INVITEs of the shard's callee legs
+    /// were resent without any answer; 0 = never on this signal.
+    pub max_stalled_invites: usize,
     /// The Retry-After of the 503, s.
     pub retry_after_secs: u32,
 }
@@ -63,6 +72,7 @@ impl Default for AdmissionConfig {
         AdmissionConfig {
             max_delay_ms: 100,
             max_store_queue: 20_000,
+            max_stalled_invites: 200,
             retry_after_secs: 2,
         }
     }
@@ -75,6 +85,8 @@ pub enum ShedReason {
     RecvBacklog,
     /// The store writer's queue is over `max_store_queue`.
     StoreBacklog,
+    /// More callee INVITEs than `max_stalled_invites` go unanswered.
+    CalleeBacklog,
 }
 
 impl ShedReason {
@@ -84,6 +96,7 @@ impl ShedReason {
             None => 0,
             Some(ShedReason::RecvBacklog) => 1,
             Some(ShedReason::StoreBacklog) => 2,
+            Some(ShedReason::CalleeBacklog) => 3,
         }
     }
 }
@@ -100,6 +113,8 @@ pub struct Admission {
     behind: bool,
     /// The age of the last full batch's last datagram, ms.
     delay_ms: u64,
+    /// Callee INVITEs resent without an answer, as last told.
+    stalled_invites: usize,
 }
 
 impl Admission {
@@ -108,6 +123,7 @@ impl Admission {
             cfg,
             behind: false,
             delay_ms: 0,
+            stalled_invites: 0,
         }
     }
 
@@ -135,6 +151,12 @@ impl Admission {
         }
     }
 
+    /// How many of the shard's callee INVITEs were resent without any
+    /// answer yet (asked before each admission).
+    pub fn observe_callees(&mut self, stalled_invites: usize) {
+        self.stalled_invites = stalled_invites;
+    }
+
     /// May a new call start now, with `store_queue` records waiting for
     /// the store writer?
     pub fn admit(&self, store_queue: usize) -> Result<(), ShedReason> {
@@ -144,6 +166,10 @@ impl Admission {
         let cap = self.cfg.max_store_queue;
         if cap > 0 && store_queue >= cap {
             return Err(ShedReason::StoreBacklog);
+        }
+        let cap = self.cfg.max_stalled_invites;
+        if cap > 0 && self.stalled_invites >= cap {
+            return Err(ShedReason::CalleeBacklog);
         }
         Ok(())
     }
@@ -171,8 +197,27 @@ mod tests {
         Admission::new(AdmissionConfig {
             max_delay_ms,
             max_store_queue,
+            max_stalled_invites: 0,
             retry_after_secs: 2,
         })
+    }
+
+    #[test]
+    fn unanswered_callees_shed_new_calls_until_they_answer_again() {
+        let mut a = Admission::new(AdmissionConfig {
+            max_stalled_invites: 50,
+            ..AdmissionConfig::default()
+        });
+        a.observe_callees(3);
+        assert!(a.admit(0).is_ok(), "a few dead phones shed nothing");
+        a.observe_callees(50);
+        assert_eq!(a.admit(0), Err(ShedReason::CalleeBacklog));
+        assert_eq!(ShedReason::code(a.shedding(0)), 3);
+        a.observe_callees(49);
+        assert!(a.admit(0).is_ok(), "back at once when they answer");
+        let mut off = rig(0, 0);
+        off.observe_callees(1_000_000);
+        assert!(off.admit(0).is_ok(), "0 = never on this signal");
     }
 
     fn behind(now: u64, age: u64) -> (u64, Backlog) {

@@ -33,6 +33,8 @@ pub(crate) struct ClientInvite {
     /// Timer B, D or M.
     end: Deadline,
     cancel: Cancel,
+    /// Timer A has resent the INVITE at least once (no answer in T1).
+    resent: bool,
 }
 
 impl ClientInvite {
@@ -57,6 +59,7 @@ impl ClientInvite {
             retransmit: Retransmit::default(),
             end: Deadline::default(),
             cancel: Cancel::No,
+            resent: false,
         };
         if !reliable {
             tx.retransmit.start(now, cfg.t1_ms);
@@ -67,6 +70,12 @@ impl ClientInvite {
 
     pub(crate) fn state(&self) -> State {
         self.state
+    }
+
+    /// Sent, resent, and still not a word back: the callee (or the way to
+    /// it) is not keeping up. A live UA answers 100 or 180 within T1.
+    pub(crate) fn stalled(&self) -> bool {
+        self.state == State::Calling && self.resent
     }
 
     pub(crate) fn request(&self) -> &Bytes {
@@ -152,6 +161,7 @@ impl ClientInvite {
         if self.retransmit.is_due(now) {
             if self.state == State::Calling {
                 send(out, self.id, self.dest, &self.request);
+                self.resent = true;
                 self.retransmit.back_off(now, u64::MAX);
             } else {
                 self.retransmit.stop();

@@ -29,6 +29,11 @@ enum Machine {
 }
 
 impl Machine {
+    /// A client INVITE resent without any answer yet.
+    fn stalled(&self) -> bool {
+        matches!(self, Machine::ClientInvite(t) if t.stalled())
+    }
+
     fn state(&self) -> State {
         match self {
             Machine::ClientInvite(t) => t.state(),
@@ -87,6 +92,8 @@ struct Entry {
     scheduled: Option<u64>,
     /// Queued in `lingering` (see [`Machine::lingering`]).
     lingering: bool,
+    /// Counted in `TransactionTable::stalled` (see [`Machine::stalled`]).
+    stalled: bool,
 }
 
 struct Slot {
@@ -107,6 +114,8 @@ pub struct TransactionTable {
     lingering: VecDeque<TxId>,
     /// Lingering transactions evicted early because the table was full.
     evicted: u64,
+    /// Client INVITEs resent and still unanswered ([`Self::stalled_invites`]).
+    stalled: usize,
     scratch: Vec<u8>,
 }
 
@@ -129,6 +138,7 @@ impl TransactionTable {
             timers: TimerQueue::default(),
             lingering: VecDeque::new(),
             evicted: 0,
+            stalled: 0,
             scratch: Vec::with_capacity(1024),
         }
     }
@@ -511,6 +521,12 @@ impl TransactionTable {
         self.evicted
     }
 
+    /// Client INVITEs resent at least once and still without any response
+    /// (overload admission reads it: the callees are not keeping up).
+    pub fn stalled_invites(&self) -> usize {
+        self.stalled
+    }
+
     /// Whether a new transaction fits: at the limit, the longest-lingering
     /// transaction goes early (it only absorbed retransmissions; a late
     /// retransmission then finds no transaction, as after its timer).
@@ -548,6 +564,7 @@ impl TransactionTable {
                 machine: make(id),
                 scheduled: None,
                 lingering: false,
+                stalled: false,
             });
         }
         self.len += 1;
@@ -567,6 +584,15 @@ impl TransactionTable {
         if !entry.lingering && entry.machine.lingering() {
             entry.lingering = true;
             self.lingering.push_back(id);
+        }
+        let stalled = entry.machine.stalled();
+        if stalled != entry.stalled {
+            entry.stalled = stalled;
+            if stalled {
+                self.stalled += 1;
+            } else {
+                self.stalled -= 1;
+            }
         }
         let next = entry.machine.poll_timeout();
         self.timers.reschedule(id, entry.scheduled, next);
@@ -602,6 +628,9 @@ impl TransactionTable {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
+        if entry.stalled {
+            self.stalled -= 1;
+        }
         for key in std::iter::once(&entry.key).chain(entry.alias.as_ref()) {
             if self.index.get(key) == Some(&id) {
                 self.index.remove(key);

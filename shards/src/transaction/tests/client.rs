@@ -428,3 +428,32 @@ fn a_response_from_another_address_is_dropped_and_changes_nothing() {
         Received::Response(tx)
     );
 }
+
+#[test]
+fn an_invite_resent_without_any_answer_counts_as_stalled_until_answered_or_gone() {
+    let mut h = Harness::new();
+    let a = request("INVITE", "z9hG4bKst1");
+    let b = request("INVITE", "z9hG4bKst2");
+    let ta = h.send(0, &a);
+    h.send(100, &b);
+    h.take();
+    assert_eq!(h.table.stalled_invites(), 0, "within T1 nobody is late");
+    h.run(550);
+    assert_eq!(
+        h.table.stalled_invites(),
+        1,
+        "a was resent at T1, b not yet"
+    );
+    h.run(650);
+    assert_eq!(h.table.stalled_invites(), 2);
+    // Any answer, even a 100, means the callee is there.
+    assert_eq!(h.recv(700, &response(&a, 100, "")), Received::Response(ta));
+    assert_eq!(h.table.stalled_invites(), 1);
+    // Timer B ends b: it no longer counts.
+    h.run(100 + T64);
+    assert_eq!(h.table.stalled_invites(), 0);
+    // A non-INVITE never counts.
+    h.send(T64 + 200, &request("OPTIONS", "z9hG4bKst3"));
+    h.run(T64 + 2000);
+    assert_eq!(h.table.stalled_invites(), 0);
+}
