@@ -312,9 +312,9 @@ fn callees_that_stop_answering_shed_new_calls_until_they_answer_again() {
         .expect("an answer to the new INVITE");
     assert_eq!(shed.code, 503, "{}", shed.raw);
     assert_eq!(shed.header("Retry-After"), Some("7"));
-    assert!(pbx.metric_sum("shardpbx_overload_shed_callee_backlog_total") >= 1);
+    assert!(pbx.metric_sum("shardpbx_overload_shed_peer_backlog_total") >= 1);
     let health = pbx.http_get("/ami/v1/health");
-    assert!(health.contains("\"calleeBacklog\""), "{health}");
+    assert!(health.contains("\"peerBacklog\""), "{health}");
 
     // The callee answers every INVITE it got: new calls are taken again.
     assert_eq!(invites.len(), 8, "the callee got the eight INVITEs");

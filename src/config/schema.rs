@@ -203,8 +203,9 @@ pub struct ProxyConfig {
     /// wait for the store writer; 0 = never on this signal. Default 20000.
     pub overload_max_store_queue: u32,
     /// Overload: new INVITEs are answered 503 while more than this many of a
-    /// shard's callee INVITEs were resent without any answer (the callees
-    /// are not keeping up); 0 = never on this signal. Default 200.
+    /// shard's INVITE transactions were resent without the peer answering
+    /// (callees silent to our INVITE, callers not ACKing our final: the
+    /// peers are not keeping up); 0 = never on this signal. Default 200.
     pub overload_max_stalled_invites: u32,
     /// The Retry-After of an overload 503, s. Default 2.
     pub overload_retry_after_secs: u32,

@@ -291,7 +291,7 @@ pub async fn health(
                 "shedding": match ShardGauges::get(&g.shedding) {
                     1 => Some("recvBacklog"),
                     2 => Some("storeBacklog"),
-                    3 => Some("calleeBacklog"),
+                    3 => Some("peerBacklog"),
                     _ => None,
                 },
                 "recvDelayMs": ShardGauges::get(&g.recv_delay_ms),

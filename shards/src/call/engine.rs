@@ -695,7 +695,8 @@ impl CallEngine {
         self.table.has_server_tx(msg)
     }
 
-    /// Callee INVITEs resent without any answer yet (overload admission).
+    /// INVITE transactions resent without the peer answering (overload
+    /// admission).
     pub fn stalled_invites(&self) -> usize {
         self.table.stalled_invites()
     }

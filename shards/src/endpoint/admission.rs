@@ -16,12 +16,14 @@
 //! * the store writer's queue (records and flows waiting for LMDB, shared by
 //!   every shard): over `max_store_queue`, new calls would only add records
 //!   the writer cannot keep up with, and memory;
-//! * the callees: INVITEs this shard sent, resent after T1 and still without
-//!   any answer (`TransactionTable::stalled_invites`). A live UA answers
-//!   100 or 180 within T1, so many of them mean the callees (or the way to
-//!   them) are not keeping up; each such call would wait out timer B (32 s)
-//!   holding its state. Over `max_stalled_invites`, new calls are shed until
-//!   the callees answer again. A few dead phones never get there.
+//! * the peers: INVITE transactions whose message the shard resent after T1
+//!   without the other side answering: our INVITE to a callee without any
+//!   response, our final response to a caller without its ACK
+//!   (`TransactionTable::stalled_invites`). A live UA answers within T1, so
+//!   many of them mean the callees or the callers (or the way to them) are
+//!   not keeping up; each such call would hold its state for timer B or H
+//!   (32 s). Over `max_stalled_invites`, new calls are shed until the peers
+//!   answer again. A few dead phones never get there.
 //!
 //! Sans-IO: time and the queue length are inputs.
 
@@ -60,8 +62,8 @@ pub struct AdmissionConfig {
     /// Shed new INVITEs while this many records wait for the store writer;
     /// 0 = never on this signal.
     pub max_store_queue: usize,
-    /// Shed new INVITEs while this many INVITEs of the shard's callee legs
-    /// were resent without any answer; 0 = never on this signal.
+    /// Shed new INVITEs while this many of the shard's INVITE transactions
+    /// were resent without the peer answering; 0 = never on this signal.
     pub max_stalled_invites: usize,
     /// The Retry-After of the 503, s.
     pub retry_after_secs: u32,
@@ -85,8 +87,9 @@ pub enum ShedReason {
     RecvBacklog,
     /// The store writer's queue is over `max_store_queue`.
     StoreBacklog,
-    /// More callee INVITEs than `max_stalled_invites` go unanswered.
-    CalleeBacklog,
+    /// More INVITE transactions than `max_stalled_invites` were resent
+    /// without the peer answering.
+    PeerBacklog,
 }
 
 impl ShedReason {
@@ -96,7 +99,7 @@ impl ShedReason {
             None => 0,
             Some(ShedReason::RecvBacklog) => 1,
             Some(ShedReason::StoreBacklog) => 2,
-            Some(ShedReason::CalleeBacklog) => 3,
+            Some(ShedReason::PeerBacklog) => 3,
         }
     }
 }
@@ -113,7 +116,7 @@ pub struct Admission {
     behind: bool,
     /// The age of the last full batch's last datagram, ms.
     delay_ms: u64,
-    /// Callee INVITEs resent without an answer, as last told.
+    /// INVITE transactions resent without an answer, as last told.
     stalled_invites: usize,
 }
 
@@ -151,9 +154,9 @@ impl Admission {
         }
     }
 
-    /// How many of the shard's callee INVITEs were resent without any
-    /// answer yet (asked before each admission).
-    pub fn observe_callees(&mut self, stalled_invites: usize) {
+    /// How many of the shard's INVITE transactions were resent without the
+    /// peer answering yet (asked before each admission).
+    pub fn observe_peers(&mut self, stalled_invites: usize) {
         self.stalled_invites = stalled_invites;
     }
 
@@ -169,7 +172,7 @@ impl Admission {
         }
         let cap = self.cfg.max_stalled_invites;
         if cap > 0 && self.stalled_invites >= cap {
-            return Err(ShedReason::CalleeBacklog);
+            return Err(ShedReason::PeerBacklog);
         }
         Ok(())
     }
@@ -208,15 +211,15 @@ mod tests {
             max_stalled_invites: 50,
             ..AdmissionConfig::default()
         });
-        a.observe_callees(3);
+        a.observe_peers(3);
         assert!(a.admit(0).is_ok(), "a few dead phones shed nothing");
-        a.observe_callees(50);
-        assert_eq!(a.admit(0), Err(ShedReason::CalleeBacklog));
+        a.observe_peers(50);
+        assert_eq!(a.admit(0), Err(ShedReason::PeerBacklog));
         assert_eq!(ShedReason::code(a.shedding(0)), 3);
-        a.observe_callees(49);
+        a.observe_peers(49);
         assert!(a.admit(0).is_ok(), "back at once when they answer");
         let mut off = rig(0, 0);
-        off.observe_callees(1_000_000);
+        off.observe_peers(1_000_000);
         assert!(off.admit(0).is_ok(), "0 = never on this signal");
     }
 

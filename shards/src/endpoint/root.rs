@@ -120,7 +120,7 @@ impl SipEndpoint {
         handed_off: bool,
         out: &mut Output,
     ) -> bool {
-        self.admission.observe_callees(self.calls.stalled_invites());
+        self.admission.observe_peers(self.calls.stalled_invites());
         let own = self.admission.admit(self.control.len());
         ShardGauges::set(&self.ctx.stats.gauges.shedding, ShedReason::code(own.err()));
         let verdict = match own {
@@ -145,7 +145,7 @@ impl SipEndpoint {
         let counter = match reason {
             ShedReason::RecvBacklog => &stats.overload_shed_recv_backlog,
             ShedReason::StoreBacklog => &stats.overload_shed_store_backlog,
-            ShedReason::CalleeBacklog => &stats.overload_shed_callee_backlog,
+            ShedReason::PeerBacklog => &stats.overload_shed_peer_backlog,
         };
         ShardStats::add(counter, 1);
         let retry = [("Retry-After", self.admission.retry_after_secs().to_string())];

@@ -67,7 +67,7 @@ counters! {
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
     overload_shed_recv_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): datagrams waited longer than [proxy] overload_max_delay_ms in the shard's socket",
     overload_shed_store_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more records than [proxy] overload_max_store_queue waited for the store writer",
-    overload_shed_callee_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more of the shard's callee INVITEs than [proxy] overload_max_stalled_invites were resent without any answer",
+    overload_shed_peer_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more of the shard's INVITE transactions than [proxy] overload_max_stalled_invites were resent without the peer answering (callees not answering our INVITE, callers not ACKing our final)",
 }
 
 /// Methods counted one by one; anything else counts as `OTHER`.

@@ -21,6 +21,8 @@ pub(crate) struct ServerInvite {
     end: Deadline,
     /// Accepted: waiting for the ACK of the 2xx (retransmit_2xx).
     awaiting_ack: bool,
+    /// The final response was resent (no ACK within T1).
+    resent: bool,
 }
 
 impl ServerInvite {
@@ -35,11 +37,23 @@ impl ServerInvite {
             retransmit: Retransmit::default(),
             end: Deadline::default(),
             awaiting_ack: false,
+            resent: false,
         }
     }
 
     pub(crate) fn state(&self) -> State {
         self.state
+    }
+
+    /// The final response was resent and its ACK has still not come: the
+    /// caller (or the way to it) is not keeping up.
+    pub(crate) fn stalled(&self) -> bool {
+        self.resent
+            && match self.state {
+                State::Completed => true,
+                State::Accepted => self.awaiting_ack,
+                _ => false,
+            }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
@@ -139,6 +153,7 @@ impl ServerInvite {
             match (self.state, &self.last) {
                 (State::Completed | State::Accepted, Some(last)) => {
                     send(out, self.id, self.dest, last);
+                    self.resent = true;
                     self.retransmit.back_off(now, cfg.t2_ms);
                 }
                 _ => self.retransmit.stop(),

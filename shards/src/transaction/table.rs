@@ -29,9 +29,15 @@ enum Machine {
 }
 
 impl Machine {
-    /// A client INVITE resent without any answer yet.
+    /// An INVITE transaction whose message was resent without the peer
+    /// answering: our INVITE without any response, our final without its
+    /// ACK.
     fn stalled(&self) -> bool {
-        matches!(self, Machine::ClientInvite(t) if t.stalled())
+        match self {
+            Machine::ClientInvite(t) => t.stalled(),
+            Machine::ServerInvite(t) => t.stalled(),
+            _ => false,
+        }
     }
 
     fn state(&self) -> State {
@@ -114,7 +120,7 @@ pub struct TransactionTable {
     lingering: VecDeque<TxId>,
     /// Lingering transactions evicted early because the table was full.
     evicted: u64,
-    /// Client INVITEs resent and still unanswered ([`Self::stalled_invites`]).
+    /// INVITE transactions resent and still unanswered ([`Self::stalled_invites`]).
     stalled: usize,
     scratch: Vec<u8>,
 }
@@ -521,8 +527,10 @@ impl TransactionTable {
         self.evicted
     }
 
-    /// Client INVITEs resent at least once and still without any response
-    /// (overload admission reads it: the callees are not keeping up).
+    /// INVITE transactions whose message was resent without the peer
+    /// answering: client INVITEs still without any response, finals still
+    /// without their ACK (overload admission reads it: the callees or the
+    /// callers are not keeping up).
     pub fn stalled_invites(&self) -> usize {
         self.stalled
     }

@@ -305,3 +305,21 @@ fn ack_without_a_transaction_goes_to_the_tu() {
     let msg = Message::parse(&early).unwrap();
     assert_eq!(msg.method(), Some(Method::Ack));
 }
+
+#[test]
+fn a_final_resent_without_its_ack_counts_as_stalled_until_acked() {
+    let mut h = Harness::new();
+    let inv = incoming("INVITE", "z9hG4bKsv1");
+    let Received::Request(tx) = h.recv(0, &inv) else {
+        panic!("a new INVITE makes a transaction");
+    };
+    h.respond(10, tx, &response(&inv, 486, "t1")).unwrap();
+    assert_eq!(h.table.stalled_invites(), 0, "within T1 nobody is late");
+    h.run(600);
+    assert_eq!(h.table.stalled_invites(), 1, "486 resent, no ACK yet");
+    assert_eq!(
+        h.recv(700, &ack_for("z9hG4bKsv1", "z9hG4bKsv1", "t1")),
+        Received::Absorbed
+    );
+    assert_eq!(h.table.stalled_invites(), 0, "{:?}", h.table.state(tx));
+}
