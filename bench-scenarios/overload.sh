@@ -285,7 +285,7 @@ def metric(path, name):
                 pass
     return tot
 before, after = os.path.join(tmp, "metrics.before"), os.path.join(tmp, "metrics.after")
-for name in ("shardpbx_overload_shed_recv_backlog_total", "shardpbx_overload_shed_store_backlog_total", "shardpbx_tx_evicted_total", "shardpbx_handoff_dropped_total",
+for name in ("shardpbx_overload_shed_recv_backlog_total", "shardpbx_overload_shed_store_backlog_total", "shardpbx_overload_shed_peer_backlog_total", "shardpbx_tx_evicted_total", "shardpbx_handoff_dropped_total",
              "shardpbx_calls_completed_total", "shardpbx_calls_failed_total"):
     d = metric(after, name) - metric(before, name)
     print(f"  /metrics {name}: +{d:.0f}")

@@ -33,8 +33,8 @@ pub(crate) struct ClientInvite {
     /// Timer B, D or M.
     end: Deadline,
     cancel: Cancel,
-    /// Timer A has resent the INVITE at least once (no answer in T1).
-    resent: bool,
+    /// Times timer A resent the INVITE (saturating).
+    resent: u8,
 }
 
 impl ClientInvite {
@@ -59,7 +59,7 @@ impl ClientInvite {
             retransmit: Retransmit::default(),
             end: Deadline::default(),
             cancel: Cancel::No,
-            resent: false,
+            resent: 0,
         };
         if !reliable {
             tx.retransmit.start(now, cfg.t1_ms);
@@ -73,9 +73,12 @@ impl ClientInvite {
     }
 
     /// Sent, resent, and still not a word back: the callee (or the way to
-    /// it) is not keeping up. A live UA answers 100 or 180 within T1.
+    /// it) is not keeping up. A live UA answers 100 or 180 within T1. Only
+    /// the first [`super::STALL_RESENDS`] resends count (about 3.5 s): past
+    /// them the callee is gone rather than late, and the count follows what
+    /// is stalling now, so it falls soon after the load does.
     pub(crate) fn stalled(&self) -> bool {
-        self.state == State::Calling && self.resent
+        self.state == State::Calling && (1..=super::STALL_RESENDS).contains(&self.resent)
     }
 
     pub(crate) fn request(&self) -> &Bytes {
@@ -161,7 +164,7 @@ impl ClientInvite {
         if self.retransmit.is_due(now) {
             if self.state == State::Calling {
                 send(out, self.id, self.dest, &self.request);
-                self.resent = true;
+                self.resent = self.resent.saturating_add(1);
                 self.retransmit.back_off(now, u64::MAX);
             } else {
                 self.retransmit.stop();

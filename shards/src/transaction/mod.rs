@@ -191,6 +191,11 @@ pub enum Kind {
     ServerNonInvite,
 }
 
+/// An INVITE transaction counts as stalled (see
+/// [`TransactionTable::stalled_invites`]) from its first resend without an
+/// answer through this many: T1 to about 8 T1 (3.5 s with the default T1).
+pub(crate) const STALL_RESENDS: u8 = 3;
+
 /// Transaction states (RFC 3261 figures 5-8, RFC 6026 Accepted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {

@@ -21,8 +21,8 @@ pub(crate) struct ServerInvite {
     end: Deadline,
     /// Accepted: waiting for the ACK of the 2xx (retransmit_2xx).
     awaiting_ack: bool,
-    /// The final response was resent (no ACK within T1).
-    resent: bool,
+    /// Times the final response was resent (saturating).
+    resent: u8,
 }
 
 impl ServerInvite {
@@ -37,7 +37,7 @@ impl ServerInvite {
             retransmit: Retransmit::default(),
             end: Deadline::default(),
             awaiting_ack: false,
-            resent: false,
+            resent: 0,
         }
     }
 
@@ -46,9 +46,10 @@ impl ServerInvite {
     }
 
     /// The final response was resent and its ACK has still not come: the
-    /// caller (or the way to it) is not keeping up.
+    /// caller (or the way to it) is not keeping up. Only the first
+    /// [`super::STALL_RESENDS`] resends count, as for a client INVITE.
     pub(crate) fn stalled(&self) -> bool {
-        self.resent
+        (1..=super::STALL_RESENDS).contains(&self.resent)
             && match self.state {
                 State::Completed => true,
                 State::Accepted => self.awaiting_ack,
@@ -153,7 +154,7 @@ impl ServerInvite {
             match (self.state, &self.last) {
                 (State::Completed | State::Accepted, Some(last)) => {
                     send(out, self.id, self.dest, last);
-                    self.resent = true;
+                    self.resent = self.resent.saturating_add(1);
                     self.retransmit.back_off(now, cfg.t2_ms);
                 }
                 _ => self.retransmit.stop(),

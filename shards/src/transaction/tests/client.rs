@@ -449,7 +449,13 @@ fn an_invite_resent_without_any_answer_counts_as_stalled_until_answered_or_gone(
     // Any answer, even a 100, means the callee is there.
     assert_eq!(h.recv(700, &response(&a, 100, "")), Received::Response(ta));
     assert_eq!(h.table.stalled_invites(), 1);
-    // Timer B ends b: it no longer counts.
+    // Past its third resend (at 7.5 s, resent at 0.5, 1.5, 3.5) b is gone
+    // rather than late: it no longer counts, though timer B still runs.
+    h.run(3_700);
+    assert_eq!(h.table.stalled_invites(), 1);
+    h.run(7_700);
+    assert_eq!(h.table.stalled_invites(), 0);
+    assert!(h.table.state(ta).is_some());
     h.run(100 + T64);
     assert_eq!(h.table.stalled_invites(), 0);
     // A non-INVITE never counts.
