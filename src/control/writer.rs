@@ -177,8 +177,10 @@ pub fn run(
 
 /// Stores SIP flows as far as the room for them goes (up to where new calls
 /// are refused); the rest are dropped (counted), so the room left keeps
-/// CDRs and registrations.
+/// CDRs and registrations. Each flow is compressed once, here, and its room
+/// is what it takes compressed.
 fn store_flows(store: &Store, flows: &[(String, Vec<u8>)]) {
+    use shards::store::flow_pack;
     use shards::store::space::{flow_allowance, stored_size};
     let page = shards::store::page_size();
     let mut room = match store.measure() {
@@ -190,6 +192,7 @@ fn store_flows(store: &Store, flows: &[(String, Vec<u8>)]) {
     };
     let fit: Vec<(String, Vec<u8>)> = flows
         .iter()
+        .map(|(id, raw)| (id.clone(), flow_pack::pack(raw)))
         .filter(|(id, f)| {
             let need = stored_size(id.len(), f.len(), page);
             let ok = need <= room;
@@ -198,7 +201,6 @@ fn store_flows(store: &Store, flows: &[(String, Vec<u8>)]) {
             }
             ok
         })
-        .cloned()
         .collect();
     let dropped = flows.len() - fit.len();
     if dropped > 0 {
@@ -208,7 +210,7 @@ fn store_flows(store: &Store, flows: &[(String, Vec<u8>)]) {
     if fit.is_empty() {
         return;
     }
-    if let Err(e) = with_room(store, || store.put_flows(&fit)) {
+    if let Err(e) = with_room(store, || store.put_packed_flows(&fit)) {
         tracing::error!("store: {} SIP flow(s) not stored: {e}", fit.len());
     }
 }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use io_uring::{opcode, types, IoUring};
@@ -88,11 +88,7 @@ pub(super) struct MediaIo {
 
 impl MediaIo {
     pub(super) fn new() -> io::Result<MediaIo> {
-        // SAFETY: plain syscall; the fd is owned right away.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let epfd = super::epoll::create()?;
         let slots: Box<[Slot]> = (0..MAX_EVENTS)
             .map(|_| Slot {
                 buf: [0; MAX_MEDIA_DATAGRAM],
@@ -105,8 +101,7 @@ impl MediaIo {
             })
             .collect();
         Ok(MediaIo {
-            // SAFETY: a fresh fd nobody else owns.
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            epfd,
             ring: IoUring::new(MAX_EVENTS as u32)?,
             sockets: HashMap::new(),
             reading: 0,
@@ -156,21 +151,14 @@ impl MediaIo {
         if *reading {
             return Ok(());
         }
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: u64::from(port),
-        };
-        // SAFETY: both fds are open; ev lives across the call.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epfd.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                socket.as_raw_fd(),
-                &mut ev,
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
+        let added = super::epoll::ctl(
+            &self.epfd,
+            libc::EPOLL_CTL_ADD,
+            socket.as_raw_fd(),
+            libc::EPOLLIN,
+            u64::from(port),
+        );
+        if let Err(e) = added {
             self.sockets.remove(&port);
             return Err(e);
         }

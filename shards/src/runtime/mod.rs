@@ -2,6 +2,7 @@
 //! beat that paces a busy shard's polling, counters.
 
 pub mod backlog;
+mod epoll;
 pub mod inbox;
 mod media_io;
 pub mod owner;

@@ -30,9 +30,10 @@
 
 use std::io;
 use std::net::UdpSocket as StdUdpSocket;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::epoll::{self, ctl};
 use super::inbox::{Inbox, ShardMsg};
 use super::media_io::{MediaIo, MEDIA_POLL};
 use super::pacer::Pacer;
@@ -92,13 +93,7 @@ impl<L: ShardLogic> Reactor<L> {
             );
         }
         let media = MediaIo::new()?;
-        // SAFETY: plain syscall; the fd is owned right away.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd nobody else owns.
-        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epfd = epoll::create()?;
         ctl(
             &epfd,
             libc::EPOLL_CTL_ADD,
@@ -397,26 +392,5 @@ impl<L: ShardLogic> Reactor<L> {
                 self.flush();
             }
         }
-    }
-}
-
-/// `epoll_ctl` on `fd` for `events`, tagged `tag`.
-fn ctl(
-    epfd: &OwnedFd,
-    op: libc::c_int,
-    fd: RawFd,
-    events: libc::c_int,
-    tag: u64,
-) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: events as u32,
-        u64: tag,
-    };
-    // SAFETY: ev is a valid epoll_event; both fds are open.
-    let rc = unsafe { libc::epoll_ctl(epfd.as_raw_fd(), op, fd, &mut ev) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
     }
 }

@@ -346,15 +346,24 @@ impl Store {
     /// Stores finished calls in one write transaction (a CDR with a callId
     /// already stored replaces it).
     /// Stores calls' SIP flows (callId, the bytes of `call::flow::Flow::encode`),
-    /// compressed (see [`flow_pack`]); compression happens before the write
-    /// transaction opens.
+    /// compressed (see [`flow_pack`]).
     pub fn put_flows(&self, flows: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let packed: Vec<(String, Vec<u8>)> = flows
+            .iter()
+            .map(|(call_id, raw)| (call_id.clone(), flow_pack::pack(raw)))
+            .collect();
+        self.put_packed_flows(&packed)
+    }
+
+    /// Stores SIP flows already in their stored form ([`flow_pack::pack`]):
+    /// the writer packs them once, measures their room by what is stored,
+    /// and may retry the write after growing the map.
+    pub fn put_packed_flows(&self, flows: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let Some(db) = self.flows else {
             return Err(StoreError("store: opened read-only".into()));
         };
-        let packed: Vec<Vec<u8>> = flows.iter().map(|(_, raw)| flow_pack::pack(raw)).collect();
         let mut wtxn = self.write_txn()?;
-        for ((call_id, _), stored) in flows.iter().zip(&packed) {
+        for (call_id, stored) in flows {
             db.put(&mut wtxn, call_id, stored)?;
         }
         wtxn.commit()?;
