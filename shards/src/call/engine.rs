@@ -657,7 +657,11 @@ impl CallEngine {
             Closing {
                 call_id: c.caller_call_id.clone(),
                 leg_ids,
-                flow: std::mem::take(&mut c.flow),
+                flow: {
+                    let mut flow = std::mem::take(&mut c.flow);
+                    flow.seal();
+                    flow
+                },
             },
         );
         self.timers

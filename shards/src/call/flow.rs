@@ -66,6 +66,9 @@ pub struct Flow {
     /// Most bytes of `records` (the truncation marker may pass it).
     max_bytes: usize,
     truncated: bool,
+    /// The call is over ([`Flow::seal`]): the few messages of its linger
+    /// grow the buffer by exactly what they need.
+    sealed: bool,
 }
 
 impl Default for Flow {
@@ -95,7 +98,16 @@ impl Flow {
             dropped: 0,
             max_bytes,
             truncated: false,
+            sealed: false,
         }
+    }
+
+    /// The call ended: gives back the spare room of the buffer's doubling
+    /// (a finished flow waits [`LINGER_MS`] before it is handed over, and
+    /// at thousands of calls a second that slack adds up).
+    pub fn seal(&mut self) {
+        self.records.shrink_to_fit();
+        self.sealed = true;
     }
 
     /// Keeps `data` (credentials redacted, cut at [`MAX_MESSAGE_BYTES`]),
@@ -149,7 +161,11 @@ impl Flow {
         use std::io::Write;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let r = &mut self.records;
-        r.reserve(len + 64);
+        if self.sealed {
+            r.reserve_exact(len + 64);
+        } else {
+            r.reserve(len + 64);
+        }
         r.extend_from_slice(&unix_ms.to_le_bytes());
         r.push(kind.byte());
         r.push(u8::from(leg == "callee"));
@@ -331,6 +347,30 @@ mod tests {
         assert_eq!(entries.len(), MAX_MESSAGES);
         assert_eq!(entries[0].peer, "127.0.0.1:5070");
         assert_eq!(entries[0].leg, "callee");
+    }
+
+    #[test]
+    fn a_sealed_flow_holds_no_spare_room_and_still_takes_late_messages() {
+        let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let mut f = Flow::default();
+        for i in 0..7 {
+            f.push(i, true, peer, "caller", &[b'x'; 500]);
+        }
+        assert!(
+            f.records.capacity() > f.records.len(),
+            "doubling leaves room"
+        );
+        f.seal();
+        assert_eq!(f.records.capacity(), f.records.len());
+        let before = f.records.len();
+        f.push(9, false, peer, "caller", b"SIP/2.0 200 OK\r\n\r\n");
+        assert!(
+            f.records.capacity() <= before + 18 + 64,
+            "grows by what it needs"
+        );
+        let (_, _, entries) = decode(&f.encode("10.0.0.1:5060")).unwrap();
+        assert_eq!(entries.len(), 8);
+        assert_eq!(entries[7].text, "SIP/2.0 200 OK\r\n\r\n");
     }
 
     #[test]

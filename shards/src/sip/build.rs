@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use super::header::HeaderName;
-use super::message::Message;
+use super::message::{Message, StartLine};
 use super::name_addr::tag_only;
 use super::via::Via;
 
@@ -150,6 +150,39 @@ pub fn write_request(
         w.header(name, value);
     }
     w.finish(body)
+}
+
+/// Writes `msg` without its body: the start line, every header but
+/// Content-Type and Content-Length, then `Content-Length: 0`. What a
+/// transaction keeps of a request once only its headers still matter.
+pub fn write_head_only(out: &mut Vec<u8>, msg: &Message<'_>) {
+    out.clear();
+    match msg.start_line() {
+        StartLine::Request {
+            method,
+            uri,
+            version,
+        } => {
+            let _ = write!(out, "{} {uri} {version}\r\n", method.as_str());
+        }
+        StartLine::Response {
+            version,
+            code,
+            reason,
+        } => {
+            let _ = write!(out, "{version} {code} {reason}\r\n");
+        }
+    }
+    for h in msg.headers() {
+        if matches!(h.name, HeaderName::ContentLength | HeaderName::ContentType) {
+            continue;
+        }
+        out.extend_from_slice(h.raw_name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.raw_value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
 /// Appends `s` with CR and LF replaced by spaces.

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::sip::Message;
+use crate::sip::{write_head_only, Message};
 
 use super::ack::build_ack;
 use super::timers::{earliest, Deadline, Retransmit, Timer};
@@ -120,6 +120,7 @@ impl ClientInvite {
                 self.cancel = Cancel::Done;
                 self.state = State::Accepted;
                 self.end.set(now, cfg.timeout_ms(), Timer::M);
+                self.drop_body(scratch);
                 true
             }
             (State::Calling | State::Proceeding, _) => {
@@ -149,6 +150,19 @@ impl ClientInvite {
             // Every 2xx reaches the TU, which ACKs it or hangs up (RFC 6026).
             (State::Accepted | State::Completed, 200..=299) => true,
             _ => false,
+        }
+    }
+
+    /// Accepted lingers for timer M only so the TU can ACK 2xx
+    /// retransmissions, which takes the request's headers, not its body:
+    /// keep the request without the SDP.
+    fn drop_body(&mut self, scratch: &mut Vec<u8>) {
+        match Message::parse(&self.request) {
+            Ok(msg) if !msg.body().is_empty() => {
+                write_head_only(scratch, &msg);
+                self.request = Bytes::from(&scratch[..]);
+            }
+            _ => {}
         }
     }
 

@@ -86,6 +86,7 @@
 mod ack;
 mod client_invite;
 mod client_non_invite;
+mod index;
 mod key;
 mod server_invite;
 mod server_non_invite;

@@ -120,6 +120,8 @@ impl ServerInvite {
         match self.state {
             State::Completed => {
                 self.retransmit.stop();
+                // Confirmed only absorbs ACKs: the final is not sent again.
+                self.last = None;
                 if self.reliable {
                     self.end.clear();
                     self.state = State::Terminated;
@@ -132,6 +134,9 @@ impl ServerInvite {
             State::Accepted => {
                 self.retransmit.stop();
                 self.awaiting_ack = false;
+                // The caller has the 2xx: lingering until timer L needs
+                // only the key, not a copy of the response.
+                self.last = None;
                 true
             }
             // Confirmed absorbs ACK retransmissions; an ACK before any final

@@ -2,7 +2,7 @@
 //! handles), the key index incoming messages are routed by, the deadline queue,
 //! and the bound on how many transactions live at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::sip::{HeaderName, Message, Method, Writer};
@@ -10,7 +10,8 @@ use crate::sip::{HeaderName, Message, Method, Writer};
 use super::ack::build_cancel;
 use super::client_invite::ClientInvite;
 use super::client_non_invite::ClientNonInvite;
-use super::key::{ack_2xx_view, cancel_target, client_view, server_view, KeyView};
+use super::index::{KeyIndex, Which};
+use super::key::{ack_2xx_view, cancel_target, client_view, server_view};
 use super::server_invite::ServerInvite;
 use super::server_non_invite::ServerNonInvite;
 use super::timers::TimerQueue;
@@ -92,7 +93,7 @@ struct Entry {
     key: TransactionKey,
     /// A second key that finds this transaction: where an RFC 2543 ACK for our
     /// non-2xx final looks, or the ACK-for-2xx key in Accepted.
-    alias: Option<TransactionKey>,
+    alias: Option<Box<TransactionKey>>,
     machine: Machine,
     /// The deadline this entry has in the timer queue.
     scheduled: Option<u64>,
@@ -102,9 +103,11 @@ struct Entry {
     stalled: bool,
 }
 
+/// Boxed: a slot costs 16 bytes, and a live transaction exactly its entry
+/// (a `Vec` of whole entries keeps up to twice the peak's worth).
 struct Slot {
     generation: u32,
-    entry: Option<Entry>,
+    entry: Option<Box<Entry>>,
 }
 
 /// One shard's transactions. See the [module docs](super) for the flow.
@@ -113,7 +116,7 @@ pub struct TransactionTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
     len: usize,
-    index: HashMap<TransactionKey, TxId>,
+    index: KeyIndex,
     timers: TimerQueue,
     /// Transactions that started lingering, oldest first (some may be gone
     /// since): what a full table evicts to make room for a new one.
@@ -125,11 +128,24 @@ pub struct TransactionTable {
     scratch: Vec<u8>,
 }
 
+/// The key (or alias) of transaction `id`, for the index's lookups.
+fn key_of(slots: &[Slot], id: TxId, which: Which) -> Option<&TransactionKey> {
+    let entry = slots
+        .get(id.index as usize)
+        .filter(|s| s.generation == id.generation)?
+        .entry
+        .as_deref()?;
+    match which {
+        Which::Key => Some(&entry.key),
+        Which::Alias => entry.alias.as_deref(),
+    }
+}
+
 fn entry_mut(slots: &mut [Slot], id: TxId) -> Option<&mut Entry> {
     slots
         .get_mut(id.index as usize)
         .filter(|s| s.generation == id.generation)
-        .and_then(|s| s.entry.as_mut())
+        .and_then(|s| s.entry.as_deref_mut())
 }
 
 impl TransactionTable {
@@ -140,7 +156,7 @@ impl TransactionTable {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
-            index: HashMap::new(),
+            index: KeyIndex::new(),
             timers: TimerQueue::default(),
             lingering: VecDeque::new(),
             evicted: 0,
@@ -168,7 +184,7 @@ impl TransactionTable {
         self.slots
             .get(id.index as usize)
             .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.entry.as_ref())
+            .and_then(|s| s.entry.as_deref())
     }
 
     /// Routes one received message (parsed, and checked with
@@ -203,13 +219,10 @@ impl TransactionTable {
             Err(e) => return Received::Invalid(e),
         };
         let is_ack = msg.method() == Some(Method::Ack);
-        let found = self.index.get(&view as &dyn KeyView).copied();
-        let found = match found {
+        let found = match self.find(&view) {
             Some(id) => Some(id),
             // An ACK for a 2xx has a branch of its own: match it by dialog.
-            None if is_ack => ack_2xx_view(msg)
-                .ok()
-                .and_then(|v| self.index.get(&v as &dyn KeyView).copied()),
+            None if is_ack => ack_2xx_view(msg).ok().and_then(|v| self.find(&v)),
             None => None,
         };
         if let Some(id) = found {
@@ -280,7 +293,7 @@ impl TransactionTable {
             Err(KeyError::Branch) => return Received::Stray,
             Err(e) => return Received::Invalid(e),
         };
-        let Some(id) = self.index.get(&view as &dyn KeyView).copied() else {
+        let Some(id) = self.find(&view) else {
             return Received::Stray;
         };
         let sent_to = match entry_mut(&mut self.slots, id).map(|e| &e.machine) {
@@ -342,7 +355,7 @@ impl TransactionTable {
                 return Err(TxError::Ack);
             }
             let view = client_view(&msg).map_err(TxError::Key)?;
-            if self.index.contains_key(&view as &dyn KeyView) {
+            if self.find(&view).is_some() {
                 return Err(TxError::Duplicate);
             }
             (TransactionKey::from_view(&view), method == Method::Invite)
@@ -393,9 +406,20 @@ impl TransactionTable {
                         entry.key.with_to_tag(msg.to_tag())
                     };
                     if let Some(alias) = alias {
-                        if !self.index.contains_key(&alias) {
-                            self.index.insert(alias.clone(), tx);
-                            entry.alias = Some(alias);
+                        let slots = &self.slots;
+                        let taken = self
+                            .index
+                            .get(&alias.view(), |id, w| key_of(slots, id, w))
+                            .is_some();
+                        if !taken {
+                            if let Some(entry) = entry_mut(&mut self.slots, tx) {
+                                entry.alias = Some(Box::new(alias));
+                            }
+                            let slots = &self.slots;
+                            if let Some(alias) = key_of(slots, tx, Which::Alias) {
+                                self.index
+                                    .insert(alias, tx, Which::Alias, |id, w| key_of(slots, id, w));
+                            }
                         }
                     }
                 }
@@ -464,12 +488,18 @@ impl TransactionTable {
     /// Is there a server transaction for this request (a retransmission)?
     /// A lookup without allocation, for the overload check.
     pub fn has_server_tx(&self, msg: &Message<'_>) -> bool {
-        server_view(msg).is_ok_and(|v| self.index.contains_key(&v as &dyn KeyView))
+        server_view(msg).is_ok_and(|v| self.find(&v).is_some())
     }
 
     /// The transaction with this key, if live (aliases included).
     pub fn lookup(&self, key: &TransactionKey) -> Option<TxId> {
-        self.index.get(key).copied()
+        self.find(&key.view())
+    }
+
+    /// The live transaction whose key or alias is `view`.
+    fn find(&self, view: &super::key::KeyData<&str>) -> Option<TxId> {
+        let slots = &self.slots;
+        self.index.get(view, |id, w| key_of(slots, id, w))
     }
 
     /// The key transaction `tx` was created with.
@@ -564,16 +594,20 @@ impl TransactionTable {
         };
         let generation = self.slots.get(index as usize).map_or(0, |s| s.generation);
         let id = TxId { index, generation };
-        self.index.insert(key.clone(), id);
         if let Some(slot) = self.slots.get_mut(index as usize) {
-            slot.entry = Some(Entry {
+            slot.entry = Some(Box::new(Entry {
                 key,
                 alias: None,
                 machine: make(id),
                 scheduled: None,
                 lingering: false,
                 stalled: false,
-            });
+            }));
+        }
+        let slots = &self.slots;
+        if let Some(key) = key_of(slots, id, Which::Key) {
+            self.index
+                .insert(key, id, Which::Key, |id, w| key_of(slots, id, w));
         }
         self.len += 1;
         id
@@ -639,10 +673,9 @@ impl TransactionTable {
         if entry.stalled {
             self.stalled -= 1;
         }
-        for key in std::iter::once(&entry.key).chain(entry.alias.as_ref()) {
-            if self.index.get(key) == Some(&id) {
-                self.index.remove(key);
-            }
+        self.index.remove(&entry.key, id, Which::Key);
+        if let Some(alias) = &entry.alias {
+            self.index.remove(alias, id, Which::Alias);
         }
         self.timers.reschedule(id, entry.scheduled, None);
         event(out, id, Event::Terminated);

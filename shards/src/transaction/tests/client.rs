@@ -463,3 +463,34 @@ fn an_invite_resent_without_any_answer_counts_as_stalled_until_answered_or_gone(
     h.run(T64 + 2000);
     assert_eq!(h.table.stalled_invites(), 0);
 }
+
+#[test]
+fn accepted_keeps_the_invite_headers_without_its_sdp() {
+    let mut h = Harness::new();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let plain = request("INVITE", "z9hG4bKsdp");
+    let text = String::from_utf8(plain).unwrap().replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ),
+    );
+    let tx = h.send(0, text.as_bytes());
+    h.take();
+    assert_eq!(h.table.request(tx), Some(text.as_bytes()), "sent whole");
+    let ok = response(text.as_bytes(), 200, "b1");
+    assert_eq!(h.recv(10, &ok), Received::Response(tx));
+    let kept = Message::parse(h.table.request(tx).unwrap()).unwrap();
+    assert!(kept.body().is_empty());
+    assert_eq!(kept.content_length(), Some(0));
+    assert!(kept.header_raw(HeaderName::ContentType).is_none());
+    assert_eq!(kept.request_uri_str(), Some("sip:bob@192.0.2.50"));
+    assert_eq!(
+        kept.header_raw(HeaderName::From),
+        Some("<sip:alice@example.com>;tag=a1")
+    );
+    assert_eq!(kept.cseq().unwrap().seq, 1);
+    // A 2xx retransmission still reaches the TU, which ACKs it from this.
+    assert_eq!(h.recv(20, &ok), Received::Response(tx));
+}
