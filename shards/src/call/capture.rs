@@ -5,19 +5,51 @@
 //! registered when the transaction starts or when a request naming the
 //! call arrives); the 100 Trying of a new INVITE waits in `fresh` until
 //! the INVITE becomes a call. A finished call's flow is handed over when
-//! its linger runs out.
+//! its linger runs out: soon after the call ends when every transaction of
+//! the call has its answer, later when one is still waiting.
 
 use std::net::SocketAddr;
 
 use super::engine::{CallEngine, Output};
+use super::flow::{LINGER_MS, RECHECK_LINGER_MS};
 use super::model::Leg;
+use super::timers::Deadline;
 use crate::sip::Message;
 use crate::transaction::TxId;
 
 impl CallEngine {
     /// What the table sends for `tx` belongs to `leg` of `call`.
     pub(super) fn flow_tx(&mut self, tx: TxId, call: u64, leg: Leg) {
-        self.flow_of_tx.insert(tx, (call, leg));
+        if self.flow_of_tx.insert(tx, (call, leg)).is_none() {
+            self.flow_txs.entry(call).or_default().push(tx);
+        }
+    }
+
+    /// Whether every transaction of `call` is done with its exchange (gone,
+    /// or only absorbing retransmissions): nothing more is expected for its
+    /// flow but a peer's retransmission.
+    fn flow_settled(&self, call: u64) -> bool {
+        self.flow_txs
+            .get(&call)
+            .is_none_or(|txs| txs.iter().all(|&tx| self.table.is_settled(tx)))
+    }
+
+    /// A finished call's linger check: its flow is handed over once every
+    /// transaction of the call is settled, [`super::flow::SETTLED_LINGER_MS`] after the
+    /// call ended (most calls), else checked again every
+    /// [`RECHECK_LINGER_MS`] up to [`LINGER_MS`] (a BYE still unanswered,
+    /// a final not ACKed: the retransmissions are what the flow is for).
+    pub(super) fn flow_linger_due(&mut self, call: u64, now_ms: u64) {
+        let Some(ended) = self.closing.get(&call).map(|c| c.ended_ms) else {
+            return;
+        };
+        let last = ended + LINGER_MS;
+        if now_ms >= last || self.flow_settled(call) {
+            self.hand_over_flow(call);
+        } else {
+            let next = (now_ms + RECHECK_LINGER_MS).min(last);
+            self.timers.push(next, call, Deadline::FlowLinger);
+        }
     }
 
     /// Records a message that came in for one of our calls (or for one
@@ -92,6 +124,7 @@ impl CallEngine {
 
     /// Hands over a finished call's flow (its linger ran out, or the shard stops).
     pub(super) fn hand_over_flow(&mut self, call: u64) {
+        self.flow_txs.remove(&call);
         let Some(c) = self.closing.remove(&call) else {
             return;
         };

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 use super::dialog::Dialog;
-use super::flow::{Flow, LINGER_MS};
+use super::flow::{Flow, SETTLED_LINGER_MS};
 use super::ids::IdGen;
 use super::model::{Call, Leg, Phase, Target};
 use super::record::{self, Ending};
@@ -164,6 +164,8 @@ pub(super) struct Closing {
     pub(super) call_id: String,
     pub(super) leg_ids: Vec<String>,
     pub(super) flow: Flow,
+    /// When the call ended, mono ms.
+    pub(super) ended_ms: u64,
 }
 
 /// The per-input context: the time and the shard's relay, lent.
@@ -194,6 +196,9 @@ pub struct CallEngine {
     /// the table sends (retransmissions too) lands in the call's flow
     /// without parsing it again.
     pub(super) flow_of_tx: HashMap<TxId, (u64, Leg)>,
+    /// The same, by call: what decides when a finished call's flow is
+    /// complete ([`CallEngine::flow_settled`]).
+    pub(super) flow_txs: HashMap<u64, Vec<TxId>>,
     /// INVITEs of ours whose stray 2xx we hung up with BYE (one BYE each).
     pub(super) stray_byes: HashSet<TxId>,
     /// What the table sent for the last new INVITE before it became a call
@@ -226,6 +231,7 @@ impl CallEngine {
             txs_of: HashMap::new(),
             relayed: HashMap::new(),
             flow_of_tx: HashMap::new(),
+            flow_txs: HashMap::new(),
             fresh: None,
             stray_byes: HashSet::new(),
             closing: HashMap::new(),
@@ -337,7 +343,7 @@ impl CallEngine {
     fn on_deadline(&mut self, cx: &mut Cx<'_>, call: u64, what: Deadline) {
         let now = cx.now.mono_ms;
         match what {
-            Deadline::FlowLinger => self.hand_over_flow(call),
+            Deadline::FlowLinger => self.flow_linger_due(call, now),
             Deadline::Ring => {
                 let due = self
                     .calls
@@ -559,6 +565,9 @@ impl CallEngine {
             if let Some(txs) = self.txs_of.get_mut(&call) {
                 txs.retain(|t| *t != tx);
             }
+            if let Some(txs) = self.flow_txs.get_mut(&call) {
+                txs.retain(|t| *t != tx);
+            }
         }
         self.by_tx.remove(&tx);
         self.relayed.remove(&tx);
@@ -662,10 +671,11 @@ impl CallEngine {
                     flow.seal();
                     flow
                 },
+                ended_ms: now.mono_ms,
             },
         );
         self.timers
-            .push(now.mono_ms + LINGER_MS, call, Deadline::FlowLinger);
+            .push(now.mono_ms + SETTLED_LINGER_MS, call, Deadline::FlowLinger);
         for tx in self.txs_of.remove(&call).unwrap_or_default() {
             if self
                 .by_tx

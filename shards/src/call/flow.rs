@@ -14,8 +14,14 @@ use crate::cdr::time_fmt::rfc3339_ms;
 pub const MAX_MESSAGES: usize = 300;
 /// Longest message text kept (a longer one is cut, and says so).
 pub const MAX_MESSAGE_BYTES: usize = 8192;
-/// How long a finished call's flow still collects messages, ms.
+/// The longest a finished call's flow still collects messages, ms: while
+/// one of the call's transactions is still waiting for its answer.
 pub const LINGER_MS: u64 = 4_000;
+/// How long it collects once every transaction of the call has its answer
+/// (2*T1: a peer's first retransmission still lands in the flow), ms.
+pub const SETTLED_LINGER_MS: u64 = 1_000;
+/// Between two checks of a flow still waiting, ms (T1).
+pub const RECHECK_LINGER_MS: u64 = 500;
 /// Default most bytes of messages kept per call (`[callrecord] max_flow_bytes`).
 pub const DEFAULT_MAX_BYTES: usize = 64 << 10;
 /// The text of the entry that marks a truncated flow.

@@ -514,7 +514,7 @@ fn a_call_rings_at_most_max_forks_targets() {
 /// (found in review: each failed before the fix it names).
 mod flows_and_order {
     use super::*;
-    use crate::call::flow::{decode, EntryKind, LINGER_MS};
+    use crate::call::flow::{decode, EntryKind, LINGER_MS, SETTLED_LINGER_MS};
 
     fn drain(rig: &mut Rig) -> (Vec<String>, Vec<Vec<u8>>) {
         let mut order = Vec::new();
@@ -626,6 +626,68 @@ mod flows_and_order {
             at_("out caller SIP/2.0 481 Call/Transaction Does Not Exist").is_some(),
             "{flow:#?}"
         );
+    }
+
+    /// Up, ACKed, then the caller hangs up: we answer its BYE and send
+    /// ours to the callee. Returns our BYE to the callee.
+    fn hang_up(rig: &mut Rig) -> String {
+        let b_invite = start(rig);
+        rig.receive(at(10), &answer(&b_invite, 200, "cb"), CALLEE);
+        let sent = rig.sent();
+        let tag = rig.ack_our_200(&sent, "call-1");
+        rig.receive(at(40), &in_dialog("BYE", "z9hG4bKby1", 2, &tag), CALLER);
+        let (order, _) = drain(rig);
+        assert!(order.contains(&"CDR completed".to_string()), "{order:?}");
+        // Our BYE to the callee, from its transaction's copy.
+        rig.engine
+            .flow_txs
+            .values()
+            .flatten()
+            .filter_map(|&tx| rig.engine.table.request(tx))
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .find(|r| r.starts_with("BYE"))
+            .expect("our BYE to the callee")
+    }
+
+    #[test]
+    fn a_settled_calls_flow_is_handed_over_a_second_after_it_ends() {
+        let mut rig = Rig::new();
+        let bye = hang_up(&mut rig);
+        rig.receive(at(60), &answer(&bye, 200, "cb"), CALLEE);
+        drain(&mut rig);
+        rig.tick(40 + SETTLED_LINGER_MS - 1);
+        assert!(drain(&mut rig).1.is_empty(), "not before its linger");
+        rig.tick(40 + SETTLED_LINGER_MS);
+        let (_, flows) = drain(&mut rig);
+        let flow = entries(&flows[0]);
+        assert_eq!(
+            flow.last().map(String::as_str),
+            Some("in  callee SIP/2.0 200 OK"),
+            "{flow:#?}"
+        );
+        assert!(rig.engine.flow_txs.is_empty() && rig.engine.closing.is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_bye_keeps_the_flow_open_for_its_retransmissions() {
+        let mut rig = Rig::new();
+        let bye = hang_up(&mut rig);
+        let bye_line = format!("out callee {}", bye.lines().next().unwrap());
+        rig.tick(40 + SETTLED_LINGER_MS);
+        assert!(drain(&mut rig).1.is_empty(), "our BYE still waits");
+        let mut flows = Vec::new();
+        for ms in (40 + SETTLED_LINGER_MS..=40 + LINGER_MS).step_by(100) {
+            rig.tick(ms);
+            let (_, f) = drain(&mut rig);
+            if !f.is_empty() {
+                assert_eq!(ms, 40 + LINGER_MS, "handed over at the longest linger");
+                flows = f;
+            }
+        }
+        let flow = entries(&flows[0]);
+        let byes = flow.iter().filter(|e| **e == bye_line).count();
+        // Sent at 40, resent at 540, 1540 and 3540 (timer E doubling).
+        assert_eq!(byes, 4, "{flow:#?}");
     }
 
     #[test]

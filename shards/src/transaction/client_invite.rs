@@ -138,6 +138,7 @@ impl ClientInvite {
                 } else {
                     self.state = State::Completed;
                     self.end.set(now, cfg.timer_d_ms, Timer::D);
+                    self.drop_body(scratch);
                 }
                 true
             }
@@ -153,9 +154,9 @@ impl ClientInvite {
         }
     }
 
-    /// Accepted lingers for timer M only so the TU can ACK 2xx
-    /// retransmissions, which takes the request's headers, not its body:
-    /// keep the request without the SDP.
+    /// Accepted (timer M) and Completed (timer D) linger only to ACK
+    /// retransmitted finals: the TU's ACK of a 2xx takes the request's
+    /// headers, not its body, so the request is kept without the SDP.
     fn drop_body(&mut self, scratch: &mut Vec<u8>) {
         match Message::parse(&self.request) {
             Ok(msg) if !msg.body().is_empty() => {

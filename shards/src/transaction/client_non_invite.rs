@@ -13,7 +13,9 @@ pub(crate) struct ClientNonInvite {
     pub(crate) dest: SocketAddr,
     reliable: bool,
     state: State,
-    request: Bytes,
+    /// What Trying and Proceeding resend; dropped in Completed, which only
+    /// absorbs response retransmissions.
+    request: Option<Bytes>,
     /// Timer E.
     retransmit: Retransmit,
     /// Timer F, then K.
@@ -37,7 +39,7 @@ impl ClientNonInvite {
             dest,
             reliable,
             state: State::Trying,
-            request,
+            request: Some(request),
             retransmit: Retransmit::default(),
             end: Deadline::default(),
         };
@@ -52,8 +54,8 @@ impl ClientNonInvite {
         self.state
     }
 
-    pub(crate) fn request(&self) -> &Bytes {
-        &self.request
+    pub(crate) fn request(&self) -> Option<&Bytes> {
+        self.request.as_ref()
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<u64> {
@@ -80,6 +82,7 @@ impl ClientNonInvite {
                     self.state = State::Completed;
                     self.end.set(now, cfg.t4_ms, Timer::K);
                 }
+                self.request = None;
                 true
             }
             // Completed absorbs retransmitted responses.
@@ -99,11 +102,15 @@ impl ClientNonInvite {
         if self.retransmit.is_due(now) {
             match self.state {
                 State::Trying => {
-                    send(out, self.id, self.dest, &self.request);
+                    if let Some(request) = &self.request {
+                        send(out, self.id, self.dest, request);
+                    }
                     self.retransmit.back_off(now, cfg.t2_ms);
                 }
                 State::Proceeding => {
-                    send(out, self.id, self.dest, &self.request);
+                    if let Some(request) = &self.request {
+                        send(out, self.id, self.dest, request);
+                    }
                     self.retransmit.start(now, cfg.t2_ms);
                 }
                 _ => self.retransmit.stop(),

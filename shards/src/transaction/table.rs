@@ -512,16 +512,24 @@ impl TransactionTable {
         self.entry(tx).map(|e| e.machine.state())
     }
 
+    /// Whether `tx` is done with its exchange: gone, or lingering only to
+    /// absorb retransmissions (see [`Machine::lingering`]).
+    pub fn is_settled(&self, tx: TxId) -> bool {
+        self.entry(tx)
+            .is_none_or(|e| e.machine.lingering() || e.machine.state() == State::Terminated)
+    }
+
     /// The kind of transaction `tx`.
     pub fn kind(&self, tx: TxId) -> Option<Kind> {
         self.entry(tx).map(|e| e.machine.kind())
     }
 
-    /// The request a client transaction sent.
+    /// The request a client transaction sent (an INVITE's without its body
+    /// once a 2xx came; none for a non-INVITE with its final response).
     pub fn request(&self, tx: TxId) -> Option<&[u8]> {
         match &self.entry(tx)?.machine {
             Machine::ClientInvite(t) => Some(t.request()),
-            Machine::ClientNonInvite(t) => Some(t.request()),
+            Machine::ClientNonInvite(t) => t.request().map(|r| &r[..]),
             _ => None,
         }
     }

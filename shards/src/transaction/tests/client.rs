@@ -494,3 +494,21 @@ fn accepted_keeps_the_invite_headers_without_its_sdp() {
     // A 2xx retransmission still reaches the TU, which ACKs it from this.
     assert_eq!(h.recv(20, &ok), Received::Response(tx));
 }
+
+#[test]
+fn a_completed_non_invite_keeps_no_copy_of_its_request() {
+    let mut h = Harness::new();
+    let bye = request("BYE", "z9hG4bKbye1");
+    let tx = h.send(0, &bye);
+    assert_eq!(h.table.request(tx), Some(&bye[..]));
+    assert_eq!(
+        h.recv(10, &response(&bye, 200, "b1")),
+        Received::Response(tx)
+    );
+    assert_eq!(h.table.state(tx), Some(State::Completed));
+    assert_eq!(h.table.request(tx), None);
+    // Completed still absorbs the 200's retransmission, silently.
+    h.take();
+    assert_eq!(h.recv(20, &response(&bye, 200, "b1")), Received::Absorbed);
+    assert_eq!(h.take(), Vec::<String>::new());
+}
