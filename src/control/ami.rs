@@ -352,6 +352,7 @@ pub async fn reload(
     .await;
     match result {
         Ok(Ok((_, summary))) => {
+            in_force(&state).await;
             tracing::info!(table = %what, %summary, "reloaded");
             Ok(Json(json!({"status": "ok", "reloaded": what, "summary": summary})).into_response())
         }
@@ -443,6 +444,20 @@ pub async fn dialogs(
 
 /// Sends every shard the message `ask` makes around a reply channel and
 /// gathers the answers (None when a shard does not answer within 2 s).
+/// Waits (at most [`INSPECT_TIMEOUT`]) until every shard has handled
+/// what was queued for it so far, so that a 200 for a change means the
+/// change is in force: the next datagram meets the new rules.
+pub async fn in_force(state: &HttpState) {
+    if gather_with(state, |reply| ShardMsg::Sync { reply })
+        .await
+        .is_none()
+    {
+        tracing::warn!(
+            "a shard did not confirm a change in time; it applies it when it catches up"
+        );
+    }
+}
+
 pub async fn gather_with<T: Send + 'static>(
     state: &HttpState,
     ask: impl Fn(crossbeam_channel::Sender<Vec<T>>) -> ShardMsg,

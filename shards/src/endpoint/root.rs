@@ -294,6 +294,9 @@ impl ShardLogic for SipEndpoint {
             ShardMsg::ListCalls { reply } => {
                 let _ = reply.try_send(self.calls.calls_summary(self.ctx.id));
             }
+            ShardMsg::Sync { reply } => {
+                let _ = reply.try_send(Vec::new());
+            }
             ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
         }
     }

@@ -64,6 +64,12 @@ pub enum ShardMsg {
         token: u64,
         decision: crate::routing::http_router::RouterDecision,
     },
+    /// Answered (with nothing) once the shard has handled every message
+    /// queued before it: how the control core waits until a change it sent
+    /// (routing, ACL) is in force before it says so.
+    Sync {
+        reply: crossbeam_channel::Sender<Vec<()>>,
+    },
     /// Stop the shard.
     Stop,
 }

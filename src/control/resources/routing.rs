@@ -279,7 +279,9 @@ fn apply(state: &HttpState, op: Op) -> Result<Option<Value>, ApiError> {
 }
 
 async fn run_op(state: Arc<HttpState>, op: Op, created: bool) -> Reply {
-    let view = blocking(move || apply(&state, op)).await?;
+    let st = state.clone();
+    let view = blocking(move || apply(&st, op)).await?;
+    crate::control::ami::in_force(&state).await;
     Ok(match view {
         Some(v) if created => (StatusCode::CREATED, Json(v)).into_response(),
         Some(v) => Json(v).into_response(),
