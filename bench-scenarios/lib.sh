@@ -346,6 +346,40 @@ sample_on_markers() {
 }
 
 # --- a ShardPBX of the script's own ------------------------------------------------
+# write_noauth_config DIR SIP HTTP SHARDS RUNTIME_EXTRA PROXY_EXTRA: DIR/pbx.toml
+# and DIR/trunks.toml for the no-auth call shape (run-calls.sh --no-auth,
+# overload.sh, setup-latency.sh): callers from a trunk whose inbound_hosts is
+# 127.0.0.1, callee 1002 (password secret1002) in a memory backend, media
+# none, SIP on 127.0.0.1:SIP, HTTP on 127.0.0.1:HTTP, data in DIR/data, the
+# load generator trusted (no flood limit). The extras are extra lines for the
+# [runtime] and [proxy] tables ("" for none).
+write_noauth_config() {
+    local dir="$1" sip="$2" http="$3" shards="$4" runtime_extra="$5" proxy_extra="$6"
+    cat > "$dir/pbx.toml" <<CFG
+http_addr = "127.0.0.1:$http"
+data_dir = "$dir/data"
+log_level = "warn"
+[runtime]
+shards = $shards
+$runtime_extra
+[proxy]
+addr = "127.0.0.1"
+udp_port = $sip
+realms = ["127.0.0.1"]
+routes_files = []
+trunks_files = ["$dir/trunks.toml"]
+max_ring_time = 30
+media_proxy = "none"
+$proxy_extra
+[[proxy.user_backends]]
+type = "memory"
+users = [{ username = "1002", password = "secret1002" }]
+[security]
+trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
+CFG
+    printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$dir/trunks.toml"
+}
+
 # wait_sip_ready PORT PID SECONDS: waits until the server (PID) answers an
 # OPTIONS on 127.0.0.1:PORT; fails when it exits or after SECONDS.
 wait_sip_ready() {

@@ -60,8 +60,6 @@ N2=$(( LOW * RECOVERY ))
 [[ -x "$BIN" ]] || (cd "$REPO" && nice -n 10 cargo build --release --locked)
 command -v sipp >/dev/null || { echo "overload: sipp missing (scripts/install-deps.sh)" >&2; exit 2; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-free_udp() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 TMP="$(mktemp -d)"; SRV_PID=""; UAS=""; P1=""; P2=""; SAMPLER=""
 BENCH=overload
 # shellcheck source=lib.sh
@@ -74,64 +72,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The SIP port stays outside the RTP range (20000-39999).
-SIP=$(( 41000 + RANDOM % 4000 )); HTTP=$(free_port); UASP=$(( 45500 + RANDOM % 4000 ))
-cat > "$TMP/pbx.toml" <<CFG
-http_addr = "127.0.0.1:$HTTP"
-data_dir = "$TMP/data"
-log_level = "warn"
-[runtime]
-shards = $SHARDS
-[proxy]
-addr = "127.0.0.1"
-udp_port = $SIP
-realms = ["127.0.0.1"]
-routes_files = []
-trunks_files = ["$TMP/trunks.toml"]
-max_ring_time = 30
-media_proxy = "none"
-$PROXY_EXTRA
-[[proxy.user_backends]]
-type = "memory"
-users = [{ username = "1002", password = "secret1002" }]
-[security]
-trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
-CFG
-printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
+# free_ports picks above the RTP range (20000-39999).
+read -r SIP HTTP UASP < <(free_ports 3)
+write_noauth_config "$TMP" "$SIP" "$HTTP" "$SHARDS" "" "$PROXY_EXTRA"
 "$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV_PID=$!
-UP=0
-for _ in $(seq 50); do
-  if python3 - "$SIP" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2); s.bind(("127.0.0.1", 0))
-me = s.getsockname()[1]
-s.sendto(f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKprobe;rport\r\nFrom: <sip:p@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode(), ("127.0.0.1", int(sys.argv[1])))
-s.recv(4096)
-PY
-  then UP=1; break; fi
-  kill -0 "$SRV_PID" 2>/dev/null || break
-  sleep 0.2
-done
-(( UP )) || { echo "overload: server did not answer OPTIONS" >&2; tail -5 "$TMP/server.log" >&2; exit 1; }
+wait_sip_ready "$SIP" "$SRV_PID" 10 || { tail -5 "$TMP/server.log" >&2; bench_die "server did not answer OPTIONS"; }
 
 # The callee: sipp uas registered as 1002.
 WALL=$(( SECONDS_ + RECOVERY + 60 ))
 (cd "$TMP" && timeout "$WALL" sipp -sn uas -i 127.0.0.1 -p "$UASP" -nostdin -buff_size 4194304 \
    -m $(( N1 + N2 )) > /dev/null 2>&1) & UAS=$!
-python3 - "$SIP" "$UASP" <<'PY'
-import hashlib, re, socket, sys
-sip, uas = int(sys.argv[1]), int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(2)
-me = "127.0.0.1:%d" % s.getsockname()[1]
-def reg(cseq, auth=""):
-    return (f"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:1002@127.0.0.1>;tag=1\r\nTo: <sip:1002@127.0.0.1>\r\nCall-ID: bench-reg\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1002@127.0.0.1:{uas}>\r\n{auth}Expires: 3600\r\nContent-Length: 0\r\n\r\n").encode()
-s.sendto(reg(1), ("127.0.0.1", sip)); r = s.recv(4096).decode()
-nonce = re.search('nonce="([^"]+)"', r).group(1)
-h = lambda x: hashlib.md5(x.encode()).hexdigest()
-resp = h(f"{h('1002:127.0.0.1:secret1002')}:{nonce}:00000001:c:auth:{h('REGISTER:sip:127.0.0.1')}")
-s.sendto(reg(2, f'Authorization: Digest username="1002", realm="127.0.0.1", nonce="{nonce}", uri="sip:127.0.0.1", response="{resp}", cnonce="c", nc=00000001, qop=auth\r\n'), ("127.0.0.1", sip))
-assert s.recv(4096).startswith(b"SIP/2.0 200"), "callee registration failed"
-PY
+register_user "$SIP" 1002 secret1002 "$UASP" || bench_die "callee registration failed"
 
 metrics() { python3 - "$HTTP" <<'PY' || true
 import sys, urllib.request

@@ -64,30 +64,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_tcp() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# The SIP port stays outside the RTP range (20000-39999).
-SIP=$(( 41000 + RANDOM % 4000 )); HTTP=$(free_tcp); UASP=$(( 45500 + RANDOM % 4000 ))
-cat > "$TMP/pbx.toml" <<CFG
-http_addr = "127.0.0.1:$HTTP"
-data_dir = "$TMP/data"
-log_level = "warn"
-[runtime]
-shards = $SHARDS
-$RUNTIME_EXTRA[proxy]
-addr = "127.0.0.1"
-udp_port = $SIP
-realms = ["127.0.0.1"]
-routes_files = []
-trunks_files = ["$TMP/trunks.toml"]
-max_ring_time = 30
-media_proxy = "none"
-[[proxy.user_backends]]
-type = "memory"
-users = [{ username = "1002", password = "secret1002" }]
-[security]
-trusted = ["127.0.0.0/8"]   # the load generator: no flood limit
-CFG
-printf '[trunks.loadgen]\ninbound_hosts = ["127.0.0.1"]\n' > "$TMP/trunks.toml"
+# free_ports picks above the RTP range (20000-39999).
+read -r SIP HTTP UASP < <(free_ports 3)
+write_noauth_config "$TMP" "$SIP" "$HTTP" "$SHARDS" "$RUNTIME_EXTRA" ""
 "$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV_PID=$!
 wait_sip_ready "$SIP" "$SRV_PID" 10 || { tail -5 "$TMP/server.log" >&2; bench_die "server did not answer OPTIONS"; }
 
