@@ -201,7 +201,10 @@ fn cdr_ids(pbx: &Pbx) -> Vec<String> {
 }
 
 /// Calls 1002 (busy) with ~11 KB of SIP flow per call until a new INVITE
-/// gets 503; returns the Call-IDs of the calls that happened. Bounded:
+/// gets 503; returns the Call-IDs of the calls that happened. The tests
+/// that fill trust 127.0.0.0/8: hundreds of requests a second from one
+/// address is otherwise a flood ([security] flood_requests_per_sec), whose
+/// source is banned (dropped) part-way. Bounded:
 /// rounds of 100 calls, at most 8 rounds or 45 s; a shard hands flows over
 /// a few seconds after their calls end, so each round waits for them (or
 /// for the refusal). About two rounds fill 2 MiB.
@@ -238,7 +241,9 @@ fn fill_until_refused(pbx: &Pbx, uac: &Uac, tag: &str) -> Vec<String> {
 #[test]
 fn the_map_grows_to_the_budget_then_new_calls_get_503_while_register_and_every_cdr_survive() {
     let mut pbx = Pbx::start(PbxOptions {
-        extra_tables: "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\n".into(),
+        extra_tables:
+            "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\n[security]\ntrusted = [\"127.0.0.0/8\"]\n"
+                .into(),
         ..PbxOptions::default()
     });
     assert_eq!(metric(&pbx, "shardpbx_store_map_bytes"), 1 << 20);
@@ -386,7 +391,7 @@ fn retention_deletes_old_flows_then_old_cdrs() {
 fn when_retention_frees_room_new_calls_are_admitted_again() {
     // 0.0002 days = 17.3 s for CDRs and flows alike.
     let pbx = Pbx::start(PbxOptions {
-        extra_tables: "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0002\n".into(),
+        extra_tables: "[store]\nmap_size_mib = 1\nmax_disk_mib = 2\ncdr_retention_days = 0.0002\nflow_retention_days = 0.0002\n[security]\ntrusted = [\"127.0.0.0/8\"]\n".into(),
         ..PbxOptions::default()
     });
     let _phone = BusyPhone::register(&pbx);
