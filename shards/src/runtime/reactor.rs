@@ -136,7 +136,7 @@ impl<L: ShardLogic> Reactor<L> {
                 + self.poll_deadlines(now)
                 + self.poll_media(now);
             if work > 0 {
-                self.pacer.saw_work(Instant::now());
+                self.pacer.saw_work(Instant::now(), work);
                 idle_since = None;
                 continue;
             }
