@@ -106,9 +106,10 @@ pub struct RuntimeConfig {
     pub cpus: Vec<usize>,
     /// Busy-poll this long before an idle shard parks (µs); 0 = park at once.
     pub spin_before_park_us: u64,
-    /// While a shard is busy it polls its sockets and inbox on a beat this
-    /// many µs apart instead of waking per datagram; 0 = wake per readiness
-    /// event. Bounds the wakes per second, adds at most this to a hop.
+    /// While a shard is busy (at least 2 datagrams or messages a beat) it
+    /// polls its sockets and inbox on a beat this many µs apart instead of
+    /// waking per datagram; 0 = always wake per readiness event. Bounds the
+    /// wakes per second under load, adds at most this to a hop then.
     pub poll_interval_us: u64,
     /// glommio io_memory per shard, KiB (64-1048576): file I/O buffers registered
     /// with io_uring, counted against RLIMIT_MEMLOCK once per ring.
