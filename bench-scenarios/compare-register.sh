@@ -42,7 +42,6 @@ source "$SCRIPT_DIR/lib.sh"
 
 RATE=6000 DURATION=10 SHARDS="2 1" ROUNDS=1 CHILDREN=2 USERS="" MM=fm
 BIN="$REPO/target/release/shardpbx" PEERS="$REPO/../shared/peers" OUT=""
-need_int() { [[ "$2" =~ ^[0-9]+$ ]] && (( "$2" > 0 )) || bench_die "$1 needs a positive integer, got '$2'"; }
 while (( $# > 0 )); do
     case "$1" in
         --rate) need_int "$1" "${2-}"; RATE="$2"; shift 2 ;;
@@ -59,9 +58,7 @@ while (( $# > 0 )); do
         *) bench_die "unknown option '$1' (see --help)" ;;
     esac
 done
-for k in $SHARDS; do need_int --shards "$k"; done
-[[ -n "${SHARDS// /}" ]] || bench_die "--shards needs at least one shard count"
-(( ROUNDS <= 20 )) || bench_die "--rounds is at most 20"
+need_shards_and_rounds "$SHARDS" "$ROUNDS"
 PEERS="$(realpath -m "$PEERS")"
 for f in kamailio/registrar.cfg sipp/reg_auth.xml sipp/users.csv; do
     [[ -f "$PEERS/$f" ]] || bench_die "no $PEERS/$f (give --peers DIR)"

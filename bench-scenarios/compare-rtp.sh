@@ -41,7 +41,6 @@ source "$SCRIPT_DIR/lib.sh"
 
 CALLS=400 SECONDS_=15 SHARDS="2 1" ROUNDS=1 BATCH=64 SETUP_RATE=200 RTPE=0 WARMUP=3
 BIN="$REPO/target/release/shardpbx" PEERS="$REPO/../shared/peers" OUT=""
-need_int() { [[ "$2" =~ ^[0-9]+$ ]] && (( "$2" > 0 )) || bench_die "$1 needs a positive integer, got '$2'"; }
 while (( $# > 0 )); do
     case "$1" in
         --calls) need_int "$1" "${2-}"; CALLS="$2"; shift 2 ;;
@@ -59,9 +58,7 @@ while (( $# > 0 )); do
         *) bench_die "unknown option '$1' (see --help)" ;;
     esac
 done
-for k in $SHARDS; do need_int --shards "$k"; done
-[[ -n "${SHARDS// /}" ]] || bench_die "--shards needs at least one shard count"
-(( ROUNDS <= 20 )) || bench_die "--rounds is at most 20"
+need_shards_and_rounds "$SHARDS" "$ROUNDS"
 (( BATCH <= 256 )) || bench_die "--batch is at most 256 (udpbench's MAXB)"
 (( RTPE == 0 || CALLS <= 1000 )) || bench_die "--rtpengine takes at most 1000 calls (bench_rtpengine.py's port plan)"
 PEERS="$(realpath -m "$PEERS")"

@@ -30,6 +30,18 @@ stop_server() {
 
 bench_die() { echo "${BENCH:-bench}: $*" >&2; exit 2; }
 
+# need_int OPTION VALUE: dies unless VALUE is a positive integer.
+need_int() { [[ "$2" =~ ^[0-9]+$ ]] && (( "$2" > 0 )) || bench_die "$1 needs a positive integer, got '$2'"; }
+
+# need_shards_and_rounds "K ..." ROUNDS: the compare-*.sh checks of --shards
+# (positive integers, at least one) and --rounds (at most 20).
+need_shards_and_rounds() {
+    local k
+    for k in $1; do need_int --shards "$k"; done
+    [[ -n "${1// /}" ]] || bench_die "--shards needs at least one shard count"
+    (( $2 <= 20 )) || bench_die "--rounds is at most 20"
+}
+
 # need_tool CMD PACKAGE: dies with how to install CMD when it is missing.
 need_tool() {
     command -v "$1" >/dev/null 2>&1 && return 0

@@ -45,7 +45,6 @@ source "$SCRIPT_DIR/lib.sh"
 
 RATE=1000 DURATION=600 SHARDS=2 MAP_MIB=1024 MAX_DISK_MIB=16384 INTERVAL=10 WARMUP="" MEDIA=none KEEP=0
 BIN="$REPO/target/release/shardpbx"
-need_int() { [[ "$2" =~ ^[0-9]+$ ]] && (( "$2" > 0 )) || bench_die "$1 needs a positive integer, got '$2'"; }
 while (( $# > 0 )); do
     case "$1" in
         --rate) need_int "$1" "${2-}"; RATE="$2"; shift 2 ;;

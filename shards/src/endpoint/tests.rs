@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
-use crate::control_link::ControlRequest;
+use crate::control_link::{ControlRequest, ControlSender};
 use crate::endpoint::settings::test_settings;
 use crate::routing::{RoutingSnapshot, TrunkSpec};
 use crate::runtime::{Backlog, Inbox, ShardGauges, ShardLogic, ShardMsg};
@@ -30,6 +30,27 @@ fn endpoint(
         SipEndpoint::new(ctx, Arc::new(test_settings()), tx).unwrap(),
         rx,
     )
+}
+
+/// Shard 0 of 1 with `settings`, its records going to `control`.
+fn one_shard(settings: EndpointSettings, control: ControlSender) -> SipEndpoint {
+    let ctx = ShardContext {
+        id: 0,
+        shards: 1,
+        stats: Arc::default(),
+        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
+    };
+    SipEndpoint::new(ctx, Arc::new(settings), control).unwrap()
+}
+
+/// Routing with one trunk whose inbound host is [`SRC`]: its INVITEs are
+/// taken without a challenge.
+fn carrier_from_src() -> Arc<RoutingSnapshot> {
+    let trunk = TrunkSpec {
+        inbound_hosts: vec![SRC.into()],
+        ..TrunkSpec::default()
+    };
+    Arc::new(RoutingSnapshot::build(&[("carrier".into(), trunk)], &[]).unwrap())
 }
 
 fn now(unix: u64) -> Now {
@@ -257,12 +278,7 @@ fn router_endpoint(
     SipEndpoint,
     crossbeam_channel::Receiver<crate::routing::http_router::RouterQuery>,
 ) {
-    use crate::routing::{RoutingSnapshot, TrunkSpec};
     let (queries, asked) = crossbeam_channel::unbounded();
-    let trunk = TrunkSpec {
-        inbound_hosts: vec![SRC.into()],
-        ..TrunkSpec::default()
-    };
     let settings = EndpointSettings {
         router: Some(crate::routing::http_router::RouterLink {
             queries,
@@ -270,20 +286,11 @@ fn router_endpoint(
             wait_ms,
         }),
         max_parked,
-        routing: Arc::new(RoutingSnapshot::build(&[("carrier".into(), trunk)], &[]).unwrap()),
+        routing: carrier_from_src(),
         ..test_settings()
     };
-    let ctx = ShardContext {
-        id: 0,
-        shards: 1,
-        stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
-    };
     let (control, _rx) = crossbeam_channel::unbounded();
-    (
-        SipEndpoint::new(ctx, Arc::new(settings), control).unwrap(),
-        asked,
-    )
+    (one_shard(settings, control), asked)
 }
 
 fn at_ms(mono_ms: u64) -> Now {
@@ -404,14 +411,8 @@ fn remote_user_endpoint() -> (
         user_query_timeout_ms: 2_000,
         ..test_settings()
     };
-    let ctx = ShardContext {
-        id: 0,
-        shards: 1,
-        stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
-    };
     let (control, records) = crossbeam_channel::unbounded();
-    let ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let ep = one_shard(settings, control);
     (ep, asked, records)
 }
 
@@ -538,22 +539,12 @@ fn a_cancel_while_the_user_backend_is_asked_ends_the_invite_for_good() {
 #[test]
 fn a_shard_behind_sheds_new_invites_and_takes_them_again_once_drained() {
     // Callers from a trunk: an INVITE is taken without a challenge.
-    let trunk = TrunkSpec {
-        inbound_hosts: vec![SRC.into()],
-        ..TrunkSpec::default()
-    };
     let settings = EndpointSettings {
-        routing: Arc::new(RoutingSnapshot::build(&[("carrier".into(), trunk)], &[]).unwrap()),
+        routing: carrier_from_src(),
         ..test_settings()
     };
-    let ctx = ShardContext {
-        id: 0,
-        shards: 1,
-        stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
-    };
     let (control, rx) = crossbeam_channel::unbounded();
-    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let mut ep = one_shard(settings, control);
     let t = at_ms(1_796_000_000_000);
     let run = |ep: &mut SipEndpoint, raw: &[u8]| {
         let mut out = Output::default();
@@ -650,15 +641,9 @@ fn a_store_writer_behind_sheds_new_invites() {
         },
         ..test_settings()
     };
-    let ctx = ShardContext {
-        id: 0,
-        shards: 1,
-        stats: Arc::default(),
-        inboxes: Arc::new(vec![Arc::new(Inbox::new().unwrap())]),
-    };
     let (control, writer) = crossbeam_channel::unbounded();
     let others = control.clone();
-    let mut ep = SipEndpoint::new(ctx, Arc::new(settings), control).unwrap();
+    let mut ep = one_shard(settings, control);
     let t = at_ms(1_796_000_000_000);
     for i in 0..2 {
         others

@@ -405,22 +405,11 @@ impl TransactionTable {
                     } else {
                         entry.key.with_to_tag(msg.to_tag())
                     };
-                    if let Some(alias) = alias {
-                        let slots = &self.slots;
-                        let taken = self
-                            .index
-                            .get(&alias.view(), |id, w| key_of(slots, id, w))
-                            .is_some();
-                        if !taken {
-                            if let Some(entry) = entry_mut(&mut self.slots, tx) {
-                                entry.alias = Some(Box::new(alias));
-                            }
-                            let slots = &self.slots;
-                            if let Some(alias) = key_of(slots, tx, Which::Alias) {
-                                self.index
-                                    .insert(alias, tx, Which::Alias, |id, w| key_of(slots, id, w));
-                            }
+                    if let Some(alias) = alias.filter(|a| self.find(&a.view()).is_none()) {
+                        if let Some(entry) = entry_mut(&mut self.slots, tx) {
+                            entry.alias = Some(Box::new(alias));
                         }
+                        self.index_key(tx, Which::Alias);
                     }
                 }
             }
@@ -494,6 +483,15 @@ impl TransactionTable {
     /// The transaction with this key, if live (aliases included).
     pub fn lookup(&self, key: &TransactionKey) -> Option<TxId> {
         self.find(&key.view())
+    }
+
+    /// Indexes the key (or alias) transaction `id` already holds.
+    fn index_key(&mut self, id: TxId, which: Which) {
+        let slots = &self.slots;
+        if let Some(key) = key_of(slots, id, which) {
+            self.index
+                .insert(key, id, which, |i, w| key_of(slots, i, w));
+        }
     }
 
     /// The live transaction whose key or alias is `view`.
@@ -612,11 +610,7 @@ impl TransactionTable {
                 stalled: false,
             }));
         }
-        let slots = &self.slots;
-        if let Some(key) = key_of(slots, id, Which::Key) {
-            self.index
-                .insert(key, id, Which::Key, |id, w| key_of(slots, id, w));
-        }
+        self.index_key(id, Which::Key);
         self.len += 1;
         id
     }

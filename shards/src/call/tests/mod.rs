@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use super::engine::{CallEngine, EngineConfig, Handled, Input, Output};
 use super::ids::IdGen;
 use super::model::{NewCall, Target};
+use super::MediaPolicy;
 use crate::cdr::{Cdr, Direction, HangupReason};
 use crate::media::relay::MediaRelay;
 use crate::sip::Message;
@@ -128,28 +129,41 @@ fn answer(req: &str, code: u16, tag: &str) -> String {
     String::from_utf8(buf).unwrap()
 }
 
-fn start(rig: &mut Rig) -> String {
-    let raw = invite();
-    let msg = Message::parse(raw.as_bytes()).unwrap();
-    let tx = rig.invite_tx(&msg);
-    let new = NewCall {
-        invite: &msg,
+/// The callee sipp at [`CALLEE`] as a target.
+fn callee_target() -> Target {
+    Target::new(format!("sip:1002@{CALLEE}"), CALLEE.parse().unwrap())
+}
+
+/// A call from [`CALLER`]'s INVITE `msg` (its transaction `tx`) to
+/// `targets` in parallel, internal, no route or trunk.
+fn new_call<'m>(
+    msg: &'m Message<'m>,
+    tx: TxId,
+    targets: Vec<Target>,
+    media: MediaPolicy,
+) -> NewCall<'m> {
+    NewCall {
+        invite: msg,
         src: CALLER.parse().unwrap(),
         tx,
-        targets: vec![Target::new(
-            format!("sip:1002@{CALLEE}"),
-            CALLEE.parse().unwrap(),
-        )],
+        targets,
         sequential: false,
         per_target_ms: None,
         direction: Direction::Internal,
         ring_ms: None,
         route: None,
         trunk: None,
-        media: Default::default(),
+        media,
         extras: Default::default(),
         auth_user: None,
-    };
+    }
+}
+
+fn start(rig: &mut Rig) -> String {
+    let raw = invite();
+    let msg = Message::parse(raw.as_bytes()).unwrap();
+    let tx = rig.invite_tx(&msg);
+    let new = new_call(&msg, tx, vec![callee_target()], MediaPolicy::default());
     rig.start_call(at(0), new);
     let sent = rig.sent();
     let b_invite = sent
@@ -262,21 +276,7 @@ fn a_second_2xx_from_another_fork_gets_ack_and_bye() {
         Target::new(format!("sip:1002@{CALLEE}"), CALLEE.parse().unwrap()),
         Target::new(format!("sip:1002@{OTHER}"), OTHER.parse().unwrap()),
     ];
-    let new = NewCall {
-        invite: &msg,
-        src: CALLER.parse().unwrap(),
-        tx,
-        targets,
-        sequential: false,
-        per_target_ms: None,
-        direction: Direction::Internal,
-        ring_ms: None,
-        route: None,
-        trunk: None,
-        media: Default::default(),
-        extras: Default::default(),
-        auth_user: None,
-    };
+    let new = new_call(&msg, tx, targets, MediaPolicy::default());
     rig.start_call(at(0), new);
     let sent = rig.sent();
     let to = |dest: &str| {
@@ -314,7 +314,7 @@ mod media_decisions {
     //! When media is proxied (media_proxy modes) and what the callee is sent.
 
     use super::*;
-    use crate::call::{MediaMode, MediaPolicy};
+    use crate::call::MediaMode;
     use crate::media::relay::RelayConfig;
 
     pub(super) fn rig_with_relay(base: u16) -> Rig {
@@ -352,24 +352,7 @@ mod media_decisions {
         let raw = format!("INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKm1\r\nFrom: <sip:1001@pbx>;tag=ca\r\nTo: <sip:1002@pbx>\r\nCall-ID: media-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let msg = Message::parse(raw.as_bytes()).unwrap();
         let tx = rig.invite_tx(&msg);
-        let new = NewCall {
-            invite: &msg,
-            src: CALLER.parse().unwrap(),
-            tx,
-            targets: vec![Target::new(
-                format!("sip:1002@{CALLEE}"),
-                CALLEE.parse().unwrap(),
-            )],
-            sequential: false,
-            per_target_ms: None,
-            direction: Direction::Internal,
-            ring_ms: None,
-            route: None,
-            trunk: None,
-            media: policy,
-            extras: Default::default(),
-            auth_user: None,
-        };
+        let new = new_call(&msg, tx, vec![callee_target()], policy);
         rig.start_call(at(0), new);
         rig.sent()
     }
