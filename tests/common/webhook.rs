@@ -95,10 +95,12 @@ pub struct WebhookServer {
 }
 
 impl WebhookServer {
-    /// Listening now on a free port.
+    /// Listening now on a port the kernel picks (bound at once, so no
+    /// other socket can take it between choosing and listening).
     pub fn start() -> WebhookServer {
-        let s = WebhookServer::on(super::free_port());
-        s.listen();
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("webhook port");
+        let s = WebhookServer::on(listener.local_addr().expect("bound").port());
+        s.accept_on(listener);
         s
     }
 
@@ -106,9 +108,10 @@ impl WebhookServer {
     pub fn start_with(
         respond: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
     ) -> WebhookServer {
-        let mut s = WebhookServer::on(super::free_port());
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("webhook port");
+        let mut s = WebhookServer::on(listener.local_addr().expect("bound").port());
         s.responder = Some(Arc::new(respond));
-        s.listen();
+        s.accept_on(listener);
         s
     }
 
@@ -127,8 +130,13 @@ impl WebhookServer {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Starts listening on the port given to [`WebhookServer::on`].
     pub fn listen(&self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("webhook port");
+        self.accept_on(listener);
+    }
+
+    fn accept_on(&self, listener: TcpListener) {
         listener.set_nonblocking(true).unwrap();
         let (requests, status, stop) = (
             self.requests.clone(),
