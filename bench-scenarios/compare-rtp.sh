@@ -29,6 +29,10 @@
 # shardpbx_rtp_tx_total for ShardPBX (run-rtp.sh); rtpengine's from
 # bench_rtpengine.py (CPU over its window / packets sent into it; no kernel
 # share, no seq/ts check). Loss and seq/timestamp breaks are rtp-load's counts.
+# Machine-wide: every CPU's busy time (/proc/stat, the generator and softirqs
+# included) over the same window / the same packets: where the kernel relays
+# a packet, its cost is charged to whichever process the softirq ran in, so
+# only this figure compares an in-kernel path fairly.
 # A run with loss, breaks or under 95 % of the offered packet rate is FLAGGED.
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -116,9 +120,10 @@ udpbench_run() {
     for (( i = 0; i < 50; i++ )); do kill -0 "$REFL" 2>/dev/null || break; sleep 0.1; done
     stop_tree "$REFL" 5
     REFL=""
-    python3 - "$d" "$rc" "$OFFERED" "${MARK_C0:-}" "${MARK_K0:-}" "${MARK_C1:-}" "${MARK_K1:-}" "$(getconf CLK_TCK)" >> "$TSV" <<'PY'
+    python3 - "$d" "$rc" "$OFFERED" "${MARK_C0:-}" "${MARK_K0:-}" "${MARK_C1:-}" "${MARK_K1:-}" "$(getconf CLK_TCK)" \
+        "${MARK_M0:-}" "${MARK_M1:-}" >> "$TSV" <<'PY'
 import json, sys
-d, rc, offered, c0, k0, c1, k1, hz = sys.argv[1:]
+d, rc, offered, c0, k0, c1, k1, hz, m0, m1 = sys.argv[1:]
 def last_json(path):
     try:
         lines = [l for l in open(path) if l.startswith("{")]
@@ -138,7 +143,7 @@ note = (f"{pk} packets; sent {g.get('sent')} echoed {g.get('received')} lost {g.
         f"seq breaks {g.get('seq_breaks')} ts breaks {g.get('ts_breaks')}")
 print("\t".join(["peer", "udpbench reflector", per(c0, c1), per(k0, k1), str(g.get("lost", 0)),
                  str(g.get("seq_breaks", 0) + g.get("ts_breaks", 0)), f"{int(offered) * frac:.0f}", offered, note,
-                 "; ".join(flag)]))
+                 "; ".join(flag), per(m0, m1)]))
 PY
 }
 
@@ -207,7 +212,8 @@ if failed != "0":
     flag.append(f"{failed} calls failed")
 note = f"{tx} packets relayed; calls up {up}; {grab(r'(server RSS .*? per call)')}"
 print("\t".join(["shardpbx", f"{k} shard(s)", grab(r"([\d.]+) us per relayed packet"), kern, lost, str(breaks),
-                 f"{int(offered) * frac:.0f}", offered, note, "; ".join(flag)]))
+                 f"{int(offered) * frac:.0f}", offered, note, "; ".join(flag),
+                 grab(r"machine busy [\d.]+ s = ([\d.]+) us per relayed packet")]))
 PY
 }
 

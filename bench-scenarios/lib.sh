@@ -266,7 +266,9 @@ add_run() {
 }
 
 # print_comparison TSV OP RATE_UNIT: the table of runs in order and the ratios
-# ShardPBX / peer. The rule for flagging a run lives here alone: failures, seq
+# ShardPBX / peer. An optional 11th TSV field is the machine's busy CPU per
+# operation (every process and softirq, the load generator included); when
+# runs have it, the summary gives those ratios too. The rule for flagging a run lives here alone: failures, seq
 # or timestamp breaks, an achieved rate under 95 % of the offered one, or a
 # FLAG from the runner. Ratios are against the mean of the first peer's unflagged
 # runs (all its runs when every one is flagged); the summary gives every peer.
@@ -278,10 +280,11 @@ runs = []
 for n, line in enumerate(open(tsv), 1):
     f = line.rstrip("\n").split("\t")
     f += [""] * (11 - len(f))
-    side, label, cpu, kern, failed, breaks, ach, off, note, flag = f[:10]
+    side, label, cpu, kern, failed, breaks, ach, off, note, flag, mach = f[:11]
     num = lambda v: float(v) if v not in ("", "nan") else math.nan
     r = dict(n=n, side=side, label=label, cpu=num(cpu), kern=num(kern), failed=int(num(failed) if failed not in ("", "nan") else 0),
-             breaks=int(num(breaks) if breaks not in ("", "nan") else 0), ach=num(ach), off=num(off), note=note, flag=flag)
+             breaks=int(num(breaks) if breaks not in ("", "nan") else 0), ach=num(ach), off=num(off), note=note, flag=flag,
+             mach=num(mach))
     why = []
     if r["flag"]:
         why.append(r["flag"])
@@ -328,6 +331,15 @@ for l in labels:
     c, k = mean(rs, "cpu"), mean(rs, "kern")
     vs = "; ".join(f"{ratio(c, pmean[p][0])} {p} (kernel {ratio(k, pmean[p][1])})" for p in peers)
     print(f"  shardpbx {l}: {', '.join(fmt(r['cpu']) for r in rs)} µs; mean {fmt(c)} µs (kernel {fmt(k)} µs) -> {vs}")
+if any(not math.isnan(r["mach"]) for r in runs):
+    print("machine-wide (every CPU busy, load generator and softirqs included), CPU per " + op + ":")
+    pm = {p: mean([r for r in runs if r["label"] == p], "mach") for p in peers}
+    for p in peers:
+        print(f"  peer {p}: {', '.join(fmt(r['mach']) for r in runs if r['label'] == p)} µs; mean {fmt(pm[p])} µs")
+    for l in labels:
+        m = mean([r for r in runs if r["label"] == l], "mach")
+        vs = "; ".join(f"{ratio(m, pm[p])} {p}" for p in peers)
+        print(f"  shardpbx {l}: {', '.join(fmt(r['mach']) for r in runs if r['label'] == l)} µs; mean {fmt(m)} µs -> {vs}")
 flagged = [r for r in runs if r["why"]]
 print(f"  flagged runs: {len(flagged)} of {len(runs)}" + (" (" + ", ".join(f"run {r['n']}" for r in flagged) + ")" if flagged else ""))
 PY
@@ -335,12 +347,13 @@ PY
 
 # sample_on_markers ERRFILE GEN_PID WATCH_PID BOUND_S: while an rtp-load
 # generator (GEN_PID, its stderr in ERRFILE) runs, samples WATCH_PID's CPU
-# (tree_cpu_ticks) at its "MEDIA START" and "MEDIA END" lines. Each wait is
-# bounded by BOUND_S and by the generator's life. Sets MARK_C0 MARK_K0 MARK_C1
-# MARK_K1 (ticks; empty when a marker never came).
+# (tree_cpu_ticks) and the machine's busy time (machine_busy_ticks) at its
+# "MEDIA START" and "MEDIA END" lines. Each wait is bounded by BOUND_S and by
+# the generator's life. Sets MARK_C0 MARK_K0 MARK_C1 MARK_K1 MARK_M0 MARK_M1
+# (ticks; empty when a marker never came).
 sample_on_markers() {
     local err="$1" gen="$2" watch="$3" bound="$4" i
-    MARK_C0="" MARK_K0="" MARK_C1="" MARK_K1=""
+    MARK_C0="" MARK_K0="" MARK_C1="" MARK_K1="" MARK_M0="" MARK_M1=""
     for (( i = 0; i < bound * 20; i++ )); do
         grep -qs '^MEDIA START' "$err" && break
         kill -0 "$gen" 2>/dev/null || break
@@ -348,6 +361,7 @@ sample_on_markers() {
     done
     grep -qs '^MEDIA START' "$err" || return 0
     read -r MARK_C0 MARK_K0 < <(tree_cpu_ticks "$watch")
+    MARK_M0=$(machine_busy_ticks)
     for (( i = 0; i < bound * 20; i++ )); do
         grep -qs '^MEDIA END' "$err" && break
         kill -0 "$gen" 2>/dev/null || break
@@ -355,6 +369,17 @@ sample_on_markers() {
     done
     grep -qs '^MEDIA END' "$err" || return 0
     read -r MARK_C1 MARK_K1 < <(tree_cpu_ticks "$watch")
+    MARK_M1=$(machine_busy_ticks)
+}
+
+# machine_busy_ticks: the ticks every CPU of the machine spent busy (user,
+# nice, system, irq, softirq, steal of /proc/stat's "cpu" line): the work
+# of every process, and of the kernel's softirqs whoever they ran for. What
+# an in-kernel path costs shows here, not in its own process's time.
+machine_busy_ticks() {
+    local cpu user nice sys idle iowait irq softirq steal
+    read -r cpu user nice sys idle iowait irq softirq steal _ < /proc/stat
+    echo $(( user + nice + sys + irq + softirq + steal ))
 }
 
 # --- a ShardPBX of the script's own ------------------------------------------------

@@ -328,6 +328,14 @@ def machine(label):
     tot = sum(d[:8]) or 1
     names = ["user", "nice", "sys", "idle", "iowait", "irq", "softirq", "steal"]
     return ", ".join(f"{n} {v * 100 / tot:.0f}%" for n, v in zip(names, d[:8]) if v * 100 / tot >= 0.5)
+def machine_busy(label):
+    try:
+        a = list(map(int, open(f"$TMP/{label}.machine0").read().split()))
+        b = list(map(int, open(f"$TMP/{label}.machine1").read().split()))
+    except (OSError, ValueError):
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    return (d[0] + d[1] + d[2] + d[5] + d[6] + d[7]) / tick
 def offered(j):
     return j.get('ticks_sent', j['ticks']) / j['ticks']
 calls, media_s, shards = $CALLS, $MEDIA_S, $SHARDS
@@ -367,6 +375,9 @@ if pbx is not None:
     print(f"      server CPU {cpu:.2f} s = {cpu*100/wall:.0f}% of one core over media + 1 s drain; {srv_us:.2f} us per relayed packet")
     print(f"      server CPU {split('gen-pbx')}; by thread: {threads('gen-pbx')}")
     print(f"      machine (both CPUs) over the media phase: {machine('gen-pbx')}")
+    busy = machine_busy('gen-pbx')
+    if busy is not None and tx:
+        print(f"      machine busy {busy:.2f} s = {busy * 1e6 / tx:.2f} us per relayed packet (every CPU, generator and softirqs included)")
     print(f"      server RSS {rss0} KB before, {rss1} KB peak during media -> {rss_call:.1f} KB per call")
     print(f"      generator CPU {pbx['gen_cpu_s']:.2f} s over media + 1 s drain")
     print(f"      server exit status {'$SRV_RC'} after SIGTERM")

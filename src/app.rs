@@ -274,6 +274,12 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
         steering: r.steering,
+        kernel_rtp: Some(shards::runtime::kernel_rtp::KernelRtpConfig {
+            mode: cfg.media.kernel_forwarding,
+            bind_ip: cfg.proxy.addr,
+            port_start: cfg.media.rtp_port_start,
+            port_end: cfg.media.rtp_port_end,
+        }),
     }
 }
 
@@ -284,6 +290,8 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
+    // A stop during start-up waits for the HTTP thread's handler.
+    crate::os::hold_stop_signals();
     let mut cfg = match load_config(path, perf).and_then(|c| check_routing_files(&c).map(|_| c)) {
         Ok(c) => c,
         Err(code) => return code,
@@ -484,6 +492,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     let state = Arc::new(http::HttpState {
         shard_stats: runtime.stats.clone(),
         steering: runtime.steering.clone(),
+        rtp_path: runtime.rtp_path.clone(),
         ami_allowed: Box::new(move |ip| allow.allows(ip)),
         inboxes: runtime.inboxes.clone(),
         active_cache: Default::default(),
@@ -641,9 +650,11 @@ fn serve_http(
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let signals = StopSignals::watch();
+        crate::os::release_stop_signals();
         let shutdown = async move {
             tokio::select! {
-                _ = shutdown_signal() => {}
+                _ = signals.recv() => {}
                 _ = stop.notified() => tracing::info!("AMI shutdown: drained"),
             }
         };
@@ -651,17 +662,38 @@ fn serve_http(
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot watch SIGTERM: {e}");
-            return std::future::pending().await;
+/// SIGTERM and SIGINT, watched from the moment this is made.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn watch() -> StopSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| tracing::error!("cannot watch {name}: {e}"))
+                .ok()
+        };
+        StopSignals {
+            term: watch(SignalKind::terminate(), "SIGTERM"),
+            int: watch(SignalKind::interrupt(), "SIGINT"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+
+    async fn recv(mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => tracing::info!("SIGTERM received"),
+            _ = next(&mut self.int) => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -47,3 +47,30 @@ pub fn clock_ticks_per_sec() -> f64 {
         100.0
     }
 }
+
+/// Holds SIGTERM and SIGINT pending on the calling thread and every thread
+/// it starts from now on (they inherit the mask), until a thread that
+/// watches for them calls [`release_stop_signals`]: a stop that arrives
+/// while the appliance starts is acted on once it can be, instead of
+/// killing the process half-started.
+pub fn hold_stop_signals() {
+    stop_signals(libc::SIG_BLOCK);
+}
+
+/// Lets SIGTERM and SIGINT reach the calling thread (one held meanwhile
+/// arrives now).
+pub fn release_stop_signals() {
+    stop_signals(libc::SIG_UNBLOCK);
+}
+
+fn stop_signals(how: libc::c_int) {
+    // SAFETY: a sigset_t built with sigemptyset/sigaddset, passed by
+    // pointer to pthread_sigmask, which only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}

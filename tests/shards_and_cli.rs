@@ -136,6 +136,11 @@ fn bad_configs_exit_2_naming_the_key() {
             "[runtime]\nsteering = \"sometimes\"\n",
             "runtime.steering",
         ),
+        (
+            "forwarding.toml",
+            "[media]\nkernel_forwarding = \"sometimes\"\n",
+            "media.kernel_forwarding",
+        ),
     ];
     for (file, text, key) in cases {
         let path = dir.path().join(file);

@@ -198,14 +198,3 @@ fn without_bpf_rights_the_shards_hand_datagrams_on_and_say_so_once() {
     let handed: u64 = per_shard(&m, "handoff_in").iter().sum();
     assert!(handed >= 10, "one socket, two owners: handoffs {handed}");
 }
-
-fn which(program: &str) -> Result<String, ()> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(program))
-                .find(|p| p.is_file())
-        })
-        .map(|p| p.display().to_string())
-        .ok_or(())
-}

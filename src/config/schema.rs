@@ -416,6 +416,11 @@ pub struct MediaConfig {
     pub rtp_port_start: u16,
     /// One past the last RTP port. Default 40000.
     pub rtp_port_end: u16,
+    /// `auto` (default): steady RTP streams (latched, unmuted, unrecorded,
+    /// IPv4) are relayed inside the kernel by an eBPF program where the
+    /// kernel allows it (root or CAP_BPF + CAP_NET_ADMIN, kernel 6.6+),
+    /// else in user space (logged once); `off`: always in user space.
+    pub kernel_forwarding: shards::runtime::kernel_rtp::ForwardMode,
 }
 
 impl Default for MediaConfig {
@@ -423,6 +428,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_port_start: 20000,
             rtp_port_end: 40000,
+            kernel_forwarding: shards::runtime::kernel_rtp::ForwardMode::Auto,
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct HttpState {
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// How SIP datagrams reach their owner shard (kernel or user space).
     pub steering: Arc<shards::runtime::steer::Steering>,
+    pub rtp_path: Arc<shards::runtime::kernel_rtp::RtpPath>,
     /// The AMI allow-list: true when this TCP peer may use AMI and /metrics.
     pub ami_allowed: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
     /// Every shard's inbox, for commands to the shard that owns a call.
@@ -118,6 +119,35 @@ async fn metrics(
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Which path relays steady RTP streams, and what the kernel program
+/// counted.
+fn render_rtp_path(out: &mut String, path: &shards::runtime::kernel_rtp::RtpPath) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP shardpbx_rtp_forwarding 1 for the path that relays steady RTP streams: kernel (eBPF) or user"
+    );
+    let _ = writeln!(out, "# TYPE shardpbx_rtp_forwarding gauge");
+    for kind in ["kernel", "user"] {
+        let on = u8::from(path.kind() == kind);
+        let _ = writeln!(out, "shardpbx_rtp_forwarding{{path=\"{kind}\"}} {on}");
+    }
+    if let Some(c) = path.counts() {
+        let _ = writeln!(
+            out,
+            "# HELP shardpbx_rtp_kernel_packets_total packets the kernel program saw on handed-over ports: relayed to a local address, relayed out of an interface, or left to user space (unsteady: not the next packet of the steady stream)"
+        );
+        let _ = writeln!(out, "# TYPE shardpbx_rtp_kernel_packets_total counter");
+        let ways = [("local", c.local), ("out", c.out), ("unsteady", c.unsteady)];
+        for (way, n) in ways {
+            let _ = writeln!(
+                out,
+                "shardpbx_rtp_kernel_packets_total{{way=\"{way}\"}} {n}"
+            );
+        }
+    }
+}
+
 /// Which path steers SIP datagrams to their owner shard, and what the
 /// kernel program counted.
 fn render_steering(out: &mut String, steering: &shards::runtime::steer::Steering) {
@@ -198,6 +228,7 @@ fn render_levels(out: &mut String, state: &HttpState) {
     );
     render_store(out, &state.ami.store);
     render_steering(out, &state.steering);
+    render_rtp_path(out, &state.rtp_path);
     let hz = super::ami::clock_ticks_per_sec();
     let _ = writeln!(
         out,

@@ -54,6 +54,8 @@ pub struct PbxOptions {
     pub proxy_extra: String,
     /// Extra lines for the `[runtime]` table.
     pub runtime_extra: String,
+    /// Extra lines for the `[media]` table.
+    pub media_extra: String,
     /// Extra tables at the end of the config (`[recording]` ...).
     pub extra_tables: String,
     /// A program (and its arguments) that starts the binary, e.g. `capsh`
@@ -71,6 +73,7 @@ impl Default for PbxOptions {
             ],
             proxy_extra: String::new(),
             runtime_extra: String::new(),
+            media_extra: String::new(),
             extra_tables: String::new(),
             launcher: Vec::new(),
         }
@@ -122,6 +125,7 @@ users = [{users}]
 # Above the kernel's ephemeral range, where the test ports come from.
 rtp_port_start = 61000
 rtp_port_end = 61998
+{media_extra}
 
 {extra_tables}
 "#,
@@ -129,6 +133,7 @@ rtp_port_end = 61998
             shards = opts.shards,
             extra = opts.proxy_extra,
             runtime_extra = opts.runtime_extra,
+            media_extra = opts.media_extra,
             extra_tables = opts.extra_tables,
             realms = if opts.proxy_extra.contains("realms") {
                 ""
@@ -866,4 +871,16 @@ pub fn python_tool(env_var: &str, venv: &str, name: &str) -> Option<PathBuf> {
         .chain(on_path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+/// Where `program` is on PATH.
+pub fn which(program: &str) -> Result<String, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .map(|p| p.display().to_string())
+        .ok_or(())
 }

@@ -84,6 +84,11 @@ impl SipEndpoint {
                 now.unlatched_source - was.unlatched_source,
             );
             ShardStats::add(&stats.rtp_malformed, now.malformed - was.malformed);
+            // What the kernel relayed counts as received and relayed too.
+            let fast = now.fast_forwarded - was.fast_forwarded;
+            ShardStats::add(&stats.rtp_rx, fast);
+            ShardStats::add(&stats.rtp_tx, fast);
+            ShardStats::add(&stats.rtp_kernel, fast);
             self.media_reported = now;
         }
         let evicted = self.calls.tx_evicted();
@@ -160,6 +165,12 @@ impl SipEndpoint {
 }
 
 impl ShardLogic for SipEndpoint {
+    fn use_fast_path(&mut self, fast: Box<dyn crate::media::fastpath::FastPath>) {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.set_fast_path(fast);
+        }
+    }
+
     fn on_datagram(
         &mut self,
         now: Now,

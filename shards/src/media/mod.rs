@@ -5,6 +5,7 @@
 //! `[media] rtp_port_start..rtp_port_end` (`ports`). No module here owns a
 //! socket: the runtime binds what the relay asks for.
 
+pub mod fastpath;
 pub mod ports;
 pub mod relay;
 pub mod rtp;

@@ -58,6 +58,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use super::fastpath::{FastPath, Handover, Progress};
 use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
 use super::side::canonical;
@@ -168,6 +169,9 @@ pub struct RelayCounters {
     pub no_destination: u64,
     /// Packets lost before they reached us (sequence gaps) in ended sessions.
     pub lost: u64,
+    /// Of `forwarded`, the packets a [`FastPath`] relayed (counted when the
+    /// relay reads its progress: on the tick, on taking a stream back).
+    pub fast_forwarded: u64,
 }
 
 struct SideState {
@@ -187,6 +191,11 @@ struct SideState {
     renumber: Renumber,
     stats: StreamStats,
     rtcp_packets: u64,
+    /// Payload type of the last RTP packet.
+    last_pt: u8,
+    /// What it sends is relayed by the fast path: the progress already
+    /// accounted.
+    handed: Option<Progress>,
 }
 
 impl SideState {
@@ -203,7 +212,58 @@ impl SideState {
             renumber: Renumber::default(),
             stats: StreamStats::default(),
             rtcp_packets: 0,
+            last_pt: 0,
+            handed: None,
         }
+    }
+
+    /// What a forwarder needs to relay this side's RTP to `to`, when the
+    /// stream is steady: latched, unmuted, statistics and renumbering in
+    /// step, IPv4 both ways.
+    fn handover(&self, to: &SideState) -> Option<Handover> {
+        if self.muted {
+            return None;
+        }
+        let SocketAddr::V4(from) = self.latched_rtp? else {
+            return None;
+        };
+        let SocketAddr::V4(dest) = to.rtp_dest()? else {
+            return None;
+        };
+        let steady = self.stats.steady()?;
+        let seq_offset = self.renumber.steady_offset()?;
+        let (_, clock_rate) = self.clock_of(self.last_pt);
+        Some(Handover {
+            from,
+            to: dest,
+            out_port: to.port,
+            ssrc: steady.ssrc,
+            payload_type: self.last_pt,
+            clock_rate,
+            seq_offset,
+            last_seq: steady.last_seq,
+            last_ts: steady.last_ts,
+            last_ms: steady.last_ms,
+            jitter: steady.jitter,
+        })
+    }
+
+    /// Accounts what the fast path relayed for this side since it was
+    /// last read; returns how many packets that was.
+    fn absorb(&mut self, now: Progress) -> u64 {
+        let was = self.handed.unwrap_or_default();
+        let packets = now.packets.saturating_sub(was.packets);
+        if packets > 0 {
+            self.stats.absorb(
+                packets,
+                now.bytes.saturating_sub(was.bytes),
+                (now.last_seq, now.last_ts, now.last_ms),
+                now.jitter,
+            );
+            self.renumber.forward(now.last_seq);
+        }
+        self.handed = Some(now);
+        packets
     }
 
     /// May a packet from `src` (RTP with `ssrc`, or RTCP) come from this
@@ -299,6 +359,79 @@ struct Session {
     failed: bool,
 }
 
+impl Session {
+    /// Takes `side`'s stream back from the fast path, accounting what it
+    /// relayed. A no-op when it was not handed over.
+    fn take_back(
+        &mut self,
+        side: usize,
+        fast: &mut Option<Box<dyn FastPath>>,
+        counters: &mut RelayCounters,
+    ) {
+        let st = &mut self.sides[side];
+        if st.handed.is_none() {
+            return;
+        }
+        let progress = fast.as_mut().and_then(|f| f.take(st.port));
+        if let Some(p) = progress {
+            let n = st.absorb(p);
+            counters.forwarded += n;
+            counters.fast_forwarded += n;
+            self.last_rtp_ms = self.last_rtp_ms.max(p.last_ms);
+        }
+        self.sides[side].handed = None;
+    }
+
+    fn take_back_both(
+        &mut self,
+        fast: &mut Option<Box<dyn FastPath>>,
+        counters: &mut RelayCounters,
+    ) {
+        self.take_back(0, fast, counters);
+        self.take_back(1, fast, counters);
+    }
+
+    /// The tick's fast path work: what it relayed is accounted, steady
+    /// streams are handed over, and streams that stopped being steady are
+    /// taken back.
+    fn sync_fast_path(&mut self, fast: &mut Box<dyn FastPath>, counters: &mut RelayCounters) {
+        for side in 0..2 {
+            let port = self.sides[side].port;
+            let handover = if self.record || self.failed {
+                None
+            } else {
+                self.sides[side].handover(&self.sides[1 - side])
+            };
+            let st = &mut self.sides[side];
+            if st.handed.is_some() {
+                match fast.progress(port) {
+                    Some(p) => {
+                        let n = st.absorb(p);
+                        counters.forwarded += n;
+                        counters.fast_forwarded += n;
+                        self.last_rtp_ms = self.last_rtp_ms.max(p.last_ms);
+                    }
+                    // The forwarder lost it (never the case for the
+                    // kernel's map): user space has it again.
+                    None => st.handed = None,
+                }
+                continue;
+            }
+            if let Some(h) = handover {
+                if fast.hand_over(port, &h) {
+                    st.handed = Some(Progress {
+                        last_seq: h.last_seq,
+                        last_ts: h.last_ts,
+                        last_ms: h.last_ms,
+                        jitter: h.jitter,
+                        ..Progress::default()
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// What a session leaves for its CDR.
 #[derive(Debug, Default)]
 pub struct MediaReport {
@@ -333,6 +466,8 @@ pub struct MediaRelay {
     out: VecDeque<MediaOutput>,
     next_recording: u64,
     shard: usize,
+    /// Where steady streams are relayed without us (the kernel), if anywhere.
+    fast: Option<Box<dyn FastPath>>,
     pub counters: RelayCounters,
 }
 
@@ -351,8 +486,14 @@ impl MediaRelay {
             out: VecDeque::new(),
             next_recording: 1,
             shard,
+            fast: None,
             counters: RelayCounters::default(),
         }
+    }
+
+    /// Steady streams are handed to `fast` from the next tick on.
+    pub fn set_fast_path(&mut self, fast: Box<dyn FastPath>) {
+        self.fast = Some(fast);
     }
 
     /// The address we advertise in SDP.
@@ -547,6 +688,9 @@ impl MediaRelay {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
+        // Where this side sends and receives may change: user space has
+        // both directions again until the next tick.
+        s.take_back_both(&mut self.fast, &mut self.counters);
         let st = &mut s.sides[side as usize];
         let moved =
             st.sig.rtp != sig.rtp || st.sig.rtcp != sig.rtcp || st.sig.rtcp_mux != sig.rtcp_mux;
@@ -582,6 +726,7 @@ impl MediaRelay {
     pub fn set_muted(&mut self, id: u64, side: Side, muted: bool) -> bool {
         match self.sessions.get_mut(&id) {
             Some(s) => {
+                s.take_back(side as usize, &mut self.fast, &mut self.counters);
                 s.sides[side as usize].muted = muted;
                 true
             }
@@ -608,6 +753,15 @@ impl MediaRelay {
             return None;
         };
         let rtcp_port = port % 2 == 1;
+        if s.sides[side as usize].handed.is_some()
+            && s.sides[side as usize].latched_rtp == Some(src)
+            && !rtcp_port
+            && !rtp::is_rtcp(packet)
+        {
+            // A packet of a handed-over stream the fast path left to us:
+            // its counters first, then this packet by the full rules.
+            s.take_back(side as usize, &mut self.fast, &mut self.counters);
+        }
         let (from, to) = match side {
             Side::Caller => {
                 let [a, b] = &mut s.sides;
@@ -660,6 +814,7 @@ impl MediaRelay {
         let hdr = hdr?;
         let (codec, clock) = from.clock_of(hdr.payload_type);
         from.stats.on_packet(&hdr, now_ms, clock, packet.len());
+        from.last_pt = hdr.payload_type;
         s.last_rtp_ms = now_ms;
         // Muted, or a late packet from inside a gap the mute made (it has
         // no free output seq): not forwarded.
@@ -729,6 +884,9 @@ impl MediaRelay {
         self.busy_streak = 0;
         let mut timed_out = Vec::new();
         for (id, s) in &mut self.sessions {
+            if let Some(fast) = self.fast.as_mut() {
+                s.sync_fast_path(fast, &mut self.counters);
+            }
             if let Some(rec) = &mut s.recording {
                 if let Some(pcm) = rec.recorder.take_ready(now_ms) {
                     rec.bytes += pcm.len() as u64;
@@ -757,6 +915,7 @@ impl MediaRelay {
     /// report goes into the call's CDR.
     pub fn close(&mut self, id: u64, now_ms: u64) -> Option<MediaReport> {
         let mut s = self.sessions.remove(&id)?;
+        s.take_back_both(&mut self.fast, &mut self.counters);
         self.counters.lost += s.sides.iter().map(|side| side.stats.lost).sum::<u64>();
         for side in &s.sides {
             let port = side.port;
@@ -799,3 +958,7 @@ impl MediaRelay {
 #[cfg(test)]
 #[path = "relay_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "relay_fast_tests.rs"]
+mod fast_tests;

@@ -11,7 +11,7 @@ use crate::media::ports::SocketState;
 const UNIX0_MS: u64 = 1_700_000_000_000;
 
 /// The clocks `ms` after the tests' zero.
-fn t(ms: u64) -> Now {
+pub(super) fn t(ms: u64) -> Now {
     Now {
         unix: (UNIX0_MS + ms) / 1000,
         mono_ms: ms,
@@ -26,7 +26,7 @@ fn outputs(r: &mut MediaRelay) -> Vec<MediaOutput> {
 
 /// The runtime's turn when every bind succeeds and every close is done:
 /// returns the ops it performed.
-fn run_sockets(r: &mut MediaRelay) -> Vec<SocketOp> {
+pub(super) fn run_sockets(r: &mut MediaRelay) -> Vec<SocketOp> {
     let mut ops = Vec::new();
     while let Some(o) = r.poll_output() {
         let MediaOutput::Socket(op) = o else {
@@ -64,7 +64,7 @@ fn closes(ops: &[SocketOp]) -> Vec<u16> {
     ports
 }
 
-fn relay(start: u16) -> MediaRelay {
+pub(super) fn relay(start: u16) -> MediaRelay {
     relay_pairs(start, 20)
 }
 
@@ -93,16 +93,16 @@ fn relay_spares(start: u16, pairs: u16) -> MediaRelay {
     )
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
 /// A setup SDP whose SIP came from 127.0.0.1.
-fn local() -> SdpOrigin {
+pub(super) fn local() -> SdpOrigin {
     SdpOrigin::Setup("127.0.0.1".parse().unwrap())
 }
 
-fn sig(rtp: &str, mux: bool) -> Signalled {
+pub(super) fn sig(rtp: &str, mux: bool) -> Signalled {
     let rtp = addr(rtp);
     Signalled {
         rtp: Some(rtp),
@@ -113,7 +113,7 @@ fn sig(rtp: &str, mux: bool) -> Signalled {
     }
 }
 
-fn packet(seq: u16, ts: u32) -> Vec<u8> {
+pub(super) fn packet(seq: u16, ts: u32) -> Vec<u8> {
     let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     p[2..4].copy_from_slice(&seq.to_be_bytes());
     p[4..8].copy_from_slice(&ts.to_be_bytes());
@@ -121,12 +121,12 @@ fn packet(seq: u16, ts: u32) -> Vec<u8> {
     p
 }
 
-fn seq_of(p: &[u8]) -> u16 {
+pub(super) fn seq_of(p: &[u8]) -> u16 {
     u16::from_be_bytes([p[2], p[3]])
 }
 
 /// A session between a caller at 127.0.0.1:7000 and a callee at 127.0.0.1:8000.
-fn session(r: &mut MediaRelay, id: u64) -> (u16, u16) {
+pub(super) fn session(r: &mut MediaRelay, id: u64) -> (u16, u16) {
     let (a, b) = r.create(id, "call-1@test", false).unwrap();
     r.signalled(id, Side::Caller, sig("127.0.0.1:7000", false), local());
     r.signalled(id, Side::Callee, sig("127.0.0.1:8000", false), local());

@@ -67,6 +67,17 @@ pub struct StreamStats {
     last_transit: Option<u32>,
 }
 
+/// The state a forwarder continues a stream from ([`StreamStats::steady`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Steady {
+    pub ssrc: u32,
+    pub last_seq: u16,
+    pub last_ts: u32,
+    /// Arrival of the last packet (the relay's clock, ms).
+    pub last_ms: u64,
+    pub jitter: f64,
+}
+
 /// What the relay reports for a stream (JSON: `packets`, `bytes`, `lost`,
 /// `jitterMs`, `seqBreaks`, `tsBreaks`, `ssrc`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -91,7 +102,7 @@ impl From<StreamStats> for StatsSummary {
 /// `arrival_ms` in units of a `rate` Hz clock, modulo 2^32 (only differences
 /// are used). Exact, and free of overflow for any input.
 #[inline]
-fn to_clock(arrival_ms: u64, rate: u32) -> u32 {
+pub(crate) fn to_clock(arrival_ms: u64, rate: u32) -> u32 {
     let rate = u64::from(rate);
     let whole = (arrival_ms / 1000).wrapping_mul(rate);
     let frac = (arrival_ms % 1000) * rate / 1000;
@@ -219,6 +230,43 @@ impl StreamStats {
         self.max_seq = seq;
         self.received += 1;
         self.bad_seq = None;
+    }
+
+    /// Where a steady stream stands, for a forwarder to continue it: `None`
+    /// unless the last packet was the highest so far with no restart pending
+    /// (so the next one in order changes nothing but the counters).
+    pub fn steady(&self) -> Option<Steady> {
+        let in_step = self.packets > 0 && self.last_seq == self.max_seq && self.bad_seq.is_none();
+        in_step.then_some(Steady {
+            ssrc: self.ssrc,
+            last_seq: self.last_seq,
+            last_ts: self.last_ts,
+            last_ms: self.last_ms,
+            jitter: self.jitter,
+        })
+    }
+
+    /// Accounts `packets` in-order packets a forwarder relayed after
+    /// [`StreamStats::steady`] (no break, no loss), ending with `last_seq`
+    /// and `last_ts` at `last_ms`, its jitter now `jitter`: the next packet
+    /// here continues from there as if this relay had seen them all.
+    pub fn absorb(&mut self, packets: u64, bytes: u64, last: (u16, u32, u64), jitter: f64) {
+        if packets == 0 {
+            return;
+        }
+        let (last_seq, last_ts, last_ms) = last;
+        let extended = u64::from(self.max_seq) + packets;
+        self.cycles += extended >> 16 << 16;
+        self.max_seq = last_seq;
+        self.received += packets;
+        self.packets += packets;
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.lost = self.lost_before + self.expected().saturating_sub(self.received);
+        self.jitter = jitter;
+        self.last_transit = Some(to_clock(last_ms, self.clock_rate).wrapping_sub(last_ts));
+        self.last_seq = last_seq;
+        self.last_ts = last_ts;
+        self.last_ms = last_ms;
     }
 
     /// Extended highest sequence number of the current source (A.1 `cycles +
@@ -396,6 +444,13 @@ impl Renumber {
             }
         }
         (seq.wrapping_sub(offset), resumed)
+    }
+
+    /// The offset every in-order packet gets while no gap the relay made
+    /// is open (`None` before the first forwarded packet or with a gap
+    /// pending: those packets need the rules above).
+    pub fn steady_offset(&self) -> Option<u16> {
+        (self.started && self.pending.is_none()).then_some(self.offset)
     }
 
     /// Records a packet the relay did not forward.

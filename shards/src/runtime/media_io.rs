@@ -115,6 +115,11 @@ impl MediaIo {
         self.reading == 0
     }
 
+    /// The epoll set of the read sockets: readable when any of them is.
+    pub(super) fn ready_fd(&self) -> std::os::fd::RawFd {
+        self.epfd.as_raw_fd()
+    }
+
     /// Does what the relay asked; the answer goes back to it.
     pub(super) fn apply(&mut self, op: SocketOp) -> MediaInput {
         match op {

@@ -1,9 +1,11 @@
 //! The shard runtime: executors, batched UDP, inboxes between threads, the
-//! beat that paces a busy shard's polling, counters.
+//! beat that paces a busy shard's polling, counters, and the kernel's
+//! share of the work where it allows (SIP steering, steady RTP relayed).
 
 pub mod backlog;
 mod epoll;
 pub mod inbox;
+pub mod kernel_rtp;
 mod media_io;
 pub mod owner;
 mod pacer;

@@ -7,9 +7,11 @@
 //!    so the other sources get their turn under load);
 //! 2. the inbox: datagrams other shards handed on, the store writer's
 //!    answers, control messages;
-//! 3. deadlines: `handle_timeout` when [`ShardLogic::poll_timeout`] is due
-//!    (or `tick` passed without one);
-//! 4. the media sockets, when the relay reads any;
+//! 3. the media sockets, when the relay reads any;
+//! 4. deadlines: `handle_timeout` when [`ShardLogic::poll_timeout`] is due
+//!    (or `tick` passed without one), right after the media poll, so the
+//!    relay's tick (which hands steady streams to the kernel) sees as few
+//!    packets still waiting in their sockets as can be;
 //!
 //! and after each source: handoffs to their owners' inboxes, the socket
 //! work the relay asked for, then one `sendmmsg` flush of what the turn
@@ -48,6 +50,12 @@ const RECV_ROUNDS: usize = 4;
 /// epoll tags of the park's sources.
 const TAG_SIP: u64 = 1;
 const TAG_DOOR: u64 = 2;
+const TAG_MEDIA: u64 = 3;
+
+/// Media polls in a row that found nothing before the park stops beating
+/// for media and waits for a media socket to be readable instead (the
+/// streams are quiet, or the kernel relays them).
+const QUIET_MEDIA_POLLS: u32 = 16;
 
 /// How a shard loop runs (from `[runtime]`).
 pub(super) struct LoopConfig {
@@ -74,6 +82,10 @@ pub(super) struct Reactor<L> {
     epfd: OwnedFd,
     /// The SIP socket is also watched for room (sends wait).
     watching_room: bool,
+    /// Media polls in a row that found nothing.
+    quiet_media_polls: u32,
+    /// The media sockets' epoll set is in the park's (media is quiet).
+    watching_media: bool,
     /// When `handle_timeout` last ran (mono ms).
     last_timeout: u64,
     stopping: bool,
@@ -121,6 +133,8 @@ impl<L: ShardLogic> Reactor<L> {
             media,
             epfd,
             watching_room: false,
+            quiet_media_polls: 0,
+            watching_media: false,
             last_timeout: Now::read().mono_ms,
             stopping: false,
         })
@@ -133,8 +147,8 @@ impl<L: ShardLogic> Reactor<L> {
             let now = Now::read();
             let work = self.poll_sip(now)
                 + self.poll_inbox(now)
-                + self.poll_deadlines(now)
-                + self.poll_media(now);
+                + self.poll_media(now)
+                + self.poll_deadlines(now);
             if work > 0 {
                 self.pacer.saw_work(Instant::now(), work);
                 idle_since = None;
@@ -257,6 +271,10 @@ impl<L: ShardLogic> Reactor<L> {
         if counts.received > 0 {
             // Recording and failed sessions may ask for socket work.
             self.end_turn(now);
+            self.quiet_media_polls = 0;
+            self.watch_media(false);
+        } else {
+            self.quiet_media_polls = self.quiet_media_polls.saturating_add(1);
         }
         counts.received as usize
     }
@@ -338,8 +356,33 @@ impl<L: ShardLogic> Reactor<L> {
         }
     }
 
+    /// Media readiness wakes the park (quiet media) or not (the beat).
+    fn watch_media(&mut self, on: bool) {
+        if on == self.watching_media {
+            return;
+        }
+        let op = if on {
+            libc::EPOLL_CTL_ADD
+        } else {
+            libc::EPOLL_CTL_DEL
+        };
+        match ctl(
+            &self.epfd,
+            op,
+            self.media.ready_fd(),
+            libc::EPOLLIN,
+            TAG_MEDIA,
+        ) {
+            Ok(()) => self.watching_media = on,
+            Err(e) => tracing::warn!("media sockets: cannot watch for readiness: {e}"),
+        }
+    }
+
     /// Sleeps until there is something to do: readiness, a doorbell, the
-    /// next deadline, the media beat, or (polling) the pacer's beat.
+    /// next deadline, the media beat, or (polling) the pacer's beat. While
+    /// media is busy it is polled on the beat, so one wake serves many
+    /// packets; once [`QUIET_MEDIA_POLLS`] polls in a row found nothing,
+    /// the park waits for a media socket to be readable instead.
     fn park(&mut self) {
         let start = Instant::now();
         if self.pacer.polling(start) {
@@ -357,10 +400,12 @@ impl<L: ShardLogic> Reactor<L> {
             None => self.cfg.tick,
         }
         .min(self.cfg.tick);
-        if !self.media.is_idle() {
+        let quiet = self.quiet_media_polls >= QUIET_MEDIA_POLLS;
+        if !self.media.is_idle() && !quiet {
             let beat = self.pacer.interval_or(MEDIA_POLL);
             wait = wait.min(self.pacer.until_beat(start, beat, Duration::ZERO));
         }
+        self.watch_media(quiet && !self.media.is_idle());
         // epoll counts in ms: round up, so a deadline is never polled early
         // in a loop of zero-timeout waits.
         let timeout_ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;

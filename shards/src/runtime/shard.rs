@@ -16,10 +16,12 @@ use std::time::Duration;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::inbox::{Inbox, ShardMsg};
+use super::kernel_rtp::{KernelRtpConfig, RtpPath};
 use super::reactor::{LoopConfig, Reactor};
 use super::stats::{ShardGauges, ShardStats};
 use super::steer::{SteerError, SteerMode, Steering};
 use super::udp_batch::SendQueue;
+use crate::media::fastpath::FastPath;
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
 
@@ -49,6 +51,9 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// Whether the kernel may steer datagrams to their owner shard.
     pub steering: SteerMode,
+    /// Whether (and for which ports) the kernel may relay steady RTP
+    /// streams; `None` without a media relay.
+    pub kernel_rtp: Option<KernelRtpConfig>,
 }
 
 /// What a shard's logic asks the loop to do.
@@ -116,6 +121,9 @@ pub trait ShardLogic {
     }
     /// What became of a [`SocketOp`].
     fn on_socket_event(&mut self, _event: MediaInput) {}
+    /// Steady RTP streams may be relayed by `fast` (given once, at start,
+    /// when the kernel path is on).
+    fn use_fast_path(&mut self, _fast: Box<dyn FastPath>) {}
 }
 
 /// The running shards.
@@ -124,6 +132,8 @@ pub struct Runtime {
     pub stats: Vec<Arc<ShardStats>>,
     /// How datagrams reach their owner shard.
     pub steering: Arc<Steering>,
+    /// How steady RTP streams are relayed.
+    pub rtp_path: Arc<RtpPath>,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
 }
 
@@ -149,6 +159,21 @@ impl Runtime {
             }
             Steering::UserSpace(_) => {}
         }
+        let rtp_path = match &cfg.kernel_rtp {
+            Some(k) => RtpPath::start(k),
+            None => RtpPath::UserSpace("no media relay".into()),
+        };
+        match &rtp_path {
+            RtpPath::Kernel(k) => tracing::info!(
+                interfaces = %k.interfaces.join(","),
+                "steady RTP streams are relayed by the kernel"
+            ),
+            RtpPath::UserSpace(why) if cfg.kernel_rtp.is_some() => {
+                tracing::warn!("RTP is relayed in user space only: {why}");
+            }
+            RtpPath::UserSpace(_) => {}
+        }
+        let rtp_path = Arc::new(rtp_path);
         let mut inboxes = Vec::with_capacity(shards);
         for _ in 0..shards {
             inboxes.push(Arc::new(Inbox::new()?));
@@ -170,6 +195,7 @@ impl Runtime {
                 None => Placement::Unbound,
             };
             let make_logic = make_logic.clone();
+            let fast = rtp_path.fast_path();
             let loop_cfg = LoopConfig {
                 recv_batch: cfg.recv_batch,
                 send_batch: cfg.send_batch,
@@ -185,7 +211,10 @@ impl Runtime {
                     // SAFETY: plain syscall without arguments.
                     let tid = unsafe { libc::gettid() };
                     ShardGauges::set(&ctx.stats.gauges.tid, tid.max(0) as u64);
-                    let logic = make_logic(ctx.clone());
+                    let mut logic = make_logic(ctx.clone());
+                    if let Some(fast) = fast {
+                        logic.use_fast_path(Box::new(fast));
+                    }
                     match Reactor::new(ctx.clone(), loop_cfg, sock, logic) {
                         Ok(reactor) => reactor.run(),
                         Err(e) => {
@@ -202,6 +231,7 @@ impl Runtime {
             inboxes,
             stats,
             steering: Arc::new(steering),
+            rtp_path,
             handles,
         })
     }

@@ -52,6 +52,7 @@ counters! {
     rtp_lost: "RTP packets lost on the way to the relay (sequence gaps), summed at call end",
     rtp_rx: "RTP/RTCP datagrams received on this shard's media ports",
     rtp_tx: "RTP/RTCP datagrams relayed",
+    rtp_kernel: "RTP datagrams relayed by the kernel (steady streams handed over; also counted in rtp_rx and rtp_tx)",
     rtp_dropped: "RTP/RTCP datagrams not relayed (unknown source, muted, no destination, send failed)",
     sip_spoofed_responses: "SIP responses dropped: they matched a transaction but came from another address than its request went to",
     sip_dialog_mismatch: "in-dialog requests answered 481: Call-ID known but tags not those of the dialog",

@@ -134,13 +134,13 @@ impl Steering {
 
 /// The end of a load error: the verifier's whole log is long, its verdict
 /// is in the last lines.
-fn verifier_says(error: &str) -> String {
+pub(super) fn verifier_says(error: &str) -> String {
     let lines: Vec<&str> = error
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with(';'))
         .collect();
-    let tail = lines.len().saturating_sub(4);
+    let tail = lines.len().saturating_sub(12);
     format!("load: {}", lines[tail..].join(" / "))
 }
 
