@@ -4,7 +4,9 @@
 //! for a stream with loss, a talkspurt, a new SSRC and a sequence wrap;
 //! mute takes a stream back at once and the renumbered stream goes back to
 //! the kernel; packets from a foreign port neither pass nor knock the
-//! stream out of the kernel; and where the kernel refuses the program, RTP
+//! stream out of the kernel; streams between peers on the wire (a veth
+//! pair into a network namespace of the test's own) come in and leave
+//! again through the kernel; and where the kernel refuses the program, RTP
 //! is relayed in user space and the log says why.
 
 mod common;
@@ -264,4 +266,214 @@ fn without_bpf_rights_rtp_is_relayed_in_user_space_and_the_log_says_why() {
     );
     caller.bye();
     phone.accept_bye(Duration::from_secs(3));
+}
+
+/// A network namespace of the test's own, joined to this one by a veth
+/// pair: 198.18.N.1 (the PBX) on this side, .2 and .4 (two peers) in
+/// the namespace (RFC 2544's benchmarking range: public addresses, on no
+/// real network). Removed, with the pair, on drop.
+struct PeerNet {
+    ns: String,
+    here: String,
+    net: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PeerNet {
+    fn new() -> PeerNet {
+        let pid = std::process::id();
+        let net = format!("198.18.{}", pid % 250 + 1);
+        let (ns, here, there) = (
+            format!("spk-{pid}"),
+            format!("spk{pid}a"),
+            format!("spk{pid}b"),
+        );
+        let p = PeerNet {
+            ns: ns.clone(),
+            here: here.clone(),
+            net: net.clone(),
+        };
+        ip(&["netns", "add", &ns]);
+        ip(&["link", "add", &here, "type", "veth", "peer", "name", &there]);
+        ip(&["link", "set", &there, "netns", &ns]);
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &here]);
+        ip(&["link", "set", &here, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&["addr", "add", &format!("{net}.2/24"), "dev", &there]);
+        inside(&["addr", "add", &format!("{net}.4/24"), "dev", &there]);
+        inside(&["link", "set", &there, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        p
+    }
+
+    /// A UDP socket on `.host` in the namespace (made by a thread that
+    /// joined the namespace; the socket stays there). The one `unsafe` of
+    /// the tests: `setns` has no safe wrapper in std.
+    #[allow(unsafe_code)]
+    fn socket(&self, host: u8) -> UdpSocket {
+        let path = format!("/run/netns/{}", self.ns);
+        let addr = format!("{}.{host}:0", self.net);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).unwrap();
+            // SAFETY: setns on an open namespace fd; it changes this
+            // thread's network namespace only.
+            assert_eq!(
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+                0
+            );
+            UdpSocket::bind(addr).unwrap()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for PeerNet {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the pair; the link first in case.
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.here])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+#[test]
+fn streams_from_the_wire_are_relayed_back_out_by_the_kernel() {
+    // Both phones' media are on the other side of a veth pair (the host's
+    // one network, as on a server with one NIC): each stream comes in
+    // through the pair and leaves through it again.
+    let net = PeerNet::new();
+    let pbx = Pbx::start(PbxOptions {
+        addr: "0.0.0.0".into(),
+        proxy_extra: format!("media_proxy = \"always\"\nexternal_ip = \"{}.1\"", net.net),
+        ..PbxOptions::default()
+    });
+    let far = net.socket(2);
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "kernel-veth@test");
+    caller.rtp = net.socket(4);
+    let offer = sdp(caller.rtp_port(), &[PCMU], "a=sendrecv\r\n")
+        .replace("127.0.0.1", &format!("{}.4", net.net));
+    let far_addr = far.local_addr().unwrap();
+    let answer = sdp(far_addr.port(), &[PCMU], "a=sendrecv\r\n")
+        .replace("127.0.0.1", &far_addr.ip().to_string());
+    let mut invite = String::new();
+    let r = caller.call("1002", &offer, || invite = phone.answer(&answer));
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let to_a = sdp_audio(&caller.answer);
+    let to_b = sdp_audio(invite.split_once("\r\n\r\n").unwrap().1);
+    assert_eq!(to_b.ip().to_string(), format!("{}.1", net.net));
+
+    let there = {
+        let (caller_rtp, far) = (caller.rtp.try_clone().unwrap(), far.try_clone().unwrap());
+        std::thread::spawn(move || relay(&far, to_b, &caller_rtp, &run(500, 0, 0xbb, true, 80)))
+    };
+    let here = relay(&caller.rtp, to_a, &far, &run(100, 0, 0xaa, true, 80));
+    let back = there.join().unwrap();
+    for (what, got, from) in [("to the far side", &here, to_b), ("back", &back, to_a)] {
+        assert_eq!(got.len(), 80, "{what}");
+        assert_continuous(got, 160, what);
+        assert!(got.iter().all(|p| p.from.port() == from.port()), "{what}");
+    }
+    let way = |w: &str| {
+        series(
+            &pbx,
+            &format!("shardpbx_rtp_kernel_packets_total{{way=\"{w}\"}}"),
+        )
+    };
+    assert!(
+        way("out") >= 80,
+        "{} left through the pair in the kernel",
+        way("out")
+    );
+    caller.bye();
+    phone.accept_bye(Duration::from_secs(3));
+}
+
+/// Sends, from a raw socket, `n` RTP packets that continue `ssrc`'s stream
+/// from `seq` and `ts` at `from` to `to`, whose UDP header claims a length
+/// of `udp_len` (checksum 0: none).
+fn forge(from: SocketAddr, to: SocketAddr, ssrc: u32, seq: u16, ts: u32, n: u16, udp_len: u16) {
+    let script = r#"
+import socket, struct, sys
+src, sport, dst, dport, ssrc, seq, ts, n, ulen = sys.argv[1:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range(int(n)):
+    rtp = struct.pack("!BBHII", 0x80, 0, (int(seq) + i) & 0xffff, (int(ts) + 160 * i) & 0xffffffff, int(ssrc)) + b"\x66" * 160
+    udp = struct.pack("!HHHH", int(sport), int(dport), int(ulen), 0)
+    total = 20 + len(udp) + len(rtp)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(ip + udp + rtp, (dst, 0))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .args([
+            from.ip().to_string(),
+            from.port().to_string(),
+            to.ip().to_string(),
+            to.port().to_string(),
+            ssrc.to_string(),
+            seq.to_string(),
+            ts.to_string(),
+            n.to_string(),
+            udp_len.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_forged_udp_length_is_neither_relayed_nor_counted() {
+    let pbx = pbx("auto", Vec::new());
+    let (mut caller, phone, to_a, _) = call(&pbx, "kernel-forged@test");
+    let warm = relay(&caller.rtp, to_a, &phone.rtp, &run(1, 0, 3, true, 30));
+    assert_eq!(warm.len(), 30);
+    assert!(series(&pbx, "shardpbx_rtp_kernel_total{shard=\"0\"}") > 0);
+    // The next packets of the stream, from the caller's own address, with
+    // UDP lengths that lie (shorter than the header, longer than the packet).
+    let from = caller.rtp.local_addr().unwrap();
+    forge(from, to_a, 3, 31, 30 * 160, 5, 4);
+    forge(from, to_a, 3, 31, 30 * 160, 5, 60_000);
+    let rest = relay(
+        &caller.rtp,
+        to_a,
+        &phone.rtp,
+        &run(31, 30 * 160, 3, false, 30),
+    );
+    assert!(
+        rest.iter().all(|p| p.payload.iter().all(|&b| b == 0x55)),
+        "a forged packet was relayed"
+    );
+    assert_eq!(rest.len(), 30);
+    assert_continuous(&rest, 160, "after the forgeries");
+    assert_eq!(caller.bye().code, 200);
+    assert!(phone.accept_bye(Duration::from_secs(3)));
+    let track = caller_track(&pbx, "kernel-forged@test");
+    assert_eq!(track["packets"], 60, "{track}");
+    assert_eq!(track["bytes"], 60 * 172, "{track}");
 }

@@ -12,7 +12,8 @@
 // packet is rewritten (source = our address and the other side's port,
 // destination = the other side; the sequence number renumbered when user
 // space says so), counted, and sent on: delivered locally when the
-// destination is one of ours, else out of the interface user space named.
+// destination is one of ours (only for packets that came in on lo), else
+// out of the interface user space named.
 //
 // Everything else goes on up the stack untouched (TCX_NEXT), to the
 // relay's socket: user space takes the stream back, handles the packet
@@ -41,6 +42,8 @@ typedef unsigned long long __u64;
 
 #define TCX_NEXT -1
 #define TCX_PASS 0
+
+#define LOOPBACK_IFINDEX 1
 
 #define BPF_F_PSEUDO_HDR (1ULL << 4)
 #define BPF_F_MARK_MANGLED_0 (1ULL << 5)
@@ -201,8 +204,11 @@ int rtp_fwd(struct __sk_buff *skb)
 	struct head h;
 	if (bpf_skb_load_bytes(skb, 0, &h, sizeof(h)) < 0)
 		return TCX_NEXT;
-	// IPv4 without options, not a fragment, UDP.
-	if (h.vihl != 0x45 || (h.frag & bswap16(0x3fff)) || h.proto != IPPROTO_UDP)
+	// IPv4 without options, not a fragment, UDP, lengths that agree (the
+	// IP length within the frame, the UDP length the rest of it).
+	__u32 ip_len = bswap16(h.tot_len);
+	if (h.vihl != 0x45 || (h.frag & bswap16(0x3fff)) || h.proto != IPPROTO_UDP ||
+	    ip_len > skb->len - ETH_LEN || bswap16(h.ulen) != ip_len - 20)
 		return TCX_NEXT;
 	__u32 port = bswap16(h.dport);
 	if (port < config(1) || port >= config(2))
@@ -220,6 +226,13 @@ int rtp_fwd(struct __sk_buff *skb)
 	if (h.saddr != f->src_ip || h.sport != f->src_port || (h.rtp0 & 0xc0) != 0x80 ||
 	    h.rtp1 != f->pt || h.ssrc != f->ssrc || seq != (__u16)(f->last_seq + 1) ||
 	    ts_step < 0 || (__u32)ts_step > f->clock_rate) {
+		count(2);
+		return TCX_NEXT;
+	}
+	// A packet delivered here keeps the route it came with only on lo;
+	// from elsewhere the stack would see our own address as its source
+	// (martian) and drop it: user space relays it.
+	if (!f->out_ifindex && skb->ingress_ifindex != LOOPBACK_IFINDEX) {
 		count(2);
 		return TCX_NEXT;
 	}
@@ -242,7 +255,8 @@ int rtp_fwd(struct __sk_buff *skb)
 	f->last_ts = ts;
 	f->last_ns = now;
 	f->packets += 1;
-	f->bytes += bswap16(h.ulen) - 8;
+	// The UDP payload, as user space counts it (sizeof(h) was read: >= 12).
+	f->bytes += ip_len - 20 - 8;
 
 	// Rewrite: our address (the one the peer sent to) and the other side's
 	// port as the source, the other side as the destination.
@@ -264,10 +278,10 @@ int rtp_fwd(struct __sk_buff *skb)
 		bpf_skb_store_bytes(skb, RTP_SEQ, &new_seq, 2, 0);
 	}
 
-	// Where it goes: one of our own addresses (the stack delivers it), or
-	// out of the interface user space found the route to it through (the
-	// kernel resolves the next hop). No FIB lookup here: the helper wants
-	// the host to forward, which a PBX does not.
+	// Where it goes: one of our own addresses (it came in on lo: the stack
+	// delivers it), or out of the interface user space found the route to
+	// it through (the kernel resolves the next hop). No FIB lookup here:
+	// the helper wants the host to forward, which a PBX does not.
 	if (!f->out_ifindex) {
 		count(0);
 		return TCX_PASS;

@@ -49,6 +49,8 @@ pub fn users(names: &[&str]) -> Vec<(String, String)> {
 /// What the generated config holds.
 pub struct PbxOptions {
     pub shards: usize,
+    /// `[proxy] addr`: where SIP and media sockets bind ("127.0.0.1").
+    pub addr: String,
     pub users: Vec<(String, String)>,
     /// Extra lines for the `[proxy]` table.
     pub proxy_extra: String,
@@ -67,6 +69,7 @@ impl Default for PbxOptions {
     fn default() -> Self {
         PbxOptions {
             shards: 1,
+            addr: "127.0.0.1".into(),
             users: vec![
                 ("1001".into(), "secret1001".into()),
                 ("1002".into(), "secret1002".into()),
@@ -111,7 +114,7 @@ shards = {shards}
 {runtime_extra}
 
 [proxy]
-addr = "127.0.0.1"
+addr = "{addr}"
 udp_port = {sip_port}
 {realms}
 {files}
@@ -131,6 +134,7 @@ rtp_port_end = 61998
 "#,
             data = dir.path().join("data").display(),
             shards = opts.shards,
+            addr = opts.addr,
             extra = opts.proxy_extra,
             runtime_extra = opts.runtime_extra,
             media_extra = opts.media_extra,

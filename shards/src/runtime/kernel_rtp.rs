@@ -402,6 +402,11 @@ impl FastPath for KernelFastPath {
             tracing::debug!(port, to = %handover.to, "no route: the stream stays in user space");
             return false;
         };
+        if out_ifindex == 0 && self.egress(handover.from) != Some(0) {
+            // From the wire to one of our own addresses: the kernel can
+            // deliver only what came in on lo (the program would punt).
+            return false;
+        }
         let mut entry = FwdEntry::from_handover(handover, out_ifindex, self.mono_offset_ms);
         let done = self.elem(BPF_MAP_UPDATE_ELEM, port, &mut entry);
         if !done {
