@@ -2,8 +2,9 @@
 # Installs what ShardPBX needs on a fresh Debian machine with Rust, only what
 # is missing: sipp (package sip-tester), baresip (package baresip-core, the
 # stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
-# libopus), clang (builds the kernel's SIP steering program, shards/bpf/;
-# without it the shards steer in user space), pkg-config, and from PyPI, each in a venv under target/ unless
+# libopus), clang (builds the kernel's SIP steering and RTP programs,
+# shards/bpf/; without it both stay in user space), pkg-config, iproute2 and
+# libcap2-bin (tests), and from PyPI, each in a venv under target/ unless
 # it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
 # server of tests/cdr_push.rs). Safe to run again.
 set -euo pipefail
@@ -27,7 +28,8 @@ command -v kamailio >/dev/null 2>&1 || need+=(kamailio)   # the peer of bench-sc
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v clang >/dev/null 2>&1 || need+=(clang)
-command -v capsh >/dev/null 2>&1 || need+=(libcap2-bin)   # tests/steering.rs drops CAP_BPF with it
+command -v capsh >/dev/null 2>&1 || need+=(libcap2-bin)   # tests/steering.rs, media_kernel.rs drop CAP_BPF with it
+command -v ip >/dev/null 2>&1 || need+=(iproute2)   # tests/media_kernel.rs: a veth pair into a namespace of its own
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "$py_needed" != 0 ]; then
