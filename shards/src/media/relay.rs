@@ -50,6 +50,15 @@
 //! [`SocketOp::Close`]; a pair returns to the pool only once the runtime
 //! answered `Closed` for each socket it had (at once for socket work never
 //! taken), so the relay never asks for one of its own ports twice.
+//!
+//! Fast path ([`MediaRelay::set_fast_path`], the kernel's where it allows):
+//! on each tick, a side whose stream is steady (latched, unmuted,
+//! unrecorded, statistics and renumbering in step: `SideState::handover`)
+//! is handed over, and what the forwarder relayed since is read into the
+//! side's statistics and the session's last-RTP time. A packet of a
+//! handed-over stream that reaches [`MediaRelay::on_packet`] (the forwarder
+//! left it to us) takes the stream back first; so do mute, new SDP and
+//! close. Foreign packets and RTCP do not.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
@@ -58,14 +67,14 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::fastpath::{FastPath, Handover, Progress};
+use super::fastpath::{FastPath, Progress};
 use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
 use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
-use super::stats::{Renumber, StreamStats};
+use super::side_state::{Admit, SideState};
 use crate::cdr::RecorderEntry;
-use crate::recording::{recording_path, Channel, Codec, RecCmd, Recorder, RtpIn};
+use crate::recording::{recording_path, Channel, RecCmd, Recorder, RtpIn};
 use crate::time::Now;
 
 /// Consecutive RTP packets of one SSRC from one address before the relay
@@ -172,173 +181,6 @@ pub struct RelayCounters {
     /// Of `forwarded`, the packets a [`FastPath`] relayed (counted when the
     /// relay reads its progress: on the tick, on taking a stream back).
     pub fast_forwarded: u64,
-}
-
-struct SideState {
-    /// The RTP port of this side's pair (RTCP is the next one).
-    port: u16,
-    sig: Signalled,
-    /// The IP its SIP last came from (setup).
-    sip_ip: Option<IpAddr>,
-    /// The only IP its media is taken from ([`expected_ip`]).
-    expect_ip: Option<IpAddr>,
-    latched_rtp: Option<SocketAddr>,
-    latched_rtcp: Option<SocketAddr>,
-    /// The address and SSRC that is becoming the latch, and its packets
-    /// in a row.
-    candidate: Option<(SocketAddr, u32, u8)>,
-    muted: bool,
-    renumber: Renumber,
-    stats: StreamStats,
-    rtcp_packets: u64,
-    /// Payload type of the last RTP packet.
-    last_pt: u8,
-    /// What it sends is relayed by the fast path: the progress already
-    /// accounted.
-    handed: Option<Progress>,
-}
-
-impl SideState {
-    fn new(port: u16) -> SideState {
-        SideState {
-            port,
-            sig: Signalled::default(),
-            sip_ip: None,
-            expect_ip: None,
-            latched_rtp: None,
-            latched_rtcp: None,
-            candidate: None,
-            muted: false,
-            renumber: Renumber::default(),
-            stats: StreamStats::default(),
-            rtcp_packets: 0,
-            last_pt: 0,
-            handed: None,
-        }
-    }
-
-    /// What a forwarder needs to relay this side's RTP to `to`, when the
-    /// stream is steady: latched, unmuted, statistics and renumbering in
-    /// step, IPv4 both ways.
-    fn handover(&self, to: &SideState) -> Option<Handover> {
-        if self.muted {
-            return None;
-        }
-        let SocketAddr::V4(from) = self.latched_rtp? else {
-            return None;
-        };
-        let SocketAddr::V4(dest) = to.rtp_dest()? else {
-            return None;
-        };
-        let steady = self.stats.steady()?;
-        let seq_offset = self.renumber.steady_offset()?;
-        let (_, clock_rate) = self.clock_of(self.last_pt);
-        Some(Handover {
-            from,
-            to: dest,
-            out_port: to.port,
-            ssrc: steady.ssrc,
-            payload_type: self.last_pt,
-            clock_rate,
-            seq_offset,
-            last_seq: steady.last_seq,
-            last_ts: steady.last_ts,
-            last_ms: steady.last_ms,
-            jitter: steady.jitter,
-        })
-    }
-
-    /// Accounts what the fast path relayed for this side since it was
-    /// last read; returns how many packets that was.
-    fn absorb(&mut self, now: Progress) -> u64 {
-        let was = self.handed.unwrap_or_default();
-        let packets = now.packets.saturating_sub(was.packets);
-        if packets > 0 {
-            self.stats.absorb(
-                packets,
-                now.bytes.saturating_sub(was.bytes),
-                (now.last_seq, now.last_ts, now.last_ms),
-                now.jitter,
-            );
-            self.renumber.forward(now.last_seq);
-        }
-        self.handed = Some(now);
-        packets
-    }
-
-    /// May a packet from `src` (RTP with `ssrc`, or RTCP) come from this
-    /// side? Learns the latch on the way.
-    fn admit(&mut self, src: SocketAddr, ssrc: Option<u32>) -> Admit {
-        if self.expect_ip != Some(canonical(src.ip())) {
-            return Admit::ForeignSource;
-        }
-        let Some(ssrc) = ssrc else {
-            // RTCP: the first from the expected IP sets where RTCP goes.
-            return match self.latched_rtcp {
-                Some(l) if l != src => Admit::UnlatchedSource,
-                _ => {
-                    self.latched_rtcp = Some(src);
-                    Admit::Relay
-                }
-            };
-        };
-        if let Some(l) = self.latched_rtp {
-            return if l == src {
-                Admit::Relay
-            } else {
-                Admit::UnlatchedSource
-            };
-        }
-        let count = match self.candidate {
-            Some((a, s, n)) if a == src && s == ssrc => n.saturating_add(1),
-            _ => 1,
-        };
-        self.candidate = Some((src, ssrc, count));
-        if count >= LATCH_PACKETS {
-            self.latched_rtp = Some(src);
-            self.candidate = None;
-        }
-        Admit::Relay
-    }
-
-    /// Where RTP (or RTCP) for this side goes.
-    fn rtp_dest(&self) -> Option<SocketAddr> {
-        if self.sig.rtp.is_none() && self.latched_rtp.is_none() {
-            return None;
-        }
-        self.latched_rtp.or(self.sig.rtp)
-    }
-
-    /// Out of which of our ports, and to where, RTCP for this side goes.
-    fn rtcp_dest(&self) -> Option<(u16, SocketAddr)> {
-        if self.sig.rtcp_mux {
-            return self.rtp_dest().map(|d| (self.port, d));
-        }
-        let dest = self.latched_rtcp.or(self.sig.rtcp).or_else(|| {
-            self.latched_rtp
-                .map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1)))
-        })?;
-        Some((self.port + 1, dest))
-    }
-
-    fn clock_of(&self, pt: u8) -> (Option<Codec>, u32) {
-        match self.sig.codecs.iter().find(|(p, _, _)| *p == pt) {
-            Some((_, name, clock)) => (Codec::from_name(name), *clock),
-            None => match pt {
-                0 => (Some(Codec::Pcmu), 8000),
-                8 => (Some(Codec::Pcma), 8000),
-                _ => (None, 8000),
-            },
-        }
-    }
-}
-
-/// What [`SideState::admit`] says of a packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Admit {
-    Relay,
-    ForeignSource,
-    UnlatchedSource,
 }
 
 struct Recording {

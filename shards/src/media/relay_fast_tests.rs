@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::super::fastpath::Handover;
 use super::super::stats::to_clock;
 use super::tests::{addr, local, packet, relay, run_sockets, session, sig, t};
 use super::*;
