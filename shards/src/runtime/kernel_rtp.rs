@@ -135,12 +135,7 @@ impl RtpPath {
         let RtpPath::Kernel(k) = self else {
             return None;
         };
-        let sum = |i: u32| {
-            k.stats
-                .get(&i, 0)
-                .map(|per_cpu| per_cpu.iter().copied().sum())
-                .unwrap_or(0)
-        };
+        let sum = |i: u32| super::steer::per_cpu_sum(&k.stats, i);
         Some(KernelRtpCounts {
             local: sum(0),
             out: sum(1),
@@ -434,33 +429,13 @@ impl FastPath for KernelFastPath {
 
 /// Each IPv4 address of the host and the index of its interface.
 fn ipv4_interfaces() -> HashMap<Ipv4Addr, u32> {
-    let mut out = HashMap::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list freed below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: a node of the list, valid until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        // SAFETY: ifa_addr, when set, points at a sockaddr of the family
-        // it names; an AF_INET one is a sockaddr_in.
-        if ifa.ifa_addr.is_null() || unsafe { (*ifa.ifa_addr).sa_family } as i32 != libc::AF_INET {
-            continue;
-        }
-        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-        let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-        // SAFETY: ifa_name is a NUL-terminated interface name.
-        let index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
-        if index != 0 {
-            out.insert(ip, index);
-        }
-    }
-    // SAFETY: head came from getifaddrs.
-    unsafe { libc::freeifaddrs(head) };
-    out
+    super::netif::interfaces()
+        .into_iter()
+        .filter_map(|(ip, index)| match ip {
+            IpAddr::V4(v4) if index != 0 => Some((v4, index)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Shared by the runtime (counters for `/metrics`) and the shards.

@@ -7,6 +7,7 @@ mod epoll;
 pub mod inbox;
 pub mod kernel_rtp;
 mod media_io;
+pub mod netif;
 pub mod owner;
 mod pacer;
 mod reactor;

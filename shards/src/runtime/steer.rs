@@ -119,17 +119,20 @@ impl Steering {
         let Steering::Kernel(k) = self else {
             return None;
         };
-        let sum = |i: u32| {
-            k.stats
-                .get(&i, 0)
-                .map(|per_cpu| per_cpu.iter().copied().sum())
-                .unwrap_or(0)
-        };
+        let sum = |i: u32| per_cpu_sum(&k.stats, i);
         Some(SteerCounts {
             steered: sum(0),
             unsteered: sum(1),
         })
     }
+}
+
+/// Counter `i` of a per-CPU array, summed over the CPUs (0 when unreadable).
+pub(super) fn per_cpu_sum(stats: &PerCpuArray<MapData, u64>, i: u32) -> u64 {
+    stats
+        .get(&i, 0)
+        .map(|per_cpu| per_cpu.iter().copied().sum())
+        .unwrap_or(0)
 }
 
 /// The end of a load error: the verifier's whole log is long, its verdict
