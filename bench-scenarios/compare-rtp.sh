@@ -11,7 +11,9 @@
 #   --calls N        concurrent calls (400); the reflector gets 2N streams from
 #                    bench-scenarios/rtp-load, the same packets per second
 #   --seconds S      media seconds per run (15)
-#   --shards "K ..." ShardPBX shard counts, one run each per round ("2 1")
+#   --shards "K ..." ShardPBX shard counts, one run each per round ("2 1"); a
+#                    count with a "u" suffix ("2u") runs with the relay in user
+#                    space only ([media] kernel_forwarding = "off")
 #   --rounds N       rounds (1). Order: peer(s), ShardPBX with each shard count,
 #                    peer(s), then again for the next round (shards reversed)
 #   --batch B        udpbench reflect batch (64, as the peers' README measured it)
@@ -62,7 +64,7 @@ while (( $# > 0 )); do
         *) bench_die "unknown option '$1' (see --help)" ;;
     esac
 done
-need_shards_and_rounds "$SHARDS" "$ROUNDS"
+need_shards_and_rounds "${SHARDS//u/}" "$ROUNDS"
 (( BATCH <= 256 )) || bench_die "--batch is at most 256 (udpbench's MAXB)"
 (( RTPE == 0 || CALLS <= 1000 )) || bench_die "--rtpengine takes at most 1000 calls (bench_rtpengine.py's port plan)"
 PEERS="$(realpath -m "$PEERS")"
@@ -183,17 +185,20 @@ peers_run() {
 }
 
 shardpbx_run() {
-    local k="$1" d="$OUT/run$RUN_NO-shardpbx-$1" rc=0
+    local k="${1%u}" d="$OUT/run$RUN_NO-shardpbx-$1" rc=0 fwd=auto label="${1%u} shard(s)"
+    if [[ "$1" == *u ]]; then
+        fwd=off label="$k shard(s), user space"
+    fi
     mkdir -p "$d"
-    echo "$BENCH: run $RUN_NO: shardpbx $k shard(s), $CALLS calls for $SECONDS_ s (run-rtp.sh --skip-reflector)" >&2
+    echo "$BENCH: run $RUN_NO: shardpbx $label, $CALLS calls for $SECONDS_ s (run-rtp.sh --skip-reflector)" >&2
     "$SCRIPT_DIR/run-rtp.sh" --skip-reflector --bin "$BIN" --calls "$CALLS" --seconds "$SECONDS_" --shards "$k" \
-        --setup-rate "$SETUP_RATE" > "$d/run-rtp.out" 2>&1 &
+        --setup-rate "$SETUP_RATE" --kernel-forwarding "$fwd" > "$d/run-rtp.out" 2>&1 &
     SUB=$!
     wait "$SUB" || rc=$?
     SUB=""
-    python3 - "$d/run-rtp.out" "$k" "$OFFERED" "$rc" >> "$TSV" <<'PY'
+    python3 - "$d/run-rtp.out" "$label" "$OFFERED" "$rc" >> "$TSV" <<'PY'
 import re, sys
-path, k, offered, rc = sys.argv[1:]
+path, label, offered, rc = sys.argv[1:]
 t = open(path, errors="replace").read()
 def grab(pat, default="nan"):
     m = re.search(pat, t)
@@ -211,7 +216,7 @@ if rc != "0":
 if failed != "0":
     flag.append(f"{failed} calls failed")
 note = f"{tx} packets relayed; calls up {up}; {grab(r'(server RSS .*? per call)')}"
-print("\t".join(["shardpbx", f"{k} shard(s)", grab(r"([\d.]+) us per relayed packet"), kern, lost, str(breaks),
+print("\t".join(["shardpbx", label, grab(r"([\d.]+) us per relayed packet"), kern, lost, str(breaks),
                  f"{int(offered) * frac:.0f}", offered, note, "; ".join(flag),
                  grab(r"machine busy [\d.]+ s = ([\d.]+) us per relayed packet")]))
 PY

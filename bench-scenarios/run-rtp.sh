@@ -15,6 +15,9 @@
 #   --perf FILE            perf profile passed to `shardpbx run --perf`
 #   --reflector-streams M  streams in the reflector run (default 2*N: the same packet
 #                          rate as the relay run, which carries N calls x 2 directions)
+#   --kernel-forwarding M  [media] kernel_forwarding of the generated config: auto
+#                          (default: steady streams relayed in the kernel where it
+#                          allows) or off (user space only)
 #   --skip-reflector       only the ShardPBX run
 #   --skip-pbx             only the reflector run
 #   --keep                 keep the temp dir (config, logs, generator output, /metrics)
@@ -36,7 +39,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 CALLS=800 MEDIA_S=20 SHARDS=2 BIN="$REPO/target/release/shardpbx" KEEP=0 RATE=200 RSTREAMS=""
-DO_REFL=1 DO_PBX=1 PERF=()
+DO_REFL=1 DO_PBX=1 PERF=() KFWD=auto
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while (( $# > 0 )); do
   case "$1" in
@@ -46,6 +49,7 @@ while (( $# > 0 )); do
     --bin) BIN="$2"; shift 2 ;;
     --setup-rate) RATE="$2"; shift 2 ;;
     --reflector-streams) RSTREAMS="$2"; shift 2 ;;
+    --kernel-forwarding) KFWD="$2"; shift 2 ;;
     --skip-reflector) DO_REFL=0; shift ;;
     --skip-pbx) DO_PBX=0; shift ;;
     --keep) KEEP=1; shift ;;
@@ -224,6 +228,7 @@ users = [{ username = "1001", password = "secret1001" }]
 [media]
 rtp_port_start = 30000
 rtp_port_end = 34000
+kernel_forwarding = "$KFWD"
 [ami]
 drain_timeout_secs = 5
 [security]
