@@ -120,6 +120,10 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, label: &str) {
     g.bench_function("parse_and_check", |b| {
         b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.check().is_ok()));
     });
+    // What a call's flow capture does to every message it keeps.
+    g.bench_function("redact_no_credentials", |b| {
+        b.iter(|| shards::call::redact::credentials(black_box(INVITE)).len());
+    });
     let req = Message::parse(INVITE).unwrap();
     let src = "198.51.100.23:5060".parse().unwrap();
     let mut out = Vec::with_capacity(1024);

@@ -41,17 +41,15 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
 /// order, a folded one with its continuation lines; `end` excludes the
 /// line break.
 fn for_each_header(data: &[u8], mut f: impl FnMut(usize, usize)) {
+    use crate::sip::scan::find_from;
     // Skip the start line.
-    let Some(first) = data.iter().position(|&b| b == b'\n') else {
+    let Some(first) = find_from(data, 0, b'\n') else {
         return;
     };
     let mut current: Option<(usize, usize)> = None;
     let mut pos = first + 1;
     while pos < data.len() {
-        let nl = data[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(data.len(), |i| pos + i);
+        let nl = find_from(data, pos, b'\n').unwrap_or(data.len());
         let line_end = if nl > pos && data[nl - 1] == b'\r' {
             nl - 1
         } else {

@@ -70,7 +70,7 @@ mod message;
 mod method;
 mod name_addr;
 mod params;
-mod scan;
+pub(crate) mod scan;
 mod syntax;
 mod uri;
 mod via;
