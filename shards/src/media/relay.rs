@@ -83,6 +83,9 @@ pub const LATCH_PACKETS: u8 = 3;
 /// Pairs kept bound ahead of need, so that a port another program holds is
 /// found before any SDP names it.
 const SPARE_PAIRS: usize = 2;
+/// How long a side whose stream the fast path refused stays with the relay
+/// before it is offered again.
+const REFUSED_RETRY_MS: u64 = 5_000;
 /// Spare pairs in a row found held by another program before the relay
 /// stops asking for more until the next tick.
 const MAX_BUSY_TRIES: u32 = 16;
@@ -236,7 +239,12 @@ impl Session {
     /// The tick's fast path work: what it relayed is accounted, steady
     /// streams are handed over, and streams that stopped being steady are
     /// taken back.
-    fn sync_fast_path(&mut self, fast: &mut Box<dyn FastPath>, counters: &mut RelayCounters) {
+    fn sync_fast_path(
+        &mut self,
+        now_ms: u64,
+        fast: &mut Box<dyn FastPath>,
+        counters: &mut RelayCounters,
+    ) {
         for side in 0..2 {
             let port = self.sides[side].port;
             let handover = if self.record || self.failed {
@@ -259,16 +267,20 @@ impl Session {
                 }
                 continue;
             }
-            if let Some(h) = handover {
-                if fast.hand_over(port, &h) {
-                    st.handed = Some(Progress {
-                        last_seq: h.last_seq,
-                        last_ts: h.last_ts,
-                        last_ms: h.last_ms,
-                        jitter: h.jitter,
-                        ..Progress::default()
-                    });
-                }
+            let Some(h) = handover.filter(|_| now_ms >= st.hand_over_after_ms) else {
+                continue;
+            };
+            if fast.hand_over(port, &h) {
+                st.handed = Some(Progress {
+                    last_seq: h.last_seq,
+                    last_ts: h.last_ts,
+                    last_ms: h.last_ms,
+                    jitter: h.jitter,
+                    ..Progress::default()
+                });
+            } else {
+                // Refused (no route, full): not asked again every tick.
+                st.hand_over_after_ms = now_ms + REFUSED_RETRY_MS;
             }
         }
     }
@@ -727,7 +739,7 @@ impl MediaRelay {
         let mut timed_out = Vec::new();
         for (id, s) in &mut self.sessions {
             if let Some(fast) = self.fast.as_mut() {
-                s.sync_fast_path(fast, &mut self.counters);
+                s.sync_fast_path(now_ms, fast, &mut self.counters);
             }
             if let Some(rec) = &mut s.recording {
                 if let Some(pcm) = rec.recorder.take_ready(now_ms) {

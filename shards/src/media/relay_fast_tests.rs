@@ -21,11 +21,14 @@ struct Streams {
     /// The stream, its progress, its last transit time (A.8).
     by_port: HashMap<u16, (Handover, Progress, u32)>,
     refuse: bool,
+    /// Handovers asked for.
+    offers: u32,
 }
 
 impl FastPath for FakeKernel {
     fn hand_over(&mut self, port: u16, h: &Handover) -> bool {
         let mut k = self.0.borrow_mut();
+        k.offers += 1;
         if k.refuse {
             return false;
         }
@@ -334,9 +337,11 @@ fn foreign_packets_do_not_take_a_stream_back_and_recorded_or_refused_ones_stay()
     r.on_tick(300);
     assert!(kern.handed(a).is_none(), "recorded");
 
-    // A forwarder that refuses leaves the stream to the relay.
+    // A forwarder that refuses leaves the stream to the relay, and is not
+    // asked again on every tick: 6 s of stream, one offer every 5 s.
     let mut rig = Rig::new(true);
     rig.kernel.as_ref().unwrap().0.borrow_mut().refuse = true;
-    rig.send(&run_of(1, 0, 1, true, 20));
-    assert_eq!((rig.out.len(), rig.by_kernel()), (20, 0));
+    rig.send(&run_of(1, 0, 1, true, 300));
+    assert_eq!((rig.out.len(), rig.by_kernel()), (300, 0));
+    assert_eq!(rig.kernel.as_ref().unwrap().0.borrow().offers, 2);
 }

@@ -34,6 +34,8 @@ pub(super) struct SideState {
     /// What it sends is relayed by the fast path: the progress already
     /// accounted.
     pub(super) handed: Option<Progress>,
+    /// Not offered to the fast path before this (it refused), ms.
+    pub(super) hand_over_after_ms: u64,
 }
 
 impl SideState {
@@ -52,6 +54,7 @@ impl SideState {
             rtcp_packets: 0,
             last_pt: 0,
             handed: None,
+            hand_over_after_ms: 0,
         }
     }
 
