@@ -58,6 +58,19 @@ pub struct Progress {
     pub jitter: f64,
 }
 
+impl Progress {
+    /// Where a stream stands when it is handed over: nothing relayed yet.
+    pub fn at_handover(h: &Handover) -> Progress {
+        Progress {
+            last_seq: h.last_seq,
+            last_ts: h.last_ts,
+            last_ms: h.last_ms,
+            jitter: h.jitter,
+            ..Progress::default()
+        }
+    }
+}
+
 /// A forwarder of steady streams, keyed by the relay port they arrive on.
 pub trait FastPath {
     /// Hands the stream arriving on `port` over. False: the forwarder

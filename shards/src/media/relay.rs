@@ -67,9 +67,10 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::fastpath::{FastPath, Progress};
+use super::fastpath::FastPath;
 use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
+use super::session::{Recording, Session};
 use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::side_state::{Admit, SideState};
@@ -83,9 +84,6 @@ pub const LATCH_PACKETS: u8 = 3;
 /// Pairs kept bound ahead of need, so that a port another program holds is
 /// found before any SDP names it.
 const SPARE_PAIRS: usize = 2;
-/// How long a side whose stream the fast path refused stays with the relay
-/// before it is offered again.
-const REFUSED_RETRY_MS: u64 = 5_000;
 /// Spare pairs in a row found held by another program before the relay
 /// stops asking for more until the next tick.
 const MAX_BUSY_TRIES: u32 = 16;
@@ -186,106 +184,6 @@ pub struct RelayCounters {
     pub fast_forwarded: u64,
 }
 
-struct Recording {
-    id: u64,
-    recorder: Recorder,
-    cdr_path: PathBuf,
-    bytes: u64,
-}
-
-struct Session {
-    call_id: String,
-    sides: [SideState; 2],
-    answered: bool,
-    last_rtp_ms: u64,
-    record: bool,
-    recording: Option<Recording>,
-    /// A bind of one of its ports failed (reported once).
-    failed: bool,
-}
-
-impl Session {
-    /// Takes `side`'s stream back from the fast path, accounting what it
-    /// relayed. A no-op when it was not handed over.
-    fn take_back(
-        &mut self,
-        side: usize,
-        fast: &mut Option<Box<dyn FastPath>>,
-        counters: &mut RelayCounters,
-    ) {
-        let st = &mut self.sides[side];
-        if st.handed.is_none() {
-            return;
-        }
-        let progress = fast.as_mut().and_then(|f| f.take(st.port));
-        if let Some(p) = progress {
-            let n = st.absorb(p);
-            counters.forwarded += n;
-            counters.fast_forwarded += n;
-            self.last_rtp_ms = self.last_rtp_ms.max(p.last_ms);
-        }
-        self.sides[side].handed = None;
-    }
-
-    fn take_back_both(
-        &mut self,
-        fast: &mut Option<Box<dyn FastPath>>,
-        counters: &mut RelayCounters,
-    ) {
-        self.take_back(0, fast, counters);
-        self.take_back(1, fast, counters);
-    }
-
-    /// The tick's fast path work: what it relayed is accounted, steady
-    /// streams are handed over, and streams that stopped being steady are
-    /// taken back.
-    fn sync_fast_path(
-        &mut self,
-        now_ms: u64,
-        fast: &mut Box<dyn FastPath>,
-        counters: &mut RelayCounters,
-    ) {
-        for side in 0..2 {
-            let port = self.sides[side].port;
-            let handover = if self.record || self.failed {
-                None
-            } else {
-                self.sides[side].handover(&self.sides[1 - side])
-            };
-            let st = &mut self.sides[side];
-            if st.handed.is_some() {
-                match fast.progress(port) {
-                    Some(p) => {
-                        let n = st.absorb(p);
-                        counters.forwarded += n;
-                        counters.fast_forwarded += n;
-                        self.last_rtp_ms = self.last_rtp_ms.max(p.last_ms);
-                    }
-                    // The forwarder lost it (never the case for the
-                    // kernel's map): user space has it again.
-                    None => st.handed = None,
-                }
-                continue;
-            }
-            let Some(h) = handover.filter(|_| now_ms >= st.hand_over_after_ms) else {
-                continue;
-            };
-            if fast.hand_over(port, &h) {
-                st.handed = Some(Progress {
-                    last_seq: h.last_seq,
-                    last_ts: h.last_ts,
-                    last_ms: h.last_ms,
-                    jitter: h.jitter,
-                    ..Progress::default()
-                });
-            } else {
-                // Refused (no route, full): not asked again every tick.
-                st.hand_over_after_ms = now_ms + REFUSED_RETRY_MS;
-            }
-        }
-    }
-}
-
 /// What a session leaves for its CDR.
 #[derive(Debug, Default)]
 pub struct MediaReport {
@@ -294,7 +192,6 @@ pub struct MediaReport {
     pub recorder: Vec<RecorderEntry>,
 }
 
-/// The relay of one shard.
 /// Who uses a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PortUse {
@@ -304,6 +201,7 @@ enum PortUse {
     Call(u64, Side),
 }
 
+/// The relay of one shard.
 pub struct MediaRelay {
     cfg: RelayConfig,
     /// Who uses each port, and where its socket stands.

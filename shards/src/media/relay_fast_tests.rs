@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::super::fastpath::Handover;
+use super::super::fastpath::{Handover, Progress};
 use super::super::stats::to_clock;
 use super::tests::{addr, local, packet, relay, run_sockets, session, sig, t};
 use super::*;
@@ -32,13 +32,7 @@ impl FastPath for FakeKernel {
         if k.refuse {
             return false;
         }
-        let p = Progress {
-            last_seq: h.last_seq,
-            last_ts: h.last_ts,
-            last_ms: h.last_ms,
-            jitter: h.jitter,
-            ..Progress::default()
-        };
+        let p = Progress::at_handover(h);
         let transit = to_clock(h.last_ms, h.clock_rate).wrapping_sub(h.last_ts);
         k.by_port.insert(port, (*h, p, transit));
         true
