@@ -129,7 +129,7 @@ pub struct RuntimeConfig {
     /// How SIP datagrams reach the shard owning their Call-ID: `auto` lets
     /// the kernel steer them (an SK_REUSEPORT eBPF program) where it
     /// allows, else the receiving shard hands them on; `off` always hands on.
-    pub steering: shards::runtime::steer::SteerMode,
+    pub steering: shards::runtime::KernelMode,
 }
 
 impl Default for RuntimeConfig {
@@ -146,7 +146,7 @@ impl Default for RuntimeConfig {
             socket_rcvbuf: 4 << 20,
             socket_sndbuf: 1 << 20,
             registrar_sweep_secs: 5,
-            steering: shards::runtime::steer::SteerMode::Auto,
+            steering: shards::runtime::KernelMode::Auto,
         }
     }
 }
@@ -420,7 +420,7 @@ pub struct MediaConfig {
     /// IPv4) are relayed inside the kernel by an eBPF program where the
     /// kernel allows it (root or CAP_BPF + CAP_NET_ADMIN, kernel 6.6+),
     /// else in user space (logged once); `off`: always in user space.
-    pub kernel_forwarding: shards::runtime::kernel_rtp::ForwardMode,
+    pub kernel_forwarding: shards::runtime::KernelMode,
 }
 
 impl Default for MediaConfig {
@@ -428,7 +428,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_port_start: 20000,
             rtp_port_end: 40000,
-            kernel_forwarding: shards::runtime::kernel_rtp::ForwardMode::Auto,
+            kernel_forwarding: shards::runtime::KernelMode::Auto,
         }
     }
 }

@@ -119,63 +119,68 @@ async fn metrics(
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// One metric family whose series differ by one label: `# HELP`, `# TYPE`,
+/// then `name{label="value"} n` for each of `series`.
+fn render_family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, u64)],
+) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (value, n) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+/// Which path (`kernel` or `user`) does the work of a kernel program.
+fn render_path(out: &mut String, name: &str, help: &str, kind: &str) {
+    let series = ["kernel", "user"].map(|k| (k, u64::from(kind == k)));
+    render_family(out, name, "gauge", help, "path", &series);
+}
+
 /// Which path relays steady RTP streams, and what the kernel program
 /// counted.
 fn render_rtp_path(out: &mut String, path: &shards::runtime::kernel_rtp::RtpPath) {
-    use std::fmt::Write;
-    let _ = writeln!(
+    render_path(
         out,
-        "# HELP shardpbx_rtp_forwarding 1 for the path that relays steady RTP streams: kernel (eBPF) or user"
+        "shardpbx_rtp_forwarding",
+        "1 for the path that relays steady RTP streams: kernel (eBPF) or user",
+        path.kind(),
     );
-    let _ = writeln!(out, "# TYPE shardpbx_rtp_forwarding gauge");
-    for kind in ["kernel", "user"] {
-        let on = u8::from(path.kind() == kind);
-        let _ = writeln!(out, "shardpbx_rtp_forwarding{{path=\"{kind}\"}} {on}");
-    }
     if let Some(c) = path.counts() {
-        let _ = writeln!(
+        render_family(
             out,
-            "# HELP shardpbx_rtp_kernel_packets_total packets the kernel program saw on handed-over ports: relayed to a local address, relayed out of an interface, or left to user space (unsteady: not the next packet of the steady stream)"
+            "shardpbx_rtp_kernel_packets_total",
+            "counter",
+            "packets the kernel program saw on handed-over ports: relayed to a local address, relayed out of an interface, or left to user space (unsteady: not the next packet of the steady stream)",
+            "way",
+            &[("local", c.local), ("out", c.out), ("unsteady", c.unsteady)],
         );
-        let _ = writeln!(out, "# TYPE shardpbx_rtp_kernel_packets_total counter");
-        let ways = [("local", c.local), ("out", c.out), ("unsteady", c.unsteady)];
-        for (way, n) in ways {
-            let _ = writeln!(
-                out,
-                "shardpbx_rtp_kernel_packets_total{{way=\"{way}\"}} {n}"
-            );
-        }
     }
 }
 
 /// Which path steers SIP datagrams to their owner shard, and what the
 /// kernel program counted.
 fn render_steering(out: &mut String, steering: &shards::runtime::steer::Steering) {
-    use std::fmt::Write;
-    let _ = writeln!(
+    render_path(
         out,
-        "# HELP shardpbx_sip_steering 1 for the path that steers SIP datagrams to their owner shard: kernel (eBPF) or user (handoffs)"
+        "shardpbx_sip_steering",
+        "1 for the path that steers SIP datagrams to their owner shard: kernel (eBPF) or user (handoffs)",
+        steering.kind(),
     );
-    let _ = writeln!(out, "# TYPE shardpbx_sip_steering gauge");
-    for kind in ["kernel", "user"] {
-        let on = u8::from(steering.kind() == kind);
-        let _ = writeln!(out, "shardpbx_sip_steering{{path=\"{kind}\"}} {on}");
-    }
     if let Some(c) = steering.counts() {
-        let _ = writeln!(
+        render_family(
             out,
-            "# HELP shardpbx_sip_kernel_steered_total SIP datagrams the kernel delivered to their owner shard's socket (steered) or left to its 4-tuple hash (unsteered: no readable Call-ID)"
-        );
-        let _ = writeln!(out, "# TYPE shardpbx_sip_kernel_steered_total counter");
-        let _ = writeln!(
-            out,
-            "shardpbx_sip_kernel_steered_total{{result=\"steered\"}} {}",
-            c.steered
-        );
-        let _ = writeln!(
-            out,
-            "shardpbx_sip_kernel_steered_total{{result=\"unsteered\"}} {}",
-            c.unsteered
+            "shardpbx_sip_kernel_steered_total",
+            "counter",
+            "SIP datagrams the kernel delivered to their owner shard's socket (steered) or left to its 4-tuple hash (unsteered: no readable Call-ID)",
+            "result",
+            &[("steered", c.steered), ("unsteered", c.unsteered)],
         );
     }
 }

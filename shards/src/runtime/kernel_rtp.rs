@@ -27,28 +27,17 @@ use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 
+use super::KernelMode;
 use crate::media::fastpath::{FastPath, Handover, Progress};
 use crate::time::Now;
 
 /// The compiled program (empty when clang was missing at build time).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rtp_fwd.bpf.o"));
 
-/// `[media] kernel_forwarding`: whether to try the kernel path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardMode {
-    /// Load the program when the kernel allows; otherwise relay in user
-    /// space (logged once).
-    #[default]
-    Auto,
-    /// Always relay in user space.
-    Off,
-}
-
 /// Where the relay's ports are, for the program's first check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelRtpConfig {
-    pub mode: ForwardMode,
+    pub mode: KernelMode,
     /// The address media sockets bind (unspecified: any of ours).
     pub bind_ip: IpAddr,
     pub port_start: u16,
@@ -88,7 +77,7 @@ impl RtpPath {
     /// Loads and attaches the program, or says why RTP is relayed in user
     /// space only.
     pub fn start(cfg: &KernelRtpConfig) -> RtpPath {
-        if cfg.mode == ForwardMode::Off {
+        if cfg.mode == KernelMode::Off {
             return RtpPath::UserSpace("media.kernel_forwarding = \"off\"".into());
         }
         if OBJECT.is_empty() {

@@ -20,3 +20,16 @@ pub use backlog::Backlog;
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
 pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
 pub use stats::{ShardGauges, ShardStats};
+
+/// Whether to try a kernel (eBPF) path: `[runtime] steering` for SIP
+/// datagrams, `[media] kernel_forwarding` for steady RTP streams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelMode {
+    /// Load the program when the kernel allows; otherwise do the work in
+    /// user space (logged once).
+    #[default]
+    Auto,
+    /// Always in user space.
+    Off,
+}

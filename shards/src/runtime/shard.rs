@@ -19,8 +19,9 @@ use super::inbox::{Inbox, ShardMsg};
 use super::kernel_rtp::{KernelRtpConfig, RtpPath};
 use super::reactor::{LoopConfig, Reactor};
 use super::stats::{ShardGauges, ShardStats};
-use super::steer::{SteerError, SteerMode, Steering};
+use super::steer::{SteerError, Steering};
 use super::udp_batch::SendQueue;
+use super::KernelMode;
 use crate::media::fastpath::FastPath;
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
@@ -50,7 +51,7 @@ pub struct RuntimeConfig {
     /// [`ShardLogic::poll_timeout`] again.
     pub tick: Duration,
     /// Whether the kernel may steer datagrams to their owner shard.
-    pub steering: SteerMode,
+    pub steering: KernelMode,
     /// Whether (and for which ports) the kernel may relay steady RTP
     /// streams; `None` without a media relay.
     pub kernel_rtp: Option<KernelRtpConfig>,

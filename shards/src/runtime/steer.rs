@@ -21,20 +21,10 @@ use aya::maps::{Array, MapData, PerCpuArray, ReusePortSockArray};
 use aya::programs::SkReuseport;
 use aya::{Ebpf, EbpfLoader};
 
+use super::KernelMode;
+
 /// The compiled program (empty when clang was missing at build time).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
-
-/// `[runtime] steering`: whether to try the kernel path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SteerMode {
-    /// Load the program when the kernel allows; otherwise steer in user
-    /// space (logged once).
-    #[default]
-    Auto,
-    /// Always steer in user space.
-    Off,
-}
 
 /// Why datagrams are steered in user space.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +80,8 @@ impl Steering {
     /// Attaches the steering program to the group of `sockets` (socket `i`
     /// = shard `i`, all bound with `SO_REUSEPORT` to one address), or says
     /// why datagrams will be steered in user space.
-    pub fn attach(mode: SteerMode, sockets: &[UdpSocket]) -> Steering {
-        if mode == SteerMode::Off {
+    pub fn attach(mode: KernelMode, sockets: &[UdpSocket]) -> Steering {
+        if mode == KernelMode::Off {
             return Steering::UserSpace(SteerError::Disabled);
         }
         if sockets.len() < 2 {
