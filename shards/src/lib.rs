@@ -47,6 +47,7 @@ pub mod call;
 pub mod cdr;
 pub mod control_link;
 pub mod endpoint;
+pub mod idmap;
 pub mod media;
 pub mod recording;
 pub mod registrar;

@@ -60,13 +60,12 @@ impl CallEngine {
         };
         if let Some(&(call, leg)) = self.by_call_id.get(cid) {
             if let Some(c) = self.calls.get_mut(&call) {
-                c.flow
-                    .push(unix_ms, true, peer, leg.label(), msg.as_bytes());
+                c.flow.push_checked(unix_ms, peer, leg.label(), msg);
             }
         } else if let Some(call) = self.closing_ids.get(cid) {
             if let Some(c) = self.closing.get_mut(call) {
                 let label = if cid == c.call_id { "caller" } else { "callee" };
-                c.flow.push(unix_ms, true, peer, label, msg.as_bytes());
+                c.flow.push_checked(unix_ms, peer, label, msg);
             }
         }
     }
@@ -132,9 +131,8 @@ impl CallEngine {
         for l in &c.leg_ids {
             self.closing_ids.remove(l);
         }
-        let local = format!("{}:{}", self.cfg.host, self.cfg.port);
         self.records.push(Output::Flow {
-            json: c.flow.encode(&local),
+            json: c.flow.into_stored(),
             call_id: c.call_id,
         });
     }

@@ -72,17 +72,11 @@ impl Dialog {
         self.local_cseq += 1;
         let mut w = Writer::request(buf, method, &self.remote_target);
         w.header("Via", via);
-        w.header("Max-Forwards", &max_forwards.to_string());
-        w.header(
-            "From",
-            &format!("{};tag={}", self.local_uri, self.local_tag),
-        );
-        w.header(
-            "To",
-            &format!("{};tag={}", self.remote_uri, self.remote_tag),
-        );
+        w.header_uint("Max-Forwards", u64::from(max_forwards));
+        w.header_parts("From", &[&self.local_uri, ";tag=", &self.local_tag]);
+        w.header_parts("To", &[&self.remote_uri, ";tag=", &self.remote_tag]);
         w.header("Call-ID", &self.call_id);
-        w.header("CSeq", &format!("{} {method}", self.local_cseq));
+        w.cseq(self.local_cseq, method);
         w
     }
 }

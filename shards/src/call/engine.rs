@@ -27,7 +27,9 @@
 //! the control core's commands, `media.rs` SDP through the relay,
 //! `timers.rs` the deadlines, `record.rs` the CDR, `views.rs` the listings.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+use crate::idmap::{IdMap, IdSet};
 use std::net::SocketAddr;
 
 use super::dialog::Dialog;
@@ -182,30 +184,30 @@ pub struct CallEngine {
     pub(super) table: TransactionTable,
     /// What the table asked for since the last drain.
     pub(super) actions: Vec<Action>,
-    pub(super) calls: HashMap<u64, Call>,
+    pub(super) calls: IdMap<u64, Call>,
     next_call: u64,
     /// Caller and callee Call-IDs -> (call, leg).
     pub(super) by_call_id: HashMap<String, (u64, Leg)>,
     /// Client and server transactions we wait on -> (call, role).
-    pub(super) by_tx: HashMap<TxId, (u64, TxRole)>,
+    pub(super) by_tx: IdMap<TxId, (u64, TxRole)>,
     /// The `by_tx` entries of each call that end with it (not `Ignore`).
-    pub(super) txs_of: HashMap<u64, Vec<TxId>>,
+    pub(super) txs_of: IdMap<u64, Vec<TxId>>,
     /// Requests we relayed, by the server transaction that answers them.
-    pub(super) relayed: HashMap<TxId, Vec<u8>>,
+    pub(super) relayed: IdMap<TxId, Vec<u8>>,
     /// The call and leg each of our transactions belongs to, so that what
     /// the table sends (retransmissions too) lands in the call's flow
     /// without parsing it again.
-    pub(super) flow_of_tx: HashMap<TxId, (u64, Leg)>,
+    pub(super) flow_of_tx: IdMap<TxId, (u64, Leg)>,
     /// The same, by call: what decides when a finished call's flow is
     /// complete ([`CallEngine::flow_settled`]).
-    pub(super) flow_txs: HashMap<u64, Vec<TxId>>,
+    pub(super) flow_txs: IdMap<u64, Vec<TxId>>,
     /// INVITEs of ours whose stray 2xx we hung up with BYE (one BYE each).
-    pub(super) stray_byes: HashSet<TxId>,
+    pub(super) stray_byes: IdSet<TxId>,
     /// What the table sent for the last new INVITE before it became a call
     /// (its 100 Trying): the call's flow takes it when it starts.
     pub(super) fresh: Option<(TxId, Vec<FreshSend>)>,
     /// Flows of finished calls that still collect messages, by call.
-    pub(super) closing: HashMap<u64, Closing>,
+    pub(super) closing: IdMap<u64, Closing>,
     /// Call-IDs of both legs of those calls -> call.
     pub(super) closing_ids: HashMap<String, u64>,
     pub(super) timers: Timers,
@@ -215,32 +217,41 @@ pub struct CallEngine {
     pub(super) records: Vec<Output>,
     pub(super) buf: Vec<u8>,
     pub(super) refused: RefusedRequests,
+    /// `host:port` of ours, the other end of every message in a flow.
+    pub(super) flow_local: String,
+    /// Our Contact, `<sip:shardpbx@host:port>`.
+    contact: String,
+    /// Our Via up to its branch, `SIP/2.0/UDP host:port;branch=`.
+    via_prefix: String,
 }
 
 impl CallEngine {
     pub fn new(cfg: EngineConfig, ids: IdGen) -> CallEngine {
         CallEngine {
-            cfg,
             ids,
             table: TransactionTable::new(transaction::Config::default()),
             actions: Vec::new(),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             next_call: 1,
             by_call_id: HashMap::new(),
-            by_tx: HashMap::new(),
-            txs_of: HashMap::new(),
-            relayed: HashMap::new(),
-            flow_of_tx: HashMap::new(),
-            flow_txs: HashMap::new(),
+            by_tx: IdMap::default(),
+            txs_of: IdMap::default(),
+            relayed: IdMap::default(),
+            flow_of_tx: IdMap::default(),
+            flow_txs: IdMap::default(),
             fresh: None,
-            stray_byes: HashSet::new(),
-            closing: HashMap::new(),
+            stray_byes: IdSet::default(),
+            closing: IdMap::default(),
             closing_ids: HashMap::new(),
             timers: Timers::default(),
             out: VecDeque::new(),
             records: Vec::new(),
             buf: Vec::with_capacity(2048),
             refused: RefusedRequests::default(),
+            flow_local: format!("{}:{}", cfg.host, cfg.port),
+            contact: format!("<sip:shardpbx@{}:{}>", cfg.host, cfg.port),
+            via_prefix: format!("SIP/2.0/UDP {}:{};branch=", cfg.host, cfg.port),
+            cfg,
         }
     }
 
@@ -743,16 +754,16 @@ impl CallEngine {
     }
 
     pub(super) fn contact(&self) -> String {
-        format!("<sip:shardpbx@{}:{}>", self.cfg.host, self.cfg.port)
+        self.contact.clone()
     }
 
+    /// A Via of ours with a new branch.
     pub(super) fn via(&mut self) -> String {
-        format!(
-            "SIP/2.0/UDP {}:{};branch={};rport",
-            self.cfg.host,
-            self.cfg.port,
-            self.ids.branch()
-        )
+        let mut via = String::with_capacity(self.via_prefix.len() + 32);
+        via.push_str(&self.via_prefix);
+        self.ids.push_branch(&mut via);
+        via.push_str(";rport");
+        via
     }
 
     /// A fresh caller-side dialog of a click-to-dial call or callee leg.

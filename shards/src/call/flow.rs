@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use crate::cdr::time_fmt::rfc3339_ms;
+use crate::sip::{HeaderName, Message};
 
 /// Messages kept per call; later ones are counted, not kept.
 pub const MAX_MESSAGES: usize = 300;
@@ -58,14 +59,19 @@ impl EntryKind {
 /// Stored flows start with this (older stores hold the JSON itself).
 const MAGIC: &[u8; 4] = b"SPF1";
 
-/// The flow of one call, kept as it will be stored: each message is copied
-/// once into one growing buffer (`unix_ms u64 | kind u8 | leg u8 | peer
-/// len u8 + text | message len u32 + bytes`, little-endian), so capturing
-/// costs the shard a `memcpy` per message. The JSON the API serves is made
-/// when someone asks for it ([`to_json`]), on the control core.
+/// The flow of one call, kept as it will be stored: the header (`SPF1 |
+/// dropped u64 | local len u8 + text`) is written when the flow is made,
+/// and each message is copied once behind it (`unix_ms u64 | kind u8 |
+/// leg u8 | peer len u8 + text | message len u32 + bytes`, little-endian),
+/// so capturing costs the shard a `memcpy` per message and storing it
+/// none ([`Flow::into_stored`]). The JSON the API serves is made when
+/// someone asks for it ([`to_json`]), on the control core.
 #[derive(Clone, Debug)]
 pub struct Flow {
+    /// Header, then records.
     records: Vec<u8>,
+    /// Bytes of the header.
+    header: usize,
     count: usize,
     /// Messages not kept because the flow was full.
     dropped: u64,
@@ -77,9 +83,19 @@ pub struct Flow {
     sealed: bool,
 }
 
+/// A placeholder left where a flow was taken (holds nothing, allocates
+/// nothing; not a flow to store).
 impl Default for Flow {
     fn default() -> Flow {
-        Flow::new(DEFAULT_MAX_BYTES)
+        Flow {
+            records: Vec::new(),
+            header: 0,
+            count: 0,
+            dropped: 0,
+            max_bytes: 0,
+            truncated: false,
+            sealed: false,
+        }
     }
 }
 
@@ -96,10 +112,20 @@ pub struct FlowEntry {
 }
 
 impl Flow {
-    /// An empty flow that keeps at most `max_bytes` of messages.
-    pub fn new(max_bytes: usize) -> Flow {
+    /// An empty flow that keeps at most `max_bytes` of messages; `local` is
+    /// our SIP address (the other end of every message). Room for a
+    /// typical call's messages is taken at once, so the buffer is not
+    /// copied as it grows.
+    pub fn new(max_bytes: usize, local: &str) -> Flow {
+        let local = &local.as_bytes()[..local.len().min(255)];
+        let mut records = Vec::with_capacity(INITIAL_ROOM.min(max_bytes) + 16 + local.len());
+        records.extend_from_slice(MAGIC);
+        records.extend_from_slice(&0u64.to_le_bytes());
+        records.push(local.len() as u8);
+        records.extend_from_slice(local);
         Flow {
-            records: Vec::new(),
+            header: records.len(),
+            records,
             count: 0,
             dropped: 0,
             max_bytes,
@@ -132,6 +158,40 @@ impl Flow {
             return;
         }
         let data = super::redact::credentials(data);
+        self.keep(unix_ms, inbound, peer, leg, &data);
+    }
+
+    /// [`Flow::push`] of a message that came in and passed
+    /// [`Message::check`]: its header index says whether it holds an
+    /// (Proxy-)Authorization header, so one without is kept as it is,
+    /// without a scan for credentials. (A checked message has no malformed
+    /// header line the index could have missed.)
+    pub fn push_checked(
+        &mut self,
+        unix_ms: u64,
+        peer: SocketAddr,
+        leg: &'static str,
+        msg: &Message<'_>,
+    ) {
+        let credentials = msg.header_count(HeaderName::Authorization) > 0
+            || msg.header_count(HeaderName::ProxyAuthorization) > 0;
+        if credentials {
+            self.push(unix_ms, true, peer, leg, msg.as_bytes());
+        } else if self.count >= MAX_MESSAGES || self.truncated {
+            self.dropped += 1;
+        } else {
+            self.keep(unix_ms, true, peer, leg, msg.as_bytes());
+        }
+    }
+
+    fn keep(
+        &mut self,
+        unix_ms: u64,
+        inbound: bool,
+        peer: SocketAddr,
+        leg: &'static str,
+        data: &[u8],
+    ) {
         let kept = &data[..data.len().min(MAX_MESSAGE_BYTES)];
         let cut: &[u8] = if data.len() > MAX_MESSAGE_BYTES {
             b"\r\n[... cut at 8192 bytes]"
@@ -140,7 +200,7 @@ impl Flow {
         };
         // Record head: time 8, flags 2, peer 1 + up to 47, length 4.
         let size = 8 + 2 + 48 + 4 + kept.len() + cut.len();
-        if self.records.len() + size > self.max_bytes {
+        if self.records.len() - self.header + size > self.max_bytes {
             self.truncated = true;
             self.dropped += 1;
             let kind = EntryKind::Truncated;
@@ -164,7 +224,6 @@ impl Flow {
         leg: &'static str,
         parts: &[&[u8]],
     ) {
-        use std::io::Write;
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let r = &mut self.records;
         if self.sealed {
@@ -177,7 +236,7 @@ impl Flow {
         r.push(u8::from(leg == "callee"));
         let len_at = r.len();
         r.push(0);
-        let _ = write!(r, "{peer}");
+        push_addr(r, peer);
         r[len_at] = (r.len() - len_at - 1) as u8;
         r.extend_from_slice(&(len as u32).to_le_bytes());
         for p in parts {
@@ -199,20 +258,53 @@ impl Flow {
         self.count == 0
     }
 
-    /// The bytes to store; `local` is our SIP address (the other end of
-    /// every message).
-    pub fn encode(&self, local: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.records.len() + 32 + local.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.dropped.to_le_bytes());
-        out.push(local.len().min(255) as u8);
-        out.extend_from_slice(&local.as_bytes()[..local.len().min(255)]);
-        out.extend_from_slice(&self.records);
-        out
+    /// The bytes to store: the buffer itself, with the dropped count filled in.
+    pub fn into_stored(mut self) -> Vec<u8> {
+        if let Some(slot) = self.records.get_mut(MAGIC.len()..MAGIC.len() + 8) {
+            slot.copy_from_slice(&self.dropped.to_le_bytes());
+        }
+        self.records
     }
 }
 
-/// Reads what [`Flow::encode`] wrote: (local address, dropped, messages in
+/// Room a new flow takes at once: a call's INVITE..BYE on two legs, with
+/// SDP, is 12-14 messages of 300-900 bytes.
+const INITIAL_ROOM: usize = 8 << 10;
+
+/// `ip:port` as `SocketAddr`'s `Display` writes it; an IPv4 address
+/// digit by digit (every captured message writes one).
+fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    let SocketAddr::V4(v4) = addr else {
+        use std::io::Write;
+        let _ = write!(out, "{addr}");
+        return;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        push_decimal(out, u32::from(octet));
+    }
+    out.push(b':');
+    push_decimal(out, u32::from(v4.port()));
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Reads what [`Flow::into_stored`] gave: (local address, dropped, messages in
 /// capture order). None when the bytes are not such a flow.
 pub fn decode(stored: &[u8]) -> Option<(String, u64, Vec<FlowEntry>)> {
     let mut rd = Reader(stored.strip_prefix(MAGIC)?);
@@ -314,7 +406,7 @@ mod tests {
     #[test]
     fn keeps_order_caps_size_and_count() {
         let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        let mut f = Flow::default();
+        let mut f = Flow::new(DEFAULT_MAX_BYTES, "10.0.0.1:5060");
         f.push(20, false, peer, "callee", b"SIP/2.0 200 OK\r\n\r\n");
         f.push(10, true, peer, "caller", b"INVITE sip:a@b SIP/2.0\r\n\r\n");
         f.push(
@@ -324,7 +416,7 @@ mod tests {
             "caller",
             &vec![b'x'; MAX_MESSAGE_BYTES + 10],
         );
-        let v = to_json(&f.encode("10.0.0.1:5060")).unwrap();
+        let v = to_json(&f.clone().into_stored()).unwrap();
         let m = &v["messages"];
         assert_eq!(m[0]["summary"], "INVITE sip:a@b SIP/2.0");
         assert_eq!(m[0]["method"], "INVITE");
@@ -347,7 +439,7 @@ mod tests {
             );
         }
         assert_eq!(f.len(), MAX_MESSAGES);
-        let (local, dropped, entries) = decode(&f.encode("10.0.0.1:5060")).unwrap();
+        let (local, dropped, entries) = decode(&f.into_stored()).unwrap();
         assert_eq!(local, "10.0.0.1:5060");
         assert_eq!(dropped, 3);
         assert_eq!(entries.len(), MAX_MESSAGES);
@@ -358,7 +450,7 @@ mod tests {
     #[test]
     fn a_sealed_flow_holds_no_spare_room_and_still_takes_late_messages() {
         let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        let mut f = Flow::default();
+        let mut f = Flow::new(DEFAULT_MAX_BYTES, "10.0.0.1:5060");
         for i in 0..7 {
             f.push(i, true, peer, "caller", &[b'x'; 500]);
         }
@@ -374,7 +466,7 @@ mod tests {
             f.records.capacity() <= before + 18 + 64,
             "grows by what it needs"
         );
-        let (_, _, entries) = decode(&f.encode("10.0.0.1:5060")).unwrap();
+        let (_, _, entries) = decode(&f.into_stored()).unwrap();
         assert_eq!(entries.len(), 8);
         assert_eq!(entries[7].text, "SIP/2.0 200 OK\r\n\r\n");
     }
@@ -382,9 +474,9 @@ mod tests {
     #[test]
     fn truncated_or_foreign_bytes_do_not_decode() {
         let peer: SocketAddr = "[::1]:5070".parse().unwrap();
-        let mut f = Flow::default();
+        let mut f = Flow::new(DEFAULT_MAX_BYTES, "[::1]:5060");
         f.push(10, true, peer, "caller", b"INVITE sip:a@b SIP/2.0\r\n\r\n");
-        let bytes = f.encode("[::1]:5060");
+        let bytes = f.into_stored();
         // Header: magic, dropped, local address.
         let header = 4 + 8 + 1 + "[::1]:5060".len();
         for cut in (0..bytes.len()).filter(|&c| c != header) {
@@ -398,10 +490,10 @@ mod tests {
     #[test]
     fn credentials_are_redacted_before_they_are_kept() {
         let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        let mut f = Flow::default();
+        let mut f = Flow::new(DEFAULT_MAX_BYTES, "127.0.0.1:5060");
         let invite = "INVITE sip:1002@pbx SIP/2.0\r\nProxy-Authorization: Digest username=\"1001\", realm=\"pbx\", nonce=\"n1\", uri=\"sip:1002@pbx\", response=\"0123456789abcdef0123456789abcdef\"\r\n\r\n";
         f.push(10, true, peer, "caller", invite.as_bytes());
-        let stored = f.encode("127.0.0.1:5060");
+        let stored = f.into_stored();
         assert!(!stored
             .windows(32)
             .any(|w| w == b"0123456789abcdef0123456789abcdef"));
@@ -415,15 +507,47 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_message_is_kept_as_the_redacting_push_keeps_it() {
+        let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let head = "INVITE sip:1002@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx\r\n\
+From: <sip:1001@pbx>;tag=a\r\nTo: <sip:1002@pbx>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n";
+        let digest = "Digest username=\"1001\", realm=\"pbx\", nonce=\"n\", uri=\"sip:1002@pbx\", response=\"secret0123\"";
+        let extras = [
+            String::new(),
+            format!("Proxy-Authorization: {digest}\r\n"),
+            format!("authorization  : {digest}\r\n"),
+            format!("PROXY-AUTHORIZATION:\r\n {digest}\r\n"),
+            "Authorization: Bearer tok3n\r\n".to_string(),
+            "X-Authorization: response=\"not-a-credential\"\r\nSubject: Authorization\r\n"
+                .to_string(),
+        ];
+        for extra in extras {
+            let text = format!("{head}{extra}Content-Length: 0\r\n\r\n");
+            let msg = Message::parse(text.as_bytes()).unwrap();
+            msg.check().unwrap();
+            let mut raw = Flow::new(DEFAULT_MAX_BYTES, "l");
+            raw.push(7, true, peer, "caller", msg.as_bytes());
+            let mut checked = Flow::new(DEFAULT_MAX_BYTES, "l");
+            checked.push_checked(7, peer, "caller", &msg);
+            let stored = checked.into_stored();
+            assert_eq!(stored, raw.into_stored(), "{extra}");
+            assert!(
+                !stored.windows(6).any(|w| w == b"secret" || w == b"tok3n\r"),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
     fn the_byte_cap_truncates_with_one_marker() {
         let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-        let mut f = Flow::new(4096);
+        let mut f = Flow::new(4096, "127.0.0.1:5060");
         let msg = vec![b'y'; 1000];
         for i in 0..10 {
             f.push(100 + i, i % 2 == 0, peer, "caller", &msg);
         }
         assert!(f.is_truncated());
-        let stored = f.encode("127.0.0.1:5060");
+        let stored = f.into_stored();
         assert!(stored.len() < 4096 + 200, "{}", stored.len());
         let (_, dropped, entries) = decode(&stored).unwrap();
         let kept = entries
@@ -443,12 +567,29 @@ mod tests {
         assert_eq!(m[3]["raw"], TRUNCATED);
         assert!(m[..3].iter().all(|x| x.get("truncated").is_none()));
         // A cap that holds everything leaves no marker.
-        let mut roomy = Flow::new(1 << 20);
+        let mut roomy = Flow::new(1 << 20, "l");
         for i in 0..10 {
             roomy.push(i, true, peer, "callee", &msg);
         }
         assert!(!roomy.is_truncated());
-        assert_eq!(decode(&roomy.encode("l")).unwrap().2.len(), 10);
+        assert_eq!(decode(&roomy.into_stored()).unwrap().2.len(), 10);
+    }
+
+    #[test]
+    fn peers_are_written_as_display_writes_them() {
+        let mut addrs: Vec<SocketAddr> = ["[::1]:5070", "[2001:db8::7]:0", "0.0.0.0:0"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for (i, octet) in [0u8, 1, 9, 10, 99, 100, 199, 255].into_iter().enumerate() {
+            let port = [0u16, 7, 10, 5060, 65535][i % 5];
+            addrs.push(SocketAddr::from(([octet, 255 - octet, 1, octet / 3], port)));
+        }
+        for addr in addrs {
+            let mut out = Vec::new();
+            push_addr(&mut out, addr);
+            assert_eq!(out, addr.to_string().into_bytes());
+        }
     }
 
     #[test]

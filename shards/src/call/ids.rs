@@ -48,9 +48,13 @@ impl IdGen {
     /// the last draw is used anyway (it is still unique, only its owner
     /// would differ).
     pub fn call_id(&mut self, host: &str) -> String {
-        let mut id = String::new();
+        let mut id = String::with_capacity(33 + host.len());
         for _ in 0..(64 * self.shards) {
-            id = format!("{:016x}{:016x}@{host}", self.next(), self.next());
+            id.clear();
+            push_hex(&mut id, self.next());
+            push_hex(&mut id, self.next());
+            id.push('@');
+            id.push_str(host);
             if owner_of(id.as_bytes(), self.shards) == self.shard {
                 break;
             }
@@ -60,17 +64,39 @@ impl IdGen {
 
     /// A To/From tag (64 random bits).
     pub fn tag(&mut self) -> String {
-        format!("{:016x}", self.next())
+        let mut tag = String::with_capacity(16);
+        push_hex(&mut tag, self.next());
+        tag
     }
 
     /// A Via branch with the magic cookie (64 random bits).
     pub fn branch(&mut self) -> String {
-        format!("{BRANCH_PREFIX}-{:016x}", self.next())
+        let mut branch = String::with_capacity(BRANCH_PREFIX.len() + 17);
+        self.push_branch(&mut branch);
+        branch
+    }
+
+    /// Appends a new [`IdGen::branch`] to `out`.
+    pub fn push_branch(&mut self, out: &mut String) {
+        out.push_str(BRANCH_PREFIX);
+        out.push('-');
+        push_hex(out, self.next());
     }
 
     /// A digest client nonce (128 random bits).
     pub fn cnonce(&mut self) -> String {
-        format!("{:016x}{:016x}", self.next(), self.next())
+        let mut cnonce = String::with_capacity(32);
+        push_hex(&mut cnonce, self.next());
+        push_hex(&mut cnonce, self.next());
+        cnonce
+    }
+}
+
+/// Appends `v` as 16 lowercase hex digits (`{:016x}`).
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
     }
 }
 
@@ -92,6 +118,15 @@ mod tests {
                     assert!(seen.insert(id));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn hex_digits_are_those_of_the_formatter() {
+        for v in [0, 1, 0xf, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let mut out = String::new();
+            push_hex(&mut out, v);
+            assert_eq!(out, format!("{v:016x}"));
         }
     }
 

@@ -80,7 +80,7 @@ fn write_after_2xx(
     );
     w.header("To", resp.header_raw(HeaderName::To).unwrap_or_default());
     w.header("Call-ID", resp.call_id().unwrap_or_default().trim());
-    w.header("CSeq", &format!("{seq} {method}"));
+    w.cseq(seq, method);
     if let Some(agent) = agent {
         w.header("User-Agent", agent);
     }
@@ -118,8 +118,8 @@ impl CallEngine {
         let call_id = caller.call_id.clone();
         let caller_uri = uri_of(invite, HeaderName::From);
         let id = self.next_id();
-        let mut flow = Flow::new(self.cfg.max_flow_bytes);
-        flow.push(now.unix_ms, true, new.src, "caller", invite.as_bytes());
+        let mut flow = Flow::new(self.cfg.max_flow_bytes, &self.flow_local);
+        flow.push_checked(now.unix_ms, new.src, "caller", invite);
         let call = Call {
             caller_call_id: call_id.clone(),
             caller,
@@ -312,11 +312,11 @@ impl CallEngine {
         let d = &l.dialog;
         let mut w = Writer::request(&mut self.buf, "INVITE", &l.target.uri);
         w.header("Via", &via);
-        w.header("Max-Forwards", &c.max_forwards.to_string());
-        w.header("From", &format!("{};tag={}", d.local_uri, d.local_tag));
+        w.header_uint("Max-Forwards", u64::from(c.max_forwards));
+        w.header_parts("From", &[&d.local_uri, ";tag=", &d.local_tag]);
         w.header("To", &d.remote_uri);
         w.header("Call-ID", &d.call_id);
-        w.header("CSeq", &format!("{} INVITE", l.cseq));
+        w.cseq(l.cseq, "INVITE");
         w.header("Contact", &contact);
         w.header(
             "Allow",

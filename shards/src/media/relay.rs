@@ -60,7 +60,9 @@
 //! left it to us) takes the stream back first; so do mute, new SDP and
 //! close. Foreign packets and RTCP do not.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::idmap::IdMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -214,7 +216,7 @@ pub struct MediaRelay {
     spare_target: usize,
     /// Spare pairs in a row whose bind failed, since the last tick.
     busy_streak: u32,
-    sessions: HashMap<u64, Session>,
+    sessions: IdMap<u64, Session>,
     out: VecDeque<MediaOutput>,
     next_recording: u64,
     shard: usize,
@@ -234,7 +236,7 @@ impl MediaRelay {
             spare_target: SPARE_PAIRS,
             busy_streak: 0,
             cfg,
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             out: VecDeque::new(),
             next_recording: 1,
             shard,

@@ -109,6 +109,37 @@ impl<'v> Writer<'v> {
         self
     }
 
+    /// Adds a header line whose value is `parts` one after another (no
+    /// intermediate String, no formatting).
+    pub fn header_parts(&mut self, name: &str, parts: &[&str]) -> &mut Self {
+        put_clean(self.out, name);
+        self.out.extend_from_slice(b": ");
+        for part in parts {
+            put_clean(self.out, part);
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Adds `CSeq: <seq> <method>`.
+    pub fn cseq(&mut self, seq: u32, method: &str) -> &mut Self {
+        self.out.extend_from_slice(b"CSeq: ");
+        put_uint(self.out, u64::from(seq));
+        self.out.push(b' ');
+        put_clean(self.out, method);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Adds a header line with a number for its value.
+    pub fn header_uint(&mut self, name: &str, value: u64) -> &mut Self {
+        put_clean(self.out, name);
+        self.out.extend_from_slice(b": ");
+        put_uint(self.out, value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Adds a header line with a formatted value (`format_args!`), without an
     /// intermediate String.
     pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
