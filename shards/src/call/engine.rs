@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::idmap::{IdMap, IdSet};
+use crate::idmap::IdMap;
 use std::net::SocketAddr;
 
 use super::dialog::Dialog;
@@ -42,7 +42,7 @@ use crate::cdr::Cdr;
 use crate::media::relay::MediaRelay;
 use crate::sip::{Message, Method};
 use crate::time::Now;
-use crate::transaction::{self, Action, Bytes, Event, Received, TransactionTable, TxId};
+use crate::transaction::{self, Action, Bytes, Event, Received, TransactionTable, TxId, TxMap};
 
 use super::commands::{Command, CommandError};
 use super::model::{NewCall, Originate};
@@ -189,20 +189,20 @@ pub struct CallEngine {
     /// Caller and callee Call-IDs -> (call, leg).
     pub(super) by_call_id: HashMap<String, (u64, Leg)>,
     /// Client and server transactions we wait on -> (call, role).
-    pub(super) by_tx: IdMap<TxId, (u64, TxRole)>,
+    pub(super) by_tx: TxMap<(u64, TxRole)>,
     /// The `by_tx` entries of each call that end with it (not `Ignore`).
     pub(super) txs_of: IdMap<u64, Vec<TxId>>,
     /// Requests we relayed, by the server transaction that answers them.
-    pub(super) relayed: IdMap<TxId, Vec<u8>>,
+    pub(super) relayed: TxMap<Vec<u8>>,
     /// The call and leg each of our transactions belongs to, so that what
     /// the table sends (retransmissions too) lands in the call's flow
     /// without parsing it again.
-    pub(super) flow_of_tx: IdMap<TxId, (u64, Leg)>,
+    pub(super) flow_of_tx: TxMap<(u64, Leg)>,
     /// The same, by call: what decides when a finished call's flow is
     /// complete ([`CallEngine::flow_settled`]).
     pub(super) flow_txs: IdMap<u64, Vec<TxId>>,
     /// INVITEs of ours whose stray 2xx we hung up with BYE (one BYE each).
-    pub(super) stray_byes: IdSet<TxId>,
+    pub(super) stray_byes: TxMap<()>,
     /// What the table sent for the last new INVITE before it became a call
     /// (its 100 Trying): the call's flow takes it when it starts.
     pub(super) fresh: Option<(TxId, Vec<FreshSend>)>,
@@ -234,13 +234,13 @@ impl CallEngine {
             calls: IdMap::default(),
             next_call: 1,
             by_call_id: HashMap::new(),
-            by_tx: IdMap::default(),
+            by_tx: TxMap::default(),
             txs_of: IdMap::default(),
-            relayed: IdMap::default(),
-            flow_of_tx: IdMap::default(),
+            relayed: TxMap::default(),
+            flow_of_tx: TxMap::default(),
             flow_txs: IdMap::default(),
             fresh: None,
-            stray_byes: IdSet::default(),
+            stray_byes: TxMap::default(),
             closing: IdMap::default(),
             closing_ids: HashMap::new(),
             timers: Timers::default(),

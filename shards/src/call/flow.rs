@@ -78,9 +78,6 @@ pub struct Flow {
     /// Most bytes of `records` (the truncation marker may pass it).
     max_bytes: usize,
     truncated: bool,
-    /// The call is over ([`Flow::seal`]): the few messages of its linger
-    /// grow the buffer by exactly what they need.
-    sealed: bool,
 }
 
 /// A placeholder left where a flow was taken (holds nothing, allocates
@@ -94,7 +91,6 @@ impl Default for Flow {
             dropped: 0,
             max_bytes: 0,
             truncated: false,
-            sealed: false,
         }
     }
 }
@@ -130,16 +126,17 @@ impl Flow {
             dropped: 0,
             max_bytes,
             truncated: false,
-            sealed: false,
         }
     }
 
     /// The call ended: gives back the spare room of the buffer's doubling
-    /// (a finished flow waits [`LINGER_MS`] before it is handed over, and
-    /// at thousands of calls a second that slack adds up).
+    /// beyond [`LINGER_ROOM`] (a finished flow waits [`LINGER_MS`] before
+    /// it is handed over, and at thousands of calls a second that slack
+    /// adds up). The linger's few messages then fit without a copy.
     pub fn seal(&mut self) {
-        self.records.shrink_to_fit();
-        self.sealed = true;
+        if self.records.capacity() - self.records.len() > 2 * LINGER_ROOM {
+            self.records.shrink_to(self.records.len() + LINGER_ROOM);
+        }
     }
 
     /// Keeps `data` (credentials redacted, cut at [`MAX_MESSAGE_BYTES`]),
@@ -226,11 +223,7 @@ impl Flow {
     ) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let r = &mut self.records;
-        if self.sealed {
-            r.reserve_exact(len + 64);
-        } else {
-            r.reserve(len + 64);
-        }
+        r.reserve(len + 64);
         r.extend_from_slice(&unix_ms.to_le_bytes());
         r.push(kind.byte());
         r.push(u8::from(leg == "callee"));
@@ -266,6 +259,10 @@ impl Flow {
         self.records
     }
 }
+
+/// Room a sealed flow keeps for its linger's messages (the 200 for a BYE,
+/// a retransmission or two).
+const LINGER_ROOM: usize = 2 << 10;
 
 /// Room a new flow takes at once: a call's INVITE..BYE on two legs, with
 /// SDP, is 12-14 messages of 300-900 bytes.
@@ -448,27 +445,38 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_flow_holds_no_spare_room_and_still_takes_late_messages() {
+    fn a_sealed_flow_keeps_only_linger_room_and_takes_late_messages_in_place() {
         let peer: SocketAddr = "127.0.0.1:5070".parse().unwrap();
         let mut f = Flow::new(DEFAULT_MAX_BYTES, "10.0.0.1:5060");
-        for i in 0..7 {
+        for i in 0..22 {
             f.push(i, true, peer, "caller", &[b'x'; 500]);
         }
         assert!(
-            f.records.capacity() > f.records.len(),
-            "doubling leaves room"
+            f.records.capacity() - f.records.len() > 2 * LINGER_ROOM,
+            "doubling past the first room leaves slack: {} of {}",
+            f.records.len(),
+            f.records.capacity()
         );
         f.seal();
-        assert_eq!(f.records.capacity(), f.records.len());
-        let before = f.records.len();
-        f.push(9, false, peer, "caller", b"SIP/2.0 200 OK\r\n\r\n");
-        assert!(
-            f.records.capacity() <= before + 18 + 64,
-            "grows by what it needs"
+        assert_eq!(f.records.capacity(), f.records.len() + LINGER_ROOM);
+        let (at, room) = (f.records.as_ptr(), f.records.capacity());
+        f.push(30, false, peer, "caller", b"SIP/2.0 200 OK\r\n\r\n");
+        assert_eq!(
+            (f.records.as_ptr(), f.records.capacity()),
+            (at, room),
+            "no copy"
         );
         let (_, _, entries) = decode(&f.into_stored()).unwrap();
-        assert_eq!(entries.len(), 8);
-        assert_eq!(entries[7].text, "SIP/2.0 200 OK\r\n\r\n");
+        assert_eq!(entries.len(), 23);
+        assert_eq!(entries[22].text, "SIP/2.0 200 OK\r\n\r\n");
+        // A typical call's flow fits its first room and keeps it.
+        let mut small = Flow::new(DEFAULT_MAX_BYTES, "10.0.0.1:5060");
+        for i in 0..12 {
+            small.push(i, i % 2 == 0, peer, "callee", &[b'y'; 500]);
+        }
+        let room = small.records.capacity();
+        small.seal();
+        assert_eq!(small.records.capacity(), room);
     }
 
     #[test]

@@ -461,7 +461,7 @@ impl CallEngine {
             Some((call, leg)) => self.transmit(cx.now, call, leg, src, data),
             None => self.transmit_outside(src, data),
         }
-        if live || !self.stray_byes.insert(tx) {
+        if live || self.stray_byes.insert(tx, ()).is_some() {
             return;
         }
         let call_id = resp.call_id().unwrap_or_default().trim();

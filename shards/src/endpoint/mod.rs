@@ -274,10 +274,18 @@ impl SipEndpoint {
         }
     }
 
-    /// One message this shard owns, parsed once (in `on_datagram`).
-    fn handle(&mut self, now: Now, msg: &Message<'_>, src: SocketAddr, out: &mut Output) {
+    /// One message this shard owns, parsed and checked once (in
+    /// `on_datagram`; `checked` is what [`Message::check_and_keep`] said).
+    fn handle(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        checked: Result<(), crate::sip::ParseError>,
+        src: SocketAddr,
+        out: &mut Output,
+    ) {
         if !msg.is_request() {
-            if msg.check().is_err() {
+            if checked.is_err() {
                 ShardStats::add(&self.ctx.stats.parse_errors, 1);
                 self.drop_message(now, src, "malformed response");
                 return;
@@ -304,7 +312,7 @@ impl SipEndpoint {
             self.drop_message(now, src, "source denied by proxy.acl_rules");
             return;
         }
-        if let Err(e) = msg.check() {
+        if let Err(e) = checked {
             ShardStats::add(&self.ctx.stats.parse_errors, 1);
             match e.status() {
                 Some(code) => {

@@ -125,8 +125,9 @@ impl SipEndpoint {
             match resume {
                 Resume::Register { key } => {
                     self.txs.forget(&key);
-                    if let Ok(msg) = Message::parse(&p.request) {
-                        self.handle(now, &msg, p.src, out);
+                    if let Ok(mut msg) = Message::parse(&p.request) {
+                        let checked = msg.check_and_keep();
+                        self.handle(now, &msg, checked, p.src, out);
                     }
                 }
                 Resume::Invite { tx } | Resume::Route { tx, .. } => {

@@ -217,7 +217,10 @@ impl ShardLogic for SipEndpoint {
         }
         ShardStats::add(&self.stats().handled, 1);
         match parsed {
-            Ok(msg) => self.handle(now, &msg, src, out),
+            Ok(mut msg) => {
+                let checked = msg.check_and_keep();
+                self.handle(now, &msg, checked, src, out);
+            }
             Err(e) => {
                 if !is_keepalive(data) {
                     ShardStats::add(&self.ctx.stats.parse_errors, 1);

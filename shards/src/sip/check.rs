@@ -5,7 +5,7 @@
 use super::error::{ErrorKind, ParseError};
 use super::fields::SipDate;
 use super::header::HeaderName;
-use super::message::{Message, StartLine};
+use super::message::{Kept, Message, StartLine};
 use super::method::Method;
 use super::name_addr::Contact;
 use super::syntax::{is_callid, trim_lws};
@@ -49,16 +49,34 @@ impl<'a> Message<'a> {
     ///   `*` alone), Expires, Date (RFC 1123 GMT), Content-Type, Route and
     ///   Record-Route.
     pub fn check(&self) -> Result<(), ParseError> {
-        self.find_problem().map_err(|e| {
-            let status = if !self.can_respond() {
-                None
-            } else if e.kind() == ErrorKind::Version {
-                Some(505)
-            } else {
-                Some(400)
-            };
-            e.with_status(status)
-        })
+        match self.find_problem() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.answerable(e)),
+        }
+    }
+
+    /// [`Message::check`], keeping the From, To and top Via it parsed, so
+    /// the layers above ([`Message::from`], [`Message::to`],
+    /// [`Message::top_via`]) do not parse them again.
+    pub fn check_and_keep(&mut self) -> Result<(), ParseError> {
+        match self.find_problem() {
+            Ok(kept) => {
+                self.kept = Some(kept);
+                Ok(())
+            }
+            Err(e) => Err(self.answerable(e)),
+        }
+    }
+
+    fn answerable(&self, e: ParseError) -> ParseError {
+        let status = if !self.can_respond() {
+            None
+        } else if e.kind() == ErrorKind::Version {
+            Some(505)
+        } else {
+            Some(400)
+        };
+        e.with_status(status)
     }
 
     /// Whether a response to this message can be formed: a request other than
@@ -72,7 +90,7 @@ impl<'a> Message<'a> {
                 .is_some_and(|v| Via::parse_sent_by(v).is_ok())
     }
 
-    fn find_problem(&self) -> Result<(), ParseError> {
+    fn find_problem(&self) -> Result<Kept<'a>, ParseError> {
         if !self.version().eq_ignore_ascii_case("SIP/2.0") {
             return Err(ParseError::new(
                 ErrorKind::Version,
@@ -130,11 +148,12 @@ impl<'a> Message<'a> {
             };
             return Err(ParseError::new(kind, what).in_header("Call-ID"));
         }
+        let mut top_via = None;
         for via in self.vias() {
-            via?;
+            top_via.get_or_insert(via?);
         }
-        self.from()?;
-        self.to()?;
+        let from = self.from()?;
+        let to = self.to()?;
         self.max_forwards()?;
         let mut contacts = 0;
         let mut star = false;
@@ -155,6 +174,6 @@ impl<'a> Message<'a> {
                 r.map_err(|e| e.in_header(name.as_str()))?;
             }
         }
-        Ok(())
+        Ok(Kept { from, to, top_via })
     }
 }

@@ -112,6 +112,17 @@ pub struct Message<'a> {
     pub(crate) defect: Option<ParseError>,
     /// Content-Length problem (answer 400); the body is then the rest.
     pub(crate) framing: Option<ParseError>,
+    /// What [`Message::check_and_keep`] parsed.
+    pub(super) kept: Option<Kept<'a>>,
+}
+
+/// The headers a checked message has parsed already, and the layers above
+/// read again and again.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Kept<'a> {
+    pub(super) from: NameAddr<'a>,
+    pub(super) to: NameAddr<'a>,
+    pub(super) top_via: Option<Via<'a>>,
 }
 
 impl<'a> Message<'a> {
@@ -154,6 +165,7 @@ impl<'a> Message<'a> {
             content_length: None,
             defect: None,
             framing: None,
+            kept: None,
         };
         let mut current: Option<usize> = None;
         let mut defect: Option<ParseError> = None;
@@ -472,11 +484,17 @@ impl<'a> Message<'a> {
 
     /// From (first one).
     pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
+        if let Some(kept) = &self.kept {
+            return Ok(kept.from);
+        }
         NameAddr::parse(self.required(HeaderName::From)?).map_err(|e| e.in_header("From"))
     }
 
     /// To (first one).
     pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
+        if let Some(kept) = &self.kept {
+            return Ok(kept.to);
+        }
         NameAddr::parse(self.required(HeaderName::To)?).map_err(|e| e.in_header("To"))
     }
 
@@ -493,6 +511,9 @@ impl<'a> Message<'a> {
 
     /// The top Via element.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
+        if let Some(via) = self.kept.and_then(|k| k.top_via) {
+            return Ok(via);
+        }
         match self.header_raw(HeaderName::Via) {
             Some(v) => Via::parse_prefix(v, true)
                 .map(|(via, _)| via)

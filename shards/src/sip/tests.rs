@@ -445,3 +445,26 @@ fn ipv6_reference_with_the_abnf_extra_colon() {
         assert!(Host::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn check_and_keep_keeps_what_a_fresh_parse_gives() {
+    let messages = [
+        "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa, SIP/2.0/TCP h2;branch=z9hG4bKb\r\nVia: SIP/2.0/UDP h3\r\nFrom: \"Al\" <sip:alice@example.com>;tag=f1\r\nTo: sip:bob@example.com\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+        "SIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP\r\n  10.0.0.1:5060;rport=5;received=10.0.0.9;branch=z9hG4bKc\r\nf: <sip:a@b>;tag=1\r\nt: <sip:c@d;user=phone>;tag=2\r\ni: c2\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n",
+    ];
+    for text in messages {
+        let fresh = Message::parse(text.as_bytes()).unwrap();
+        let mut kept = Message::parse(text.as_bytes()).unwrap();
+        kept.check_and_keep().unwrap();
+        assert_eq!(kept.from(), fresh.from(), "{text}");
+        assert_eq!(kept.to(), fresh.to(), "{text}");
+        assert_eq!(kept.top_via(), fresh.top_via(), "{text}");
+        assert_eq!(kept.check(), fresh.check());
+    }
+    // A message that fails keeps nothing and says why, as check does.
+    let bad = "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKd\r\nFrom: <sip:a@b\r\nTo: <sip:c@d>\r\nCall-ID: c3\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let mut m = Message::parse(bad.as_bytes()).unwrap();
+    let e = m.check_and_keep().unwrap_err();
+    assert_eq!(Err(e), Message::parse(bad.as_bytes()).unwrap().check());
+    assert!(m.from().is_err());
+}

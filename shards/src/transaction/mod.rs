@@ -92,6 +92,7 @@ mod server_invite;
 mod server_non_invite;
 mod table;
 mod timers;
+mod txmap;
 
 #[cfg(test)]
 mod tests;
@@ -104,6 +105,7 @@ pub use ack::{build_ack, build_cancel};
 pub use key::{cancel_target, KeyError, TransactionKey};
 pub use table::TransactionTable;
 pub use timers::Timer;
+pub use txmap::TxMap;
 
 /// Bytes handed to the transport. Shared, so a retransmission is a reference
 /// count, not a copy.
