@@ -141,7 +141,27 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, label: &str) {
             w.finish(b"")
         });
     });
+    // A finished call's flow: twelve messages captured, then compressed for
+    // the store (shard and control core, once per call).
+    g.bench_function("flow_call_capture_pack", |b| {
+        b.iter(|| flow_call(black_box(&req), src));
+    });
     g.finish();
+}
+
+/// Captures the twelve messages of a call (the INVITE's size each) and packs
+/// the flow as the store keeps it; returns the stored length.
+fn flow_call(req: &Message<'_>, peer: std::net::SocketAddr) -> usize {
+    let mut flow = shards::call::flow::Flow::new(64 << 10, "192.0.2.10:5060");
+    for i in 0..12u64 {
+        if i % 2 == 0 {
+            flow.push_checked(1_795_000_000_000 + i, peer, "caller", req);
+        } else {
+            flow.push(1_795_000_000_000 + i, false, peer, "callee", req.as_bytes());
+        }
+    }
+    flow.seal();
+    shards::store::flow_pack::pack(&flow.into_stored()).len()
 }
 
 fn wall(c: &mut Criterion) {
@@ -186,6 +206,9 @@ fn main() {
     best_of("parse_and_check", || {
         Message::parse(black_box(INVITE)).map_or(0, |m| usize::from(m.check().is_ok()))
     });
+    let req = Message::parse(INVITE).unwrap();
+    let src = "198.51.100.23:5060".parse().unwrap();
+    best_of("flow_call_capture_pack", || flow_call(black_box(&req), src));
     wall_time();
     cpu_time();
     Criterion::default().configure_from_args().final_summary();
