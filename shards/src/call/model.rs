@@ -175,8 +175,9 @@ impl Leg {
 /// How a call began.
 pub(super) enum Origin {
     /// An INVITE from the caller: our server dialog, answered through its
-    /// server transaction (the bytes, to build responses from).
-    Invite { request: Vec<u8> },
+    /// server transaction. `head`: what every response to it copies from
+    /// it ([`crate::sip::response_head`], with our To tag), written once.
+    Invite { request: Vec<u8>, head: Vec<u8> },
     /// Click-to-dial: we called the first party (our client dialog on the
     /// caller leg); it is up once it answered.
     ClickToDial,
@@ -292,9 +293,17 @@ impl Call {
     }
 
     /// The caller's INVITE, when the call began with one.
+    /// The response head of the caller's INVITE (see [`Origin::Invite`]).
+    pub(super) fn invite_response_head(&self) -> Option<&[u8]> {
+        match &self.origin {
+            Origin::Invite { head, .. } => Some(head),
+            Origin::ClickToDial => None,
+        }
+    }
+
     pub(super) fn invite(&self) -> Option<&[u8]> {
         match &self.origin {
-            Origin::Invite { request } => Some(request),
+            Origin::Invite { request, .. } => Some(request),
             Origin::ClickToDial => None,
         }
     }

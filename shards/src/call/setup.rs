@@ -16,7 +16,7 @@ use super::record::{dialled_number, number_of, Ending};
 use super::timers::Deadline;
 use crate::auth::client;
 use crate::media::relay::{SdpOrigin, Side};
-use crate::sip::{escape_user, unescape, HeaderName, Message, Method, Writer};
+use crate::sip::{escape_user, response_head, unescape, HeaderName, Message, Method, Writer};
 use crate::transaction::TxId;
 
 /// Keeps display name and URI of a name-addr, drops a `;tag=` parameter.
@@ -114,6 +114,8 @@ impl CallEngine {
         let now = cx.now;
         let invite = new.invite;
         let local_tag = self.ids.tag();
+        let mut head = Vec::with_capacity(invite.as_bytes().len().min(1024));
+        response_head(&mut head, invite, Some(&local_tag), Some(new.src));
         let caller = caller_dialog(invite, new.src, local_tag);
         let call_id = caller.call_id.clone();
         let caller_uri = uri_of(invite, HeaderName::From);
@@ -126,6 +128,7 @@ impl CallEngine {
             caller_tx: new.tx,
             origin: Origin::Invite {
                 request: invite.as_bytes().to_vec(),
+                head,
             },
             caller_addr: new.src,
             legs: Vec::new(),
@@ -751,17 +754,10 @@ impl CallEngine {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        let Some(Ok(invite)) = c.invite().map(Message::parse) else {
+        let Some(head) = c.invite_response_head() else {
             return;
         };
-        let mut w = Writer::response_to(
-            &mut self.buf,
-            &invite,
-            code,
-            reason,
-            Some(&c.caller.local_tag),
-            Some(c.caller_addr),
-        );
+        let mut w = Writer::response_with_head(&mut self.buf, code, reason, head);
         w.header("Server", &self.cfg.server_name);
         if code < 300 {
             w.header("Contact", &contact);

@@ -60,44 +60,23 @@ impl<'v> Writer<'v> {
         to_tag: Option<&str>,
         source: Option<SocketAddr>,
     ) -> Self {
-        let mut w = Self::response(out, code, reason);
-        for (n, via) in req.headers_named(HeaderName::Via).enumerate() {
-            w.out.extend_from_slice(b"Via: ");
-            match source {
-                Some(src) if n == 0 => match Via::parse_prefix(via.raw_value, false) {
-                    Ok((top, rest)) => {
-                        top.write_stamped(w.out, src);
-                        put_value(w.out, rest, via.is_folded());
-                    }
-                    Err(_) => put_value(w.out, via.raw_value, via.is_folded()),
-                },
-                _ => put_value(w.out, via.raw_value, via.is_folded()),
-            }
-            w.out.extend_from_slice(b"\r\n");
-        }
-        w.copy_first(req, HeaderName::From, b"From: ");
-        if let Some(to) = req.headers_named(HeaderName::To).next() {
-            w.out.extend_from_slice(b"To: ");
-            put_value(w.out, to.raw_value, to.is_folded());
-            if let Some(tag) = to_tag {
-                if tag_only(to.raw_value).is_none() {
-                    w.out.extend_from_slice(b";tag=");
-                    put_clean(w.out, tag);
-                }
-            }
-            w.out.extend_from_slice(b"\r\n");
-        }
-        w.copy_first(req, HeaderName::CallId, b"Call-ID: ");
-        w.copy_first(req, HeaderName::CSeq, b"CSeq: ");
+        let w = Self::response(out, code, reason);
+        response_head(w.out, req, to_tag, source);
         w
     }
 
-    fn copy_first(&mut self, req: &Message<'_>, name: HeaderName<'_>, prefix: &[u8]) {
-        if let Some(h) = req.headers_named(name).next() {
-            self.out.extend_from_slice(prefix);
-            put_value(self.out, h.raw_value, h.is_folded());
-            self.out.extend_from_slice(b"\r\n");
-        }
+    /// A response whose copied lines ([`response_head`] of its request)
+    /// were written before: a call answers its INVITE several times (180,
+    /// 183, 200) from one head.
+    pub fn response_with_head(
+        out: &'v mut Vec<u8>,
+        code: u16,
+        reason: Option<&str>,
+        head: &[u8],
+    ) -> Self {
+        let w = Self::response(out, code, reason);
+        w.out.extend_from_slice(head);
+        w
     }
 
     /// Adds a header line. Do not add Content-Length: `finish` does.
@@ -214,6 +193,54 @@ pub fn write_head_only(out: &mut Vec<u8>, msg: &Message<'_>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
+
+/// The lines of a response to `req` that come from the request, as
+/// [`Writer::response_to`] writes them after the status line: every Via
+/// (the top one stamped with `received`/`rport` when `source` is given),
+/// From, To (with `;tag=to_tag` when it has none), Call-ID and CSeq.
+pub fn response_head(
+    out: &mut Vec<u8>,
+    req: &Message<'_>,
+    to_tag: Option<&str>,
+    source: Option<SocketAddr>,
+) {
+    for (n, via) in req.headers_named(HeaderName::Via).enumerate() {
+        out.extend_from_slice(b"Via: ");
+        match source {
+            Some(src) if n == 0 => match Via::parse_prefix(via.raw_value, false) {
+                Ok((top, rest)) => {
+                    top.write_stamped(out, src);
+                    put_value(out, rest, via.is_folded());
+                }
+                Err(_) => put_value(out, via.raw_value, via.is_folded()),
+            },
+            _ => put_value(out, via.raw_value, via.is_folded()),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    copy_first(out, req, HeaderName::From, b"From: ");
+    if let Some(to) = req.headers_named(HeaderName::To).next() {
+        out.extend_from_slice(b"To: ");
+        put_value(out, to.raw_value, to.is_folded());
+        if let Some(tag) = to_tag {
+            if tag_only(to.raw_value).is_none() {
+                out.extend_from_slice(b";tag=");
+                put_clean(out, tag);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    copy_first(out, req, HeaderName::CallId, b"Call-ID: ");
+    copy_first(out, req, HeaderName::CSeq, b"CSeq: ");
+}
+
+fn copy_first(out: &mut Vec<u8>, req: &Message<'_>, name: HeaderName<'_>, prefix: &[u8]) {
+    if let Some(h) = req.headers_named(name).next() {
+        out.extend_from_slice(prefix);
+        put_value(out, h.raw_value, h.is_folded());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Appends `s` with CR and LF replaced by spaces.
@@ -376,6 +403,24 @@ Call-ID: abc123@10.0.0.1\r\n\
 CSeq: 7 INVITE\r\n\
 Max-Forwards: 70\r\n\
 Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_response_from_a_written_head_is_the_one_response_to_writes() {
+        let req = Message::parse(INVITE).unwrap();
+        let src: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+        let mut head = Vec::new();
+        response_head(&mut head, &req, Some("ours"), Some(src));
+        for (code, reason) in [(180, None), (200, Some("OK")), (486, None)] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut w = Writer::response_to(&mut a, &req, code, reason, Some("ours"), Some(src));
+            w.header("Server", "x");
+            w.finish(b"");
+            let mut w = Writer::response_with_head(&mut b, code, reason, &head);
+            w.header("Server", "x");
+            w.finish(b"");
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn response_round_trip() {

@@ -78,7 +78,7 @@ mod via;
 #[cfg(test)]
 mod tests;
 
-pub use build::{reason_phrase, write_head_only, write_request, Writer};
+pub use build::{reason_phrase, response_head, write_head_only, write_request, Writer};
 pub use error::{ErrorKind, ParseError};
 pub use fields::{parse_delta_seconds, parse_max_forwards, CSeq, MediaType, SipDate};
 pub use header::HeaderName;

@@ -27,6 +27,8 @@ pub(crate) struct ClientInvite {
     reliable: bool,
     state: State,
     request: Bytes,
+    /// Whether `request` still carries a body (`drop_body` has work).
+    body: bool,
     ack: Option<Bytes>,
     /// Timer A.
     retransmit: Retransmit,
@@ -55,6 +57,7 @@ impl ClientInvite {
             reliable,
             state: State::Calling,
             request,
+            body: true,
             ack: None,
             retransmit: Retransmit::default(),
             end: Deadline::default(),
@@ -66,6 +69,13 @@ impl ClientInvite {
         }
         tx.end.set(now, cfg.timeout_ms(), Timer::B);
         tx
+    }
+
+    /// Says whether the request has a body (so [`ClientInvite::start`]'s
+    /// caller, which parsed it, spares `drop_body` a parse when it has none).
+    pub(crate) fn with_body(mut self, body: bool) -> Self {
+        self.body = body;
+        self
     }
 
     pub(crate) fn state(&self) -> State {
@@ -158,12 +168,12 @@ impl ClientInvite {
     /// retransmitted finals: the TU's ACK of a 2xx takes the request's
     /// headers, not its body, so the request is kept without the SDP.
     fn drop_body(&mut self, scratch: &mut Vec<u8>) {
-        match Message::parse(&self.request) {
-            Ok(msg) if !msg.body().is_empty() => {
-                write_head_only(scratch, &msg);
-                self.request = Bytes::from(&scratch[..]);
-            }
-            _ => {}
+        if !std::mem::take(&mut self.body) {
+            return;
+        }
+        if let Ok(msg) = Message::parse(&self.request) {
+            write_head_only(scratch, &msg);
+            self.request = Bytes::from(&scratch[..]);
         }
     }
 

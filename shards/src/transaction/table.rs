@@ -348,7 +348,7 @@ impl TransactionTable {
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Result<TxId, TxError> {
-        let (key, invite) = {
+        let (key, invite, body) = {
             let msg = Message::parse(&data).map_err(|_| TxError::Malformed)?;
             let method = msg.method().ok_or(TxError::Malformed)?;
             if method == Method::Ack {
@@ -358,7 +358,11 @@ impl TransactionTable {
             if self.find(&view).is_some() {
                 return Err(TxError::Duplicate);
             }
-            (TransactionKey::from_view(&view), method == Method::Invite)
+            (
+                TransactionKey::from_view(&view),
+                method == Method::Invite,
+                !msg.body().is_empty(),
+            )
         };
         if !self.make_room(out) {
             return Err(TxError::Full);
@@ -366,9 +370,9 @@ impl TransactionTable {
         let cfg = self.cfg;
         let id = self.insert(key, |id| {
             if invite {
-                Machine::ClientInvite(ClientInvite::start(
-                    id, now, &cfg, data, dest, reliable, out,
-                ))
+                Machine::ClientInvite(
+                    ClientInvite::start(id, now, &cfg, data, dest, reliable, out).with_body(body),
+                )
             } else {
                 Machine::ClientNonInvite(ClientNonInvite::start(
                     id, now, &cfg, data, dest, reliable, out,
