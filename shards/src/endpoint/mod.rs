@@ -494,9 +494,10 @@ impl SipEndpoint {
     /// Loop detection (RFC 3261 16.3 step 4): an INVITE that already went
     /// through us carries a Via we wrote.
     pub(super) fn looped(&self, msg: &Message<'_>) -> bool {
-        let ours = format!("{}:{}", self.settings.sip_host, self.settings.sip_port);
+        let ours = crate::sip::Host::parse(&self.settings.sip_host).ok();
         msg.vias().filter_map(Result::ok).any(|v| {
-            format!("{}:{}", v.host, v.port_or_default()).eq_ignore_ascii_case(&ours)
+            v.port_or_default() == self.settings.sip_port
+                && ours.is_some_and(|h| same_host(h, v.host))
                 && v.branch().is_some_and(|b| {
                     b.starts_with(crate::call::ids::BRANCH_PREFIX)
                         && b.as_bytes().get(7) == Some(&b'-')
@@ -620,3 +621,13 @@ fn to_tag(msg: &Message<'_>) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether two hosts are the same: names without regard to case, addresses
+/// by value.
+fn same_host(a: crate::sip::Host<'_>, b: crate::sip::Host<'_>) -> bool {
+    use crate::sip::Host;
+    match (a, b) {
+        (Host::Name(x), Host::Name(y)) => x.eq_ignore_ascii_case(y),
+        _ => a.ip().is_some() && a.ip() == b.ip(),
+    }
+}
