@@ -1,10 +1,12 @@
 //! Stored SIP flows: `decode` and `to_json` (what `GET .../sip-flow` serves
 //! from the store) never panic on any stored bytes, agree on the number of
-//! messages, and what `Flow::push` + `encode` write decodes to what was pushed.
+//! messages, and what `Flow::push` + `into_stored` write decodes to what was pushed.
 
 use std::net::SocketAddr;
 
-use shards::call::flow::{decode, to_json, EntryKind, Flow, MAX_MESSAGES, MAX_MESSAGE_BYTES};
+use shards::call::flow::{
+    decode, to_json, EntryKind, Flow, DEFAULT_MAX_BYTES, MAX_MESSAGES, MAX_MESSAGE_BYTES,
+};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| run(data));
@@ -21,7 +23,7 @@ fn run(data: &[u8]) {
         assert_eq!(json["dropped"].as_u64(), Some(*dropped));
     }
     // As pushes: each chunk of the input is one message.
-    let mut flow = Flow::default();
+    let mut flow = Flow::new(DEFAULT_MAX_BYTES, "198.51.100.1:5060");
     let mut pushed = Vec::new();
     for (i, chunk) in data.split(|&b| b == 0xff).enumerate() {
         let ms = u64::from_le_bytes(
@@ -46,7 +48,7 @@ fn run(data: &[u8]) {
             pushed.push((ms, inbound, peer.to_string(), leg, chunk.len()));
         }
     }
-    let stored = flow.encode("198.51.100.1:5060");
+    let stored = flow.into_stored();
     let (local, dropped, entries) = decode(&stored).expect("our own flow decodes");
     assert_eq!(local, "198.51.100.1:5060");
     // Every push is kept or counted; a flow past its byte cap ends with one
