@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use crate::cdr::time_fmt::rfc3339_ms;
+use crate::sip::build::{put_ip, put_uint};
 use crate::sip::{HeaderName, Message};
 
 /// Messages kept per call; later ones are counted, not kept.
@@ -150,12 +151,10 @@ impl Flow {
         leg: &'static str,
         data: &[u8],
     ) {
-        if self.count >= MAX_MESSAGES || self.truncated {
-            self.dropped += 1;
-            return;
+        if self.takes_more() {
+            let data = super::redact::credentials(data);
+            self.keep(unix_ms, inbound, peer, leg, &data);
         }
-        let data = super::redact::credentials(data);
-        self.keep(unix_ms, inbound, peer, leg, &data);
     }
 
     /// [`Flow::push`] of a message that came in and passed
@@ -174,11 +173,18 @@ impl Flow {
             || msg.header_count(HeaderName::ProxyAuthorization) > 0;
         if credentials {
             self.push(unix_ms, true, peer, leg, msg.as_bytes());
-        } else if self.count >= MAX_MESSAGES || self.truncated {
-            self.dropped += 1;
-        } else {
+        } else if self.takes_more() {
             self.keep(unix_ms, true, peer, leg, msg.as_bytes());
         }
+    }
+
+    /// Whether another message may be kept; if not, it is counted as dropped.
+    fn takes_more(&mut self) -> bool {
+        let full = self.count >= MAX_MESSAGES || self.truncated;
+        if full {
+            self.dropped += 1;
+        }
+        !full
     }
 
     fn keep(
@@ -271,34 +277,17 @@ const INITIAL_ROOM: usize = 8 << 10;
 /// `ip:port` as `SocketAddr`'s `Display` writes it; an IPv4 address
 /// digit by digit (every captured message writes one).
 fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
-    let SocketAddr::V4(v4) = addr else {
-        use std::io::Write;
-        let _ = write!(out, "{addr}");
-        return;
-    };
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
+    match addr {
+        SocketAddr::V4(v4) => {
+            put_ip(out, std::net::IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            put_uint(out, u64::from(v4.port()));
         }
-        push_decimal(out, u32::from(octet));
-    }
-    out.push(b':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+        SocketAddr::V6(_) => {
+            use std::io::Write;
+            let _ = write!(out, "{addr}");
         }
     }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Reads what [`Flow::into_stored`] gave: (local address, dropped, messages in

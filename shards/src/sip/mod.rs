@@ -61,7 +61,7 @@
 //! [`Writer::finish`] (always writes Content-Length). [`Via::response_dest`] says
 //! where a response goes (RFC 3261 18.2.2, RFC 3581).
 
-mod build;
+pub(crate) mod build;
 mod check;
 mod error;
 mod fields;
