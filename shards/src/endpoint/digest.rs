@@ -38,9 +38,14 @@ impl SipEndpoint {
         } else {
             HeaderName::Authorization
         };
-        let values: Vec<&str> = msg.headers_named(header).map(|h| h.raw_value).collect();
-        let value =
-            credentials_for_realm(values.iter().copied(), realm).or(values.first().copied());
+        let first = msg.headers_named(header).next().map(|h| h.raw_value);
+        // One header (the usual case) is the one whatever its realm, so it
+        // is parsed once, by `begin`; of several, the one for our realm.
+        let value = if msg.header_count(header) > 1 {
+            credentials_for_realm(msg.headers_named(header).map(|h| h.raw_value), realm).or(first)
+        } else {
+            first
+        };
         let binding = msg.call_id().unwrap_or_default();
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
         let pending = match self.auth.begin(now.unix, value, realm, binding) {

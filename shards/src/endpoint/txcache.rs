@@ -5,8 +5,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::rc::Rc;
 
-use crate::sip::{Message, Method};
+use crate::sip::{Host, Message, Method};
 
 /// How long a completed transaction answers retransmissions (64 * T1).
 pub const TIMER_J_MS: u64 = 32_000;
@@ -24,7 +25,21 @@ pub(super) fn tx_key(msg: &Message<'_>, method: &Method<'_>) -> Vec<u8> {
         Ok(via) if via.is_rfc3261() => {
             key.extend_from_slice(via.branch().unwrap_or_default().as_bytes());
             key.push(0);
-            key.extend_from_slice(via.host.to_string().as_bytes());
+            // Names as written, addresses by value (no text to format).
+            match via.host {
+                Host::Name(name) => {
+                    key.push(b'n');
+                    key.extend_from_slice(name.as_bytes());
+                }
+                Host::V4(ip) => {
+                    key.push(b'4');
+                    key.extend_from_slice(&ip.octets());
+                }
+                Host::V6(ip) => {
+                    key.push(b'6');
+                    key.extend_from_slice(&ip.octets());
+                }
+            }
             key.extend_from_slice(&via.port_or_default().to_be_bytes());
             key.push(0);
             key.extend_from_slice(method.as_bytes());
@@ -68,10 +83,11 @@ enum Entry {
     Answered(Vec<u8>, SocketAddr),
 }
 
-/// The cache, bounded in size; oldest entries go first.
+/// The cache, bounded in size; oldest entries go first. A key is stored
+/// once, shared by its entry and its records in `order`.
 pub struct TxCache {
-    entries: HashMap<Vec<u8>, (u64, Entry)>,
-    order: VecDeque<(u64, Vec<u8>)>,
+    entries: HashMap<Rc<[u8]>, (u64, Entry)>,
+    order: VecDeque<(u64, Rc<[u8]>)>,
     capacity: usize,
 }
 
@@ -95,8 +111,9 @@ impl TxCache {
         }
         self.make_room();
         let until = now_ms + TIMER_J_MS;
-        self.entries.insert(key.to_vec(), (until, Entry::Pending));
-        self.order.push_back((until, key.to_vec()));
+        let key: Rc<[u8]> = Rc::from(key);
+        self.entries.insert(key.clone(), (until, Entry::Pending));
+        self.order.push_back((until, key));
         Seen::New
     }
 
@@ -122,10 +139,14 @@ impl TxCache {
 
     /// Records the final response sent for `key`.
     pub fn answered(&mut self, now_ms: u64, key: &[u8], response: &[u8], dst: SocketAddr) {
+        let Some(shared) = self.entries.get_key_value(key).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        let until = now_ms + TIMER_J_MS;
         if let Some(e) = self.entries.get_mut(key) {
-            *e = (now_ms + TIMER_J_MS, Entry::Answered(response.to_vec(), dst));
-            self.order.push_back((now_ms + TIMER_J_MS, key.to_vec()));
+            *e = (until, Entry::Answered(response.to_vec(), dst));
         }
+        self.order.push_back((until, shared));
     }
 
     /// Forgets `key` (a request that was dropped, so a retransmission is new).
@@ -160,6 +181,35 @@ impl TxCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_of(via: &str, method: &str) -> Vec<u8> {
+        let text = format!(
+            "{method} sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKq\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n"
+        );
+        let msg = Message::parse(text.as_bytes()).unwrap();
+        tx_key(&msg, &msg.method().unwrap())
+    }
+
+    #[test]
+    fn keys_tell_sent_by_and_method_apart_and_match_an_ack_to_its_invite() {
+        let base = key_of("192.0.2.1:5060", "INVITE");
+        assert_eq!(key_of("192.0.2.1", "INVITE"), base, "default port");
+        assert_eq!(key_of("192.0.2.1:5060", "ACK"), base);
+        for other in [
+            key_of("192.0.2.2:5060", "INVITE"),
+            key_of("192.0.2.1:5062", "INVITE"),
+            key_of("[2001:db8::1]:5060", "INVITE"),
+            key_of("host.example:5060", "INVITE"),
+            key_of("192.0.2.1:5060", "REGISTER"),
+        ] {
+            assert_ne!(other, base);
+        }
+        assert_ne!(
+            key_of("Host.example", "OPTIONS"),
+            key_of("host.example", "OPTIONS"),
+            "names as written"
+        );
+    }
 
     #[test]
     fn retransmissions_get_the_cached_answer_until_timer_j() {
