@@ -69,7 +69,9 @@ impl IdGen {
         tag
     }
 
-    /// A Via branch with the magic cookie (64 random bits).
+    /// A Via branch with the magic cookie (64 random bits). The engine
+    /// appends one to its Via with [`IdGen::push_branch`].
+    #[cfg(test)]
     pub fn branch(&mut self) -> String {
         let mut branch = String::with_capacity(BRANCH_PREFIX.len() + 17);
         self.push_branch(&mut branch);
@@ -94,10 +96,7 @@ impl IdGen {
 
 /// Appends `v` as 16 lowercase hex digits (`{:016x}`).
 fn push_hex(out: &mut String, v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..16).rev() {
-        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
-    }
+    crate::auth::digest::push_hex(out, &v.to_be_bytes());
 }
 
 #[cfg(test)]
