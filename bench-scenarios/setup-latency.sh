@@ -5,9 +5,16 @@
 #
 # usage: bench-scenarios/setup-latency.sh [--rate CPS] [--seconds S] [--shards K]
 #            [--runtime LINE] [--bin PATH] [--keep]
+#        bench-scenarios/setup-latency.sh --kamailio [--children W] [--peers DIR]
+#            [--rate CPS] [--seconds S] [--keep]
 #
 #   --runtime LINE  an extra line for the server's [runtime] table, e.g.
 #                   'poll_interval_us = 0' (repeatable)
+#   --kamailio      the same measurement of the peer: Kamailio's stateful proxy
+#                   (PEERS/kamailio/proxy.cfg, W workers, default 1, as in
+#                   compare-calls.sh) between the same sipp caller and callee,
+#                   so the VM's own tail can be told from ours. A proxy keeps
+#                   the Call-ID, so the pairing below works unchanged.
 #
 # Setup as overload.sh: callers from a trunk's inbound_hosts (127.0.0.1) running
 # bench-scenarios/uac_overload.xml (sipp's built-in uac; its SDP session id is the
@@ -33,6 +40,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 RATE=2250 SECS=20 SHARDS=2 BIN="$REPO/target/release/shardpbx" KEEP=0 RUNTIME_EXTRA="" ARGS="$*"
+KAM=0 CHILDREN=1 PEERS="${PEERS:-$REPO/../shared/peers}"
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -41,24 +49,33 @@ while (( $# > 0 )); do
     --runtime) RUNTIME_EXTRA+="$2"$'\n'; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    --kamailio) KAM=1; shift ;;
+    --children) CHILDREN="$2"; shift 2 ;;
+    --peers) PEERS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "setup-latency: unknown option $1" >&2; exit 2 ;;
   esac
 done
-for v in RATE SECS SHARDS; do
+for v in RATE SECS SHARDS CHILDREN; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "setup-latency: --${v,,} must be a positive integer" >&2; exit 2; }
 done
 N=$(( RATE * SECS ))
-BENCH=setup-latency SRV_PID="" UAS="" CAP="" UAC=""
+BENCH=setup-latency SRV_PID="" UAS="" CAP="" UAC="" KAM_PID=""
 # shellcheck source=bench-scenarios/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 need_tool sipp sip-tester
 need_tool tcpdump tcpdump
-ensure_release_bin "$REPO" "$BIN"
+if (( KAM )); then
+  need_tool kamailio kamailio
+  [[ -f "$PEERS/kamailio/proxy.cfg" ]] || bench_die "no $PEERS/kamailio/proxy.cfg (give --peers DIR)"
+else
+  ensure_release_bin "$REPO" "$BIN"
+fi
 TMP="$(mktemp -d)"
 cleanup() {
   for p in "$UAC" "$CAP" "$UAS"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null || true; done
   stop_server
+  kam_stop
   wait 2>/dev/null || true
   if (( KEEP )); then echo "kept: $TMP"; else rm -rf "$TMP"; fi
 }
@@ -66,19 +83,27 @@ trap cleanup EXIT INT TERM
 
 # free_ports picks above the RTP range (20000-39999).
 read -r SIP HTTP UASP < <(free_ports 3)
-write_noauth_config "$TMP" "$SIP" "$HTTP" "$SHARDS" "$RUNTIME_EXTRA" ""
-"$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV_PID=$!
-wait_sip_ready "$SIP" "$SRV_PID" 10 || { tail -5 "$TMP/server.log" >&2; bench_die "server did not answer OPTIONS"; }
-
 WALL=$(( SECS + 60 ))
-(cd "$TMP" && timeout "$WALL" sipp -sn uas -i 127.0.0.1 -p "$UASP" -nostdin -buff_size 4194304 \
-   -m "$N" > /dev/null 2>&1) & UAS=$!
-register_user "$SIP" 1002 secret1002 "$UASP" || bench_die "callee registration failed"
+if (( KAM )); then
+  kam_start "$PEERS/kamailio/proxy.cfg" "$TMP/kam" "$SIP" "$UASP" 4096 -A "KAM_CHILDREN=$CHILDREN" -x fm -X fm
+  (cd "$TMP" && timeout "$WALL" sipp -sn uas -i 127.0.0.1 -p "$UASP" -nostdin -buff_size 4194304 \
+     -m "$N" > /dev/null 2>&1) & UAS=$!
+  wait_udp_bound "$UASP" 10 "$UAS" || bench_die "sipp uas did not bind 127.0.0.1:$UASP"
+  WHO="kamailio proxy.cfg ($CHILDREN worker(s))"
+else
+  write_noauth_config "$TMP" "$SIP" "$HTTP" "$SHARDS" "$RUNTIME_EXTRA" ""
+  "$BIN" run --config "$TMP/pbx.toml" 2> "$TMP/server.log" & SRV_PID=$!
+  wait_sip_ready "$SIP" "$SRV_PID" 10 || { tail -5 "$TMP/server.log" >&2; bench_die "server did not answer OPTIONS"; }
+  (cd "$TMP" && timeout "$WALL" sipp -sn uas -i 127.0.0.1 -p "$UASP" -nostdin -buff_size 4194304 \
+     -m "$N" > /dev/null 2>&1) & UAS=$!
+  register_user "$SIP" 1002 secret1002 "$UASP" || bench_die "callee registration failed"
+  WHO="shardpbx $SHARDS shard(s)"
+fi
 
 timeout "$WALL" tcpdump -i lo -n -B 65536 -s 4096 -w "$TMP/cap.pcap" "udp port $SIP" 2> "$TMP/tcpdump.log" & CAP=$!
 for _ in $(seq 50); do grep -qs "listening on" "$TMP/tcpdump.log" && break; sleep 0.1; done
 
-echo "== setup-latency: shardpbx $SHARDS shard(s), $RATE CPS for $SECS s ($N calls, INVITE..BYE, media none), capture on lo"
+echo "== setup-latency: $WHO, $RATE CPS for $SECS s ($N calls, INVITE..BYE, media none), capture on lo"
 echo "date $(date -u '+%Y-%m-%d %H:%M:%S UTC'); machine: $(nproc) CPUs, kernel $(uname -r); command: bench-scenarios/setup-latency.sh $ARGS"
 (cd "$TMP" && timeout "$WALL" sipp -sf "$SCRIPT_DIR/uac_overload.xml" -s 1002 -i 127.0.0.1 -p 0 \
    -r "$RATE" -m "$N" -l $(( RATE * 10 )) -nostdin -buff_size 4194304 -recv_timeout 10000 \
