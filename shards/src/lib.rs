@@ -64,4 +64,5 @@ pub mod store;
 mod testkit;
 pub mod time;
 pub mod transaction;
+pub mod transport;
 pub mod users;

@@ -89,3 +89,9 @@ pub use params::{Param, ParamIter, Params};
 pub use syntax::{escape_user, is_dialable_user, unescape, unfold, unquote};
 pub use uri::{Host, Scheme, Uri};
 pub use via::{ResponseDest, Transport, Via, MAGIC_COOKIE};
+
+/// Whether a header name is Content-Length (full or compact, any case):
+/// the one header a stream transport must read before parsing.
+pub(crate) fn is_content_length_name(name: &[u8]) -> bool {
+    HeaderName::ContentLength.id() == Some(header::classify(name))
+}

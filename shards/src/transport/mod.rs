@@ -1,0 +1,100 @@
+//! How a SIP message reached the shard and how a peer is reached again:
+//! [`Peer`] (an address and the link it is on: a UDP socket or one stream
+//! connection) and the sans-IO [`framer`] that cuts messages out of a
+//! stream (RFC 3261 section 18.3, RFC 5626 keep-alives).
+//!
+//! A stream connection belongs to the shard that accepted (or opened) it;
+//! [`ConnId`] names it across shards (the owning shard, the connection's
+//! slot there and the slot's generation, so a closed connection's id never
+//! reaches a new one). A message for a connection of another shard goes to
+//! that shard's inbox, as every other message between shards does.
+
+pub mod framer;
+
+use std::net::SocketAddr;
+
+use crate::sip::Transport;
+
+pub use framer::{Frame, FrameError, Framer, Limits, PONG};
+
+/// One stream connection, named across shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    /// The shard whose loop owns the socket.
+    pub shard: u16,
+    /// The connection's slot in that shard's table.
+    pub slot: u32,
+    /// The slot's generation when the connection was made.
+    pub generation: u32,
+}
+
+/// The link a peer is reached on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// The shards' UDP socket.
+    Udp,
+    /// A TCP connection (plain).
+    Tcp(ConnId),
+}
+
+/// Where a message came from, or where one goes: the peer's address and
+/// the link to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub link: Link,
+}
+
+impl Peer {
+    /// A peer reached over UDP.
+    pub const fn udp(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            link: Link::Udp,
+        }
+    }
+
+    /// A peer on stream connection `conn`.
+    pub const fn tcp(addr: SocketAddr, conn: ConnId) -> Peer {
+        Peer {
+            addr,
+            link: Link::Tcp(conn),
+        }
+    }
+
+    /// The transport token for Via and Contact.
+    pub fn transport(&self) -> Transport<'static> {
+        match self.link {
+            Link::Udp => Transport::Udp,
+            Link::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    /// Connection-oriented: nothing is retransmitted (RFC 3261 17).
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self.link, Link::Udp)
+    }
+
+    /// The stream connection, if the peer is on one.
+    pub fn conn(&self) -> Option<ConnId> {
+        match self.link {
+            Link::Udp => None,
+            Link::Tcp(c) => Some(c),
+        }
+    }
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Peer {
+        Peer::udp(addr)
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.link {
+            Link::Udp => write!(f, "{}", self.addr),
+            Link::Tcp(_) => write!(f, "tcp:{}", self.addr),
+        }
+    }
+}
