@@ -8,7 +8,7 @@
 //! its linger runs out: soon after the call ends when every transaction of
 //! the call has its answer, later when one is still waiting.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::engine::{CallEngine, Output};
 use super::flow::{LINGER_MS, RECHECK_LINGER_MS};
@@ -54,18 +54,18 @@ impl CallEngine {
 
     /// Records a message that came in for one of our calls (or for one
     /// that just ended) in its flow; anything else is ignored.
-    pub(super) fn capture_in(&mut self, unix_ms: u64, peer: SocketAddr, msg: &Message<'_>) {
+    pub(super) fn capture_in(&mut self, unix_ms: u64, peer: Peer, msg: &Message<'_>) {
         let Some(cid) = msg.call_id().map(str::trim) else {
             return;
         };
         if let Some(&(call, leg)) = self.by_call_id.get(cid) {
             if let Some(c) = self.calls.get_mut(&call) {
-                c.flow.push_checked(unix_ms, peer, leg.label(), msg);
+                c.flow.push_checked(unix_ms, peer.addr, leg.label(), msg);
             }
         } else if let Some(call) = self.closing_ids.get(cid) {
             if let Some(c) = self.closing.get_mut(call) {
                 let label = if cid == c.call_id { "caller" } else { "callee" };
-                c.flow.push_checked(unix_ms, peer, label, msg);
+                c.flow.push_checked(unix_ms, peer.addr, label, msg);
             }
         }
     }
@@ -93,7 +93,7 @@ impl CallEngine {
         unix_ms: u64,
         call: u64,
         leg: Leg,
-        peer: SocketAddr,
+        peer: Peer,
         data: &[u8],
     ) {
         let flow = match self.calls.get_mut(&call) {
@@ -103,7 +103,7 @@ impl CallEngine {
                 None => return,
             },
         };
-        flow.push(unix_ms, false, peer, leg.label(), data);
+        flow.push(unix_ms, false, peer.addr, leg.label(), data);
     }
 
     /// The sends of the new INVITE `tx` before it became `call` (its 100

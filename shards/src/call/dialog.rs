@@ -4,7 +4,7 @@
 //! from the peer belongs to it ([`Dialog::admit`]): the Call-ID alone is
 //! not enough, since webhooks, the console and AMI show it to others.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use crate::sip::{Message, Writer};
 
@@ -19,7 +19,7 @@ pub(super) struct Dialog {
     pub(super) remote_uri: String,
     /// Where in-dialog requests go (the peer's Contact).
     pub(super) remote_target: String,
-    pub(super) dest: Option<SocketAddr>,
+    pub(super) dest: Option<Peer>,
     pub(super) local_cseq: u32,
     /// The CSeq of the peer's last request in this dialog (RFC 3261
     /// 12.2.2): a request must count above it.

@@ -30,7 +30,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::idmap::IdMap;
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::dialog::Dialog;
 use super::flow::{Flow, SETTLED_LINGER_MS};
@@ -67,10 +67,7 @@ pub struct EngineConfig {
 pub enum Input<'a> {
     /// A SIP message of the call layer: any response; INVITE, ACK, CANCEL,
     /// BYE, or a request inside a dialog. Already parsed and checked.
-    Sip {
-        msg: &'a Message<'a>,
-        src: SocketAddr,
-    },
+    Sip { msg: &'a Message<'a>, src: Peer },
     /// A new INVITE the endpoint admitted and routed.
     Call(NewCall<'a>),
     /// Click-to-dial. Answered with [`Handled::Originated`].
@@ -124,7 +121,7 @@ pub enum Handled {
 #[derive(Debug)]
 pub enum Output {
     /// Put a SIP message on the wire.
-    Transmit { dest: SocketAddr, data: Bytes },
+    Transmit { dest: Peer, data: Bytes },
     /// A finished call's record, for the store.
     Cdr(Box<Cdr>),
     /// A finished call's SIP flow (JSON), for the store.
@@ -145,7 +142,7 @@ pub struct RefusedRequests {
 
 /// A datagram sent for a new INVITE before it became a call: (unix ms,
 /// where, what).
-type FreshSend = (u64, SocketAddr, Bytes);
+type FreshSend = (u64, Peer, Bytes);
 
 /// What a transaction the engine waits on is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,7 +435,7 @@ impl CallEngine {
     }
 
     /// A SIP message of the call layer.
-    fn on_sip(&mut self, cx: &mut Cx<'_>, msg: &Message<'_>, src: SocketAddr) -> Handled {
+    fn on_sip(&mut self, cx: &mut Cx<'_>, msg: &Message<'_>, src: Peer) -> Handled {
         let now = cx.now;
         self.fresh = None;
         self.capture_in(now.unix_ms, src, msg);
@@ -556,14 +553,7 @@ impl CallEngine {
 
     /// Queues a datagram outside any transaction (an ACK for a 2xx) of
     /// `leg` of `call`, and records it in the call's flow.
-    pub(super) fn transmit(
-        &mut self,
-        now: Now,
-        call: u64,
-        leg: Leg,
-        dest: SocketAddr,
-        data: Bytes,
-    ) {
+    pub(super) fn transmit(&mut self, now: Now, call: u64, leg: Leg, dest: Peer, data: Bytes) {
         self.capture_out(now.unix_ms, call, leg, dest, &data);
         self.out.push_back(Output::Transmit { dest, data });
     }
@@ -592,7 +582,7 @@ impl CallEngine {
     }
 
     /// Queues a datagram that belongs to no call (ACK of a stray 2xx).
-    pub(super) fn transmit_outside(&mut self, dest: SocketAddr, data: Bytes) {
+    pub(super) fn transmit_outside(&mut self, dest: Peer, data: Bytes) {
         self.out.push_back(Output::Transmit { dest, data });
     }
 

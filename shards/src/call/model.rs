@@ -3,8 +3,8 @@
 //! ([`MediaPolicy`]), and the engine's own record of it ([`Call`]: the
 //! caller leg, the callee legs, the phase). No behaviour beyond accessors.
 
+use crate::transport::Peer;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use super::dialog::Dialog;
 use super::flow::Flow;
@@ -19,7 +19,7 @@ pub struct Target {
     /// Request-URI of the callee leg.
     pub uri: String,
     /// Where its INVITE goes.
-    pub dest: SocketAddr,
+    pub dest: Peer,
     /// Credentials to answer a 401/407 from this target with (a trunk's).
     pub credentials: Option<(String, String)>,
     /// The trunk's call slot, held while the leg lives.
@@ -29,7 +29,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(uri: String, dest: SocketAddr) -> Target {
+    pub fn new(uri: String, dest: Peer) -> Target {
         Target {
             uri,
             dest,
@@ -43,7 +43,7 @@ impl Target {
 /// A new call, as the endpoint decided it.
 pub struct NewCall<'a> {
     pub invite: &'a Message<'a>,
-    pub src: SocketAddr,
+    pub src: Peer,
     /// The INVITE's server transaction (from [`super::Handled::Request`]).
     pub tx: TxId,
     pub targets: Vec<Target>,
@@ -67,7 +67,7 @@ impl<'a> NewCall<'a> {
     /// timeout, with no route, trunk or extras; callers change the rest.
     pub fn new(
         invite: &'a Message<'a>,
-        src: SocketAddr,
+        src: Peer,
         tx: TxId,
         targets: Vec<Target>,
         direction: Direction,
@@ -241,7 +241,7 @@ pub(super) struct Call {
     pub(super) origin: Origin,
     /// Where the caller's signalling comes from (the first party's address
     /// for click-to-dial).
-    pub(super) caller_addr: SocketAddr,
+    pub(super) caller_addr: Peer,
     pub(super) legs: Vec<CalleeLeg>,
     /// Targets not tried yet (sequential forking; click-to-dial's targets
     /// until the first party answers).

@@ -4,8 +4,8 @@
 //! or hung up; a carrier's challenge is answered once with the trunk's
 //! credentials. Click-to-dial's first party is answered here too.
 
+use crate::transport::Peer;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use super::dialog::Dialog;
 use super::engine::{best_final, CallEngine, Cx, TxRole};
@@ -88,7 +88,7 @@ fn write_after_2xx(
 }
 
 /// The caller's dialog, as its INVITE sets it up (our server dialog).
-fn caller_dialog(invite: &Message<'_>, src: SocketAddr, local_tag: String) -> Dialog {
+fn caller_dialog(invite: &Message<'_>, src: Peer, local_tag: String) -> Dialog {
     let header = |name| invite.header_raw(name).map(strip_tag).unwrap_or_default();
     Dialog {
         call_id: invite.call_id().unwrap_or_default().to_string(),
@@ -115,13 +115,13 @@ impl CallEngine {
         let invite = new.invite;
         let local_tag = self.ids.tag();
         let mut head = Vec::with_capacity(invite.as_bytes().len().min(1024));
-        response_head(&mut head, invite, Some(&local_tag), Some(new.src));
+        response_head(&mut head, invite, Some(&local_tag), Some(new.src.addr));
         let caller = caller_dialog(invite, new.src, local_tag);
         let call_id = caller.call_id.clone();
         let caller_uri = uri_of(invite, HeaderName::From);
         let id = self.next_id();
         let mut flow = Flow::new(self.cfg.max_flow_bytes, &self.flow_local);
-        flow.push_checked(now.unix_ms, new.src, "caller", invite);
+        flow.push_checked(now.unix_ms, new.src.addr, "caller", invite);
         let call = Call {
             caller_call_id: call_id.clone(),
             caller,
@@ -207,7 +207,7 @@ impl CallEngine {
         cx: &mut Cx<'_>,
         id: u64,
         invite: &Message<'_>,
-        src: SocketAddr,
+        src: Peer,
         record: bool,
     ) -> bool {
         let Some(relay) = cx.relay.as_deref_mut() else {
@@ -392,13 +392,7 @@ impl CallEngine {
     }
 
     /// A response the transaction table passed up.
-    pub(super) fn on_response(
-        &mut self,
-        cx: &mut Cx<'_>,
-        tx: TxId,
-        msg: &Message<'_>,
-        src: SocketAddr,
-    ) {
+    pub(super) fn on_response(&mut self, cx: &mut Cx<'_>, tx: TxId, msg: &Message<'_>, src: Peer) {
         let Some(&(call, role)) = self.by_tx.get(&tx) else {
             self.stray_2xx(cx, tx, msg, src);
             return;
@@ -440,7 +434,7 @@ impl CallEngine {
     /// ended, or a retransmission. Every 2xx is ACKed (RFC 3261 13.2.2.4);
     /// one whose call is gone is also hung up with BYE, once (15), so the
     /// callee does not believe the call is up.
-    fn stray_2xx(&mut self, cx: &mut Cx<'_>, tx: TxId, resp: &Message<'_>, src: SocketAddr) {
+    fn stray_2xx(&mut self, cx: &mut Cx<'_>, tx: TxId, resp: &Message<'_>, src: Peer) {
         let (Some(200..=299), Ok(Method::Invite)) =
             (resp.status_code(), resp.cseq().map(|c| c.method))
         else {

@@ -115,7 +115,7 @@ impl CallEngine {
                     remote_tag: d.remote_tag.clone(),
                     local_cseq: d.local_cseq,
                     remote_target: d.remote_target.clone(),
-                    remote_address: d.dest,
+                    remote_address: d.dest.map(|p| p.addr),
                     age_secs,
                     proxied: c.proxied,
                 });

@@ -4,7 +4,7 @@
 //! parked), and the answer when auth does not pass (401/407 challenge, 403,
 //! the backend's 403/503).
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::{remote_users, Answer, Reply, Req, SipEndpoint};
 use crate::auth::{credentials_for_realm, AuthOutcome, Step};
@@ -14,11 +14,11 @@ use crate::time::Now;
 
 impl SipEndpoint {
     /// Tells the ban book a digest failed from `src` (not for trusted ones).
-    fn report_auth_failure(&self, src: SocketAddr) {
+    fn report_auth_failure(&self, src: Peer) {
         let Some(tx) = &self.settings.security.auth_failures else {
             return;
         };
-        if !self.guard.is_trusted(src) && tx.try_send(src.ip()).is_ok() {
+        if !self.guard.is_trusted(src.addr) && tx.try_send(src.ip()).is_ok() {
             ShardStats::add(&self.ctx.stats.auth_failures_reported, 1);
         }
     }

@@ -3,7 +3,7 @@
 //! INVITE which reached routing without a trunk's source and with digest
 //! credentials carries the user those credentials proved.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::targets::dialled;
 use super::SipEndpoint;
@@ -22,8 +22,8 @@ impl SipEndpoint {
     /// call from a trunk's inbound hosts (no digest) or a guest's. Only
     /// meaningful once the INVITE passed `on_invite` (the digest was
     /// verified there).
-    pub(super) fn authenticated_user(&self, msg: &Message<'_>, src: SocketAddr) -> Option<String> {
-        if self.routing.trunks.for_source(src).is_some() {
+    pub(super) fn authenticated_user(&self, msg: &Message<'_>, src: Peer) -> Option<String> {
+        if self.routing.trunks.for_source(src.addr).is_some() {
             return None;
         }
         let (host, _) = dialled(msg);

@@ -62,7 +62,10 @@ impl SipEndpoint {
         // Who may call: a trunk's inbound hosts without auth; a guest (no
         // credentials) only a local user that allows guest calls, and only
         // that user (routes are not consulted); anyone else by digest.
-        let from_trunk = routing.trunks.for_source(src).map(|t| t.name.to_string());
+        let from_trunk = routing
+            .trunks
+            .for_source(src.addr)
+            .map(|t| t.name.to_string());
         let guest = from_trunk.is_none()
             && msg.header(HeaderName::ProxyAuthorization).is_none()
             && settings.is_local_host(&host)
@@ -145,7 +148,7 @@ impl SipEndpoint {
     pub(super) fn challenge_statelessly(&mut self, req: Req<'_, '_>, out: &mut Output) -> bool {
         let Req { now, msg, src } = req;
         if msg.header(HeaderName::ProxyAuthorization).is_some()
-            || self.routing.trunks.for_source(src).is_some()
+            || self.routing.trunks.for_source(src.addr).is_some()
             || stateless::inspect(msg).is_some()
             || self.looped(msg)
             || self.call_id_taken(msg)
@@ -198,7 +201,10 @@ impl SipEndpoint {
         let settings = self.settings.clone();
         let routing = self.routing.clone();
         let realm = settings.realm_for(&host).to_string();
-        let from_trunk = routing.trunks.for_source(src).map(|t| t.name.to_string());
+        let from_trunk = routing
+            .trunks
+            .for_source(src.addr)
+            .map(|t| t.name.to_string());
         let local = settings.is_local_host(&host);
         if let Some(decision) = router {
             let dir = direction_of(from_trunk.is_some(), local);

@@ -46,7 +46,7 @@ pub mod stateless;
 mod targets;
 pub mod txcache;
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 use std::sync::Arc;
 
 use crate::auth::{AuthConfig, Authenticator};
@@ -215,7 +215,7 @@ impl SipEndpoint {
     }
 
     /// Counts a dropped message; logs once per interval.
-    fn drop_message(&mut self, now: Now, src: SocketAddr, why: &str) {
+    fn drop_message(&mut self, now: Now, src: Peer, why: &str) {
         ShardStats::add(&self.ctx.stats.dropped, 1);
         self.drops_since_log += 1;
         if now.mono_ms >= self.last_drop_log + DROP_LOG_INTERVAL_MS || self.last_drop_log == 0 {
@@ -243,7 +243,7 @@ impl SipEndpoint {
             code,
             reply.reason,
             Some(&tag),
-            Some(src),
+            Some(src.addr),
         );
         w.header("Server", &self.settings.server_name);
         for (name, value) in reply.headers {
@@ -262,12 +262,12 @@ impl SipEndpoint {
             Answer::Cached(key) => {
                 // UDP responses go back where the request came from (RFC 3581
                 // symmetric response); the top Via carries received/rport.
-                out.sends.push(src, &self.buf);
+                out.send(src, &self.buf);
                 if code >= 200 {
                     self.txs.answered(now.mono_ms, key, &self.buf, src);
                 }
             }
-            Answer::Stateless => out.sends.push(src, &self.buf),
+            Answer::Stateless => out.send(src, &self.buf),
         }
         if code == 400 {
             ShardStats::add(&self.ctx.stats.bad_requests, 1);
@@ -281,7 +281,7 @@ impl SipEndpoint {
         now: Now,
         msg: &Message<'_>,
         checked: Result<(), crate::sip::ParseError>,
-        src: SocketAddr,
+        src: Peer,
         out: &mut Output,
     ) {
         if !msg.is_request() {
@@ -343,7 +343,7 @@ impl SipEndpoint {
             }
             Seen::Answered(bytes, dst) => {
                 ShardStats::add(&self.ctx.stats.retransmissions, 1);
-                out.sends.push(dst, bytes);
+                out.send(dst, bytes);
                 return;
             }
         }
@@ -403,7 +403,7 @@ impl SipEndpoint {
         now: Now,
         msg: &Message<'_>,
         method: &Method<'_>,
-        src: SocketAddr,
+        src: Peer,
         out: &mut Output,
     ) {
         let req = Req::new(now, msg, src);
@@ -534,11 +534,11 @@ impl SipEndpoint {
 struct Req<'r, 'm> {
     now: Now,
     msg: &'r Message<'m>,
-    src: SocketAddr,
+    src: Peer,
 }
 
 impl<'r, 'm> Req<'r, 'm> {
-    fn new(now: Now, msg: &'r Message<'m>, src: SocketAddr) -> Self {
+    fn new(now: Now, msg: &'r Message<'m>, src: Peer) -> Self {
         Req { now, msg, src }
     }
 }

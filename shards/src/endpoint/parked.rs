@@ -2,7 +2,7 @@
 //! backend, `remote_users`; the HTTP router, `router_calls`), and the one
 //! place their deadlines, and those of `spam` transactions, are acted on.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::remote_users::Resume;
 use super::SipEndpoint;
@@ -15,7 +15,7 @@ use crate::users::RemoteKey;
 /// what it waits for.
 pub(super) struct Parked {
     pub(super) request: Vec<u8>,
-    pub(super) src: SocketAddr,
+    pub(super) src: Peer,
     pub(super) waits: Waits,
 }
 

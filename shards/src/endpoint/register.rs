@@ -1,7 +1,7 @@
 //! REGISTER (RFC 3261 10.3): digest auth, the AOR, contact expiries, then the
 //! change goes to the store writer; the 200 OK is sent when it is stored.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use crate::registrar::{Binding, BindingChange, BindingOp};
 use crate::sip::{Contact, HeaderName, Message, Method, Scheme};
@@ -28,7 +28,7 @@ pub fn plan(
     settings: &EndpointSettings,
     now: Now,
     msg: &Message<'_>,
-    src: SocketAddr,
+    src: Peer,
     username: &str,
 ) -> RegisterStep {
     let Ok(to) = msg.to() else {

@@ -2,7 +2,7 @@
 //! change `register::plan` builds, and the wait for the store writer (a
 //! `Pending` entry until `ShardMsg::Registered` comes back).
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::pending::NEVER;
 use super::register::{self, RegisterStep};
@@ -16,7 +16,7 @@ use crate::time::Now;
 /// A REGISTER waiting for the store writer.
 pub(super) struct PendingRegister {
     request: Vec<u8>,
-    src: SocketAddr,
+    src: Peer,
     /// Its answer is cached under this transaction key.
     key: Vec<u8>,
 }

@@ -13,6 +13,8 @@
 
 use std::net::SocketAddr;
 
+use crate::transport::Peer;
+
 use super::admission::ShedReason;
 use super::{is_keepalive, Answer, Reply, Req, SipEndpoint};
 use crate::call::{Command, Handled, Input, Output as CallOutput};
@@ -55,7 +57,7 @@ impl SipEndpoint {
     pub(super) fn flush_calls(&mut self, out: &mut Output) {
         while let Some(o) = self.calls.poll_output() {
             match o {
-                CallOutput::Transmit { dest, data } => out.sends.push(dest, &data),
+                CallOutput::Transmit { dest, data } => out.send(dest, &data),
                 CallOutput::Cdr(cdr) => {
                     self.count_call(cdr.status);
                     let _ = self.control.send(ControlRequest::StoreCdr(cdr));
@@ -121,7 +123,7 @@ impl SipEndpoint {
         &mut self,
         now: Now,
         msg: &Message<'_>,
-        src: SocketAddr,
+        src: Peer,
         handed_off: bool,
         out: &mut Output,
     ) -> bool {
@@ -175,14 +177,14 @@ impl ShardLogic for SipEndpoint {
         &mut self,
         now: Now,
         data: &[u8],
-        src: SocketAddr,
+        src: Peer,
         handed_off: bool,
         out: &mut Output,
     ) {
         if !handed_off {
             // Bans and the flood limit, before anything is parsed.
             let request = !data.starts_with(b"SIP/2.0 ");
-            match self.guard.check(now.unix, now.mono_ms, src, request) {
+            match self.guard.check(now.unix, now.mono_ms, src.addr, request) {
                 Verdict::Pass => {}
                 Verdict::Banned => {
                     ShardStats::add(&self.ctx.stats.banned_dropped, 1);

@@ -5,7 +5,7 @@
 //! routing would have started: forward, reject, abort, spam, or static
 //! routes (`not_handled`, and failures when `fallback_to_static`).
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::invite::Refusal;
 use super::parked::{Parked, Waits};
@@ -40,7 +40,7 @@ impl SipEndpoint {
             token,
             request: request_json(
                 msg,
-                src,
+                src.addr,
                 direction.as_str(),
                 self.authenticated_user(msg, src).as_deref(),
             ),
@@ -90,7 +90,7 @@ impl SipEndpoint {
         &mut self,
         now: Now,
         request: Vec<u8>,
-        src: SocketAddr,
+        src: Peer,
         tx: TxId,
         out: &mut Output,
     ) {
@@ -104,7 +104,7 @@ impl SipEndpoint {
         &mut self,
         now: Now,
         request: &[u8],
-        src: SocketAddr,
+        src: Peer,
         tx: TxId,
         decision: RouterDecision,
         out: &mut Output,

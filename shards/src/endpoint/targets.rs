@@ -129,7 +129,7 @@ impl<'a> Resolver<'a> {
             .map_err(|_| TrunkSkip::Limited)?;
         Ok(Target {
             uri,
-            dest,
+            dest: dest.into(),
             credentials: (!trunk.username.is_empty())
                 .then(|| (trunk.username.clone(), trunk.password.clone())),
             permit: Some(permit),
@@ -214,7 +214,7 @@ impl<'a> Resolver<'a> {
                 .ok_or(TargetError::NotRegistered(user));
         }
         let dest = socket_addr(&uri).ok_or_else(|| TargetError::NotAnAddress(host_port(&uri)))?;
-        let mut t = Target::new(text.to_string(), dest);
+        let mut t = Target::new(text.to_string(), dest.into());
         t.to = Some(format!("<{text}>"));
         Ok(t)
     }
@@ -245,7 +245,7 @@ impl<'a> Resolver<'a> {
         }
         match socket_addr(&uri) {
             Some(dest) => {
-                let mut t = Target::new(target.to_string(), dest);
+                let mut t = Target::new(target.to_string(), dest.into());
                 t.to = Some(to);
                 (vec![t], false)
             }
@@ -264,7 +264,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn first_binding(&self, user: &str, host: &str) -> Option<Target> {
         self.local_bindings(user, host)
             .iter()
-            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest.into())))
     }
 
     /// The stored live bindings of a local user: those under `host` first,
@@ -361,7 +361,7 @@ pub(super) fn binding_targets(bindings: &[Binding]) -> (Vec<Target>, bool) {
     let natted = bindings.iter().any(binding_natted);
     let targets = bindings
         .iter()
-        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest.into())))
         .collect();
     (targets, natted)
 }

@@ -72,7 +72,14 @@ fn a_route_forward_becomes_one_leg_per_usable_trunk() {
     let legs: Vec<_> = found
         .targets
         .iter()
-        .map(|t| (t.uri.as_str(), t.dest, t.credentials.clone(), t.to.clone()))
+        .map(|t| {
+            (
+                t.uri.as_str(),
+                t.dest.addr,
+                t.credentials.clone(),
+                t.to.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         legs,
@@ -157,7 +164,7 @@ fn command_targets_go_through_routes_then_take_the_uri_as_given() {
         .command_target("sip:2002@198.51.100.7:5070;transport=udp", &mut select)
         .unwrap();
     assert_eq!(t.uri, "sip:2002@198.51.100.7:5070;transport=udp");
-    assert_eq!(t.dest, addr("198.51.100.7:5070"));
+    assert_eq!(t.dest, addr("198.51.100.7:5070").into());
     assert_eq!(
         t.to.as_deref(),
         Some("<sip:2002@198.51.100.7:5070;transport=udp>")
@@ -165,7 +172,7 @@ fn command_targets_go_through_routes_then_take_the_uri_as_given() {
     assert!(t.permit.is_none());
 
     let t = r.command_target("SIPS:[2001:db8::5]", &mut select).unwrap();
-    assert_eq!(t.dest, addr("[2001:db8::5]:5060"));
+    assert_eq!(t.dest, addr("[2001:db8::5]:5060").into());
 
     let err = |t: &str, select: &mut SelectState| r.command_target(t, select).unwrap_err();
     assert_eq!(
@@ -225,14 +232,14 @@ fn router_targets_dial_other_hosts_as_given() {
     assert!(!natted);
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].uri, "sip:+1555@203.0.113.7:5099;user=phone");
-    assert_eq!(t[0].dest, addr("203.0.113.7:5099"));
+    assert_eq!(t[0].dest, addr("203.0.113.7:5099").into());
     assert_eq!(
         t[0].to.as_deref(),
         Some("<sip:+1555@203.0.113.7:5099;user=phone>")
     );
     // Our own address with another port is another server.
     let (t, _) = r.router_target("sip:1001@127.0.0.1:5070");
-    assert_eq!(t[0].dest, addr("127.0.0.1:5070"));
+    assert_eq!(t[0].dest, addr("127.0.0.1:5070").into());
     // Our own address and port: a local user (none registered here).
     assert!(r.router_target("sip:1001@127.0.0.1:5060").0.is_empty());
     assert!(r.router_target("sip:1001@pbx.test").0.is_empty());
@@ -304,7 +311,7 @@ fn a_binding_is_called_at_its_contact_unless_that_is_private_elsewhere() {
     ]);
     assert!(natted, "a contact other than its source");
     assert_eq!(
-        targets.iter().map(|t| t.dest).collect::<Vec<_>>(),
+        targets.iter().map(|t| t.dest.addr).collect::<Vec<_>>(),
         vec![addr("198.51.100.1:4000"), addr("203.0.113.5:5060")]
     );
     let (_, natted) = binding_targets(&[binding("sip:1@203.0.113.5", "203.0.113.5:5060")]);

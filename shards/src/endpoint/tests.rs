@@ -1,7 +1,6 @@
 //! The endpoint as a state machine: datagrams in, datagrams and store
 //! requests out, with time injected. No sockets.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
@@ -78,7 +77,7 @@ fn sent(out: &Output) -> Vec<String> {
         .collect()
 }
 
-fn src() -> SocketAddr {
+fn src() -> crate::transport::Peer {
     SRC.parse().unwrap()
 }
 

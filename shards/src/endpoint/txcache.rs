@@ -3,8 +3,8 @@
 //! retransmission and gets the cached final response (or nothing while the
 //! answer is still pending). Time is an input.
 
+use crate::transport::Peer;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use crate::sip::{Host, Message, Method};
@@ -75,12 +75,12 @@ pub enum Seen<'a> {
     /// Still being answered: absorb.
     Pending,
     /// Answered: send this again.
-    Answered(&'a [u8], SocketAddr),
+    Answered(&'a [u8], Peer),
 }
 
 enum Entry {
     Pending,
-    Answered(Vec<u8>, SocketAddr),
+    Answered(Vec<u8>, Peer),
 }
 
 /// The cache, bounded in size; oldest entries go first. A key is stored
@@ -138,7 +138,7 @@ impl TxCache {
     }
 
     /// Records the final response sent for `key`.
-    pub fn answered(&mut self, now_ms: u64, key: &[u8], response: &[u8], dst: SocketAddr) {
+    pub fn answered(&mut self, now_ms: u64, key: &[u8], response: &[u8], dst: Peer) {
         let Some(shared) = self.entries.get_key_value(key).map(|(k, _)| k.clone()) else {
             return;
         };
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn retransmissions_get_the_cached_answer_until_timer_j() {
-        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let dst: Peer = Peer::udp("127.0.0.1:5060".parse().unwrap());
         let mut c = TxCache::new(10);
         assert_eq!(c.check(0, b"k"), Seen::New);
         assert_eq!(c.check(10, b"k"), Seen::Pending);
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn capacity_never_evicts_a_pending_transaction() {
-        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let dst: Peer = Peer::udp("127.0.0.1:5060".parse().unwrap());
         let mut c = TxCache::new(2);
         assert_eq!(c.check(0, b"pending"), Seen::New);
         assert_eq!(c.check(1, b"done"), Seen::New);
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_superseded_record_does_not_drop_the_refreshed_entry() {
-        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let dst: Peer = Peer::udp("127.0.0.1:5060".parse().unwrap());
         let mut c = TxCache::new(10);
         assert_eq!(c.check(0, b"k"), Seen::New);
         c.answered(1000, b"k", b"r", dst);
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn capacity_evicts_oldest() {
-        let dst: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let dst: Peer = Peer::udp("127.0.0.1:5060".parse().unwrap());
         let mut c = TxCache::new(2);
         assert_eq!(c.check(0, b"a"), Seen::New);
         c.answered(0, b"a", b"r", dst);

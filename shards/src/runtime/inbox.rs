@@ -3,7 +3,7 @@
 //! shard's loop only when it is parked waiting for one, so a busy shard
 //! takes many messages per wake-up and pays no syscall per message.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -14,8 +14,8 @@ use crate::registrar::{ChangeError, ChangeOutcome};
 /// A message for a shard.
 #[derive(Debug)]
 pub enum ShardMsg {
-    /// A SIP datagram another shard received for a call this shard owns.
-    Datagram { data: Vec<u8>, src: SocketAddr },
+    /// A SIP message another shard received for a call this shard owns.
+    Datagram { data: Vec<u8>, src: Peer },
     /// The writer applied a REGISTER's change (token from the request).
     Registered {
         token: u64,

@@ -43,6 +43,7 @@ use super::shard::{Output, ShardContext, ShardLogic, MAX_DATAGRAM};
 use super::stats::ShardStats;
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
+use crate::transport::Peer;
 
 /// `recvmmsg` batches taken from the SIP socket per pass.
 const RECV_ROUNDS: usize = 4;
@@ -202,7 +203,7 @@ impl<L: ShardLogic> Reactor<L> {
                     continue;
                 }
                 self.logic
-                    .on_datagram(now, r.data, src, false, &mut self.out);
+                    .on_datagram(now, r.data, Peer::udp(src), false, &mut self.out);
             }
             self.end_turn(now);
             if n < self.rx.capacity() {

@@ -25,6 +25,7 @@ use super::KernelMode;
 use crate::media::fastpath::FastPath;
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
+use crate::transport::{ConnId, Link, Peer};
 
 /// The largest SIP datagram we accept; bigger ones are dropped and counted.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -60,9 +61,22 @@ pub struct RuntimeConfig {
 /// What a shard's logic asks the loop to do.
 #[derive(Default)]
 pub struct Output {
+    /// Datagrams for the UDP socket.
     pub sends: SendQueue,
-    /// `(owner shard, datagram, source)`: a message this shard does not own.
-    pub handoffs: Vec<(usize, Vec<u8>, SocketAddr)>,
+    /// Messages for stream connections (this shard's or another's).
+    pub streams: Vec<(ConnId, Vec<u8>)>,
+    /// `(owner shard, message, source)`: a message this shard does not own.
+    pub handoffs: Vec<(usize, Vec<u8>, Peer)>,
+}
+
+impl Output {
+    /// Queues one SIP message to `dest` on its link.
+    pub fn send(&mut self, dest: Peer, data: &[u8]) {
+        match dest.link {
+            Link::Udp => self.sends.push(dest.addr, data),
+            Link::Tcp(conn) => self.streams.push((conn, data.to_vec())),
+        }
+    }
 }
 
 /// Everything a shard's logic is told about its place among the shards.
@@ -76,15 +90,9 @@ pub struct ShardContext {
 
 /// The sans-IO logic one shard runs; built on the shard's own thread.
 pub trait ShardLogic {
-    /// A datagram from the socket (`handed_off`: it came from another shard).
-    fn on_datagram(
-        &mut self,
-        now: Now,
-        data: &[u8],
-        src: SocketAddr,
-        handed_off: bool,
-        out: &mut Output,
-    );
+    /// A SIP message: a datagram from the socket or one message framed
+    /// from a stream connection (`handed_off`: it came from another shard).
+    fn on_datagram(&mut self, now: Now, data: &[u8], src: Peer, handed_off: bool, out: &mut Output);
     /// A message from the control core (not datagrams or stop).
     fn on_message(&mut self, now: Now, msg: ShardMsg, out: &mut Output);
     /// The deadline [`Self::poll_timeout`] gave has come (or the loop's

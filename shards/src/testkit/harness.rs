@@ -81,7 +81,7 @@ pub(crate) struct Harness<L: ShardLogic> {
     /// Other control requests (bindings to store...).
     pub(crate) requests: Vec<ControlRequest>,
     /// Datagrams the logic handed to another shard (none with one shard).
-    pub(crate) handoffs: Vec<(usize, Vec<u8>, SocketAddr)>,
+    pub(crate) handoffs: Vec<(usize, Vec<u8>, crate::transport::Peer)>,
     out: Output,
     /// The logic's media sockets.
     pub(crate) sockets: Sockets,
@@ -263,7 +263,7 @@ impl<L: ShardLogic> Harness<L> {
         while let Some(mut d) = self.pop_due(at) {
             if d.to == self.addr {
                 self.logic
-                    .on_datagram(now, &d.data, d.from, false, &mut self.out);
+                    .on_datagram(now, &d.data, d.from.into(), false, &mut self.out);
                 self.route_output();
             } else if d.to.ip() == self.addr.ip() {
                 self.deliver_media(d.to.port(), d.from, &mut d.data);

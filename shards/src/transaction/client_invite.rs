@@ -2,7 +2,7 @@
 //! state): timers A, B, D, M, the ACK for 300-699 finals, and a CANCEL held back
 //! until the first provisional response (RFC 3261 9.1).
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use crate::sip::{write_head_only, Message};
 
@@ -23,7 +23,7 @@ enum Cancel {
 
 pub(crate) struct ClientInvite {
     id: TxId,
-    dest: SocketAddr,
+    dest: Peer,
     reliable: bool,
     state: State,
     request: Bytes,
@@ -46,7 +46,7 @@ impl ClientInvite {
         now: u64,
         cfg: &Config,
         request: Bytes,
-        dest: SocketAddr,
+        dest: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Self {
@@ -95,7 +95,7 @@ impl ClientInvite {
         &self.request
     }
 
-    pub(crate) fn dest(&self) -> (SocketAddr, bool) {
+    pub(crate) fn dest(&self) -> (Peer, bool) {
         (self.dest, self.reliable)
     }
 

@@ -1,7 +1,7 @@
 //! The client non-INVITE transaction (RFC 3261 17.1.2): Trying, Proceeding,
 //! Completed with timers E (retransmission), F (timeout) and K.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use crate::sip::Message;
 
@@ -10,7 +10,7 @@ use super::{event, send, Action, Bytes, Config, Event, State, TxId};
 
 pub(crate) struct ClientNonInvite {
     id: TxId,
-    pub(crate) dest: SocketAddr,
+    pub(crate) dest: Peer,
     reliable: bool,
     state: State,
     /// What Trying and Proceeding resend; dropped in Completed, which only
@@ -29,7 +29,7 @@ impl ClientNonInvite {
         now: u64,
         cfg: &Config,
         request: Bytes,
-        dest: SocketAddr,
+        dest: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Self {

@@ -97,8 +97,8 @@ mod txmap;
 #[cfg(test)]
 mod tests;
 
+use crate::transport::Peer;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use ack::{build_ack, build_cancel};
@@ -227,7 +227,7 @@ pub enum Action {
         /// The transaction sending.
         tx: TxId,
         /// Where to.
-        dest: SocketAddr,
+        dest: Peer,
         /// One whole SIP message.
         data: Bytes,
     },
@@ -327,7 +327,7 @@ impl fmt::Display for TxError {
 impl std::error::Error for TxError {}
 
 /// Appends a send action.
-fn send(out: &mut Vec<Action>, tx: TxId, dest: SocketAddr, data: &Bytes) {
+fn send(out: &mut Vec<Action>, tx: TxId, dest: Peer, data: &Bytes) {
     out.push(Action::Send {
         tx,
         dest,

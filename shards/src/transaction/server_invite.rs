@@ -3,14 +3,14 @@
 //! timers G, H, I, L, and the 2xx retransmission until its ACK (RFC 3261
 //! 13.3.1.4, with [`Config::retransmit_2xx`]).
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::timers::{earliest, Deadline, Retransmit, Timer};
 use super::{event, send, Action, Bytes, Config, Event, State, TxError, TxId};
 
 pub(crate) struct ServerInvite {
     id: TxId,
-    dest: SocketAddr,
+    dest: Peer,
     reliable: bool,
     state: State,
     /// The latest response the TU sent.
@@ -27,7 +27,7 @@ pub(crate) struct ServerInvite {
 
 impl ServerInvite {
     /// A new INVITE arrived from `dest`: Proceeding.
-    pub(crate) fn new(id: TxId, dest: SocketAddr, reliable: bool) -> Self {
+    pub(crate) fn new(id: TxId, dest: Peer, reliable: bool) -> Self {
         ServerInvite {
             id,
             dest,

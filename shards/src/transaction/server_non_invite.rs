@@ -1,14 +1,14 @@
 //! The server non-INVITE transaction (RFC 3261 17.2.2): Trying, Proceeding,
 //! Completed with timer J; retransmitted requests get the latest response.
 
-use std::net::SocketAddr;
+use crate::transport::Peer;
 
 use super::timers::{Deadline, Timer};
 use super::{send, Action, Bytes, Config, State, TxError, TxId};
 
 pub(crate) struct ServerNonInvite {
     id: TxId,
-    dest: SocketAddr,
+    dest: Peer,
     reliable: bool,
     state: State,
     /// The latest response the TU sent.
@@ -19,7 +19,7 @@ pub(crate) struct ServerNonInvite {
 
 impl ServerNonInvite {
     /// A new request arrived from `dest`: Trying.
-    pub(crate) fn new(id: TxId, dest: SocketAddr, reliable: bool) -> Self {
+    pub(crate) fn new(id: TxId, dest: Peer, reliable: bool) -> Self {
         ServerNonInvite {
             id,
             dest,

@@ -2,8 +2,8 @@
 //! handles), the key index incoming messages are routed by, the deadline queue,
 //! and the bound on how many transactions live at once.
 
+use crate::transport::Peer;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use crate::sip::{HeaderName, Message, Method, Writer};
 
@@ -195,7 +195,7 @@ impl TransactionTable {
         &mut self,
         now_ms: u64,
         msg: &Message<'_>,
-        source: SocketAddr,
+        source: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Received {
@@ -210,7 +210,7 @@ impl TransactionTable {
         &mut self,
         now: u64,
         msg: &Message<'_>,
-        source: SocketAddr,
+        source: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Received {
@@ -264,7 +264,8 @@ impl TransactionTable {
             }
         });
         if invite && self.cfg.send_100_trying {
-            let mut w = Writer::response_to(&mut self.scratch, msg, 100, None, None, Some(source));
+            let mut w =
+                Writer::response_to(&mut self.scratch, msg, 100, None, None, Some(source.addr));
             if let Some(ts) = msg.header(HeaderName::Timestamp) {
                 w.header("Timestamp", &ts);
             }
@@ -285,7 +286,7 @@ impl TransactionTable {
         &mut self,
         now: u64,
         msg: &Message<'_>,
-        source: SocketAddr,
+        source: Peer,
         out: &mut Vec<Action>,
     ) -> Received {
         let view = match client_view(msg) {
@@ -333,7 +334,7 @@ impl TransactionTable {
         &mut self,
         now_ms: u64,
         request: &[u8],
-        dest: SocketAddr,
+        dest: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Result<TxId, TxError> {
@@ -344,7 +345,7 @@ impl TransactionTable {
         &mut self,
         now: u64,
         data: Bytes,
-        dest: SocketAddr,
+        dest: Peer,
         reliable: bool,
         out: &mut Vec<Action>,
     ) -> Result<TxId, TxError> {
@@ -696,13 +697,16 @@ impl TransactionTable {
 }
 
 /// Whether a response from `source` comes from where we sent to `dest`: the
-/// same IP (an IPv4-mapped IPv6 address counts as its IPv4) and port.
-fn same_address(dest: SocketAddr, source: SocketAddr) -> bool {
+/// same link kind, and the same IP (an IPv4-mapped IPv6 address counts as
+/// its IPv4) and port.
+fn same_address(dest: Peer, source: Peer) -> bool {
     let canon = |ip: std::net::IpAddr| match ip {
         std::net::IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
             .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
         v4 => v4,
     };
-    dest.port() == source.port() && canon(dest.ip()) == canon(source.ip())
+    dest.is_reliable() == source.is_reliable()
+        && dest.addr.port() == source.addr.port()
+        && canon(dest.addr.ip()) == canon(source.addr.ip())
 }

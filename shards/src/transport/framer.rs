@@ -390,7 +390,10 @@ mod tests {
     #[test]
     fn a_two_gigabyte_content_length_is_refused_before_the_body() {
         let mut f = Framer::new(Limits::default());
-        f.push(0, b"INVITE sip:a SIP/2.0\r\nContent-Length: 2147483648\r\n\r\n");
+        f.push(
+            0,
+            b"INVITE sip:a SIP/2.0\r\nContent-Length: 2147483648\r\n\r\n",
+        );
         assert_eq!(all(&mut f, 0), vec![Err(FrameError::BadContentLength)]);
         let mut f = Framer::new(Limits::default());
         f.push(0, b"INVITE sip:a SIP/2.0\r\nContent-Length: 49153\r\n\r\n");
@@ -429,7 +432,10 @@ mod tests {
         assert_eq!(f.poll(5_000), Ok(None));
         assert!(!f.stalled(6_000));
         f.push(6_000, &MSG[10..20]);
-        assert!(f.stalled(6_001), "the clock runs from the message's first byte");
+        assert!(
+            f.stalled(6_001),
+            "the clock runs from the message's first byte"
+        );
         f.push(6_001, &MSG[20..]);
         assert_eq!(f.poll(6_001), Ok(Some(Frame::Message(MSG))));
         assert!(!f.stalled(60_000));

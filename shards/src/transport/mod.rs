@@ -62,6 +62,16 @@ impl Peer {
         }
     }
 
+    /// The peer's IP address.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.addr.ip()
+    }
+
+    /// The peer's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// The transport token for Via and Contact.
     pub fn transport(&self) -> Transport<'static> {
         match self.link {
@@ -87,6 +97,16 @@ impl Peer {
 impl From<SocketAddr> for Peer {
     fn from(addr: SocketAddr) -> Peer {
         Peer::udp(addr)
+    }
+}
+
+/// `ip:port`: a UDP peer (a stream peer's connection cannot be written
+/// down).
+impl std::str::FromStr for Peer {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Peer, Self::Err> {
+        s.parse().map(Peer::udp)
     }
 }
 

@@ -76,7 +76,7 @@ impl Rig {
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Transmit { dest, data } => {
-                    out.push((dest, String::from_utf8_lossy(&data).into_owned()));
+                    out.push((dest.addr, String::from_utf8_lossy(&data).into_owned()));
                 }
                 Output::Cdr(cdr) => self.cdrs.push(*cdr),
                 Output::Flow { .. } => {}
@@ -86,7 +86,7 @@ impl Rig {
     }
 
     fn feed(&mut self, now: Now, msg: &Message<'_>, src: &str) -> Handled {
-        let src: SocketAddr = src.parse().unwrap();
+        let src: crate::transport::Peer = src.parse().unwrap();
         self.engine
             .handle(now, Input::Sip { msg, src }, self.relay.as_mut())
     }

@@ -406,7 +406,7 @@ fn a_response_from_another_address_is_dropped_and_changes_nothing() {
     for other in ["192.0.2.66:5060", "192.0.2.50:5999"] {
         let from: std::net::SocketAddr = other.parse().unwrap();
         assert_eq!(
-            h.table.receive(100, &msg, from, false, &mut h.out),
+            h.table.receive(100, &msg, from.into(), false, &mut h.out),
             Received::WrongSource,
             "{other}"
         );
@@ -424,7 +424,7 @@ fn a_response_from_another_address_is_dropped_and_changes_nothing() {
     let msg = Message::parse(&ok).unwrap();
     let mapped: std::net::SocketAddr = "[::ffff:192.0.2.50]:5060".parse().unwrap();
     assert_eq!(
-        h.table.receive(10, &msg, mapped, false, &mut h.out),
+        h.table.receive(10, &msg, mapped.into(), false, &mut h.out),
         Received::Response(tx)
     );
 }

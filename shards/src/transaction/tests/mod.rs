@@ -6,8 +6,6 @@ mod matching;
 mod server;
 mod table;
 
-use std::net::SocketAddr;
-
 use super::{Action, Config, Event, Received, TransactionTable, TxError, TxId};
 use crate::sip::{Message, Writer};
 
@@ -17,7 +15,7 @@ pub(super) const T4: u64 = 5000;
 pub(super) const T64: u64 = 64 * T1;
 
 /// The peer every test talks to.
-pub(super) fn peer() -> SocketAddr {
+pub(super) fn peer() -> crate::transport::Peer {
     "192.0.2.50:5060".parse().unwrap()
 }
 
