@@ -193,6 +193,7 @@ fn endpoint_settings(
         server_name: format!("ShardPBX/{}", env!("CARGO_PKG_VERSION")),
         sip_host: advertised_host(cfg),
         sip_port: cfg.proxy.udp_port,
+        sip_tcp_port: cfg.proxy.tcp_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         max_flow_bytes: cfg.callrecord.max_flow_bytes,
         max_forks: cfg.security.max_forks_per_call as usize,
@@ -274,12 +275,35 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
         steering: r.steering,
+        tcp: (cfg.proxy.tcp_port != 0).then(|| {
+            (
+                SocketAddr::new(cfg.proxy.addr, cfg.proxy.tcp_port),
+                stream_config(&cfg.proxy),
+            )
+        }),
         kernel_rtp: Some(shards::runtime::kernel_rtp::KernelRtpConfig {
             mode: cfg.media.kernel_forwarding,
             bind_ip: cfg.proxy.addr,
             port_start: cfg.media.rtp_port_start,
             port_end: cfg.media.rtp_port_end,
         }),
+    }
+}
+
+/// The limits of SIP TCP connections: `[proxy] tcp_*`. One message may
+/// take 10 s to arrive, or the idle time when that is shorter.
+fn stream_config(px: &crate::config::ProxyConfig) -> shards::runtime::StreamConfig {
+    let idle_ms = u64::from(px.tcp_idle_secs) * 1000;
+    let defaults = shards::runtime::StreamConfig::default();
+    shards::runtime::StreamConfig {
+        max_conns: px.tcp_max_connections as usize,
+        max_per_ip: px.tcp_max_connections_per_ip as usize,
+        idle_ms,
+        limits: shards::transport::Limits {
+            partial_ms: defaults.limits.partial_ms.min(idle_ms),
+            ..defaults.limits
+        },
+        ..defaults
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ControlRequest {
     StoreCdr(Box<Cdr>),
     /// Store a finished call's SIP flow: (callId, JSON array of messages).
     StoreFlow(String, Vec<u8>),
+    /// A stream connection closed: the bindings registered over it go.
+    ConnClosed(crate::transport::ConnId),
 }
 
 /// The sending half shards hold.

@@ -159,6 +159,17 @@ pub struct ProxyConfig {
     pub addr: IpAddr,
     /// SIP UDP port. Default 5060.
     pub udp_port: u16,
+    /// SIP TCP port (RFC 3261 section 18); 0 = no TCP listener. Default 0
+    /// (the shipped `config/shardpbx.toml` sets 5060).
+    pub tcp_port: u16,
+    /// SIP TCP connections one shard keeps at once; more are closed at
+    /// accept. Default 10000.
+    pub tcp_max_connections: u32,
+    /// SIP TCP connections one source IP may hold on one shard. Default 64.
+    pub tcp_max_connections_per_ip: u32,
+    /// A SIP TCP connection with no traffic (CRLF keep-alives count) for
+    /// this long is closed, s. Default 300.
+    pub tcp_idle_secs: u32,
     /// Domains we are (hostnames or IPs). Default [].
     pub realms: Vec<String>,
     /// Digest algorithms offered, in this order. Default [MD5] (SHA-256 is
@@ -217,6 +228,10 @@ impl Default for ProxyConfig {
         ProxyConfig {
             addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             udp_port: 5060,
+            tcp_port: 0,
+            tcp_max_connections: 10_000,
+            tcp_max_connections_per_ip: 64,
+            tcp_idle_secs: 300,
             realms: Vec::new(),
             digest_algorithms: vec![DigestAlgorithm::Md5],
             external_ip: String::new(),

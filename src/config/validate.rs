@@ -183,6 +183,15 @@ impl Checker<'_> {
         if px.udp_port == 0 {
             return self.fail("proxy.udp_port", "must be 1-65535");
         }
+        if px.tcp_max_connections == 0 {
+            return self.fail("proxy.tcp_max_connections", "must be at least 1");
+        }
+        if px.tcp_max_connections_per_ip == 0 {
+            return self.fail("proxy.tcp_max_connections_per_ip", "must be at least 1");
+        }
+        if !(1..=86_400).contains(&px.tcp_idle_secs) {
+            return self.fail("proxy.tcp_idle_secs", "must be 1-86400");
+        }
         for (i, realm) in px.realms.iter().enumerate() {
             check_host(realm)
                 .map_err(|e| self.err(&format!("proxy.realms[{i}]"), e.to_string()))?;

@@ -211,6 +211,12 @@ fn render_levels(out: &mut String, state: &HttpState) {
     );
     gauge(
         out,
+        "tcp_connections",
+        "SIP TCP connections the shard holds now",
+        &|s| ShardGauges::get(&s.gauges.tcp_connections),
+    );
+    gauge(
+        out,
         "overload_shedding",
         "why the shard answers new INVITEs 503 now: 0 it takes them, 1 receive backlog, 2 store writer backlog",
         &|s| ShardGauges::get(&s.gauges.shedding),

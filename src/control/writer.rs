@@ -3,7 +3,9 @@
 //! answers each shard through its inbox, syncs to disk about once a second
 //! and removes bindings whose time ran out. Between batches it does the
 //! store's upkeep (`upkeep`): retention, growing the map, refusing new calls
-//! near the disk budget. Bindings are written first, and SIP flows are not
+//! near the disk budget. Bindings registered over a stream connection go
+//! when the shard reports the connection closed (and, at start, every such
+//! binding left from before: no connection outlives the process). Bindings are written first, and SIP flows are not
 //! stored while calls are refused, so the room left keeps registrations and
 //! the CDRs of calls under way.
 
@@ -15,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use shards::control_link::ControlRequest;
-use shards::registrar::BindingChange;
+use shards::registrar::{BindingChange, BindingOp};
 use shards::runtime::{Inbox, RegisterFailure, ShardMsg};
 use shards::store::Store;
 use shards::time::Now;
+use shards::transport::ConnId;
 
 use super::upkeep::{with_room, Upkeep};
 
@@ -69,13 +72,33 @@ pub fn run(
     queues: Queues,
 ) {
     let mut expiries = ExpiryIndex::default();
+    let mut conns = ConnIndex::default();
+    let mut stale = Vec::new();
     match store.all_bindings() {
         Ok(all) => {
             for b in all {
+                if b.conn.is_some() && !stale.contains(&b.aor) {
+                    stale.push(b.aor.clone());
+                }
                 expiries.push(b.expires_at, b.aor);
             }
         }
         Err(e) => tracing::error!("store: cannot read bindings for the expiry index: {e}"),
+    }
+    if !stale.is_empty() {
+        tracing::info!(
+            aors = stale.len(),
+            "bindings on connections of the last run go"
+        );
+        let mut changes = unanswered(stale, BindingOp::StaleConns);
+        apply(
+            &store,
+            &mut changes,
+            &inboxes,
+            &mut expiries,
+            &mut conns,
+            queues.locator.as_ref(),
+        );
     }
     // fdatasync takes milliseconds: a thread of its own does it, so commits
     // (and the REGISTERs waiting on them) never queue behind a sync.
@@ -118,8 +141,20 @@ pub fn run(
                 &mut batch.bindings,
                 &inboxes,
                 &mut expiries,
+                &mut conns,
                 queues.locator.as_ref(),
             );
+            for conn in batch.closed.drain(..) {
+                let mut changes = unanswered(conns.take(conn), BindingOp::ConnClosed(conn));
+                apply(
+                    &store,
+                    &mut changes,
+                    &inboxes,
+                    &mut expiries,
+                    &mut conns,
+                    queues.locator.as_ref(),
+                );
+            }
             if !batch.cdrs.is_empty() {
                 store_cdrs(&store, &batch.cdrs, queues.cdr.as_ref());
                 batch.cdrs.clear();
@@ -266,11 +301,61 @@ struct Batch {
     bindings: Vec<(usize, u64, BindingChange)>,
     cdrs: Vec<shards::cdr::Cdr>,
     flows: Vec<(String, Vec<u8>)>,
+    /// Stream connections that closed.
+    closed: Vec<ConnId>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.bindings.len() + self.cdrs.len() + self.flows.len()
+        self.bindings.len() + self.cdrs.len() + self.flows.len() + self.closed.len()
+    }
+}
+
+/// Changes the writer makes on its own (nobody waits for an answer): one
+/// per AOR, each with `op`.
+fn unanswered(aors: Vec<String>, op: BindingOp) -> Vec<(usize, u64, BindingChange)> {
+    let now = Now::read().unix;
+    aors.into_iter()
+        .map(|aor| {
+            let change = BindingChange {
+                aor,
+                call_id: String::new(),
+                cseq: 0,
+                now,
+                ops: vec![op.clone()],
+                max_contacts: 0,
+            };
+            (NO_REPLY, 0, change)
+        })
+        .collect()
+}
+
+/// The "shard" of a change the writer made itself: no answer goes out.
+const NO_REPLY: usize = usize::MAX;
+
+/// Which AORs registered over each stream connection (bounded by the
+/// connections that registered; an entry goes when its connection closes).
+#[derive(Default)]
+struct ConnIndex {
+    aors: std::collections::HashMap<ConnId, Vec<String>>,
+}
+
+impl ConnIndex {
+    fn note(&mut self, change: &BindingChange) {
+        for op in &change.ops {
+            if let BindingOp::Upsert(b) = op {
+                if let Some(conn) = b.conn {
+                    let list = self.aors.entry(conn).or_default();
+                    if !list.contains(&change.aor) {
+                        list.push(change.aor.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<String> {
+        self.aors.remove(&conn).unwrap_or_default()
     }
 }
 
@@ -283,6 +368,7 @@ fn push(batch: &mut Batch, req: ControlRequest) {
         } => batch.bindings.push((shard, token, change)),
         ControlRequest::StoreCdr(cdr) => batch.cdrs.push(*cdr),
         ControlRequest::StoreFlow(call_id, json) => batch.flows.push((call_id, json)),
+        ControlRequest::ConnClosed(conn) => batch.closed.push(conn),
     }
 }
 
@@ -291,6 +377,7 @@ fn apply(
     batch: &mut Vec<(usize, u64, BindingChange)>,
     inboxes: &[Arc<Inbox>],
     expiries: &mut ExpiryIndex,
+    conns: &mut ConnIndex,
     locator: Option<&EventQueue>,
 ) {
     if batch.is_empty() {
@@ -315,6 +402,12 @@ fn apply(
                 Ok(outcome) => {
                     for b in &outcome.bindings {
                         expiries.push(b.expires_at, change.aor.clone());
+                    }
+                    conns.note(&change);
+                    for b in &outcome.expired {
+                        if b.conn.is_some() {
+                            tracing::info!(aor = %b.aor, contact = %b.uri, "binding gone with its connection");
+                        }
                     }
                     Ok(outcome.clone())
                 }

@@ -301,6 +301,7 @@ mod tests {
             uri: format!("sip:u@127.0.0.1:{port}"),
             source: format!("127.0.0.1:{port}"),
             transport: "UDP".into(),
+            conn: None,
             expires_at: 1000 + 300,
             q: None,
             instance: None,

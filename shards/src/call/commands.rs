@@ -174,8 +174,8 @@ impl CallEngine {
             remote_cseq: None,
         };
         let offer_a = sdp::relay_offer(addr, a_port, id);
-        let via = self.via();
-        let contact = self.contact();
+        let via = self.via(o.first.dest);
+        let contact = self.contact(o.first.dest);
         let mut w = Writer::request(&mut self.buf, "INVITE", &o.first.uri);
         w.header("Via", &via);
         w.header("Max-Forwards", "70");
@@ -194,7 +194,7 @@ impl CallEngine {
             now.mono_ms,
             &self.buf,
             o.first.dest,
-            false,
+            o.first.dest.is_reliable(),
             &mut self.actions,
         ) {
             Ok(tx) => tx,

@@ -30,7 +30,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::idmap::IdMap;
-use crate::transport::Peer;
+use crate::transport::{Link, Peer};
 
 use super::dialog::Dialog;
 use super::flow::{Flow, SETTLED_LINGER_MS};
@@ -53,6 +53,8 @@ pub struct EngineConfig {
     /// Host and port we put in Via and Contact.
     pub host: String,
     pub port: u16,
+    /// Our SIP TCP port, for Via and Contact toward peers on TCP (0: none).
+    pub tcp_port: u16,
     /// Ring timeout of a call with no other, ms.
     pub max_ring_ms: u64,
     pub server_name: String,
@@ -216,10 +218,14 @@ pub struct CallEngine {
     pub(super) refused: RefusedRequests,
     /// `host:port` of ours, the other end of every message in a flow.
     pub(super) flow_local: String,
-    /// Our Contact, `<sip:shardpbx@host:port>`.
+    /// Our Contact toward UDP peers, `<sip:shardpbx@host:port>`.
     contact: String,
+    /// Our Contact toward TCP peers, `<sip:shardpbx@host:tcp_port;transport=tcp>`.
+    contact_tcp: String,
     /// Our Via up to its branch, `SIP/2.0/UDP host:port;branch=`.
     via_prefix: String,
+    /// The same toward TCP peers, `SIP/2.0/TCP host:tcp_port;branch=`.
+    via_prefix_tcp: String,
 }
 
 impl CallEngine {
@@ -248,6 +254,8 @@ impl CallEngine {
             flow_local: format!("{}:{}", cfg.host, cfg.port),
             contact: format!("<sip:shardpbx@{}:{}>", cfg.host, cfg.port),
             via_prefix: format!("SIP/2.0/UDP {}:{};branch=", cfg.host, cfg.port),
+            contact_tcp: format!("<sip:shardpbx@{}:{};transport=tcp>", cfg.host, cfg.tcp_port),
+            via_prefix_tcp: format!("SIP/2.0/TCP {}:{};branch=", cfg.host, cfg.tcp_port),
             cfg,
         }
     }
@@ -440,10 +448,13 @@ impl CallEngine {
         self.fresh = None;
         self.capture_in(now.unix_ms, src, msg);
         if !msg.is_request() {
-            return match self
-                .table
-                .receive(now.mono_ms, msg, src, false, &mut self.actions)
-            {
+            return match self.table.receive(
+                now.mono_ms,
+                msg,
+                src,
+                src.is_reliable(),
+                &mut self.actions,
+            ) {
                 Received::Response(tx) => {
                     self.on_response(cx, tx, msg, src);
                     Handled::Done
@@ -456,22 +467,23 @@ impl CallEngine {
         let Some(method) = msg.method() else {
             return Handled::Invalid;
         };
-        let tx = match self
-            .table
-            .receive(now.mono_ms, msg, src, false, &mut self.actions)
-        {
-            Received::Request(tx) => tx,
-            Received::Absorbed | Received::Ack(_) => {
-                return Handled::Retransmission {
-                    invite: matches!(method, Method::Invite),
+        let tx =
+            match self
+                .table
+                .receive(now.mono_ms, msg, src, src.is_reliable(), &mut self.actions)
+            {
+                Received::Request(tx) => tx,
+                Received::Absorbed | Received::Ack(_) => {
+                    return Handled::Retransmission {
+                        invite: matches!(method, Method::Invite),
+                    }
                 }
-            }
-            Received::Full => return Handled::Full,
-            Received::Invalid(_) => return Handled::Invalid,
-            Received::Response(_) | Received::Stray | Received::WrongSource => {
-                return Handled::Done
-            }
-        };
+                Received::Full => return Handled::Full,
+                Received::Invalid(_) => return Handled::Invalid,
+                Received::Response(_) | Received::Stray | Received::WrongSource => {
+                    return Handled::Done
+                }
+            };
         // Whatever answers this request (the engine, or the endpoint through
         // `Input::Answer`) goes into the flow of the call its Call-ID names.
         if let Some((call, leg)) = self.flow_owner(msg) {
@@ -743,14 +755,22 @@ impl CallEngine {
         std::mem::take(&mut self.refused)
     }
 
-    pub(super) fn contact(&self) -> String {
-        self.contact.clone()
+    /// Our Contact in a message that goes to `to` (its transport).
+    pub(super) fn contact(&self, to: Peer) -> String {
+        match to.link {
+            Link::Udp => self.contact.clone(),
+            Link::Tcp(_) => self.contact_tcp.clone(),
+        }
     }
 
-    /// A Via of ours with a new branch.
-    pub(super) fn via(&mut self) -> String {
-        let mut via = String::with_capacity(self.via_prefix.len() + 32);
-        via.push_str(&self.via_prefix);
+    /// A Via of ours with a new branch, for a request that goes to `to`.
+    pub(super) fn via(&mut self, to: Peer) -> String {
+        let prefix = match to.link {
+            Link::Udp => &self.via_prefix,
+            Link::Tcp(_) => &self.via_prefix_tcp,
+        };
+        let mut via = String::with_capacity(prefix.len() + 32);
+        via.push_str(prefix);
         self.ids.push_branch(&mut via);
         via.push_str(";rport");
         via

@@ -134,8 +134,11 @@ impl CallEngine {
             .method()
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
-        let via = self.via();
-        let contact = self.contact();
+        let Some(to_peer) = self.calls.get(&call).and_then(|c| c.peer_of(to)) else {
+            return;
+        };
+        let via = self.via(to_peer);
+        let contact = self.contact(to_peer);
         let from_side = match to {
             Leg::Caller => Side::Callee,
             Leg::Callee(_) => Side::Caller,
@@ -171,10 +174,13 @@ impl CallEngine {
             }
         }
         w.finish(body.as_deref().unwrap_or(msg.body()));
-        if let Ok(tx) =
-            self.table
-                .send_request(cx.now.mono_ms, &self.buf, dest, false, &mut self.actions)
-        {
+        if let Ok(tx) = self.table.send_request(
+            cx.now.mono_ms,
+            &self.buf,
+            dest,
+            dest.is_reliable(),
+            &mut self.actions,
+        ) {
             self.watch_tx(tx, call, TxRole::Relay { server, to });
             self.flow_tx(tx, call, to);
             self.relayed.insert(server, msg.as_bytes().to_vec());
@@ -219,7 +225,14 @@ impl CallEngine {
         let Ok(req) = Message::parse(&req_bytes) else {
             return;
         };
-        let contact = self.contact();
+        let Some(back) = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.peer_of_side(from.other()))
+        else {
+            return;
+        };
+        let contact = self.contact(back);
         let mut w = Writer::response_to(&mut self.buf, &req, code, resp.reason(), None, None);
         w.header("Contact", &contact);
         if let Some(ct) = resp.header(HeaderName::ContentType) {

@@ -288,6 +288,30 @@ impl Call {
         }
     }
 
+    /// Where one leg is reached: its dialog's peer, else (a callee leg
+    /// before any answer) its target.
+    pub(super) fn peer_of(&self, leg: Leg) -> Option<Peer> {
+        match leg {
+            Leg::Caller => self.caller.dest.or(Some(self.caller_addr)),
+            Leg::Callee(i) => self
+                .legs
+                .get(i)
+                .map(|l| l.dialog.dest.unwrap_or(l.target.dest)),
+        }
+    }
+
+    /// Where one side is reached: the caller, or the callee leg that
+    /// answered (the first leg before an answer).
+    pub(super) fn peer_of_side(&self, side: crate::media::side::Side) -> Option<Peer> {
+        match side {
+            crate::media::side::Side::Caller => self.peer_of(Leg::Caller),
+            crate::media::side::Side::Callee => match self.phase {
+                Phase::Answered(i) => self.peer_of(Leg::Callee(i)),
+                _ => self.peer_of(Leg::Callee(0)),
+            },
+        }
+    }
+
     pub(super) fn is_click_to_dial(&self) -> bool {
         matches!(self.origin, Origin::ClickToDial)
     }

@@ -304,8 +304,15 @@ impl CallEngine {
         index: usize,
         credentials: Option<(&'static str, String)>,
     ) {
-        let via = self.via();
-        let contact = self.contact();
+        let Some(to) = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.peer_of(Leg::Callee(index)))
+        else {
+            return;
+        };
+        let via = self.via(to);
+        let contact = self.contact(to);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -343,7 +350,7 @@ impl CallEngine {
             cx.now.mono_ms,
             &self.buf,
             l.target.dest,
-            false,
+            l.target.dest.is_reliable(),
             &mut self.actions,
         ) {
             Ok(tx) => {
@@ -451,7 +458,7 @@ impl CallEngine {
         let target = contact_uri(resp)
             .or_else(|| req.request_uri_str().map(str::to_string))
             .unwrap_or_default();
-        let via = self.via();
+        let via = self.via(src);
         write_after_2xx(&mut self.buf, "ACK", &target, &via, &req, resp, None);
         let data = self.buf.as_slice().into();
         match owner {
@@ -463,13 +470,16 @@ impl CallEngine {
         }
         let call_id = resp.call_id().unwrap_or_default().trim();
         tracing::info!(call_id = %call_id, "a 2xx for a call already over: ACK and BYE");
-        let via = self.via();
+        let via = self.via(src);
         let agent = Some(self.cfg.server_name.as_str());
         write_after_2xx(&mut self.buf, "BYE", &target, &via, &req, resp, agent);
-        if let Ok(bye) =
-            self.table
-                .send_request(cx.now.mono_ms, &self.buf, src, false, &mut self.actions)
-        {
+        if let Ok(bye) = self.table.send_request(
+            cx.now.mono_ms,
+            &self.buf,
+            src,
+            src.is_reliable(),
+            &mut self.actions,
+        ) {
             self.by_tx.insert(bye, (0, TxRole::Ignore));
             if let Some((call, leg)) = owner {
                 self.flow_tx(bye, call, leg);
@@ -681,7 +691,10 @@ impl CallEngine {
         else {
             return;
         };
-        let via = self.via();
+        let Some(to) = self.calls.get(&call).and_then(|c| c.peer_of(leg)) else {
+            return;
+        };
+        let via = self.via(to);
         let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(leg)) else {
             return;
         };
@@ -718,7 +731,10 @@ impl CallEngine {
 
     /// A BYE on one leg's dialog.
     pub(super) fn send_bye(&mut self, cx: &mut Cx<'_>, call: u64, leg: Leg) {
-        let via = self.via();
+        let Some(to) = self.calls.get(&call).and_then(|c| c.peer_of(leg)) else {
+            return;
+        };
+        let via = self.via(to);
         let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog_mut(leg)) else {
             return;
         };
@@ -726,10 +742,13 @@ impl CallEngine {
         let mut w = d.next_request(&mut self.buf, "BYE", &via, 70);
         w.header("User-Agent", &self.cfg.server_name);
         w.finish(b"");
-        if let Ok(tx) =
-            self.table
-                .send_request(cx.now.mono_ms, &self.buf, dest, false, &mut self.actions)
-        {
+        if let Ok(tx) = self.table.send_request(
+            cx.now.mono_ms,
+            &self.buf,
+            dest,
+            dest.is_reliable(),
+            &mut self.actions,
+        ) {
             self.by_tx.insert(tx, (call, TxRole::Ignore));
             self.flow_tx(tx, call, leg);
         }
@@ -744,10 +763,10 @@ impl CallEngine {
         reason: Option<&str>,
         body: Option<(&str, &[u8])>,
     ) {
-        let contact = self.contact();
         let Some(c) = self.calls.get(&call) else {
             return;
         };
+        let contact = self.contact(c.caller_addr);
         let Some(head) = c.invite_response_head() else {
             return;
         };

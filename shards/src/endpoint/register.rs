@@ -57,10 +57,7 @@ pub fn plan(
         Ok(None) => settings.registrar_expires,
         Err(_) => return answer(400, Some("Bad Expires")),
     };
-    let transport = msg
-        .top_via()
-        .map(|v| v.transport.as_str().to_ascii_uppercase())
-        .unwrap_or_else(|_| "UDP".into());
+    let transport = src.transport().as_str().to_string();
     let user_agent = msg
         .header(HeaderName::UserAgent)
         .map(|v| v.trim().to_string());
@@ -118,8 +115,9 @@ pub fn plan(
             aor: aor.clone(),
             contact: raw.clone(),
             uri,
-            source: src.to_string(),
+            source: src.addr.to_string(),
             transport: transport.clone(),
+            conn: src.conn(),
             expires_at: now.unix + u64::from(expires),
             q: na.params.value("q").map(str::to_string),
             instance,

@@ -232,6 +232,19 @@ impl ShardLogic for SipEndpoint {
         }
     }
 
+    fn on_stream_closed(
+        &mut self,
+        _now: Now,
+        peer: Peer,
+        why: crate::runtime::CloseReason,
+        _out: &mut Output,
+    ) {
+        tracing::debug!(%peer, ?why, "SIP connection closed");
+        if let Some(conn) = peer.conn() {
+            let _ = self.control.send(ControlRequest::ConnClosed(conn));
+        }
+    }
+
     fn on_backlog(&mut self, now: Now, backlog: Backlog) {
         let was = self.admission.shedding(0);
         self.admission.observe(now.unix_ms, backlog);
@@ -313,7 +326,7 @@ impl ShardLogic for SipEndpoint {
             ShardMsg::Sync { reply } => {
                 let _ = reply.try_send(Vec::new());
             }
-            ShardMsg::Datagram { .. } | ShardMsg::Stop => {}
+            ShardMsg::Datagram { .. } | ShardMsg::StreamSend { .. } | ShardMsg::Stop => {}
         }
     }
 

@@ -17,6 +17,7 @@ use crate::routing::{
 };
 use crate::sip::{escape_user, is_dialable_user, unescape, Host, Message, Scheme, Uri};
 use crate::time::Now;
+use crate::transport::Peer;
 
 /// Port of a destination that names none (UDP, whatever the scheme).
 const DEFAULT_PORT: u16 = 5060;
@@ -264,7 +265,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn first_binding(&self, user: &str, host: &str) -> Option<Target> {
         self.local_bindings(user, host)
             .iter()
-            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest.into())))
+            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
     }
 
     /// The stored live bindings of a local user: those under `host` first,
@@ -361,7 +362,7 @@ pub(super) fn binding_targets(bindings: &[Binding]) -> (Vec<Target>, bool) {
     let natted = bindings.iter().any(binding_natted);
     let targets = bindings
         .iter()
-        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest.into())))
+        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
         .collect();
     (targets, natted)
 }
@@ -384,8 +385,17 @@ fn contact_ip(b: &Binding) -> Option<IpAddr> {
 /// address the REGISTER came from or a public one; the source address when
 /// the Contact names a private address other than the source (the phone is
 /// behind NAT) or a host name (no DNS on a shard).
-pub(super) fn binding_dest(b: &Binding) -> Option<SocketAddr> {
+pub(super) fn binding_dest(b: &Binding) -> Option<Peer> {
     let source: SocketAddr = b.source.parse().ok()?;
+    if let Some(conn) = b.conn {
+        // Over the very connection it registered on, whatever its
+        // Contact says (RFC 5626 section 5.3, RFC 5923).
+        return Some(Peer::tcp(source, conn));
+    }
+    udp_binding_dest(b, source).map(Peer::udp)
+}
+
+fn udp_binding_dest(b: &Binding, source: SocketAddr) -> Option<SocketAddr> {
     let Ok(uri) = Uri::parse(&b.uri) else {
         return Some(source);
     };

@@ -255,6 +255,7 @@ fn binding(uri: &str, source: &str) -> Binding {
         uri: uri.into(),
         source: source.into(),
         transport: "UDP".into(),
+        conn: None,
         expires_at: 2_000,
         q: None,
         instance: None,
@@ -296,7 +297,7 @@ fn a_binding_is_called_at_its_contact_unless_that_is_private_elsewhere() {
     for (uri, source, dest) in cases {
         assert_eq!(
             binding_dest(&binding(uri, source)),
-            Some(addr(dest)),
+            Some(addr(dest).into()),
             "{uri}"
         );
     }

@@ -17,8 +17,14 @@ pub struct Binding {
     pub uri: String,
     /// `ip:port` the REGISTER came from.
     pub source: String,
-    /// Transport it came over (`UDP`, ...).
+    /// Transport it came over (`UDP`, `TCP`): the link it arrived on, not
+    /// what its Via claims.
     pub transport: String,
+    /// The stream connection it came over (TCP): calls to it go over that
+    /// connection (RFC 5626 flows, RFC 5923 reuse), and it goes when the
+    /// connection closes. `None` over UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<crate::transport::ConnId>,
     /// Unix time the binding lapses.
     pub expires_at: u64,
     /// `q` parameter as sent, if any.
@@ -85,6 +91,23 @@ pub enum BindingOp {
     },
     /// `Contact: *` with `Expires: 0`: remove every binding of the AOR.
     RemoveAll,
+    /// The stream connection closed: the AOR's bindings on it go
+    /// (reported as lapsed: `offline`).
+    ConnClosed(crate::transport::ConnId),
+    /// After a restart no connection is open: every binding of the AOR
+    /// that was on one goes (reported as lapsed: `offline`).
+    StaleConns,
+}
+
+impl BindingOp {
+    /// Whether this op removes `b` because its connection is gone.
+    fn conn_gone(&self, b: &Binding) -> bool {
+        match self {
+            BindingOp::ConnClosed(c) => b.conn == Some(*c),
+            BindingOp::StaleConns => b.conn.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// The whole change one REGISTER makes to one AOR.
@@ -145,6 +168,8 @@ pub fn apply(current: Vec<Binding>, change: &BindingChange) -> Result<ChangeOutc
                 reg_id,
             } => b.same_contact(instance.as_deref(), *reg_id, uri),
             BindingOp::RemoveAll => true,
+            // Not the phone's request: no CSeq to order.
+            BindingOp::ConnClosed(_) | BindingOp::StaleConns => false,
         };
         if out
             .bindings
@@ -158,6 +183,13 @@ pub fn apply(current: Vec<Binding>, change: &BindingChange) -> Result<ChangeOutc
     for op in &change.ops {
         match op {
             BindingOp::RemoveAll => out.unregistered.append(&mut out.bindings),
+            BindingOp::ConnClosed(_) | BindingOp::StaleConns => {
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut out.bindings)
+                    .into_iter()
+                    .partition(|b| op.conn_gone(b));
+                out.bindings = kept;
+                out.expired.extend(gone);
+            }
             BindingOp::Remove {
                 uri,
                 instance,
@@ -214,6 +246,7 @@ mod tests {
             uri: uri.into(),
             source: "127.0.0.1:5070".into(),
             transport: "UDP".into(),
+            conn: None,
             expires_at,
             q: None,
             instance: None,

@@ -16,6 +16,12 @@ use crate::registrar::{ChangeError, ChangeOutcome};
 pub enum ShardMsg {
     /// A SIP message another shard received for a call this shard owns.
     Datagram { data: Vec<u8>, src: Peer },
+    /// A message for one of this shard's stream connections, from the
+    /// shard that owns the call or transaction it belongs to.
+    StreamSend {
+        conn: crate::transport::ConnId,
+        data: Vec<u8>,
+    },
     /// The writer applied a REGISTER's change (token from the request).
     Registered {
         token: u64,

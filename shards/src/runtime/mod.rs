@@ -14,12 +14,14 @@ mod reactor;
 pub mod shard;
 pub mod stats;
 pub mod steer;
+mod streams;
 pub mod udp_batch;
 
 pub use backlog::Backlog;
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
 pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
 pub use stats::{ShardGauges, ShardStats};
+pub use streams::{CloseReason, StreamConfig};
 
 /// Whether to try a kernel (eBPF) path: `[runtime] steering` for SIP
 /// datagrams, `[media] kernel_forwarding` for steady RTP streams.

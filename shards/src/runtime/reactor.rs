@@ -8,8 +8,10 @@
 //! 2. the inbox: datagrams other shards handed on, the store writer's
 //!    answers, control messages;
 //! 3. the media sockets, when the relay reads any;
-//! 4. deadlines: `handle_timeout` when [`ShardLogic::poll_timeout`] is due
-//!    (or `tick` passed without one), right after the media poll, so the
+//! 4. stream connections (`streams.rs`), when TCP is on: accepts, framed
+//!    messages, pongs, write queues that got room, and what closed;
+//! 5. deadlines: `handle_timeout` when [`ShardLogic::poll_timeout`] is due
+//!    (or `tick` passed without one), right after the media and stream polls, so the
 //!    relay's tick (which hands steady streams to the kernel) sees as few
 //!    packets still waiting in their sockets as can be;
 //!
@@ -40,7 +42,8 @@ use super::inbox::{Inbox, ShardMsg};
 use super::media_io::{MediaIo, MEDIA_POLL};
 use super::pacer::Pacer;
 use super::shard::{Output, ShardContext, ShardLogic, MAX_DATAGRAM};
-use super::stats::ShardStats;
+use super::stats::{ShardGauges, ShardStats};
+use super::streams::Streams;
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
 use crate::transport::Peer;
@@ -52,6 +55,7 @@ const RECV_ROUNDS: usize = 4;
 const TAG_SIP: u64 = 1;
 const TAG_DOOR: u64 = 2;
 const TAG_MEDIA: u64 = 3;
+const TAG_STREAMS: u64 = 4;
 
 /// Media polls in a row that found nothing before the park stops beating
 /// for media and waits for a media socket to be readable instead (the
@@ -78,6 +82,8 @@ pub(super) struct Reactor<L> {
     sock: StdUdpSocket,
     inbox: std::sync::Arc<Inbox>,
     media: MediaIo,
+    /// The shard's TCP listener and connections, when TCP is on.
+    streams: Option<Streams>,
     rx: RecvBatch,
     pacer: Pacer,
     epfd: OwnedFd,
@@ -97,6 +103,7 @@ impl<L: ShardLogic> Reactor<L> {
         ctx: ShardContext,
         cfg: LoopConfig,
         sock: StdUdpSocket,
+        streams: Option<Streams>,
         logic: L,
     ) -> io::Result<Reactor<L>> {
         sock.set_nonblocking(true)?;
@@ -122,7 +129,17 @@ impl<L: ShardLogic> Reactor<L> {
             libc::EPOLLIN,
             TAG_DOOR,
         )?;
+        if let Some(s) = &streams {
+            ctl(
+                &epfd,
+                libc::EPOLL_CTL_ADD,
+                s.ready_fd(),
+                libc::EPOLLIN,
+                TAG_STREAMS,
+            )?;
+        }
         Ok(Reactor {
+            streams,
             rx: RecvBatch::new(cfg.recv_batch, MAX_DATAGRAM),
             pacer: Pacer::new(cfg.poll_interval, Instant::now()),
             ctx,
@@ -149,6 +166,7 @@ impl<L: ShardLogic> Reactor<L> {
             let work = self.poll_sip(now)
                 + self.poll_inbox(now)
                 + self.poll_media(now)
+                + self.poll_streams(now)
                 + self.poll_deadlines(now);
             if work > 0 {
                 self.pacer.saw_work(Instant::now(), work);
@@ -227,6 +245,11 @@ impl<L: ShardLogic> Reactor<L> {
                     ShardStats::add(&self.ctx.stats.handoff_in, 1);
                     self.logic.on_datagram(now, &data, src, true, &mut self.out);
                 }
+                ShardMsg::StreamSend { conn, data } => {
+                    if let Some(s) = self.streams.as_mut() {
+                        s.send(conn, &data, &self.ctx.stats);
+                    }
+                }
                 other => self.logic.on_message(now, other, &mut self.out),
             }
         }
@@ -234,6 +257,26 @@ impl<L: ShardLogic> Reactor<L> {
             self.end_turn(now);
         }
         got
+    }
+
+    /// One pass over the stream connections, when TCP is on.
+    fn poll_streams(&mut self, now: Now) -> usize {
+        let Some(streams) = self.streams.as_mut() else {
+            return 0;
+        };
+        let (logic, out) = (&mut self.logic, &mut self.out);
+        let mut work = streams.poll(now.mono_ms, &self.ctx.stats, |msg, peer| {
+            logic.on_datagram(now, msg, peer, false, out);
+        });
+        for (peer, why) in streams.take_closed() {
+            work += 1;
+            logic.on_stream_closed(now, peer, why, out);
+        }
+        ShardGauges::set(&self.ctx.stats.gauges.tcp_connections, streams.len() as u64);
+        if work > 0 {
+            self.end_turn(now);
+        }
+        work
     }
 
     /// Fires what is due (and at least every `tick`).
@@ -291,7 +334,31 @@ impl<L: ShardLogic> Reactor<L> {
             self.logic.on_socket_event(event);
         }
         self.dispatch_handoffs();
+        self.dispatch_streams();
         self.flush();
+    }
+
+    /// Messages for stream connections: this shard's are written now,
+    /// another shard's go to its inbox.
+    fn dispatch_streams(&mut self) {
+        let me = self.ctx.id as u16;
+        for (conn, data) in self.out.streams.drain(..) {
+            if conn.shard == me {
+                match self.streams.as_mut() {
+                    Some(s) => {
+                        s.send(conn, &data, &self.ctx.stats);
+                    }
+                    None => ShardStats::add(&self.ctx.stats.stream_sends_lost, 1),
+                }
+                continue;
+            }
+            let Some(inbox) = self.ctx.inboxes.get(usize::from(conn.shard)) else {
+                continue;
+            };
+            if !inbox.push(ShardMsg::StreamSend { conn, data }) {
+                ShardStats::add(&self.ctx.stats.handoff_dropped, 1);
+            }
+        }
     }
 
     fn dispatch_handoffs(&mut self) {

@@ -20,6 +20,7 @@ use super::kernel_rtp::{KernelRtpConfig, RtpPath};
 use super::reactor::{LoopConfig, Reactor};
 use super::stats::{ShardGauges, ShardStats};
 use super::steer::{SteerError, Steering};
+use super::streams::Streams;
 use super::udp_batch::SendQueue;
 use super::KernelMode;
 use crate::media::fastpath::FastPath;
@@ -56,6 +57,9 @@ pub struct RuntimeConfig {
     /// Whether (and for which ports) the kernel may relay steady RTP
     /// streams; `None` without a media relay.
     pub kernel_rtp: Option<KernelRtpConfig>,
+    /// The SIP TCP listener's address and its connections' limits; `None`:
+    /// no TCP.
+    pub tcp: Option<(SocketAddr, super::StreamConfig)>,
 }
 
 /// What a shard's logic asks the loop to do.
@@ -119,6 +123,16 @@ pub trait ShardLogic {
     /// socket was drained or how long what is left has waited (overload
     /// admission).
     fn on_backlog(&mut self, _now: Now, _backlog: super::Backlog) {}
+    /// A stream connection of this shard closed (`why`); what was bound to
+    /// it goes.
+    fn on_stream_closed(
+        &mut self,
+        _now: Now,
+        _peer: Peer,
+        _why: super::CloseReason,
+        _out: &mut Output,
+    ) {
+    }
     /// The shard is stopping: last words (e.g. BYE for calls still up).
     fn on_stop(&mut self, _now: Now, _out: &mut Output) {}
     /// The next media socket the logic wants bound or closed; called until
@@ -155,6 +169,13 @@ impl Runtime {
     {
         let shards = cfg.shards.max(1);
         let sockets = bind_reuseport(cfg, shards)?;
+        let mut listeners: Vec<Option<std::net::TcpListener>> = match &cfg.tcp {
+            Some((addr, _)) => bind_tcp_reuseport(*addr, shards)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..shards).map(|_| None).collect(),
+        };
         let steering = Steering::attach(cfg.steering, &sockets);
         match &steering {
             Steering::Kernel(_) => tracing::info!(
@@ -192,6 +213,14 @@ impl Runtime {
         let make_logic = Arc::new(make_logic);
         let mut handles = Vec::with_capacity(shards);
         for (id, sock) in sockets.into_iter().enumerate() {
+            let streams = match (listeners[id].take(), &cfg.tcp) {
+                (Some(l), Some((_, scfg))) => {
+                    Some(Streams::new(id as u16, l, *scfg).map_err(|e| {
+                        io::Error::other(format!("shard {id}: cannot watch its TCP listener: {e}"))
+                    })?)
+                }
+                _ => None,
+            };
             let ctx = ShardContext {
                 id,
                 shards,
@@ -224,7 +253,7 @@ impl Runtime {
                     if let Some(fast) = fast {
                         logic.use_fast_path(Box::new(fast));
                     }
-                    match Reactor::new(ctx.clone(), loop_cfg, sock, logic) {
+                    match Reactor::new(ctx.clone(), loop_cfg, sock, streams, logic) {
                         Ok(reactor) => reactor.run(),
                         Err(e) => {
                             tracing::error!(shard = ctx.id, "shard cannot start its loop: {e}");
@@ -290,6 +319,30 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
             )
         })?;
         out.push(StdUdpSocket::from(sock));
+    }
+    Ok(out)
+}
+
+/// Binds one SO_REUSEPORT TCP listener per shard on `addr` (the kernel
+/// spreads new connections over them). A port another socket holds is an
+/// error, as for UDP.
+fn bind_tcp_reuseport(addr: SocketAddr, shards: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let taken = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("proxy.tcp_port: cannot listen on {addr}: {e}"),
+        )
+    };
+    drop(std::net::TcpListener::bind(addr).map_err(taken)?);
+    let mut out = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_reuse_address(true)?;
+        sock.set_reuse_port(true)?;
+        sock.bind(&addr.into()).map_err(taken)?;
+        sock.listen(1024).map_err(taken)?;
+        out.push(std::net::TcpListener::from(sock));
     }
     Ok(out)
 }

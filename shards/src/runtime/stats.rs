@@ -66,6 +66,15 @@ counters! {
     auth_failures_reported: "failed digest responses reported to the ban book (unknown user, wrong password, replay)",
     stateless_challenges: "407 challenges sent to INVITEs without credentials, with no transaction (nothing retransmitted)",
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
+    tcp_accepted: "SIP TCP connections accepted",
+    tcp_refused: "SIP TCP connections closed at accept: over [proxy] tcp_max_connections or tcp_max_connections_per_ip",
+    tcp_closed: "SIP TCP connections closed (by the peer, bad framing, idle, slow sender, write backlog)",
+    tcp_timed_out: "SIP TCP connections closed for idleness or a message that took too long to arrive (slow sender)",
+    tcp_frame_errors: "SIP TCP connections closed for bad framing (no or bad Content-Length, message over the limits)",
+    rx_stream_messages: "SIP messages received on stream connections",
+    tx_stream_messages: "SIP messages written to stream connections",
+    tx_stream_bytes: "SIP bytes written to stream connections",
+    stream_sends_lost: "SIP messages for a stream connection that had closed (lost, as a datagram to a peer that left)",
     overload_shed_recv_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): datagrams waited longer than [proxy] overload_max_delay_ms in the shard's socket",
     overload_shed_store_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more records than [proxy] overload_max_store_queue waited for the store writer",
     overload_shed_peer_backlog: "new INVITEs answered 503 (stateless, no call, no CDR): more of the shard's INVITE transactions than [proxy] overload_max_stalled_invites were resent without the peer answering (callees not answering our INVITE, callers not ACKing our final)",
@@ -152,6 +161,8 @@ pub struct ShardGauges {
     pub active_calls: AtomicU64,
     /// Media sessions (proxied calls) of this shard now.
     pub rtp_sessions: AtomicU64,
+    /// SIP TCP connections this shard holds now.
+    pub tcp_connections: AtomicU64,
     /// The shard thread's Linux thread id (0 until it runs), for its CPU time.
     pub tid: AtomicU64,
     /// Why new INVITEs are refused: 0 admitting, 1 receive backlog, 2 store

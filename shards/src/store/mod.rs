@@ -650,6 +650,7 @@ mod tests {
             uri: uri.into(),
             source: "127.0.0.1:5070".into(),
             transport: "UDP".into(),
+            conn: None,
             expires_at,
             q: None,
             instance: None,

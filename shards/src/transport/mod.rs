@@ -18,7 +18,7 @@ use crate::sip::Transport;
 pub use framer::{Frame, FrameError, Framer, Limits, PONG};
 
 /// One stream connection, named across shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ConnId {
     /// The shard whose loop owns the socket.
     pub shard: u16,

@@ -43,6 +43,7 @@ impl Rig {
                 EngineConfig {
                     host: "127.0.0.1".into(),
                     port: 5060,
+                    tcp_port: 5060,
                     max_ring_ms,
                     server_name: "test".into(),
                     max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,

@@ -1,0 +1,470 @@
+//! One shard's SIP stream connections (RFC 3261 section 18 over TCP): its
+//! SO_REUSEPORT listener (the kernel spreads new connections over the
+//! shards), the connections it accepted, their framers, write queues and
+//! limits. Non-blocking only; readiness comes from an epoll set of its own
+//! whose fd the shard's park watches.
+//!
+//! A pass ([`Streams::poll`]): accept what waits (up to the limits: in
+//! all, per source IP; a connection over a limit is closed at once), read
+//! what waits on each ready connection (a bounded number of reads each, so
+//! one busy peer does not starve the others), frame it, hand each message
+//! to the caller, answer pings with pongs, and flush write queues that got
+//! room. Once a second, idle connections and slow senders (a message
+//! partial for longer than the framer allows) are closed.
+//!
+//! Writes go out at once while the socket takes them; the rest waits in
+//! the connection's queue, bounded by [`StreamConfig::max_queued`] (a
+//! reader that does not read is closed, not buffered for).
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::epoll::{self, ctl};
+use super::stats::ShardStats;
+use crate::transport::{ConnId, Frame, Framer, Limits, Peer, PONG};
+
+/// epoll tag of the listener (connections are tagged by slot).
+const TAG_LISTENER: u64 = u64::MAX;
+/// Reads per ready connection per pass.
+const READS_PER_PASS: usize = 4;
+/// Accepts per pass.
+const ACCEPTS_PER_PASS: usize = 64;
+/// Idle and slow-sender sweep period (ms).
+const SWEEP_MS: u64 = 1_000;
+
+/// Limits of one shard's stream connections.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamConfig {
+    /// Connections this shard keeps at once.
+    pub max_conns: usize,
+    /// Connections one source IP may hold on this shard.
+    pub max_per_ip: usize,
+    /// A connection with no traffic (keep-alives count) this long is
+    /// closed (ms).
+    pub idle_ms: u64,
+    /// Bytes a connection may have waiting to be written.
+    pub max_queued: usize,
+    /// What one message may be.
+    pub limits: Limits,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            max_conns: 4096,
+            max_per_ip: 64,
+            idle_ms: 300_000,
+            max_queued: 1 << 20,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed it, or the socket failed.
+    Peer,
+    /// Bad framing: no or bad Content-Length, too large.
+    Framing,
+    /// No traffic for `idle_ms`.
+    Idle,
+    /// A message took longer than the framer allows.
+    Slow,
+    /// Its write queue overflowed.
+    Backlog,
+}
+
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    framer: Framer,
+    queued: Vec<u8>,
+    last_ms: u64,
+    watching_out: bool,
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// The stream connections of one shard.
+pub(super) struct Streams {
+    shard: u16,
+    cfg: StreamConfig,
+    listener: TcpListener,
+    epfd: OwnedFd,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    per_ip: HashMap<IpAddr, u32>,
+    scratch: Vec<u8>,
+    last_sweep_ms: u64,
+    /// Connections closed since the last [`Streams::take_closed`].
+    closed: Vec<(Peer, CloseReason)>,
+}
+
+impl Streams {
+    /// Takes this shard's listener (bound with SO_REUSEPORT by the runtime).
+    pub(super) fn new(shard: u16, listener: TcpListener, cfg: StreamConfig) -> io::Result<Streams> {
+        listener.set_nonblocking(true)?;
+        let epfd = epoll::create()?;
+        ctl(
+            &epfd,
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            libc::EPOLLIN,
+            TAG_LISTENER,
+        )?;
+        Ok(Streams {
+            shard,
+            cfg,
+            listener,
+            epfd,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            per_ip: HashMap::new(),
+            scratch: vec![0; 64 * 1024],
+            last_sweep_ms: 0,
+            closed: Vec::new(),
+        })
+    }
+
+    /// The epoll set the park watches: readable when a connection or the
+    /// listener is.
+    pub(super) fn ready_fd(&self) -> std::os::fd::RawFd {
+        self.epfd.as_raw_fd()
+    }
+
+    /// One pass; `deliver` gets each framed message and its peer. Returns
+    /// how much work was found (messages, accepts, flushes).
+    pub(super) fn poll(
+        &mut self,
+        now_ms: u64,
+        stats: &ShardStats,
+        mut deliver: impl FnMut(&[u8], Peer),
+    ) -> usize {
+        let mut work = 0;
+        if now_ms >= self.last_sweep_ms + SWEEP_MS {
+            self.last_sweep_ms = now_ms;
+            self.sweep(now_ms, stats);
+        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        // SAFETY: events has 64 slots; a zero timeout never blocks.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                0,
+            )
+        };
+        for ev in events.iter().take(n.max(0) as usize) {
+            let (tag, ready) = (ev.u64, ev.events);
+            if tag == TAG_LISTENER {
+                work += self.accept(now_ms, stats);
+                continue;
+            }
+            let slot = tag as u32;
+            if ready & libc::EPOLLOUT as u32 != 0 {
+                work += 1;
+                self.flush(slot, stats);
+            }
+            if ready & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                work += self.read(slot, now_ms, stats, &mut deliver);
+            }
+        }
+        work
+    }
+
+    /// Writes one message to connection `conn` of this shard; false when
+    /// the connection is gone (the message is lost, as a datagram to a
+    /// peer that left would be).
+    pub(super) fn send(&mut self, conn: ConnId, data: &[u8], stats: &ShardStats) -> bool {
+        let Some(c) = self.conn_mut(conn) else {
+            ShardStats::add(&stats.stream_sends_lost, 1);
+            return false;
+        };
+        c.queued.extend_from_slice(data);
+        ShardStats::add(&stats.tx_stream_messages, 1);
+        self.flush(conn.slot, stats);
+        true
+    }
+
+    /// Connections closed since the last call, with why.
+    pub(super) fn take_closed(&mut self) -> Vec<(Peer, CloseReason)> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Connections open now.
+    pub(super) fn len(&self) -> usize {
+        self.live
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        if id.shard != self.shard {
+            return None;
+        }
+        let slot = self.slots.get_mut(id.slot as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_mut()
+    }
+
+    fn id(&self, slot: u32) -> ConnId {
+        ConnId {
+            shard: self.shard,
+            slot,
+            generation: self.slots[slot as usize].generation,
+        }
+    }
+
+    fn accept(&mut self, now_ms: u64, stats: &ShardStats) -> usize {
+        let mut got = 0;
+        for _ in 0..ACCEPTS_PER_PASS {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // Out of fds, or the peer reset before the accept.
+                    tracing::debug!("tcp accept failed: {e}");
+                    break;
+                }
+            };
+            got += 1;
+            let ip = canonical(peer.ip());
+            let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0) as usize;
+            if self.live >= self.cfg.max_conns || from_ip >= self.cfg.max_per_ip {
+                ShardStats::add(&stats.tcp_refused, 1);
+                drop(stream);
+                continue;
+            }
+            if let Err(e) = self.adopt(stream, peer, now_ms) {
+                tracing::debug!(%peer, "tcp connection not kept: {e}");
+                continue;
+            }
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+            ShardStats::add(&stats.tcp_accepted, 1);
+        }
+        got
+    }
+
+    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, now_ms: u64) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = u32::try_from(self.slots.len()).map_err(|_| io::Error::other("slots"))?;
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                s
+            }
+        };
+        if let Err(e) = ctl(
+            &self.epfd,
+            libc::EPOLL_CTL_ADD,
+            stream.as_raw_fd(),
+            libc::EPOLLIN,
+            u64::from(slot),
+        ) {
+            self.free.push(slot);
+            return Err(e);
+        }
+        self.slots[slot as usize].conn = Some(Conn {
+            stream,
+            peer,
+            framer: Framer::new(self.cfg.limits),
+            queued: Vec::new(),
+            last_ms: now_ms,
+            watching_out: false,
+        });
+        self.live += 1;
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        slot: u32,
+        now_ms: u64,
+        stats: &ShardStats,
+        deliver: &mut impl FnMut(&[u8], Peer),
+    ) -> usize {
+        let id = self.id(slot);
+        let Some(Slot {
+            conn: Some(c),
+            generation: _,
+        }) = self.slots.get_mut(slot as usize)
+        else {
+            return 0;
+        };
+        let peer = Peer::tcp(c.peer, id);
+        let mut got = 0;
+        let mut close = None;
+        for _ in 0..READS_PER_PASS {
+            let n = match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    close = Some(CloseReason::Peer);
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    close = Some(CloseReason::Peer);
+                    break;
+                }
+            };
+            c.last_ms = now_ms;
+            ShardStats::add(&stats.rx_bytes, n as u64);
+            c.framer.push(now_ms, &self.scratch[..n]);
+            loop {
+                match c.framer.poll(now_ms) {
+                    Ok(Some(Frame::Message(m))) => {
+                        got += 1;
+                        ShardStats::add(&stats.rx_stream_messages, 1);
+                        stats.sip.count(true, m);
+                        deliver(m, peer);
+                    }
+                    Ok(Some(Frame::Ping)) => c.queued.extend_from_slice(PONG),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(peer = %c.peer, "tcp stream closed: {}", e.as_str());
+                        ShardStats::add(&stats.tcp_frame_errors, 1);
+                        close = Some(CloseReason::Framing);
+                        break;
+                    }
+                }
+            }
+            if close.is_some() || n < self.scratch.len() {
+                break;
+            }
+        }
+        if let Some(why) = close {
+            self.close(slot, why, stats);
+        } else if self.slots[slot as usize]
+            .conn
+            .as_ref()
+            .is_some_and(|c| !c.queued.is_empty())
+        {
+            self.flush(slot, stats);
+        }
+        got.max(1)
+    }
+
+    /// Writes what the connection has queued; watches for room when the
+    /// socket is full, closes it when the queue overflows or the write
+    /// fails.
+    fn flush(&mut self, slot: u32, stats: &ShardStats) {
+        let Some(c) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.conn.as_mut())
+        else {
+            return;
+        };
+        let mut sent = 0;
+        let mut failed = false;
+        while sent < c.queued.len() {
+            match c.stream.write(&c.queued[sent..]) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        ShardStats::add(&stats.tx_stream_bytes, sent as u64);
+        c.queued.drain(..sent);
+        if failed {
+            self.close(slot, CloseReason::Peer, stats);
+            return;
+        }
+        if c.queued.len() > self.cfg.max_queued {
+            self.close(slot, CloseReason::Backlog, stats);
+            return;
+        }
+        let want_out = !c.queued.is_empty();
+        if want_out != c.watching_out {
+            let events = if want_out {
+                libc::EPOLLIN | libc::EPOLLOUT
+            } else {
+                libc::EPOLLIN
+            };
+            if ctl(
+                &self.epfd,
+                libc::EPOLL_CTL_MOD,
+                c.stream.as_raw_fd(),
+                events,
+                u64::from(slot),
+            )
+            .is_ok()
+            {
+                c.watching_out = want_out;
+            }
+        }
+    }
+
+    fn sweep(&mut self, now_ms: u64, stats: &ShardStats) {
+        let mut due = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(c) = &s.conn else { continue };
+            if now_ms.saturating_sub(c.last_ms) > self.cfg.idle_ms {
+                due.push((i as u32, CloseReason::Idle));
+            } else if c.framer.stalled(now_ms) {
+                due.push((i as u32, CloseReason::Slow));
+            }
+        }
+        for (slot, why) in due {
+            self.close(slot, why, stats);
+        }
+    }
+
+    fn close(&mut self, slot: u32, why: CloseReason, stats: &ShardStats) {
+        let id = self.id(slot);
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        let Some(c) = s.conn.take() else {
+            return;
+        };
+        s.generation = s.generation.wrapping_add(1);
+        // Closing the fd takes it out of the epoll set too.
+        let _ = ctl(&self.epfd, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, 0);
+        let ip = canonical(c.peer.ip());
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        ShardStats::add(&stats.tcp_closed, 1);
+        if why == CloseReason::Idle || why == CloseReason::Slow {
+            ShardStats::add(&stats.tcp_timed_out, 1);
+        }
+        self.closed.push((Peer::tcp(c.peer, id), why));
+    }
+}
+
+/// An IPv4-mapped IPv6 address counts as its IPv4 (one source, one count).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
