@@ -345,6 +345,11 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         Err(e) => return fail(e),
     };
     store.set_budget(cfg.store.max_disk_mib << 20);
+    // Whether new calls are refused for room is known before the first
+    // INVITE can arrive (the writer looks again as it starts).
+    if let Err(e) = store.tend_space() {
+        tracing::error!("store: cannot measure the map: {e}");
+    }
     let console_store = match crate::control::console_store::ConsoleStore::open(&store) {
         Ok(c) => c,
         Err(e) => return fail(e),

@@ -420,3 +420,24 @@ fn hostile_streams_cost_only_their_own_connection() {
     ));
     assert_eq!(r.code, 200, "{}", r.raw);
 }
+
+#[test]
+fn bindings_on_connections_do_not_survive_a_restart() {
+    let (mut pbx, tcp) = pbx_tcp("");
+    let mut phone = TcpPhone::connect(tcp);
+    let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tcp>");
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let udp_port = free_port();
+    register_contact(&pbx, "1001", "secret1001", udp_port);
+    pbx.crash();
+    drop(phone);
+    pbx.start_again();
+    // The connection died with the process: the phone is not reachable
+    // until it registers again; the UDP binding stays.
+    let r = call_by_hand(&pbx, "1002", "after-restart");
+    assert_eq!(r.code, 480, "{}", r.raw);
+    let out = pbx.cli(&["registrations", "list", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sip:1001@"), "{text}");
+    assert!(!text.contains("sip:1002@"), "{text}");
+}

@@ -47,6 +47,9 @@ fn shipped_config_values_are_the_defaults() {
     let mut cfg = shipped();
     cfg.proxy.realms.clear();
     cfg.proxy.user_backends.clear();
+    // The shipped file turns TCP on; a config that does not ask has none.
+    assert_eq!(cfg.proxy.tcp_port, 5060);
+    cfg.proxy.tcp_port = 0;
     let shipped = toml::Value::try_from(&cfg).unwrap();
     let defaults = toml::Value::try_from(Config::default()).unwrap();
     assert_eq!(shipped, defaults);

@@ -395,4 +395,41 @@ mod tests {
         lower.max_contacts = 1;
         assert_eq!(apply(current, &lower).unwrap().bindings.len(), 3);
     }
+
+    #[test]
+    fn a_closed_connection_takes_its_bindings_and_only_those() {
+        let conn = |slot| crate::transport::ConnId {
+            shard: 1,
+            slot,
+            generation: 3,
+        };
+        let mut on_a = binding("sip:a@192.0.2.1", "c1", 1, 100);
+        on_a.conn = Some(conn(7));
+        let mut on_b = binding("sip:b@192.0.2.2", "c2", 1, 100);
+        on_b.conn = Some(conn(8));
+        let udp = binding("sip:c@192.0.2.3", "c3", 1, 100);
+        let current = vec![on_a.clone(), on_b.clone(), udp.clone()];
+        let out = apply(
+            current.clone(),
+            &change("", 0, 10, vec![BindingOp::ConnClosed(conn(7))]),
+        )
+        .unwrap();
+        assert_eq!(out.expired, vec![on_a.clone()], "reported as offline");
+        assert_eq!(out.bindings, vec![on_b.clone(), udp.clone()]);
+        // Another generation of the same slot is another connection.
+        let stale_gen = crate::transport::ConnId {
+            generation: 4,
+            ..conn(7)
+        };
+        let out = apply(
+            current.clone(),
+            &change("", 0, 10, vec![BindingOp::ConnClosed(stale_gen)]),
+        )
+        .unwrap();
+        assert!(out.expired.is_empty());
+        // After a restart every binding on a connection goes.
+        let out = apply(current, &change("", 0, 10, vec![BindingOp::StaleConns])).unwrap();
+        assert_eq!(out.expired, vec![on_a, on_b]);
+        assert_eq!(out.bindings, vec![udp]);
+    }
 }

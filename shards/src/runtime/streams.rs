@@ -33,6 +33,10 @@ const READS_PER_PASS: usize = 4;
 const ACCEPTS_PER_PASS: usize = 64;
 /// Idle and slow-sender sweep period (ms).
 const SWEEP_MS: u64 = 1_000;
+/// How long the listener rests when the process is out of descriptors or
+/// memory (ms): the pending connections wait in the kernel's backlog
+/// instead of waking the shard for an accept that fails.
+const ACCEPT_REST_MS: u64 = 100;
 
 /// Limits of one shard's stream connections.
 #[derive(Clone, Copy, Debug)]
@@ -103,6 +107,8 @@ pub(super) struct Streams {
     per_ip: HashMap<IpAddr, u32>,
     scratch: Vec<u8>,
     last_sweep_ms: u64,
+    /// The listener is out of the epoll set until then (mono ms).
+    resting_until: Option<u64>,
     /// Connections closed since the last [`Streams::take_closed`].
     closed: Vec<(Peer, CloseReason)>,
 }
@@ -130,6 +136,7 @@ impl Streams {
             per_ip: HashMap::new(),
             scratch: vec![0; 64 * 1024],
             last_sweep_ms: 0,
+            resting_until: None,
             closed: Vec::new(),
         })
     }
@@ -152,6 +159,9 @@ impl Streams {
         if now_ms >= self.last_sweep_ms + SWEEP_MS {
             self.last_sweep_ms = now_ms;
             self.sweep(now_ms, stats);
+        }
+        if self.resting_until.is_some_and(|until| now_ms >= until) {
+            self.watch_listener(libc::EPOLL_CTL_ADD);
         }
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // SAFETY: events has 64 slots; a zero timeout never blocks.
@@ -230,10 +240,16 @@ impl Streams {
             let (stream, peer) = match self.listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // Out of fds, or the peer reset before the accept.
-                    tracing::debug!("tcp accept failed: {e}");
+                Err(e) if out_of_resources(&e) => {
+                    tracing::warn!("tcp accept failed, new connections wait: {e}");
+                    self.watch_listener(libc::EPOLL_CTL_DEL);
+                    self.resting_until = Some(now_ms + ACCEPT_REST_MS);
                     break;
+                }
+                Err(e) => {
+                    // The peer reset before the accept, and the like.
+                    tracing::debug!("tcp accept failed: {e}");
+                    continue;
                 }
             };
             got += 1;
@@ -252,6 +268,24 @@ impl Streams {
             ShardStats::add(&stats.tcp_accepted, 1);
         }
         got
+    }
+
+    /// Puts the listener in (`EPOLL_CTL_ADD`) or out of the epoll set.
+    fn watch_listener(&mut self, op: libc::c_int) {
+        match ctl(
+            &self.epfd,
+            op,
+            self.listener.as_raw_fd(),
+            libc::EPOLLIN,
+            TAG_LISTENER,
+        ) {
+            Ok(()) => {
+                if op == libc::EPOLL_CTL_ADD {
+                    self.resting_until = None;
+                }
+            }
+            Err(e) => tracing::warn!("tcp listener: cannot change its watch: {e}"),
+        }
     }
 
     fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, now_ms: u64) -> io::Result<()> {
@@ -459,6 +493,15 @@ impl Streams {
         }
         self.closed.push((Peer::tcp(c.peer, id), why));
     }
+}
+
+/// Errors of accept that say the process (not the peer) is short of
+/// something: descriptors, buffers, memory.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// An IPv4-mapped IPv6 address counts as its IPv4 (one source, one count).
