@@ -194,6 +194,7 @@ fn endpoint_settings(
         sip_host: advertised_host(cfg),
         sip_port: cfg.proxy.udp_port,
         sip_tcp_port: cfg.proxy.tcp_port,
+        sip_tls_port: cfg.proxy.tls_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         max_flow_bytes: cfg.callrecord.max_flow_bytes,
         max_forks: cfg.security.max_forks_per_call as usize,
@@ -258,7 +259,7 @@ impl std::fmt::Display for StartError {
     }
 }
 
-fn runtime_config(cfg: &Config) -> RuntimeConfig {
+fn runtime_config(cfg: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> RuntimeConfig {
     let shards = cfg.shard_count();
     let r = &cfg.runtime;
     RuntimeConfig {
@@ -275,11 +276,13 @@ fn runtime_config(cfg: &Config) -> RuntimeConfig {
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
         steering: r.steering,
-        tcp: (cfg.proxy.tcp_port != 0).then(|| {
-            (
-                SocketAddr::new(cfg.proxy.addr, cfg.proxy.tcp_port),
-                stream_config(&cfg.proxy),
-            )
+        streams: (cfg.proxy.tcp_port != 0 || tls.is_some()).then(|| {
+            shards::runtime::StreamListeners {
+                tcp: (cfg.proxy.tcp_port != 0)
+                    .then(|| SocketAddr::new(cfg.proxy.addr, cfg.proxy.tcp_port)),
+                tls: tls.map(|c| (SocketAddr::new(cfg.proxy.addr, cfg.proxy.tls_port), c)),
+                limits: stream_config(&cfg.proxy),
+            }
         }),
         kernel_rtp: Some(shards::runtime::kernel_rtp::KernelRtpConfig {
             mode: cfg.media.kernel_forwarding,
@@ -436,7 +439,24 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     };
 
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
-    let rt_cfg = runtime_config(&cfg);
+    let tls = if cfg.proxy.tls_port == 0 {
+        None
+    } else {
+        match crate::tls_files::load(&cfg) {
+            Ok(l) => {
+                tracing::info!(
+                    port = cfg.proxy.tls_port,
+                    cert = %l.cert_path.display(),
+                    sha256 = %l.fingerprint,
+                    self_signed = l.self_signed,
+                    "SIP over TLS"
+                );
+                Some(l.config)
+            }
+            Err(e) => return fail(e),
+        }
+    };
+    let rt_cfg = runtime_config(&cfg, tls);
     let factory_tx = control_tx.clone();
     let runtime = match Runtime::start(&rt_cfg, move |ctx| {
         let id = ctx.id;

@@ -10,4 +10,5 @@ pub mod control;
 pub mod netif;
 pub mod os;
 pub mod private_files;
+pub mod tls_files;
 pub mod webhooks;

@@ -8,9 +8,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::stream_phone::*;
 use common::webhook::WebhookServer;
 use common::*;
 
@@ -25,172 +26,6 @@ fn pbx_tcp(extra: &str) -> (Pbx, SocketAddr) {
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
     (pbx, addr)
 }
-
-/// A phone on one TCP connection: messages framed by Content-Length.
-struct TcpPhone {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    local: SocketAddr,
-}
-
-impl TcpPhone {
-    fn connect(server: SocketAddr) -> TcpPhone {
-        let stream = TcpStream::connect(server).expect("connect");
-        let local = stream.local_addr().unwrap();
-        TcpPhone {
-            stream,
-            buf: Vec::new(),
-            local,
-        }
-    }
-
-    fn send(&mut self, msg: &str) {
-        self.stream.write_all(msg.as_bytes()).unwrap();
-    }
-
-    /// The next whole message, or None when the time runs out or the
-    /// server closed the connection.
-    fn recv(&mut self, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(msg) = self.take_message() {
-                return Some(msg);
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.stream
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .unwrap();
-            let mut chunk = [0u8; 8192];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(_) => return None,
-            }
-        }
-    }
-
-    fn take_message(&mut self) -> Option<String> {
-        while self.buf.starts_with(b"\r\n") {
-            self.buf.drain(..2);
-        }
-        let text = String::from_utf8_lossy(&self.buf).into_owned();
-        let head_end = text.find("\r\n\r\n")? + 4;
-        let len = headers(&text[..head_end], "Content-Length")
-            .first()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        if self.buf.len() < head_end + len {
-            return None;
-        }
-        let msg: Vec<u8> = self.buf.drain(..head_end + len).collect();
-        Some(String::from_utf8_lossy(&msg).into_owned())
-    }
-
-    /// Sends a request; returns the first final response.
-    fn request(&mut self, msg: &str) -> Response {
-        self.send(msg);
-        loop {
-            let text = self.recv(Duration::from_secs(5)).expect("a response");
-            let r = Response::parse(&text);
-            if r.code >= 200 {
-                return r;
-            }
-        }
-    }
-
-    /// True when the server closed the connection within `limit`.
-    fn closed_within(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            self.stream
-                .set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return true,
-            }
-        }
-        false
-    }
-
-    fn register(&mut self, user: &str, contact: &str) -> Response {
-        let build = |cseq: u32, auth: Option<&str>, local: SocketAddr| {
-            let mut s = format!(
-                "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch={b};rport\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:{user}@pbx.test>;tag=t{cseq}\r\nTo: <sip:{user}@pbx.test>\r\n\
-                 Call-ID: tcp-reg-{user}-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n\
-                 Expires: 600\r\nUser-Agent: tcp-phone\r\n",
-                b = branch(),
-                port = local.port()
-            );
-            if let Some(a) = auth {
-                s.push_str(&format!("Authorization: {a}\r\n"));
-            }
-            s.push_str("Content-Length: 0\r\n\r\n");
-            s
-        };
-        let first = self.request(&build(1, None, self.local));
-        assert_eq!(first.code, 401, "{}", first.raw);
-        let ch = first.header("WWW-Authenticate").unwrap().to_string();
-        let auth = digest_auth(
-            &ch,
-            user,
-            &format!("secret{user}"),
-            "REGISTER",
-            "sip:pbx.test",
-            1,
-        );
-        self.request(&build(2, Some(&auth), self.local))
-    }
-}
-
-/// A response to `req` (its Via, From, To, Call-ID and CSeq), with a To
-/// tag and an optional SDP body.
-fn reply(req: &str, code: u16, reason: &str, sdp: Option<&str>, me: SocketAddr) -> String {
-    let mut s = format!("SIP/2.0 {code} {reason}\r\n");
-    for v in headers(req, "Via") {
-        s.push_str(&format!("Via: {v}\r\n"));
-    }
-    for name in ["From", "Call-ID", "CSeq"] {
-        let v = headers(req, name).first().cloned().unwrap_or_default();
-        s.push_str(&format!("{name}: {v}\r\n"));
-    }
-    let to = headers(req, "To").first().cloned().unwrap_or_default();
-    if to.contains("tag=") {
-        s.push_str(&format!("To: {to}\r\n"));
-    } else {
-        s.push_str(&format!("To: {to};tag=phone1\r\n"));
-    }
-    s.push_str(&format!("Contact: <sip:1002@{me};transport=tcp>\r\n"));
-    match sdp {
-        Some(body) => s.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )),
-        None => s.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    s
-}
-
-/// The values of header `name` in a message's head (no folding here).
-fn headers(msg: &str, name: &str) -> Vec<String> {
-    let head = msg.split("\r\n\r\n").next().unwrap_or_default();
-    head.split("\r\n")
-        .skip(1)
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-        .collect()
-}
-
-const ANSWER_SDP: &str = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
 #[test]
 fn sipp_registers_and_calls_over_tcp() {
@@ -281,7 +116,7 @@ fn a_tcp_phone_is_called_over_its_connection_and_goes_offline_when_it_closes() {
         "[proxy.locator_webhook]\nurl = \"{}\"\nretry_initial_ms = 100\nretry_max_secs = 1\n",
         hook.url("/locator")
     ));
-    let mut phone = TcpPhone::connect(tcp);
+    let mut phone = StreamPhone::connect(tcp);
     // The Contact names a port nobody listens on: only the connection
     // reaches the phone.
     let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tcp>");
@@ -333,25 +168,25 @@ fn hostile_streams_cost_only_their_own_connection() {
     let (pbx, tcp) = pbx_tcp("tcp_idle_secs = 3\ntcp_max_connections_per_ip = 20");
 
     // Garbage: no Content-Length can be found, the connection is closed.
-    let mut garbage = TcpPhone::connect(tcp);
+    let mut garbage = StreamPhone::connect(tcp);
     garbage.send("GARBAGE sip:x SIP/2.0\r\nX: y\r\n\r\n\0\0\0\u{7f}");
     assert!(garbage.closed_within(Duration::from_secs(3)), "garbage");
 
     // A 2 GB Content-Length: closed before any body is read.
-    let mut huge = TcpPhone::connect(tcp);
+    let mut huge = StreamPhone::connect(tcp);
     huge.send("INVITE sip:1002@pbx.test SIP/2.0\r\nContent-Length: 2147483648\r\n\r\n");
     assert!(huge.closed_within(Duration::from_secs(3)), "2 GB body");
 
     // A slow sender: a byte every 300 ms keeps the connection busy but
     // the message never completes; closed after the message time (here
     // the 3 s idle time).
-    let mut slow = TcpPhone::connect(tcp);
+    let mut slow = StreamPhone::connect(tcp);
     let started = Instant::now();
     let mut closed = false;
     let partial =
         b"OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4;branch=z9hG4bKslow\r\n";
     for b in partial {
-        if slow.stream.write_all(&[*b]).is_err() || slow.closed_within(Duration::from_millis(300)) {
+        if slow.wire.write_all(&[*b]).is_err() || slow.closed_within(Duration::from_millis(300)) {
             closed = true;
             break;
         }
@@ -371,8 +206,8 @@ fn hostile_streams_cost_only_their_own_connection() {
 
     // A phone that behaves, then a flood of idle connections from the same
     // source: past the per-source limit (per shard) they are closed at once.
-    let mut good = TcpPhone::connect(tcp);
-    let flood: Vec<TcpPhone> = (0..100).map(|_| TcpPhone::connect(tcp)).collect();
+    let mut good = StreamPhone::connect(tcp);
+    let flood: Vec<StreamPhone> = (0..100).map(|_| StreamPhone::connect(tcp)).collect();
     let refused = wait_until(Duration::from_secs(3), || {
         let n = pbx.metric_sum("shardpbx_tcp_refused_total");
         (n >= 100 - 2 * 20).then_some(n)
@@ -395,10 +230,11 @@ fn hostile_streams_cost_only_their_own_connection() {
     for _ in 0..5 {
         good.send("\r\n\r\n");
         let mut pong = [0u8; 2];
-        good.stream
+        good.wire
+            .tcp()
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        good.stream.read_exact(&mut pong).expect("pong");
+        good.wire.read_exact(&mut pong).expect("pong");
         assert_eq!(&pong, b"\r\n");
         std::thread::sleep(Duration::from_millis(1000));
     }
@@ -424,7 +260,7 @@ fn hostile_streams_cost_only_their_own_connection() {
 #[test]
 fn bindings_on_connections_do_not_survive_a_restart() {
     let (mut pbx, tcp) = pbx_tcp("");
-    let mut phone = TcpPhone::connect(tcp);
+    let mut phone = StreamPhone::connect(tcp);
     let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tcp>");
     assert_eq!(r.code, 200, "{}", r.raw);
     let udp_port = free_port();

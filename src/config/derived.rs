@@ -85,6 +85,15 @@ impl Config {
         }
     }
 
+    /// A path of the config under `data_dir()` unless absolute.
+    pub fn under_data_dir(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir().join(path)
+        }
+    }
+
     /// Number of shards to start: `runtime.shards`, or when 0 the number of `cpus`
     /// entries, or when that is empty too one per available CPU. At most 1024.
     pub fn shard_count(&self) -> usize {

@@ -168,8 +168,17 @@ pub struct ProxyConfig {
     /// SIP TCP connections one source IP may hold on one shard. Default 64.
     pub tcp_max_connections_per_ip: u32,
     /// A SIP TCP connection with no traffic (CRLF keep-alives count) for
-    /// this long is closed, s. Default 300.
+    /// this long is closed, s. Default 300. TLS connections too.
     pub tcp_idle_secs: u32,
+    /// SIP TLS port (RFC 3261 section 26); 0 = no TLS listener. Default 0
+    /// (the shipped `config/shardpbx.toml` sets 5061).
+    pub tls_port: u16,
+    /// PEM certificate chain for TLS, under `data_dir` unless absolute;
+    /// "" = a self-signed certificate made on first start and kept in
+    /// `data_dir/tls/`. Reloaded by `POST /ami/v1/reload/tls`. Default "".
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`; "" with `tls_cert` "". Default "".
+    pub tls_key: PathBuf,
     /// Domains we are (hostnames or IPs). Default [].
     pub realms: Vec<String>,
     /// Digest algorithms offered, in this order. Default [MD5] (SHA-256 is
@@ -232,6 +241,9 @@ impl Default for ProxyConfig {
             tcp_max_connections: 10_000,
             tcp_max_connections_per_ip: 64,
             tcp_idle_secs: 300,
+            tls_port: 0,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             realms: Vec::new(),
             digest_algorithms: vec![DigestAlgorithm::Md5],
             external_ip: String::new(),

@@ -192,6 +192,18 @@ impl Checker<'_> {
         if !(1..=86_400).contains(&px.tcp_idle_secs) {
             return self.fail("proxy.tcp_idle_secs", "must be 1-86400");
         }
+        let (cert, key) = (px.tls_cert.as_os_str(), px.tls_key.as_os_str());
+        if cert.is_empty() != key.is_empty() {
+            let missing = if cert.is_empty() {
+                "proxy.tls_cert"
+            } else {
+                "proxy.tls_key"
+            };
+            return self.fail(
+                missing,
+                "give both tls_cert and tls_key, or neither (a self-signed pair is made)",
+            );
+        }
         for (i, realm) in px.realms.iter().enumerate() {
             check_host(realm)
                 .map_err(|e| self.err(&format!("proxy.realms[{i}]"), e.to_string()))?;

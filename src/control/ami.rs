@@ -1,4 +1,5 @@
-//! AMI (`/ami/v1`, API.md section 5): health, reload of trunks, routes and
+//! AMI (`/ami/v1`, API.md section 5): health, reload of trunks, routes, the
+//! SIP TLS certificate and
 //! the ACL, graceful shutdown, dialogs. Only TCP peers in `[ami] allows` may
 //! use it; forwarded-for headers are ignored. Blocking work (file reads,
 //! waiting on shards) runs on tokio's blocking pool, never on the listener.
@@ -182,6 +183,23 @@ impl Reloader {
                     format!("{rules} rule(s)"),
                 ))
             }
+            "tls" => {
+                let cfg = Config::load_with_profile(&self.config_path, self.perf_path.as_deref())?;
+                if self.cfg.proxy.tls_port == 0 {
+                    return Err(ReloadError::NoTls);
+                }
+                let loaded = crate::tls_files::load(&cfg).map_err(ReloadError::Tls)?;
+                self.cfg.proxy.tls_cert = cfg.proxy.tls_cert.clone();
+                self.cfg.proxy.tls_key = cfg.proxy.tls_key.clone();
+                Ok((
+                    ShardMsgFactory::Tls(loaded.config),
+                    format!(
+                        "{} (sha256 {})",
+                        loaded.cert_path.display(),
+                        loaded.fingerprint
+                    ),
+                ))
+            }
             _ => Err(ReloadError::UnknownTable(what.to_string())),
         }
     }
@@ -192,8 +210,12 @@ impl Reloader {
 pub enum ReloadError {
     /// A file, or the tables built from it, is not acceptable.
     Config(ConfigError),
-    /// Not `trunks`, `routes` or `acl`.
+    /// Not `trunks`, `routes`, `acl` or `tls`.
     UnknownTable(String),
+    /// The certificate or key cannot be used (the old one stays).
+    Tls(crate::tls_files::TlsFileError),
+    /// `tls` asked of a server without a TLS listener.
+    NoTls,
 }
 
 impl From<ConfigError> for ReloadError {
@@ -207,8 +229,10 @@ impl std::fmt::Display for ReloadError {
         match self {
             ReloadError::Config(e) => e.fmt(f),
             ReloadError::UnknownTable(what) => {
-                write!(f, "unknown table '{what}' (trunks, routes or acl)")
+                write!(f, "unknown table '{what}' (trunks, routes, acl or tls)")
             }
+            ReloadError::Tls(e) => e.fmt(f),
+            ReloadError::NoTls => f.write_str("proxy.tls_port is 0: there is no TLS listener"),
         }
     }
 }
@@ -219,6 +243,7 @@ impl std::error::Error for ReloadError {}
 pub enum ShardMsgFactory {
     Routing(Arc<shards::routing::RoutingSnapshot>),
     Acl(AclCheck),
+    Tls(Arc<rustls::ServerConfig>),
 }
 
 impl ShardMsgFactory {
@@ -226,6 +251,7 @@ impl ShardMsgFactory {
         match self {
             ShardMsgFactory::Routing(s) => ShardMsg::Routing(s.clone()),
             ShardMsgFactory::Acl(a) => ShardMsg::Acl(a.clone()),
+            ShardMsgFactory::Tls(c) => ShardMsg::TlsConfig(c.clone()),
         }
     }
 }
@@ -321,15 +347,15 @@ pub async fn health(
     .into_response())
 }
 
-/// `POST /ami/v1/reload/{trunks|routes|acl}`.
+/// `POST /ami/v1/reload/{trunks|routes|acl|tls}`.
 pub async fn reload(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(what): Path<String>,
 ) -> Result<Response, ApiError> {
     allowed(&state, peer)?;
-    if !matches!(what.as_str(), "trunks" | "routes" | "acl") {
-        return Err(ApiError::not_found("reload trunks, routes or acl"));
+    if !matches!(what.as_str(), "trunks" | "routes" | "acl" | "tls") {
+        return Err(ApiError::not_found("reload trunks, routes, acl or tls"));
     }
     let st = state.clone();
     let what2 = what.clone();

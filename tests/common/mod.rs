@@ -4,6 +4,7 @@
 
 pub mod media;
 pub mod s3;
+pub mod stream_phone;
 pub mod webhook;
 
 use std::io::Read;

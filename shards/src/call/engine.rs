@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub port: u16,
     /// Our SIP TCP port, for Via and Contact toward peers on TCP (0: none).
     pub tcp_port: u16,
+    /// Our SIP TLS port, for Via and Contact toward peers on TLS (0: none).
+    pub tls_port: u16,
     /// Ring timeout of a call with no other, ms.
     pub max_ring_ms: u64,
     pub server_name: String,
@@ -226,6 +228,10 @@ pub struct CallEngine {
     via_prefix: String,
     /// The same toward TCP peers, `SIP/2.0/TCP host:tcp_port;branch=`.
     via_prefix_tcp: String,
+    /// Toward TLS peers: `<sip:shardpbx@host:tls_port;transport=tls>`.
+    contact_tls: String,
+    /// `SIP/2.0/TLS host:tls_port;branch=`.
+    via_prefix_tls: String,
 }
 
 impl CallEngine {
@@ -256,6 +262,8 @@ impl CallEngine {
             via_prefix: format!("SIP/2.0/UDP {}:{};branch=", cfg.host, cfg.port),
             contact_tcp: format!("<sip:shardpbx@{}:{};transport=tcp>", cfg.host, cfg.tcp_port),
             via_prefix_tcp: format!("SIP/2.0/TCP {}:{};branch=", cfg.host, cfg.tcp_port),
+            contact_tls: format!("<sip:shardpbx@{}:{};transport=tls>", cfg.host, cfg.tls_port),
+            via_prefix_tls: format!("SIP/2.0/TLS {}:{};branch=", cfg.host, cfg.tls_port),
             cfg,
         }
     }
@@ -760,6 +768,7 @@ impl CallEngine {
         match to.link {
             Link::Udp => self.contact.clone(),
             Link::Tcp(_) => self.contact_tcp.clone(),
+            Link::Tls(_) => self.contact_tls.clone(),
         }
     }
 
@@ -768,6 +777,7 @@ impl CallEngine {
         let prefix = match to.link {
             Link::Udp => &self.via_prefix,
             Link::Tcp(_) => &self.via_prefix_tcp,
+            Link::Tls(_) => &self.via_prefix_tls,
         };
         let mut via = String::with_capacity(prefix.len() + 32);
         via.push_str(prefix);

@@ -326,7 +326,10 @@ impl ShardLogic for SipEndpoint {
             ShardMsg::Sync { reply } => {
                 let _ = reply.try_send(Vec::new());
             }
-            ShardMsg::Datagram { .. } | ShardMsg::StreamSend { .. } | ShardMsg::Stop => {}
+            ShardMsg::Datagram { .. }
+            | ShardMsg::StreamSend { .. }
+            | ShardMsg::TlsConfig(_)
+            | ShardMsg::Stop => {}
         }
     }
 

@@ -32,6 +32,8 @@ pub struct EndpointSettings {
     pub sip_port: u16,
     /// Our SIP TCP port (`[proxy] tcp_port`), 0 without TCP.
     pub sip_tcp_port: u16,
+    /// Our SIP TLS port (`[proxy] tls_port`), 0 without TLS.
+    pub sip_tls_port: u16,
     /// Ring timeout when nothing else sets one, ms.
     pub max_ring_ms: u64,
     /// Most bytes of a call's stored SIP flow.
@@ -120,6 +122,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         sip_host: "127.0.0.1".into(),
         sip_port: 5060,
         sip_tcp_port: 0,
+        sip_tls_port: 0,
         max_ring_ms: 60_000,
         max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
         max_forks: 16,

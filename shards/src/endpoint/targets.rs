@@ -17,7 +17,7 @@ use crate::routing::{
 };
 use crate::sip::{escape_user, is_dialable_user, unescape, Host, Message, Scheme, Uri};
 use crate::time::Now;
-use crate::transport::Peer;
+use crate::transport::{Peer, StreamKind};
 
 /// Port of a destination that names none (UDP, whatever the scheme).
 const DEFAULT_PORT: u16 = 5060;
@@ -390,7 +390,12 @@ pub(super) fn binding_dest(b: &Binding) -> Option<Peer> {
     if let Some(conn) = b.conn {
         // Over the very connection it registered on, whatever its
         // Contact says (RFC 5626 section 5.3, RFC 5923).
-        return Some(Peer::tcp(source, conn));
+        let kind = if b.transport.eq_ignore_ascii_case("TLS") {
+            StreamKind::Tls
+        } else {
+            StreamKind::Tcp
+        };
+        return Some(Peer::stream(source, conn, kind));
     }
     udp_binding_dest(b, source).map(Peer::udp)
 }

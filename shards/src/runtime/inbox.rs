@@ -22,6 +22,8 @@ pub enum ShardMsg {
         conn: crate::transport::ConnId,
         data: Vec<u8>,
     },
+    /// A new certificate (an AMI reload): new TLS sessions take it.
+    TlsConfig(std::sync::Arc<rustls::ServerConfig>),
     /// The writer applied a REGISTER's change (token from the request).
     Registered {
         token: u64,

@@ -19,7 +19,7 @@ pub mod udp_batch;
 
 pub use backlog::Backlog;
 pub use inbox::{Inbox, RegisterFailure, ShardMsg};
-pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic};
+pub use shard::{Output, Runtime, RuntimeConfig, ShardContext, ShardLogic, StreamListeners};
 pub use stats::{ShardGauges, ShardStats};
 pub use streams::{CloseReason, StreamConfig};
 

@@ -250,6 +250,11 @@ impl<L: ShardLogic> Reactor<L> {
                         s.send(conn, &data, &self.ctx.stats);
                     }
                 }
+                ShardMsg::TlsConfig(config) => {
+                    if let Some(s) = self.streams.as_mut() {
+                        s.set_tls_config(config);
+                    }
+                }
                 other => self.logic.on_message(now, other, &mut self.out),
             }
         }

@@ -57,9 +57,19 @@ pub struct RuntimeConfig {
     /// Whether (and for which ports) the kernel may relay steady RTP
     /// streams; `None` without a media relay.
     pub kernel_rtp: Option<KernelRtpConfig>,
-    /// The SIP TCP listener's address and its connections' limits; `None`:
-    /// no TCP.
-    pub tcp: Option<(SocketAddr, super::StreamConfig)>,
+    /// SIP over TCP and TLS: where to listen and the connections' limits;
+    /// `None`: neither.
+    pub streams: Option<StreamListeners>,
+}
+
+/// Where the shards listen for SIP stream connections.
+#[derive(Clone, Debug)]
+pub struct StreamListeners {
+    /// Plain TCP (`[proxy] tcp_port`).
+    pub tcp: Option<SocketAddr>,
+    /// TLS (`[proxy] tls_port`) and the certificate's configuration.
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    pub limits: super::StreamConfig,
 }
 
 /// What a shard's logic asks the loop to do.
@@ -78,7 +88,7 @@ impl Output {
     pub fn send(&mut self, dest: Peer, data: &[u8]) {
         match dest.link {
             Link::Udp => self.sends.push(dest.addr, data),
-            Link::Tcp(conn) => self.streams.push((conn, data.to_vec())),
+            Link::Tcp(conn) | Link::Tls(conn) => self.streams.push((conn, data.to_vec())),
         }
     }
 }
@@ -169,13 +179,23 @@ impl Runtime {
     {
         let shards = cfg.shards.max(1);
         let sockets = bind_reuseport(cfg, shards)?;
-        let mut listeners: Vec<Option<std::net::TcpListener>> = match &cfg.tcp {
-            Some((addr, _)) => bind_tcp_reuseport(*addr, shards)?
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => (0..shards).map(|_| None).collect(),
+        let streams = cfg.streams.as_ref();
+        let bind = |addr: Option<SocketAddr>,
+                    key: &str|
+         -> io::Result<Vec<Option<std::net::TcpListener>>> {
+            match addr {
+                Some(a) => Ok(bind_tcp_reuseport(a, shards, key)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()),
+                None => Ok((0..shards).map(|_| None).collect()),
+            }
         };
+        let mut tcp_listeners = bind(streams.and_then(|s| s.tcp), "proxy.tcp_port")?;
+        let mut tls_listeners = bind(
+            streams.and_then(|s| s.tls.as_ref().map(|(a, _)| *a)),
+            "proxy.tls_port",
+        )?;
         let steering = Steering::attach(cfg.steering, &sockets);
         match &steering {
             Steering::Kernel(_) => tracing::info!(
@@ -213,13 +233,22 @@ impl Runtime {
         let make_logic = Arc::new(make_logic);
         let mut handles = Vec::with_capacity(shards);
         for (id, sock) in sockets.into_iter().enumerate() {
-            let streams = match (listeners[id].take(), &cfg.tcp) {
-                (Some(l), Some((_, scfg))) => {
-                    Some(Streams::new(id as u16, l, *scfg).map_err(|e| {
-                        io::Error::other(format!("shard {id}: cannot watch its TCP listener: {e}"))
-                    })?)
+            let streams = match streams {
+                Some(s) => {
+                    let tls = tls_listeners[id]
+                        .take()
+                        .zip(s.tls.as_ref().map(|(_, c)| c.clone()));
+                    Some(
+                        Streams::new(id as u16, tcp_listeners[id].take(), tls, s.limits).map_err(
+                            |e| {
+                                io::Error::other(format!(
+                                    "shard {id}: cannot watch its SIP listeners: {e}"
+                                ))
+                            },
+                        )?,
+                    )
                 }
-                _ => None,
+                None => None,
             };
             let ctx = ShardContext {
                 id,
@@ -326,14 +355,14 @@ fn bind_reuseport(cfg: &RuntimeConfig, shards: usize) -> io::Result<Vec<StdUdpSo
 /// Binds one SO_REUSEPORT TCP listener per shard on `addr` (the kernel
 /// spreads new connections over them). A port another socket holds is an
 /// error, as for UDP.
-fn bind_tcp_reuseport(addr: SocketAddr, shards: usize) -> io::Result<Vec<std::net::TcpListener>> {
+fn bind_tcp_reuseport(
+    addr: SocketAddr,
+    shards: usize,
+    key: &str,
+) -> io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let taken = |e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!("proxy.tcp_port: cannot listen on {addr}: {e}"),
-        )
-    };
+    let taken =
+        |e: io::Error| io::Error::new(e.kind(), format!("{key}: cannot listen on {addr}: {e}"));
     drop(std::net::TcpListener::bind(addr).map_err(taken)?);
     let mut out = Vec::with_capacity(shards);
     for _ in 0..shards {

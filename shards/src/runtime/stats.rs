@@ -71,6 +71,7 @@ counters! {
     tcp_closed: "SIP TCP connections closed (by the peer, bad framing, idle, slow sender, write backlog)",
     tcp_timed_out: "SIP TCP connections closed for idleness or a message that took too long to arrive (slow sender)",
     tcp_frame_errors: "SIP TCP connections closed for bad framing (no or bad Content-Length, message over the limits)",
+    tls_failures: "SIP TLS connections closed for a failed handshake or a bad record",
     rx_stream_messages: "SIP messages received on stream connections",
     tx_stream_messages: "SIP messages written to stream connections",
     tx_stream_bytes: "SIP bytes written to stream connections",

@@ -1,8 +1,11 @@
-//! One shard's SIP stream connections (RFC 3261 section 18 over TCP): its
-//! SO_REUSEPORT listener (the kernel spreads new connections over the
-//! shards), the connections it accepted, their framers, write queues and
-//! limits. Non-blocking only; readiness comes from an epoll set of its own
-//! whose fd the shard's park watches.
+//! One shard's SIP stream connections (RFC 3261 section 18 over TCP, and
+//! over TLS with rustls): its SO_REUSEPORT listeners (the kernel spreads
+//! new connections over the shards), the connections it accepted, their
+//! TLS sessions, framers, write queues and limits. Non-blocking only;
+//! readiness comes from an epoll set of its own whose fd the shard's park
+//! watches. A TLS session is sans-IO (rustls): ciphertext read from the
+//! socket goes in, plaintext comes out to the framer; what it writes
+//! (handshake, records) goes to the connection's write queue.
 //!
 //! A pass ([`Streams::poll`]): accept what waits (up to the limits: in
 //! all, per source IP; a connection over a limit is closed at once), read
@@ -20,13 +23,20 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use rustls::{ServerConfig, ServerConnection};
 
 use super::epoll::{self, ctl};
 use super::stats::ShardStats;
-use crate::transport::{ConnId, Frame, Framer, Limits, Peer, PONG};
+use crate::transport::{ConnId, Frame, Framer, Limits, Peer, StreamKind, PONG};
 
-/// epoll tag of the listener (connections are tagged by slot).
+/// epoll tags of the listeners (connections are tagged by slot).
 const TAG_LISTENER: u64 = u64::MAX;
+const TAG_LISTENER_TLS: u64 = u64::MAX - 1;
+/// How long a TLS handshake may take (ms), or the time one message may
+/// take when that is shorter.
+const HANDSHAKE_MS: u64 = 10_000;
 /// Reads per ready connection per pass.
 const READS_PER_PASS: usize = 4;
 /// Accepts per pass.
@@ -84,10 +94,51 @@ pub enum CloseReason {
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
+    /// The TLS session of a TLS connection.
+    tls: Option<Box<ServerConnection>>,
     framer: Framer,
+    /// Bytes for the socket (ciphertext on a TLS connection).
     queued: Vec<u8>,
+    opened_ms: u64,
     last_ms: u64,
     watching_out: bool,
+}
+
+impl Conn {
+    fn kind(&self) -> StreamKind {
+        if self.tls.is_some() {
+            StreamKind::Tls
+        } else {
+            StreamKind::Tcp
+        }
+    }
+
+    /// Queues one message (or a pong) for the socket, through the TLS
+    /// session when there is one. False when the session refuses it.
+    fn queue(&mut self, data: &[u8]) -> bool {
+        match &mut self.tls {
+            None => {
+                self.queued.extend_from_slice(data);
+                true
+            }
+            Some(tls) => {
+                if tls.writer().write_all(data).is_err() {
+                    return false;
+                }
+                drain_tls(tls, &mut self.queued)
+            }
+        }
+    }
+}
+
+/// Moves what the TLS session wants to send into `queued`.
+fn drain_tls(tls: &mut ServerConnection, queued: &mut Vec<u8>) -> bool {
+    while tls.wants_write() {
+        if tls.write_tls(queued).is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 struct Slot {
@@ -99,13 +150,18 @@ struct Slot {
 pub(super) struct Streams {
     shard: u16,
     cfg: StreamConfig,
-    listener: TcpListener,
+    /// The plain TCP listener, if TCP is on.
+    listener: Option<TcpListener>,
+    /// The TLS listener and the configuration new sessions take.
+    tls: Option<(TcpListener, Arc<ServerConfig>)>,
     epfd: OwnedFd,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
     per_ip: HashMap<IpAddr, u32>,
     scratch: Vec<u8>,
+    /// Plaintext out of a TLS session.
+    plain: Vec<u8>,
     last_sweep_ms: u64,
     /// The listener is out of the epoll set until then (mono ms).
     resting_until: Option<u64>,
@@ -114,27 +170,41 @@ pub(super) struct Streams {
 }
 
 impl Streams {
-    /// Takes this shard's listener (bound with SO_REUSEPORT by the runtime).
-    pub(super) fn new(shard: u16, listener: TcpListener, cfg: StreamConfig) -> io::Result<Streams> {
-        listener.set_nonblocking(true)?;
+    /// Takes this shard's listeners (bound with SO_REUSEPORT by the
+    /// runtime): plain TCP, TLS with its configuration, or both.
+    pub(super) fn new(
+        shard: u16,
+        listener: Option<TcpListener>,
+        tls: Option<(TcpListener, Arc<ServerConfig>)>,
+        cfg: StreamConfig,
+    ) -> io::Result<Streams> {
         let epfd = epoll::create()?;
-        ctl(
-            &epfd,
-            libc::EPOLL_CTL_ADD,
-            listener.as_raw_fd(),
-            libc::EPOLLIN,
-            TAG_LISTENER,
-        )?;
+        for (l, tag) in [
+            (listener.as_ref(), TAG_LISTENER),
+            (tls.as_ref().map(|(l, _)| l), TAG_LISTENER_TLS),
+        ] {
+            let Some(l) = l else { continue };
+            l.set_nonblocking(true)?;
+            ctl(
+                &epfd,
+                libc::EPOLL_CTL_ADD,
+                l.as_raw_fd(),
+                libc::EPOLLIN,
+                tag,
+            )?;
+        }
         Ok(Streams {
             shard,
             cfg,
             listener,
+            tls,
             epfd,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
             per_ip: HashMap::new(),
             scratch: vec![0; 64 * 1024],
+            plain: vec![0; 16 * 1024],
             last_sweep_ms: 0,
             resting_until: None,
             closed: Vec::new(),
@@ -161,7 +231,7 @@ impl Streams {
             self.sweep(now_ms, stats);
         }
         if self.resting_until.is_some_and(|until| now_ms >= until) {
-            self.watch_listener(libc::EPOLL_CTL_ADD);
+            self.watch_listeners(libc::EPOLL_CTL_ADD);
         }
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // SAFETY: events has 64 slots; a zero timeout never blocks.
@@ -175,8 +245,13 @@ impl Streams {
         };
         for ev in events.iter().take(n.max(0) as usize) {
             let (tag, ready) = (ev.u64, ev.events);
-            if tag == TAG_LISTENER {
-                work += self.accept(now_ms, stats);
+            if tag == TAG_LISTENER || tag == TAG_LISTENER_TLS {
+                let kind = if tag == TAG_LISTENER {
+                    StreamKind::Tcp
+                } else {
+                    StreamKind::Tls
+                };
+                work += self.accept(kind, now_ms, stats);
                 continue;
             }
             let slot = tag as u32;
@@ -199,10 +274,21 @@ impl Streams {
             ShardStats::add(&stats.stream_sends_lost, 1);
             return false;
         };
-        c.queued.extend_from_slice(data);
+        if !c.queue(data) {
+            self.close(conn.slot, CloseReason::Peer, stats);
+            return false;
+        }
         ShardStats::add(&stats.tx_stream_messages, 1);
         self.flush(conn.slot, stats);
         true
+    }
+
+    /// New TLS sessions take `config` (a reloaded certificate); sessions
+    /// under way keep theirs.
+    pub(super) fn set_tls_config(&mut self, config: Arc<ServerConfig>) {
+        if let Some((_, c)) = &mut self.tls {
+            *c = config;
+        }
     }
 
     /// Connections closed since the last call, with why.
@@ -234,15 +320,22 @@ impl Streams {
         }
     }
 
-    fn accept(&mut self, now_ms: u64, stats: &ShardStats) -> usize {
+    fn accept(&mut self, kind: StreamKind, now_ms: u64, stats: &ShardStats) -> usize {
         let mut got = 0;
         for _ in 0..ACCEPTS_PER_PASS {
-            let (stream, peer) = match self.listener.accept() {
+            let listener = match kind {
+                StreamKind::Tcp => self.listener.as_ref(),
+                StreamKind::Tls => self.tls.as_ref().map(|(l, _)| l),
+            };
+            let Some(listener) = listener else {
+                return got;
+            };
+            let (stream, peer) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if out_of_resources(&e) => {
                     tracing::warn!("tcp accept failed, new connections wait: {e}");
-                    self.watch_listener(libc::EPOLL_CTL_DEL);
+                    self.watch_listeners(libc::EPOLL_CTL_DEL);
                     self.resting_until = Some(now_ms + ACCEPT_REST_MS);
                     break;
                 }
@@ -260,7 +353,24 @@ impl Streams {
                 drop(stream);
                 continue;
             }
-            if let Err(e) = self.adopt(stream, peer, now_ms) {
+            let tls = match (kind, &self.tls) {
+                (StreamKind::Tls, Some((_, config))) => match ServerConnection::new(config.clone())
+                {
+                    Ok(mut s) => {
+                        // Bounds what a peer can make the session buffer.
+                        s.set_buffer_limit(Some(
+                            self.cfg.limits.max_head + self.cfg.limits.max_body,
+                        ));
+                        Some(Box::new(s))
+                    }
+                    Err(e) => {
+                        tracing::warn!("tls session not made: {e}");
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            if let Err(e) = self.adopt(stream, peer, tls, now_ms) {
                 tracing::debug!(%peer, "tcp connection not kept: {e}");
                 continue;
             }
@@ -270,25 +380,29 @@ impl Streams {
         got
     }
 
-    /// Puts the listener in (`EPOLL_CTL_ADD`) or out of the epoll set.
-    fn watch_listener(&mut self, op: libc::c_int) {
-        match ctl(
-            &self.epfd,
-            op,
-            self.listener.as_raw_fd(),
-            libc::EPOLLIN,
-            TAG_LISTENER,
-        ) {
-            Ok(()) => {
-                if op == libc::EPOLL_CTL_ADD {
-                    self.resting_until = None;
-                }
+    /// Puts the listeners in (`EPOLL_CTL_ADD`) or out of the epoll set.
+    fn watch_listeners(&mut self, op: libc::c_int) {
+        for (l, tag) in [
+            (self.listener.as_ref(), TAG_LISTENER),
+            (self.tls.as_ref().map(|(l, _)| l), TAG_LISTENER_TLS),
+        ] {
+            let Some(l) = l else { continue };
+            if let Err(e) = ctl(&self.epfd, op, l.as_raw_fd(), libc::EPOLLIN, tag) {
+                tracing::warn!("sip listener: cannot change its watch: {e}");
             }
-            Err(e) => tracing::warn!("tcp listener: cannot change its watch: {e}"),
+        }
+        if op == libc::EPOLL_CTL_ADD {
+            self.resting_until = None;
         }
     }
 
-    fn adopt(&mut self, stream: TcpStream, peer: SocketAddr, now_ms: u64) -> io::Result<()> {
+    fn adopt(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<Box<ServerConnection>>,
+        now_ms: u64,
+    ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let slot = match self.free.pop() {
@@ -315,8 +429,10 @@ impl Streams {
         self.slots[slot as usize].conn = Some(Conn {
             stream,
             peer,
+            tls,
             framer: Framer::new(self.cfg.limits),
             queued: Vec::new(),
+            opened_ms: now_ms,
             last_ms: now_ms,
             watching_out: false,
         });
@@ -339,7 +455,7 @@ impl Streams {
         else {
             return 0;
         };
-        let peer = Peer::tcp(c.peer, id);
+        let peer = Peer::stream(c.peer, id, c.kind());
         let mut got = 0;
         let mut close = None;
         for _ in 0..READS_PER_PASS {
@@ -358,7 +474,25 @@ impl Streams {
             };
             c.last_ms = now_ms;
             ShardStats::add(&stats.rx_bytes, n as u64);
-            c.framer.push(now_ms, &self.scratch[..n]);
+            match &mut c.tls {
+                None => c.framer.push(now_ms, &self.scratch[..n]),
+                Some(tls) => {
+                    if let Err(why) = open_tls(
+                        tls,
+                        &self.scratch[..n],
+                        &mut self.plain,
+                        &mut c.framer,
+                        &mut c.queued,
+                        now_ms,
+                    ) {
+                        if why == CloseReason::Framing {
+                            ShardStats::add(&stats.tls_failures, 1);
+                        }
+                        close = Some(why);
+                        break;
+                    }
+                }
+            }
             loop {
                 match c.framer.poll(now_ms) {
                     Ok(Some(Frame::Message(m))) => {
@@ -367,7 +501,12 @@ impl Streams {
                         stats.sip.count(true, m);
                         deliver(m, peer);
                     }
-                    Ok(Some(Frame::Ping)) => c.queued.extend_from_slice(PONG),
+                    Ok(Some(Frame::Ping)) => {
+                        if !c.queue(PONG) {
+                            close = Some(CloseReason::Peer);
+                            break;
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!(peer = %c.peer, "tcp stream closed: {}", e.as_str());
@@ -456,9 +595,14 @@ impl Streams {
         let mut due = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
             let Some(c) = &s.conn else { continue };
+            let handshaking = c.tls.as_ref().is_some_and(|t| t.is_handshaking());
             if now_ms.saturating_sub(c.last_ms) > self.cfg.idle_ms {
                 due.push((i as u32, CloseReason::Idle));
-            } else if c.framer.stalled(now_ms) {
+            } else if c.framer.stalled(now_ms)
+                || (handshaking
+                    && now_ms.saturating_sub(c.opened_ms)
+                        > HANDSHAKE_MS.min(self.cfg.limits.partial_ms))
+            {
                 due.push((i as u32, CloseReason::Slow));
             }
         }
@@ -491,7 +635,43 @@ impl Streams {
         if why == CloseReason::Idle || why == CloseReason::Slow {
             ShardStats::add(&stats.tcp_timed_out, 1);
         }
-        self.closed.push((Peer::tcp(c.peer, id), why));
+        self.closed.push((Peer::stream(c.peer, id, c.kind()), why));
+    }
+}
+
+/// Feeds ciphertext read from the socket to a TLS session; the plaintext
+/// goes to the framer, what the session answers (handshake) to `queued`.
+/// A protocol error ends the connection (its alert is queued first).
+fn open_tls(
+    tls: &mut ServerConnection,
+    mut cipher: &[u8],
+    plain: &mut [u8],
+    framer: &mut Framer,
+    queued: &mut Vec<u8>,
+    now_ms: u64,
+) -> Result<(), CloseReason> {
+    while !cipher.is_empty() {
+        if tls.read_tls(&mut cipher).is_err() {
+            return Err(CloseReason::Framing);
+        }
+        if let Err(e) = tls.process_new_packets() {
+            tracing::debug!("tls: {e}");
+            drain_tls(tls, queued);
+            return Err(CloseReason::Framing);
+        }
+        loop {
+            match tls.reader().read(plain) {
+                Ok(0) => return Err(CloseReason::Peer),
+                Ok(n) => framer.push(now_ms, &plain[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return Err(CloseReason::Framing),
+            }
+        }
+    }
+    if drain_tls(tls, queued) {
+        Ok(())
+    } else {
+        Err(CloseReason::Peer)
     }
 }
 

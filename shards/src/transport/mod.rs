@@ -10,6 +10,7 @@
 //! that shard's inbox, as every other message between shards does.
 
 pub mod framer;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,15 @@ pub enum Link {
     Udp,
     /// A TCP connection (plain).
     Tcp(ConnId),
+    /// A TLS connection (over TCP).
+    Tls(ConnId),
+}
+
+/// The two kinds of stream connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    Tcp,
+    Tls,
 }
 
 /// Where a message came from, or where one goes: the peer's address and
@@ -54,11 +64,22 @@ impl Peer {
         }
     }
 
-    /// A peer on stream connection `conn`.
+    /// A peer on plain TCP connection `conn`.
     pub const fn tcp(addr: SocketAddr, conn: ConnId) -> Peer {
         Peer {
             addr,
             link: Link::Tcp(conn),
+        }
+    }
+
+    /// A peer on stream connection `conn` of `kind`.
+    pub const fn stream(addr: SocketAddr, conn: ConnId, kind: StreamKind) -> Peer {
+        Peer {
+            addr,
+            link: match kind {
+                StreamKind::Tcp => Link::Tcp(conn),
+                StreamKind::Tls => Link::Tls(conn),
+            },
         }
     }
 
@@ -77,6 +98,7 @@ impl Peer {
         match self.link {
             Link::Udp => Transport::Udp,
             Link::Tcp(_) => Transport::Tcp,
+            Link::Tls(_) => Transport::Tls,
         }
     }
 
@@ -89,7 +111,7 @@ impl Peer {
     pub fn conn(&self) -> Option<ConnId> {
         match self.link {
             Link::Udp => None,
-            Link::Tcp(c) => Some(c),
+            Link::Tcp(c) | Link::Tls(c) => Some(c),
         }
     }
 }
@@ -115,6 +137,7 @@ impl std::fmt::Display for Peer {
         match self.link {
             Link::Udp => write!(f, "{}", self.addr),
             Link::Tcp(_) => write!(f, "tcp:{}", self.addr),
+            Link::Tls(_) => write!(f, "tls:{}", self.addr),
         }
     }
 }

@@ -44,6 +44,7 @@ impl Rig {
                     host: "127.0.0.1".into(),
                     port: 5060,
                     tcp_port: 5060,
+                    tls_port: 5061,
                     max_ring_ms,
                     server_name: "test".into(),
                     max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,

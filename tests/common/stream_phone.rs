@@ -1,0 +1,275 @@
+//! A phone on one SIP stream connection (TCP, or TLS through rustls) for
+//! the transport tests: it registers with digest, answers calls, and tells
+//! when the server closed its connection.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{branch, digest_auth, Response};
+
+/// A connection a phone talks over: plain TCP, or TLS over TCP.
+pub enum Wire {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Wire::Tcp(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Tcp(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Wire::Tcp(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Wire::Tcp(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A client config that trusts exactly the PEM certificate at `ca`.
+pub fn trusting(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("a certificate")).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// A phone on one stream connection: messages framed by Content-Length.
+pub struct StreamPhone {
+    pub wire: Wire,
+    buf: Vec<u8>,
+    pub local: SocketAddr,
+    /// `TCP` or `TLS`, for its Via.
+    pub transport: &'static str,
+}
+
+impl StreamPhone {
+    pub fn connect(server: SocketAddr) -> StreamPhone {
+        let stream = TcpStream::connect(server).expect("connect");
+        let local = stream.local_addr().unwrap();
+        StreamPhone {
+            wire: Wire::Tcp(stream),
+            buf: Vec::new(),
+            local,
+            transport: "TCP",
+        }
+    }
+
+    /// A TLS connection verifying the server as `name` with `config`; the
+    /// handshake is done before it returns.
+    pub fn connect_tls(
+        server: SocketAddr,
+        name: &str,
+        config: Arc<rustls::ClientConfig>,
+    ) -> StreamPhone {
+        let stream = TcpStream::connect(server).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let local = stream.local_addr().unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, stream);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+        }
+        StreamPhone {
+            wire: Wire::Tls(Box::new(tls)),
+            buf: Vec::new(),
+            local,
+            transport: "TLS",
+        }
+    }
+
+    /// The server's certificate (DER), on a TLS connection.
+    pub fn server_cert(&self) -> Option<Vec<u8>> {
+        match &self.wire {
+            Wire::Tls(s) => s.conn.peer_certificates()?.first().map(|c| c.to_vec()),
+            Wire::Tcp(_) => None,
+        }
+    }
+
+    pub fn send(&mut self, msg: &str) {
+        self.wire.write_all(msg.as_bytes()).unwrap();
+        self.wire.flush().unwrap();
+    }
+
+    /// The next whole message, or None when the time runs out or the
+    /// server closed the connection.
+    pub fn recv(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(msg) = self.take_message() {
+                return Some(msg);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.wire
+                .tcp()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 8192];
+            match self.wire.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn take_message(&mut self) -> Option<String> {
+        while self.buf.starts_with(b"\r\n") {
+            self.buf.drain(..2);
+        }
+        let text = String::from_utf8_lossy(&self.buf).into_owned();
+        let head_end = text.find("\r\n\r\n")? + 4;
+        let len = headers(&text[..head_end], "Content-Length")
+            .first()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        if self.buf.len() < head_end + len {
+            return None;
+        }
+        let msg: Vec<u8> = self.buf.drain(..head_end + len).collect();
+        Some(String::from_utf8_lossy(&msg).into_owned())
+    }
+
+    /// Sends a request; returns the first final response.
+    pub fn request(&mut self, msg: &str) -> Response {
+        self.send(msg);
+        loop {
+            let text = self.recv(Duration::from_secs(5)).expect("a response");
+            let r = Response::parse(&text);
+            if r.code >= 200 {
+                return r;
+            }
+        }
+    }
+
+    /// True when the server closed the connection within `limit`.
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            self.wire
+                .tcp()
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let mut chunk = [0u8; 4096];
+            match self.wire.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    pub fn register(&mut self, user: &str, contact: &str) -> Response {
+        let transport = self.transport;
+        let build = |cseq: u32, auth: Option<&str>, local: SocketAddr| {
+            let mut s = format!(
+                "REGISTER sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch={b};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{user}@pbx.test>;tag=t{cseq}\r\nTo: <sip:{user}@pbx.test>\r\n\
+                 Call-ID: tcp-reg-{user}-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n\
+                 Expires: 600\r\nUser-Agent: tcp-phone\r\n",
+                b = branch(),
+                port = local.port(),
+                t = transport
+            );
+            if let Some(a) = auth {
+                s.push_str(&format!("Authorization: {a}\r\n"));
+            }
+            s.push_str("Content-Length: 0\r\n\r\n");
+            s
+        };
+        let first = self.request(&build(1, None, self.local));
+        assert_eq!(first.code, 401, "{}", first.raw);
+        let ch = first.header("WWW-Authenticate").unwrap().to_string();
+        let auth = digest_auth(
+            &ch,
+            user,
+            &format!("secret{user}"),
+            "REGISTER",
+            "sip:pbx.test",
+            1,
+        );
+        self.request(&build(2, Some(&auth), self.local))
+    }
+}
+
+/// A response to `req` (its Via, From, To, Call-ID and CSeq), with a To
+/// tag and an optional SDP body.
+pub fn reply(req: &str, code: u16, reason: &str, sdp: Option<&str>, me: SocketAddr) -> String {
+    let mut s = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in headers(req, "Via") {
+        s.push_str(&format!("Via: {v}\r\n"));
+    }
+    for name in ["From", "Call-ID", "CSeq"] {
+        let v = headers(req, name).first().cloned().unwrap_or_default();
+        s.push_str(&format!("{name}: {v}\r\n"));
+    }
+    let to = headers(req, "To").first().cloned().unwrap_or_default();
+    if to.contains("tag=") {
+        s.push_str(&format!("To: {to}\r\n"));
+    } else {
+        s.push_str(&format!("To: {to};tag=phone1\r\n"));
+    }
+    s.push_str(&format!("Contact: <sip:1002@{me};transport=tcp>\r\n"));
+    match sdp {
+        Some(body) => s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )),
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
+}
+
+/// The values of header `name` in a message's head (no folding here).
+pub fn headers(msg: &str, name: &str) -> Vec<String> {
+    let head = msg.split("\r\n\r\n").next().unwrap_or_default();
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .collect()
+}
+
+pub const ANSWER_SDP: &str = "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";

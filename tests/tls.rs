@@ -1,0 +1,328 @@
+//! SIP over TLS through the real binary: a phone on a verified TLS
+//! connection registers and is called over it, sipp registers and calls
+//! through stunnel (which verifies the server's certificate), the
+//! certificate is swapped over AMI without a restart, and broken or
+//! stalled handshakes cost only their own connection.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::stream_phone::*;
+use common::webhook::WebhookServer;
+use common::*;
+
+/// A server with TLS on its own port and the self-signed certificate it
+/// made for itself (names: its realms, localhost, 127.0.0.1).
+fn pbx_tls(extra: &str) -> (Pbx, SocketAddr, PathBuf) {
+    let tls = free_port();
+    let pbx = Pbx::start(PbxOptions {
+        shards: 2,
+        proxy_extra: format!("tls_port = {tls}\ntcp_idle_secs = 3\n{extra}"),
+        ..PbxOptions::default()
+    });
+    let cert = pbx.dir().join("data/tls/self-signed.crt");
+    assert!(cert.exists(), "no self-signed certificate made");
+    (pbx, SocketAddr::from(([127, 0, 0, 1], tls)), cert)
+}
+
+fn ami_post(pbx: &Pbx, path: &str) -> (u16, String) {
+    http_request(pbx, "POST", path, "", "")
+}
+
+#[test]
+fn a_tls_phone_registers_is_called_over_its_connection_and_goes_offline() {
+    let hook = WebhookServer::start();
+    let (pbx, tls, cert) = pbx_tls(&format!(
+        "[proxy.locator_webhook]\nurl = \"{}\"\nretry_initial_ms = 100\nretry_max_secs = 1\n",
+        hook.url("/locator")
+    ));
+    let mut phone = StreamPhone::connect_tls(tls, "pbx.test", trusting(&cert));
+    let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tls>");
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let me = phone.local;
+    let answering = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some(msg) = phone.recv(Duration::from_secs(20)) {
+            let start = msg.lines().next().unwrap_or_default().to_string();
+            got.push((start.clone(), headers(&msg, "Via")));
+            if start.starts_with("INVITE ") {
+                phone.send(&reply(&msg, 200, "OK", Some(ANSWER_SDP), me));
+            } else if start.starts_with("BYE ") {
+                phone.send(&reply(&msg, 200, "OK", None, me));
+                break;
+            }
+        }
+        (phone, got)
+    });
+    let out = sipp_caller(&pbx, UAC_AUTH, "1002");
+    assert_sipp_ok(&out, "udp caller");
+    let (phone, got) = answering.join().unwrap();
+    let methods: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(methods[0].starts_with("INVITE "), "{methods:?}");
+    assert!(methods.iter().any(|m| m.starts_with("ACK ")), "{methods:?}");
+    assert!(methods.iter().any(|m| m.starts_with("BYE ")), "{methods:?}");
+    // Our Via on that leg names TLS and our TLS port.
+    let via = &got[0].1[0];
+    assert!(
+        via.starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{}", tls.port())),
+        "{via}"
+    );
+    drop(phone);
+    let events = hook.wait_for(Duration::from_secs(10), |reqs| {
+        reqs.iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("\"offline\""))
+    });
+    let offline: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .filter(|b| b["event"] == "offline")
+        .collect();
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert_eq!(offline[0]["location"]["transport"], "TLS");
+}
+
+/// stunnel in client mode: sipp's TCP on `accept`, TLS to `connect`,
+/// verifying the server's certificate against `ca` and the name pbx.test.
+fn stunnel(
+    dir: &std::path::Path,
+    accept: u16,
+    connect: SocketAddr,
+    ca: &std::path::Path,
+    host: &str,
+) -> Child {
+    let conf = dir.join(format!("stunnel-{accept}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "foreground = yes\npid =\nsyslog = no\ndebug = 5\noutput = {out}\n[sip]\nclient = yes\n\
+             accept = 127.0.0.1:{accept}\nconnect = {connect}\nCAfile = {ca}\nverifyChain = yes\n\
+             checkHost = {host}\n",
+            out = dir.join(format!("stunnel-{accept}.log")).display(),
+            ca = ca.display()
+        ),
+    )
+    .unwrap();
+    let bin = ["stunnel4", "stunnel"]
+        .into_iter()
+        .find(|b| which(b).is_ok())
+        .expect("stunnel (scripts/install-deps.sh installs stunnel4)");
+    let child = Command::new(bin)
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stunnel starts");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", accept)).is_err() {
+        assert!(Instant::now() < deadline, "stunnel did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn sipp_registers_and_calls_through_stunnel_that_verifies_the_certificate() {
+    let (pbx, tls, cert) = pbx_tls("");
+    let dir = pbx.dir().to_path_buf();
+    let local = free_port();
+    let mut tunnel = stunnel(&dir, local, tls, &cert, "pbx.test");
+    let users = dir.join("users.csv");
+    std::fs::write(
+        &users,
+        "SEQUENTIAL\n1001;secret1001;pbx.test;[authentication username=1001 password=secret1001]\n",
+    )
+    .unwrap();
+    let target = format!("127.0.0.1:{local}");
+    let reg = sipp(
+        &[
+            &target,
+            "-t",
+            "t1",
+            "-sf",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/bench-scenarios/register_auth.xml"
+            ),
+            "-inf",
+            users.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "15s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(25),
+    );
+    assert_sipp_ok(&reg, "register over tls");
+    let uas_port = free_port();
+    let uas = sipp_peer(uas_port, pbx.dir(), "uas");
+    register_contact(&pbx, "1002", "secret1002", uas_port);
+    let out = sipp(
+        &[
+            &target,
+            "-t",
+            "t1",
+            "-sf",
+            UAC_AUTH,
+            "-s",
+            "1002",
+            "-key",
+            "caller",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "secret1001",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "25s",
+            "-timeout_error",
+        ],
+        Duration::from_secs(35),
+    );
+    assert_sipp_ok(&out, "caller over tls");
+    assert!(uas.wait(Duration::from_secs(10)).success(), "udp callee");
+    let cdr = wait_until(Duration::from_secs(5), || {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let l: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        l.into_iter().next()
+    })
+    .expect("a CDR");
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    // What stunnel checked: the chain and the name.
+    let log = std::fs::read_to_string(dir.join(format!("stunnel-{local}.log"))).unwrap_or_default();
+    assert!(log.contains("Certificate accepted"), "{log}");
+    // The same certificate for another name is refused: the check is real.
+    let other = free_port();
+    let mut wrong = stunnel(&dir, other, tls, &cert, "evil.test");
+    let mut s = StreamPhone::connect(SocketAddr::from(([127, 0, 0, 1], other)));
+    s.send("OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKw\r\nFrom: <sip:a@pbx.test>;tag=1\r\nTo: <sip:pbx.test>\r\nCall-ID: wrong-name\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        s.recv(Duration::from_secs(3)).is_none(),
+        "answered through a tunnel that should refuse"
+    );
+    let _ = wrong.kill();
+    let _ = wrong.wait();
+}
+
+#[test]
+fn the_certificate_is_swapped_over_ami_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["pbx.test".to_string()]).unwrap();
+        let cert = params.self_signed(&pair).unwrap();
+        let (c, k) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, pair.serialize_pem()).unwrap();
+        (c, k, cert.der().to_vec())
+    };
+    let (c1, k1, der1) = make("one");
+    let (c2, k2, der2) = make("two");
+    let live = dir.path().join("live.crt");
+    let live_key = dir.path().join("live.key");
+    std::fs::copy(&c1, &live).unwrap();
+    std::fs::copy(&k1, &live_key).unwrap();
+    let (pbx, tls, _) = {
+        let tls = free_port();
+        let pbx = Pbx::start(PbxOptions {
+            proxy_extra: format!(
+                "tls_port = {tls}\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+                live.display(),
+                live_key.display()
+            ),
+            ..PbxOptions::default()
+        });
+        (pbx, SocketAddr::from(([127, 0, 0, 1], tls)), ())
+    };
+    let mut old = StreamPhone::connect_tls(tls, "pbx.test", trusting(&c1));
+    assert_eq!(old.server_cert().unwrap(), der1);
+    // A key that does not fit: refused, the old certificate stays.
+    std::fs::copy(&c2, &live).unwrap();
+    std::fs::copy(&k1, &live_key).unwrap();
+    let (code, body) = ami_post(&pbx, "/ami/v1/reload/tls");
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("proxy.tls_key"), "{body}");
+    assert_eq!(
+        StreamPhone::connect_tls(tls, "pbx.test", trusting(&c1))
+            .server_cert()
+            .unwrap(),
+        der1
+    );
+    // The new pair: new connections get it, the old one goes on.
+    std::fs::copy(&k2, &live_key).unwrap();
+    let (code, body) = ami_post(&pbx, "/ami/v1/reload/tls");
+    assert_eq!(code, 200, "{body}");
+    let new = StreamPhone::connect_tls(tls, "pbx.test", trusting(&c2));
+    assert_eq!(new.server_cert().unwrap(), der2);
+    let r = old.request(&format!(
+        "OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch={b}\r\nMax-Forwards: 70\r\n\
+         From: <sip:1001@pbx.test>;tag=o1\r\nTo: <sip:pbx.test>\r\nCall-ID: tls-opt-1\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        me = old.local,
+        b = branch()
+    ));
+    assert_eq!(r.code, 200, "{}", r.raw);
+}
+
+#[test]
+fn broken_and_stalled_handshakes_cost_only_their_connection() {
+    let (pbx, tls, cert) = pbx_tls("");
+    // Not TLS at all: a SIP request in clear on the TLS port.
+    let mut clear = StreamPhone::connect(tls);
+    clear.send("OPTIONS sip:pbx.test SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+    assert!(
+        clear.closed_within(Duration::from_secs(3)),
+        "cleartext on TLS"
+    );
+    assert!(pbx.metric_sum("shardpbx_tls_failures_total") >= 1);
+    // A handshake that never finishes: a client hello cut short.
+    let mut stalled = TcpStream::connect(tls).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 64];
+    let got = stalled.read(&mut byte);
+    assert!(
+        matches!(got, Ok(0))
+            || got
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "stalled handshake not closed: {got:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "closed too early"
+    );
+    // A verified phone is served all along.
+    let mut phone = StreamPhone::connect_tls(tls, "pbx.test", trusting(&cert));
+    let r = phone.register("1001", "<sip:1001@127.0.0.1:9;transport=tls>");
+    assert_eq!(r.code, 200, "{}", r.raw);
+}
