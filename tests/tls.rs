@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::stream_phone::*;
@@ -87,43 +87,22 @@ fn a_tls_phone_registers_is_called_over_its_connection_and_goes_offline() {
 }
 
 /// stunnel in client mode: sipp's TCP on `accept`, TLS to `connect`,
-/// verifying the server's certificate against `ca` and the name pbx.test.
+/// verifying the server's certificate against `ca` and the name `host`.
 fn stunnel(
     dir: &std::path::Path,
     accept: u16,
     connect: SocketAddr,
     ca: &std::path::Path,
     host: &str,
-) -> Child {
-    let conf = dir.join(format!("stunnel-{accept}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "foreground = yes\npid =\nsyslog = no\ndebug = 5\noutput = {out}\n[sip]\nclient = yes\n\
-             accept = 127.0.0.1:{accept}\nconnect = {connect}\nCAfile = {ca}\nverifyChain = yes\n\
-             checkHost = {host}\n",
-            out = dir.join(format!("stunnel-{accept}.log")).display(),
-            ca = ca.display()
+) -> common::stunnel::Stunnel {
+    common::stunnel::start(
+        dir,
+        accept,
+        &format!(
+            "client = yes\nconnect = {connect}\nCAfile = {}\nverifyChain = yes\ncheckHost = {host}\n",
+            ca.display()
         ),
     )
-    .unwrap();
-    let bin = ["stunnel4", "stunnel"]
-        .into_iter()
-        .find(|b| which(b).is_ok())
-        .expect("stunnel (scripts/install-deps.sh installs stunnel4)");
-    let child = Command::new(bin)
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("stunnel starts");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", accept)).is_err() {
-        assert!(Instant::now() < deadline, "stunnel did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
 }
 
 #[test]
@@ -131,7 +110,7 @@ fn sipp_registers_and_calls_through_stunnel_that_verifies_the_certificate() {
     let (pbx, tls, cert) = pbx_tls("");
     let dir = pbx.dir().to_path_buf();
     let local = free_port();
-    let mut tunnel = stunnel(&dir, local, tls, &cert, "pbx.test");
+    let tunnel = stunnel(&dir, local, tls, &cert, "pbx.test");
     let users = dir.join("users.csv");
     std::fs::write(
         &users,
@@ -206,22 +185,20 @@ fn sipp_registers_and_calls_through_stunnel_that_verifies_the_certificate() {
     })
     .expect("a CDR");
     assert_eq!(cdr["status"], "completed", "{cdr}");
-    let _ = tunnel.kill();
-    let _ = tunnel.wait();
     // What stunnel checked: the chain and the name.
-    let log = std::fs::read_to_string(dir.join(format!("stunnel-{local}.log"))).unwrap_or_default();
+    let log = tunnel.log_text();
     assert!(log.contains("Certificate accepted"), "{log}");
+    drop(tunnel);
     // The same certificate for another name is refused: the check is real.
     let other = free_port();
-    let mut wrong = stunnel(&dir, other, tls, &cert, "evil.test");
+    let wrong = stunnel(&dir, other, tls, &cert, "evil.test");
     let mut s = StreamPhone::connect(SocketAddr::from(([127, 0, 0, 1], other)));
     s.send("OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKw\r\nFrom: <sip:a@pbx.test>;tag=1\r\nTo: <sip:pbx.test>\r\nCall-ID: wrong-name\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
     assert!(
         s.recv(Duration::from_secs(3)).is_none(),
         "answered through a tunnel that should refuse"
     );
-    let _ = wrong.kill();
-    let _ = wrong.wait();
+    drop(wrong);
 }
 
 #[test]
@@ -325,4 +302,49 @@ fn broken_and_stalled_handshakes_cost_only_their_connection() {
     let mut phone = StreamPhone::connect_tls(tls, "pbx.test", trusting(&cert));
     let r = phone.register("1001", "<sip:1001@127.0.0.1:9;transport=tls>");
     assert_eq!(r.code, 200, "{}", r.raw);
+}
+
+#[test]
+fn an_unreadable_or_mismatched_certificate_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad-tls.toml");
+    let other_key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shards/src/transport/testdata/test_other_key.pem"
+    );
+    let cert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shards/src/transport/testdata/test_cert.pem"
+    );
+    for (cert, key, want) in [
+        (
+            "/nonexistent/pbx.crt",
+            other_key,
+            "proxy.tls_cert: cannot read /nonexistent/pbx.crt",
+        ),
+        (cert, other_key, "proxy.tls_key"),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!(
+                "http_addr = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n[proxy]\naddr = \"127.0.0.1\"\nudp_port = {}\n\
+                 tls_port = {}\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\nroutes_files = []\ntrunks_files = []\n",
+                free_port(),
+                dir.path().join("data").display(),
+                free_port(),
+                free_port()
+            ),
+        )
+        .unwrap();
+        for sub in ["check-config", "run"] {
+            let out = Command::new(BIN)
+                .args([sub, "--config"])
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{sub}: {err}");
+            assert!(err.contains(want), "{sub}: {err}");
+        }
+    }
 }

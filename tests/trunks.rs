@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -107,7 +109,9 @@ fn failover_to_the_second_trunk_when_the_first_answers_503() {
     assert!(out.status.success(), "caller failed");
     wait_ok(first, "first trunk");
     wait_ok(second, "second trunk");
-    assert_eq!(last_cdr(&pbx)["status"], "completed");
+    let cdr = last_cdr(&pbx);
+    assert_eq!(cdr["status"], "completed");
+    assert_eq!(cdr["sipTrunkId"], "b", "the trunk that answered: {cdr}");
 }
 
 #[test]
@@ -269,4 +273,103 @@ fn round_robin_spreads_consecutive_calls_over_the_trunks() {
     }
     wait_ok(first, "trunk a");
     wait_ok(second, "trunk b");
+}
+
+/// A test CA and a certificate it signed for `name` (PEM files in `dir`):
+/// (CA certificate, leaf certificate, leaf key).
+fn ca_and_leaf(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test Carrier CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let (c, l, k) = (
+        dir.join("ca.pem"),
+        dir.join("carrier.crt"),
+        dir.join("carrier.key"),
+    );
+    std::fs::write(&c, ca.pem()).unwrap();
+    std::fs::write(&l, leaf.pem()).unwrap();
+    std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
+    (c, l, k)
+}
+
+#[test]
+fn out_through_a_tcp_trunk() {
+    let port = free_port();
+    let pbx = pbx_with(
+        &format!("[trunks.carrier]\ndest = \"sip:127.0.0.1:{port}\"\ntransport = \"tcp\"\n"),
+        &out_route(&["carrier"], "failover"),
+        "",
+    );
+    let callee = sipp_peer_with(port, pbx.dir(), "uas", &["-t", "t1"]);
+    let out = sipp_caller(&pbx, UAC_AUTH, "9555");
+    assert_sipp_ok(&out, "caller");
+    wait_ok(callee, "carrier over tcp");
+    assert_eq!(last_cdr(&pbx)["status"], "completed");
+    assert_eq!(pbx.metric_sum("shardpbx_tcp_dialled_total"), 1);
+}
+
+#[test]
+fn out_through_a_tls_trunk_whose_certificate_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, leaf, key) = ca_and_leaf(dir.path(), "carrier.test");
+    let (tls_port, sipp_port, wrong_port) = (free_port(), free_port(), free_port());
+    let carrier = |name: &str, port: u16| {
+        format!(
+            "[trunks.{name}]\ndest = \"sip:127.0.0.1:{port}\"\ntransport = \"tls\"\ntls_ca = \"{}\"\ntls_name = \"carrier.test\"\n",
+            ca.display()
+        )
+    };
+    // "wrong" presents the same certificate for a name it must not have.
+    let trunks = format!(
+        "{}{}",
+        carrier("carrier", tls_port),
+        carrier("wrong", wrong_port)
+            .replace("tls_name = \"carrier.test\"", "tls_name = \"other.test\"")
+    );
+    let pbx = pbx_with(&trunks, &out_route(&["wrong", "carrier"], "failover"), "");
+    let service = format!("cert = {}\nkey = {}\n", leaf.display(), key.display());
+    let _front = common::stunnel::start(
+        dir.path(),
+        tls_port,
+        &format!("{service}connect = 127.0.0.1:{sipp_port}\n"),
+    );
+    let _wrong = common::stunnel::start(
+        dir.path(),
+        wrong_port,
+        &format!("{service}connect = 127.0.0.1:{sipp_port}\n"),
+    );
+    let callee = sipp_peer_with(sipp_port, pbx.dir(), "uas", &["-t", "t1"]);
+    let out = sipp_caller(&pbx, UAC_AUTH, "9555");
+    assert_sipp_ok(&out, "caller");
+    wait_ok(callee, "carrier behind tls");
+    let cdr = last_cdr(&pbx);
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    assert_eq!(
+        cdr["sipTrunkId"], "carrier",
+        "the trunk that answered: {cdr}"
+    );
+    // The first trunk failed its verification (its certificate is not for
+    // other.test): nothing was sent to it, and the failover to the second
+    // came at once (a transport error counts as 503), not after a timer.
+    assert!(pbx.metric_sum("shardpbx_tls_failures_total") >= 1);
+    let ms = |k: &str| {
+        jiff::Timestamp::from_str(cdr[k].as_str().unwrap())
+            .unwrap()
+            .as_millisecond()
+    };
+    assert!(
+        ms("answerTime") - ms("startTime") < 1000,
+        "failover took {} ms: {cdr}",
+        ms("answerTime") - ms("startTime")
+    );
 }

@@ -23,12 +23,30 @@ pub fn load_config(path: &Path, perf: Option<&Path>) -> Result<Config, ExitCode>
 pub fn check_config(path: &Path, perf: Option<&Path>) -> ExitCode {
     match load_config(path, perf).and_then(|c| crate::app::check_routing_files(&c).map(|_| c)) {
         Ok(cfg) => {
+            // A configured certificate is read and checked too (a
+            // self-signed one is made only by `run`).
+            if cfg.proxy.tls_port != 0 && !cfg.proxy.tls_cert.as_os_str().is_empty() {
+                if let Err(e) = crate::tls_files::load(&cfg) {
+                    eprintln!("shardpbx: {e}");
+                    return ExitCode::from(2);
+                }
+            }
             println!(
-                "{}: ok ({} shard(s), SIP on {}:{}, HTTP on {})",
+                "{}: ok ({} shard(s), SIP on {}:{} (UDP{}{}), HTTP on {})",
                 path.display(),
                 cfg.shard_count(),
                 cfg.proxy.addr,
                 cfg.proxy.udp_port,
+                if cfg.proxy.tcp_port != 0 {
+                    format!(", TCP {}", cfg.proxy.tcp_port)
+                } else {
+                    String::new()
+                },
+                if cfg.proxy.tls_port != 0 {
+                    format!(", TLS {}", cfg.proxy.tls_port)
+                } else {
+                    String::new()
+                },
                 cfg.http_addr
             );
             ExitCode::SUCCESS

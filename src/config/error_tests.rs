@@ -379,6 +379,20 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "must be 1-3600, not 0",
     ),
     (
+        "tls key without its certificate",
+        "[proxy]\ntls_port = 5061\ntls_key = \"k.pem\"\n",
+        3,
+        "proxy.tls_key",
+        "needs tls_cert too",
+    ),
+    (
+        "tcp idle zero",
+        "[proxy]\ntcp_idle_secs = 0\n",
+        2,
+        "proxy.tcp_idle_secs",
+        "must be 1-86400",
+    ),
+    (
         "zero batch",
         "[runtime]\nudp_recv_batch = 0\n",
         2,

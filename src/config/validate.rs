@@ -194,14 +194,14 @@ impl Checker<'_> {
         }
         let (cert, key) = (px.tls_cert.as_os_str(), px.tls_key.as_os_str());
         if cert.is_empty() != key.is_empty() {
-            let missing = if cert.is_empty() {
-                "proxy.tls_cert"
+            let (given, missing) = if cert.is_empty() {
+                ("proxy.tls_key", "tls_cert")
             } else {
-                "proxy.tls_key"
+                ("proxy.tls_cert", "tls_key")
             };
             return self.fail(
-                missing,
-                "give both tls_cert and tls_key, or neither (a self-signed pair is made)",
+                given,
+                format!("needs {missing} too (give both, or neither for a self-signed pair)"),
             );
         }
         for (i, realm) in px.realms.iter().enumerate() {

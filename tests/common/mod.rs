@@ -5,6 +5,7 @@
 pub mod media;
 pub mod s3;
 pub mod stream_phone;
+pub mod stunnel;
 pub mod webhook;
 
 use std::io::Read;

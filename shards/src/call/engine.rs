@@ -260,10 +260,26 @@ impl CallEngine {
             flow_local: format!("{}:{}", cfg.host, cfg.port),
             contact: format!("<sip:shardpbx@{}:{}>", cfg.host, cfg.port),
             via_prefix: format!("SIP/2.0/UDP {}:{};branch=", cfg.host, cfg.port),
-            contact_tcp: format!("<sip:shardpbx@{}:{};transport=tcp>", cfg.host, cfg.tcp_port),
-            via_prefix_tcp: format!("SIP/2.0/TCP {}:{};branch=", cfg.host, cfg.tcp_port),
-            contact_tls: format!("<sip:shardpbx@{}:{};transport=tls>", cfg.host, cfg.tls_port),
-            via_prefix_tls: format!("SIP/2.0/TLS {}:{};branch=", cfg.host, cfg.tls_port),
+            contact_tcp: format!(
+                "<sip:shardpbx@{}:{};transport=tcp>",
+                cfg.host,
+                or_udp(cfg.tcp_port, cfg.port)
+            ),
+            via_prefix_tcp: format!(
+                "SIP/2.0/TCP {}:{};branch=",
+                cfg.host,
+                or_udp(cfg.tcp_port, cfg.port)
+            ),
+            contact_tls: format!(
+                "<sip:shardpbx@{}:{};transport=tls>",
+                cfg.host,
+                or_udp(cfg.tls_port, cfg.port)
+            ),
+            via_prefix_tls: format!(
+                "SIP/2.0/TLS {}:{};branch=",
+                cfg.host,
+                or_udp(cfg.tls_port, cfg.port)
+            ),
             cfg,
         }
     }
@@ -347,6 +363,16 @@ impl CallEngine {
         self.timers.compact(live, |call, _| {
             calls.contains_key(&call) || closing.contains_key(&call)
         });
+    }
+
+    /// The stream connection to `dest` closed: requests still waiting for a
+    /// final response there fail as if answered 503 (a trunk's failover
+    /// goes on at once instead of after timer B).
+    pub fn transport_failed(&mut self, now: Now, dest: Peer, relay: Option<&mut MediaRelay>) {
+        let mut cx = Cx { now, relay };
+        self.table.transport_failed(dest, &mut self.actions);
+        self.drain_actions(&mut cx);
+        self.out.extend(self.records.drain(..));
     }
 
     /// The next output, in the order they were made.
@@ -562,7 +588,8 @@ impl CallEngine {
                         self.out.push_back(Output::Transmit { dest, data });
                     }
                     Action::Event { tx, event } => match event {
-                        Event::Timeout(_) => self.on_tx_timeout(cx, tx),
+                        Event::Timeout(_) => self.on_tx_timeout(cx, tx, 408),
+                        Event::TransportError => self.on_tx_timeout(cx, tx, 503),
                         Event::Terminated => self.forget_tx(tx),
                         _ => {}
                     },
@@ -607,20 +634,23 @@ impl CallEngine {
     }
 
     /// A transaction's timer B/F/H/L fired.
-    fn on_tx_timeout(&mut self, cx: &mut Cx<'_>, tx: TxId) {
+    /// A client transaction got no final response: it timed out (`code`
+    /// 408) or its connection failed (503, RFC 3261 8.1.3.1).
+    fn on_tx_timeout(&mut self, cx: &mut Cx<'_>, tx: TxId, code: u16) {
         let Some(&(call, role)) = self.by_tx.get(&tx) else {
             return;
         };
         self.by_tx.remove(&tx);
         if let TxRole::CalleeInvite(leg) = role {
-            // A callee INVITE that timed out (timer B) counts as 408.
-            self.leg_failed(cx, call, leg, 408);
+            // A callee INVITE that timed out (timer B) counts as 408; one
+            // whose connection failed as 503 (the next trunk is tried).
+            self.leg_failed(cx, call, leg, code);
             return;
         }
         if let TxRole::Relay { server, .. } = role {
             // The other leg never answered a request we relayed: its
             // sender gets 408 (RFC 3261 16.8) instead of silence.
-            self.answer_relayed(cx, server, 408);
+            self.answer_relayed(cx, server, code);
             return;
         }
         // Timer L/H on the caller's INVITE: our 2xx was never ACKed, so the
@@ -767,8 +797,8 @@ impl CallEngine {
     pub(super) fn contact(&self, to: Peer) -> String {
         match to.link {
             Link::Udp => self.contact.clone(),
-            Link::Tcp(_) => self.contact_tcp.clone(),
-            Link::Tls(_) => self.contact_tls.clone(),
+            Link::Tcp(_) | Link::TcpDial => self.contact_tcp.clone(),
+            Link::Tls(_) | Link::TlsDial => self.contact_tls.clone(),
         }
     }
 
@@ -776,8 +806,8 @@ impl CallEngine {
     pub(super) fn via(&mut self, to: Peer) -> String {
         let prefix = match to.link {
             Link::Udp => &self.via_prefix,
-            Link::Tcp(_) => &self.via_prefix_tcp,
-            Link::Tls(_) => &self.via_prefix_tls,
+            Link::Tcp(_) | Link::TcpDial => &self.via_prefix_tcp,
+            Link::Tls(_) | Link::TlsDial => &self.via_prefix_tls,
         };
         let mut via = String::with_capacity(prefix.len() + 32);
         via.push_str(prefix);
@@ -817,4 +847,14 @@ pub fn best_final(codes: impl Iterator<Item = u16>) -> u16 {
         .into_iter()
         .min_by_key(|c| (c / 100, *c == 408 || *c == 503))
         .unwrap_or(480)
+}
+
+/// A stream port of ours for Via and Contact, or the UDP port when there is
+/// no listener of that kind (a trunk we dial without listening ourselves).
+fn or_udp(stream_port: u16, udp_port: u16) -> u16 {
+    if stream_port == 0 {
+        udp_port
+    } else {
+        stream_port
+    }
 }

@@ -26,6 +26,8 @@ pub struct Target {
     pub permit: Option<CallPermit>,
     /// The To of the leg's INVITE when not the caller's (a transfer target).
     pub to: Option<String>,
+    /// The trunk the leg goes through (what the CDR names once it answers).
+    pub trunk: Option<String>,
 }
 
 impl Target {
@@ -36,6 +38,7 @@ impl Target {
             credentials: None,
             permit: None,
             to: None,
+            trunk: None,
         }
     }
 }

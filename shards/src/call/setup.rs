@@ -599,6 +599,10 @@ impl CallEngine {
                 Phase::Ringing => {
                     c.phase = Phase::Answered(leg);
                     c.answer_ms = Some(now.unix_ms);
+                    // Of the trunks tried, the CDR names the one that answered.
+                    if let Some(t) = &l.target.trunk {
+                        c.trunk = Some(t.clone());
+                    }
                     l.final_code = Some(code);
                     if let Some(max) = c.extras.max_duration_ms {
                         c.max_end_ms = Some(now.mono_ms + max);

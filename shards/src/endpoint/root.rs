@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 
-use crate::transport::Peer;
+use crate::transport::{Link, Peer};
 
 use super::admission::ShedReason;
 use super::{is_keepalive, Answer, Reply, Req, SipEndpoint};
@@ -57,7 +57,15 @@ impl SipEndpoint {
     pub(super) fn flush_calls(&mut self, out: &mut Output) {
         while let Some(o) = self.calls.poll_output() {
             match o {
-                CallOutput::Transmit { dest, data } => out.send(dest, &data),
+                CallOutput::Transmit { dest, data } => match dest.link {
+                    // A trunk over TLS: the connection may have to be made,
+                    // verified as the trunk's settings say.
+                    Link::TlsDial => {
+                        let dial = self.routing.trunks.tls_dial(dest.addr).cloned();
+                        out.send_dial(dest, dial, &data);
+                    }
+                    _ => out.send(dest, &data),
+                },
                 CallOutput::Cdr(cdr) => {
                     self.count_call(cdr.status);
                     let _ = self.control.send(ControlRequest::StoreCdr(cdr));
@@ -234,14 +242,23 @@ impl ShardLogic for SipEndpoint {
 
     fn on_stream_closed(
         &mut self,
-        _now: Now,
+        now: Now,
         peer: Peer,
         why: crate::runtime::CloseReason,
-        _out: &mut Output,
+        out: &mut Output,
     ) {
         tracing::debug!(%peer, ?why, "SIP connection closed");
-        if let Some(conn) = peer.conn() {
-            let _ = self.control.send(ControlRequest::ConnClosed(conn));
+        match peer.link {
+            // One we dialled (a trunk): what waits for an answer there fails.
+            Link::TcpDial | Link::TlsDial => {
+                self.calls.transport_failed(now, peer, self.relay.as_mut());
+                self.flush_calls(out);
+            }
+            _ => {
+                if let Some(conn) = peer.conn() {
+                    let _ = self.control.send(ControlRequest::ConnClosed(conn));
+                }
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use crate::routing::{
 };
 use crate::sip::{escape_user, is_dialable_user, unescape, Host, Message, Scheme, Uri};
 use crate::time::Now;
-use crate::transport::{Peer, StreamKind};
+use crate::transport::{Link, Peer, StreamKind};
 
 /// Port of a destination that names none (UDP, whatever the scheme).
 const DEFAULT_PORT: u16 = 5060;
@@ -121,20 +121,26 @@ impl<'a> Resolver<'a> {
         let uri = trunk
             .request_uri(&escape_user(dial))
             .ok_or(TrunkSkip::NoAddress)?;
-        let dest = Uri::parse(&uri)
-            .ok()
-            .and_then(|u| socket_addr(&u))
-            .ok_or(TrunkSkip::NoAddress)?;
+        let addr = trunk.dest_addr().ok_or(TrunkSkip::NoAddress)?;
+        let dest = Peer {
+            addr,
+            link: match trunk.transport {
+                crate::routing::Transport::Udp => Link::Udp,
+                crate::routing::Transport::Tcp => Link::TcpDial,
+                crate::routing::Transport::Tls => Link::TlsDial,
+            },
+        };
         let permit = trunk
             .try_start_call(self.now.mono_ms)
             .map_err(|_| TrunkSkip::Limited)?;
         Ok(Target {
             uri,
-            dest: dest.into(),
+            dest,
             credentials: (!trunk.username.is_empty())
                 .then(|| (trunk.username.clone(), trunk.password.clone())),
             permit: Some(permit),
             to: None,
+            trunk: Some(trunk.name.to_string()),
         })
     }
 

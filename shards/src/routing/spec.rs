@@ -34,6 +34,14 @@ pub struct TrunkSpec {
     pub max_calls: u32,
     /// Calls started per second; 0 = unlimited.
     pub max_cps: u32,
+    /// `transport = "tls"`: a PEM file of the CA(s) the trunk's certificate
+    /// must chain to (a pinned CA); "" = the public web PKI roots.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_ca: String,
+    /// `transport = "tls"`: the name the trunk's certificate must carry;
+    /// "" = the host of `dest`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_name: String,
 }
 
 /// `action = "forward" | "reject"`.

@@ -12,6 +12,7 @@ use super::inbound::{HostPattern, SourceIndex};
 use super::limits::{CallPermit, Limit, TrunkLimits};
 use super::spec::{Transport, TrunkSpec};
 use crate::sip::{Scheme, Uri};
+use crate::transport::tls::TlsDial;
 
 /// A validated trunk.
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct Trunk {
     pub max_calls: u32,
     /// 0 = unlimited.
     pub max_cps: u32,
+    /// How to verify the trunk when calls go over TLS.
+    pub tls: Option<TlsDial>,
     /// `sip:host:port` / `sips:host:port` of `dest` without user and parameters,
     /// split as (scheme, host:port).
     target: Option<(&'static str, String)>,
@@ -42,6 +45,21 @@ impl Trunk {
     /// Starts a call through this trunk (see `TrunkLimits::try_start_call`).
     pub fn try_start_call(&self, now_ms: u64) -> Result<CallPermit, Limit> {
         self.limits.try_start_call(now_ms)
+    }
+
+    /// The address calls to this trunk go to, when `dest` names an IP (no
+    /// DNS on a shard); without a port, 5061 over TLS and 5060 otherwise.
+    pub fn dest_addr(&self) -> Option<SocketAddr> {
+        let (_, hp) = self.target.as_ref()?;
+        let text = format!("sip:{hp}");
+        let uri = Uri::parse(&text).ok()?;
+        let ip = uri.host?.ip()?;
+        let default = if self.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        Some(SocketAddr::new(ip, uri.port.unwrap_or(default)))
     }
 
     /// The Request-URI of a call sent to this trunk: `sip:<user>@<host:port of
@@ -112,6 +130,15 @@ impl TrunkTable {
         self.by_name.get(name).map(|&i| &self.trunks[i])
     }
 
+    /// How to verify the TLS trunk whose dest is `addr`.
+    pub fn tls_dial(&self, addr: SocketAddr) -> Option<&TlsDial> {
+        self.trunks
+            .iter()
+            .filter(|t| t.transport == Transport::Tls)
+            .find(|t| t.dest_addr() == Some(addr))
+            .and_then(|t| t.tls.as_ref())
+    }
+
     /// The trunk an INVITE from `src` comes from: the one with the most specific
     /// `inbound_hosts` entry covering it (ip:port, then IP, then longest CIDR).
     pub fn for_source(&self, src: SocketAddr) -> Option<&Trunk> {
@@ -160,9 +187,16 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
             HostPattern::parse(h).map_err(|e| err(&format!("inbound_hosts[{j}]"), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let tls = match (spec.transport, &target) {
+        (Transport::Tls, Some((_, host_port))) => {
+            Some(tls_dial(spec, host_port).map_err(|(field, reason)| err(field, reason))?)
+        }
+        _ => None,
+    };
     Ok(Trunk {
         name: name.into(),
         dest,
+        tls,
         transport: spec.transport,
         username: spec.username.clone(),
         password: spec.password.clone(),
@@ -172,6 +206,39 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
         target,
         limits: TrunkLimits::new(spec.max_calls, spec.max_cps),
     })
+}
+
+/// How to verify a TLS trunk: its `tls_ca` (read here, on the control
+/// core) or the web PKI, as `tls_name` or the host of its dest.
+fn tls_dial(spec: &TrunkSpec, host_port: &str) -> Result<TlsDial, (&'static str, String)> {
+    let ca = if spec.tls_ca.is_empty() {
+        None
+    } else {
+        Some(
+            std::fs::read(&spec.tls_ca)
+                .map_err(|e| ("tls_ca", format!("cannot read {}: {e}", spec.tls_ca)))?,
+        )
+    };
+    let (name, field) = if spec.tls_name.is_empty() {
+        (host_of(host_port), "dest")
+    } else {
+        (spec.tls_name.as_str(), "tls_name")
+    };
+    if rustls::pki_types::ServerName::try_from(name).is_err() {
+        return Err((
+            field,
+            format!("\"{name}\" is not a DNS name or an IP address to verify"),
+        ));
+    }
+    TlsDial::new(ca.as_deref(), name).map_err(|e| ("tls_ca", e.to_string()))
+}
+
+/// The host of `host[:port]` (an IPv6 literal without its brackets).
+fn host_of(host_port: &str) -> &str {
+    if let Some(rest) = host_port.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
 }
 
 /// Why a trunk's `dest` is not a usable URI.

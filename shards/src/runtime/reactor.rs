@@ -46,7 +46,7 @@ use super::stats::{ShardGauges, ShardStats};
 use super::streams::Streams;
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
-use crate::transport::Peer;
+use crate::transport::{Link, Peer, StreamKind};
 
 /// `recvmmsg` batches taken from the SIP socket per pass.
 const RECV_ROUNDS: usize = 4;
@@ -82,8 +82,8 @@ pub(super) struct Reactor<L> {
     sock: StdUdpSocket,
     inbox: std::sync::Arc<Inbox>,
     media: MediaIo,
-    /// The shard's TCP listener and connections, when TCP is on.
-    streams: Option<Streams>,
+    /// The shard's TCP/TLS listeners and connections (accepted and dialled).
+    streams: Streams,
     rx: RecvBatch,
     pacer: Pacer,
     epfd: OwnedFd,
@@ -103,7 +103,7 @@ impl<L: ShardLogic> Reactor<L> {
         ctx: ShardContext,
         cfg: LoopConfig,
         sock: StdUdpSocket,
-        streams: Option<Streams>,
+        streams: Streams,
         logic: L,
     ) -> io::Result<Reactor<L>> {
         sock.set_nonblocking(true)?;
@@ -129,15 +129,13 @@ impl<L: ShardLogic> Reactor<L> {
             libc::EPOLLIN,
             TAG_DOOR,
         )?;
-        if let Some(s) = &streams {
-            ctl(
-                &epfd,
-                libc::EPOLL_CTL_ADD,
-                s.ready_fd(),
-                libc::EPOLLIN,
-                TAG_STREAMS,
-            )?;
-        }
+        ctl(
+            &epfd,
+            libc::EPOLL_CTL_ADD,
+            streams.ready_fd(),
+            libc::EPOLLIN,
+            TAG_STREAMS,
+        )?;
         Ok(Reactor {
             streams,
             rx: RecvBatch::new(cfg.recv_batch, MAX_DATAGRAM),
@@ -246,15 +244,9 @@ impl<L: ShardLogic> Reactor<L> {
                     self.logic.on_datagram(now, &data, src, true, &mut self.out);
                 }
                 ShardMsg::StreamSend { conn, data } => {
-                    if let Some(s) = self.streams.as_mut() {
-                        s.send(conn, &data, &self.ctx.stats);
-                    }
+                    self.streams.send(conn, &data, &self.ctx.stats);
                 }
-                ShardMsg::TlsConfig(config) => {
-                    if let Some(s) = self.streams.as_mut() {
-                        s.set_tls_config(config);
-                    }
-                }
+                ShardMsg::TlsConfig(config) => self.streams.set_tls_config(config),
                 other => self.logic.on_message(now, other, &mut self.out),
             }
         }
@@ -264,12 +256,9 @@ impl<L: ShardLogic> Reactor<L> {
         got
     }
 
-    /// One pass over the stream connections, when TCP is on.
+    /// One pass over the stream connections.
     fn poll_streams(&mut self, now: Now) -> usize {
-        let Some(streams) = self.streams.as_mut() else {
-            return 0;
-        };
-        let (logic, out) = (&mut self.logic, &mut self.out);
+        let (streams, logic, out) = (&mut self.streams, &mut self.logic, &mut self.out);
         let mut work = streams.poll(now.mono_ms, &self.ctx.stats, |msg, peer| {
             logic.on_datagram(now, msg, peer, false, out);
         });
@@ -339,22 +328,26 @@ impl<L: ShardLogic> Reactor<L> {
             self.logic.on_socket_event(event);
         }
         self.dispatch_handoffs();
-        self.dispatch_streams();
+        self.dispatch_streams(now);
         self.flush();
     }
 
     /// Messages for stream connections: this shard's are written now,
-    /// another shard's go to its inbox.
-    fn dispatch_streams(&mut self) {
+    /// another shard's go to its inbox; those for trunks go over this
+    /// shard's own connection (dialled if need be).
+    fn dispatch_streams(&mut self, now: Now) {
         let me = self.ctx.id as u16;
+        for (peer, tls, data) in self.out.dials.drain(..) {
+            let kind = match peer.link {
+                Link::TlsDial => StreamKind::Tls,
+                _ => StreamKind::Tcp,
+            };
+            self.streams
+                .dial_send(now.mono_ms, peer.addr, kind, tls, &data, &self.ctx.stats);
+        }
         for (conn, data) in self.out.streams.drain(..) {
             if conn.shard == me {
-                match self.streams.as_mut() {
-                    Some(s) => {
-                        s.send(conn, &data, &self.ctx.stats);
-                    }
-                    None => ShardStats::add(&self.ctx.stats.stream_sends_lost, 1),
-                }
+                self.streams.send(conn, &data, &self.ctx.stats);
                 continue;
             }
             let Some(inbox) = self.ctx.inboxes.get(usize::from(conn.shard)) else {

@@ -26,6 +26,7 @@ use super::KernelMode;
 use crate::media::fastpath::FastPath;
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
+use crate::transport::tls::TlsDial;
 use crate::transport::{ConnId, Link, Peer};
 
 /// The largest SIP datagram we accept; bigger ones are dropped and counted.
@@ -79,6 +80,10 @@ pub struct Output {
     pub sends: SendQueue,
     /// Messages for stream connections (this shard's or another's).
     pub streams: Vec<(ConnId, Vec<u8>)>,
+    /// Messages for this shard's own connection to an address (a trunk
+    /// over TCP or TLS), dialled when there is none; TLS ones with how to
+    /// verify the peer.
+    pub dials: Vec<(Peer, Option<TlsDial>, Vec<u8>)>,
     /// `(owner shard, message, source)`: a message this shard does not own.
     pub handoffs: Vec<(usize, Vec<u8>, Peer)>,
 }
@@ -89,7 +94,14 @@ impl Output {
         match dest.link {
             Link::Udp => self.sends.push(dest.addr, data),
             Link::Tcp(conn) | Link::Tls(conn) => self.streams.push((conn, data.to_vec())),
+            Link::TcpDial | Link::TlsDial => self.dials.push((dest, None, data.to_vec())),
         }
+    }
+
+    /// Queues one SIP message to a TLS destination we dial, with how to
+    /// verify it (used when the connection has to be made).
+    pub fn send_dial(&mut self, dest: Peer, dial: Option<TlsDial>, data: &[u8]) {
+        self.dials.push((dest, dial, data.to_vec()));
     }
 }
 
@@ -233,23 +245,16 @@ impl Runtime {
         let make_logic = Arc::new(make_logic);
         let mut handles = Vec::with_capacity(shards);
         for (id, sock) in sockets.into_iter().enumerate() {
-            let streams = match streams {
-                Some(s) => {
-                    let tls = tls_listeners[id]
-                        .take()
-                        .zip(s.tls.as_ref().map(|(_, c)| c.clone()));
-                    Some(
-                        Streams::new(id as u16, tcp_listeners[id].take(), tls, s.limits).map_err(
-                            |e| {
-                                io::Error::other(format!(
-                                    "shard {id}: cannot watch its SIP listeners: {e}"
-                                ))
-                            },
-                        )?,
-                    )
-                }
-                None => None,
-            };
+            // Every shard has a connection table: without listeners it
+            // still dials trunks over TCP and TLS.
+            let tls = tls_listeners[id]
+                .take()
+                .zip(streams.and_then(|s| s.tls.as_ref().map(|(_, c)| c.clone())));
+            let limits = streams.map(|s| s.limits).unwrap_or_default();
+            let streams =
+                Streams::new(id as u16, tcp_listeners[id].take(), tls, limits).map_err(|e| {
+                    io::Error::other(format!("shard {id}: cannot watch its SIP listeners: {e}"))
+                })?;
             let ctx = ShardContext {
                 id,
                 shards,

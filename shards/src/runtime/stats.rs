@@ -67,6 +67,7 @@ counters! {
     stateless_challenges: "407 challenges sent to INVITEs without credentials, with no transaction (nothing retransmitted)",
     caller_id_refused: "INVITEs refused 403: the From user is not the authenticated user nor one of its allowed_caller_ids",
     tcp_accepted: "SIP TCP connections accepted",
+    tcp_dialled: "SIP TCP/TLS connections this shard opened to trunks",
     tcp_refused: "SIP TCP connections closed at accept: over [proxy] tcp_max_connections or tcp_max_connections_per_ip",
     tcp_closed: "SIP TCP connections closed (by the peer, bad framing, idle, slow sender, write backlog)",
     tcp_timed_out: "SIP TCP connections closed for idleness or a message that took too long to arrive (slow sender)",

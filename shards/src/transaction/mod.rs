@@ -255,6 +255,11 @@ pub enum Event {
         /// The CANCEL's client transaction.
         cancel: TxId,
     },
+    /// The connection the request went over failed before a final
+    /// response came (connect refused, TLS verification failed, closed):
+    /// act as if a 503 arrived (RFC 3261 8.1.3.1). [`Event::Terminated`]
+    /// follows.
+    TransportError,
     /// The transaction is gone from the table; its handle is now stale.
     Terminated,
 }

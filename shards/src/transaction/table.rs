@@ -563,6 +563,36 @@ impl TransactionTable {
         }
     }
 
+    /// The stream connection to `dest` failed: every client transaction
+    /// sent there that has no final response yet reports
+    /// [`Event::TransportError`] and ends. Scans the table: a failed
+    /// connection is rare next to the messages it carries.
+    pub fn transport_failed(&mut self, dest: Peer, out: &mut Vec<Action>) {
+        let mut failed = Vec::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(entry) = &slot.entry else { continue };
+            let pending = match &entry.machine {
+                Machine::ClientInvite(tx) => {
+                    tx.dest().0 == dest && matches!(tx.state(), State::Calling | State::Proceeding)
+                }
+                Machine::ClientNonInvite(tx) => {
+                    tx.dest == dest && matches!(tx.state(), State::Trying | State::Proceeding)
+                }
+                _ => false,
+            };
+            if pending {
+                failed.push(TxId {
+                    index: index as u32,
+                    generation: slot.generation,
+                });
+            }
+        }
+        for id in failed {
+            event(out, id, Event::TransportError);
+            self.remove(id, out);
+        }
+    }
+
     /// Lingering transactions evicted so far to make room.
     pub fn evicted(&self) -> u64 {
         self.evicted

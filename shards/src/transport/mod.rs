@@ -38,6 +38,11 @@ pub enum Link {
     Tcp(ConnId),
     /// A TLS connection (over TCP).
     Tls(ConnId),
+    /// The shard's own TCP connection to this address (a trunk), dialled
+    /// when there is none yet.
+    TcpDial,
+    /// The same over TLS (the trunk's [`tls::TlsDial`] says how to verify it).
+    TlsDial,
 }
 
 /// The two kinds of stream connection.
@@ -97,8 +102,8 @@ impl Peer {
     pub fn transport(&self) -> Transport<'static> {
         match self.link {
             Link::Udp => Transport::Udp,
-            Link::Tcp(_) => Transport::Tcp,
-            Link::Tls(_) => Transport::Tls,
+            Link::Tcp(_) | Link::TcpDial => Transport::Tcp,
+            Link::Tls(_) | Link::TlsDial => Transport::Tls,
         }
     }
 
@@ -110,7 +115,7 @@ impl Peer {
     /// The stream connection, if the peer is on one.
     pub fn conn(&self) -> Option<ConnId> {
         match self.link {
-            Link::Udp => None,
+            Link::Udp | Link::TcpDial | Link::TlsDial => None,
             Link::Tcp(c) | Link::Tls(c) => Some(c),
         }
     }
@@ -136,8 +141,8 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.link {
             Link::Udp => write!(f, "{}", self.addr),
-            Link::Tcp(_) => write!(f, "tcp:{}", self.addr),
-            Link::Tls(_) => write!(f, "tls:{}", self.addr),
+            Link::Tcp(_) | Link::TcpDial => write!(f, "tcp:{}", self.addr),
+            Link::Tls(_) | Link::TlsDial => write!(f, "tls:{}", self.addr),
         }
     }
 }

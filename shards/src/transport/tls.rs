@@ -1,7 +1,7 @@
-//! The server side of SIP over TLS (RFC 3261 section 26.2, RFC 5246/8446
-//! through rustls with the ring provider): building the server
-//! configuration from PEM files, and a self-signed pair for an appliance
-//! nobody has given a certificate yet.
+//! SIP over TLS (RFC 3261 section 26.2, TLS 1.2/1.3 through rustls with
+//! the ring provider): the server configuration from PEM files, and what
+//! a shard needs to dial a trunk over TLS ([`TlsDial`]: the client
+//! configuration that verifies the trunk, and the name it must have).
 //!
 //! Loading reads files, so it runs on the control core (at start and on an
 //! AMI reload), never on a shard; shards get the finished
@@ -10,8 +10,55 @@
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// How to dial one TLS destination: verify its certificate with
+/// `config`'s roots, as `name`.
+#[derive(Clone, Debug)]
+pub struct TlsDial {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+impl TlsDial {
+    /// Trusts the CA certificates of `ca_pem` only (a pinned CA), or the
+    /// public web PKI roots when `None`; verifies the peer as `name` (a DNS
+    /// name or an IP address).
+    pub fn new(ca_pem: Option<&[u8]>, name: &str) -> Result<TlsDial, TlsError> {
+        let mut roots = RootCertStore::empty();
+        match ca_pem {
+            Some(pem) => {
+                let mut n = 0;
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert =
+                        cert.map_err(|e| TlsError::Cert(format!("not a PEM CA certificate: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| TlsError::Cert(format!("not a usable CA certificate: {e}")))?;
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(TlsError::Cert("no CERTIFICATE block".into()));
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let name = ServerName::try_from(name.to_string()).map_err(|_| {
+            TlsError::Cert(format!("\"{name}\" is not a DNS name or an IP address"))
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Cert(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsDial {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
 
 /// A server configuration from a PEM certificate chain and a PEM private
 /// key (PKCS#8, PKCS#1 or SEC1). The error says what is wrong, for the

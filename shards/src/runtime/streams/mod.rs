@@ -15,9 +15,17 @@
 //! room. Once a second, idle connections and slow senders (a message
 //! partial for longer than the framer allows) are closed.
 //!
+//! Connections to trunks over TCP or TLS are dialled by the shard that
+//! sends to them, kept in a table by (address, kind) and reused while they
+//! last; a TLS one verifies the trunk's certificate ([`TlsDial`]).
+//! Messages queued while the connect or handshake is under way go out once
+//! it is done.
+//!
 //! Writes go out at once while the socket takes them; the rest waits in
 //! the connection's queue, bounded by [`StreamConfig::max_queued`] (a
 //! reader that does not read is closed, not buffered for).
+
+mod conn;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -25,10 +33,13 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
+
+use self::conn::{drain_tls, open_tls, Conn};
 
 use super::epoll::{self, ctl};
 use super::stats::ShardStats;
+use crate::transport::tls::TlsDial;
 use crate::transport::{ConnId, Frame, Framer, Limits, Peer, StreamKind, PONG};
 
 /// epoll tags of the listeners (connections are tagged by slot).
@@ -91,56 +102,6 @@ pub enum CloseReason {
     Backlog,
 }
 
-struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    /// The TLS session of a TLS connection.
-    tls: Option<Box<ServerConnection>>,
-    framer: Framer,
-    /// Bytes for the socket (ciphertext on a TLS connection).
-    queued: Vec<u8>,
-    opened_ms: u64,
-    last_ms: u64,
-    watching_out: bool,
-}
-
-impl Conn {
-    fn kind(&self) -> StreamKind {
-        if self.tls.is_some() {
-            StreamKind::Tls
-        } else {
-            StreamKind::Tcp
-        }
-    }
-
-    /// Queues one message (or a pong) for the socket, through the TLS
-    /// session when there is one. False when the session refuses it.
-    fn queue(&mut self, data: &[u8]) -> bool {
-        match &mut self.tls {
-            None => {
-                self.queued.extend_from_slice(data);
-                true
-            }
-            Some(tls) => {
-                if tls.writer().write_all(data).is_err() {
-                    return false;
-                }
-                drain_tls(tls, &mut self.queued)
-            }
-        }
-    }
-}
-
-/// Moves what the TLS session wants to send into `queued`.
-fn drain_tls(tls: &mut ServerConnection, queued: &mut Vec<u8>) -> bool {
-    while tls.wants_write() {
-        if tls.write_tls(queued).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
 struct Slot {
     generation: u32,
     conn: Option<Conn>,
@@ -158,6 +119,8 @@ pub(super) struct Streams {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// The connections this shard dialled, by (address, kind).
+    dialled: HashMap<(SocketAddr, StreamKind), u32>,
     per_ip: HashMap<IpAddr, u32>,
     scratch: Vec<u8>,
     /// Plaintext out of a TLS session.
@@ -208,6 +171,7 @@ impl Streams {
             last_sweep_ms: 0,
             resting_until: None,
             closed: Vec::new(),
+            dialled: HashMap::new(),
         })
     }
 
@@ -225,6 +189,10 @@ impl Streams {
         stats: &ShardStats,
         mut deliver: impl FnMut(&[u8], Peer),
     ) -> usize {
+        if self.live == 0 && self.listener.is_none() && self.tls.is_none() {
+            // Nothing to watch (no listeners, nothing dialled): no syscall.
+            return 0;
+        }
         let mut work = 0;
         if now_ms >= self.last_sweep_ms + SWEEP_MS {
             self.last_sweep_ms = now_ms;
@@ -257,7 +225,9 @@ impl Streams {
             let slot = tag as u32;
             if ready & libc::EPOLLOUT as u32 != 0 {
                 work += 1;
-                self.flush(slot, stats);
+                if self.connected(slot, stats) {
+                    self.flush(slot, stats);
+                }
             }
             if ready & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
                 work += self.read(slot, now_ms, stats, &mut deliver);
@@ -281,6 +251,114 @@ impl Streams {
         ShardStats::add(&stats.tx_stream_messages, 1);
         self.flush(conn.slot, stats);
         true
+    }
+
+    /// Sends one message over this shard's own connection to `addr` of
+    /// `kind`, dialling it when there is none (a TLS one verified with
+    /// `tls`). False when it cannot be made (the message is lost, counted).
+    pub(super) fn dial_send(
+        &mut self,
+        now_ms: u64,
+        addr: SocketAddr,
+        kind: StreamKind,
+        tls: Option<TlsDial>,
+        data: &[u8],
+        stats: &ShardStats,
+    ) -> bool {
+        let slot = match self.dialled.get(&(addr, kind)) {
+            Some(&slot) => slot,
+            None => match self.dial(now_ms, addr, kind, tls) {
+                Ok(slot) => {
+                    ShardStats::add(&stats.tcp_dialled, 1);
+                    slot
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, ?kind, "cannot connect: {e}");
+                    ShardStats::add(&stats.stream_sends_lost, 1);
+                    // Reported like a connection that closed: what was
+                    // sent there fails at once.
+                    let link = match kind {
+                        StreamKind::Tcp => crate::transport::Link::TcpDial,
+                        StreamKind::Tls => crate::transport::Link::TlsDial,
+                    };
+                    self.closed.push((Peer { addr, link }, CloseReason::Peer));
+                    return false;
+                }
+            },
+        };
+        let id = self.id(slot);
+        self.send(id, data, stats)
+    }
+
+    fn dial(
+        &mut self,
+        now_ms: u64,
+        addr: SocketAddr,
+        kind: StreamKind,
+        tls: Option<TlsDial>,
+    ) -> io::Result<u32> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        if self.live >= self.cfg.max_conns {
+            return Err(io::Error::other("tcp_max_connections reached"));
+        }
+        let session = match kind {
+            StreamKind::Tcp => None,
+            StreamKind::Tls => {
+                let d = tls.ok_or_else(|| io::Error::other("no TLS settings for this address"))?;
+                let mut c = ClientConnection::new(d.config, d.name).map_err(io::Error::other)?;
+                c.set_buffer_limit(Some(self.cfg.limits.max_head + self.cfg.limits.max_body));
+                Some(Box::new(Connection::Client(c)))
+            }
+        };
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let slot = self.adopt(TcpStream::from(sock), addr, session, now_ms)?;
+        if let Some(c) = self.slots[slot as usize].conn.as_mut() {
+            c.dialled = true;
+            c.connecting = true;
+            if let Some(tls) = c.tls.as_mut() {
+                // The ClientHello waits in the queue for the connect.
+                drain_tls(tls, &mut c.queued);
+            }
+        }
+        self.watch(slot, true);
+        self.dialled.insert((addr, kind), slot);
+        Ok(slot)
+    }
+
+    /// Watches a connection for room (or for its connect to finish) too.
+    fn watch(&mut self, slot: u32, out: bool) {
+        let Some(c) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.conn.as_mut())
+        else {
+            return;
+        };
+        if c.watching_out == out {
+            return;
+        }
+        let events = if out {
+            libc::EPOLLIN | libc::EPOLLOUT
+        } else {
+            libc::EPOLLIN
+        };
+        if ctl(
+            &self.epfd,
+            libc::EPOLL_CTL_MOD,
+            c.stream.as_raw_fd(),
+            events,
+            u64::from(slot),
+        )
+        .is_ok()
+        {
+            c.watching_out = out;
+        }
     }
 
     /// New TLS sessions take `config` (a reloaded certificate); sessions
@@ -361,7 +439,7 @@ impl Streams {
                         s.set_buffer_limit(Some(
                             self.cfg.limits.max_head + self.cfg.limits.max_body,
                         ));
-                        Some(Box::new(s))
+                        Some(Box::new(Connection::Server(s)))
                     }
                     Err(e) => {
                         tracing::warn!("tls session not made: {e}");
@@ -400,9 +478,9 @@ impl Streams {
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
-        tls: Option<Box<ServerConnection>>,
+        tls: Option<Box<Connection>>,
         now_ms: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<u32> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let slot = match self.free.pop() {
@@ -435,9 +513,11 @@ impl Streams {
             opened_ms: now_ms,
             last_ms: now_ms,
             watching_out: false,
+            dialled: false,
+            connecting: false,
         });
         self.live += 1;
-        Ok(())
+        Ok(slot)
     }
 
     fn read(
@@ -543,6 +623,13 @@ impl Streams {
         else {
             return;
         };
+        if c.connecting {
+            // Written once the connect is done (the room event says so).
+            if c.queued.len() > self.cfg.max_queued {
+                self.close(slot, CloseReason::Backlog, stats);
+            }
+            return;
+        }
         let mut sent = 0;
         let mut failed = false;
         while sent < c.queued.len() {
@@ -571,22 +658,32 @@ impl Streams {
             return;
         }
         let want_out = !c.queued.is_empty();
-        if want_out != c.watching_out {
-            let events = if want_out {
-                libc::EPOLLIN | libc::EPOLLOUT
-            } else {
-                libc::EPOLLIN
-            };
-            if ctl(
-                &self.epfd,
-                libc::EPOLL_CTL_MOD,
-                c.stream.as_raw_fd(),
-                events,
-                u64::from(slot),
-            )
-            .is_ok()
-            {
-                c.watching_out = want_out;
+        self.watch(slot, want_out);
+    }
+
+    /// A dialled connection became writable: its connect is done (or
+    /// failed).
+    fn connected(&mut self, slot: u32, stats: &ShardStats) -> bool {
+        let Some(c) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.conn.as_mut())
+        else {
+            return false;
+        };
+        if !c.connecting {
+            return true;
+        }
+        match c.stream.take_error() {
+            Ok(None) => {
+                c.connecting = false;
+                let _ = c.stream.set_nodelay(true);
+                true
+            }
+            Ok(Some(e)) | Err(e) => {
+                tracing::warn!(peer = %c.peer, "connect failed: {e}");
+                self.close(slot, CloseReason::Peer, stats);
+                false
             }
         }
     }
@@ -595,7 +692,7 @@ impl Streams {
         let mut due = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
             let Some(c) = &s.conn else { continue };
-            let handshaking = c.tls.as_ref().is_some_and(|t| t.is_handshaking());
+            let handshaking = c.connecting || c.tls.as_ref().is_some_and(|t| t.is_handshaking());
             if now_ms.saturating_sub(c.last_ms) > self.cfg.idle_ms {
                 due.push((i as u32, CloseReason::Idle));
             } else if c.framer.stalled(now_ms)
@@ -622,11 +719,18 @@ impl Streams {
         s.generation = s.generation.wrapping_add(1);
         // Closing the fd takes it out of the epoll set too.
         let _ = ctl(&self.epfd, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, 0);
-        let ip = canonical(c.peer.ip());
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
+        if c.dialled {
+            let key = (c.peer, c.kind());
+            if self.dialled.get(&key) == Some(&slot) {
+                self.dialled.remove(&key);
+            }
+        } else {
+            let ip = canonical(c.peer.ip());
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
             }
         }
         self.free.push(slot);
@@ -635,43 +739,19 @@ impl Streams {
         if why == CloseReason::Idle || why == CloseReason::Slow {
             ShardStats::add(&stats.tcp_timed_out, 1);
         }
-        self.closed.push((Peer::stream(c.peer, id, c.kind()), why));
-    }
-}
-
-/// Feeds ciphertext read from the socket to a TLS session; the plaintext
-/// goes to the framer, what the session answers (handshake) to `queued`.
-/// A protocol error ends the connection (its alert is queued first).
-fn open_tls(
-    tls: &mut ServerConnection,
-    mut cipher: &[u8],
-    plain: &mut [u8],
-    framer: &mut Framer,
-    queued: &mut Vec<u8>,
-    now_ms: u64,
-) -> Result<(), CloseReason> {
-    while !cipher.is_empty() {
-        if tls.read_tls(&mut cipher).is_err() {
-            return Err(CloseReason::Framing);
-        }
-        if let Err(e) = tls.process_new_packets() {
-            tracing::debug!("tls: {e}");
-            drain_tls(tls, queued);
-            return Err(CloseReason::Framing);
-        }
-        loop {
-            match tls.reader().read(plain) {
-                Ok(0) => return Err(CloseReason::Peer),
-                Ok(n) => framer.push(now_ms, &plain[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return Err(CloseReason::Framing),
-            }
-        }
-    }
-    if drain_tls(tls, queued) {
-        Ok(())
-    } else {
-        Err(CloseReason::Peer)
+        // A connection we dialled is named as the engine sent to it.
+        let peer = match (c.dialled, c.kind()) {
+            (true, StreamKind::Tcp) => Peer {
+                addr: c.peer,
+                link: crate::transport::Link::TcpDial,
+            },
+            (true, StreamKind::Tls) => Peer {
+                addr: c.peer,
+                link: crate::transport::Link::TlsDial,
+            },
+            (false, kind) => Peer::stream(c.peer, id, kind),
+        };
+        self.closed.push((peer, why));
     }
 }
 
