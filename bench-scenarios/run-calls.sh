@@ -4,6 +4,15 @@
 #
 # usage: bench-scenarios/run-calls.sh [--rate CPS] [--calls N] [--shards K] [--bin PATH] [--no-auth]
 #            [--perf PROFILE] [--media MODE] [--server-latency N] [--router]
+#            [--transport udp|tcp|tls] [--conn single|per-call]
+#
+# --transport: how the callers reach the server (the callee stays on UDP,
+# so each call has one leg of each). tcp: sipp over TCP to [proxy]
+# tcp_port; tls: sipp over TCP through a local stunnel that speaks TLS to
+# [proxy] tls_port and verifies the server's self-signed certificate
+# (stunnel's CPU is not in the server's figure). --conn single: all calls
+# over one connection (sipp -t t1); per-call: a new connection per call
+# (sipp -t tn), so every call also pays a connect (and a TLS handshake).
 #
 # --router: every INVITE asks an HTTP router (API.md 2.1) first: a fast local
 # stand-in (perf/router_hook.rs, built with the bench tools in
@@ -32,6 +41,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
 RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none SAMPLE=0 ROUTER=0
+TRANSPORT=udp CONN=single
 while (( $# > 0 )); do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -42,19 +52,26 @@ while (( $# > 0 )); do
     --media) MEDIA="$2"; shift 2 ;;
     --server-latency) SAMPLE="$2"; shift 2 ;;
     --router) ROUTER=1; shift ;;
+    --transport) TRANSPORT="$2"; shift 2 ;;
+    --conn) CONN="$2"; shift 2 ;;
     --perf) PERF=(--perf "$(realpath "$2")"); shift 2 ;;
     *) echo "run-calls: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[[ "$TRANSPORT" =~ ^(udp|tcp|tls)$ ]] || { echo "run-calls: --transport udp, tcp or tls" >&2; exit 2; }
+[[ "$CONN" =~ ^(single|per-call)$ ]] || { echo "run-calls: --conn single or per-call" >&2; exit 2; }
 [[ -x "$BIN" ]] || (cd "$REPO" && cargo build --release --locked)
 command -v sipp >/dev/null || { echo "run-calls: sipp missing (scripts/install-deps.sh)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TMP="$(mktemp -d)"; SRV=""; UAS=""; HOOK=""
-cleanup() { [[ -n "$UAS" ]] && kill "$UAS" 2>/dev/null || true; [[ -n "$SRV" ]] && kill "$SRV" 2>/dev/null || true; [[ -n "$HOOK" ]] && kill "$HOOK" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
+TMP="$(mktemp -d)"; SRV=""; UAS=""; HOOK=""; TUN=""
+cleanup() { [[ -n "$UAS" ]] && kill "$UAS" 2>/dev/null || true; [[ -n "$SRV" ]] && kill "$SRV" 2>/dev/null || true; [[ -n "$HOOK" ]] && kill "$HOOK" 2>/dev/null || true; [[ -n "$TUN" ]] && kill "$TUN" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT INT TERM
 
 SIP=$(( 41000 + RANDOM % 4000 )); HTTP=$(free_port); UASP=$(( 45500 + RANDOM % 4000 ))
+TCP_PORT=0 TLS_PORT=0
+[[ "$TRANSPORT" == tcp ]] && TCP_PORT=$SIP
+[[ "$TRANSPORT" == tls ]] && TLS_PORT=$(( SIP + 1 ))
 cat > "$TMP/pbx.toml" <<CFG
 http_addr = "127.0.0.1:$HTTP"
 data_dir = "$TMP/data"
@@ -64,6 +81,8 @@ shards = $SHARDS
 [proxy]
 addr = "127.0.0.1"
 udp_port = $SIP
+tcp_port = $TCP_PORT
+tls_port = $TLS_PORT
 realms = ["127.0.0.1"]
 routes_files = []
 trunks_files = ["$TMP/trunks.toml"]
@@ -123,10 +142,25 @@ PY
 cpu() { awk '{t+=$14+$15} END {print t}' /proc/"$SRV"/task/*/stat; }
 ksys() { awk '{t+=$15} END {print t}' /proc/"$SRV"/task/*/stat; }
 hook_cpu() { if [[ -n "$HOOK" ]]; then awk '{t+=$14+$15} END {print t}' /proc/"$HOOK"/task/*/stat; else echo 0; fi; }
+# Where the callers send: the server's UDP or TCP port, or the stunnel in
+# front of its TLS port.
+TARGET="127.0.0.1:$SIP"; TFLAG=()
+if [[ "$TRANSPORT" != udp ]]; then
+  if [[ "$CONN" == single ]]; then TFLAG=(-t t1); else TFLAG=(-t tn); fi
+fi
+if [[ "$TRANSPORT" == tls ]]; then
+  command -v stunnel4 >/dev/null || { echo "run-calls: stunnel4 missing (scripts/install-deps.sh)" >&2; exit 2; }
+  TUNP=$(free_port)
+  printf 'foreground = yes\npid =\nsyslog = no\ndebug = 3\noutput = %s/stunnel.log\n[sip]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nCAfile = %s/data/tls/self-signed.crt\nverifyChain = yes\ncheckIP = 127.0.0.1\n' \
+    "$TMP" "$TUNP" $(( SIP + 1 )) "$TMP" > "$TMP/stunnel.conf"
+  stunnel4 "$TMP/stunnel.conf" & TUN=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$TUNP") 2>/dev/null && break; sleep 0.1; done
+  TARGET="127.0.0.1:$TUNP"
+fi
 C0=$(cpu); K0=$(ksys); H0=$(hook_cpu); T0=$(date +%s.%N)
 set +e
 if (( NOAUTH )); then SCEN=(-sn uac); else SCEN=(-sf "$REPO/bench-scenarios/uac_auth.xml" -key caller 1001 -au 1001 -ap secret1001); fi
-(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "127.0.0.1:$SIP" "${SCEN[@]}" -s 1002 \
+(cd "$TMP" && timeout $(( CALLS / RATE + 60 )) sipp "$TARGET" "${TFLAG[@]}" "${SCEN[@]}" -s 1002 \
    -i 127.0.0.1 -r "$RATE" -m "$CALLS" -l $(( RATE * 2 + 10 )) -nostdin -buff_size 4194304 \
    -trace_stat -stf stat.csv -trace_rtt -rtt_freq 1 > "$TMP/uac.out" 2>&1)
 RC=$?
@@ -163,7 +197,7 @@ pct = lambda q: lat[max(0, math.ceil(q * len(lat)) - 1)] if lat else float("nan"
 print(f"  server's own setup time (caller INVITE in -> 200 out, server clock, 1 ms steps, {len(lat)} calls from the middle of the run): p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, max {lat[-1] if lat else float('nan'):.0f} ms")
 PY
 fi
-python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" "$K0" "$K1" "$H0" "$H1" "$ROUTER" <<'PY'
+BENCH_TRANSPORT="$TRANSPORT/$CONN" python3 - "$CALLS" "${OK:-0}" "${FAILED:-0}" "$T0" "$T1" "$C0" "$C1" "$TICK" "$CDRS" "$SHARDS" "$RATE" "$RC" "$TMP" "$NOAUTH" "$K0" "$K1" "$H0" "$H1" "$ROUTER" <<'PY'
 import glob, math, os, sys
 calls, ok, failed, t0, t1, c0, c1, tick, cdrs, shards, rate, rc, tmp, noauth, k0, k1, h0, h1, router = sys.argv[1:]
 rtts = []
@@ -180,7 +214,7 @@ pct = lambda q: rtts[max(0, math.ceil(q * len(rtts)) - 1)] if rtts else float("n
 ok, failed = int(ok or 0), int(failed or 0)
 wall = float(t1) - float(t0)
 cpu_s = (int(c1) - int(c0)) / int(tick)
-print(f"shards {shards}, offered {rate} cps, {calls} calls (sipp exit {rc})")
+print(f"shards {shards}, offered {rate} cps, {calls} calls, callers over {os.environ.get('BENCH_TRANSPORT', 'udp')} (sipp exit {rc})")
 print(f"  successful {ok}, failed {failed}, achieved {ok / wall:.0f} cps over {wall:.1f} s")
 shape = "INVITE/100/180/200/ACK/BYE/200, caller from a trusted trunk host" if noauth == "1" else "INVITE/407/ACK/INVITE/100/180/200/ACK/BYE/200"
 print(f"  server CPU {cpu_s:.2f} s = {cpu_s * 1e6 / max(ok, 1):.0f} us per call ({shape}, both legs)")

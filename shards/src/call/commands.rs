@@ -207,7 +207,7 @@ impl CallEngine {
                 )));
             }
         };
-        let flow = Flow::new(self.cfg.max_flow_bytes, &self.flow_local);
+        let flow = Flow::new(self.cfg.max_flow_bytes, &self.ours.flow_local);
         let ring_deadline_ms = now.mono_ms + self.cfg.max_ring_ms;
         self.calls.insert(
             id,

@@ -30,12 +30,13 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::idmap::IdMap;
-use crate::transport::{Link, Peer};
+use crate::transport::Peer;
 
 use super::dialog::Dialog;
 use super::flow::{Flow, SETTLED_LINGER_MS};
 use super::ids::IdGen;
 use super::model::{Call, Leg, Phase, Target};
+use super::ours::Ours;
 use super::record::{self, Ending};
 use super::timers::{Deadline, Timers};
 use crate::cdr::Cdr;
@@ -218,20 +219,8 @@ pub struct CallEngine {
     pub(super) records: Vec<Output>,
     pub(super) buf: Vec<u8>,
     pub(super) refused: RefusedRequests,
-    /// `host:port` of ours, the other end of every message in a flow.
-    pub(super) flow_local: String,
-    /// Our Contact toward UDP peers, `<sip:shardpbx@host:port>`.
-    contact: String,
-    /// Our Contact toward TCP peers, `<sip:shardpbx@host:tcp_port;transport=tcp>`.
-    contact_tcp: String,
-    /// Our Via up to its branch, `SIP/2.0/UDP host:port;branch=`.
-    via_prefix: String,
-    /// The same toward TCP peers, `SIP/2.0/TCP host:tcp_port;branch=`.
-    via_prefix_tcp: String,
-    /// Toward TLS peers: `<sip:shardpbx@host:tls_port;transport=tls>`.
-    contact_tls: String,
-    /// `SIP/2.0/TLS host:tls_port;branch=`.
-    via_prefix_tls: String,
+    /// Our Contact and Via per transport, our address in flows.
+    pub(super) ours: Ours,
 }
 
 impl CallEngine {
@@ -257,29 +246,7 @@ impl CallEngine {
             records: Vec::new(),
             buf: Vec::with_capacity(2048),
             refused: RefusedRequests::default(),
-            flow_local: format!("{}:{}", cfg.host, cfg.port),
-            contact: format!("<sip:shardpbx@{}:{}>", cfg.host, cfg.port),
-            via_prefix: format!("SIP/2.0/UDP {}:{};branch=", cfg.host, cfg.port),
-            contact_tcp: format!(
-                "<sip:shardpbx@{}:{};transport=tcp>",
-                cfg.host,
-                or_udp(cfg.tcp_port, cfg.port)
-            ),
-            via_prefix_tcp: format!(
-                "SIP/2.0/TCP {}:{};branch=",
-                cfg.host,
-                or_udp(cfg.tcp_port, cfg.port)
-            ),
-            contact_tls: format!(
-                "<sip:shardpbx@{}:{};transport=tls>",
-                cfg.host,
-                or_udp(cfg.tls_port, cfg.port)
-            ),
-            via_prefix_tls: format!(
-                "SIP/2.0/TLS {}:{};branch=",
-                cfg.host,
-                or_udp(cfg.tls_port, cfg.port)
-            ),
+            ours: Ours::new(&cfg),
             cfg,
         }
     }
@@ -795,20 +762,12 @@ impl CallEngine {
 
     /// Our Contact in a message that goes to `to` (its transport).
     pub(super) fn contact(&self, to: Peer) -> String {
-        match to.link {
-            Link::Udp => self.contact.clone(),
-            Link::Tcp(_) | Link::TcpDial => self.contact_tcp.clone(),
-            Link::Tls(_) | Link::TlsDial => self.contact_tls.clone(),
-        }
+        self.ours.contact(to)
     }
 
     /// A Via of ours with a new branch, for a request that goes to `to`.
     pub(super) fn via(&mut self, to: Peer) -> String {
-        let prefix = match to.link {
-            Link::Udp => &self.via_prefix,
-            Link::Tcp(_) | Link::TcpDial => &self.via_prefix_tcp,
-            Link::Tls(_) | Link::TlsDial => &self.via_prefix_tls,
-        };
+        let prefix = self.ours.via_prefix(to);
         let mut via = String::with_capacity(prefix.len() + 32);
         via.push_str(prefix);
         self.ids.push_branch(&mut via);
@@ -847,14 +806,4 @@ pub fn best_final(codes: impl Iterator<Item = u16>) -> u16 {
         .into_iter()
         .min_by_key(|c| (c / 100, *c == 408 || *c == 503))
         .unwrap_or(480)
-}
-
-/// A stream port of ours for Via and Contact, or the UDP port when there is
-/// no listener of that kind (a trunk we dial without listening ourselves).
-fn or_udp(stream_port: u16, udp_port: u16) -> u16 {
-    if stream_port == 0 {
-        udp_port
-    } else {
-        stream_port
-    }
 }

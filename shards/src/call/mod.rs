@@ -22,6 +22,7 @@ pub mod ids;
 mod in_dialog;
 mod media;
 mod model;
+mod ours;
 pub mod record;
 pub mod redact;
 mod setup;

@@ -120,7 +120,7 @@ impl CallEngine {
         let call_id = caller.call_id.clone();
         let caller_uri = uri_of(invite, HeaderName::From);
         let id = self.next_id();
-        let mut flow = Flow::new(self.cfg.max_flow_bytes, &self.flow_local);
+        let mut flow = Flow::new(self.cfg.max_flow_bytes, &self.ours.flow_local);
         flow.push_checked(now.unix_ms, new.src.addr, "caller", invite);
         let call = Call {
             caller_call_id: call_id.clone(),
