@@ -83,6 +83,7 @@ addr = "127.0.0.1"
 udp_port = $SIP
 tcp_port = $TCP_PORT
 tls_port = $TLS_PORT
+tcp_max_connections_per_ip = 100000   # the load generator is one source
 realms = ["127.0.0.1"]
 routes_files = []
 trunks_files = ["$TMP/trunks.toml"]
@@ -146,7 +147,7 @@ hook_cpu() { if [[ -n "$HOOK" ]]; then awk '{t+=$14+$15} END {print t}' /proc/"$
 # front of its TLS port.
 TARGET="127.0.0.1:$SIP"; TFLAG=()
 if [[ "$TRANSPORT" != udp ]]; then
-  if [[ "$CONN" == single ]]; then TFLAG=(-t t1); else TFLAG=(-t tn); fi
+  if [[ "$CONN" == single ]]; then TFLAG=(-t t1); else TFLAG=(-t tn -max_socket 10000); fi
 fi
 if [[ "$TRANSPORT" == tls ]]; then
   command -v stunnel4 >/dev/null || { echo "run-calls: stunnel4 missing (scripts/install-deps.sh)" >&2; exit 2; }

@@ -15,7 +15,9 @@
 #                  `cargo build --release` when it is missing)
 #   --limit L      sipp -l: most registrations in flight at once (max(R, 100))
 #   --transport T  sipp -t: u1 = all calls from one UDP socket (default), un = one
-#                  socket per call (many source ports, so SO_REUSEPORT spreads them)
+#                  socket per call (many source ports, so SO_REUSEPORT spreads them),
+#                  t1 = all over one TCP connection, tn = a new TCP connection per
+#                  registration (the server then listens on TCP too, no per-source cap)
 #   --sipp-buf B   sipp -buff_size: SO_RCVBUF/SO_SNDBUF of sipp's socket, bytes (4194304;
 #                  sipp's own default of 65535 drops responses in bursts; the kernel caps
 #                  it at net.core.rmem_max)
@@ -57,7 +59,7 @@ while (( $# > 0 )); do
         --limit) need_int "$1" "${2-}"; LIMIT="$2"; shift 2 ;;
         --perf) [[ -n "${2-}" ]] || die "--perf needs a file"; PERF="$(realpath "$2")"; shift 2 ;;
         --bin) [[ -n "${2-}" ]] || die "--bin needs a path"; BIN="$(realpath -m "$2")"; BIN_GIVEN=1; shift 2 ;;
-        --transport) [[ "${2-}" == u1 || "${2-}" == un ]] || die "--transport is u1 or un"; TRANSPORT="$2"; shift 2 ;;
+        --transport) [[ "${2-}" =~ ^(u1|un|t1|tn)$ ]] || die "--transport is u1, un, t1 or tn"; TRANSPORT="$2"; shift 2 ;;
         --sipp-buf) need_int "$1" "${2-}"; SIPP_BUF="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -110,6 +112,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- ports, users, config ---------------------------------------------------
+TCP_PORT=0   # set to the SIP port below for -t t1/tn
 # Two distinct ports free on 127.0.0.1: SIP (UDP) and HTTP (TCP). Both above
 # 40000, outside the default RTP range 20000-39999 the SIP port must not be in.
 read -r SIP_PORT HTTP_PORT < <(python3 - <<'EOF'
@@ -133,6 +136,7 @@ for _ in range(200):
 print(*ports)
 EOF
 )
+[[ "$TRANSPORT" == t* ]] && TCP_PORT=$SIP_PORT
 [[ -n "${HTTP_PORT:-}" ]] || die "could not find two free ports"
 
 python3 "$SCRIPT_DIR/gen-users.py" "$USERS" 127.0.0.1 "$TMP/users.csv" "$TMP/users.toml"
@@ -151,6 +155,8 @@ shards = $SHARDS
 [proxy]
 addr = "127.0.0.1"
 udp_port = $SIP_PORT
+tcp_port = $TCP_PORT
+tcp_max_connections_per_ip = 100000   # the load generator is one source
 realms = ["127.0.0.1"]
 routes_files = []
 trunks_files = []
