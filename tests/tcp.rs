@@ -278,3 +278,38 @@ fn bindings_on_connections_do_not_survive_a_restart() {
     assert!(text.contains("sip:1001@"), "{text}");
     assert!(!text.contains("sip:1002@"), "{text}");
 }
+
+#[test]
+fn a_register_replayed_over_other_connections_or_udp_is_refused() {
+    // A stream's REGISTER is answered on the shard of its connection; nonces
+    // are per shard, so a captured REGISTER does not pass on another shard.
+    let (pbx, tcp) = pbx_tcp("");
+    let mut phone = StreamPhone::connect(tcp);
+    let r = phone.register("1001", "<sip:1001@127.0.0.1:9;transport=tcp>");
+    assert_eq!(r.code, 200, "{}", r.raw);
+    let captured = phone.last_sent.clone();
+    assert!(captured.contains("Authorization: Digest"));
+    // Over new connections (spread over both shards by the kernel) and over
+    // UDP (the Call-ID's owner shard): never a 200. On the shard that
+    // answered it, the copy is a retransmission (its cached answer goes to
+    // the phone, not to the thief); elsewhere the nonce is not that shard's
+    // (401 stale).
+    let refused = |r: Option<String>, what: &str| {
+        if let Some(text) = r {
+            assert!(!text.starts_with("SIP/2.0 200"), "{what}: {text}");
+        }
+    };
+    for i in 0..8 {
+        let mut thief = StreamPhone::connect(tcp);
+        thief.send(&captured);
+        refused(thief.recv(Duration::from_secs(1)), &format!("replay {i}"));
+    }
+    let uac = Uac::new(pbx.sip);
+    uac.send(&captured.replace("SIP/2.0/TCP", "SIP/2.0/UDP"));
+    refused(uac.recv(Duration::from_secs(2)), "replay over udp");
+    // One binding, the phone's, as registered.
+    let out = pbx.cli(&["registrations", "list", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["transport"], "TCP", "{list:?}");
+}

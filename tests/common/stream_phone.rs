@@ -73,6 +73,8 @@ pub struct StreamPhone {
     pub local: SocketAddr,
     /// `TCP` or `TLS`, for its Via.
     pub transport: &'static str,
+    /// The last message sent (what an eavesdropper could replay).
+    pub last_sent: String,
 }
 
 impl StreamPhone {
@@ -84,6 +86,7 @@ impl StreamPhone {
             buf: Vec::new(),
             local,
             transport: "TCP",
+            last_sent: String::new(),
         }
     }
 
@@ -110,6 +113,7 @@ impl StreamPhone {
             buf: Vec::new(),
             local,
             transport: "TLS",
+            last_sent: String::new(),
         }
     }
 
@@ -124,6 +128,7 @@ impl StreamPhone {
     pub fn send(&mut self, msg: &str) {
         self.wire.write_all(msg.as_bytes()).unwrap();
         self.wire.flush().unwrap();
+        self.last_sent = msg.to_string();
     }
 
     /// The next whole message, or None when the time runs out or the

@@ -146,7 +146,7 @@ impl SipEndpoint {
         control: ControlSender,
     ) -> Result<Self, StartError> {
         let auth = Authenticator::new(
-            settings.nonce_key,
+            shard_nonce_key(&settings.nonce_key, ctx.id),
             AuthConfig {
                 algorithms: settings.digest_algorithms.clone(),
                 nonce_lifetime: settings.nonce_ttl_secs,
@@ -634,4 +634,19 @@ fn same_host(a: crate::sip::Host<'_>, b: crate::sip::Host<'_>) -> bool {
         (Host::Name(x), Host::Name(y)) => x.eq_ignore_ascii_case(y),
         _ => a.ip().is_some() && a.ip() == b.ip(),
     }
+}
+
+/// This shard's nonce key: derived from the process's, so a nonce is only
+/// accepted by the shard that issued it. Each shard's nonce-count table then
+/// sees every use of its nonces, wherever a REGISTER arrives (a stream's
+/// REGISTER is answered on the connection's shard, not handed to its
+/// Call-ID's owner): replay protection without shared state.
+fn shard_nonce_key(key: &[u8; 32], shard: usize) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return *key;
+    };
+    mac.update(b"shardpbx nonce key, shard ");
+    mac.update(&(shard as u64).to_be_bytes());
+    mac.finalize().into_bytes().into()
 }

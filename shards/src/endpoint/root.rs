@@ -207,7 +207,12 @@ impl ShardLogic for SipEndpoint {
         // Parsed once here (lazily: the owner lookup reads one header) and
         // passed on as it is.
         let parsed = Message::parse(data);
-        if let (false, true, Ok(msg)) = (handed_off, self.ctx.shards > 1, &parsed) {
+        // A REGISTER on a stream connection stays on the connection's shard:
+        // its answer goes over this connection anyway, bindings are shared
+        // through the store, and nonces are per shard (`shard_nonce_key`),
+        // so replay protection holds (two inbox hops saved).
+        let local = src.is_reliable() && data.starts_with(b"REGISTER ");
+        if let (false, true, false, Ok(msg)) = (handed_off, self.ctx.shards > 1, local, &parsed) {
             if let Some(cid) = msg.call_id() {
                 let owner = owner_of(cid.trim().as_bytes(), self.ctx.shards);
                 if owner != self.ctx.id {
