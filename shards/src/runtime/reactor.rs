@@ -357,6 +357,9 @@ impl<L: ShardLogic> Reactor<L> {
                 ShardStats::add(&self.ctx.stats.handoff_dropped, 1);
             }
         }
+        // This turn's messages for this shard's connections (and those
+        // other shards handed over), one write per connection.
+        self.streams.flush_queued(&self.ctx.stats);
     }
 
     fn dispatch_handoffs(&mut self) {

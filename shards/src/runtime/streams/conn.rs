@@ -26,6 +26,8 @@ pub(super) struct Conn {
     /// We dialled it (a trunk), and the connect may still be under way.
     pub(super) dialled: bool,
     pub(super) connecting: bool,
+    /// In the shard's list of connections to write at the end of the turn.
+    pub(super) dirty: bool,
 }
 
 impl Conn {

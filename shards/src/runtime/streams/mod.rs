@@ -119,6 +119,8 @@ pub(super) struct Streams {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Connections with messages queued this turn.
+    dirty: Vec<u32>,
     /// The connections this shard dialled, by (address, kind).
     dialled: HashMap<(SocketAddr, StreamKind), u32>,
     per_ip: HashMap<IpAddr, u32>,
@@ -172,6 +174,7 @@ impl Streams {
             resting_until: None,
             closed: Vec::new(),
             dialled: HashMap::new(),
+            dirty: Vec::new(),
         })
     }
 
@@ -249,8 +252,31 @@ impl Streams {
             return false;
         }
         ShardStats::add(&stats.tx_stream_messages, 1);
-        self.flush(conn.slot, stats);
+        // Written by `flush_queued` at the end of the turn: one write for
+        // every message the turn made for this connection.
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(conn.slot);
+        }
         true
+    }
+
+    /// Writes what this turn queued, one write per connection.
+    pub(super) fn flush_queued(&mut self, stats: &ShardStats) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &slot in &dirty {
+            if let Some(c) = self
+                .slots
+                .get_mut(slot as usize)
+                .and_then(|s| s.conn.as_mut())
+            {
+                c.dirty = false;
+                self.flush(slot, stats);
+            }
+        }
+        // Keeps the list's room for the next turn.
+        self.dirty = dirty;
+        self.dirty.clear();
     }
 
     /// Sends one message over this shard's own connection to `addr` of
@@ -515,6 +541,7 @@ impl Streams {
             watching_out: false,
             dialled: false,
             connecting: false,
+            dirty: false,
         });
         self.live += 1;
         Ok(slot)
