@@ -30,82 +30,18 @@ fn pbx_tcp(extra: &str) -> (Pbx, SocketAddr) {
 #[test]
 fn sipp_registers_and_calls_over_tcp() {
     let (pbx, tcp) = pbx_tcp("");
-    let dir = pbx.dir().to_path_buf();
-    let users = dir.join("users.csv");
-    std::fs::write(
-        &users,
-        "SEQUENTIAL\n1001;secret1001;127.0.0.1;[authentication username=1001 password=secret1001]\n",
-    )
-    .unwrap();
     let target = tcp.to_string();
-    let reg = sipp(
-        &[
-            &target,
-            "-t",
-            "t1",
-            "-sf",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/bench-scenarios/register_auth.xml"
-            ),
-            "-inf",
-            users.to_str().unwrap(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "15s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(25),
-    );
+    let reg = sipp_register_to(pbx.dir(), &target, &["-t", "t1"], "127.0.0.1");
     assert_sipp_ok(&reg, "register over tcp");
     // A TCP caller to a UDP callee: the legs mix transports.
     let uas_port = free_port();
     let uas = sipp_peer(uas_port, pbx.dir(), "uas");
     register_contact(&pbx, "1002", "secret1002", uas_port);
-    let out = sipp(
-        &[
-            &target,
-            "-t",
-            "t1",
-            "-sf",
-            UAC_AUTH,
-            "-s",
-            "1002",
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "25s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(35),
-    );
+    let out = sipp_caller_to(&target, &["-t", "t1"], UAC_AUTH, "1002");
     assert_sipp_ok(&out, "caller over tcp");
     assert!(uas.wait(Duration::from_secs(10)).success(), "udp callee");
-    let list = wait_until(Duration::from_secs(5), || {
-        let out = pbx.cli(&["cdr", "list", "--json"]);
-        let l: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
-        (!l.is_empty()).then_some(l)
-    })
-    .expect("a CDR");
-    assert_eq!(list[0]["status"], "completed", "{list:?}");
+    let cdr = first_cdr(&pbx);
+    assert_eq!(cdr["status"], "completed", "{cdr}");
     assert!(pbx.metric_sum("shardpbx_rx_stream_messages_total") >= 7);
 }
 
@@ -121,25 +57,11 @@ fn a_tcp_phone_is_called_over_its_connection_and_goes_offline_when_it_closes() {
     // reaches the phone.
     let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tcp>");
     assert_eq!(r.code, 200, "{}", r.raw);
-    let me = phone.local;
-    let answering = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        while let Some(msg) = phone.recv(Duration::from_secs(20)) {
-            let start = msg.lines().next().unwrap_or_default().to_string();
-            got.push(start.clone());
-            if start.starts_with("INVITE ") {
-                phone.send(&reply(&msg, 180, "Ringing", None, me));
-                phone.send(&reply(&msg, 200, "OK", Some(ANSWER_SDP), me));
-            } else if start.starts_with("BYE ") {
-                phone.send(&reply(&msg, 200, "OK", None, me));
-                break;
-            }
-        }
-        (phone, got)
-    });
+    let answering = phone.answer_a_call();
     let out = sipp_caller(&pbx, UAC_AUTH, "1002");
     assert_sipp_ok(&out, "udp caller");
     let (phone, got) = answering.join().unwrap();
+    let got: Vec<&str> = got.iter().map(|m| m.lines().next().unwrap_or("")).collect();
     assert!(got[0].starts_with("INVITE sip:1002@127.0.0.1:9"), "{got:?}");
     assert!(got.iter().any(|l| l.starts_with("ACK ")), "{got:?}");
     assert!(got.iter().any(|l| l.starts_with("BYE ")), "{got:?}");

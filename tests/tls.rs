@@ -44,30 +44,16 @@ fn a_tls_phone_registers_is_called_over_its_connection_and_goes_offline() {
     let mut phone = StreamPhone::connect_tls(tls, "pbx.test", trusting(&cert));
     let r = phone.register("1002", "<sip:1002@127.0.0.1:9;transport=tls>");
     assert_eq!(r.code, 200, "{}", r.raw);
-    let me = phone.local;
-    let answering = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        while let Some(msg) = phone.recv(Duration::from_secs(20)) {
-            let start = msg.lines().next().unwrap_or_default().to_string();
-            got.push((start.clone(), headers(&msg, "Via")));
-            if start.starts_with("INVITE ") {
-                phone.send(&reply(&msg, 200, "OK", Some(ANSWER_SDP), me));
-            } else if start.starts_with("BYE ") {
-                phone.send(&reply(&msg, 200, "OK", None, me));
-                break;
-            }
-        }
-        (phone, got)
-    });
+    let answering = phone.answer_a_call();
     let out = sipp_caller(&pbx, UAC_AUTH, "1002");
     assert_sipp_ok(&out, "udp caller");
     let (phone, got) = answering.join().unwrap();
-    let methods: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+    let methods: Vec<&str> = got.iter().map(|m| m.lines().next().unwrap_or("")).collect();
     assert!(methods[0].starts_with("INVITE "), "{methods:?}");
     assert!(methods.iter().any(|m| m.starts_with("ACK ")), "{methods:?}");
     assert!(methods.iter().any(|m| m.starts_with("BYE ")), "{methods:?}");
     // Our Via on that leg names TLS and our TLS port.
-    let via = &got[0].1[0];
+    let via = &headers(&got[0], "Via")[0];
     assert!(
         via.starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{}", tls.port())),
         "{via}"
@@ -111,79 +97,16 @@ fn sipp_registers_and_calls_through_stunnel_that_verifies_the_certificate() {
     let dir = pbx.dir().to_path_buf();
     let local = free_port();
     let tunnel = stunnel(&dir, local, tls, &cert, "pbx.test");
-    let users = dir.join("users.csv");
-    std::fs::write(
-        &users,
-        "SEQUENTIAL\n1001;secret1001;pbx.test;[authentication username=1001 password=secret1001]\n",
-    )
-    .unwrap();
     let target = format!("127.0.0.1:{local}");
-    let reg = sipp(
-        &[
-            &target,
-            "-t",
-            "t1",
-            "-sf",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/bench-scenarios/register_auth.xml"
-            ),
-            "-inf",
-            users.to_str().unwrap(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "15s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(25),
-    );
+    let reg = sipp_register_to(&dir, &target, &["-t", "t1"], "pbx.test");
     assert_sipp_ok(&reg, "register over tls");
     let uas_port = free_port();
     let uas = sipp_peer(uas_port, pbx.dir(), "uas");
     register_contact(&pbx, "1002", "secret1002", uas_port);
-    let out = sipp(
-        &[
-            &target,
-            "-t",
-            "t1",
-            "-sf",
-            UAC_AUTH,
-            "-s",
-            "1002",
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "25s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(35),
-    );
+    let out = sipp_caller_to(&target, &["-t", "t1"], UAC_AUTH, "1002");
     assert_sipp_ok(&out, "caller over tls");
     assert!(uas.wait(Duration::from_secs(10)).success(), "udp callee");
-    let cdr = wait_until(Duration::from_secs(5), || {
-        let out = pbx.cli(&["cdr", "list", "--json"]);
-        let l: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
-        l.into_iter().next()
-    })
-    .expect("a CDR");
+    let cdr = first_cdr(&pbx);
     assert_eq!(cdr["status"], "completed", "{cdr}");
     // What stunnel checked: the chain and the name.
     let log = tunnel.log_text();

@@ -816,34 +816,83 @@ pub fn assert_sipp_ok(out: &Output, who: &str) {
 /// One call from 1001 (digest auth) to `dialled` with the caller scenario
 /// at `scenario_path`.
 pub fn sipp_caller(pbx: &Pbx, scenario_path: &str, dialled: &str) -> Output {
-    let target = pbx.sip.to_string();
-    sipp(
-        &[
-            &target,
-            "-sf",
-            scenario_path,
-            "-s",
-            dialled,
-            "-key",
-            "caller",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "secret1001",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "25s",
-            "-timeout_error",
-        ],
-        Duration::from_secs(35),
+    sipp_caller_to(&pbx.sip.to_string(), &[], scenario_path, dialled)
+}
+
+/// The same call sent to `target` with sipp options `extra` (e.g.
+/// `["-t", "t1"]` for TCP).
+pub fn sipp_caller_to(target: &str, extra: &[&str], scenario_path: &str, dialled: &str) -> Output {
+    let mut args = vec![target];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "-sf",
+        scenario_path,
+        "-s",
+        dialled,
+        "-key",
+        "caller",
+        "1001",
+        "-au",
+        "1001",
+        "-ap",
+        "secret1001",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "25s",
+        "-timeout_error",
+    ]);
+    sipp(&args, Duration::from_secs(35))
+}
+
+/// 1001 registers (digest, `bench-scenarios/register_auth.xml`) at `target`
+/// with sipp options `extra`, in realm `domain`; its injection file goes
+/// to `dir`.
+pub fn sipp_register_to(dir: &Path, target: &str, extra: &[&str], domain: &str) -> Output {
+    let users = dir.join("users.csv");
+    std::fs::write(
+        &users,
+        format!("SEQUENTIAL\n1001;secret1001;{domain};[authentication username=1001 password=secret1001]\n"),
     )
+    .unwrap();
+    let users = users.to_string_lossy().into_owned();
+    let mut args = vec![target];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "-sf",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/bench-scenarios/register_auth.xml"
+        ),
+        "-inf",
+        &users,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "15s",
+        "-timeout_error",
+    ]);
+    sipp(&args, Duration::from_secs(25))
+}
+
+/// The first CDR in the store, waiting up to 5 s for one.
+pub fn first_cdr(pbx: &Pbx) -> serde_json::Value {
+    wait_until(Duration::from_secs(5), || {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let l: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ok()?;
+        l.into_iter().next()
+    })
+    .expect("a CDR")
 }
 
 /// Polls `probe` every 50 ms until it gives a value or `limit` passes.

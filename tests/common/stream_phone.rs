@@ -182,6 +182,31 @@ impl StreamPhone {
         }
     }
 
+    /// On a thread: answers the next call (180, then 200 with
+    /// [`ANSWER_SDP`]) and its BYE; gives the phone back with every message
+    /// it received.
+    pub fn answer_a_call(mut self) -> std::thread::JoinHandle<(StreamPhone, Vec<String>)> {
+        std::thread::spawn(move || {
+            let me = self.local;
+            let mut got = Vec::new();
+            while let Some(msg) = self.recv(Duration::from_secs(20)) {
+                if msg.starts_with("INVITE ") {
+                    self.send(&reply(&msg, 180, "Ringing", None, me));
+                    self.send(&reply(&msg, 200, "OK", Some(ANSWER_SDP), me));
+                }
+                let bye = msg.starts_with("BYE ");
+                if bye {
+                    self.send(&reply(&msg, 200, "OK", None, me));
+                }
+                got.push(msg);
+                if bye {
+                    break;
+                }
+            }
+            (self, got)
+        })
+    }
+
     /// True when the server closed the connection within `limit`.
     pub fn closed_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;

@@ -46,7 +46,7 @@ use super::stats::{ShardGauges, ShardStats};
 use super::streams::Streams;
 use super::udp_batch::{RecvBatch, SendQueue};
 use crate::time::Now;
-use crate::transport::{Link, Peer, StreamKind};
+use crate::transport::{Peer, StreamKind};
 
 /// `recvmmsg` batches taken from the SIP socket per pass.
 const RECV_ROUNDS: usize = 4;
@@ -338,10 +338,7 @@ impl<L: ShardLogic> Reactor<L> {
     fn dispatch_streams(&mut self, now: Now) {
         let me = self.ctx.id as u16;
         for (peer, tls, data) in self.out.dials.drain(..) {
-            let kind = match peer.link {
-                Link::TlsDial => StreamKind::Tls,
-                _ => StreamKind::Tcp,
-            };
+            let kind = peer.stream_kind().unwrap_or(StreamKind::Tcp);
             self.streams
                 .dial_send(now.mono_ms, peer.addr, kind, tls, &data, &self.ctx.stats);
         }

@@ -98,6 +98,27 @@ impl Peer {
         self.addr.port()
     }
 
+    /// This shard's own connection to `addr` of `kind` (a trunk), dialled
+    /// when there is none.
+    pub const fn dial(addr: SocketAddr, kind: StreamKind) -> Peer {
+        Peer {
+            addr,
+            link: match kind {
+                StreamKind::Tcp => Link::TcpDial,
+                StreamKind::Tls => Link::TlsDial,
+            },
+        }
+    }
+
+    /// The kind of stream the peer is on, `None` over UDP.
+    pub fn stream_kind(&self) -> Option<StreamKind> {
+        match self.link {
+            Link::Udp => None,
+            Link::Tcp(_) | Link::TcpDial => Some(StreamKind::Tcp),
+            Link::Tls(_) | Link::TlsDial => Some(StreamKind::Tls),
+        }
+    }
+
     /// The transport token for Via and Contact.
     pub fn transport(&self) -> Transport<'static> {
         match self.link {

@@ -265,11 +265,7 @@ impl Streams {
     pub(super) fn flush_queued(&mut self, stats: &ShardStats) {
         let dirty = std::mem::take(&mut self.dirty);
         for &slot in &dirty {
-            if let Some(c) = self
-                .slots
-                .get_mut(slot as usize)
-                .and_then(|s| s.conn.as_mut())
-            {
+            if let Some(c) = conn_at(&mut self.slots, slot) {
                 c.dirty = false;
                 self.flush(slot, stats);
             }
@@ -303,11 +299,8 @@ impl Streams {
                     ShardStats::add(&stats.stream_sends_lost, 1);
                     // Reported like a connection that closed: what was
                     // sent there fails at once.
-                    let link = match kind {
-                        StreamKind::Tcp => crate::transport::Link::TcpDial,
-                        StreamKind::Tls => crate::transport::Link::TlsDial,
-                    };
-                    self.closed.push((Peer { addr, link }, CloseReason::Peer));
+                    self.closed
+                        .push((Peer::dial(addr, kind), CloseReason::Peer));
                     return false;
                 }
             },
@@ -359,11 +352,7 @@ impl Streams {
 
     /// Watches a connection for room (or for its connect to finish) too.
     fn watch(&mut self, slot: u32, out: bool) {
-        let Some(c) = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.conn.as_mut())
-        else {
+        let Some(c) = conn_at(&mut self.slots, slot) else {
             return;
         };
         if c.watching_out == out {
@@ -643,11 +632,7 @@ impl Streams {
     /// socket is full, closes it when the queue overflows or the write
     /// fails.
     fn flush(&mut self, slot: u32, stats: &ShardStats) {
-        let Some(c) = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.conn.as_mut())
-        else {
+        let Some(c) = conn_at(&mut self.slots, slot) else {
             return;
         };
         if c.connecting {
@@ -691,11 +676,7 @@ impl Streams {
     /// A dialled connection became writable: its connect is done (or
     /// failed).
     fn connected(&mut self, slot: u32, stats: &ShardStats) -> bool {
-        let Some(c) = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.conn.as_mut())
-        else {
+        let Some(c) = conn_at(&mut self.slots, slot) else {
             return false;
         };
         if !c.connecting {
@@ -767,19 +748,18 @@ impl Streams {
             ShardStats::add(&stats.tcp_timed_out, 1);
         }
         // A connection we dialled is named as the engine sent to it.
-        let peer = match (c.dialled, c.kind()) {
-            (true, StreamKind::Tcp) => Peer {
-                addr: c.peer,
-                link: crate::transport::Link::TcpDial,
-            },
-            (true, StreamKind::Tls) => Peer {
-                addr: c.peer,
-                link: crate::transport::Link::TlsDial,
-            },
-            (false, kind) => Peer::stream(c.peer, id, kind),
+        let peer = if c.dialled {
+            Peer::dial(c.peer, c.kind())
+        } else {
+            Peer::stream(c.peer, id, c.kind())
         };
         self.closed.push((peer, why));
     }
+}
+
+/// The connection in `slot`, if there is one.
+fn conn_at(slots: &mut [Slot], slot: u32) -> Option<&mut Conn> {
+    slots.get_mut(slot as usize).and_then(|s| s.conn.as_mut())
 }
 
 /// Errors of accept that say the process (not the peer) is short of
