@@ -170,13 +170,7 @@ fn hostile_streams_cost_only_their_own_connection() {
         pbx.metric_sum("shardpbx_tcp_timed_out_total")
     );
     drop(flood);
-    let r = good.request(&format!(
-        "OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch={b}\r\nMax-Forwards: 70\r\n\
-         From: <sip:1001@pbx.test>;tag=o1\r\nTo: <sip:pbx.test>\r\nCall-ID: tcp-opt-1\r\n\
-         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        me = good.local,
-        b = branch()
-    ));
+    let r = good.options("tcp-opt-1");
     assert_eq!(r.code, 200, "{}", r.raw);
 }
 

@@ -177,13 +177,7 @@ fn the_certificate_is_swapped_over_ami_without_a_restart() {
     assert_eq!(code, 200, "{body}");
     let new = StreamPhone::connect_tls(tls, "pbx.test", trusting(&c2));
     assert_eq!(new.server_cert().unwrap(), der2);
-    let r = old.request(&format!(
-        "OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch={b}\r\nMax-Forwards: 70\r\n\
-         From: <sip:1001@pbx.test>;tag=o1\r\nTo: <sip:pbx.test>\r\nCall-ID: tls-opt-1\r\n\
-         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        me = old.local,
-        b = branch()
-    ));
+    let r = old.options("tls-opt-1");
     assert_eq!(r.code, 200, "{}", r.raw);
 }
 

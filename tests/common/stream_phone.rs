@@ -182,6 +182,19 @@ impl StreamPhone {
         }
     }
 
+    /// OPTIONS over this connection; the final response.
+    pub fn options(&mut self, call_id: &str) -> Response {
+        let msg = format!(
+            "OPTIONS sip:pbx.test SIP/2.0\r\nVia: SIP/2.0/{t} {me};branch={b}\r\nMax-Forwards: 70\r\n\
+             From: <sip:1001@pbx.test>;tag=o1\r\nTo: <sip:pbx.test>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            t = self.transport,
+            me = self.local,
+            b = branch()
+        );
+        self.request(&msg)
+    }
+
     /// On a thread: answers the next call (180, then 200 with
     /// [`ANSWER_SDP`]) and its BYE; gives the phone back with every message
     /// it received.
