@@ -144,17 +144,19 @@ pub fn run(
                 &mut conns,
                 queues.locator.as_ref(),
             );
+            // Every connection that closed in this batch: one transaction.
+            let mut gone = Vec::new();
             for conn in batch.closed.drain(..) {
-                let mut changes = unanswered(conns.take(conn), BindingOp::ConnClosed(conn));
-                apply(
-                    &store,
-                    &mut changes,
-                    &inboxes,
-                    &mut expiries,
-                    &mut conns,
-                    queues.locator.as_ref(),
-                );
+                gone.extend(unanswered(conns.take(conn), BindingOp::ConnClosed(conn)));
             }
+            apply(
+                &store,
+                &mut gone,
+                &inboxes,
+                &mut expiries,
+                &mut conns,
+                queues.locator.as_ref(),
+            );
             if !batch.cdrs.is_empty() {
                 store_cdrs(&store, &batch.cdrs, queues.cdr.as_ref());
                 batch.cdrs.clear();
