@@ -4,7 +4,7 @@
 # stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
 # libopus), clang (builds the kernel's SIP steering and RTP programs,
 # shards/bpf/; without it both stay in user space), pkg-config, iproute2 and
-# libcap2-bin (tests), stunnel4 (TLS in front of sipp, tests/tls.rs), and from PyPI, each in a venv under target/ unless
+# libcap2-bin (tests), stunnel4 (TLS in front of sipp, tests/tls.rs), tcpdump (tests/srtp.rs: the wire of an SRTP call), and from PyPI, each in a venv under target/ unless
 # it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
 # server of tests/cdr_push.rs). Safe to run again.
 set -euo pipefail
@@ -32,6 +32,7 @@ command -v capsh >/dev/null 2>&1 || need+=(libcap2-bin)   # tests/steering.rs, m
 command -v ip >/dev/null 2>&1 || need+=(iproute2)   # tests/media_kernel.rs: a veth pair into a namespace of its own
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need+=(stunnel4)   # tests/tls.rs: sipp over TLS
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)   # tests/srtp.rs: no plaintext RTP on the SRTP leg
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "$py_needed" != 0 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)

@@ -204,6 +204,15 @@ fn endpoint_settings(
         media: Some(relay_config(cfg, recorder.is_some())),
         recorder,
         media_mode: media_mode(cfg),
+        srtp: shards::media::secure::ExtensionSrtp {
+            default: cfg.media.srtp,
+            by_user: cfg
+                .media
+                .srtp_extensions
+                .iter()
+                .map(|(user, policy)| (user.clone(), *policy))
+                .collect(),
+        },
         record_all: cfg.recording.enabled,
         draining,
         user_queries: links.user_queries,

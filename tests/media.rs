@@ -434,44 +434,6 @@ fn mute_on_a_call_without_proxied_media_is_409() {
     phone.accept_bye(Duration::from_secs(3));
 }
 
-/// Samples of the left and right channel of an 8 kHz 16-bit stereo WAV.
-fn read_wav(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[0..4], b"RIFF");
-    assert_eq!(&bytes[8..16], b"WAVEfmt ");
-    assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2, "stereo");
-    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 8000);
-    assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16);
-    let data_len = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
-    assert_eq!(data_len + 44, bytes.len(), "header covers the whole file");
-    let (mut l, mut r) = (Vec::new(), Vec::new());
-    for f in bytes[44..].chunks_exact(4) {
-        l.push(i16::from_le_bytes([f[0], f[1]]));
-        r.push(i16::from_le_bytes([f[2], f[3]]));
-    }
-    (l, r)
-}
-
-fn recording_of(pbx: &Pbx, call_id: &str) -> (serde_json::Value, std::path::PathBuf) {
-    let c = wait_cdr(pbx, call_id);
-    let rec = &c["recorder"][0];
-    assert_eq!(rec["trackId"], "mixed", "{c}");
-    let rel = rec["path"].as_str().unwrap();
-    let path = pbx.dir.path().join("data").join(rel);
-    // The writer closes the file just after the CDR is written.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) != rec["size"].as_u64().unwrap() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never reached {} bytes",
-            path.display(),
-            rec["size"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (c, path)
-}
-
 #[test]
 fn recording_holds_each_side_on_its_own_channel_for_the_media_time() {
     let pbx = pbx("", "[recording]\nenabled = true\n");

@@ -52,6 +52,18 @@ fn a_tls_phone_registers_is_called_over_its_connection_and_goes_offline() {
     assert!(methods[0].starts_with("INVITE "), "{methods:?}");
     assert!(methods.iter().any(|m| m.starts_with("ACK ")), "{methods:?}");
     assert!(methods.iter().any(|m| m.starts_with("BYE ")), "{methods:?}");
+    // Over TLS the phone is offered SRTP best effort (RTP/AVP with our key
+    // for each suite); it answered plain, and the call went on plain.
+    let offer = got[0].split_once("\r\n\r\n").unwrap().1;
+    assert!(offer.contains(" RTP/AVP "), "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AEAD_AES_128_GCM inline:"),
+        "{offer}"
+    );
+    assert!(
+        offer.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
     // Our Via on that leg names TLS and our TLS port.
     let via = &headers(&got[0], "Via")[0];
     assert!(

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use shards::media::secure::SrtpPolicy;
 
 use super::locate::SourceDoc;
 
@@ -448,6 +449,13 @@ pub struct MediaConfig {
     /// kernel allows it (root or CAP_BPF + CAP_NET_ADMIN, kernel 6.6+),
     /// else in user space (logged once); `off`: always in user space.
     pub kernel_forwarding: shards::runtime::KernelMode,
+    /// SRTP (SDES) with extensions: `optional` (default: SRTP when the
+    /// phone offers it over TLS; phones on TLS are offered it best effort),
+    /// `required` (SRTP over TLS or no call), `off`. Trunks have their own
+    /// `srtp` (default `off`).
+    pub srtp: SrtpPolicy,
+    /// Per-extension exceptions to `srtp`, by username.
+    pub srtp_extensions: BTreeMap<String, SrtpPolicy>,
 }
 
 impl Default for MediaConfig {
@@ -456,6 +464,8 @@ impl Default for MediaConfig {
             rtp_port_start: 20000,
             rtp_port_end: 40000,
             kernel_forwarding: shards::runtime::KernelMode::Auto,
+            srtp: SrtpPolicy::Optional,
+            srtp_extensions: BTreeMap::new(),
         }
     }
 }

@@ -607,3 +607,41 @@ pub fn call_with_tones(pbx: &Pbx, phone: &mut Phone, call_id: &str, frames: usiz
     phone.accept_bye(Duration::from_secs(3));
     invite
 }
+
+/// Samples of the left and right channel of an 8 kHz 16-bit stereo WAV.
+pub fn read_wav(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(&bytes[8..16], b"WAVEfmt ");
+    assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2, "stereo");
+    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 8000);
+    assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16);
+    let data_len = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+    assert_eq!(data_len + 44, bytes.len(), "header covers the whole file");
+    let (mut l, mut r) = (Vec::new(), Vec::new());
+    for f in bytes[44..].chunks_exact(4) {
+        l.push(i16::from_le_bytes([f[0], f[1]]));
+        r.push(i16::from_le_bytes([f[2], f[3]]));
+    }
+    (l, r)
+}
+
+pub fn recording_of(pbx: &Pbx, call_id: &str) -> (serde_json::Value, std::path::PathBuf) {
+    let c = wait_cdr(pbx, call_id);
+    let rec = &c["recorder"][0];
+    assert_eq!(rec["trackId"], "mixed", "{c}");
+    let rel = rec["path"].as_str().unwrap();
+    let path = pbx.dir.path().join("data").join(rel);
+    // The writer closes the file just after the CDR is written.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) != rec["size"].as_u64().unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never reached {} bytes",
+            path.display(),
+            rec["size"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (c, path)
+}

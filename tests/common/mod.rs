@@ -2,6 +2,7 @@
 //! a generated config, and talks SIP to it over real UDP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod capture;
 pub mod media;
 pub mod s3;
 pub mod stream_phone;

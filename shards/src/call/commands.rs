@@ -242,6 +242,7 @@ impl CallEngine {
                 flow,
                 extras: CallExtras::default(),
                 auth_user: None,
+                caller_srtp: o.first.srtp,
             },
         );
         self.timers.push(ring_deadline_ms, id, Deadline::Ring);

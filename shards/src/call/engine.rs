@@ -139,6 +139,8 @@ pub struct RefusedRequests {
     /// SDP media addresses refused (488) or ignored: unspecified,
     /// multicast, broadcast, or loopback/our own for a leg that is not.
     pub media_address: u64,
+    /// SDPs whose SRTP could not be done (488, or hung up after an answer).
+    pub srtp: u64,
     /// Tags not those of the dialog the Call-ID names (481).
     pub dialog_mismatch: u64,
     /// CSeq not above the last one of that direction (500).

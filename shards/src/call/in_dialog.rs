@@ -6,7 +6,7 @@
 
 use super::dialog::DialogMatch;
 use super::engine::{CallEngine, Cx, TxRole};
-use super::media::{BadAddress, RefusedAddress};
+use super::media::{keys_only_over_tls, BadAddress};
 use super::model::{Leg, Phase};
 use super::record::Ending;
 use crate::cdr::HangupReason;
@@ -139,14 +139,17 @@ impl CallEngine {
         };
         let via = self.via(to_peer);
         let contact = self.contact(to_peer);
-        let from_side = match to {
-            Leg::Caller => Side::Callee,
-            Leg::Callee(_) => Side::Caller,
+        let Some(from) = self.calls.get(&call).map(|c| match to {
+            Leg::Caller => c.leg_of_side(Side::Callee),
+            Leg::Callee(_) => Leg::Caller,
+        }) else {
+            return;
         };
         let origin = SdpOrigin::Renegotiation;
-        let body = match self.media_sdp(cx, call, from_side, msg, origin, BadAddress::Refuse) {
+        let body = match self.media_sdp(cx, call, from, msg, origin, BadAddress::Refuse) {
             Ok(body) => body,
-            Err(RefusedAddress) => {
+            Err(refused) => {
+                tracing::debug!(call, reason = refused.reason(), "offer refused");
                 self.respond_plain(cx, server, msg, 488);
                 return;
             }
@@ -173,7 +176,10 @@ impl CallEngine {
                 w.header(name.as_str(), v.trim());
             }
         }
-        w.finish(body.as_deref().unwrap_or(msg.body()));
+        match body {
+            Some(body) => w.finish(&body),
+            None => w.finish(&keys_only_over_tls(msg.body(), dest)),
+        };
         if let Ok(tx) = self.table.send_request(
             cx.now.mono_ms,
             &self.buf,
@@ -209,8 +215,11 @@ impl CallEngine {
         from: Side,
     ) {
         let origin = SdpOrigin::Renegotiation;
+        let Some(from_leg) = self.calls.get(&call).map(|c| c.leg_of_side(from)) else {
+            return;
+        };
         let body = self
-            .media_sdp(cx, call, from, resp, origin, BadAddress::Ignore)
+            .media_sdp(cx, call, from_leg, resp, origin, BadAddress::Ignore)
             .ok()
             .flatten();
         let req_bytes = if code >= 200 {
@@ -238,7 +247,10 @@ impl CallEngine {
         if let Some(ct) = resp.header(HeaderName::ContentType) {
             w.header("Content-Type", ct.trim());
         }
-        w.finish(body.as_deref().unwrap_or(resp.body()));
+        match body {
+            Some(body) => w.finish(&body),
+            None => w.finish(&keys_only_over_tls(resp.body(), back)),
+        };
         let _ = self
             .table
             .respond(cx.now.mono_ms, server, &self.buf, &mut self.actions);

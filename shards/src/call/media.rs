@@ -6,25 +6,44 @@
 use std::net::IpAddr;
 
 use super::engine::{CallEngine, Cx};
-use super::model::Phase;
-use crate::media::relay::{is_private, media_address_allowed, SdpOrigin, Side, Signalled};
-use crate::media::sdp;
-use crate::sip::{HeaderName, Message};
+use super::model::{Leg, Phase};
+use crate::media::relay::{
+    is_private, media_address_allowed, MediaRelay, SdpOrigin, Side, Signalled,
+};
+use crate::media::sdp::{self, CryptoOut};
+use crate::media::secure::{self, Accept, OfferMode, Refusal};
+use crate::media::srtp::sdes;
+use crate::sip::{HeaderName, Message, Method};
+use crate::transport::Peer;
 
-/// What [`CallEngine::media_sdp`] does with an SDP address the relay must
-/// not send to.
+/// What [`CallEngine::media_sdp`] does with an SDP it cannot use (an
+/// address the relay must not send to, SRTP it cannot do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BadAddress {
     /// Refuse the offer (488): an INVITE or re-INVITE.
     Refuse,
-    /// Keep the message, learn the side from its SIP source only: an
-    /// answer in a response, which cannot be refused.
+    /// Keep the message: an answer in a response, which cannot be
+    /// refused. A bad address is dropped from what the relay learns (the
+    /// side is learnt from its SIP source only); SRTP that cannot be done
+    /// ends the call once this turn is over.
     Ignore,
 }
 
-/// An SDP whose media address was refused.
-#[derive(Debug)]
-pub(super) struct RefusedAddress;
+/// Why an SDP offer was refused (the 488's reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    Address,
+    Srtp(Refusal),
+}
+
+impl Refused {
+    pub(super) fn reason(self) -> &'static str {
+        match self {
+            Refused::Address => "Media Address Not Acceptable",
+            Refused::Srtp(r) => r.reason(),
+        }
+    }
+}
 
 /// An address an endpoint put in its SDP that says it is behind NAT: a
 /// private one, or not the one its signalling came from.
@@ -48,24 +67,31 @@ pub(super) fn sdp_of(msg: &Message<'_>) -> Option<sdp::Sdp> {
 }
 
 impl CallEngine {
-    /// Tells the relay what `from` signalled in `msg` and gives the SDP
-    /// rewritten to the relay (None: no SDP, or media not proxied). An
-    /// address the relay must not send to ([`media_address_allowed`]) is
-    /// refused with `Refuse`, or dropped from what the relay learns with
-    /// `Ignore` (the side is then learnt from its SIP source alone).
+    /// Tells the relay what `from` signalled in `msg` (its addresses, its
+    /// SRTP key) and gives the SDP rewritten to the relay for the other
+    /// side (None: no SDP, or media not proxied), with what that side is
+    /// to know of SRTP: our key in an answer to it or a re-offer, nothing
+    /// in the first offer to the callees (each leg's INVITE adds its own,
+    /// [`CallEngine::leg_body`]). An address the relay must not send to
+    /// ([`media_address_allowed`]) or SRTP that cannot be done is refused
+    /// with `Refuse`, or handled as [`BadAddress::Ignore`] says.
     pub(super) fn media_sdp(
         &mut self,
         cx: &mut Cx<'_>,
         call: u64,
-        from: Side,
+        from: Leg,
         msg: &Message<'_>,
         origin: SdpOrigin,
         bad_address: BadAddress,
-    ) -> Result<Option<Vec<u8>>, RefusedAddress> {
+    ) -> Result<Option<Vec<u8>>, Refused> {
+        let side = match from {
+            Leg::Caller => Side::Caller,
+            Leg::Callee(_) => Side::Callee,
+        };
         let Some(c) = self.calls.get(&call).filter(|c| c.proxied) else {
             return Ok(None);
         };
-        let leg_ip = match (origin, from) {
+        let leg_ip = match (origin, side) {
             (SdpOrigin::Setup(ip), _) => Some(ip),
             (SdpOrigin::Renegotiation, Side::Caller) => Some(c.caller_addr.ip()),
             (SdpOrigin::Renegotiation, Side::Callee) => match c.phase {
@@ -73,6 +99,10 @@ impl CallEngine {
                 _ => None,
             },
         };
+        let (policy, tls) = c.srtp_of(from);
+        let first_offer = from == Leg::Caller
+            && matches!(origin, SdpOrigin::Setup(_))
+            && msg.method() == Some(Method::Invite);
         let Some(relay) = cx.relay.as_deref_mut() else {
             return Ok(None);
         };
@@ -96,29 +126,84 @@ impl CallEngine {
             tracing::warn!(call, conn = ?audio.conn, "SDP media address refused");
             self.refused.media_address += 1;
             match bad_address {
-                BadAddress::Refuse => return Err(RefusedAddress),
+                BadAddress::Refuse => return Err(Refused::Address),
                 BadAddress::Ignore => {
                     sig.rtp = None;
                     sig.rtcp = None;
                 }
             }
         }
-        relay.signalled(call, from, sig, origin);
-        let Some(port) = relay.port_of(call, from.other()) else {
+        match secure::accept(policy, tls, audio) {
+            Ok(Accept::Plain) => relay.set_srtp(call, side, None),
+            Ok(Accept::Srtp { tag, key, savp }) => {
+                relay.set_srtp(call, side, Some((tag, key, savp)));
+            }
+            Err(refusal) => {
+                tracing::warn!(call, ?refusal, "SRTP refused");
+                self.refused.srtp += 1;
+                relay.set_srtp(call, side, None);
+                match bad_address {
+                    BadAddress::Refuse => return Err(Refused::Srtp(refusal)),
+                    BadAddress::Ignore => relay.fail_session(call, refusal.reason()),
+                }
+            }
+        }
+        relay.signalled(call, side, sig, origin);
+        let Some(port) = relay.port_of(call, side.other()) else {
             return Ok(None);
         };
         let addr = relay.advertise();
-        match sdp::rewrite(
+        let rewritten = sdp::rewrite(
             msg.body(),
             &sdp::Relay {
                 addr,
                 rtp_port: port,
             },
-        ) {
+        );
+        // What the other side learns of SRTP: its own key when it uses
+        // SRTP (an answer, a re-offer); nothing in the first offer.
+        let answer = if first_offer {
+            None
+        } else {
+            relay.srtp_answer(call, side.other())
+        };
+        let line = answer.as_ref().map(|a| [sdes::format(a.tag, &a.key)]);
+        let crypto = match (&answer, &line) {
+            (Some(a), Some(values)) => CryptoOut::Keys {
+                savp: a.savp,
+                values,
+            },
+            _ => CryptoOut::Plain,
+        };
+        match rewritten.and_then(|body| sdp::set_crypto(&body, crypto)) {
             Ok(body) => Ok(Some(body)),
             Err(e) => {
                 tracing::warn!(call, "SDP not rewritten: {e}");
                 Ok(None)
+            }
+        }
+    }
+
+    /// The body of the INVITE of callee leg `index`: the call's offer,
+    /// with our keys when the leg's policy and transport call for SRTP.
+    /// `Err` when the leg cannot be called (SRTP required, no TLS).
+    pub(super) fn leg_body(
+        &mut self,
+        cx: &mut Cx<'_>,
+        call: u64,
+        index: usize,
+    ) -> Result<Vec<u8>, Refusal> {
+        let Some(c) = self.calls.get(&call) else {
+            return Ok(Vec::new());
+        };
+        let (policy, tls) = c.srtp_of(Leg::Callee(index));
+        let mode = secure::offer_mode(policy, tls)?;
+        let relay = cx.relay.as_deref_mut().filter(|_| c.proxied);
+        match (mode, relay) {
+            (OfferMode::Plain, _) | (_, None) => Ok(c.body.clone()),
+            (mode, Some(relay)) => {
+                let body = offer_with_keys(relay, call, Side::Callee, mode, &c.body);
+                Ok(body.unwrap_or_else(|| c.body.clone()))
             }
         }
     }
@@ -131,6 +216,55 @@ impl CallEngine {
         let invite = Message::parse(c.invite()?).ok()?;
         let audio = sdp_of(&invite)?.audio?;
         let port = relay.port_of(call, Side::Caller)?;
-        sdp::relay_answer(&audio, relay.advertise(), port, call)
+        let body = sdp::relay_answer(&audio, relay.advertise(), port, call)?;
+        match relay.srtp_answer(call, Side::Caller) {
+            None => Some(body),
+            Some(a) => {
+                let values = [sdes::format(a.tag, &a.key)];
+                let keys = CryptoOut::Keys {
+                    savp: a.savp,
+                    values: &values,
+                };
+                sdp::set_crypto(&body, keys).ok()
+            }
+        }
+    }
+}
+
+/// `body`, an offer to `side` of session `call`, with our key for every
+/// suite (`RTP/SAVP` or best effort, as `mode` says).
+pub(super) fn offer_with_keys(
+    relay: &mut MediaRelay,
+    call: u64,
+    side: Side,
+    mode: OfferMode,
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    let mut values = Vec::with_capacity(secure::OFFER_ORDER.len());
+    for (tag, suite) in (1..).zip(secure::OFFER_ORDER) {
+        values.push(sdes::format(tag, &relay.srtp_local_key(call, side, suite)?));
+    }
+    let keys = CryptoOut::Keys {
+        savp: mode == OfferMode::Savp,
+        values: &values,
+    };
+    sdp::set_crypto(body, keys).ok()
+}
+
+/// `body` as it may go to `to`: SRTP keys never go to a peer that is not
+/// on TLS, so they are taken out for such a peer. For SDP passed on as it
+/// is (a call whose media is not proxied, a body the relay could not
+/// rewrite).
+pub(super) fn keys_only_over_tls(body: &[u8], to: Peer) -> std::borrow::Cow<'_, [u8]> {
+    let has_keys = sdp::parse(body)
+        .ok()
+        .and_then(|s| s.audio)
+        .is_some_and(|a| !a.crypto.is_empty());
+    if to.is_tls() || !has_keys {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    match sdp::set_crypto(body, CryptoOut::Plain) {
+        Ok(plain) => std::borrow::Cow::Owned(plain),
+        Err(_) => std::borrow::Cow::Borrowed(body),
     }
 }

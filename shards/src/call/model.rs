@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use super::dialog::Dialog;
 use super::flow::Flow;
 use crate::cdr::Direction;
+use crate::media::secure::SrtpPolicy;
 use crate::routing::CallPermit;
 use crate::sip::Message;
 use crate::transaction::TxId;
@@ -28,9 +29,13 @@ pub struct Target {
     pub to: Option<String>,
     /// The trunk the leg goes through (what the CDR names once it answers).
     pub trunk: Option<String>,
+    /// SRTP with the callee (its extension's or trunk's policy).
+    pub srtp: SrtpPolicy,
 }
 
 impl Target {
+    /// A target with SRTP off (what the endpoint sets for an extension or
+    /// a trunk).
     pub fn new(uri: String, dest: Peer) -> Target {
         Target {
             uri,
@@ -39,6 +44,7 @@ impl Target {
             permit: None,
             to: None,
             trunk: None,
+            srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct NewCall<'a> {
     /// The user whose digest credentials placed the call (None: from a
     /// trunk's inbound hosts, or a guest).
     pub auth_user: Option<String>,
+    /// SRTP with the caller (its extension's or trunk's policy).
+    pub caller_srtp: SrtpPolicy,
 }
 
 impl<'a> NewCall<'a> {
@@ -90,6 +98,7 @@ impl<'a> NewCall<'a> {
             media,
             extras: CallExtras::default(),
             auth_user: None,
+            caller_srtp: SrtpPolicy::Off,
         }
     }
 }
@@ -280,6 +289,8 @@ pub(super) struct Call {
     pub(super) extras: CallExtras,
     /// See [`NewCall::auth_user`].
     pub(super) auth_user: Option<String>,
+    /// See [`NewCall::caller_srtp`].
+    pub(super) caller_srtp: SrtpPolicy,
 }
 
 impl Call {
@@ -300,6 +311,26 @@ impl Call {
                 .legs
                 .get(i)
                 .map(|l| l.dialog.dest.unwrap_or(l.target.dest)),
+        }
+    }
+
+    /// The SRTP policy of `leg`'s party, and whether it is on TLS.
+    pub(super) fn srtp_of(&self, leg: Leg) -> (SrtpPolicy, bool) {
+        let tls = self.peer_of(leg).is_some_and(|p| p.is_tls());
+        let policy = match leg {
+            Leg::Caller => self.caller_srtp,
+            Leg::Callee(i) => self.legs.get(i).map_or(SrtpPolicy::Off, |l| l.target.srtp),
+        };
+        (policy, tls)
+    }
+
+    /// The leg of `side`: the caller, or the callee leg that answered (the
+    /// first before an answer).
+    pub(super) fn leg_of_side(&self, side: crate::media::side::Side) -> Leg {
+        match (side, self.phase) {
+            (crate::media::side::Side::Caller, _) => Leg::Caller,
+            (_, Phase::Answered(i)) => Leg::Callee(i),
+            _ => Leg::Callee(0),
         }
     }
 

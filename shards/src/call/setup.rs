@@ -10,12 +10,13 @@ use std::collections::VecDeque;
 use super::dialog::Dialog;
 use super::engine::{best_final, CallEngine, Cx, TxRole};
 use super::flow::Flow;
-use super::media::{looks_natted, sdp_of, BadAddress, RefusedAddress};
+use super::media::{keys_only_over_tls, looks_natted, sdp_of, BadAddress};
 use super::model::{Call, CalleeLeg, Leg, NewCall, Origin, Phase, Target};
 use super::record::{dialled_number, number_of, Ending};
 use super::timers::Deadline;
 use crate::auth::client;
 use crate::media::relay::{SdpOrigin, Side};
+use crate::media::secure::{self, OfferMode};
 use crate::sip::{escape_user, response_head, unescape, HeaderName, Message, Method, Writer};
 use crate::transaction::TxId;
 
@@ -163,10 +164,20 @@ impl CallEngine {
             flow,
             extras: new.extras,
             auth_user: new.auth_user,
+            caller_srtp: new.caller_srtp,
         };
-        let proxied = sdp_of(invite)
-            .and_then(|o| o.audio)
-            .is_some_and(|audio| new.media.proxies(looks_natted(audio.conn, new.src.ip())));
+        // SRTP is done by the relay, leg by leg: a call with keys in its
+        // offer, or to a callee offered SRTP, is proxied whatever the mode.
+        let srtp_callee = new
+            .targets
+            .iter()
+            .any(|t| secure::offer_mode(t.srtp, t.dest.is_tls()) != Ok(OfferMode::Plain));
+        let proxied = sdp_of(invite).and_then(|o| o.audio).is_some_and(|audio| {
+            srtp_callee
+                || audio.is_savp()
+                || !audio.crypto.is_empty()
+                || new.media.proxies(looks_natted(audio.conn, new.src.ip()))
+        });
         self.timers.push(call.ring_deadline_ms, id, Deadline::Ring);
         self.calls.insert(id, call);
         self.by_call_id.insert(call_id.clone(), (id, Leg::Caller));
@@ -224,14 +235,14 @@ impl CallEngine {
             c.proxied = true;
         }
         let origin = SdpOrigin::Setup(src.ip());
-        match self.media_sdp(cx, id, Side::Caller, invite, origin, BadAddress::Refuse) {
+        match self.media_sdp(cx, id, Leg::Caller, invite, origin, BadAddress::Refuse) {
             Ok(Some(body)) => {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.body = body;
                 }
             }
-            Err(RefusedAddress) => {
-                self.respond_caller(cx, id, 488, Some("Media Address Not Acceptable"), None);
+            Err(refused) => {
+                self.respond_caller(cx, id, 488, Some(refused.reason()), None);
                 self.end(cx, id, Ending::failed(488));
                 return false;
             }
@@ -313,11 +324,20 @@ impl CallEngine {
         };
         let via = self.via(to);
         let contact = self.contact(to);
+        let body = self.leg_body(cx, call, index);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let Some(l) = c.legs.get_mut(index) else {
             return;
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(refusal) => {
+                tracing::info!(call_id = %c.caller_call_id, ?refusal, "callee leg not started: its SRTP policy cannot be met");
+                l.final_code = Some(488);
+                return;
+            }
         };
         let d = &l.dialog;
         let mut w = Writer::request(&mut self.buf, "INVITE", &l.target.uri);
@@ -342,10 +362,10 @@ impl CallEngine {
         if let Some((name, value)) = &credentials {
             w.header(name, value);
         }
-        if let Some(ct) = c.content_type.as_deref().filter(|_| !c.body.is_empty()) {
+        if let Some(ct) = c.content_type.as_deref().filter(|_| !body.is_empty()) {
             w.header("Content-Type", ct);
         }
-        w.finish(&c.body);
+        w.finish(&keys_only_over_tls(&body, to));
         match self.table.send_request(
             cx.now.mono_ms,
             &self.buf,
@@ -529,7 +549,7 @@ impl CallEngine {
         // The first party's answer: the relay learns its side (a refused
         // address is ignored: it answered); nothing is sent on.
         let origin = SdpOrigin::Setup(first_ip);
-        let _ = self.media_sdp(cx, call, Side::Caller, msg, origin, BadAddress::Ignore);
+        let _ = self.media_sdp(cx, call, Leg::Caller, msg, origin, BadAddress::Ignore);
         for target in targets {
             self.add_leg(cx, call, target);
         }
@@ -570,7 +590,7 @@ impl CallEngine {
                 .media_sdp(
                     cx,
                     call,
-                    Side::Callee,
+                    Leg::Callee(leg),
                     msg,
                     SdpOrigin::Setup(leg_ip),
                     BadAddress::Ignore,
@@ -579,7 +599,13 @@ impl CallEngine {
                 .flatten(),
             _ => None,
         }
-        .unwrap_or_else(|| msg.body().to_vec());
+        .unwrap_or_else(|| {
+            let caller = self.calls.get(&call).and_then(|c| c.peer_of(Leg::Caller));
+            match caller {
+                Some(to) => keys_only_over_tls(msg.body(), to).into_owned(),
+                None => Vec::new(),
+            }
+        });
         let typed_body = ct.as_deref().map(|t| (t, &body[..]));
         let Some(c) = self.calls.get_mut(&call) else {
             return;

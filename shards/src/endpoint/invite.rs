@@ -10,6 +10,7 @@ use crate::call::record::{self, Ending, RefusedInvite};
 use crate::call::{MediaPolicy, NewCall};
 use crate::cdr::{CallStatus, Direction, HangupReason};
 use crate::control_link::ControlRequest;
+use crate::media::secure::SrtpPolicy;
 use crate::routing::http_router::RouterDecision;
 use crate::routing::{Outcome as RouteOutcome, RequestFields, SOURCE_EXTENSION};
 use crate::runtime::Output;
@@ -295,7 +296,7 @@ impl SipEndpoint {
         // one domain: the bindings under the Request-URI host first, else
         // under any realm.
         let bindings = self.resolver(now).local_bindings(&user, &host);
-        let (targets, callee_natted) = binding_targets(&bindings);
+        let (targets, callee_natted) = binding_targets(&bindings, settings.srtp.of(&user));
         if targets.is_empty() {
             // Known but not registered is 480, unknown 404. A user only a
             // remote backend may know is asked about first (the INVITE waits
@@ -358,10 +359,27 @@ impl SipEndpoint {
     }
 
     /// Hands a routed INVITE to the engine.
-    pub(super) fn place(&mut self, now: Now, call: NewCall<'_>, out: &mut Output) {
+    pub(super) fn place(&mut self, now: Now, mut call: NewCall<'_>, out: &mut Output) {
+        call.caller_srtp = self.caller_srtp(&call);
         self.calls
             .handle(now, crate::call::Input::Call(call), self.relay.as_mut());
         self.flush_calls(out);
+    }
+}
+
+impl SipEndpoint {
+    /// The SRTP policy of a new call's caller: its trunk's when it comes
+    /// from one, else its extension's (the authenticated user, or the From
+    /// user of a guest).
+    fn caller_srtp(&self, call: &NewCall<'_>) -> SrtpPolicy {
+        if let Some(trunk) = self.routing.trunks.for_source(call.src.addr) {
+            return trunk.srtp;
+        }
+        let from_user = caller_user(call.invite);
+        match call.auth_user.as_deref().or(from_user.as_deref()) {
+            Some(user) => self.settings.srtp.of(user),
+            None => self.settings.srtp.default,
+        }
     }
 }
 

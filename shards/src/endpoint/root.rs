@@ -82,6 +82,7 @@ impl SipEndpoint {
             refused.cseq_out_of_order,
         );
         ShardStats::add(&self.ctx.stats.sdp_address_refused, refused.media_address);
+        ShardStats::add(&self.ctx.stats.sdp_srtp_refused, refused.srtp);
         if let Some(now) = self.relay.as_ref().map(|m| m.counters) {
             let (was, stats) = (self.media_reported, &self.ctx.stats);
             ShardStats::add(&stats.rtp_lost, now.lost - was.lost);
@@ -94,6 +95,10 @@ impl SipEndpoint {
                 now.unlatched_source - was.unlatched_source,
             );
             ShardStats::add(&stats.rtp_malformed, now.malformed - was.malformed);
+            ShardStats::add(
+                &stats.rtp_srtp_rejected,
+                now.srtp_rejected - was.srtp_rejected,
+            );
             // What the kernel relayed counts as received and relayed too.
             let fast = now.fast_forwarded - was.fast_forwarded;
             ShardStats::add(&stats.rtp_rx, fast);
@@ -413,12 +418,13 @@ impl ShardLogic for SipEndpoint {
         now: Now,
         port: u16,
         src: SocketAddr,
-        packet: &mut [u8],
-    ) -> Option<(u16, SocketAddr)> {
+        buf: &mut [u8],
+        len: usize,
+    ) -> Option<(u16, SocketAddr, usize)> {
         let relay = self.relay.as_mut()?;
         relay
-            .on_packet(now, port, src, packet)
-            .map(|f| (f.out_port, f.dest))
+            .on_datagram(now, port, src, buf, len)
+            .map(|f| (f.out_port, f.dest, f.len))
     }
 
     /// The relay's outputs: socket work goes to the runtime, recording to
@@ -433,9 +439,11 @@ impl ShardLogic for SipEndpoint {
                         let _ = tx.send(cmd);
                     }
                 }
-                MediaOutput::SessionFailed { call_id, .. } => {
+                MediaOutput::SessionFailed {
+                    call_id, reason, ..
+                } => {
                     let command = Command::Hangup {
-                        reason: Some("no media port".to_string()),
+                        reason: Some(reason.to_string()),
                     };
                     let input = Input::Command {
                         call_id: &call_id,

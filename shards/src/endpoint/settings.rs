@@ -53,6 +53,8 @@ pub struct EndpointSettings {
     pub recorder: Option<crossbeam_channel::Sender<crate::recording::RecCmd>>,
     /// `[proxy] media_proxy`.
     pub media_mode: crate::call::MediaMode,
+    /// `[media] srtp`, `srtp_extensions`: SRTP with extensions.
+    pub srtp: crate::media::secure::ExtensionSrtp,
     /// `[recording] enabled`: record every call (needs proxied media).
     pub record_all: bool,
     /// Set by a graceful shutdown: new INVITEs get 503.
@@ -132,6 +134,7 @@ pub(crate) fn test_settings() -> EndpointSettings {
         media: None,
         recorder: None,
         media_mode: crate::call::MediaMode::Auto,
+        srtp: crate::media::secure::ExtensionSrtp::default(),
         record_all: false,
         draining: Arc::default(),
         user_queries: None,

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::EndpointSettings;
 use crate::call::Target;
+use crate::media::secure::SrtpPolicy;
 use crate::registrar::Binding;
 use crate::routing::{
     Decision, MatchKey, Outcome, RequestFields, RoutingSnapshot, SelectState, Trunk,
@@ -141,6 +142,7 @@ impl<'a> Resolver<'a> {
             permit: Some(permit),
             to: None,
             trunk: Some(trunk.name.to_string()),
+            srtp: trunk.srtp,
         })
     }
 
@@ -244,7 +246,8 @@ impl<'a> Resolver<'a> {
         // Our own address with another port is another server.
         let ours = uri.port.is_none_or(|p| p == self.settings.sip_port);
         if ours && self.settings.is_local_host(&host) && !user.is_empty() {
-            let (mut targets, natted) = binding_targets(&self.local_bindings(user, &host));
+            let srtp = self.settings.srtp.of(user);
+            let (mut targets, natted) = binding_targets(&self.local_bindings(user, &host), srtp);
             for t in &mut targets {
                 t.to = Some(to.clone());
             }
@@ -269,9 +272,10 @@ impl<'a> Resolver<'a> {
     /// A local user's first live binding as a target (click-to-dial's
     /// first leg, a transfer to an extension).
     pub(super) fn first_binding(&self, user: &str, host: &str) -> Option<Target> {
+        let srtp = self.settings.srtp.of(user);
         self.local_bindings(user, host)
             .iter()
-            .find_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+            .find_map(|b| binding_target(b, srtp))
     }
 
     /// The stored live bindings of a local user: those under `host` first,
@@ -363,14 +367,24 @@ fn socket_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, uri.port.unwrap_or(DEFAULT_PORT)))
 }
 
-/// Live bindings as targets, and whether one looks NATed.
-pub(super) fn binding_targets(bindings: &[Binding]) -> (Vec<Target>, bool) {
+/// Live bindings of an extension whose SRTP policy is `srtp` as targets,
+/// and whether one looks NATed.
+pub(super) fn binding_targets(bindings: &[Binding], srtp: SrtpPolicy) -> (Vec<Target>, bool) {
     let natted = bindings.iter().any(binding_natted);
     let targets = bindings
         .iter()
-        .filter_map(|b| binding_dest(b).map(|dest| Target::new(b.uri.clone(), dest)))
+        .filter_map(|b| binding_target(b, srtp))
         .collect();
     (targets, natted)
+}
+
+/// A binding of an extension whose SRTP policy is `srtp` as a target.
+fn binding_target(b: &Binding, srtp: SrtpPolicy) -> Option<Target> {
+    let dest = binding_dest(b)?;
+    Some(Target {
+        srtp,
+        ..Target::new(b.uri.clone(), dest)
+    })
 }
 
 /// A binding registered from behind NAT: its Contact names an IP that is

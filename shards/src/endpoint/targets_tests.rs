@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::endpoint::settings::test_settings;
+use crate::media::secure::SrtpPolicy;
 use crate::routing::{RouteSpec, TrunkSpec};
 
 fn now() -> Now {
@@ -306,16 +307,22 @@ fn a_binding_is_called_at_its_contact_unless_that_is_private_elsewhere() {
         None
     );
 
-    let (targets, natted) = binding_targets(&[
-        binding("sip:1@192.168.1.5", "198.51.100.1:4000"),
-        binding("sip:1@203.0.113.5", "203.0.113.5:5060"),
-    ]);
+    let (targets, natted) = binding_targets(
+        &[
+            binding("sip:1@192.168.1.5", "198.51.100.1:4000"),
+            binding("sip:1@203.0.113.5", "203.0.113.5:5060"),
+        ],
+        SrtpPolicy::Off,
+    );
     assert!(natted, "a contact other than its source");
     assert_eq!(
         targets.iter().map(|t| t.dest.addr).collect::<Vec<_>>(),
         vec![addr("198.51.100.1:4000"), addr("203.0.113.5:5060")]
     );
-    let (_, natted) = binding_targets(&[binding("sip:1@203.0.113.5", "203.0.113.5:5060")]);
+    let (_, natted) = binding_targets(
+        &[binding("sip:1@203.0.113.5", "203.0.113.5:5060")],
+        SrtpPolicy::Off,
+    );
     assert!(!natted);
 }
 

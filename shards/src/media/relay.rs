@@ -67,6 +67,8 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
 
 use super::fastpath::FastPath;
@@ -76,6 +78,7 @@ use super::session::{Recording, Session};
 use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::side_state::{Admit, SideState};
+use super::srtp::Suite;
 use crate::cdr::RecorderEntry;
 use crate::recording::{recording_path, Channel, RecCmd, Recorder, RtpIn};
 use crate::time::Now;
@@ -111,11 +114,13 @@ pub struct RelayConfig {
     pub recording: bool,
 }
 
-/// Where a packet goes: out of our port `out_port` to `dest`.
+/// Where a packet goes: out of our port `out_port` to `dest`, now `len`
+/// bytes long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {
     pub out_port: u16,
     pub dest: SocketAddr,
+    pub len: usize,
 }
 
 /// What the relay asks of the runtime's sockets.
@@ -150,9 +155,14 @@ pub enum MediaOutput {
     Socket(SocketOp),
     /// For the recording writer.
     Recording(RecCmd),
-    /// Session `id` (call `call_id`) lost a port: the call has no media
-    /// and is to be hung up.
-    SessionFailed { id: u64, call_id: String },
+    /// Session `id` (call `call_id`) cannot carry media (it lost a port;
+    /// SRTP that cannot be done): the call is to be hung up, `reason`
+    /// going into its CDR.
+    SessionFailed {
+        id: u64,
+        call_id: String,
+        reason: &'static str,
+    },
 }
 
 /// Why a session could not be made.
@@ -184,6 +194,8 @@ pub struct RelayCounters {
     /// Of `forwarded`, the packets a [`FastPath`] relayed (counted when the
     /// relay reads its progress: on the tick, on taking a stream back).
     pub fast_forwarded: u64,
+    /// From an SRTP side, not authentic or replayed.
+    pub srtp_rejected: u64,
 }
 
 /// What a session leaves for its CDR.
@@ -222,6 +234,8 @@ pub struct MediaRelay {
     shard: usize,
     /// Where steady streams are relayed without us (the kernel), if anywhere.
     fast: Option<Box<dyn FastPath>>,
+    /// Makes our SRTP keys (a CSPRNG seeded from the relay's seed).
+    keys: ChaCha20Rng,
     pub counters: RelayCounters,
 }
 
@@ -241,6 +255,7 @@ impl MediaRelay {
             next_recording: 1,
             shard,
             fast: None,
+            keys: ChaCha20Rng::from_seed(key_seed(&seed)),
             counters: RelayCounters::default(),
         }
     }
@@ -411,15 +426,24 @@ impl MediaRelay {
                     call_id = %s.call_id,
                     "media port not bound ({error}): the call has no media"
                 );
-                if !s.failed {
-                    s.failed = true;
-                    self.out.push_back(MediaOutput::SessionFailed {
-                        id,
-                        call_id: s.call_id.clone(),
-                    });
-                }
+                self.fail_session(id, "no media port");
             }
             MediaInput::Closed { port } => self.ports.closed(port),
+        }
+    }
+
+    /// Session `id` cannot carry media: the call is to be hung up (once).
+    pub fn fail_session(&mut self, id: u64, reason: &'static str) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if !s.failed {
+            s.failed = true;
+            self.out.push_back(MediaOutput::SessionFailed {
+                id,
+                call_id: s.call_id.clone(),
+                reason,
+            });
         }
     }
 
@@ -488,14 +512,17 @@ impl MediaRelay {
         }
     }
 
-    /// One datagram on one of our ports. Rewrites it in place when needed
-    /// and says where it goes.
-    pub fn on_packet(
+    /// One datagram on one of our ports, `buf[..len]` (`buf` has room for
+    /// the SRTP tag a plain packet may gain). Rewrites it in place when
+    /// needed (renumbering, SRTP decrypted from one side and encrypted for
+    /// the other) and says where it goes and how long it now is.
+    pub fn on_datagram(
         &mut self,
         now: Now,
         port: u16,
         src: SocketAddr,
-        packet: &mut [u8],
+        buf: &mut [u8],
+        len: usize,
     ) -> Option<Forward> {
         let now_ms = now.mono_ms;
         let Some(PortUse::Call(id, side)) = self.ports.owner(port) else {
@@ -507,6 +534,7 @@ impl MediaRelay {
             return None;
         };
         let rtcp_port = port % 2 == 1;
+        let packet = buf.get(..len)?;
         if s.sides[side as usize].handed.is_some()
             && s.sides[side as usize].latched_rtp == Some(src)
             && !rtcp_port
@@ -532,6 +560,27 @@ impl MediaRelay {
             return None;
         }
         let is_rtcp = rtcp_port || rtp::is_rtcp(packet);
+        // An SRTP side's packets count only once authentic: nothing a
+        // forger sends latches, counts or reaches the other side.
+        let len = match from.crypto.active.as_mut() {
+            None => len,
+            Some(c) => {
+                let plain = if is_rtcp {
+                    c.inbound.unprotect_rtcp(buf, len)
+                } else {
+                    c.inbound.unprotect_rtp(buf, len)
+                };
+                match plain {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.counters.srtp_rejected += 1;
+                        self.counters.rejected += 1;
+                        return None;
+                    }
+                }
+            }
+        };
+        let packet = buf.get_mut(..len)?;
         let hdr = if is_rtcp {
             None
         } else {
@@ -561,8 +610,13 @@ impl MediaRelay {
                 self.counters.no_destination += 1;
                 return None;
             };
+            let len = Self::seal_with(&mut self.counters, to, buf, len, true)?;
             self.counters.forwarded += 1;
-            return Some(Forward { out_port, dest });
+            return Some(Forward {
+                out_port,
+                dest,
+                len,
+            });
         }
         // Checked above: an RTP packet that did not parse was dropped.
         let hdr = hdr?;
@@ -626,8 +680,40 @@ impl MediaRelay {
                 });
             }
         }
+        let len = Self::seal_with(&mut self.counters, to, buf, len, false)?;
         self.counters.forwarded += 1;
-        Some(Forward { out_port, dest })
+        Some(Forward {
+            out_port,
+            dest,
+            len,
+        })
+    }
+
+    /// Encrypts `buf[..len]` for `to` when it uses SRTP; the new length.
+    /// None (counted) when the packet has no room for its tag.
+    fn seal_with(
+        counters: &mut RelayCounters,
+        to: &mut SideState,
+        buf: &mut [u8],
+        len: usize,
+        rtcp: bool,
+    ) -> Option<usize> {
+        let Some(c) = to.crypto.active.as_mut() else {
+            return Some(len);
+        };
+        let sealed = if rtcp {
+            c.outbound.protect_rtcp(buf, len)
+        } else {
+            c.outbound.protect_rtp(buf, len)
+        };
+        match sealed {
+            Ok(n) => Some(n),
+            Err(_) => {
+                counters.malformed += 1;
+                counters.rejected += 1;
+                None
+            }
+        }
     }
 
     /// Periodic work: recordings flushed to the writer. Returns the calls
@@ -697,6 +783,7 @@ impl MediaRelay {
                 "rtp": side.stats.summary(),
                 "rtcpPackets": side.rtcp_packets,
                 "latched": side.latched_rtp.map(|a| a.to_string()),
+                "srtp": side.crypto.suite().map(Suite::name),
             })
         };
         Some(MediaReport {
@@ -709,6 +796,35 @@ impl MediaRelay {
     }
 }
 
+/// The seed of the SRTP key generator: not the port draws' seed itself, so
+/// the ports a peer sees tell it nothing about our keys.
+fn key_seed(seed: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"shardpbx srtp keys");
+    h.update(seed);
+    h.finalize().into()
+}
+
+#[path = "relay_keys.rs"]
+mod keys;
+pub use keys::SrtpAnswer;
+
+#[cfg(test)]
+impl MediaRelay {
+    /// [`MediaRelay::on_datagram`] for a packet that stays its length.
+    pub(crate) fn on_packet(
+        &mut self,
+        now: Now,
+        port: u16,
+        src: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<Forward> {
+        let len = packet.len();
+        self.on_datagram(now, port, src, packet, len)
+    }
+}
+
 #[cfg(test)]
 #[path = "relay_tests.rs"]
 mod tests;
@@ -716,3 +832,7 @@ mod tests;
 #[cfg(test)]
 #[path = "relay_fast_tests.rs"]
 mod fast_tests;
+
+#[cfg(test)]
+#[path = "relay_srtp_tests.rs"]
+mod srtp_tests;

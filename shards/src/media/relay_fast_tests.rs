@@ -81,6 +81,7 @@ impl FakeKernel {
         Some(Forward {
             out_port: h.out_port,
             dest: SocketAddr::V4(h.to),
+            len: pkt.len(),
         })
     }
 }
@@ -154,7 +155,8 @@ impl Rig {
                     f,
                     Forward {
                         out_port: self.b,
-                        dest: addr("127.0.0.1:8000")
+                        dest: addr("127.0.0.1:8000"),
+                        len: p.len(),
                     }
                 );
                 let h = rtp::parse_rtp(&p).unwrap();

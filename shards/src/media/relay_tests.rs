@@ -147,7 +147,8 @@ fn forwards_both_ways_out_of_the_other_sides_socket() {
         f,
         Forward {
             out_port: b,
-            dest: addr("127.0.0.1:8000")
+            dest: addr("127.0.0.1:8000"),
+            len: p.len(),
         }
     );
     let mut p = packet(500, 9000);
@@ -158,7 +159,8 @@ fn forwards_both_ways_out_of_the_other_sides_socket() {
         f,
         Forward {
             out_port: a,
-            dest: addr("127.0.0.1:7000")
+            dest: addr("127.0.0.1:7000"),
+            len: p.len(),
         }
     );
     assert_eq!(seq_of(&p), 500, "nothing muted: seq untouched");
@@ -628,7 +630,8 @@ fn a_failed_bind_fails_the_session_once_and_its_pair_goes_to_the_back() {
         outputs(&mut r),
         vec![MediaOutput::SessionFailed {
             id: 7,
-            call_id: "failing@test".into()
+            call_id: "failing@test".into(),
+            reason: "no media port",
         }],
         "reported once"
     );
@@ -809,7 +812,8 @@ fn spares_are_bound_ahead_and_a_held_one_is_replaced_before_any_call() {
         r.on_packet(t(0), a, addr("127.0.0.1:7000"), &mut p),
         Some(Forward {
             out_port: b,
-            dest: addr("127.0.0.1:8000")
+            dest: addr("127.0.0.1:8000"),
+            len: p.len(),
         })
     );
     // A packet on a spare's port belongs to no call.

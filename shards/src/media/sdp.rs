@@ -44,7 +44,17 @@ pub struct AudioStream {
     pub direction: Direction,
     /// `a=ptime` in milliseconds.
     pub ptime: Option<u32>,
+    /// Values of this section's `a=crypto` attributes (RFC 4568), as
+    /// written, at most [`MAX_CRYPTO`]; `media::srtp::sdes` reads them.
+    pub crypto: Vec<String>,
 }
+
+/// The most `a=crypto` attributes of one stream kept (the rest are
+/// ignored): a peer offers one per suite it knows.
+pub const MAX_CRYPTO: usize = 8;
+/// The longest `a=crypto` value kept (a base64 key of a 256-bit suite with
+/// a lifetime, an MKI and session parameters is well under this).
+const MAX_CRYPTO_LEN: usize = 256;
 
 /// One `a=rtpmap:<pt> <name>/<clock>[/<channels>]` attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +146,20 @@ impl AudioStream {
         matches!(self.direction, Direction::SendOnly | Direction::Inactive)
             || self.conn == Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
+
+    /// Whether the stream's profile is secure RTP (`RTP/SAVP`, `RTP/SAVPF`):
+    /// a peer that accepts only SRTP.
+    #[must_use]
+    pub fn is_savp(&self) -> bool {
+        is_savp(&self.proto)
+    }
+}
+
+/// Whether `proto` is an SRTP profile over plain UDP (`RTP/SAVP`,
+/// `RTP/SAVPF`; RFC 3711, RFC 5124).
+#[must_use]
+pub fn is_savp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP") || proto.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 /// RFC 3551 table 4, audio payload types with a static assignment.
@@ -372,6 +396,7 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
                     rtcp_mux: false,
                     direction: Direction::SendRecv,
                     ptime: None,
+                    crypto: Vec::new(),
                 });
             } else {
                 other_media += 1;
@@ -409,6 +434,11 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
                     a.rtcp_mux = true;
                 } else if name.eq_ignore_ascii_case("ptime") {
                     a.ptime = first_token(value).and_then(|v| v.parse().ok());
+                } else if name.eq_ignore_ascii_case("crypto")
+                    && a.crypto.len() < MAX_CRYPTO
+                    && value.len() <= MAX_CRYPTO_LEN
+                {
+                    a.crypto.push(value.trim().to_owned());
                 }
             }
             Section::Other => {}
@@ -518,6 +548,87 @@ pub fn rewrite(body: &[u8], relay: &Relay) -> Result<Vec<u8>, SdpError> {
     Ok(out.into_bytes())
 }
 
+/// What the first audio stream of an SDP sent to one side says about SRTP
+/// ([`set_crypto`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CryptoOut<'a> {
+    /// Plain RTP: every `a=crypto` removed, an SRTP profile turned into its
+    /// plain one (`RTP/SAVP` to `RTP/AVP`, `RTP/SAVPF` to `RTP/AVPF`).
+    Plain,
+    /// These `a=crypto` values, under an SRTP profile (`savp`) or a plain
+    /// one (RFC 4568 "best effort": a peer without SRTP still answers).
+    Keys { savp: bool, values: &'a [String] },
+}
+
+/// The profile `proto` becomes under `savp`: the secure or the plain
+/// variant of RTP/AVP(F); any other profile as it is.
+fn profile(proto: &str, savp: bool) -> &str {
+    let feedback =
+        proto.eq_ignore_ascii_case("RTP/AVPF") || proto.eq_ignore_ascii_case("RTP/SAVPF");
+    let rtp = feedback || proto.eq_ignore_ascii_case("RTP/AVP") || is_savp(proto);
+    match (rtp, savp, feedback) {
+        (false, _, _) => proto,
+        (true, true, true) => "RTP/SAVPF",
+        (true, true, false) => "RTP/SAVP",
+        (true, false, true) => "RTP/AVPF",
+        (true, false, false) => "RTP/AVP",
+    }
+}
+
+/// Sets what the first audio stream of `body` says about SRTP: its
+/// profile and its `a=crypto` lines (those it had are dropped; the new
+/// ones end the section). Everything else is kept, in order.
+///
+/// # Errors
+///
+/// The same as [`parse`].
+pub fn set_crypto(body: &[u8], crypto: CryptoOut<'_>) -> Result<Vec<u8>, SdpError> {
+    let text = sdp_text(body)?;
+    let mut out = String::with_capacity(text.len() + 128);
+    let (savp, values): (bool, &[String]) = match crypto {
+        CryptoOut::Plain => (false, &[]),
+        CryptoOut::Keys { savp, values } => (savp, values),
+    };
+    let mut in_audio = false;
+    let end_audio = |out: &mut String| {
+        for v in values {
+            out.push_str("a=crypto:");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+    };
+    walk(text, |section, line, m| {
+        if in_audio && section != Section::FirstAudio {
+            in_audio = false;
+            end_audio(&mut out);
+        }
+        if let Some(m) = m {
+            if section == Section::FirstAudio {
+                in_audio = true;
+                let _ = write!(
+                    out,
+                    "m={} {} {}{}\r\n",
+                    m.media,
+                    m.port,
+                    profile(m.proto, savp),
+                    m.fmts
+                );
+                return;
+            }
+        } else if section == Section::FirstAudio
+            && attribute(line).is_some_and(|(n, _)| n.eq_ignore_ascii_case("crypto"))
+        {
+            return;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    })?;
+    if in_audio {
+        end_audio(&mut out);
+    }
+    Ok(out.into_bytes())
+}
+
 /// An SDP offer from the relay itself (PCMU, PCMA, telephone-event) on
 /// `addr`:`port`; `session` is the o= session id.
 pub fn relay_offer(addr: IpAddr, port: u16, session: u64) -> String {
@@ -566,3 +677,7 @@ pub fn relay_answer(offer: &AudioStream, addr: IpAddr, port: u16, session: u64) 
 #[cfg(test)]
 #[path = "sdp_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sdp_crypto_tests.rs"]
+mod crypto_tests;

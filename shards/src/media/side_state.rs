@@ -1,7 +1,7 @@
 //! One side of a relay session ([`SideState`]): what it signalled, the
 //! only IP its media is taken from and the address it is latched to, mute,
 //! the renumbering that hides our own drops, its receive statistics, and
-//! what a fast path needs to continue its stream ([`SideState::handover`])
+//! its SRTP state, what a fast path needs to continue its stream ([`SideState::handover`])
 //! or reports back ([`SideState::absorb`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::fastpath::{Handover, Progress};
 use super::relay::LATCH_PACKETS;
 use super::side::{canonical, Signalled};
+use super::side_crypto::SideCrypto;
 use super::stats::{Renumber, StreamStats};
 use crate::recording::Codec;
 
@@ -36,6 +37,8 @@ pub(super) struct SideState {
     pub(super) handed: Option<Progress>,
     /// Not offered to the fast path before this (it refused), ms.
     pub(super) hand_over_after_ms: u64,
+    /// Its SRTP keys and contexts.
+    pub(super) crypto: SideCrypto,
 }
 
 impl SideState {
@@ -55,14 +58,16 @@ impl SideState {
             last_pt: 0,
             handed: None,
             hand_over_after_ms: 0,
+            crypto: SideCrypto::default(),
         }
     }
 
     /// What a forwarder needs to relay this side's RTP to `to`, when the
     /// stream is steady: latched, unmuted, statistics and renumbering in
-    /// step, IPv4 both ways.
+    /// step, IPv4 both ways, plain RTP both ways (SRTP is decrypted and
+    /// encrypted again here).
     pub(super) fn handover(&self, to: &SideState) -> Option<Handover> {
-        if self.muted {
+        if self.muted || self.crypto.active.is_some() || to.crypto.active.is_some() {
             return None;
         }
         let SocketAddr::V4(from) = self.latched_rtp? else {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::media::secure::SrtpPolicy;
+
 /// How calls to a trunk are sent. Default `udp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,6 +44,11 @@ pub struct TrunkSpec {
     /// "" = the host of `dest`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_name: String,
+    /// SRTP with this trunk: `off` (default), `optional` (best-effort
+    /// offers, SRTP when it offers keys) or `required`; keys only ever
+    /// cross a TLS trunk.
+    #[serde(skip_serializing_if = "SrtpPolicy::is_off")]
+    pub srtp: SrtpPolicy,
 }
 
 /// `action = "forward" | "reject"`.

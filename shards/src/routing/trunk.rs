@@ -11,6 +11,7 @@ use super::error::{check_header_text, check_name, RoutingError};
 use super::inbound::{HostPattern, SourceIndex};
 use super::limits::{CallPermit, Limit, TrunkLimits};
 use super::spec::{Transport, TrunkSpec};
+use crate::media::secure::SrtpPolicy;
 use crate::sip::{Scheme, Uri};
 use crate::transport::tls::TlsDial;
 
@@ -30,6 +31,8 @@ pub struct Trunk {
     pub max_cps: u32,
     /// How to verify the trunk when calls go over TLS.
     pub tls: Option<TlsDial>,
+    /// SRTP with this trunk (only ever over TLS).
+    pub srtp: SrtpPolicy,
     /// `sip:host:port` / `sips:host:port` of `dest` without user and parameters,
     /// split as (scheme, host:port).
     target: Option<(&'static str, String)>,
@@ -89,6 +92,7 @@ impl fmt::Debug for Trunk {
             .field("inbound_hosts", &self.inbound_hosts)
             .field("max_calls", &self.max_calls)
             .field("max_cps", &self.max_cps)
+            .field("srtp", &self.srtp)
             .finish_non_exhaustive()
     }
 }
@@ -193,10 +197,18 @@ fn build_trunk(i: usize, name: &str, spec: &TrunkSpec) -> Result<Trunk, RoutingE
         }
         _ => None,
     };
+    if spec.srtp == SrtpPolicy::Required && spec.transport != Transport::Tls {
+        return Err(err(
+            "srtp",
+            "\"required\" needs transport = \"tls\" (SRTP keys never cross UDP or TCP in clear)"
+                .to_string(),
+        ));
+    }
     Ok(Trunk {
         name: name.into(),
         dest,
         tls,
+        srtp: spec.srtp,
         transport: spec.transport,
         username: spec.username.clone(),
         password: spec.password.clone(),

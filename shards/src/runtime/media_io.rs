@@ -197,12 +197,13 @@ impl MediaIo {
         }
     }
 
-    /// Moves one datagram from every ready socket. `relay(port, src,
-    /// datagram)` says out of which port and to where a datagram goes (it
-    /// may rewrite it in place).
+    /// Moves one datagram from every ready socket. `relay(port, src, buf,
+    /// len)` says out of which port and to where the datagram `buf[..len]`
+    /// goes, and how long it is then (it may rewrite it in place, and grow
+    /// it into the rest of `buf`).
     pub(super) fn poll(
         &mut self,
-        mut relay: impl FnMut(u16, SocketAddr, &mut [u8]) -> Option<(u16, SocketAddr)>,
+        mut relay: impl FnMut(u16, SocketAddr, &mut [u8], usize) -> Option<(u16, SocketAddr, usize)>,
     ) -> PollCounts {
         let mut counts = PollCounts::default();
         // SAFETY: events has MAX_EVENTS slots; zero timeout: never blocks.
@@ -264,10 +265,11 @@ impl MediaIo {
                 slot.len = 0;
                 continue;
             };
-            let Some((out_port, dest)) = relay(slot.port, src, &mut slot.buf[..slot.len]) else {
+            let Some((out_port, dest, len)) = relay(slot.port, src, &mut slot.buf, slot.len) else {
                 slot.len = 0;
                 continue;
             };
+            slot.len = len.min(MAX_MEDIA_DATAGRAM);
             let Some(out_fd) = self.sockets.get(&out_port).map(|(s, _)| s.as_raw_fd()) else {
                 slot.len = 0;
                 counts.no_socket += 1;
@@ -345,7 +347,7 @@ mod tests {
         // Everything that came in on a goes out of b to the sink.
         let mut seen = 0;
         for _ in 0..100 {
-            let c = io.poll(|port, _, _| (port == pa).then_some((pb, sink_addr)));
+            let c = io.poll(|port, _, _, len| (port == pa).then_some((pb, sink_addr, len)));
             seen += c.relayed;
             if seen == 40 {
                 break;
@@ -362,7 +364,7 @@ mod tests {
         let mut counts = PollCounts::default();
         peer.send_to(&[9; 20], ("127.0.0.1", pa)).unwrap();
         for _ in 0..100 {
-            counts = io.poll(|_, _, _| Some((ph, sink_addr)));
+            counts = io.poll(|_, _, _, len| Some((ph, sink_addr, len)));
             if counts.received > 0 {
                 break;
             }
@@ -383,7 +385,7 @@ mod tests {
         );
         peer.send_to(&[1; 20], ("127.0.0.1", pa)).unwrap_or(0);
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(io.poll(|_, _, _| None), PollCounts::default());
+        assert_eq!(io.poll(|_, _, _, _| None), PollCounts::default());
         assert!(!io.is_idle());
         io.apply(SocketOp::Close { port: pb });
         assert!(io.is_idle());
@@ -412,7 +414,7 @@ mod tests {
         peer.send_to(&[7; 12], addr).unwrap();
         let mut got = 0;
         for _ in 0..100 {
-            got += io.poll(|_, _, _| None).received;
+            got += io.poll(|_, _, _, _| None).received;
             if got > 0 {
                 break;
             }

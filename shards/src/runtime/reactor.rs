@@ -298,7 +298,7 @@ impl<L: ShardLogic> Reactor<L> {
         let logic = &mut self.logic;
         let counts = self
             .media
-            .poll(|port, src, data| logic.on_media(now, port, src, data));
+            .poll(|port, src, buf, len| logic.on_media(now, port, src, buf, len));
         let stats = &self.ctx.stats;
         ShardStats::add(&stats.rtp_rx, counts.received);
         ShardStats::add(&stats.rtp_tx, counts.relayed.saturating_sub(counts.failed));

@@ -130,15 +130,17 @@ pub trait ShardLogic {
     fn poll_timeout(&self) -> Option<u64> {
         None
     }
-    /// A datagram on media port `port` (RTP or RTCP). The logic may rewrite
-    /// it in place; returns the media port to send it from and where to.
+    /// A datagram `buf[..len]` on media port `port` (RTP or RTCP; `buf`
+    /// has room to grow). The logic may rewrite it in place; returns the
+    /// media port to send it from, where to, and its new length.
     fn on_media(
         &mut self,
         _now: Now,
         _port: u16,
         _src: SocketAddr,
-        _packet: &mut [u8],
-    ) -> Option<(u16, SocketAddr)> {
+        _buf: &mut [u8],
+        _len: usize,
+    ) -> Option<(u16, SocketAddr, usize)> {
         None
     }
     /// Before the datagrams of a batch from the SIP socket: whether the

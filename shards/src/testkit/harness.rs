@@ -260,13 +260,13 @@ impl<L: ShardLogic> Harness<L> {
     fn step(&mut self, at: u64) {
         self.clock.set(at);
         let now = self.clock.now();
-        while let Some(mut d) = self.pop_due(at) {
+        while let Some(d) = self.pop_due(at) {
             if d.to == self.addr {
                 self.logic
                     .on_datagram(now, &d.data, d.from.into(), false, &mut self.out);
                 self.route_output();
             } else if d.to.ip() == self.addr.ip() {
-                self.deliver_media(d.to.port(), d.from, &mut d.data);
+                self.deliver_media(d.to.port(), d.from, &d.data);
             } else if let Some(ua) = self.uas.iter_mut().find(|u| u.addr == d.to) {
                 ua.on_datagram(at, d.from, &d.data);
             } else if let Some(ua) = self.uas.iter_mut().find(|u| u.rtp_addr() == d.to) {
@@ -324,7 +324,7 @@ impl<L: ShardLogic> Harness<L> {
 
     /// A datagram for the logic's media port `port`: relayed as the
     /// runtime's media poller does (counted in the shard's RTP stats).
-    fn deliver_media(&mut self, port: u16, src: SocketAddr, data: &mut [u8]) {
+    fn deliver_media(&mut self, port: u16, src: SocketAddr, data: &[u8]) {
         match self.sockets.get(port) {
             None => {
                 self.media.unreachable += 1;
@@ -339,13 +339,19 @@ impl<L: ShardLogic> Harness<L> {
         self.media.received += 1;
         ShardStats::add(&self.stats.rtp_rx, 1);
         let now = self.clock.now();
-        let way = self.logic.on_media(now, port, src, data);
+        // Room for what the relay may add (an SRTP tag), as the runtime's
+        // buffers have.
+        let len = data.len();
+        let mut buf = data.to_vec();
+        buf.resize(len + 64, 0);
+        let way = self.logic.on_media(now, port, src, &mut buf, len);
         match way {
-            Some((out_port, dest)) if self.sockets.get(out_port).is_some() => {
+            Some((out_port, dest, len)) if self.sockets.get(out_port).is_some() => {
                 self.media.relayed += 1;
                 ShardStats::add(&self.stats.rtp_tx, 1);
                 let from = SocketAddr::new(self.addr.ip(), out_port);
-                self.send_media(from, dest, data.to_vec());
+                buf.truncate(len);
+                self.send_media(from, dest, buf);
             }
             Some(_) => {
                 self.media.no_socket += 1;

@@ -128,6 +128,11 @@ impl Peer {
         }
     }
 
+    /// On TLS: what is sent to it is private (SRTP keys may go).
+    pub fn is_tls(&self) -> bool {
+        self.stream_kind() == Some(StreamKind::Tls)
+    }
+
     /// Connection-oriented: nothing is retransmitted (RFC 3261 17).
     pub fn is_reliable(&self) -> bool {
         !matches!(self.link, Link::Udp)

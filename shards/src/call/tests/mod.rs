@@ -158,6 +158,7 @@ fn new_call<'m>(
         media,
         extras: Default::default(),
         auth_user: None,
+        caller_srtp: Default::default(),
     }
 }
 
