@@ -6,6 +6,10 @@
 //! made (untimed) by a sender context with increasing sequence numbers, as
 //! the replay window accepts each index once.
 //!
+//! The same through the relay itself (`MediaRelay::on_datagram`: checks,
+//! statistics, renumbering and the crypto of each side), printed as
+//! best-of-15: plain to plain, SRTP to plain, SRTP to SRTP.
+//!
 //! cargo bench --bench srtp
 
 #![allow(unsafe_code)] // Reads CPU clocks with libc.
@@ -14,7 +18,11 @@ use std::hint::black_box;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
+use shards::media::relay::{
+    MediaInput, MediaOutput, MediaRelay, RelayConfig, SdpOrigin, Side, Signalled, SocketOp,
+};
 use shards::media::srtp::{Context, MasterKey, Suite};
+use shards::time::Now;
 
 /// Room for the packet and any suite's trailer.
 const BUF: usize = 256;
@@ -240,7 +248,98 @@ fn main() {
             },
         );
     }
+    for (name, a, b) in [
+        ("relay_plain_to_plain", None, None),
+        ("relay_gcm_to_plain", Some(Suite::AeadAes128Gcm), None),
+        ("relay_cm_to_plain", Some(Suite::AesCm128HmacSha1_80), None),
+        (
+            "relay_gcm_to_gcm",
+            Some(Suite::AeadAes128Gcm),
+            Some(Suite::AeadAes128Gcm),
+        ),
+        (
+            "relay_cm_to_cm",
+            Some(Suite::AesCm128HmacSha1_80),
+            Some(Suite::AesCm128HmacSha1_80),
+        ),
+    ] {
+        through_relay(name, a, b);
+    }
     wall_time();
     cpu_time();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// A relay with one answered call between 127.0.0.1:7000 (caller, SRTP
+/// with `a` when set) and 127.0.0.1:8000 (callee, SRTP with `b`): the
+/// caller's packets through `on_datagram`, best-of-15 per packet.
+fn through_relay(name: &str, a: Option<Suite>, b: Option<Suite>) {
+    let cfg = RelayConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        port_start: 30000,
+        port_end: 30100,
+        rtp_timeout_ms: 0,
+        recordings_dir: "/nonexistent".into(),
+        recordings_cdr_dir: "recordings".into(),
+        recording: false,
+    };
+    let mut relay = MediaRelay::new(cfg, 0, 1, [7; 32]);
+    let (port_a, _) = relay.create(1, "bench@test", false).unwrap();
+    while let Some(out) = relay.poll_output() {
+        if let MediaOutput::Socket(op) = out {
+            let port = match op {
+                SocketOp::Bind { port, .. }
+                | SocketOp::Reserve { port, .. }
+                | SocketOp::Read { port } => port,
+                SocketOp::Close { port } => port,
+            };
+            relay.handle(MediaInput::Bound { port });
+        }
+    }
+    let origin = SdpOrigin::Setup("127.0.0.1".parse().unwrap());
+    for (side, at) in [(Side::Caller, 7000), (Side::Callee, 8000)] {
+        let rtp = format!("127.0.0.1:{at}").parse().unwrap();
+        let sig = Signalled {
+            rtp: Some(rtp),
+            rtcp: None,
+            rtcp_mux: true,
+            hold: false,
+            codecs: vec![(0, "PCMU".into(), 8000)],
+        };
+        relay.signalled(1, side, sig, origin);
+    }
+    let key = |suite: Suite, fill: u8| MasterKey::random(suite, &mut |x: &mut [u8]| x.fill(fill));
+    let mut caller = a.map(|suite| {
+        relay.set_srtp(1, Side::Caller, Some((1, key(suite, 3), true)));
+        Context::new(&key(suite, 3))
+    });
+    if let Some(suite) = b {
+        relay.set_srtp(1, Side::Callee, Some((1, key(suite, 4), true)));
+    }
+    let src = "127.0.0.1:7000".parse().unwrap();
+    let mut seq = 0u16;
+    let mut ms = 0u64;
+    best_of(
+        name,
+        || {
+            seq = seq.wrapping_add(1);
+            let mut p = rtp(seq);
+            if let Some(c) = caller.as_mut() {
+                p.len = c.protect_rtp(&mut p.buf, p.len).unwrap();
+            }
+            p
+        },
+        |p| {
+            ms += 20;
+            let now = Now {
+                unix: ms / 1000,
+                mono_ms: ms,
+                unix_ms: ms,
+            };
+            relay
+                .on_datagram(now, port_a, src, &mut p.buf, p.len)
+                .map_or(0, |f| f.len)
+        },
+    );
 }

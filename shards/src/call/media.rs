@@ -169,13 +169,19 @@ impl CallEngine {
         };
         let line = answer.as_ref().map(|a| [sdes::format(a.tag, &a.key)]);
         let crypto = match (&answer, &line) {
-            (Some(a), Some(values)) => CryptoOut::Keys {
+            (Some(a), Some(values)) => Some(CryptoOut::Keys {
                 savp: a.savp,
                 values,
-            },
-            _ => CryptoOut::Plain,
+            }),
+            // A plain SDP to a plain side stays as it is.
+            _ if !audio.is_savp() && !sdp::mentions_keys(msg.body()) => None,
+            _ => Some(CryptoOut::Plain),
         };
-        match rewritten.and_then(|body| sdp::set_crypto(&body, crypto)) {
+        let body = match crypto {
+            Some(crypto) => rewritten.and_then(|body| sdp::set_crypto(&body, crypto)),
+            None => rewritten,
+        };
+        match body {
             Ok(body) => Ok(Some(body)),
             Err(e) => {
                 tracing::warn!(call, "SDP not rewritten: {e}");
@@ -256,11 +262,7 @@ pub(super) fn offer_with_keys(
 /// is (a call whose media is not proxied, a body the relay could not
 /// rewrite).
 pub(super) fn keys_only_over_tls(body: &[u8], to: Peer) -> std::borrow::Cow<'_, [u8]> {
-    let has_keys = sdp::parse(body)
-        .ok()
-        .and_then(|s| s.audio)
-        .is_some_and(|a| !a.crypto.is_empty());
-    if to.is_tls() || !has_keys {
+    if to.is_tls() || !sdp::mentions_keys(body) {
         return std::borrow::Cow::Borrowed(body);
     }
     match sdp::set_crypto(body, CryptoOut::Plain) {

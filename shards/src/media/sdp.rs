@@ -552,12 +552,20 @@ pub fn rewrite(body: &[u8], relay: &Relay) -> Result<Vec<u8>, SdpError> {
 /// ([`set_crypto`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CryptoOut<'a> {
-    /// Plain RTP: every `a=crypto` removed, an SRTP profile turned into its
-    /// plain one (`RTP/SAVP` to `RTP/AVP`, `RTP/SAVPF` to `RTP/AVPF`).
+    /// Plain RTP: an SRTP profile turned into its plain one (`RTP/SAVP` to
+    /// `RTP/AVP`, `RTP/SAVPF` to `RTP/AVPF`).
     Plain,
     /// These `a=crypto` values, under an SRTP profile (`savp`) or a plain
     /// one (RFC 4568 "best effort": a peer without SRTP still answers).
     Keys { savp: bool, values: &'a [String] },
+}
+
+/// Whether `body` may carry an SRTP key (an `a=crypto:` line in any
+/// stream): a quick byte scan, before any parse.
+#[must_use]
+pub fn mentions_keys(body: &[u8]) -> bool {
+    body.windows(9)
+        .any(|w| w.eq_ignore_ascii_case(b"a=crypto:"))
 }
 
 /// The profile `proto` becomes under `savp`: the secure or the plain
@@ -576,8 +584,9 @@ fn profile(proto: &str, savp: bool) -> &str {
 }
 
 /// Sets what the first audio stream of `body` says about SRTP: its
-/// profile and its `a=crypto` lines (those it had are dropped; the new
-/// ones end the section). Everything else is kept, in order.
+/// profile and its `a=crypto` lines (the new ones end the section). The
+/// `a=crypto` lines of every stream are dropped: a key is never passed on
+/// to the other side. Everything else is kept, in order.
 ///
 /// # Errors
 ///
@@ -615,9 +624,9 @@ pub fn set_crypto(body: &[u8], crypto: CryptoOut<'_>) -> Result<Vec<u8>, SdpErro
                 );
                 return;
             }
-        } else if section == Section::FirstAudio
-            && attribute(line).is_some_and(|(n, _)| n.eq_ignore_ascii_case("crypto"))
-        {
+        } else if attribute(line).is_some_and(|(n, _)| n.eq_ignore_ascii_case("crypto")) {
+            // Keys of any stream: never passed on (the relay's own, for
+            // the first audio stream, follow).
             return;
         }
         out.push_str(line);
