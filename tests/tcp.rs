@@ -126,14 +126,15 @@ fn hostile_streams_cost_only_their_own_connection() {
         "closed too early"
     );
 
-    // A phone that behaves, then a flood of 1000 idle connections from the
-    // same source: past the per-source limit (per shard) they are closed at
-    // once, and the shard is not held up by them.
+    // A phone that behaves, then a flood of 10 000 idle connections from
+    // the same source: past the per-source limit (per shard) they are
+    // closed at once, and the shard is not held up by them.
     let mut good = StreamPhone::connect(tcp);
-    let flood: Vec<StreamPhone> = (0..1000).map(|_| StreamPhone::connect(tcp)).collect();
-    let refused = wait_until(Duration::from_secs(5), || {
+    raise_fd_limit(10_200);
+    let flood: Vec<StreamPhone> = (0..10_000).map(|_| StreamPhone::connect(tcp)).collect();
+    let refused = wait_until(Duration::from_secs(10), || {
         let n = pbx.metric_sum("shardpbx_tcp_refused_total");
-        (n >= 1000 - 2 * 20).then_some(n)
+        (n >= 10_000 - 2 * 20).then_some(n)
     });
     assert!(
         refused.is_some(),
@@ -228,4 +229,27 @@ fn a_register_replayed_over_other_connections_or_udp_is_refused() {
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["transport"], "TCP", "{list:?}");
+}
+
+/// Lets this test process hold `want` descriptors (the soft limit up to
+/// the hard one), for the flood's client side.
+#[allow(unsafe_code)]
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= want,
+        "the flood needs {want} descriptors; the hard limit is {}",
+        lim.rlim_max
+    );
 }

@@ -295,7 +295,17 @@ impl SipEndpoint {
         // A local AOR: all its bindings in parallel. Our realms are aliases of
         // one domain: the bindings under the Request-URI host first, else
         // under any realm.
-        let bindings = self.resolver(now).local_bindings(&user, &host);
+        let bindings = match self.resolver(now).try_local_bindings(&user, &host) {
+            Ok(bindings) => bindings,
+            Err(e) => {
+                // The store is busy for a moment (its map being grown):
+                // the caller tries again, rather than hear "not there".
+                tracing::debug!(user = %user, "bindings not read: {e}");
+                let r = Refusal::failed(503, direction(true), from_trunk);
+                self.refuse(req, tx, r.reason("Store Busy").retry(), out);
+                return;
+            }
+        };
         let (targets, callee_natted) = binding_targets(&bindings, settings.srtp.of(&user));
         if targets.is_empty() {
             // Known but not registered is 480, unknown 404. A user only a

@@ -17,6 +17,7 @@ use crate::routing::{
     SOURCE_EXTENSION,
 };
 use crate::sip::{escape_user, is_dialable_user, unescape, Host, Message, Scheme, Uri};
+use crate::store::StoreError;
 use crate::time::Now;
 use crate::transport::{Link, Peer, StreamKind};
 
@@ -279,8 +280,21 @@ impl<'a> Resolver<'a> {
     }
 
     /// The stored live bindings of a local user: those under `host` first,
-    /// else under any of our realms (they are aliases of one domain).
+    /// else under any of our realms (they are aliases of one domain). None
+    /// read when the store cannot be read just now (see
+    /// [`Resolver::try_local_bindings`]).
     pub(super) fn local_bindings(&self, user: &str, host: &str) -> Vec<Binding> {
+        self.try_local_bindings(user, host).unwrap_or_default()
+    }
+
+    /// [`Resolver::local_bindings`], or `Err` when the store could not be
+    /// read (its writer is growing the map): "not known right now", which
+    /// is not "not registered".
+    pub(super) fn try_local_bindings(
+        &self,
+        user: &str,
+        host: &str,
+    ) -> Result<Vec<Binding>, StoreError> {
         let now = self.now.unix;
         let host_lc = host.to_ascii_lowercase();
         let mut bindings = Vec::new();
@@ -288,16 +302,14 @@ impl<'a> Resolver<'a> {
             let hosts = std::iter::once(host_lc.as_str())
                 .chain(self.settings.realms.iter().map(String::as_str));
             for h in hosts {
-                bindings = store
-                    .bindings(&format!("sip:{user}@{h}"))
-                    .unwrap_or_default();
+                bindings = store.bindings(&format!("sip:{user}@{h}"))?;
                 if bindings.iter().any(|b| b.expires_at > now) {
                     break;
                 }
             }
         }
         bindings.retain(|b| b.expires_at > now);
-        bindings
+        Ok(bindings)
     }
 
     /// The realm a bare number is dialled at: our first, else our host.
