@@ -610,7 +610,7 @@ impl MediaRelay {
                 self.counters.no_destination += 1;
                 return None;
             };
-            let len = Self::seal_with(&mut self.counters, to, buf, len, true)?;
+            let len = seal_with(&mut self.counters, to, buf, len, true)?;
             self.counters.forwarded += 1;
             return Some(Forward {
                 out_port,
@@ -680,40 +680,13 @@ impl MediaRelay {
                 });
             }
         }
-        let len = Self::seal_with(&mut self.counters, to, buf, len, false)?;
+        let len = seal_with(&mut self.counters, to, buf, len, false)?;
         self.counters.forwarded += 1;
         Some(Forward {
             out_port,
             dest,
             len,
         })
-    }
-
-    /// Encrypts `buf[..len]` for `to` when it uses SRTP; the new length.
-    /// None (counted) when the packet has no room for its tag.
-    fn seal_with(
-        counters: &mut RelayCounters,
-        to: &mut SideState,
-        buf: &mut [u8],
-        len: usize,
-        rtcp: bool,
-    ) -> Option<usize> {
-        let Some(c) = to.crypto.active.as_mut() else {
-            return Some(len);
-        };
-        let sealed = if rtcp {
-            c.outbound.protect_rtcp(buf, len)
-        } else {
-            c.outbound.protect_rtp(buf, len)
-        };
-        match sealed {
-            Ok(n) => Some(n),
-            Err(_) => {
-                counters.malformed += 1;
-                counters.rejected += 1;
-                None
-            }
-        }
     }
 
     /// Periodic work: recordings flushed to the writer. Returns the calls
@@ -796,19 +769,10 @@ impl MediaRelay {
     }
 }
 
-/// The seed of the SRTP key generator: not the port draws' seed itself, so
-/// the ports a peer sees tell it nothing about our keys.
-fn key_seed(seed: &[u8; 32]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"shardpbx srtp keys");
-    h.update(seed);
-    h.finalize().into()
-}
-
-#[path = "relay_keys.rs"]
-mod keys;
-pub use keys::SrtpAnswer;
+#[path = "relay_srtp.rs"]
+mod srtp_sides;
+pub use srtp_sides::SrtpAnswer;
+use srtp_sides::{key_seed, seal_with};
 
 #[cfg(test)]
 impl MediaRelay {

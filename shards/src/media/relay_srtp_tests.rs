@@ -270,3 +270,29 @@ fn encrypted_streams_are_never_handed_to_the_fast_path() {
         "neither direction: one end is encrypted"
     );
 }
+
+#[test]
+fn forged_srtp_does_not_keep_a_silent_call_up() {
+    let mut r = relay(30000);
+    let (a, _) = session(&mut r, 1);
+    run_sockets(&mut r);
+    r.set_srtp(
+        1,
+        Side::Caller,
+        Some((1, key(Suite::AeadAes128Gcm, 3), true)),
+    );
+    // The caller's genuine stream stops at once; a forger on its address
+    // sends every 20 ms without the key. The RTP timeout (5 s) still
+    // fires: only authentic packets count as media.
+    let mut forger = Context::new(&key(Suite::AeadAes128Gcm, 9));
+    let mut first_timeout = None;
+    for i in 0..400u64 {
+        let (mut buf, len) = sealed(&mut forger, &plain(i as u16));
+        assert!(through(&mut r, 20 * i, a, "127.0.0.1:7000", &mut buf, len).is_none());
+        if i % 50 == 0 && first_timeout.is_none() && r.on_tick(20 * i) == vec![1] {
+            first_timeout = Some(20 * i);
+        }
+    }
+    assert_eq!(first_timeout, Some(5_000), "timed out on time");
+    assert_eq!(r.counters.srtp_rejected, 400);
+}

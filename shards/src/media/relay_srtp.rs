@@ -1,10 +1,12 @@
-//! The relay's SRTP keys per session side: the keys we send with (made
-//! from the relay's key generator on first use), the key a side sends
-//! with once its SDP named one, and what an answer to that side repeats.
+//! The relay's SRTP per session side: the keys we send with (made from the
+//! relay's key generator on first use), the key a side sends with once its
+//! SDP named one, what an answer to that side repeats, and sealing a
+//! packet for a side that uses SRTP.
 
 use rand_chacha::rand_core::RngCore;
 
-use super::{MediaRelay, Side};
+use super::SideState;
+use super::{MediaRelay, RelayCounters, Side};
 use crate::media::srtp::{MasterKey, Suite};
 
 /// What an SDP answer to an SRTP side carries: the tag its offer used, its
@@ -60,4 +62,41 @@ impl MediaRelay {
     pub fn srtp_suite(&self, id: u64, side: Side) -> Option<Suite> {
         self.sessions.get(&id)?.sides[side as usize].crypto.suite()
     }
+}
+
+/// Encrypts `buf[..len]` for `to` when it uses SRTP; the new length.
+/// None (counted) when the packet has no room for its tag.
+pub(super) fn seal_with(
+    counters: &mut RelayCounters,
+    to: &mut SideState,
+    buf: &mut [u8],
+    len: usize,
+    rtcp: bool,
+) -> Option<usize> {
+    let Some(c) = to.crypto.active.as_mut() else {
+        return Some(len);
+    };
+    let sealed = if rtcp {
+        c.outbound.protect_rtcp(buf, len)
+    } else {
+        c.outbound.protect_rtp(buf, len)
+    };
+    match sealed {
+        Ok(n) => Some(n),
+        Err(_) => {
+            counters.malformed += 1;
+            counters.rejected += 1;
+            None
+        }
+    }
+}
+
+/// The seed of the SRTP key generator: not the port draws' seed itself, so
+/// the ports a peer sees tell it nothing about our keys.
+pub(super) fn key_seed(seed: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"shardpbx srtp keys");
+    h.update(seed);
+    h.finalize().into()
 }
