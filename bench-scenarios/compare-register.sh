@@ -5,7 +5,8 @@
 # REGISTER -> 401 -> REGISTER with Authorization -> 200, all on 127.0.0.1.
 #
 # usage: bench-scenarios/compare-register.sh [--rate R] [--duration S] [--shards "K ..."]
-#            [--rounds N] [--children W] [--users N] [--mm MM] [--bin PATH] [--peers DIR] [--out DIR]
+#            [--rounds N] [--children W] [--users N] [--mm MM] [--transport T] [--bin PATH]
+#            [--peers DIR] [--out DIR]
 #
 #   --rate R         registrations per second offered to both (6000)
 #   --duration S     seconds of load per run: R*S registrations (10)
@@ -16,6 +17,13 @@
 #   --users N        users of ShardPBX's run (20000: as many as the peers' sipp/users.csv,
 #                    which Kamailio's run reads)
 #   --mm MM          Kamailio memory manager, -x/-X (fm, as scripts/bench_reg.py)
+#   --transport T    how sipp reaches both: u1 (default: one UDP socket), t1 (every
+#                    registration over one TCP connection; Kamailio's config gets
+#                    disable_tcp=no and a tcp listener on its port) or tls1 (one TLS
+#                    connection: sipp -t t1 through a local stunnel4 that verifies the
+#                    server's certificate; Kamailio gets its tls module with a fresh
+#                    self-signed P-256 certificate, ShardPBX its own; stunnel's CPU is
+#                    in neither figure)
 #   --bin PATH       the server (target/release/shardpbx, built when missing)
 #   --peers DIR      the peers' setup (../shared/peers beside the repository)
 #   --out DIR        where each run's logs go (a new /tmp/shardpbx-compare-register.* dir)
@@ -40,7 +48,7 @@ SRV_PID=""
 # shellcheck source=bench-scenarios/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
-RATE=6000 DURATION=10 SHARDS="2 1" ROUNDS=1 CHILDREN=2 USERS="" MM=fm
+RATE=6000 DURATION=10 SHARDS="2 1" ROUNDS=1 CHILDREN=2 USERS="" MM=fm TRANSPORT=u1
 BIN="$REPO/target/release/shardpbx" PEERS="$REPO/../shared/peers" OUT=""
 while (( $# > 0 )); do
     case "$1" in
@@ -51,6 +59,7 @@ while (( $# > 0 )); do
         --children) need_int "$1" "${2-}"; CHILDREN="$2"; shift 2 ;;
         --users) need_int "$1" "${2-}"; USERS="$2"; shift 2 ;;
         --mm) MM="${2-}"; shift 2 ;;
+        --transport) [[ "${2-}" =~ ^(u1|t1|tls1)$ ]] || bench_die "--transport is u1, t1 or tls1"; TRANSPORT="$2"; shift 2 ;;
         --bin) BIN="$(realpath -m "${2-}")"; shift 2 ;;
         --peers) PEERS="${2-}"; shift 2 ;;
         --out) OUT="${2-}"; shift 2 ;;
@@ -76,11 +85,12 @@ REGS=$(( RATE * DURATION ))
 LIMIT=$(( RATE > 100 ? RATE : 100 ))
 BOUND=$(( DURATION * 2 + 40 ))   # sipp's hard timeout, as run-register.sh
 
-UAC="" SUB=""
+UAC="" SUB="" TUN_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -z "$UAC" ]] || stop_tree "$UAC" 5
+    [[ -z "$TUN_PID" ]] || kill "$TUN_PID" 2>/dev/null || true
     kam_stop
     [[ -z "$SUB" ]] || stop_tree "$SUB" 20
     exit "$rc"
@@ -93,11 +103,38 @@ kamailio_run() {
     local d="$OUT/run$RUN_NO-kamailio" kp c0 k0 c1 k1 t0 t1 rc=0 ok failed p50 p99
     mkdir -p "$d"
     read -r kp < <(free_ports 1)
-    echo "$BENCH: run $RUN_NO: kamailio registrar ($CHILDREN workers) on 127.0.0.1:$kp, $REGS registrations at $RATE/s" >&2
-    kam_start "$PEERS/kamailio/registrar.cfg" "$d" "$kp" "$kp" 512 -A "KAM_CHILDREN=$CHILDREN" -x "$MM" -X "$MM"
+    echo "$BENCH: run $RUN_NO: kamailio registrar ($CHILDREN workers) on 127.0.0.1:$kp, $REGS registrations at $RATE/s over $TRANSPORT" >&2
+    local cfg="$PEERS/kamailio/registrar.cfg" to="127.0.0.1:$kp" tp tunp
+    if [[ "$TRANSPORT" == t1 ]]; then
+        # The same registrar, also listening on TCP (kam_start puts the port in).
+        cfg="$d/registrar-tcp.cfg"
+        sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
+            -e 's/^listen=udp:127\.0\.0\.1:5070$/&\nlisten=tcp:127.0.0.1:5070/' \
+            "$PEERS/kamailio/registrar.cfg" > "$cfg"
+        grep -q '^listen=tcp:' "$cfg" || bench_die "no udp listen line to add tcp to in registrar.cfg"
+    elif [[ "$TRANSPORT" == tls1 ]]; then
+        # The same registrar with its tls module on another port.
+        read -r tp tunp < <(free_ports 2)
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null || bench_die "openssl req failed"
+        printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s/key.pem\ncertificate = %s/cert.pem\n' \
+            "$d" "$d" > "$d/tls.cfg"
+        cfg="$d/registrar-tls.cfg"
+        sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
+            -e "s/^listen=udp:127\\.0\\.0\\.1:5070\$/&\\nenable_tls=yes\\nlisten=tls:127.0.0.1:$tp/" \
+            -e "s#^loadmodule \"registrar.so\"\$#&\\nloadmodule \"tls.so\"\\nmodparam(\"tls\", \"config\", \"$d/tls.cfg\")#" \
+            "$PEERS/kamailio/registrar.cfg" > "$cfg"
+        grep -q '^listen=tls:' "$cfg" && grep -q 'tls.so' "$cfg" || bench_die "could not add tls to registrar.cfg"
+    fi
+    kam_start "$cfg" "$d" "$kp" "$kp" 512 -A "KAM_CHILDREN=$CHILDREN" -x "$MM" -X "$MM"
+    if [[ "$TRANSPORT" == tls1 ]]; then
+        stunnel_client "$d" "$tunp" "$tp" "$d/cert.pem"
+        to="127.0.0.1:$tunp"
+    fi
     read -r c0 k0 < <(tree_cpu_ticks "$KAM_PID")
     t0=$(date +%s.%N)
-    (cd "$d" && exec timeout -k 5 "$BOUND" sipp "127.0.0.1:$kp" -i 127.0.0.1 -t u1 -buff_size 4194304 \
+    (cd "$d" && exec timeout -k 5 "$BOUND" sipp "$to" -i 127.0.0.1 -t "${TRANSPORT/tls1/t1}" -buff_size 4194304 \
         -sf "$PEERS/sipp/reg_auth.xml" -inf "$PEERS/sipp/users.csv" -r "$RATE" -rp 1000 -m "$REGS" -l "$LIMIT" \
         -trace_rtt -rtt_freq 1 -trace_stat -stf stat.csv -fd 1 -nostdin > sipp.out 2>&1) &
     UAC=$!
@@ -105,6 +142,7 @@ kamailio_run() {
     UAC=""
     t1=$(date +%s.%N)
     read -r c1 k1 < <(tree_cpu_ticks "$KAM_PID")
+    [[ -z "$TUN_PID" ]] || { kill "$TUN_PID" 2>/dev/null || true; TUN_PID=""; }
     kam_stop
     read -r ok failed p50 p99 < <(sipp_summary "$d")
     rm -f "$d"/*_rtt.csv
@@ -118,7 +156,7 @@ shardpbx_run() {
     mkdir -p "$d"
     echo "$BENCH: run $RUN_NO: shardpbx $k shard(s), $REGS registrations at $RATE/s (run-register.sh)" >&2
     "$SCRIPT_DIR/run-register.sh" --bin "$BIN" --rate "$RATE" --duration "$DURATION" --shards "$k" \
-        --users "$USERS" > "$d/run-register.out" 2>&1 &
+        --users "$USERS" --transport "$TRANSPORT" > "$d/run-register.out" 2>&1 &
     SUB=$!
     wait "$SUB" || rc=$?
     SUB=""
@@ -141,7 +179,7 @@ print("\t".join(["shardpbx", f"{k} shard(s)", grab(r"server CPU per reg\s+([\d.]
 PY
 }
 
-print_header "REGISTER with digest: kamailio registrar.cfg ($CHILDREN workers) vs shardpbx (run-register.sh, $USERS users), $REGS registrations at $RATE/s, shards '$SHARDS', $ROUNDS round(s)"
+print_header "REGISTER with digest over $TRANSPORT: kamailio registrar.cfg ($CHILDREN workers) vs shardpbx (run-register.sh, $USERS users), $REGS registrations at $RATE/s, shards '$SHARDS', $ROUNDS round(s)"
 echo "logs: $OUT"
 run_interleaved "$ROUNDS" "$SHARDS" kamailio_run shardpbx_run
 print_comparison "$TSV" reg reg/s

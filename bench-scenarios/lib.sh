@@ -165,6 +165,23 @@ kam_start() {
     sleep 1   # its workers finish starting after the bind, as scripts/bench_cps.py waits
 }
 
+# stunnel_client DIR ACCEPT CONNECT CAFILE: a stunnel4 in client mode (TLS
+# 1.2+ to 127.0.0.1:CONNECT, verifying the server's certificate against
+# CAFILE and the IP 127.0.0.1) taking plain TCP on 127.0.0.1:ACCEPT, for
+# sipp (Debian's is built without TLS). Sets TUN_PID; returns once ACCEPT
+# takes connections (5 s at most). Its CPU is not the server's.
+stunnel_client() {
+    local dir="$1" accept="$2" connect="$3" ca="$4"
+    command -v stunnel4 >/dev/null || bench_die "stunnel4 missing (scripts/install-deps.sh)"
+    printf 'foreground = yes\npid =\nsyslog = no\ndebug = 3\noutput = %s/stunnel.log\n[sip]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nCAfile = %s\nverifyChain = yes\ncheckIP = 127.0.0.1\n' \
+        "$dir" "$accept" "$connect" "$ca" > "$dir/stunnel.conf"
+    stunnel4 "$dir/stunnel.conf" &
+    TUN_PID=$!
+    local _
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$accept") 2>/dev/null && return 0; sleep 0.1; done
+    bench_die "stunnel did not listen on 127.0.0.1:$accept ($dir/stunnel.log)"
+}
+
 # kam_stop: stops kamailio (its main process stops its children).
 kam_stop() {
     [[ -n "$KAM_PID" ]] || return 0

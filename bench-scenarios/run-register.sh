@@ -17,7 +17,10 @@
 #   --transport T  sipp -t: u1 = all calls from one UDP socket (default), un = one
 #                  socket per call (many source ports, so SO_REUSEPORT spreads them),
 #                  t1 = all over one TCP connection, tn = a new TCP connection per
-#                  registration (the server then listens on TCP too, no per-source cap)
+#                  registration (the server then listens on TCP too, no per-source cap),
+#                  tls1 = all over one TLS connection: sipp's TCP goes through a local
+#                  stunnel4 that verifies the server's self-signed certificate (stunnel's
+#                  CPU is not in the server's figure)
 #   --sipp-buf B   sipp -buff_size: SO_RCVBUF/SO_SNDBUF of sipp's socket, bytes (4194304;
 #                  sipp's own default of 65535 drops responses in bursts; the kernel caps
 #                  it at net.core.rmem_max)
@@ -59,7 +62,7 @@ while (( $# > 0 )); do
         --limit) need_int "$1" "${2-}"; LIMIT="$2"; shift 2 ;;
         --perf) [[ -n "${2-}" ]] || die "--perf needs a file"; PERF="$(realpath "$2")"; shift 2 ;;
         --bin) [[ -n "${2-}" ]] || die "--bin needs a path"; BIN="$(realpath -m "$2")"; BIN_GIVEN=1; shift 2 ;;
-        --transport) [[ "${2-}" =~ ^(u1|un|t1|tn)$ ]] || die "--transport is u1, un, t1 or tn"; TRANSPORT="$2"; shift 2 ;;
+        --transport) [[ "${2-}" =~ ^(u1|un|t1|tn|tls1)$ ]] || die "--transport is u1, un, t1, tn or tls1"; TRANSPORT="$2"; shift 2 ;;
         --sipp-buf) need_int "$1" "${2-}"; SIPP_BUF="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -99,6 +102,7 @@ cleanup() {
         [[ -z "$tpid" ]] || kill -TERM "$tpid" 2>/dev/null || true
         timeout 10 tail --pid="$SIPP_JOB" -f /dev/null 2>/dev/null || kill -KILL "$SIPP_JOB" 2>/dev/null || true
     fi
+    if [[ -n "$TUN_PID" ]]; then kill "$TUN_PID" 2>/dev/null || true; fi
     if [[ -n "$SRV_PID" ]]; then stop_server; fi
     if (( KEEP )); then
         echo "run-register: kept $TMP" >&2
@@ -136,7 +140,12 @@ for _ in range(200):
 print(*ports)
 EOF
 )
-[[ "$TRANSPORT" == t* ]] && TCP_PORT=$SIP_PORT
+[[ "$TRANSPORT" == t[1n] ]] && TCP_PORT=$SIP_PORT
+TLS_PORT=0 TUN_PORT="" TUN_PID="" SIPP_T="$TRANSPORT" SIPP_TO="127.0.0.1:$SIP_PORT"
+if [[ "$TRANSPORT" == tls1 ]]; then
+    read -r TLS_PORT TUN_PORT < <(free_ports 2)
+    SIPP_T=t1 SIPP_TO="127.0.0.1:$TUN_PORT"
+fi
 [[ -n "${HTTP_PORT:-}" ]] || die "could not find two free ports"
 
 python3 "$SCRIPT_DIR/gen-users.py" "$USERS" 127.0.0.1 "$TMP/users.csv" "$TMP/users.toml"
@@ -156,6 +165,7 @@ shards = $SHARDS
 addr = "127.0.0.1"
 udp_port = $SIP_PORT
 tcp_port = $TCP_PORT
+tls_port = $TLS_PORT
 tcp_max_connections_per_ip = 100000   # the load generator is one source
 realms = ["127.0.0.1"]
 routes_files = []
@@ -250,6 +260,9 @@ IDLE0="$(cpu_ticks "$SRV_PID")"
 sleep 2
 IDLE1="$(cpu_ticks "$SRV_PID")"
 
+if [[ "$TRANSPORT" == tls1 ]]; then
+    stunnel_client "$TMP" "$TUN_PORT" "$TLS_PORT" "$TMP/data/tls/self-signed.crt"
+fi
 metrics > "$TMP/metrics-before.txt"
 
 # --- load -------------------------------------------------------------------
@@ -289,8 +302,8 @@ SIPP_RC=0
 (
     cd "$TMP"
     rc=0
-    timeout --kill-after=5 "$SIPP_TIMEOUT" sipp 127.0.0.1:"$SIP_PORT" \
-        -i 127.0.0.1 -t "$TRANSPORT" -max_socket "$MAX_SOCKET" -buff_size "$SIPP_BUF" -sf register_auth.xml -inf users.csv \
+    timeout --kill-after=5 "$SIPP_TIMEOUT" sipp "$SIPP_TO" \
+        -i 127.0.0.1 -t "$SIPP_T" -max_socket "$MAX_SOCKET" -buff_size "$SIPP_BUF" -sf register_auth.xml -inf users.csv \
         -r "$RATE" -rp 1000 -m "$CALLS" -l "$LIMIT" \
         -trace_rtt -rtt_freq 1 \
         -trace_stat -stf stat.csv -fd 1 \

@@ -339,7 +339,9 @@ const NO_REPLY: usize = usize::MAX;
 /// connections that registered; an entry goes when its connection closes).
 #[derive(Default)]
 struct ConnIndex {
-    aors: std::collections::HashMap<ConnId, Vec<String>>,
+    /// A set per connection: one connection (an SBC, a load generator)
+    /// may carry thousands of AORs, and each REGISTER on it is noted.
+    aors: std::collections::HashMap<ConnId, std::collections::HashSet<String>>,
 }
 
 impl ConnIndex {
@@ -347,17 +349,25 @@ impl ConnIndex {
         for op in &change.ops {
             if let BindingOp::Upsert(b) = op {
                 if let Some(conn) = b.conn {
-                    let list = self.aors.entry(conn).or_default();
-                    if !list.contains(&change.aor) {
-                        list.push(change.aor.clone());
+                    let set = self.aors.entry(conn).or_default();
+                    if !set.contains(&change.aor) {
+                        set.insert(change.aor.clone());
                     }
                 }
             }
         }
     }
 
+    /// The AORs of `conn`, sorted (its offline events go out in a stable
+    /// order), forgetting them.
     fn take(&mut self, conn: ConnId) -> Vec<String> {
-        self.aors.remove(&conn).unwrap_or_default()
+        let mut aors: Vec<String> = self
+            .aors
+            .remove(&conn)
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default();
+        aors.sort_unstable();
+        aors
     }
 }
 
