@@ -5,7 +5,8 @@
 # INVITE/100/180/200/ACK/BYE/200, no media, all on 127.0.0.1.
 #
 # usage: bench-scenarios/compare-calls.sh [--rate CPS] [--calls N] [--shards "K ..."]
-#            [--rounds N] [--children W] [--mm MM] [--shm MB] [--bin PATH] [--peers DIR] [--out DIR]
+#            [--rounds N] [--children W] [--mm MM] [--shm MB] [--transport T] [--bin PATH]
+#            [--peers DIR] [--out DIR]
 #
 #   --rate CPS       calls per second offered to both (3000)
 #   --calls N        calls per run (45000: 15 s at 3000 CPS)
@@ -15,6 +16,13 @@
 #   --children W     Kamailio workers, -A KAM_CHILDREN=W (1)
 #   --mm MM          Kamailio memory manager, -x/-X (fm, as scripts/bench_cps.py)
 #   --shm MB         Kamailio shared memory, -m (4096, as scripts/bench_cps.py)
+#   --transport T    the callers' leg: udp (default), tcp (every call over one TCP
+#                    connection, sipp -t t1) or tls (the same through a local
+#                    stunnel4 that verifies the server's certificate; stunnel's CPU
+#                    is in neither figure). The callee leg (sipp uas) stays UDP.
+#                    Kamailio gets a tcp listener, and for tls its tls module
+#                    (lib.sh kam_transport_cfg); ShardPBX run-calls.sh --transport T
+#                    --conn single.
 #   --bin PATH       the server (target/release/shardpbx, built when missing)
 #   --peers DIR      the peers' setup (../shared/peers beside the repository)
 #   --out DIR        where each run's logs go (a new /tmp/shardpbx-compare-calls.* dir)
@@ -38,7 +46,7 @@ SRV_PID=""
 # shellcheck source=bench-scenarios/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
-RATE=3000 CALLS=45000 SHARDS="2 1" ROUNDS=1 CHILDREN=1 MM=fm SHM=4096
+RATE=3000 CALLS=45000 SHARDS="2 1" ROUNDS=1 CHILDREN=1 MM=fm SHM=4096 TRANSPORT=udp
 BIN="$REPO/target/release/shardpbx" PEERS="$REPO/../shared/peers" OUT=""
 while (( $# > 0 )); do
     case "$1" in
@@ -49,6 +57,7 @@ while (( $# > 0 )); do
         --children) need_int "$1" "${2-}"; CHILDREN="$2"; shift 2 ;;
         --mm) MM="${2-}"; shift 2 ;;
         --shm) need_int "$1" "${2-}"; SHM="$2"; shift 2 ;;
+        --transport) [[ "${2-}" =~ ^(udp|tcp|tls)$ ]] || bench_die "--transport is udp, tcp or tls"; TRANSPORT="$2"; shift 2 ;;
         --bin) BIN="$(realpath -m "${2-}")"; shift 2 ;;
         --peers) PEERS="${2-}"; shift 2 ;;
         --out) OUT="${2-}"; shift 2 ;;
@@ -69,11 +78,12 @@ TSV="$OUT/runs.tsv"
 : > "$TSV"
 BOUND=$(( CALLS / RATE + 60 ))   # every sipp runs under this hard timeout
 
-UAS="" UAC="" SUB=""
+UAS="" UAC="" SUB="" TUN_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -z "$UAC" ]] || stop_tree "$UAC" 5
+    [[ -z "$TUN_PID" ]] || kill "$TUN_PID" 2>/dev/null || true
     [[ -z "$UAS" ]] || stop_tree "$UAS" 5
     kam_stop
     [[ -z "$SUB" ]] || stop_tree "$SUB" 20
@@ -87,8 +97,16 @@ kamailio_run() {
     local d="$OUT/run$RUN_NO-kamailio" kp up c0 k0 c1 k1 t0 t1 rc=0 ok failed p50 p99
     mkdir -p "$d"
     read -r kp up < <(free_ports 2)
-    echo "$BENCH: run $RUN_NO: kamailio ($CHILDREN worker(s)) on 127.0.0.1:$kp, $CALLS calls at $RATE CPS" >&2
-    kam_start "$PEERS/kamailio/proxy.cfg" "$d" "$kp" "$up" "$SHM" -A "KAM_CHILDREN=$CHILDREN" -x "$MM" -X "$MM"
+    echo "$BENCH: run $RUN_NO: kamailio ($CHILDREN worker(s)) on 127.0.0.1:$kp, $CALLS calls at $RATE CPS, callers over $TRANSPORT" >&2
+    local cfg tp tunp to="127.0.0.1:$kp" tflag=()
+    read -r cfg tp < <(kam_transport_cfg "$PEERS/kamailio/proxy.cfg" "$d" "$TRANSPORT")
+    kam_start "$cfg" "$d" "$kp" "$up" "$SHM" -A "KAM_CHILDREN=$CHILDREN" -x "$MM" -X "$MM"
+    [[ "$TRANSPORT" == udp ]] || tflag=(-t t1)
+    if [[ "$TRANSPORT" == tls ]]; then
+        read -r tunp < <(free_ports 1)
+        stunnel_client "$d" "$tunp" "$tp" "$d/cert.pem"
+        to="127.0.0.1:$tunp"
+    fi
     (cd "$d" && exec timeout -k 5 "$BOUND" sipp -sn uas -i 127.0.0.1 -p "$up" -nostdin -buff_size 4194304 \
         -m "$CALLS" > uas.out 2>&1) &
     UAS=$!
@@ -96,7 +114,7 @@ kamailio_run() {
     sleep 0.5
     read -r c0 k0 < <(tree_cpu_ticks "$KAM_PID")
     t0=$(date +%s.%N)
-    (cd "$d" && exec timeout -k 5 "$BOUND" sipp "127.0.0.1:$kp" -sn uac -s 1002 -i 127.0.0.1 -r "$RATE" \
+    (cd "$d" && exec timeout -k 5 "$BOUND" sipp "$to" "${tflag[@]}" -sn uac -s 1002 -i 127.0.0.1 -r "$RATE" \
         -m "$CALLS" -l $(( RATE * 2 + 10 )) -nostdin -buff_size 4194304 \
         -trace_stat -stf stat.csv -trace_rtt -rtt_freq 1 > uac.out 2>&1) &
     UAC=$!
@@ -104,6 +122,7 @@ kamailio_run() {
     UAC=""
     t1=$(date +%s.%N)
     read -r c1 k1 < <(tree_cpu_ticks "$KAM_PID")
+    [[ -z "$TUN_PID" ]] || { kill "$TUN_PID" 2>/dev/null || true; TUN_PID=""; }
     stop_tree "$UAS" 5
     UAS=""
     kam_stop
@@ -119,7 +138,7 @@ shardpbx_run() {
     mkdir -p "$d"
     echo "$BENCH: run $RUN_NO: shardpbx $k shard(s), $CALLS calls at $RATE CPS (run-calls.sh --no-auth)" >&2
     "$SCRIPT_DIR/run-calls.sh" --bin "$BIN" --no-auth --rate "$RATE" --calls "$CALLS" --shards "$k" \
-        > "$d/run-calls.out" 2>&1 &
+        --transport "$TRANSPORT" --conn single > "$d/run-calls.out" 2>&1 &
     SUB=$!
     wait "$SUB" || rc=$?
     SUB=""
@@ -147,7 +166,7 @@ print("\t".join(["shardpbx", f"{k} shard(s)", per(cpu), per(kern), failed, "0", 
 PY
 }
 
-print_header "calls: kamailio proxy.cfg ($CHILDREN worker(s)) vs shardpbx (run-calls.sh --no-auth, media none), $CALLS calls at $RATE CPS, shards '$SHARDS', $ROUNDS round(s)"
+print_header "calls (callers over $TRANSPORT): kamailio proxy.cfg ($CHILDREN worker(s)) vs shardpbx (run-calls.sh --no-auth, media none), $CALLS calls at $RATE CPS, shards '$SHARDS', $ROUNDS round(s)"
 echo "logs: $OUT"
 run_interleaved "$ROUNDS" "$SHARDS" kamailio_run shardpbx_run
 print_comparison "$TSV" call CPS

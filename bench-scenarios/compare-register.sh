@@ -104,31 +104,13 @@ kamailio_run() {
     mkdir -p "$d"
     read -r kp < <(free_ports 1)
     echo "$BENCH: run $RUN_NO: kamailio registrar ($CHILDREN workers) on 127.0.0.1:$kp, $REGS registrations at $RATE/s over $TRANSPORT" >&2
-    local cfg="$PEERS/kamailio/registrar.cfg" to="127.0.0.1:$kp" tp tunp
-    if [[ "$TRANSPORT" == t1 ]]; then
-        # The same registrar, also listening on TCP (kam_start puts the port in).
-        cfg="$d/registrar-tcp.cfg"
-        sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
-            -e 's/^listen=udp:127\.0\.0\.1:5070$/&\nlisten=tcp:127.0.0.1:5070/' \
-            "$PEERS/kamailio/registrar.cfg" > "$cfg"
-        grep -q '^listen=tcp:' "$cfg" || bench_die "no udp listen line to add tcp to in registrar.cfg"
-    elif [[ "$TRANSPORT" == tls1 ]]; then
-        # The same registrar with its tls module on another port.
-        read -r tp tunp < <(free_ports 2)
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-            -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null || bench_die "openssl req failed"
-        printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s/key.pem\ncertificate = %s/cert.pem\n' \
-            "$d" "$d" > "$d/tls.cfg"
-        cfg="$d/registrar-tls.cfg"
-        sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
-            -e "s/^listen=udp:127\\.0\\.0\\.1:5070\$/&\\nenable_tls=yes\\nlisten=tls:127.0.0.1:$tp/" \
-            -e "s#^loadmodule \"registrar.so\"\$#&\\nloadmodule \"tls.so\"\\nmodparam(\"tls\", \"config\", \"$d/tls.cfg\")#" \
-            "$PEERS/kamailio/registrar.cfg" > "$cfg"
-        grep -q '^listen=tls:' "$cfg" && grep -q 'tls.so' "$cfg" || bench_die "could not add tls to registrar.cfg"
-    fi
+    local cfg tp tunp to="127.0.0.1:$kp" t=udp
+    [[ "$TRANSPORT" == t1 ]] && t=tcp
+    [[ "$TRANSPORT" == tls1 ]] && t=tls
+    read -r cfg tp < <(kam_transport_cfg "$PEERS/kamailio/registrar.cfg" "$d" "$t")
     kam_start "$cfg" "$d" "$kp" "$kp" 512 -A "KAM_CHILDREN=$CHILDREN" -x "$MM" -X "$MM"
     if [[ "$TRANSPORT" == tls1 ]]; then
+        read -r tunp < <(free_ports 1)
         stunnel_client "$d" "$tunp" "$tp" "$d/cert.pem"
         to="127.0.0.1:$tunp"
     fi

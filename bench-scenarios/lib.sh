@@ -182,6 +182,41 @@ stunnel_client() {
     bench_die "stunnel did not listen on 127.0.0.1:$accept ($dir/stunnel.log)"
 }
 
+# kam_transport_cfg SRC DIR T: the peers' Kamailio config SRC made to take
+# SIP over T as well as UDP, written in DIR; prints "CFG TLS_PORT". T: udp
+# (SRC as it is), tcp (disable_tcp=no, a tcp listener on its own port), tls
+# (also its tls module listening on a free port, with a fresh self-signed
+# P-256 certificate DIR/cert.pem for clients to verify). SRC must have one
+# `listen=udp:127.0.0.1:5070` line; kam_start puts the real port in.
+kam_transport_cfg() {
+    local src="$1" dir="$2" t="$3" cfg tp=0
+    case "$t" in
+        udp) echo "$src 0"; return 0 ;;
+        tcp)
+            cfg="$dir/kamailio-tcp.cfg"
+            sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
+                -e 's/^listen=udp:127\.0\.0\.1:5070$/&\nlisten=tcp:127.0.0.1:5070/' "$src" > "$cfg"
+            grep -q '^listen=tcp:' "$cfg" || bench_die "no udp listen line to add tcp to in $src"
+            ;;
+        tls)
+            read -r tp < <(free_ports 1)
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+                -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+                -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || bench_die "openssl req failed"
+            printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s/key.pem\ncertificate = %s/cert.pem\n' \
+                "$dir" "$dir" > "$dir/tls.cfg"
+            cfg="$dir/kamailio-tls.cfg"
+            sed -e 's/^disable_tcp=yes/disable_tcp=no/' \
+                -e "s/^listen=udp:127\\.0\\.0\\.1:5070\$/&\\nenable_tls=yes\\nlisten=tls:127.0.0.1:$tp/" \
+                -e "0,/^loadmodule /s#^loadmodule .*#loadmodule \"tls.so\"\\nmodparam(\"tls\", \"config\", \"$dir/tls.cfg\")\\n&#" \
+                "$src" > "$cfg"
+            grep -q '^listen=tls:' "$cfg" && grep -q 'tls.so' "$cfg" || bench_die "could not add tls to $src"
+            ;;
+        *) bench_die "kam_transport_cfg: unknown transport $t" ;;
+    esac
+    echo "$cfg $tp"
+}
+
 # kam_stop: stops kamailio (its main process stops its children).
 kam_stop() {
     [[ -n "$KAM_PID" ]] || return 0
