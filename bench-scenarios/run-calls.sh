@@ -40,6 +40,9 @@
 set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
+BENCH=run-calls
+# shellcheck source=bench-scenarios/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 RATE=200 CALLS=2000 SHARDS=1 BIN="$REPO/target/release/shardpbx" NOAUTH=0 PERF=() MEDIA=none SAMPLE=0 ROUTER=0
 TRANSPORT=udp CONN=single
 while (( $# > 0 )); do
@@ -150,12 +153,9 @@ if [[ "$TRANSPORT" != udp ]]; then
   if [[ "$CONN" == single ]]; then TFLAG=(-t t1); else TFLAG=(-t tn -max_socket 10000); fi
 fi
 if [[ "$TRANSPORT" == tls ]]; then
-  command -v stunnel4 >/dev/null || { echo "run-calls: stunnel4 missing (scripts/install-deps.sh)" >&2; exit 2; }
   TUNP=$(free_port)
-  printf 'foreground = yes\npid =\nsyslog = no\ndebug = 3\noutput = %s/stunnel.log\n[sip]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nCAfile = %s/data/tls/self-signed.crt\nverifyChain = yes\ncheckIP = 127.0.0.1\n' \
-    "$TMP" "$TUNP" $(( SIP + 1 )) "$TMP" > "$TMP/stunnel.conf"
-  stunnel4 "$TMP/stunnel.conf" & TUN=$!
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$TUNP") 2>/dev/null && break; sleep 0.1; done
+  stunnel_client "$TMP" "$TUNP" $(( SIP + 1 )) "$TMP/data/tls/self-signed.crt"
+  TUN=$TUN_PID
   TARGET="127.0.0.1:$TUNP"
 fi
 C0=$(cpu); K0=$(ksys); H0=$(hook_cpu); T0=$(date +%s.%N)
