@@ -5,12 +5,14 @@
 use super::dialog::Dialog;
 use super::engine::{CallEngine, Cx, TxRole};
 use super::flow::Flow;
+use super::media::offer_with_keys;
 use super::model::{Call, CallExtras, Leg, Origin, Originate, Phase, Target};
 use super::record::Ending;
 use super::timers::Deadline;
 use crate::cdr::HangupReason;
 use crate::media::relay::{SdpOrigin, Side, Signalled};
 use crate::media::sdp;
+use crate::media::secure::{self, OfferMode};
 use crate::sip::Writer;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -153,6 +155,13 @@ impl CallEngine {
         o: Originate,
     ) -> Result<String, CommandError> {
         let now = cx.now;
+        // The first party is offered SRTP as its policy and transport say.
+        let mode = secure::offer_mode(o.first.srtp, o.first.dest.is_tls()).map_err(|_| {
+            CommandError::Conflict(format!(
+                "extension {} requires SRTP and is not registered over TLS",
+                o.from_user
+            ))
+        })?;
         let relay = cx.relay.as_deref_mut().ok_or(CommandError::Conflict(
             "click-to-dial needs the media relay".into(),
         ))?;
@@ -173,7 +182,11 @@ impl CallEngine {
             local_cseq: 1,
             remote_cseq: None,
         };
-        let offer_a = sdp::relay_offer(addr, a_port, id);
+        let plain = sdp::relay_offer(addr, a_port, id).into_bytes();
+        let offer_a = match mode {
+            OfferMode::Plain => plain,
+            mode => offer_with_keys(relay, id, Side::Caller, mode, &plain).unwrap_or(plain),
+        };
         let via = self.via(o.first.dest);
         let contact = self.contact(o.first.dest);
         let mut w = Writer::request(&mut self.buf, "INVITE", &o.first.uri);
@@ -189,7 +202,7 @@ impl CallEngine {
         w.header("Contact", &contact);
         w.header("User-Agent", &self.cfg.server_name);
         w.header("Content-Type", "application/sdp");
-        w.finish(offer_a.as_bytes());
+        w.finish(&offer_a);
         let tx = match self.table.send_request(
             now.mono_ms,
             &self.buf,

@@ -383,6 +383,30 @@ mod tests {
     }
 
     #[test]
+    fn srtp_required_only_over_tls() {
+        let e = |transport| {
+            let s = TrunkSpec {
+                transport,
+                srtp: SrtpPolicy::Required,
+                ..spec("sip:203.0.113.10", &[])
+            };
+            TrunkTable::build(&[("a".into(), s)]).map(|t| t.by_name("a").map(|t| t.srtp))
+        };
+        for t in [Transport::Udp, Transport::Tcp] {
+            let err = e(t).unwrap_err().to_string();
+            assert!(
+                err.starts_with("trunk \"a\": srtp: \"required\" needs transport = \"tls\""),
+                "{err}"
+            );
+        }
+        assert_eq!(e(Transport::Tls).unwrap(), Some(SrtpPolicy::Required));
+        // Off unless set; optional is allowed on any transport (keys only
+        // ever go over TLS anyway).
+        let t = TrunkTable::build(&[("a".into(), spec("sip:203.0.113.10", &[]))]).unwrap();
+        assert_eq!(t.by_name("a").unwrap().srtp, SrtpPolicy::Off);
+    }
+
+    #[test]
     fn password_is_not_in_debug() {
         let mut s = spec("sip:10.0.0.1", &[]);
         s.password = "hunter2".into();
