@@ -274,11 +274,11 @@ fn through_relay(name: &str, a: Option<Suite>, b: Option<Suite>) {
     }
     let key = |suite: Suite, fill: u8| MasterKey::random(suite, &mut |x: &mut [u8]| x.fill(fill));
     let mut caller = a.map(|suite| {
-        relay.set_srtp(1, Side::Caller, Some((1, key(suite, 3), true)));
+        relay.set_srtp(1, Side::Caller, Some((1, key(suite, 3), true)), None);
         Context::new(&key(suite, 3))
     });
     if let Some(suite) = b {
-        relay.set_srtp(1, Side::Callee, Some((1, key(suite, 4), true)));
+        relay.set_srtp(1, Side::Callee, Some((1, key(suite, 4), true)), None);
     }
     let src = "127.0.0.1:7000".parse().unwrap();
     let mut seq = 0u16;

@@ -241,6 +241,27 @@ fn baresip_over_tls_with_mandatory_srtp_calls_a_udp_extension() {
         .parse()
         .unwrap();
 
+    // The stored SIP flow shows the SDP, never a key (a read token may
+    // fetch it).
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(&pbx, "read"));
+    let path = format!("/console/call-records/{call_id}/sip-flow");
+    let flow = wait_until(Duration::from_secs(15), || {
+        let (code, body) = http_request(&pbx, "GET", &path, &auth, "");
+        (code == 200).then_some(body)
+    })
+    .expect("the call's SIP flow");
+    assert!(
+        flow.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{flow}"
+    );
+    for (i, _) in flow.match_indices("inline:") {
+        assert!(
+            flow[i + 7..].starts_with("<redacted>"),
+            "a key in the stored flow: {}",
+            &flow[i..(i + 60).min(flow.len())]
+        );
+    }
+
     // The recording holds both: baresip left (440 Hz), the phone right
     // (1000 Hz): the relay recorded the decrypted audio.
     let (left, right) = read_wav(&rec);

@@ -5,7 +5,7 @@
 use super::dialog::Dialog;
 use super::engine::{CallEngine, Cx, TxRole};
 use super::flow::Flow;
-use super::media::offer_with_keys;
+use super::media::{answer_keys, keys_only_over_tls, offer_with_keys};
 use super::model::{Call, CallExtras, Leg, Origin, Originate, Phase, Target};
 use super::record::Ending;
 use super::timers::Deadline;
@@ -185,7 +185,14 @@ impl CallEngine {
         let plain = sdp::relay_offer(addr, a_port, id).into_bytes();
         let offer_a = match mode {
             OfferMode::Plain => plain,
-            mode => offer_with_keys(relay, id, Side::Caller, mode, &plain).unwrap_or(plain),
+            mode => {
+                // The caller side has this one party: the side's own keys.
+                let keys: Vec<_> = secure::OFFER_ORDER
+                    .iter()
+                    .filter_map(|suite| relay.srtp_local_key(id, Side::Caller, *suite))
+                    .collect();
+                offer_with_keys(mode, &keys, &plain).unwrap_or(plain)
+            }
         };
         let via = self.via(o.first.dest);
         let contact = self.contact(o.first.dest);
@@ -284,7 +291,10 @@ impl CallEngine {
         let body = match (sdp_text, proxied) {
             (Some(text), false) => {
                 sdp::parse(text.as_bytes()).map_err(bad_sdp)?;
-                text.into_bytes()
+                match c.peer_of(Leg::Caller) {
+                    Some(to) => keys_only_over_tls(text.as_bytes(), to).into_owned(),
+                    None => text.into_bytes(),
+                }
             }
             (Some(text), true) => {
                 let parsed = sdp::parse(text.as_bytes()).map_err(bad_sdp)?;
@@ -302,15 +312,20 @@ impl CallEngine {
                         SdpOrigin::Setup(from),
                     );
                 }
+                // The operator's media is plain RTP; the caller is
+                // answered with our key when it uses SRTP, and never with
+                // a key the operator's SDP carried.
+                relay.set_srtp(call, Side::Callee, None, None);
                 let port = relay.port_of(call, Side::Caller).unwrap_or(0);
-                sdp::rewrite(
+                let body = sdp::rewrite(
                     text.as_bytes(),
                     &sdp::Relay {
                         addr: relay.advertise(),
                         rtp_port: port,
                     },
                 )
-                .map_err(bad_sdp)?
+                .map_err(bad_sdp)?;
+                answer_keys(relay, call, Side::Caller, &body).map_err(bad_sdp)?
             }
             (None, true) => self.relay_answer(cx, call).ok_or(CommandError::Conflict(
                 "the caller's offer has no audio to answer".into(),

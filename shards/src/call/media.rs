@@ -12,7 +12,7 @@ use crate::media::relay::{
 };
 use crate::media::sdp::{self, CryptoOut};
 use crate::media::secure::{self, Accept, OfferMode, Refusal};
-use crate::media::srtp::sdes;
+use crate::media::srtp::{sdes, MasterKey};
 use crate::sip::{HeaderName, Message, Method};
 use crate::transport::Peer;
 
@@ -91,6 +91,22 @@ impl CallEngine {
         let Some(c) = self.calls.get(&call).filter(|c| c.proxied) else {
             return Ok(None);
         };
+        if let (Leg::Callee(i), Phase::Answered(w)) = (from, c.phase) {
+            if i != w {
+                // A fork that lost (a late 18x or 200): its SDP says
+                // nothing about the call's media.
+                return Ok(None);
+            }
+        }
+        // Our keys offered to this callee leg alone, if any.
+        let leg_keys = match from {
+            Leg::Callee(i) => c
+                .legs
+                .get(i)
+                .map(|l| l.srtp_keys.clone())
+                .unwrap_or_default(),
+            Leg::Caller => Vec::new(),
+        };
         let leg_ip = match (origin, side) {
             (SdpOrigin::Setup(ip), _) => Some(ip),
             (SdpOrigin::Renegotiation, Side::Caller) => Some(c.caller_addr.ip()),
@@ -134,17 +150,22 @@ impl CallEngine {
             }
         }
         match secure::accept(policy, tls, audio) {
-            Ok(Accept::Plain) => relay.set_srtp(call, side, None),
+            Ok(Accept::Plain) => relay.set_srtp(call, side, None, None),
             Ok(Accept::Srtp { tag, key, savp }) => {
-                relay.set_srtp(call, side, Some((tag, key, savp)));
+                let ours = leg_keys.iter().find(|k| k.suite() == key.suite()).cloned();
+                relay.set_srtp(call, side, Some((tag, key, savp)), ours);
             }
             Err(refusal) => {
                 tracing::warn!(call, ?refusal, "SRTP refused");
                 self.refused.srtp += 1;
-                relay.set_srtp(call, side, None);
                 match bad_address {
+                    // A refused offer changes nothing (RFC 3264: the
+                    // session stays as it was).
                     BadAddress::Refuse => return Err(Refused::Srtp(refusal)),
-                    BadAddress::Ignore => relay.fail_session(call, refusal.reason()),
+                    BadAddress::Ignore => {
+                        relay.set_srtp(call, side, None, None);
+                        relay.fail_session(call, refusal.reason());
+                    }
                 }
             }
         }
@@ -199,19 +220,27 @@ impl CallEngine {
         call: u64,
         index: usize,
     ) -> Result<Vec<u8>, Refusal> {
-        let Some(c) = self.calls.get(&call) else {
+        let Some(c) = self.calls.get_mut(&call) else {
             return Ok(Vec::new());
         };
         let (policy, tls) = c.srtp_of(Leg::Callee(index));
         let mode = secure::offer_mode(policy, tls)?;
         let relay = cx.relay.as_deref_mut().filter(|_| c.proxied);
-        match (mode, relay) {
-            (OfferMode::Plain, _) | (_, None) => Ok(c.body.clone()),
-            (mode, Some(relay)) => {
-                let body = offer_with_keys(relay, call, Side::Callee, mode, &c.body);
-                Ok(body.unwrap_or_else(|| c.body.clone()))
-            }
+        let (OfferMode::BestEffort | OfferMode::Savp, Some(relay), Some(leg)) =
+            (mode, relay, c.legs.get_mut(index))
+        else {
+            return Ok(c.body.clone());
+        };
+        // Keys of this leg's own (kept when its INVITE is sent again with
+        // credentials): a fork or a failover target never learns the key
+        // another callee is sent with.
+        if leg.srtp_keys.is_empty() {
+            leg.srtp_keys = secure::OFFER_ORDER
+                .iter()
+                .map(|suite| relay.srtp_fresh_key(*suite))
+                .collect();
         }
+        Ok(offer_with_keys(mode, &leg.srtp_keys, &c.body).unwrap_or_else(|| c.body.clone()))
     }
 
     /// An SDP answer from the relay itself to the caller's offer: the
@@ -223,33 +252,39 @@ impl CallEngine {
         let audio = sdp_of(&invite)?.audio?;
         let port = relay.port_of(call, Side::Caller)?;
         let body = sdp::relay_answer(&audio, relay.advertise(), port, call)?;
-        match relay.srtp_answer(call, Side::Caller) {
-            None => Some(body),
-            Some(a) => {
-                let values = [sdes::format(a.tag, &a.key)];
-                let keys = CryptoOut::Keys {
-                    savp: a.savp,
-                    values: &values,
-                };
-                sdp::set_crypto(&body, keys).ok()
-            }
+        answer_keys(relay, call, Side::Caller, &body).ok()
+    }
+}
+
+/// `body`, an SDP answer to `side` of session `call`, saying what that
+/// side is to know of SRTP: our key under its tag when it uses SRTP, else
+/// no key at all.
+pub(super) fn answer_keys(
+    relay: &MediaRelay,
+    call: u64,
+    side: Side,
+    body: &[u8],
+) -> Result<Vec<u8>, sdp::SdpError> {
+    match relay.srtp_answer(call, side) {
+        None => sdp::set_crypto(body, CryptoOut::Plain),
+        Some(a) => {
+            let values = [sdes::format(a.tag, &a.key)];
+            let keys = CryptoOut::Keys {
+                savp: a.savp,
+                values: &values,
+            };
+            sdp::set_crypto(body, keys)
         }
     }
 }
 
-/// `body`, an offer to `side` of session `call`, with our key for every
-/// suite (`RTP/SAVP` or best effort, as `mode` says).
-pub(super) fn offer_with_keys(
-    relay: &mut MediaRelay,
-    call: u64,
-    side: Side,
-    mode: OfferMode,
-    body: &[u8],
-) -> Option<Vec<u8>> {
-    let mut values = Vec::with_capacity(secure::OFFER_ORDER.len());
-    for (tag, suite) in (1..).zip(secure::OFFER_ORDER) {
-        values.push(sdes::format(tag, &relay.srtp_local_key(call, side, suite)?));
-    }
+/// `body`, an offer, with `keys` (tags 1, 2, ... in their order), under
+/// `RTP/SAVP` or best effort as `mode` says.
+pub(super) fn offer_with_keys(mode: OfferMode, keys: &[MasterKey], body: &[u8]) -> Option<Vec<u8>> {
+    let values: Vec<String> = (1..)
+        .zip(keys)
+        .map(|(tag, key)| sdes::format(tag, key))
+        .collect();
     let keys = CryptoOut::Keys {
         savp: mode == OfferMode::Savp,
         values: &values,
@@ -265,8 +300,8 @@ pub(super) fn keys_only_over_tls(body: &[u8], to: Peer) -> std::borrow::Cow<'_, 
     if to.is_tls() || !sdp::mentions_keys(body) {
         return std::borrow::Cow::Borrowed(body);
     }
-    match sdp::set_crypto(body, CryptoOut::Plain) {
-        Ok(plain) => std::borrow::Cow::Owned(plain),
-        Err(_) => std::borrow::Cow::Borrowed(body),
-    }
+    // Fail closed: a body we cannot rewrite loses its key lines.
+    std::borrow::Cow::Owned(
+        sdp::set_crypto(body, CryptoOut::Plain).unwrap_or_else(|_| sdp::strip_key_lines(body)),
+    )
 }

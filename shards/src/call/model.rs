@@ -233,6 +233,9 @@ pub(super) struct CalleeLeg {
     pub(super) deadline_ms: Option<u64>,
     /// The caller's identity we assert to a trunk (P-Asserted-Identity).
     pub(super) asserted: Option<String>,
+    /// Our SRTP keys offered to this leg alone (one per suite), once its
+    /// INVITE offered SRTP.
+    pub(super) srtp_keys: Vec<crate::media::srtp::MasterKey>,
 }
 
 impl CalleeLeg {

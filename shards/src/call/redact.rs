@@ -2,8 +2,10 @@
 //! stored flow: in `Authorization` and `Proxy-Authorization` headers (any
 //! case, folded or not) a Digest `response` and any password-like
 //! parameter lose their value, and the credentials of any other scheme
-//! (Bearer, Basic) are hidden whole. The rest of the message, the header
-//! included, stays as it was. Sans-IO: bytes in, bytes out.
+//! (Bearer, Basic) are hidden whole; in the body, the key of every SDES
+//! `inline:` (an SDP `a=crypto`, RFC 4568) is hidden, so a stored flow
+//! never gives away what decrypts a call's SRTP. The rest of the message
+//! stays as it was. Sans-IO: bytes in, bytes out.
 
 use std::borrow::Cow;
 
@@ -17,6 +19,7 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     for_each_header(data, |start, end| {
         credential_spans(data, start, end, &mut spans);
     });
+    key_spans(data, &mut spans);
     if spans.is_empty() {
         return Cow::Borrowed(data);
     }
@@ -35,6 +38,36 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     }
     out.extend_from_slice(&data[at..]);
     Cow::Owned(out)
+}
+
+/// Adds to `spans` the key material of every `inline:` in the body
+/// (after the first empty line): up to a `|` (lifetime, MKI), a space,
+/// `;` or the end of the line.
+fn key_spans(data: &[u8], spans: &mut Vec<(usize, usize, bool)>) {
+    const INLINE: &[u8] = b"inline:";
+    let body = match data.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(at) => at + 4,
+        None => match data.windows(2).position(|w| w == b"\n\n") {
+            Some(at) => at + 2,
+            None => return,
+        },
+    };
+    let mut i = body;
+    while i + INLINE.len() <= data.len() {
+        if !data[i..i + INLINE.len()].eq_ignore_ascii_case(INLINE) {
+            i += 1;
+            continue;
+        }
+        let from = i + INLINE.len();
+        let mut to = from;
+        while to < data.len() && !matches!(data[to], b'|' | b' ' | b'\t' | b'\r' | b'\n' | b';') {
+            to += 1;
+        }
+        if to > from {
+            spans.push((from, to, false));
+        }
+        i = to.max(i + 1);
+    }
 }
 
 /// Calls `f(start, end)` for each header field of the header section, in
@@ -190,6 +223,26 @@ mod tests {
         let out = redact(&msg);
         assert!(!out.contains(RESP), "{out}");
         assert_eq!(out, msg.replace(&format!("\"{RESP}\""), "\"<redacted>\""));
+    }
+
+    #[test]
+    fn sdes_keys_in_the_body_are_hidden() {
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let msg = format!(
+            "INVITE sip:1002@pbx SIP/2.0\r\nX-Inline: inline:{key}\r\nContent-Length: 9\r\n\r\nv=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4\r\na=crypto:2 AEAD_AES_128_GCM INLINE:{key}\r\n"
+        );
+        let out = redact(&msg);
+        assert_eq!(
+            out.matches(key).count(),
+            1,
+            "only the header's (not SDP) stays: {out}"
+        );
+        assert!(out.contains("inline:<redacted>|2^20|1:4\r\n"), "{out}");
+        assert!(out.contains("INLINE:<redacted>\r\n"), "{out}");
+        // A message without a body, or a body without keys, is untouched.
+        let plain = "OPTIONS sip:pbx SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(credentials(plain.as_bytes()), Cow::Borrowed(_)));
+        assert!(matches!(credentials(b"inline:abc"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -300,6 +300,7 @@ impl CallEngine {
             auth_tried: false,
             deadline_ms,
             asserted,
+            srtp_keys: Vec::new(),
         });
         if let Some(at) = deadline_ms {
             self.timers.push(at, call, Deadline::Leg(index));

@@ -562,13 +562,13 @@ impl MediaRelay {
         let is_rtcp = rtcp_port || rtp::is_rtcp(packet);
         // An SRTP side's packets count only once authentic: nothing a
         // forger sends latches, counts or reaches the other side.
-        let len = match from.crypto.active.as_mut() {
+        let len = match from.crypto.inbound() {
             None => len,
             Some(c) => {
                 let plain = if is_rtcp {
-                    c.inbound.unprotect_rtcp(buf, len)
+                    c.unprotect_rtcp(buf, len)
                 } else {
-                    c.inbound.unprotect_rtp(buf, len)
+                    c.unprotect_rtp(buf, len)
                 };
                 match plain {
                     Ok(n) => n,

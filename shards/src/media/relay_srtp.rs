@@ -33,8 +33,16 @@ impl MediaRelay {
 
     /// `side` of session `id` sends SRTP with `theirs` (its `a=crypto`
     /// tag, key, and whether its profile was `RTP/SAVP`), and is sent SRTP
-    /// with our key of the same suite; `None`: plain RTP both ways.
-    pub fn set_srtp(&mut self, id: u64, side: Side, theirs: Option<(u32, MasterKey, bool)>) {
+    /// with `ours` when given (a key offered to that party alone, see
+    /// [`MediaRelay::srtp_fresh_key`]), else with the side's key of the
+    /// same suite; `None`: plain RTP both ways.
+    pub fn set_srtp(
+        &mut self,
+        id: u64,
+        side: Side,
+        theirs: Option<(u32, MasterKey, bool)>,
+        ours: Option<MasterKey>,
+    ) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -43,7 +51,15 @@ impl MediaRelay {
         let rng = &mut self.keys;
         s.sides[side as usize]
             .crypto
-            .set(theirs, &mut |b| rng.fill_bytes(b));
+            .set(theirs, ours, &mut |b| rng.fill_bytes(b));
+    }
+
+    /// A new key of ours for `suite`, kept nowhere: for one party of a
+    /// side that may be several (the forks and failover targets of the
+    /// callee side), so none of them learns the key another is sent with.
+    pub fn srtp_fresh_key(&mut self, suite: Suite) -> MasterKey {
+        let rng = &mut self.keys;
+        MasterKey::random(suite, &mut |b| rng.fill_bytes(b))
     }
 
     /// What an answer to `side` says about SRTP; `None` when the side uses
@@ -73,13 +89,13 @@ pub(super) fn seal_with(
     len: usize,
     rtcp: bool,
 ) -> Option<usize> {
-    let Some(c) = to.crypto.active.as_mut() else {
+    let Some(c) = to.crypto.outbound() else {
         return Some(len);
     };
     let sealed = if rtcp {
-        c.outbound.protect_rtcp(buf, len)
+        c.protect_rtcp(buf, len)
     } else {
-        c.outbound.protect_rtp(buf, len)
+        c.protect_rtp(buf, len)
     };
     match sealed {
         Ok(n) => Some(n),

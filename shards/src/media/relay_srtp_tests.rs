@@ -52,7 +52,7 @@ fn an_srtp_caller_reaches_a_plain_callee_and_back() {
         let (a, b) = session(&mut r, 1);
         run_sockets(&mut r);
         let theirs = key(suite, 3);
-        r.set_srtp(1, Side::Caller, Some((5, theirs.clone(), true)));
+        r.set_srtp(1, Side::Caller, Some((5, theirs.clone(), true)), None);
         let mut phone = Context::new(&theirs);
         for seq in 0..5u16 {
             let (mut buf, len) = sealed(&mut phone, &plain(seq));
@@ -106,8 +106,8 @@ fn two_srtp_sides_are_decrypted_and_encrypted_again_each_with_its_keys() {
     run_sockets(&mut r);
     let caller_key = key(Suite::AesCm128HmacSha1_80, 1);
     let callee_key = key(Suite::AeadAes128Gcm, 2);
-    r.set_srtp(1, Side::Caller, Some((1, caller_key.clone(), true)));
-    r.set_srtp(1, Side::Callee, Some((2, callee_key, true)));
+    r.set_srtp(1, Side::Caller, Some((1, caller_key.clone(), true)), None);
+    r.set_srtp(1, Side::Callee, Some((2, callee_key, true)), None);
     let to_callee = r.srtp_answer(1, Side::Callee).unwrap().key;
     assert_eq!(to_callee.suite(), Suite::AeadAes128Gcm);
     let mut caller = Context::new(&caller_key);
@@ -127,7 +127,7 @@ fn forgeries_and_replays_are_dropped_before_they_count_or_latch() {
     let (a, _) = session(&mut r, 1);
     run_sockets(&mut r);
     let theirs = key(Suite::AesCm128HmacSha1_80, 3);
-    r.set_srtp(1, Side::Caller, Some((1, theirs.clone(), true)));
+    r.set_srtp(1, Side::Caller, Some((1, theirs.clone(), true)), None);
     let mut phone = Context::new(&theirs);
     // Plain RTP on an SRTP side, a wrong key, a flipped bit: dropped.
     let mut p = plain(1);
@@ -166,6 +166,7 @@ fn a_packet_with_no_room_for_its_tag_is_dropped() {
         1,
         Side::Caller,
         Some((1, key(Suite::AeadAes128Gcm, 3), false)),
+        None,
     );
     let mut p = plain(1);
     let len = p.len();
@@ -182,6 +183,7 @@ fn mute_renumbers_before_encryption() {
         1,
         Side::Callee,
         Some((1, key(Suite::AesCm128HmacSha1_80, 6), true)),
+        None,
     );
     let mut rx = Context::new(&r.srtp_answer(1, Side::Callee).unwrap().key);
     let mut seqs = Vec::new();
@@ -237,7 +239,7 @@ fn encrypted_streams_are_never_handed_to_the_fast_path() {
     run_sockets(&mut r);
     r.signalled(1, Side::Caller, sig("127.0.0.1:7000", false), local());
     let theirs = key(Suite::AesCm128HmacSha1_80, 3);
-    r.set_srtp(1, Side::Caller, Some((1, theirs.clone(), true)));
+    r.set_srtp(1, Side::Caller, Some((1, theirs.clone(), true)), None);
     let mut phone = Context::new(&theirs);
     for seq in 0..20u16 {
         let (mut buf, len) = sealed(&mut phone, &plain(seq));
@@ -280,6 +282,7 @@ fn forged_srtp_does_not_keep_a_silent_call_up() {
         1,
         Side::Caller,
         Some((1, key(Suite::AeadAes128Gcm, 3), true)),
+        None,
     );
     // The caller's genuine stream stops at once; a forger on its address
     // sends every 20 ms without the key. The RTP timeout (5 s) still
@@ -295,4 +298,68 @@ fn forged_srtp_does_not_keep_a_silent_call_up() {
     }
     assert_eq!(first_timeout, Some(5_000), "timed out on time");
     assert_eq!(r.counters.srtp_rejected, 400);
+}
+
+#[test]
+fn a_new_key_from_the_side_never_restarts_our_encryption() {
+    // The caller re-keys (a re-INVITE with a new key): what we send it
+    // goes on under our key with the same context, so no SRTP or SRTCP
+    // index is used twice under one key.
+    let mut r = relay(30000);
+    let (_, b) = session(&mut r, 1);
+    run_sockets(&mut r);
+    r.set_srtp(
+        1,
+        Side::Caller,
+        Some((1, key(Suite::AeadAes128Gcm, 3), true)),
+        None,
+    );
+    let ours = r.srtp_answer(1, Side::Caller).unwrap().key;
+    let mut rx = Context::new(&ours);
+    let mut rtcp_indexes = Vec::new();
+    for round in 0..2u8 {
+        for seq in 0..3u16 {
+            let mut buf = plain(u16::from(round) * 3 + seq);
+            let len = buf.len();
+            buf.resize(len + ROOM, 0);
+            let (_, mut out) = through(&mut r, 0, b, "127.0.0.1:8000", &mut buf, len).unwrap();
+            let n = out.len();
+            rx.unprotect_rtp(&mut out, n)
+                .expect("one context, no replay");
+        }
+        // An RTCP receiver report from the callee, sealed for the caller.
+        let mut rr = vec![0x80, 201, 0, 1, 0, 0, 0, 7];
+        let len = rr.len();
+        rr.resize(len + ROOM, 0);
+        let (_, out) = through(&mut r, 0, b + 1, "127.0.0.1:8001", &mut rr, len).unwrap();
+        // GCM (RFC 7714): E || SRTCP index end the packet, after the tag.
+        let at = out.len() - 4;
+        rtcp_indexes.push(u32::from_be_bytes(out[at..].try_into().unwrap()) & 0x7fff_ffff);
+        // The caller's new key.
+        r.set_srtp(
+            1,
+            Side::Caller,
+            Some((1, key(Suite::AeadAes128Gcm, 9 + round), true)),
+            None,
+        );
+        assert_eq!(r.srtp_answer(1, Side::Caller).unwrap().key, ours);
+    }
+    assert_eq!(rtcp_indexes, vec![0, 1], "the SRTCP index goes on");
+}
+
+#[test]
+fn a_key_given_for_one_party_replaces_ours_for_that_suite() {
+    let mut r = relay(30000);
+    session(&mut r, 1);
+    run_sockets(&mut r);
+    let leg_key = r.srtp_fresh_key(Suite::AesCm128HmacSha1_80);
+    let other = r.srtp_fresh_key(Suite::AesCm128HmacSha1_80);
+    assert_ne!(leg_key, other, "fresh keys differ");
+    r.set_srtp(
+        1,
+        Side::Callee,
+        Some((2, key(Suite::AesCm128HmacSha1_80, 4), true)),
+        Some(leg_key.clone()),
+    );
+    assert_eq!(r.srtp_answer(1, Side::Callee).unwrap().key, leg_key);
 }

@@ -560,12 +560,25 @@ pub enum CryptoOut<'a> {
     Keys { savp: bool, values: &'a [String] },
 }
 
-/// Whether `body` may carry an SRTP key (an `a=crypto:` line in any
-/// stream): a quick byte scan, before any parse.
+/// Whether `body` may carry an SRTP key: a quick, generous byte scan
+/// (`crypto` in any case, anywhere) before any parse.
 #[must_use]
 pub fn mentions_keys(body: &[u8]) -> bool {
-    body.windows(9)
-        .any(|w| w.eq_ignore_ascii_case(b"a=crypto:"))
+    body.windows(6).any(|w| w.eq_ignore_ascii_case(b"crypto"))
+}
+
+/// `body` without any line that carries SDES key material (`inline:` in
+/// any case): for a body that is not SDP we can rewrite (multipart, not
+/// UTF-8), so no key is passed on even then.
+#[must_use]
+pub fn strip_key_lines(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        if !line.windows(7).any(|w| w.eq_ignore_ascii_case(b"inline:")) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 /// The profile `proto` becomes under `savp`: the secure or the plain

@@ -102,3 +102,14 @@ fn other_profiles_are_left_alone() {
     assert!(out.contains("UDP/TLS/RTP/SAVPF 111"), "{out}");
     assert!(set_crypto(b"garbage", CryptoOut::Plain).is_err());
 }
+
+#[test]
+fn key_lines_go_from_bodies_that_are_not_sdp() {
+    let multipart = "--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:QUJD\r\na=Crypto :2 X INLINE:REVG\r\nm=audio 4 RTP/AVP 0\r\n--b--\r\n";
+    assert!(mentions_keys(multipart.as_bytes()));
+    assert!(set_crypto(multipart.as_bytes(), CryptoOut::Plain).is_err());
+    let out = String::from_utf8(strip_key_lines(multipart.as_bytes())).unwrap();
+    assert!(!out.to_ascii_lowercase().contains("inline:"), "{out}");
+    assert!(out.contains("m=audio 4 RTP/AVP 0\r\n--b--\r\n"), "{out}");
+    assert!(!mentions_keys(b"v=0\r\nm=audio 4 RTP/AVP 0\r\n"));
+}
