@@ -92,9 +92,10 @@ impl CallEngine {
             return Ok(None);
         };
         if let (Leg::Callee(i), Phase::Answered(w)) = (from, c.phase) {
-            if i != w {
+            if i != w && c.transfer_leg != Some(i) {
                 // A fork that lost (a late 18x or 200): its SDP says
-                // nothing about the call's media.
+                // nothing about the call's media. (A transfer target's
+                // does: it takes the callee side over.)
                 return Ok(None);
             }
         }
