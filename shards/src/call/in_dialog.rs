@@ -146,7 +146,8 @@ impl CallEngine {
             return;
         };
         let origin = SdpOrigin::Renegotiation;
-        let body = match self.media_sdp(cx, call, from, msg, origin, BadAddress::Refuse) {
+        let arrived = self.table.reply_to(server);
+        let body = match self.media_sdp(cx, call, from, msg, origin, BadAddress::Refuse, arrived) {
             Ok(body) => body,
             Err(refused) => {
                 tracing::debug!(call, reason = refused.reason(), "offer refused");
@@ -219,9 +220,12 @@ impl CallEngine {
             return;
         };
         let body = self
-            .media_sdp(cx, call, from_leg, resp, origin, BadAddress::Ignore)
+            .media_sdp(cx, call, from_leg, resp, origin, BadAddress::Ignore, None)
             .ok()
             .flatten();
+        // The answer goes back the way the request came: no key unless
+        // that is TLS.
+        let reply_to = self.table.reply_to(server);
         let req_bytes = if code >= 200 {
             self.relayed.remove(&server)
         } else {
@@ -247,9 +251,10 @@ impl CallEngine {
         if let Some(ct) = resp.header(HeaderName::ContentType) {
             w.header("Content-Type", ct.trim());
         }
+        let to = reply_to.unwrap_or(back);
         match body {
-            Some(body) => w.finish(&body),
-            None => w.finish(&keys_only_over_tls(resp.body(), back)),
+            Some(body) => w.finish(&keys_only_over_tls(&body, to)),
+            None => w.finish(&keys_only_over_tls(resp.body(), to)),
         };
         let _ = self
             .table

@@ -74,7 +74,9 @@ impl CallEngine {
     /// in the first offer to the callees (each leg's INVITE adds its own,
     /// [`CallEngine::leg_body`]). An address the relay must not send to
     /// ([`media_address_allowed`]) or SRTP that cannot be done is refused
-    /// with `Refuse`, or handled as [`BadAddress::Ignore`] says.
+    /// with `Refuse`, or handled as [`BadAddress::Ignore`] says. `arrived`:
+    /// the peer the message came from, when it may not be the leg's.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn media_sdp(
         &mut self,
         cx: &mut Cx<'_>,
@@ -83,6 +85,7 @@ impl CallEngine {
         msg: &Message<'_>,
         origin: SdpOrigin,
         bad_address: BadAddress,
+        arrived: Option<Peer>,
     ) -> Result<Option<Vec<u8>>, Refused> {
         let side = match from {
             Leg::Caller => Side::Caller,
@@ -116,7 +119,10 @@ impl CallEngine {
                 _ => None,
             },
         };
-        let (policy, tls) = c.srtp_of(from);
+        // Keys count as private only if the message itself came over TLS
+        // (an in-dialog request may arrive another way than the dialog's).
+        let (policy, dialog_tls) = c.srtp_of(from);
+        let tls = dialog_tls && arrived.is_none_or(|p| p.is_tls());
         let first_offer = from == Leg::Caller
             && matches!(origin, SdpOrigin::Setup(_))
             && msg.method() == Some(Method::Invite);

@@ -235,7 +235,15 @@ impl CallEngine {
             c.proxied = true;
         }
         let origin = SdpOrigin::Setup(src.ip());
-        match self.media_sdp(cx, id, Leg::Caller, invite, origin, BadAddress::Refuse) {
+        match self.media_sdp(
+            cx,
+            id,
+            Leg::Caller,
+            invite,
+            origin,
+            BadAddress::Refuse,
+            None,
+        ) {
             Ok(Some(body)) => {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.body = body;
@@ -550,7 +558,7 @@ impl CallEngine {
         // The first party's answer: the relay learns its side (a refused
         // address is ignored: it answered); nothing is sent on.
         let origin = SdpOrigin::Setup(first_ip);
-        let _ = self.media_sdp(cx, call, Leg::Caller, msg, origin, BadAddress::Ignore);
+        let _ = self.media_sdp(cx, call, Leg::Caller, msg, origin, BadAddress::Ignore, None);
         for target in targets {
             self.add_leg(cx, call, target);
         }
@@ -595,6 +603,7 @@ impl CallEngine {
                     msg,
                     SdpOrigin::Setup(leg_ip),
                     BadAddress::Ignore,
+                    None,
                 )
                 .ok()
                 .flatten(),

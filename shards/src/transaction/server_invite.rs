@@ -26,6 +26,11 @@ pub(crate) struct ServerInvite {
 }
 
 impl ServerInvite {
+    /// Where its responses go: the peer its request came from.
+    pub(crate) fn reply_to(&self) -> Peer {
+        self.dest
+    }
+
     /// A new INVITE arrived from `dest`: Proceeding.
     pub(crate) fn new(id: TxId, dest: Peer, reliable: bool) -> Self {
         ServerInvite {

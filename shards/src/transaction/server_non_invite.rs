@@ -18,6 +18,11 @@ pub(crate) struct ServerNonInvite {
 }
 
 impl ServerNonInvite {
+    /// Where its responses go: the peer its request came from.
+    pub(crate) fn reply_to(&self) -> Peer {
+        self.dest
+    }
+
     /// A new request arrived from `dest`: Trying.
     pub(crate) fn new(id: TxId, dest: Peer, reliable: bool) -> Self {
         ServerNonInvite {

@@ -522,6 +522,16 @@ impl TransactionTable {
             .is_none_or(|e| e.machine.lingering() || e.machine.state() == State::Terminated)
     }
 
+    /// Where a server transaction's responses go: the peer its request
+    /// came from (`None` for a client transaction, or once it is gone).
+    pub fn reply_to(&self, tx: TxId) -> Option<Peer> {
+        match &self.entry(tx)?.machine {
+            Machine::ServerInvite(t) => Some(t.reply_to()),
+            Machine::ServerNonInvite(t) => Some(t.reply_to()),
+            _ => None,
+        }
+    }
+
     /// The kind of transaction `tx`.
     pub fn kind(&self, tx: TxId) -> Option<Kind> {
         self.entry(tx).map(|e| e.machine.kind())
