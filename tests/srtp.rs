@@ -407,12 +407,14 @@ fn tone_is(samples: &[i16], hz: f64, not: f64) -> bool {
     goertzel(mid, hz) > 100.0 * goertzel(mid, not)
 }
 
-/// Two stock softphones, both over TLS with mandatory SRTP: the relay
-/// decrypts each leg with its own keys and suite and encrypts again for
-/// the other. Each hears the other's tone; the recording holds both.
+/// Two stock softphones, both over TLS with mandatory SRTP, with the
+/// default policy: the callee refuses our best-effort offer (488), is
+/// offered RTP/SAVP and answers. The relay decrypts each leg with its own
+/// keys and suite and encrypts again for the other. Each hears the other's
+/// tone; the recording holds both.
 #[test]
 fn two_srtp_softphones_each_with_its_own_suite() {
-    let (pbx, tls_port) = pbx_tls("srtp_extensions = { \"1002\" = \"required\" }");
+    let (pbx, tls_port) = pbx_tls("");
     let callee_dir = pbx.dir().join("callee");
     let _callee = baresip_tls(
         &pbx,

@@ -231,11 +231,18 @@ impl CallEngine {
             return Ok(Vec::new());
         };
         let (policy, tls) = c.srtp_of(Leg::Callee(index));
-        let mode = secure::offer_mode(policy, tls)?;
+        let Some(leg) = c.legs.get_mut(index) else {
+            return Ok(c.body.clone());
+        };
+        // The leg's mode once chosen (a 488 to best effort turns it to
+        // RTP/SAVP, see the callee responses).
+        let mode = match leg.srtp_mode {
+            Some(mode) => mode,
+            None => secure::offer_mode(policy, tls)?,
+        };
+        leg.srtp_mode = Some(mode);
         let relay = cx.relay.as_deref_mut().filter(|_| c.proxied);
-        let (OfferMode::BestEffort | OfferMode::Savp, Some(relay), Some(leg)) =
-            (mode, relay, c.legs.get_mut(index))
-        else {
+        let (OfferMode::BestEffort | OfferMode::Savp, Some(relay)) = (mode, relay) else {
             return Ok(c.body.clone());
         };
         // Keys of this leg's own (kept when its INVITE is sent again with

@@ -236,6 +236,10 @@ pub(super) struct CalleeLeg {
     /// Our SRTP keys offered to this leg alone (one per suite), once its
     /// INVITE offered SRTP.
     pub(super) srtp_keys: Vec<crate::media::srtp::MasterKey>,
+    /// How its INVITE offered media (set by the first one).
+    pub(super) srtp_mode: Option<crate::media::secure::OfferMode>,
+    /// A best-effort offer was refused (488) and `RTP/SAVP` offered since.
+    pub(super) srtp_retried: bool,
 }
 
 impl CalleeLeg {

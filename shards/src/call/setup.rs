@@ -309,6 +309,8 @@ impl CallEngine {
             deadline_ms,
             asserted,
             srtp_keys: Vec::new(),
+            srtp_mode: None,
+            srtp_retried: false,
         });
         if let Some(at) = deadline_ms {
             self.timers.push(at, call, Deadline::Leg(index));
@@ -703,6 +705,17 @@ impl CallEngine {
                         self.check_all_failed(cx, call);
                     }
                 }
+            }
+            488 if l.srtp_mode == Some(OfferMode::BestEffort)
+                && !l.srtp_retried
+                && c.phase == Phase::Ringing =>
+            {
+                // A phone that takes SRTP only refuses a best-effort offer
+                // (RTP/AVP with keys): offer it RTP/SAVP once.
+                l.srtp_retried = true;
+                l.srtp_mode = Some(OfferMode::Savp);
+                l.cseq += 1;
+                self.send_leg_invite(cx, call, leg, None);
             }
             _ => {
                 // A real final wins over a timeout we counted.
