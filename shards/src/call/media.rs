@@ -52,6 +52,18 @@ pub(super) fn looks_natted(conn: Option<IpAddr>, signalling: IpAddr) -> bool {
     !ip.is_unspecified() && (is_private(ip) || ip != signalling)
 }
 
+/// Whether a new call's media must go through the relay for SRTP, which
+/// it does leg by leg: the caller's offer carries keys (or takes SRTP
+/// only), or a callee is to be offered SRTP. Then it is proxied whatever
+/// `media_proxy` says.
+pub(super) fn srtp_needs_relay(offer: &sdp::AudioStream, targets: &[super::model::Target]) -> bool {
+    offer.is_savp()
+        || !offer.crypto.is_empty()
+        || targets
+            .iter()
+            .any(|t| secure::offer_mode(t.srtp, t.dest.is_tls()) != Ok(OfferMode::Plain))
+}
+
 /// The SDP of a message, when it carries one.
 pub(super) fn sdp_of(msg: &Message<'_>) -> Option<sdp::Sdp> {
     let ct = msg.header(HeaderName::ContentType)?;

@@ -10,13 +10,13 @@ use std::collections::VecDeque;
 use super::dialog::Dialog;
 use super::engine::{best_final, CallEngine, Cx, TxRole};
 use super::flow::Flow;
-use super::media::{keys_only_over_tls, looks_natted, sdp_of, BadAddress};
+use super::media::{keys_only_over_tls, looks_natted, sdp_of, srtp_needs_relay, BadAddress};
 use super::model::{Call, CalleeLeg, Leg, NewCall, Origin, Phase, Target};
 use super::record::{dialled_number, number_of, Ending};
 use super::timers::Deadline;
 use crate::auth::client;
 use crate::media::relay::{SdpOrigin, Side};
-use crate::media::secure::{self, OfferMode};
+use crate::media::secure::OfferMode;
 use crate::sip::{escape_user, response_head, unescape, HeaderName, Message, Method, Writer};
 use crate::transaction::TxId;
 
@@ -166,16 +166,8 @@ impl CallEngine {
             auth_user: new.auth_user,
             caller_srtp: new.caller_srtp,
         };
-        // SRTP is done by the relay, leg by leg: a call with keys in its
-        // offer, or to a callee offered SRTP, is proxied whatever the mode.
-        let srtp_callee = new
-            .targets
-            .iter()
-            .any(|t| secure::offer_mode(t.srtp, t.dest.is_tls()) != Ok(OfferMode::Plain));
         let proxied = sdp_of(invite).and_then(|o| o.audio).is_some_and(|audio| {
-            srtp_callee
-                || audio.is_savp()
-                || !audio.crypto.is_empty()
+            srtp_needs_relay(&audio, &new.targets)
                 || new.media.proxies(looks_natted(audio.conn, new.src.ip()))
         });
         self.timers.push(call.ring_deadline_ms, id, Deadline::Ring);
