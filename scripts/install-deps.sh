@@ -4,9 +4,12 @@
 # stock libre phone of tests/registrar.rs), cmake and a C toolchain (bundled
 # libopus), clang (builds the kernel's SIP steering and RTP programs,
 # shards/bpf/; without it both stay in user space), pkg-config, iproute2 and
-# libcap2-bin (tests), stunnel4 (TLS in front of sipp, tests/tls.rs), tcpdump (tests/srtp.rs: the wire of an SRTP call), and from PyPI, each in a venv under target/ unless
+# libcap2-bin (tests), stunnel4 (TLS in front of sipp, tests/tls.rs), tcpdump (tests/srtp.rs: the wire of an SRTP call), chromium (the browser
+# tests of the /phone page), and from PyPI, each in a venv under target/ unless
 # it is on PATH: schemathesis (tests/openapi.rs) and moto[server] (the S3
-# server of tests/cdr_push.rs). Safe to run again.
+# server of tests/cdr_push.rs), and from npm the locked playwright-core of
+# tests/browser/ (npm ci; it drives Debian's chromium and downloads no
+# browser). Safe to run again.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 st_venv="$root/target/schemathesis"
@@ -34,6 +37,8 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need+=(stunnel4)   # tests/tls.rs: sipp over TLS
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)   # tests/srtp.rs: no plaintext RTP on the SRTP leg
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # tests/browser/phone.mjs: the /phone page, headless
+command -v npm >/dev/null 2>&1 || need+=(npm)   # tests/browser/ (playwright-core wants Node.js >= 20)
 if [ "$py_needed" != 0 ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
@@ -58,4 +63,9 @@ if (( py_needed & 2 )); then
   rm -rf "$moto_venv"
   python3 -m venv "$moto_venv"
   "$moto_venv/bin/pip" install -q --disable-pip-version-check "$moto_spec"
+fi
+browser="$root/tests/browser"
+if [ ! -f "$browser/node_modules/.package-lock.json" ] || [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+  echo "install-deps: npm ci --prefix tests/browser"
+  npm ci --prefix "$browser" --no-audit --no-fund >/dev/null
 fi

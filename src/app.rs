@@ -195,6 +195,8 @@ fn endpoint_settings(
         sip_port: cfg.proxy.udp_port,
         sip_tcp_port: cfg.proxy.tcp_port,
         sip_tls_port: cfg.proxy.tls_port,
+        sip_ws_port: cfg.proxy.ws_port,
+        sip_wss_port: cfg.proxy.wss_port,
         max_ring_ms: u64::from(cfg.proxy.max_ring_time) * 1000,
         max_flow_bytes: cfg.callrecord.max_flow_bytes,
         max_forks: cfg.security.max_forks_per_call as usize,
@@ -285,14 +287,7 @@ fn runtime_config(cfg: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Runti
         ring_depth: r.ring_depth,
         tick: Duration::from_secs(1),
         steering: r.steering,
-        streams: (cfg.proxy.tcp_port != 0 || tls.is_some()).then(|| {
-            shards::runtime::StreamListeners {
-                tcp: (cfg.proxy.tcp_port != 0)
-                    .then(|| SocketAddr::new(cfg.proxy.addr, cfg.proxy.tcp_port)),
-                tls: tls.map(|c| (SocketAddr::new(cfg.proxy.addr, cfg.proxy.tls_port), c)),
-                limits: stream_config(&cfg.proxy),
-            }
-        }),
+        streams: stream_listeners(cfg, tls),
         kernel_rtp: Some(shards::runtime::kernel_rtp::KernelRtpConfig {
             mode: cfg.media.kernel_forwarding,
             bind_ip: cfg.proxy.addr,
@@ -300,6 +295,34 @@ fn runtime_config(cfg: &Config, tls: Option<Arc<rustls::ServerConfig>>) -> Runti
             port_end: cfg.media.rtp_port_end,
         }),
     }
+}
+
+/// The SIP stream listeners that are on (TCP, TLS, WS, WSS), `None` when
+/// none is. TLS and WSS share the certificate.
+fn stream_listeners(
+    cfg: &Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Option<shards::runtime::StreamListeners> {
+    use shards::transport::StreamKind;
+    let px = &cfg.proxy;
+    let listen: Vec<_> = [
+        (px.tcp_port, StreamKind::Tcp, "proxy.tcp_port"),
+        (px.tls_port, StreamKind::Tls, "proxy.tls_port"),
+        (px.ws_port, StreamKind::Ws, "proxy.ws_port"),
+        (px.wss_port, StreamKind::Wss, "proxy.wss_port"),
+    ]
+    .into_iter()
+    .filter(|&(port, _, _)| port != 0)
+    .map(|(port, kind, key)| (SocketAddr::new(px.addr, port), kind, key))
+    .collect();
+    (!listen.is_empty()).then(|| shards::runtime::StreamListeners {
+        listen,
+        tls,
+        ws_origins: Arc::new(shards::transport::websocket::OriginPolicy::new(
+            &px.ws_origins,
+        )),
+        limits: stream_config(px),
+    })
 }
 
 /// The limits of SIP TCP connections: `[proxy] tcp_*`. One message may
@@ -448,13 +471,14 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
     };
 
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
-    let tls = if cfg.proxy.tls_port == 0 {
+    let tls = if cfg.proxy.tls_port == 0 && cfg.proxy.wss_port == 0 {
         None
     } else {
         match crate::tls_files::load(&cfg) {
             Ok(l) => {
                 tracing::info!(
                     port = cfg.proxy.tls_port,
+                    wss_port = cfg.proxy.wss_port,
                     cert = %l.cert_path.display(),
                     sha256 = %l.fingerprint,
                     self_signed = l.self_signed,
@@ -574,6 +598,7 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
         webhooks,
         guard: crate::control::guard::Guard::new(cfg.http_addr, &cfg.ami.token),
         bans,
+        phone: crate::control::phone::PhoneSettings::from_config(&cfg.proxy),
     });
     let served = serve_http(http_listener, state, stop);
 

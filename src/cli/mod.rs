@@ -25,14 +25,15 @@ pub fn check_config(path: &Path, perf: Option<&Path>) -> ExitCode {
         Ok(cfg) => {
             // A configured certificate is read and checked too (a
             // self-signed one is made only by `run`).
-            if cfg.proxy.tls_port != 0 && !cfg.proxy.tls_cert.as_os_str().is_empty() {
+            let tls_on = cfg.proxy.tls_port != 0 || cfg.proxy.wss_port != 0;
+            if tls_on && !cfg.proxy.tls_cert.as_os_str().is_empty() {
                 if let Err(e) = crate::tls_files::load(&cfg) {
                     eprintln!("shardpbx: {e}");
                     return ExitCode::from(2);
                 }
             }
             println!(
-                "{}: ok ({} shard(s), SIP on {}:{} (UDP{}{}), HTTP on {})",
+                "{}: ok ({} shard(s), SIP on {}:{} (UDP{}{}{}{}), HTTP on {})",
                 path.display(),
                 cfg.shard_count(),
                 cfg.proxy.addr,
@@ -44,6 +45,16 @@ pub fn check_config(path: &Path, perf: Option<&Path>) -> ExitCode {
                 },
                 if cfg.proxy.tls_port != 0 {
                     format!(", TLS {}", cfg.proxy.tls_port)
+                } else {
+                    String::new()
+                },
+                if cfg.proxy.ws_port != 0 {
+                    format!(", WS {}", cfg.proxy.ws_port)
+                } else {
+                    String::new()
+                },
+                if cfg.proxy.wss_port != 0 {
+                    format!(", WSS {}", cfg.proxy.wss_port)
                 } else {
                     String::new()
                 },

@@ -386,6 +386,20 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str, &str)] = &[
         "needs tls_cert too",
     ),
     (
+        "two stream listeners on one port",
+        "[proxy]\ntls_port = 5061\nwss_port = 5061\n",
+        3,
+        "proxy.wss_port",
+        "5061 is proxy.tls_port already",
+    ),
+    (
+        "a websocket origin that is not one",
+        "[proxy]\nws_origins = [\"crm.example.com\"]\n",
+        2,
+        "proxy.ws_origins[0]",
+        "an origin (http[s]://host[:port])",
+    ),
+    (
         "tcp idle zero",
         "[proxy]\ntcp_idle_secs = 0\n",
         2,

@@ -180,6 +180,21 @@ pub struct ProxyConfig {
     pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`; "" with `tls_cert` "". Default "".
     pub tls_key: PathBuf,
+    /// SIP over WebSocket (RFC 7118), plain; 0 = no listener. Default 0.
+    /// For tests and a TLS-terminating proxy in front: browsers only speak
+    /// WSS from a page served over HTTPS.
+    pub ws_port: u16,
+    /// SIP over secure WebSocket (RFC 7118) with `tls_cert`/`tls_key`;
+    /// 0 = no listener. Default 0 (the shipped `config/shardpbx.toml` sets
+    /// 8443). The `/phone` page registers here.
+    pub wss_port: u16,
+    /// Origins (`scheme://host[:port]`) whose pages may open a SIP
+    /// WebSocket; `*` = any; a handshake without Origin (not a browser) is
+    /// always taken. Default [] = same host: the Origin's host must be the
+    /// host the browser connected to (the handshake's `Host`), as for the
+    /// control core's own `/phone` page; a page of another site is refused
+    /// (403).
+    pub ws_origins: Vec<String>,
     /// Domains we are (hostnames or IPs). Default [].
     pub realms: Vec<String>,
     /// Digest algorithms offered, in this order. Default [MD5] (SHA-256 is
@@ -245,6 +260,9 @@ impl Default for ProxyConfig {
             tls_port: 0,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            ws_port: 0,
+            wss_port: 0,
+            ws_origins: Vec::new(),
             realms: Vec::new(),
             digest_algorithms: vec![DigestAlgorithm::Md5],
             external_ip: String::new(),

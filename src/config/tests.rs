@@ -47,11 +47,15 @@ fn shipped_config_values_are_the_defaults() {
     let mut cfg = shipped();
     cfg.proxy.realms.clear();
     cfg.proxy.user_backends.clear();
-    // The shipped file turns TCP and TLS on; a config that does not ask
-    // has neither.
-    assert_eq!((cfg.proxy.tcp_port, cfg.proxy.tls_port), (5060, 5061));
+    // The shipped file turns TCP, TLS and WSS on; a config that does not
+    // ask has none.
+    assert_eq!(
+        (cfg.proxy.tcp_port, cfg.proxy.tls_port, cfg.proxy.wss_port),
+        (5060, 5061, 8443)
+    );
     cfg.proxy.tcp_port = 0;
     cfg.proxy.tls_port = 0;
+    cfg.proxy.wss_port = 0;
     let shipped = toml::Value::try_from(&cfg).unwrap();
     let defaults = toml::Value::try_from(Config::default()).unwrap();
     assert_eq!(shipped, defaults);

@@ -192,6 +192,32 @@ impl Checker<'_> {
         if !(1..=86_400).contains(&px.tcp_idle_secs) {
             return self.fail("proxy.tcp_idle_secs", "must be 1-86400");
         }
+        // Two stream listeners on one port would share its connections
+        // (SO_REUSEPORT): each kind needs its own.
+        let streams = [
+            ("proxy.tcp_port", px.tcp_port),
+            ("proxy.tls_port", px.tls_port),
+            ("proxy.ws_port", px.ws_port),
+            ("proxy.wss_port", px.wss_port),
+        ];
+        for (i, &(key, port)) in streams.iter().enumerate() {
+            if let Some((other, _)) = streams[..i].iter().find(|&&(_, p)| p != 0 && p == port) {
+                return self.fail(key, format!("{port} is {other} already"));
+            }
+        }
+        for (i, origin) in px.ws_origins.iter().enumerate() {
+            let o = origin.trim();
+            let scheme_ok = o.starts_with("http://") || o.starts_with("https://");
+            let host = o
+                .split_once("://")
+                .map_or("", |(_, h)| h.trim_end_matches('/'));
+            if o != "*" && (!scheme_ok || host.is_empty() || host.contains('/')) {
+                return self.fail(
+                    &format!("proxy.ws_origins[{i}]"),
+                    format!("\"{origin}\": an origin (http[s]://host[:port]) or \"*\""),
+                );
+            }
+        }
         let (cert, key) = (px.tls_cert.as_os_str(), px.tls_key.as_os_str());
         if cert.is_empty() != key.is_empty() {
             let (given, missing) = if cert.is_empty() {

@@ -185,7 +185,7 @@ impl Reloader {
             }
             "tls" => {
                 let cfg = Config::load_with_profile(&self.config_path, self.perf_path.as_deref())?;
-                if self.cfg.proxy.tls_port == 0 {
+                if self.cfg.proxy.tls_port == 0 && self.cfg.proxy.wss_port == 0 {
                     return Err(ReloadError::NoTls);
                 }
                 let loaded = crate::tls_files::load(&cfg).map_err(ReloadError::Tls)?;
@@ -232,7 +232,7 @@ impl std::fmt::Display for ReloadError {
                 write!(f, "unknown table '{what}' (trunks, routes, acl or tls)")
             }
             ReloadError::Tls(e) => e.fmt(f),
-            ReloadError::NoTls => f.write_str("proxy.tls_port is 0: there is no TLS listener"),
+            ReloadError::NoTls => f.write_str("proxy.tls_port and proxy.wss_port are 0: there is no TLS listener"),
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct HttpState {
     pub guard: super::guard::Guard,
     /// Bans of sources that failed digest authentication (`bans.rs`).
     pub bans: Arc<super::bans::Guard>,
+    /// What the `/phone` page learns of the config (`phone.rs`).
+    pub phone: super::phone::PhoneSettings,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -62,6 +64,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .merge(super::bans::routes())
         .merge(super::records::routes())
         .merge(super::resources::routes())
+        .merge(super::phone::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod http;
 pub mod openapi;
 pub mod paging;
+pub mod phone;
 pub mod records;
 pub mod resources;
 pub mod resources_store;

@@ -1,6 +1,7 @@
-//! A phone on one SIP stream connection (TCP, or TLS through rustls) for
-//! the transport tests: it registers with digest, answers calls, and tells
-//! when the server closed its connection.
+//! A phone on one SIP stream connection (TCP, or TLS through rustls, or a
+//! WebSocket over either through tungstenite) for the transport tests: it
+//! registers with digest, answers calls, and tells when the server closed
+//! its connection.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use super::{branch, digest_auth, Response};
 
-/// A connection a phone talks over: plain TCP, or TLS over TCP.
+/// A connection a phone talks over: plain TCP, or TLS over TCP, or a
+/// WebSocket over one of those (message-oriented: it is not read or written
+/// as bytes).
 pub enum Wire {
     Tcp(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Ws(Box<tungstenite::WebSocket<Wire>>),
 }
 
 impl Wire {
@@ -21,8 +25,28 @@ impl Wire {
         match self {
             Wire::Tcp(s) => s,
             Wire::Tls(s) => &s.sock,
+            Wire::Ws(w) => w.get_ref().tcp(),
         }
     }
+
+    /// A TLS connection to `server`, verified as `name`, handshake done.
+    pub fn tls(server: SocketAddr, name: &str, config: Arc<rustls::ClientConfig>) -> Wire {
+        let stream = TcpStream::connect(server).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, stream);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+        }
+        Wire::Tls(Box::new(tls))
+    }
+}
+
+fn message_oriented() -> std::io::Error {
+    std::io::Error::other("a WebSocket carries messages, not bytes")
 }
 
 impl Read for Wire {
@@ -30,6 +54,7 @@ impl Read for Wire {
         match self {
             Wire::Tcp(s) => s.read(buf),
             Wire::Tls(s) => s.read(buf),
+            Wire::Ws(_) => Err(message_oriented()),
         }
     }
 }
@@ -39,12 +64,14 @@ impl Write for Wire {
         match self {
             Wire::Tcp(s) => s.write(buf),
             Wire::Tls(s) => s.write(buf),
+            Wire::Ws(_) => Err(message_oriented()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Wire::Tcp(s) => s.flush(),
             Wire::Tls(s) => s.flush(),
+            Wire::Ws(_) => Err(message_oriented()),
         }
     }
 }
@@ -97,23 +124,48 @@ impl StreamPhone {
         name: &str,
         config: Arc<rustls::ClientConfig>,
     ) -> StreamPhone {
-        let stream = TcpStream::connect(server).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let local = stream.local_addr().unwrap();
-        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
-        let conn = rustls::ClientConnection::new(config, name).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, stream);
-        while tls.conn.is_handshaking() {
-            tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
-        }
+        let wire = Wire::tls(server, name, config);
         StreamPhone {
-            wire: Wire::Tls(Box::new(tls)),
+            local: wire.tcp().local_addr().unwrap(),
+            wire,
             buf: Vec::new(),
-            local,
             transport: "TLS",
             last_sent: String::new(),
+        }
+    }
+
+    /// A SIP WebSocket (RFC 7118) on `wire`, asking for `url` with
+    /// subprotocol `sip` and `origin` (as a browser's page would); the
+    /// server's HTTP refusal when it does not upgrade.
+    pub fn connect_ws(wire: Wire, url: &str, origin: Option<&str>) -> Result<StreamPhone, u16> {
+        use tungstenite::client::IntoClientRequest;
+        let secure = matches!(wire, Wire::Tls(_));
+        let local = wire.tcp().local_addr().unwrap();
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        match tungstenite::client::client(req, wire) {
+            Ok((ws, resp)) => {
+                let proto = resp.headers().get("Sec-WebSocket-Protocol");
+                assert_eq!(
+                    proto.map(tungstenite::http::HeaderValue::as_bytes),
+                    Some(&b"sip"[..])
+                );
+                Ok(StreamPhone {
+                    wire: Wire::Ws(Box::new(ws)),
+                    buf: Vec::new(),
+                    local,
+                    transport: if secure { "WSS" } else { "WS" },
+                    last_sent: String::new(),
+                })
+            }
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                Err(r.status().as_u16())
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
         }
     }
 
@@ -121,11 +173,16 @@ impl StreamPhone {
     pub fn server_cert(&self) -> Option<Vec<u8>> {
         match &self.wire {
             Wire::Tls(s) => s.conn.peer_certificates()?.first().map(|c| c.to_vec()),
-            Wire::Tcp(_) => None,
+            Wire::Tcp(_) | Wire::Ws(_) => None,
         }
     }
 
     pub fn send(&mut self, msg: &str) {
+        if let Wire::Ws(ws) = &mut self.wire {
+            ws.send(tungstenite::Message::text(msg)).unwrap();
+            self.last_sent = msg.to_string();
+            return;
+        }
         self.wire.write_all(msg.as_bytes()).unwrap();
         self.wire.flush().unwrap();
         self.last_sent = msg.to_string();
@@ -144,6 +201,18 @@ impl StreamPhone {
                 .tcp()
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .unwrap();
+            if let Wire::Ws(ws) = &mut self.wire {
+                match ws.read() {
+                    Ok(tungstenite::Message::Text(t)) => return Some(t.to_string()),
+                    Ok(tungstenite::Message::Binary(b)) => {
+                        return Some(String::from_utf8_lossy(&b).into_owned())
+                    }
+                    Ok(tungstenite::Message::Close(_)) => return None,
+                    Ok(_) => continue,
+                    Err(tungstenite::Error::Io(e)) if timed_out(&e) => continue,
+                    Err(_) => return None,
+                }
+            }
             let mut chunk = [0u8; 8192];
             match self.wire.read(&mut chunk) {
                 Ok(0) => return None,
@@ -154,6 +223,9 @@ impl StreamPhone {
     }
 
     fn take_message(&mut self) -> Option<String> {
+        if matches!(self.wire, Wire::Ws(_)) {
+            return None;
+        }
         while self.buf.starts_with(b"\r\n") {
             self.buf.drain(..2);
         }
@@ -228,6 +300,15 @@ impl StreamPhone {
                 .tcp()
                 .set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
+            if let Wire::Ws(ws) = &mut self.wire {
+                match ws.read() {
+                    Ok(tungstenite::Message::Close(_)) => return true,
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if timed_out(&e) => {}
+                    Err(_) => return true,
+                }
+                continue;
+            }
             let mut chunk = [0u8; 4096];
             match self.wire.read(&mut chunk) {
                 Ok(0) => return true,
@@ -271,6 +352,13 @@ impl StreamPhone {
         );
         self.request(&build(2, Some(&auth), self.local))
     }
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// A response to `req` (its Via, From, To, Call-ID and CSeq), with a To

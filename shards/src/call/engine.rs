@@ -58,6 +58,10 @@ pub struct EngineConfig {
     pub tcp_port: u16,
     /// Our SIP TLS port, for Via and Contact toward peers on TLS (0: none).
     pub tls_port: u16,
+    /// Our SIP WebSocket ports, for Via and Contact toward browsers (0:
+    /// none).
+    pub ws_port: u16,
+    pub wss_port: u16,
     /// Ring timeout of a call with no other, ms.
     pub max_ring_ms: u64,
     pub server_name: String,

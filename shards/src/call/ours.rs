@@ -23,6 +23,8 @@ pub(super) struct Ours {
     udp: Side,
     tcp: Side,
     tls: Side,
+    ws: Side,
+    wss: Side,
 }
 
 impl Ours {
@@ -41,6 +43,8 @@ impl Ours {
             udp: side("UDP", "", cfg.port),
             tcp: side("TCP", ";transport=tcp", cfg.tcp_port),
             tls: side("TLS", ";transport=tls", cfg.tls_port),
+            ws: side("WS", ";transport=ws", cfg.ws_port),
+            wss: side("WSS", ";transport=ws", cfg.wss_port),
         }
     }
 
@@ -48,6 +52,8 @@ impl Ours {
         match to.transport() {
             Transport::Tcp => &self.tcp,
             Transport::Tls => &self.tls,
+            Transport::Ws => &self.ws,
+            Transport::Wss => &self.wss,
             _ => &self.udp,
         }
     }

@@ -164,6 +164,8 @@ impl SipEndpoint {
                 port: settings.sip_port,
                 tcp_port: settings.sip_tcp_port,
                 tls_port: settings.sip_tls_port,
+                ws_port: settings.sip_ws_port,
+                wss_port: settings.sip_wss_port,
                 max_ring_ms: settings.max_ring_ms,
                 server_name: settings.server_name.clone(),
                 max_flow_bytes: settings.max_flow_bytes,
@@ -500,7 +502,8 @@ impl SipEndpoint {
         msg.vias().filter_map(Result::ok).any(|v| {
             (v.port_or_default() == self.settings.sip_port
                 || v.port_or_default() == self.settings.sip_tcp_port
-                || v.port_or_default() == self.settings.sip_tls_port)
+                || v.port_or_default() == self.settings.sip_tls_port
+                || v.port_or_default() == self.settings.sip_wss_port)
                 && ours.is_some_and(|h| same_host(h, v.host))
                 && v.branch().is_some_and(|b| {
                     b.starts_with(crate::call::ids::BRANCH_PREFIX)

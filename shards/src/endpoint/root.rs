@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 
-use crate::transport::{Link, Peer};
+use crate::transport::{Link, Peer, StreamKind};
 
 use super::admission::ShedReason;
 use super::{is_keepalive, Answer, Reply, Req, SipEndpoint};
@@ -60,7 +60,7 @@ impl SipEndpoint {
                 CallOutput::Transmit { dest, data } => match dest.link {
                     // A trunk over TLS: the connection may have to be made,
                     // verified as the trunk's settings say.
-                    Link::TlsDial => {
+                    Link::Dial(StreamKind::Tls) => {
                         let dial = self.routing.trunks.tls_dial(dest.addr).cloned();
                         out.send_dial(dest, dial, &data);
                     }
@@ -260,7 +260,7 @@ impl ShardLogic for SipEndpoint {
         tracing::debug!(%peer, ?why, "SIP connection closed");
         match peer.link {
             // One we dialled (a trunk): what waits for an answer there fails.
-            Link::TcpDial | Link::TlsDial => {
+            Link::Dial(_) => {
                 self.calls.transport_failed(now, peer, self.relay.as_mut());
                 self.flush_calls(out);
             }

@@ -34,6 +34,9 @@ pub struct EndpointSettings {
     pub sip_tcp_port: u16,
     /// Our SIP TLS port (`[proxy] tls_port`), 0 without TLS.
     pub sip_tls_port: u16,
+    /// Our SIP WebSocket ports (`[proxy] ws_port`, `wss_port`), 0 = none.
+    pub sip_ws_port: u16,
+    pub sip_wss_port: u16,
     /// Ring timeout when nothing else sets one, ms.
     pub max_ring_ms: u64,
     /// Most bytes of a call's stored SIP flow.
@@ -125,6 +128,8 @@ pub(crate) fn test_settings() -> EndpointSettings {
         sip_port: 5060,
         sip_tcp_port: 0,
         sip_tls_port: 0,
+        sip_ws_port: 0,
+        sip_wss_port: 0,
         max_ring_ms: 60_000,
         max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,
         max_forks: 16,

@@ -128,8 +128,8 @@ impl<'a> Resolver<'a> {
             addr,
             link: match trunk.transport {
                 crate::routing::Transport::Udp => Link::Udp,
-                crate::routing::Transport::Tcp => Link::TcpDial,
-                crate::routing::Transport::Tls => Link::TlsDial,
+                crate::routing::Transport::Tcp => Link::Dial(StreamKind::Tcp),
+                crate::routing::Transport::Tls => Link::Dial(StreamKind::Tls),
             },
         };
         let permit = trunk
@@ -422,11 +422,7 @@ pub(super) fn binding_dest(b: &Binding) -> Option<Peer> {
     if let Some(conn) = b.conn {
         // Over the very connection it registered on, whatever its
         // Contact says (RFC 5626 section 5.3, RFC 5923).
-        let kind = if b.transport.eq_ignore_ascii_case("TLS") {
-            StreamKind::Tls
-        } else {
-            StreamKind::Tcp
-        };
+        let kind = StreamKind::from_token(&b.transport).unwrap_or(StreamKind::Tcp);
         return Some(Peer::stream(source, conn, kind));
     }
     udp_binding_dest(b, source).map(Peer::udp)

@@ -27,7 +27,8 @@ use crate::media::fastpath::FastPath;
 use crate::media::relay::{MediaInput, SocketOp};
 use crate::time::Now;
 use crate::transport::tls::TlsDial;
-use crate::transport::{ConnId, Link, Peer};
+use crate::transport::websocket::OriginPolicy;
+use crate::transport::{ConnId, Link, Peer, StreamKind};
 
 /// The largest SIP datagram we accept; bigger ones are dropped and counted.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -66,10 +67,13 @@ pub struct RuntimeConfig {
 /// Where the shards listen for SIP stream connections.
 #[derive(Clone, Debug)]
 pub struct StreamListeners {
-    /// Plain TCP (`[proxy] tcp_port`).
-    pub tcp: Option<SocketAddr>,
-    /// TLS (`[proxy] tls_port`) and the certificate's configuration.
-    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// Each listening address with its kind and the config key that set
+    /// it (named when it cannot be bound): TCP, TLS, WS, WSS.
+    pub listen: Vec<(SocketAddr, StreamKind, &'static str)>,
+    /// The certificate's configuration for TLS and WSS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Which pages may open a SIP WebSocket.
+    pub ws_origins: Arc<OriginPolicy>,
     pub limits: super::StreamConfig,
 }
 
@@ -93,8 +97,8 @@ impl Output {
     pub fn send(&mut self, dest: Peer, data: &[u8]) {
         match dest.link {
             Link::Udp => self.sends.push(dest.addr, data),
-            Link::Tcp(conn) | Link::Tls(conn) => self.streams.push((conn, data.to_vec())),
-            Link::TcpDial | Link::TlsDial => self.dials.push((dest, None, data.to_vec())),
+            Link::Conn(conn, _) => self.streams.push((conn, data.to_vec())),
+            Link::Dial(_) => self.dials.push((dest, None, data.to_vec())),
         }
     }
 
@@ -194,22 +198,17 @@ impl Runtime {
         let shards = cfg.shards.max(1);
         let sockets = bind_reuseport(cfg, shards)?;
         let streams = cfg.streams.as_ref();
-        let bind = |addr: Option<SocketAddr>,
-                    key: &str|
-         -> io::Result<Vec<Option<std::net::TcpListener>>> {
-            match addr {
-                Some(a) => Ok(bind_tcp_reuseport(a, shards, key)?
-                    .into_iter()
-                    .map(Some)
-                    .collect()),
-                None => Ok((0..shards).map(|_| None).collect()),
+        // listeners[shard]: that shard's listener of every stream kind.
+        let mut listeners: Vec<Vec<(std::net::TcpListener, StreamKind)>> =
+            (0..shards).map(|_| Vec::new()).collect();
+        for &(addr, kind, key) in streams.map_or(&[][..], |s| &s.listen) {
+            for (shard, l) in bind_tcp_reuseport(addr, shards, key)?
+                .into_iter()
+                .enumerate()
+            {
+                listeners[shard].push((l, kind));
             }
-        };
-        let mut tcp_listeners = bind(streams.and_then(|s| s.tcp), "proxy.tcp_port")?;
-        let mut tls_listeners = bind(
-            streams.and_then(|s| s.tls.as_ref().map(|(a, _)| *a)),
-            "proxy.tls_port",
-        )?;
+        }
         let steering = Steering::attach(cfg.steering, &sockets);
         match &steering {
             Steering::Kernel(_) => tracing::info!(
@@ -249,14 +248,17 @@ impl Runtime {
         for (id, sock) in sockets.into_iter().enumerate() {
             // Every shard has a connection table: without listeners it
             // still dials trunks over TCP and TLS.
-            let tls = tls_listeners[id]
-                .take()
-                .zip(streams.and_then(|s| s.tls.as_ref().map(|(_, c)| c.clone())));
             let limits = streams.map(|s| s.limits).unwrap_or_default();
-            let streams =
-                Streams::new(id as u16, tcp_listeners[id].take(), tls, limits).map_err(|e| {
-                    io::Error::other(format!("shard {id}: cannot watch its SIP listeners: {e}"))
-                })?;
+            let streams = Streams::new(
+                id as u16,
+                std::mem::take(&mut listeners[id]),
+                streams.and_then(|s| s.tls.clone()),
+                streams.map(|s| s.ws_origins.clone()).unwrap_or_default(),
+                limits,
+            )
+            .map_err(|e| {
+                io::Error::other(format!("shard {id}: cannot watch its SIP listeners: {e}"))
+            })?;
             let ctx = ShardContext {
                 id,
                 shards,

@@ -75,6 +75,8 @@ counters! {
     tcp_timed_out: "SIP TCP connections closed for idleness or a message that took too long to arrive (slow sender)",
     tcp_frame_errors: "SIP TCP connections closed for bad framing (no or bad Content-Length, message over the limits)",
     tls_failures: "SIP TLS connections closed for a failed handshake or a bad record",
+    ws_refused: "SIP WebSocket handshakes refused (not an upgrade, no `sip` subprotocol, version not 13, Origin not in [proxy] ws_origins)",
+    ws_protocol_errors: "SIP WebSocket connections closed for a frame that breaks RFC 6455 or a message over the limits",
     rx_stream_messages: "SIP messages received on stream connections",
     tx_stream_messages: "SIP messages written to stream connections",
     tx_stream_bytes: "SIP bytes written to stream connections",

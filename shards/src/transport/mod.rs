@@ -11,6 +11,7 @@
 
 pub mod framer;
 pub mod tls;
+pub mod websocket;
 
 use std::net::SocketAddr;
 
@@ -34,22 +35,55 @@ pub struct ConnId {
 pub enum Link {
     /// The shards' UDP socket.
     Udp,
-    /// A TCP connection (plain).
-    Tcp(ConnId),
-    /// A TLS connection (over TCP).
-    Tls(ConnId),
-    /// The shard's own TCP connection to this address (a trunk), dialled
-    /// when there is none yet.
-    TcpDial,
-    /// The same over TLS (the trunk's [`tls::TlsDial`] says how to verify it).
-    TlsDial,
+    /// An accepted stream connection of this kind.
+    Conn(ConnId, StreamKind),
+    /// The shard's own connection of this kind (TCP or TLS) to this
+    /// address (a trunk), dialled when there is none yet; a TLS one is
+    /// verified as the trunk's [`tls::TlsDial`] says.
+    Dial(StreamKind),
 }
 
-/// The two kinds of stream connection.
+/// The kinds of stream connection: SIP over TCP and TLS (RFC 3261 section
+/// 18), and over WebSocket, plain and secure (RFC 7118).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamKind {
     Tcp,
     Tls,
+    Ws,
+    Wss,
+}
+
+impl StreamKind {
+    /// Over TLS (TLS or WSS): what is sent on it is private.
+    pub fn is_secure(self) -> bool {
+        matches!(self, StreamKind::Tls | StreamKind::Wss)
+    }
+
+    /// Carried in WebSocket messages.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, StreamKind::Ws | StreamKind::Wss)
+    }
+
+    /// The transport token for Via and Contact.
+    pub fn transport(self) -> Transport<'static> {
+        match self {
+            StreamKind::Tcp => Transport::Tcp,
+            StreamKind::Tls => Transport::Tls,
+            StreamKind::Ws => Transport::Ws,
+            StreamKind::Wss => Transport::Wss,
+        }
+    }
+
+    /// The kind whose transport token is `token` (any case).
+    pub fn from_token(token: &str) -> Option<StreamKind> {
+        match Transport::parse(token) {
+            Transport::Tcp => Some(StreamKind::Tcp),
+            Transport::Tls => Some(StreamKind::Tls),
+            Transport::Ws => Some(StreamKind::Ws),
+            Transport::Wss => Some(StreamKind::Wss),
+            _ => None,
+        }
+    }
 }
 
 /// Where a message came from, or where one goes: the peer's address and
@@ -71,20 +105,14 @@ impl Peer {
 
     /// A peer on plain TCP connection `conn`.
     pub const fn tcp(addr: SocketAddr, conn: ConnId) -> Peer {
-        Peer {
-            addr,
-            link: Link::Tcp(conn),
-        }
+        Peer::stream(addr, conn, StreamKind::Tcp)
     }
 
     /// A peer on stream connection `conn` of `kind`.
     pub const fn stream(addr: SocketAddr, conn: ConnId, kind: StreamKind) -> Peer {
         Peer {
             addr,
-            link: match kind {
-                StreamKind::Tcp => Link::Tcp(conn),
-                StreamKind::Tls => Link::Tls(conn),
-            },
+            link: Link::Conn(conn, kind),
         }
     }
 
@@ -103,10 +131,7 @@ impl Peer {
     pub const fn dial(addr: SocketAddr, kind: StreamKind) -> Peer {
         Peer {
             addr,
-            link: match kind {
-                StreamKind::Tcp => Link::TcpDial,
-                StreamKind::Tls => Link::TlsDial,
-            },
+            link: Link::Dial(kind),
         }
     }
 
@@ -114,23 +139,19 @@ impl Peer {
     pub fn stream_kind(&self) -> Option<StreamKind> {
         match self.link {
             Link::Udp => None,
-            Link::Tcp(_) | Link::TcpDial => Some(StreamKind::Tcp),
-            Link::Tls(_) | Link::TlsDial => Some(StreamKind::Tls),
+            Link::Conn(_, kind) | Link::Dial(kind) => Some(kind),
         }
     }
 
     /// The transport token for Via and Contact.
     pub fn transport(&self) -> Transport<'static> {
-        match self.link {
-            Link::Udp => Transport::Udp,
-            Link::Tcp(_) | Link::TcpDial => Transport::Tcp,
-            Link::Tls(_) | Link::TlsDial => Transport::Tls,
-        }
+        self.stream_kind()
+            .map_or(Transport::Udp, StreamKind::transport)
     }
 
-    /// On TLS: what is sent to it is private (SRTP keys may go).
+    /// On TLS (or WSS): what is sent to it is private (SRTP keys may go).
     pub fn is_tls(&self) -> bool {
-        self.stream_kind() == Some(StreamKind::Tls)
+        self.stream_kind().is_some_and(StreamKind::is_secure)
     }
 
     /// Connection-oriented: nothing is retransmitted (RFC 3261 17).
@@ -141,8 +162,8 @@ impl Peer {
     /// The stream connection, if the peer is on one.
     pub fn conn(&self) -> Option<ConnId> {
         match self.link {
-            Link::Udp | Link::TcpDial | Link::TlsDial => None,
-            Link::Tcp(c) | Link::Tls(c) => Some(c),
+            Link::Udp | Link::Dial(_) => None,
+            Link::Conn(c, _) => Some(c),
         }
     }
 }
@@ -165,10 +186,14 @@ impl std::str::FromStr for Peer {
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.link {
-            Link::Udp => write!(f, "{}", self.addr),
-            Link::Tcp(_) | Link::TcpDial => write!(f, "tcp:{}", self.addr),
-            Link::Tls(_) | Link::TlsDial => write!(f, "tls:{}", self.addr),
+        match self.stream_kind() {
+            None => write!(f, "{}", self.addr),
+            Some(kind) => write!(
+                f,
+                "{}:{}",
+                kind.transport().as_str().to_ascii_lowercase(),
+                self.addr
+            ),
         }
     }
 }

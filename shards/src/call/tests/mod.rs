@@ -45,6 +45,8 @@ impl Rig {
                     port: 5060,
                     tcp_port: 5060,
                     tls_port: 5061,
+                    ws_port: 0,
+                    wss_port: 8443,
                     max_ring_ms,
                     server_name: "test".into(),
                     max_flow_bytes: crate::call::flow::DEFAULT_MAX_BYTES,

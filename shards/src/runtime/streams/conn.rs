@@ -1,13 +1,15 @@
 //! One stream connection: its socket, its TLS session (server side when
-//! accepted, client side when dialled), framer and write queue, and the
-//! two steps of TLS as sans-IO (ciphertext in, plaintext to the framer;
-//! what the session writes to the queue).
+//! accepted, client side when dialled), how messages are cut out of it
+//! ([`Framing`]: the SIP framer, or WebSocket frames) and its write queue,
+//! and the two steps of TLS as sans-IO (ciphertext in, plaintext to the
+//! framing; what the session writes to the queue).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use rustls::Connection;
 
+use crate::transport::websocket::{self, WsCodec};
 use crate::transport::{Framer, StreamKind};
 
 use super::CloseReason;
@@ -17,7 +19,8 @@ pub(super) struct Conn {
     pub(super) peer: SocketAddr,
     /// The TLS session of a TLS connection.
     pub(super) tls: Option<Box<Connection>>,
-    pub(super) framer: Framer,
+    pub(super) kind: StreamKind,
+    pub(super) framing: Framing,
     /// Bytes for the socket (ciphertext on a TLS connection).
     pub(super) queued: Vec<u8>,
     pub(super) opened_ms: u64,
@@ -31,28 +34,67 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn kind(&self) -> StreamKind {
-        if self.tls.is_some() {
-            StreamKind::Tls
-        } else {
-            StreamKind::Tcp
+    /// Queues one SIP message for the socket: in a WebSocket message on a
+    /// WebSocket connection. False when the session refuses it.
+    pub(super) fn queue_message(&mut self, msg: &[u8], scratch: &mut Vec<u8>) -> bool {
+        if let Framing::Ws(_) = self.framing {
+            scratch.clear();
+            websocket::frame_message(msg, scratch);
+            return self.queue(scratch);
+        }
+        self.queue(msg)
+    }
+
+    /// Queues bytes for the socket as they are (a pong, a handshake
+    /// reply), through the TLS session when there is one. False when the
+    /// session refuses them.
+    pub(super) fn queue(&mut self, data: &[u8]) -> bool {
+        queue_bytes(&mut self.tls, &mut self.queued, data)
+    }
+}
+
+/// Queues bytes for the socket, through the TLS session when there is one
+/// (the fields of a [`Conn`], for when its framing is borrowed).
+pub(super) fn queue_bytes(
+    tls: &mut Option<Box<Connection>>,
+    queued: &mut Vec<u8>,
+    data: &[u8],
+) -> bool {
+    match tls {
+        None => {
+            queued.extend_from_slice(data);
+            true
+        }
+        Some(tls) => {
+            if tls.writer().write_all(data).is_err() {
+                return false;
+            }
+            drain_tls(tls, queued)
+        }
+    }
+}
+
+/// How messages are cut out of a connection's plaintext.
+pub(super) enum Framing {
+    /// SIP framing (TCP, TLS).
+    Sip(Framer),
+    /// WebSocket frames, one SIP message each (WS, WSS).
+    Ws(Box<WsCodec>),
+}
+
+impl Framing {
+    pub(super) fn push(&mut self, now_ms: u64, data: &[u8]) {
+        match self {
+            Framing::Sip(f) => f.push(now_ms, data),
+            Framing::Ws(w) => w.push(now_ms, data),
         }
     }
 
-    /// Queues one message (or a pong) for the socket, through the TLS
-    /// session when there is one. False when the session refuses it.
-    pub(super) fn queue(&mut self, data: &[u8]) -> bool {
-        match &mut self.tls {
-            None => {
-                self.queued.extend_from_slice(data);
-                true
-            }
-            Some(tls) => {
-                if tls.writer().write_all(data).is_err() {
-                    return false;
-                }
-                drain_tls(tls, &mut self.queued)
-            }
+    /// A message has been partial for too long.
+    pub(super) fn stalled(&self, now_ms: u64) -> bool {
+        match self {
+            Framing::Sip(f) => f.stalled(now_ms),
+            Framing::Ws(w) => w.stalled(now_ms),
         }
     }
 }
@@ -74,7 +116,7 @@ pub(super) fn open_tls(
     tls: &mut Connection,
     mut cipher: &[u8],
     plain: &mut [u8],
-    framer: &mut Framer,
+    framing: &mut Framing,
     queued: &mut Vec<u8>,
     now_ms: u64,
 ) -> Result<(), CloseReason> {
@@ -90,7 +132,7 @@ pub(super) fn open_tls(
         loop {
             match tls.reader().read(plain) {
                 Ok(0) => return Err(CloseReason::Peer),
-                Ok(n) => framer.push(now_ms, &plain[..n]),
+                Ok(n) => framing.push(now_ms, &plain[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => return Err(CloseReason::Framing),
             }

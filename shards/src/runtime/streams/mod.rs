@@ -1,7 +1,8 @@
 //! One shard's SIP stream connections (RFC 3261 section 18 over TCP, and
-//! over TLS with rustls): its SO_REUSEPORT listeners (the kernel spreads
-//! new connections over the shards), the connections it accepted, their
-//! TLS sessions, framers, write queues and limits. Non-blocking only;
+//! over TLS with rustls; RFC 7118 over WebSocket, plain and over TLS): its
+//! SO_REUSEPORT listeners (the kernel spreads new connections over the
+//! shards), the connections it accepted, their TLS sessions, framing (SIP
+//! or WebSocket), write queues and limits. Non-blocking only;
 //! readiness comes from an epoll set of its own whose fd the shard's park
 //! watches. A TLS session is sans-IO (rustls): ciphertext read from the
 //! socket goes in, plaintext comes out to the framer; what it writes
@@ -35,16 +36,17 @@ use std::sync::Arc;
 
 use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
 
-use self::conn::{drain_tls, open_tls, Conn};
+use self::conn::{drain_tls, open_tls, queue_bytes, Conn, Framing};
 
 use super::epoll::{self, ctl};
 use super::stats::ShardStats;
 use crate::transport::tls::TlsDial;
+use crate::transport::websocket::{OriginPolicy, WsCodec, WsError, WsFrame};
 use crate::transport::{ConnId, Frame, Framer, Limits, Peer, StreamKind, PONG};
 
-/// epoll tags of the listeners (connections are tagged by slot).
-const TAG_LISTENER: u64 = u64::MAX;
-const TAG_LISTENER_TLS: u64 = u64::MAX - 1;
+/// epoll tag of listener `i` is `TAG_LISTENERS - i` (connections are
+/// tagged by slot, counting up from 0).
+const TAG_LISTENERS: u64 = u64::MAX;
 /// How long a TLS handshake may take (ms), or the time one message may
 /// take when that is shorter.
 const HANDSHAKE_MS: u64 = 10_000;
@@ -111,10 +113,14 @@ struct Slot {
 pub(super) struct Streams {
     shard: u16,
     cfg: StreamConfig,
-    /// The plain TCP listener, if TCP is on.
-    listener: Option<TcpListener>,
-    /// The TLS listener and the configuration new sessions take.
-    tls: Option<(TcpListener, Arc<ServerConfig>)>,
+    /// The listeners (TCP, TLS, WS, WSS: those that are on).
+    listeners: Vec<(TcpListener, StreamKind)>,
+    /// The configuration new TLS sessions take (TLS and WSS).
+    tls: Option<Arc<ServerConfig>>,
+    /// Which pages may open a WebSocket.
+    ws_origins: Arc<OriginPolicy>,
+    /// Room to frame one WebSocket message we send.
+    ws_scratch: Vec<u8>,
     epfd: OwnedFd,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -136,19 +142,23 @@ pub(super) struct Streams {
 
 impl Streams {
     /// Takes this shard's listeners (bound with SO_REUSEPORT by the
-    /// runtime): plain TCP, TLS with its configuration, or both.
+    /// runtime), each with its kind; `tls` is what TLS and WSS sessions
+    /// take.
     pub(super) fn new(
         shard: u16,
-        listener: Option<TcpListener>,
-        tls: Option<(TcpListener, Arc<ServerConfig>)>,
+        listeners: Vec<(TcpListener, StreamKind)>,
+        tls: Option<Arc<ServerConfig>>,
+        ws_origins: Arc<OriginPolicy>,
         cfg: StreamConfig,
     ) -> io::Result<Streams> {
         let epfd = epoll::create()?;
-        for (l, tag) in [
-            (listener.as_ref(), TAG_LISTENER),
-            (tls.as_ref().map(|(l, _)| l), TAG_LISTENER_TLS),
-        ] {
-            let Some(l) = l else { continue };
+        for (i, (l, kind)) in listeners.iter().enumerate() {
+            if kind.is_secure() && tls.is_none() {
+                return Err(io::Error::other(format!(
+                    "{kind:?} listener without TLS settings"
+                )));
+            }
+            let tag = TAG_LISTENERS - i as u64;
             l.set_nonblocking(true)?;
             ctl(
                 &epfd,
@@ -161,8 +171,10 @@ impl Streams {
         Ok(Streams {
             shard,
             cfg,
-            listener,
+            listeners,
             tls,
+            ws_origins,
+            ws_scratch: Vec::new(),
             epfd,
             slots: Vec::new(),
             free: Vec::new(),
@@ -192,7 +204,7 @@ impl Streams {
         stats: &ShardStats,
         mut deliver: impl FnMut(&[u8], Peer),
     ) -> usize {
-        if self.live == 0 && self.listener.is_none() && self.tls.is_none() {
+        if self.live == 0 && self.listeners.is_empty() {
             // Nothing to watch (no listeners, nothing dialled): no syscall.
             return 0;
         }
@@ -216,13 +228,9 @@ impl Streams {
         };
         for ev in events.iter().take(n.max(0) as usize) {
             let (tag, ready) = (ev.u64, ev.events);
-            if tag == TAG_LISTENER || tag == TAG_LISTENER_TLS {
-                let kind = if tag == TAG_LISTENER {
-                    StreamKind::Tcp
-                } else {
-                    StreamKind::Tls
-                };
-                work += self.accept(kind, now_ms, stats);
+            let listener = TAG_LISTENERS - tag;
+            if listener < self.listeners.len() as u64 {
+                work += self.accept(listener as usize, now_ms, stats);
                 continue;
             }
             let slot = tag as u32;
@@ -243,14 +251,25 @@ impl Streams {
     /// the connection is gone (the message is lost, as a datagram to a
     /// peer that left would be).
     pub(super) fn send(&mut self, conn: ConnId, data: &[u8], stats: &ShardStats) -> bool {
+        let mut scratch = std::mem::take(&mut self.ws_scratch);
+        let queued = self
+            .conn_mut(conn)
+            .map(|c| c.queue_message(data, &mut scratch));
+        self.ws_scratch = scratch;
+        match queued {
+            None => {
+                ShardStats::add(&stats.stream_sends_lost, 1);
+                return false;
+            }
+            Some(false) => {
+                self.close(conn.slot, CloseReason::Peer, stats);
+                return false;
+            }
+            Some(true) => {}
+        }
         let Some(c) = self.conn_mut(conn) else {
-            ShardStats::add(&stats.stream_sends_lost, 1);
             return false;
         };
-        if !c.queue(data) {
-            self.close(conn.slot, CloseReason::Peer, stats);
-            return false;
-        }
         ShardStats::add(&stats.tx_stream_messages, 1);
         // Written by `flush_queued` at the end of the turn: one write for
         // every message the turn made for this connection.
@@ -322,6 +341,10 @@ impl Streams {
         }
         let session = match kind {
             StreamKind::Tcp => None,
+            // We never dial a WebSocket (browsers come to us).
+            StreamKind::Ws | StreamKind::Wss => {
+                return Err(io::Error::other("a WebSocket is never dialled"));
+            }
             StreamKind::Tls => {
                 let d = tls.ok_or_else(|| io::Error::other("no TLS settings for this address"))?;
                 let mut c = ClientConnection::new(d.config, d.name).map_err(io::Error::other)?;
@@ -336,7 +359,7 @@ impl Streams {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let slot = self.adopt(TcpStream::from(sock), addr, session, now_ms)?;
+        let slot = self.adopt(TcpStream::from(sock), addr, kind, session, now_ms)?;
         if let Some(c) = self.slots[slot as usize].conn.as_mut() {
             c.dialled = true;
             c.connecting = true;
@@ -379,7 +402,7 @@ impl Streams {
     /// New TLS sessions take `config` (a reloaded certificate); sessions
     /// under way keep theirs.
     pub(super) fn set_tls_config(&mut self, config: Arc<ServerConfig>) {
-        if let Some((_, c)) = &mut self.tls {
+        if let Some(c) = &mut self.tls {
             *c = config;
         }
     }
@@ -413,16 +436,13 @@ impl Streams {
         }
     }
 
-    fn accept(&mut self, kind: StreamKind, now_ms: u64, stats: &ShardStats) -> usize {
+    fn accept(&mut self, index: usize, now_ms: u64, stats: &ShardStats) -> usize {
         let mut got = 0;
         for _ in 0..ACCEPTS_PER_PASS {
-            let listener = match kind {
-                StreamKind::Tcp => self.listener.as_ref(),
-                StreamKind::Tls => self.tls.as_ref().map(|(l, _)| l),
-            };
-            let Some(listener) = listener else {
+            let Some((listener, kind)) = self.listeners.get(index) else {
                 return got;
             };
+            let kind = *kind;
             let (stream, peer) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -446,9 +466,8 @@ impl Streams {
                 drop(stream);
                 continue;
             }
-            let tls = match (kind, &self.tls) {
-                (StreamKind::Tls, Some((_, config))) => match ServerConnection::new(config.clone())
-                {
+            let tls = match (kind.is_secure(), &self.tls) {
+                (true, Some(config)) => match ServerConnection::new(config.clone()) {
                     Ok(mut s) => {
                         // Bounds what a peer can make the session buffer.
                         s.set_buffer_limit(Some(
@@ -463,7 +482,7 @@ impl Streams {
                 },
                 _ => None,
             };
-            if let Err(e) = self.adopt(stream, peer, tls, now_ms) {
+            if let Err(e) = self.adopt(stream, peer, kind, tls, now_ms) {
                 tracing::debug!(%peer, "tcp connection not kept: {e}");
                 continue;
             }
@@ -475,11 +494,8 @@ impl Streams {
 
     /// Puts the listeners in (`EPOLL_CTL_ADD`) or out of the epoll set.
     fn watch_listeners(&mut self, op: libc::c_int) {
-        for (l, tag) in [
-            (self.listener.as_ref(), TAG_LISTENER),
-            (self.tls.as_ref().map(|(l, _)| l), TAG_LISTENER_TLS),
-        ] {
-            let Some(l) = l else { continue };
+        for (i, (l, _)) in self.listeners.iter().enumerate() {
+            let tag = TAG_LISTENERS - i as u64;
             if let Err(e) = ctl(&self.epfd, op, l.as_raw_fd(), libc::EPOLLIN, tag) {
                 tracing::warn!("sip listener: cannot change its watch: {e}");
             }
@@ -493,6 +509,7 @@ impl Streams {
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
+        kind: StreamKind,
         tls: Option<Box<Connection>>,
         now_ms: u64,
     ) -> io::Result<u32> {
@@ -523,7 +540,15 @@ impl Streams {
             stream,
             peer,
             tls,
-            framer: Framer::new(self.cfg.limits),
+            kind,
+            framing: if kind.is_websocket() {
+                Framing::Ws(Box::new(WsCodec::new(
+                    self.cfg.limits,
+                    self.ws_origins.clone(),
+                )))
+            } else {
+                Framing::Sip(Framer::new(self.cfg.limits))
+            },
             queued: Vec::new(),
             opened_ms: now_ms,
             last_ms: now_ms,
@@ -551,7 +576,7 @@ impl Streams {
         else {
             return 0;
         };
-        let peer = Peer::stream(c.peer, id, c.kind());
+        let peer = Peer::stream(c.peer, id, c.kind);
         let mut got = 0;
         let mut close = None;
         for _ in 0..READS_PER_PASS {
@@ -571,13 +596,13 @@ impl Streams {
             c.last_ms = now_ms;
             ShardStats::add(&stats.rx_bytes, n as u64);
             match &mut c.tls {
-                None => c.framer.push(now_ms, &self.scratch[..n]),
+                None => c.framing.push(now_ms, &self.scratch[..n]),
                 Some(tls) => {
                     if let Err(why) = open_tls(
                         tls,
                         &self.scratch[..n],
                         &mut self.plain,
-                        &mut c.framer,
+                        &mut c.framing,
                         &mut c.queued,
                         now_ms,
                     ) {
@@ -589,27 +614,23 @@ impl Streams {
                     }
                 }
             }
-            loop {
-                match c.framer.poll(now_ms) {
-                    Ok(Some(Frame::Message(m))) => {
-                        got += 1;
-                        ShardStats::add(&stats.rx_stream_messages, 1);
-                        stats.sip.count(true, m);
-                        deliver(m, peer);
+            let framed = match &mut c.framing {
+                Framing::Sip(f) => frame_sip(f, &mut c.tls, &mut c.queued, now_ms, stats, |m| {
+                    deliver(m, peer);
+                }),
+                Framing::Ws(w) => frame_ws(w, &mut c.tls, &mut c.queued, now_ms, stats, |m| {
+                    deliver(m, peer);
+                }),
+            };
+            match framed {
+                Ok(n) => got += n,
+                Err((n, why)) => {
+                    got += n;
+                    if why == CloseReason::Framing {
+                        tracing::debug!(peer = %c.peer, kind = ?c.kind, "stream closed: bad framing");
                     }
-                    Ok(Some(Frame::Ping)) => {
-                        if !c.queue(PONG) {
-                            close = Some(CloseReason::Peer);
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(peer = %c.peer, "tcp stream closed: {}", e.as_str());
-                        ShardStats::add(&stats.tcp_frame_errors, 1);
-                        close = Some(CloseReason::Framing);
-                        break;
-                    }
+                    close = Some(why);
+                    break;
                 }
             }
             if close.is_some() || n < self.scratch.len() {
@@ -617,6 +638,9 @@ impl Streams {
             }
         }
         if let Some(why) = close {
+            // What was queued (a WebSocket close or refusal, a TLS alert)
+            // goes out first, as far as the socket takes it.
+            self.flush(slot, stats);
             self.close(slot, why, stats);
         } else if self.slots[slot as usize]
             .conn
@@ -703,7 +727,7 @@ impl Streams {
             let handshaking = c.connecting || c.tls.as_ref().is_some_and(|t| t.is_handshaking());
             if now_ms.saturating_sub(c.last_ms) > self.cfg.idle_ms {
                 due.push((i as u32, CloseReason::Idle));
-            } else if c.framer.stalled(now_ms)
+            } else if c.framing.stalled(now_ms)
                 || (handshaking
                     && now_ms.saturating_sub(c.opened_ms)
                         > HANDSHAKE_MS.min(self.cfg.limits.partial_ms))
@@ -728,7 +752,7 @@ impl Streams {
         // Closing the fd takes it out of the epoll set too.
         let _ = ctl(&self.epfd, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, 0);
         if c.dialled {
-            let key = (c.peer, c.kind());
+            let key = (c.peer, c.kind);
             if self.dialled.get(&key) == Some(&slot) {
                 self.dialled.remove(&key);
             }
@@ -749,11 +773,89 @@ impl Streams {
         }
         // A connection we dialled is named as the engine sent to it.
         let peer = if c.dialled {
-            Peer::dial(c.peer, c.kind())
+            Peer::dial(c.peer, c.kind)
         } else {
-            Peer::stream(c.peer, id, c.kind())
+            Peer::stream(c.peer, id, c.kind)
         };
         self.closed.push((peer, why));
+    }
+}
+
+/// Hands out the SIP messages a SIP framer has whole and answers its pings;
+/// how many were delivered, and why the stream ends if it does.
+fn frame_sip(
+    framer: &mut Framer,
+    tls: &mut Option<Box<Connection>>,
+    queued: &mut Vec<u8>,
+    now_ms: u64,
+    stats: &ShardStats,
+    mut deliver: impl FnMut(&[u8]),
+) -> Result<usize, (usize, CloseReason)> {
+    let mut got = 0;
+    loop {
+        match framer.poll(now_ms) {
+            Ok(Some(Frame::Message(m))) => {
+                got += 1;
+                ShardStats::add(&stats.rx_stream_messages, 1);
+                stats.sip.count(true, m);
+                deliver(m);
+            }
+            Ok(Some(Frame::Ping)) => {
+                if !queue_bytes(tls, queued, PONG) {
+                    return Err((got, CloseReason::Peer));
+                }
+            }
+            Ok(None) => return Ok(got),
+            Err(e) => {
+                tracing::debug!("sip stream: {}", e.as_str());
+                ShardStats::add(&stats.tcp_frame_errors, 1);
+                return Err((got, CloseReason::Framing));
+            }
+        }
+    }
+}
+
+/// The same for a WebSocket: the handshake's reply, pongs and the answer
+/// to a close are queued; a refused handshake or a broken frame queues
+/// its farewell and ends the connection.
+fn frame_ws(
+    codec: &mut WsCodec,
+    tls: &mut Option<Box<Connection>>,
+    queued: &mut Vec<u8>,
+    now_ms: u64,
+    stats: &ShardStats,
+    mut deliver: impl FnMut(&[u8]),
+) -> Result<usize, (usize, CloseReason)> {
+    let mut got = 0;
+    loop {
+        match codec.poll(now_ms) {
+            Ok(Some(WsFrame::Message(m))) => {
+                got += 1;
+                ShardStats::add(&stats.rx_stream_messages, 1);
+                stats.sip.count(true, m);
+                deliver(m);
+            }
+            Ok(Some(WsFrame::Reply(r))) => {
+                if !queue_bytes(tls, queued, r) {
+                    return Err((got, CloseReason::Peer));
+                }
+            }
+            Ok(Some(WsFrame::Close(r))) => {
+                queue_bytes(tls, queued, r);
+                return Err((got, CloseReason::Peer));
+            }
+            Ok(None) => return Ok(got),
+            Err(e) => {
+                tracing::debug!("sip websocket: {}", e.as_str());
+                let counter = match e {
+                    WsError::Handshake(_) => &stats.ws_refused,
+                    WsError::Protocol | WsError::TooLarge => &stats.ws_protocol_errors,
+                };
+                ShardStats::add(counter, 1);
+                queue_bytes(tls, queued, &e.farewell());
+                return Err((got, CloseReason::Framing));
+            }
+        }
     }
 }
 
