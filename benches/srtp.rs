@@ -255,7 +255,7 @@ fn through_relay(name: &str, a: Option<Suite>, b: Option<Suite>) {
                 SocketOp::Bind { port, .. }
                 | SocketOp::Reserve { port, .. }
                 | SocketOp::Read { port } => port,
-                SocketOp::Close { port } => port,
+                SocketOp::Close { port } | SocketOp::Send { port, .. } => port,
             };
             relay.handle(MediaInput::Bound { port });
         }

@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use super::engine::{CallEngine, Cx};
 use super::model::{Leg, Phase};
 use crate::media::relay::{
-    is_private, media_address_allowed, MediaRelay, SdpOrigin, Side, Signalled,
+    is_private, media_address_allowed, MediaRelay, SdpOrigin, Side, Signalled, WebRtcLocal,
 };
 use crate::media::sdp::{self, CryptoOut};
 use crate::media::secure::{self, Accept, OfferMode, Refusal};
 use crate::media::srtp::{sdes, MasterKey};
+use crate::media::webrtc;
 use crate::sip::{HeaderName, Message, Method};
-use crate::transport::Peer;
+use crate::transport::{Peer, StreamKind};
 
 /// What [`CallEngine::media_sdp`] does with an SDP it cannot use (an
 /// address the relay must not send to, SRTP it cannot do).
@@ -34,6 +35,8 @@ pub(super) enum BadAddress {
 pub(super) enum Refused {
     Address,
     Srtp(Refusal),
+    /// A WebRTC SDP without usable ICE or DTLS parameters.
+    WebRtc,
 }
 
 impl Refused {
@@ -41,6 +44,7 @@ impl Refused {
         match self {
             Refused::Address => "Media Address Not Acceptable",
             Refused::Srtp(r) => r.reason(),
+            Refused::WebRtc => "WebRTC Parameters Not Acceptable",
         }
     }
 }
@@ -52,16 +56,48 @@ pub(super) fn looks_natted(conn: Option<IpAddr>, signalling: IpAddr) -> bool {
     !ip.is_unspecified() && (is_private(ip) || ip != signalling)
 }
 
-/// Whether a new call's media must go through the relay for SRTP, which
-/// it does leg by leg: the caller's offer carries keys (or takes SRTP
-/// only), or a callee is to be offered SRTP. Then it is proxied whatever
-/// `media_proxy` says.
-pub(super) fn srtp_needs_relay(offer: &sdp::AudioStream, targets: &[super::model::Target]) -> bool {
+/// Whether a new call's media must go through the relay for what only it
+/// does, leg by leg: SRTP (the caller's offer carries keys or takes SRTP
+/// only, or a callee is to be offered SRTP) or WebRTC (the caller is a
+/// browser, or a callee is reached over a WebSocket). Then it is proxied
+/// whatever `media_proxy` says.
+pub(super) fn needs_relay(offer: &sdp::AudioStream, targets: &[super::model::Target]) -> bool {
     offer.is_savp()
         || !offer.crypto.is_empty()
-        || targets
-            .iter()
-            .any(|t| secure::offer_mode(t.srtp, t.dest.is_tls()) != Ok(OfferMode::Plain))
+        || sdp::is_webrtc(&offer.proto)
+        || targets.iter().any(|t| {
+            is_browser(t.dest)
+                || secure::offer_mode(t.srtp, t.dest.is_tls()) != Ok(OfferMode::Plain)
+        })
+}
+
+/// A peer reached over a WebSocket is a browser: its media is WebRTC.
+pub(super) fn is_browser(peer: Peer) -> bool {
+    peer.stream_kind().is_some_and(StreamKind::is_websocket)
+}
+
+/// `local` as the SDP writer takes it.
+fn local_params(local: &WebRtcLocal) -> webrtc::LocalParams<'_> {
+    webrtc::LocalParams {
+        creds: &local.creds,
+        fingerprint: &local.fingerprint,
+        setup: local.setup,
+        mid: local.mid.as_deref(),
+        candidate: local.candidate,
+    }
+}
+
+/// `body` (rewritten to the relay) as it goes to the WebRTC side `side`.
+fn for_browser(
+    relay: &mut MediaRelay,
+    call: u64,
+    side: Side,
+    body: &[u8],
+) -> Result<Vec<u8>, Refused> {
+    let local = relay
+        .webrtc_local(call, side)
+        .map_err(|_| Refused::WebRtc)?;
+    sdp::to_webrtc(body, &local_params(&local)).map_err(|_| Refused::WebRtc)
 }
 
 /// The SDP of a message, when it carries one.
@@ -148,7 +184,28 @@ impl CallEngine {
             return Ok(None);
         };
         let mut sig = Signalled::from_audio(audio);
+        let browser = sdp::is_webrtc(&audio.proto);
+        if browser {
+            // Where a browser's media comes from is what ICE selects, its
+            // keys what DTLS gives: its SDP names neither.
+            let params = std::str::from_utf8(msg.body())
+                .ok()
+                .and_then(|text| webrtc::parse_remote(text).ok());
+            let made = params.map(|p| relay.webrtc_remote(cx.now.mono_ms, call, side, p));
+            if !matches!(made, Some(Ok(()))) {
+                tracing::warn!(call, ?made, "WebRTC SDP refused");
+                match bad_address {
+                    BadAddress::Refuse => return Err(Refused::WebRtc),
+                    BadAddress::Ignore => relay.fail_session(call, "webrtc_sdp"),
+                }
+            }
+            sig.rtp = None;
+            sig.rtcp = None;
+        } else {
+            relay.webrtc_clear(call, side);
+        }
         let allowed = match (audio.conn, leg_ip) {
+            _ if browser => true,
             (Some(conn), Some(leg_ip)) => media_address_allowed(
                 conn,
                 leg_ip,
@@ -169,6 +226,8 @@ impl CallEngine {
             }
         }
         match secure::accept(policy, tls, audio) {
+            // DTLS-SRTP: the keys come with the transport.
+            _ if browser => {}
             Ok(Accept::Plain) => relay.set_srtp(call, side, None, None),
             Ok(Accept::Srtp { tag, key, savp }) => {
                 let ours = leg_keys.iter().find(|k| k.suite() == key.suite()).cloned();
@@ -199,7 +258,14 @@ impl CallEngine {
                 addr,
                 rtp_port: port,
             },
-        );
+        )
+        .and_then(|body| {
+            if browser {
+                sdp::to_plain(&body)
+            } else {
+                Ok(body)
+            }
+        });
         // What the other side learns of SRTP: its own key when it uses
         // SRTP (an answer, a re-offer); nothing in the first offer.
         let answer = if first_offer {
@@ -220,6 +286,25 @@ impl CallEngine {
         let body = match crypto {
             Some(crypto) => rewritten.and_then(|body| sdp::set_crypto(&body, crypto)),
             None => rewritten,
+        };
+        // To a browser (not the first offer: each callee leg's INVITE
+        // makes its own, [`CallEngine::leg_body`]).
+        let body = match body {
+            Ok(body) if !first_offer && relay.is_webrtc(call, side.other()) => {
+                match for_browser(relay, call, side.other(), &body) {
+                    Ok(body) => Ok(body),
+                    Err(refused) => {
+                        return match bad_address {
+                            BadAddress::Refuse => Err(refused),
+                            BadAddress::Ignore => {
+                                relay.fail_session(call, "webrtc_sdp");
+                                Ok(None)
+                            }
+                        };
+                    }
+                }
+            }
+            other => other,
         };
         match body {
             Ok(body) => Ok(Some(body)),
@@ -246,6 +331,13 @@ impl CallEngine {
         let Some(leg) = c.legs.get_mut(index) else {
             return Ok(c.body.clone());
         };
+        if is_browser(leg.target.dest) {
+            // A browser's leg: WebRTC (DTLS-SRTP), whatever the policy.
+            let relay = cx.relay.as_deref_mut().filter(|_| c.proxied);
+            return relay
+                .and_then(|relay| for_browser(relay, call, Side::Callee, &c.body).ok())
+                .ok_or(Refusal::NoWebRtc);
+        }
         // The leg's mode once chosen (a 488 to best effort turns it to
         // RTP/SAVP, see the callee responses).
         let mode = match leg.srtp_mode {

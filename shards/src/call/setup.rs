@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::dialog::Dialog;
 use super::engine::{best_final, CallEngine, Cx, TxRole};
 use super::flow::Flow;
-use super::media::{keys_only_over_tls, looks_natted, sdp_of, srtp_needs_relay, BadAddress};
+use super::media::{keys_only_over_tls, looks_natted, needs_relay, sdp_of, BadAddress};
 use super::model::{Call, CalleeLeg, Leg, NewCall, Origin, Phase, Target};
 use super::record::{dialled_number, number_of, Ending};
 use super::timers::Deadline;
@@ -167,7 +167,7 @@ impl CallEngine {
             caller_srtp: new.caller_srtp,
         };
         let proxied = sdp_of(invite).and_then(|o| o.audio).is_some_and(|audio| {
-            srtp_needs_relay(&audio, &new.targets)
+            needs_relay(&audio, &new.targets)
                 || new.media.proxies(looks_natted(audio.conn, new.src.ip()))
         });
         self.timers.push(call.ring_deadline_ms, id, Deadline::Ring);

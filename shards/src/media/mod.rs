@@ -19,4 +19,5 @@ pub mod side;
 mod side_crypto;
 mod side_state;
 pub mod srtp;
+pub mod webrtc;
 pub mod stats;

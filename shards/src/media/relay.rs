@@ -80,6 +80,7 @@ pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin,
 use super::side_state::{Admit, SideState};
 use super::srtp::Suite;
 use crate::cdr::RecorderEntry;
+use crate::media::webrtc::Kind as WebRtcKind;
 use crate::recording::{recording_path, Channel, RecCmd, Recorder, RtpIn};
 use crate::time::Now;
 
@@ -124,7 +125,7 @@ pub struct Forward {
 }
 
 /// What the relay asks of the runtime's sockets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SocketOp {
     /// Bind a UDP socket on `addr` (whose port is `port`) and read it;
     /// answer [`MediaInput::Bound`] or [`MediaInput::BindFailed`].
@@ -138,14 +139,33 @@ pub enum SocketOp {
     Read { port: u16 },
     /// Close the socket of `port`; answer [`MediaInput::Closed`].
     Close { port: u16 },
+    /// Send `data` out of the socket of `port` to `dest` (the relay's own
+    /// datagrams: STUN answers and DTLS of a WebRTC side); answer
+    /// [`MediaInput::Sent`].
+    Send {
+        port: u16,
+        dest: SocketAddr,
+        data: Vec<u8>,
+    },
 }
 
 /// The runtime's answers to [`SocketOp`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaInput {
-    Bound { port: u16 },
-    BindFailed { port: u16, error: ErrorKind },
-    Closed { port: u16 },
+    Bound {
+        port: u16,
+    },
+    BindFailed {
+        port: u16,
+        error: ErrorKind,
+    },
+    Closed {
+        port: u16,
+    },
+    /// A [`SocketOp::Send`] was done (or its datagram lost, as any may be).
+    Sent {
+        port: u16,
+    },
 }
 
 /// What the relay asks of the world, from [`MediaRelay::poll_output`].
@@ -234,8 +254,11 @@ pub struct MediaRelay {
     shard: usize,
     /// Where steady streams are relayed without us (the kernel), if anywhere.
     fast: Option<Box<dyn FastPath>>,
-    /// Makes our SRTP keys (a CSPRNG seeded from the relay's seed).
+    /// Makes our SRTP keys and ICE credentials (a CSPRNG seeded from the
+    /// relay's seed).
     keys: ChaCha20Rng,
+    /// Our DTLS certificate for WebRTC sides, made on first use.
+    identity: Option<std::sync::Arc<crate::media::webrtc::Identity>>,
     pub counters: RelayCounters,
 }
 
@@ -256,6 +279,7 @@ impl MediaRelay {
             shard,
             fast: None,
             keys: ChaCha20Rng::from_seed(key_seed(&seed)),
+            identity: None,
             counters: RelayCounters::default(),
         }
     }
@@ -429,6 +453,7 @@ impl MediaRelay {
                 self.fail_session(id, "no media port");
             }
             MediaInput::Closed { port } => self.ports.closed(port),
+            MediaInput::Sent { .. } => {}
         }
     }
 
@@ -470,6 +495,16 @@ impl MediaRelay {
         // both directions again until the next tick.
         s.take_back_both(&mut self.fast, &mut self.counters);
         let st = &mut s.sides[side as usize];
+        if st.webrtc.is_some() {
+            // Where a browser's media comes from and goes is what ICE
+            // selected, whatever its SDP says (it names no usable address).
+            let selected = st.sig.rtp.filter(|_| st.latched_rtp.is_some());
+            st.sig = sig;
+            st.sig.rtp = selected;
+            st.sig.rtcp = None;
+            st.sig.rtcp_mux = true;
+            return;
+        }
         let moved =
             st.sig.rtp != sig.rtp || st.sig.rtcp != sig.rtcp || st.sig.rtcp_mux != sig.rtcp_mux;
         if let SdpOrigin::Setup(ip) = origin {
@@ -535,6 +570,21 @@ impl MediaRelay {
         };
         let rtcp_port = port % 2 == 1;
         let packet = buf.get(..len)?;
+        if s.sides[side as usize].webrtc.is_some() {
+            match crate::media::webrtc::classify(packet) {
+                WebRtcKind::Stun | WebRtcKind::Dtls => {
+                    self.webrtc_datagram(now_ms, id, side, src, packet);
+                    return None;
+                }
+                WebRtcKind::Rtp | WebRtcKind::Rtcp
+                    if !s.sides[side as usize].webrtc_pending() && !rtcp_port => {}
+                _ => {
+                    // Nothing but STUN and DTLS before the keys are out.
+                    self.counters.rejected += 1;
+                    return None;
+                }
+            }
+        }
         if s.sides[side as usize].handed.is_some()
             && s.sides[side as usize].latched_rtp == Some(src)
             && !rtcp_port
@@ -603,6 +653,11 @@ impl MediaRelay {
                 self.counters.rejected += 1;
                 return None;
             }
+        }
+        if to.webrtc_pending() {
+            // A browser is sent nothing in clear.
+            self.counters.no_destination += 1;
+            return None;
         }
         if is_rtcp {
             from.rtcp_packets += 1;
@@ -695,6 +750,7 @@ impl MediaRelay {
     pub fn on_tick(&mut self, now_ms: u64) -> Vec<u64> {
         // Spares held by other programs are looked for again.
         self.busy_streak = 0;
+        self.webrtc_tick(now_ms);
         let mut timed_out = Vec::new();
         for (id, s) in &mut self.sessions {
             if let Some(fast) = self.fast.as_mut() {
@@ -757,6 +813,7 @@ impl MediaRelay {
                 "rtcpPackets": side.rtcp_packets,
                 "latched": side.latched_rtp.map(|a| a.to_string()),
                 "srtp": side.crypto.suite().map(Suite::name),
+                "webrtc": webrtc_state(side),
             })
         };
         Some(MediaReport {
@@ -768,6 +825,12 @@ impl MediaRelay {
         })
     }
 }
+
+#[path = "relay_webrtc.rs"]
+mod webrtc_sides;
+use webrtc_sides::webrtc_state;
+pub(crate) use webrtc_sides::WebRtcSide;
+pub use webrtc_sides::{WebRtcError, WebRtcLocal};
 
 #[path = "relay_srtp.rs"]
 mod srtp_sides;

@@ -32,13 +32,14 @@ pub(super) fn run_sockets(r: &mut MediaRelay) -> Vec<SocketOp> {
         let MediaOutput::Socket(op) = o else {
             continue;
         };
-        ops.push(op);
         r.handle(match op {
             SocketOp::Bind { port, .. }
             | SocketOp::Reserve { port, .. }
             | SocketOp::Read { port } => MediaInput::Bound { port },
             SocketOp::Close { port } => MediaInput::Closed { port },
+            SocketOp::Send { port, .. } => MediaInput::Sent { port },
         });
+        ops.push(op);
     }
     ops
 }
@@ -757,7 +758,7 @@ fn spares_are_bound_ahead_and_a_held_one_is_replaced_before_any_call() {
         let MediaOutput::Socket(op) = o else {
             panic!("{o:?}");
         };
-        ops.push(op);
+        ops.push(op.clone());
         if let SocketOp::Close { port } = op {
             r.handle(MediaInput::Closed { port });
             continue;
@@ -793,8 +794,8 @@ fn spares_are_bound_ahead_and_a_held_one_is_replaced_before_any_call() {
     let ops = run_sockets(&mut r);
     let reads: Vec<SocketOp> = ops
         .iter()
-        .copied()
         .filter(|op| matches!(op, SocketOp::Read { .. }))
+        .cloned()
         .collect();
     assert_eq!(
         reads,

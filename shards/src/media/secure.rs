@@ -88,6 +88,9 @@ pub enum Refusal {
     NoSuite,
     /// SRTP is required for the side, and it offers none.
     Required,
+    /// The side is a browser (WebRTC) and DTLS-SRTP cannot be set up for
+    /// it (no relay for the call, no certificate).
+    NoWebRtc,
 }
 
 impl Refusal {
@@ -98,6 +101,7 @@ impl Refusal {
             Refusal::Off => "SRTP Not Allowed",
             Refusal::NoSuite => "No Supported SRTP Suite",
             Refusal::Required => "SRTP Required",
+            Refusal::NoWebRtc => "WebRTC Not Available",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::fastpath::{Handover, Progress};
 use super::relay::LATCH_PACKETS;
 use super::side::{canonical, Signalled};
+use super::relay::WebRtcSide;
 use super::side_crypto::SideCrypto;
 use super::stats::{Renumber, StreamStats};
 use crate::recording::Codec;
@@ -39,6 +40,8 @@ pub(super) struct SideState {
     pub(super) hand_over_after_ms: u64,
     /// Its SRTP keys and contexts.
     pub(super) crypto: SideCrypto,
+    /// Its WebRTC end (ICE-lite, DTLS-SRTP), when it is a browser's.
+    pub(super) webrtc: Option<Box<WebRtcSide>>,
 }
 
 impl SideState {
@@ -59,6 +62,7 @@ impl SideState {
             handed: None,
             hand_over_after_ms: 0,
             crypto: SideCrypto::default(),
+            webrtc: None,
         }
     }
 
@@ -67,7 +71,12 @@ impl SideState {
     /// step, IPv4 both ways, plain RTP both ways (SRTP is decrypted and
     /// encrypted again here).
     pub(super) fn handover(&self, to: &SideState) -> Option<Handover> {
-        if self.muted || self.crypto.active.is_some() || to.crypto.active.is_some() {
+        if self.muted
+            || self.crypto.active.is_some()
+            || to.crypto.active.is_some()
+            || self.webrtc.is_some()
+            || to.webrtc.is_some()
+        {
             return None;
         }
         let SocketAddr::V4(from) = self.latched_rtp? else {

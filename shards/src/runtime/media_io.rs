@@ -144,6 +144,18 @@ impl MediaIo {
                 self.close(port);
                 MediaInput::Closed { port }
             }
+            SocketOp::Send { port, dest, data } => {
+                if let Some((socket, _)) = self.sockets.get(&port) {
+                    // Non-blocking; a datagram the socket cannot take now
+                    // is lost, as any may be (STUN and DTLS resend).
+                    let sock = socket2::SockRef::from(socket);
+                    let sent = sock.send_to_with_flags(&data, &dest.into(), libc::MSG_DONTWAIT);
+                    if let Err(e) = sent {
+                        tracing::debug!(port, %dest, "media send failed: {e}");
+                    }
+                }
+                MediaInput::Sent { port }
+            }
         }
     }
 

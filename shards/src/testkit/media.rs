@@ -152,6 +152,7 @@ impl Sockets {
                 self.open.remove(&port);
                 MediaInput::Closed { port }
             }
+            SocketOp::Send { port, .. } => MediaInput::Sent { port },
         };
         self.log.push((op, answer));
         answer
