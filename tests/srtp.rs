@@ -7,9 +7,9 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
 
+use common::baresip::{self, heard_by, log_of, tone_is, Via};
 use common::capture::{Capture, Datagram};
 use common::media::*;
 use common::*;
@@ -24,87 +24,6 @@ fn pbx_tls(media_extra: &str) -> (Pbx, u16) {
         ..PbxOptions::default()
     });
     (pbx, tls_port)
-}
-
-/// 8 kHz mono 16-bit WAV of `secs` seconds of `hz` (what baresip's aufile
-/// plays into the call).
-fn write_tone_wav(path: &Path, hz: f64, secs: usize) {
-    let n = 8000 * secs;
-    let mut b = Vec::with_capacity(44 + 2 * n);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + 2 * n as u32).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&8000u32.to_le_bytes());
-    b.extend_from_slice(&16000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(2 * n as u32).to_le_bytes());
-    for i in 0..n {
-        let s = (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16;
-        b.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
-}
-
-/// A headless baresip in `dir`: `user` (password `secret<user>`) over TLS
-/// (verifying the PBX's self-signed certificate), SRTP mandatory, PCMU,
-/// playing a tone of `hz` and dumping what it hears (sndfile) in `dir`;
-/// `account` adds account parameters; runs `commands` at start; quits
-/// after 40 s at the latest.
-fn baresip_tls(
-    pbx: &Pbx,
-    tls_port: u16,
-    dir: &Path,
-    user: &str,
-    hz: f64,
-    account: &str,
-    commands: &[&str],
-) -> Peer {
-    std::fs::create_dir_all(dir).unwrap();
-    let tone = dir.join("tone.wav");
-    write_tone_wav(&tone, hz, 30);
-    let ca = pbx.dir().join("data/tls/self-signed.crt");
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:0\nnet_interface 127.0.0.1\nsip_cafile {ca}\n\
-             audio_player aubridge,nil\naudio_source aufile,{tone}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-             module aubridge.so\nmodule sndfile.so\nsnd_path {dir}\nmodule srtp.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            ca = ca.display(),
-            tone = tone.display(),
-            dir = dir.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:{user}@127.0.0.1>;auth_pass=secret{user};outbound=\"sip:127.0.0.1:{tls_port};transport=tls\";mediaenc=srtp-mand;regint=60;audio_codecs=PCMU{account}\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
-    let mut cmd = std::process::Command::new("baresip");
-    cmd.arg("-f").arg(dir).args(["-s", "-t", "40"]);
-    for c in commands {
-        cmd.args(["-e", c]);
-    }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .map(|c| Peer(Some(c)))
-        .expect("baresip (scripts/install-deps.sh installs baresip-core)")
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default()
 }
 
 /// µ-law to linear (test side).
@@ -138,9 +57,9 @@ fn baresip_over_tls_with_mandatory_srtp_calls_a_udp_extension() {
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
     let dir = pbx.dir().join("baresip");
     let wire = Capture::start(pbx.dir(), "udp and portrange 61000-61998");
-    let _baresip = baresip_tls(
+    let _baresip = baresip::start(
         &pbx,
-        tls_port,
+        Via::TlsSrtp(tls_port),
         &dir,
         "1001",
         440.0,
@@ -378,35 +297,6 @@ fn an_extension_that_requires_srtp_is_not_called_over_udp() {
     );
 }
 
-/// The samples of an 8 kHz mono 16-bit WAV (what baresip's sndfile dumps).
-fn wav_mono(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap();
-    let data = bytes
-        .windows(4)
-        .position(|w| w == b"data")
-        .expect("a data chunk");
-    bytes[data + 8..]
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
-}
-
-/// What baresip in `dir` heard (its sndfile decode dump).
-fn heard_by(dir: &Path) -> Vec<i16> {
-    let dump = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("no decode dump in {}:\n{}", dir.display(), log_of(dir)));
-    wav_mono(&dump)
-}
-
-fn tone_is(samples: &[i16], hz: f64, not: f64) -> bool {
-    let mid = &samples[samples.len() / 4..samples.len() * 3 / 4];
-    goertzel(mid, hz) > 100.0 * goertzel(mid, not)
-}
-
 /// Two stock softphones, both over TLS with mandatory SRTP, with the
 /// default policy: the callee refuses our best-effort offer (488), is
 /// offered RTP/SAVP and answers. The relay decrypts each leg with its own
@@ -416,9 +306,9 @@ fn tone_is(samples: &[i16], hz: f64, not: f64) -> bool {
 fn two_srtp_softphones_each_with_its_own_suite() {
     let (pbx, tls_port) = pbx_tls("");
     let callee_dir = pbx.dir().join("callee");
-    let _callee = baresip_tls(
+    let _callee = baresip::start(
         &pbx,
-        tls_port,
+        Via::TlsSrtp(tls_port),
         &callee_dir,
         "1002",
         1000.0,
@@ -433,9 +323,9 @@ fn two_srtp_softphones_each_with_its_own_suite() {
     })
     .unwrap_or_else(|| panic!("1002 did not register over TLS:\n{}", log_of(&callee_dir)));
     let caller_dir = pbx.dir().join("caller");
-    let caller = baresip_tls(
+    let caller = baresip::start(
         &pbx,
-        tls_port,
+        Via::TlsSrtp(tls_port),
         &caller_dir,
         "1001",
         440.0,

@@ -2,6 +2,8 @@
 //! a generated config, and talks SIP to it over real UDP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod baresip;
+pub mod browser;
 pub mod capture;
 pub mod media;
 pub mod s3;

@@ -235,10 +235,9 @@ fn drive(
                 st.sig.rtcp_mux = true;
             }
             Event::Keys { local, remote } => {
+                let mut fill = |b: &mut [u8]| rng.fill_bytes(b);
                 st.crypto
-                    .set(Some((1, remote, true)), Some(local), &mut |b| {
-                        rng.fill_bytes(b)
-                    });
+                    .set(Some((1, remote, true)), Some(local), &mut fill);
             }
             Event::Failed(f) => failure = Some(f),
         }

@@ -1,0 +1,249 @@
+//! Browsers as phones through the real binary: Debian's Chromium, headless,
+//! on the PBX's own `/phone` page (JsSIP over WSS, a WAV file as its
+//! microphone), calls a stock softphone on UDP (baresip) and is called by
+//! it. The relay is ICE-lite and does DTLS-SRTP toward the browser, plain
+//! RTP toward the softphone: each hears the other's tone, the CDR and the
+//! recording are complete. A WebRTC leg whose ICE never completes ends
+//! the call with a CDR that says so.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::baresip::{self, heard_by, log_of, tone_is, write_tone_wav, Via};
+use common::browser::Browser;
+use common::media::*;
+use common::*;
+
+/// A PBX with WSS and recording on.
+fn pbx_wss() -> Pbx {
+    Pbx::start(PbxOptions {
+        proxy_extra: format!("wss_port = {}", free_port()),
+        extra_tables: "[recording]\nenabled = true\n".into(),
+        ..PbxOptions::default()
+    })
+}
+
+/// A 48 kHz tone of `hz` for the browser's fake microphone.
+fn browser_tone(pbx: &Pbx, hz: f64) -> PathBuf {
+    let wav = pbx.dir().join(format!("browser-{hz}.wav"));
+    write_tone_wav(&wav, hz, 30, 48_000);
+    wav
+}
+
+fn active_call_id(pbx: &Pbx) -> Option<String> {
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "read"));
+    let (code, body) = http_request(pbx, "GET", "/console/calls/active", &auth, "");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["items"][0]["callId"].as_str().map(str::to_string)
+}
+
+fn wait_registered(pbx: &Pbx, aor: &str, dir: &Path) {
+    wait_until(Duration::from_secs(10), || {
+        let out = pbx.cli(&["registrations", "list", "--aor", aor, "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("\"UDP\"")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{aor} did not register:\n{}", log_of(dir)));
+}
+
+/// The browser's side of an answered call: it hears `hz` and sends and
+/// receives RTP.
+fn assert_browser_media(browser: &mut Browser, hz: f64) {
+    let heard = browser.heard_frequency();
+    assert!(
+        heard.is_some_and(|f| (f - hz).abs() < 15.0),
+        "the browser heard {heard:?}, not {hz} Hz: {:?}",
+        browser.seen
+    );
+    let stats = browser.stats();
+    assert!(stats["packetsReceived"].as_u64() > Some(50), "{stats}");
+    assert!(stats["packetsSent"].as_u64() > Some(50), "{stats}");
+}
+
+#[test]
+fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
+    let pbx = pbx_wss();
+    let callee_dir = pbx.dir().join("callee");
+    let _callee = baresip::start(
+        &pbx,
+        Via::Udp,
+        &callee_dir,
+        "1002",
+        1000.0,
+        ";answermode=auto",
+        &[],
+    );
+    wait_registered(&pbx, "1002", &callee_dir);
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), "raw-audio");
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "dial", "target": "1002"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    browser.wait_call("in call", Duration::from_secs(15));
+    let call_id = active_call_id(&pbx).expect("an active call");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_browser_media(&mut browser, 1000.0);
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "hangup"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let (cdr, rec) = recording_of(&pbx, &call_id);
+
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    assert_eq!(cdr["hangupReason"], "byCaller", "{cdr}");
+    let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
+    assert_eq!(tracks[0]["webrtc"], "connected", "{cdr}");
+    assert!(tracks[0]["srtp"].is_string(), "DTLS-SRTP suite: {cdr}");
+    assert!(tracks[0]["rtp"]["packets"].as_u64() > Some(50), "{cdr}");
+    assert!(tracks[1]["webrtc"].is_null(), "{cdr}");
+    assert!(
+        tracks[1]["srtp"].is_null(),
+        "plain toward the softphone: {cdr}"
+    );
+    let (left, right) = read_wav(&rec);
+    assert!(
+        tone_is(&left, 440.0, 1000.0),
+        "recording: the browser's tone on the left"
+    );
+    assert!(
+        tone_is(&right, 1000.0, 440.0),
+        "recording: the softphone's on the right"
+    );
+    assert!(
+        tone_is(&heard_by(&callee_dir), 440.0, 1000.0),
+        "the softphone heard the browser:\n{}",
+        log_of(&callee_dir)
+    );
+}
+
+#[test]
+fn a_udp_softphone_calls_the_browser_which_answers() {
+    let pbx = pbx_wss();
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), "raw-audio");
+    // The browser's binding is on its WebSocket.
+    let regs = pbx.cli(&["registrations", "list", "--aor", "1001", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&regs.stdout).contains("\"WSS\""),
+        "{}",
+        String::from_utf8_lossy(&regs.stdout)
+    );
+    let caller_dir = pbx.dir().join("caller");
+    let _caller = baresip::start(
+        &pbx,
+        Via::Udp,
+        &caller_dir,
+        "1002",
+        1000.0,
+        "",
+        &["/dial sip:1001@127.0.0.1"],
+    );
+    browser.wait_call("ringing", Duration::from_secs(15));
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "answer"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    browser.wait_call("in call", Duration::from_secs(10));
+    let call_id = active_call_id(&pbx).expect("an active call");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_browser_media(&mut browser, 1000.0);
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "hangup"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let (cdr, rec) = recording_of(&pbx, &call_id);
+
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    assert_eq!(cdr["hangupReason"], "byCallee", "{cdr}");
+    let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
+    assert!(tracks[0]["webrtc"].is_null(), "{cdr}");
+    assert_eq!(tracks[1]["webrtc"], "connected", "{cdr}");
+    assert!(tracks[1]["srtp"].is_string(), "{cdr}");
+    let (left, right) = read_wav(&rec);
+    assert!(
+        tone_is(&left, 1000.0, 440.0),
+        "recording: the softphone's tone on the left"
+    );
+    assert!(
+        tone_is(&right, 440.0, 1000.0),
+        "recording: the browser's on the right"
+    );
+    assert!(
+        tone_is(&heard_by(&caller_dir), 440.0, 1000.0),
+        "the softphone heard the browser:\n{}",
+        log_of(&caller_dir)
+    );
+}
+
+/// A WebRTC offer (what a browser sends) from a caller that never does
+/// ICE: no check ever reaches the relay, and the call ends 10 s later with
+/// a CDR naming the failure. Nothing reaches the callee's RTP port.
+#[test]
+fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let mut caller = Caller::new(&pbx, "webrtc-no-ice@test");
+    let offer = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n\
+         a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n",
+        fp = ["AB"; 32].join(":")
+    );
+    let answer = sdp(phone.rtp_port(), &[PCMU], "");
+    let mut invite = String::new();
+    let r = caller.call("1002", &offer, || {
+        invite = phone.answer(&answer);
+    });
+    assert_eq!(r.code, 200, "{}", r.raw);
+    // What the SIP side was offered: plain RTP, no WebRTC attribute.
+    let to_callee = invite.split_once("\r\n\r\n").unwrap().1;
+    assert!(
+        to_callee.contains("m=audio ") && to_callee.contains(" RTP/AVP 111 0"),
+        "{to_callee}"
+    );
+    for attr in ["fingerprint", "ice-", "setup", "rtcp-mux", "group", "mid"] {
+        assert!(
+            !to_callee.contains(&format!("a={attr}")),
+            "{attr}: {to_callee}"
+        );
+    }
+    // And the browser's answer: ours, ICE-lite and DTLS.
+    let to_caller = r.raw.split_once("\r\n\r\n").unwrap().1;
+    for line in [
+        "a=ice-lite",
+        "UDP/TLS/RTP/SAVPF 0",
+        "a=setup:passive",
+        "a=mid:0",
+        "a=rtcp-mux",
+        "a=fingerprint:sha-256 ",
+        "typ host",
+    ] {
+        assert!(to_caller.contains(line), "{line}: {to_caller}");
+    }
+    assert!(
+        phone.accept_bye(Duration::from_secs(16)),
+        "the callee was not hung up after the ICE timeout"
+    );
+    let cdr = wait_cdr(&pbx, "webrtc-no-ice@test");
+    let text = cdr.to_string();
+    assert!(text.contains("ice_timeout"), "{cdr}");
+    assert_eq!(
+        cdr["metadata"]["tracks"][0]["webrtc"], "ice_timeout",
+        "{cdr}"
+    );
+    let rtp = receive(
+        &phone.rtp,
+        Duration::from_millis(300),
+        Duration::from_secs(1),
+    );
+    assert!(rtp.is_empty(), "nothing is relayed from a leg without keys");
+}
