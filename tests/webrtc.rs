@@ -78,7 +78,7 @@ fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
         &[],
     );
     wait_registered(&pbx, "1002", &callee_dir);
-    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), "raw-audio");
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
     let r = browser.cmd(
         serde_json::json!({"cmd": "dial", "target": "1002"}),
         Duration::from_secs(10),
@@ -125,7 +125,7 @@ fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
 #[test]
 fn a_udp_softphone_calls_the_browser_which_answers() {
     let pbx = pbx_wss();
-    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), "raw-audio");
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
     // The browser's binding is on its WebSocket.
     let regs = pbx.cli(&["registrations", "list", "--aor", "1001", "--json"]);
     assert!(
@@ -179,6 +179,66 @@ fn a_udp_softphone_calls_the_browser_which_answers() {
         tone_is(&heard_by(&caller_dir), 440.0, 1000.0),
         "the softphone heard the browser:\n{}",
         log_of(&caller_dir)
+    );
+}
+
+/// The browser offers Opus only, the softphone takes G.711 only: the
+/// callee is offered G.711 too, answers PCMU, and the relay transcodes
+/// (Opus <-> PCMU) on the call's shard. Each hears the other; the browser
+/// was answered with Opus.
+#[test]
+fn an_opus_only_browser_and_a_g711_only_softphone_are_transcoded() {
+    let pbx = pbx_wss();
+    let callee_dir = pbx.dir().join("callee");
+    let _callee = baresip::start(
+        &pbx,
+        Via::Udp,
+        &callee_dir,
+        "1002",
+        1000.0,
+        ";answermode=auto",
+        &[],
+    );
+    wait_registered(&pbx, "1002", &callee_dir);
+    let mut browser = Browser::start(
+        &pbx,
+        "1001",
+        &browser_tone(&pbx, 440.0),
+        &["--raw-audio", "--codecs", "opus"],
+    );
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "dial", "target": "1002"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    browser.wait_call("in call", Duration::from_secs(15));
+    let call_id = active_call_id(&pbx).expect("an active call");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_browser_media(&mut browser, 1000.0);
+    assert_eq!(browser.stats()["codec"], "opus");
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "hangup"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let (cdr, rec) = recording_of(&pbx, &call_id);
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
+    assert_eq!(tracks[0]["transcode"], "opus->PCMU", "{cdr}");
+    assert_eq!(tracks[1]["transcode"], "PCMU->opus", "{cdr}");
+    let (left, right) = read_wav(&rec);
+    assert!(
+        tone_is(&left, 440.0, 1000.0),
+        "recording: the browser's Opus decoded"
+    );
+    assert!(
+        tone_is(&right, 1000.0, 440.0),
+        "recording: the softphone's PCMU"
+    );
+    assert!(
+        tone_is(&heard_by(&callee_dir), 440.0, 1000.0),
+        "the softphone heard the browser through the transcoder:\n{}",
+        log_of(&callee_dir)
     );
 }
 

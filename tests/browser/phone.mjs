@@ -9,7 +9,8 @@
 //   node tests/browser/phone.mjs --base http://127.0.0.1:8080 --user 1001 \
 //     --password secret1001 --wav /tmp/tone.wav [--server wss://127.0.0.1:8443]
 //
-// Other options: --realm DOMAIN (the SIP domain field), --raw-audio (opens
+// Other options: --codecs opus (opens /phone?codecs=opus: the page offers
+// and answers with those codecs only), --realm DOMAIN (the SIP domain field), --raw-audio (opens
 // /phone?raw-audio: no echo cancellation, noise suppression or gain
 // control on the microphone, for level checks), --chromium PATH
 // (default $CHROMIUM or /usr/bin/chromium), --idle-ms N (quit after N ms
@@ -79,6 +80,7 @@ function options() {
       server: { type: 'string' },
       realm: { type: 'string' },
       'raw-audio': { type: 'boolean' },
+      codecs: { type: 'string' },
       chromium: { type: 'string' },
       'idle-ms': { type: 'string' },
     },
@@ -174,7 +176,10 @@ async function openPage(opts) {
   await page.addInitScript(() => {
     window.addEventListener('phone-state', (e) => window.__phoneDriverEvent(e.detail));
   });
-  const url = `${opts.base}/phone${opts['raw-audio'] ? '?raw-audio' : ''}`;
+  const query = new URLSearchParams();
+  if (opts['raw-audio']) query.set('raw-audio', '');
+  if (opts.codecs) query.set('codecs', opts.codecs);
+  const url = `${opts.base}/phone${query.size ? `?${query}` : ''}`;
   const reply = await page.goto(url, { timeout: START_MS });
   if (!reply || reply.status() !== 200) {
     throw new Error(`GET ${url}: ${reply ? reply.status() : 'no reply'}`);

@@ -23,9 +23,10 @@ pub struct Browser {
 
 impl Browser {
     /// Opens `/phone` of `pbx` as `user` (password `secret<user>`), the
-    /// microphone playing `wav`; `page_query` is added to the page's URL
-    /// (e.g. `raw-audio`). Waits until it is registered.
-    pub fn start(pbx: &Pbx, user: &str, wav: &Path, page_query: &str) -> Browser {
+    /// microphone playing `wav`; `options` go to the driver (`--raw-audio`,
+    /// `--codecs opus`: see `tests/browser/phone.mjs`). Waits until it is
+    /// registered.
+    pub fn start(pbx: &Pbx, user: &str, wav: &Path, options: &[&str]) -> Browser {
         let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/phone.mjs");
         let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/node_modules");
         assert!(
@@ -45,9 +46,7 @@ impl Browser {
             "--idle-ms".into(),
             "120000".into(),
         ];
-        if !page_query.is_empty() {
-            args.push(format!("--{page_query}"));
-        }
+        args.extend(options.iter().map(ToString::to_string));
         let log = std::fs::File::create(pbx.dir().join(format!("browser-{user}.log"))).unwrap();
         let mut child = Command::new("node")
             .args(&args)

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::engine::{CallEngine, Cx};
 use super::model::{Leg, Phase};
+use crate::media::bridge;
 use crate::media::relay::{
     is_private, media_address_allowed, MediaRelay, SdpOrigin, Side, Signalled, WebRtcLocal,
 };
@@ -287,6 +288,9 @@ impl CallEngine {
             Some(crypto) => rewritten.and_then(|body| sdp::set_crypto(&body, crypto)),
             None => rewritten,
         };
+        let body = body.and_then(|body| {
+            codecs_for_other_side(relay, call, from, first_offer, origin, msg, audio, body)
+        });
         // To a browser (not the first offer: each callee leg's INVITE
         // makes its own, [`CallEngine::leg_body`]).
         let body = match body {
@@ -371,6 +375,48 @@ impl CallEngine {
         let port = relay.port_of(call, Side::Caller)?;
         let body = sdp::relay_answer(&audio, relay.advertise(), port, call)?;
         answer_keys(relay, call, Side::Caller, &body).ok()
+    }
+}
+
+/// The codecs the other side is told of: the first offer gains what we
+/// can transcode to (G.711 to an Opus-only offer); the callee's answer at
+/// set-up, when it chose a codec the caller did not offer, starts
+/// transcoding and is told to the caller with the caller's own codec.
+#[allow(clippy::too_many_arguments)]
+fn codecs_for_other_side(
+    relay: &mut MediaRelay,
+    call: u64,
+    from: Leg,
+    first_offer: bool,
+    origin: SdpOrigin,
+    msg: &Message<'_>,
+    audio: &sdp::AudioStream,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, sdp::SdpError> {
+    if first_offer {
+        let extra = bridge::offer_extra(audio);
+        return if extra.is_empty() {
+            Ok(body)
+        } else {
+            sdp::add_codecs(&body, &extra)
+        };
+    }
+    let setup_answer = matches!(from, Leg::Callee(_))
+        && msg.method().is_none()
+        && matches!(origin, SdpOrigin::Setup(_));
+    if !setup_answer {
+        return Ok(body);
+    }
+    let pair = bridge::transcode_pair(&relay.codecs_of(call, Side::Caller), audio);
+    match pair {
+        Some((caller, _)) if relay.set_transcoding(call, pair) => {
+            sdp::set_codecs(&body, &[bridge::answer_line(caller)], &[])
+        }
+        Some(_) => Ok(body),
+        None => {
+            relay.set_transcoding(call, None);
+            Ok(body)
+        }
     }
 }
 

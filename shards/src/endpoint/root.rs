@@ -99,6 +99,10 @@ impl SipEndpoint {
                 &stats.rtp_srtp_rejected,
                 now.srtp_rejected - was.srtp_rejected,
             );
+            ShardStats::add(
+                &stats.rtp_untranscodable,
+                now.untranscodable - was.untranscodable,
+            );
             // What the kernel relayed counts as received and relayed too.
             let fast = now.fast_forwarded - was.fast_forwarded;
             ShardStats::add(&stats.rtp_rx, fast);

@@ -8,6 +8,7 @@
 //! `[media] rtp_port_start..rtp_port_end` (`ports`). No module here owns a
 //! socket: the runtime binds what the relay asks for.
 
+pub mod bridge;
 pub mod fastpath;
 pub mod ports;
 pub mod relay;
@@ -19,5 +20,6 @@ pub mod side;
 mod side_crypto;
 mod side_state;
 pub mod srtp;
+pub mod transcode;
 pub mod webrtc;
 pub mod stats;

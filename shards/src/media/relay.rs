@@ -71,6 +71,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
 
+use super::bridge::SideCodec;
 use super::fastpath::FastPath;
 use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
@@ -79,6 +80,7 @@ use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::side_state::{Admit, SideState};
 use super::srtp::Suite;
+use super::transcode::Transcoder;
 use crate::cdr::RecorderEntry;
 use crate::media::webrtc::Kind as WebRtcKind;
 use crate::recording::{recording_path, Channel, RecCmd, Recorder, RtpIn};
@@ -216,6 +218,9 @@ pub struct RelayCounters {
     pub fast_forwarded: u64,
     /// From an SRTP side, not authentic or replayed.
     pub srtp_rejected: u64,
+    /// In a transcoded stream, packets not of the transcoded codec (DTMF,
+    /// comfort noise) or not decodable.
+    pub untranscodable: u64,
 }
 
 /// What a session leaves for its CDR.
@@ -735,6 +740,19 @@ impl MediaRelay {
                 });
             }
         }
+        let len = match from.transcode.as_mut() {
+            None => len,
+            Some(t) => match t.transcode(buf, len) {
+                Some(n) => n,
+                None => {
+                    // Not the codec being transcoded (DTMF, comfort noise)
+                    // or not decodable: the other side could not play it.
+                    self.counters.untranscodable += 1;
+                    self.counters.rejected += 1;
+                    return None;
+                }
+            },
+        };
         let len = seal_with(&mut self.counters, to, buf, len, false)?;
         self.counters.forwarded += 1;
         Some(Forward {
@@ -742,6 +760,45 @@ impl MediaRelay {
             dest,
             len,
         })
+    }
+
+    /// The codecs `side` of session `id` signalled last: (payload type,
+    /// name, clock).
+    pub fn codecs_of(&self, id: u64, side: Side) -> Vec<(u8, String, u32)> {
+        self.sessions
+            .get(&id)
+            .map(|s| s.sides[side as usize].sig.codecs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Session `id` transcodes between the caller's codec and the
+    /// callee's (`pair`), or no longer (`None`). False when the pair
+    /// cannot be transcoded (the session is left as it was).
+    pub fn set_transcoding(&mut self, id: u64, pair: Option<(SideCodec, SideCodec)>) -> bool {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        s.take_back_both(&mut self.fast, &mut self.counters);
+        let Some((caller, callee)) = pair else {
+            for side in &mut s.sides {
+                side.transcode = None;
+            }
+            return true;
+        };
+        match (
+            Transcoder::new(caller, callee),
+            Transcoder::new(callee, caller),
+        ) {
+            (Ok(up), Ok(down)) => {
+                s.sides[Side::Caller as usize].transcode = Some(Box::new(up));
+                s.sides[Side::Callee as usize].transcode = Some(Box::new(down));
+                true
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(call_id = %s.call_id, "cannot transcode: {e}");
+                false
+            }
+        }
     }
 
     /// Periodic work: recordings flushed to the writer. Returns the calls
@@ -814,6 +871,10 @@ impl MediaRelay {
                 "latched": side.latched_rtp.map(|a| a.to_string()),
                 "srtp": side.crypto.suite().map(Suite::name),
                 "webrtc": webrtc_state(side),
+                "transcode": side.transcode.as_ref().map(|t| {
+                    let (from, to) = t.codecs();
+                    format!("{from}->{to}")
+                }),
             })
         };
         Some(MediaReport {

@@ -696,6 +696,10 @@ pub fn relay_answer(offer: &AudioStream, addr: IpAddr, port: u16, session: u64) 
     Some(out.into_bytes())
 }
 
+#[path = "sdp_codecs.rs"]
+mod codecs;
+pub use codecs::{add_codecs, set_codecs, CodecLine};
+
 #[path = "sdp_webrtc.rs"]
 mod webrtc_sdp;
 pub use webrtc_sdp::{is_webrtc, to_plain, to_webrtc, WEBRTC_PROTO};

@@ -36,13 +36,13 @@ impl Active {
 
 #[derive(Default)]
 pub(super) struct SideCrypto {
-    /// Per suite (`Suite::ALL` order).
-    ours: [Option<Ours>; 2],
+    /// Per suite (`Suite::EVERY` order, [`Suite::index`]).
+    ours: [Option<Ours>; Suite::EVERY.len()],
     pub(super) active: Option<Active>,
 }
 
 fn slot(suite: Suite) -> usize {
-    Suite::ALL.iter().position(|s| *s == suite).unwrap_or(0)
+    suite.index()
 }
 
 impl SideCrypto {

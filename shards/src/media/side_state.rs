@@ -11,6 +11,7 @@ use super::relay::LATCH_PACKETS;
 use super::side::{canonical, Signalled};
 use super::relay::WebRtcSide;
 use super::side_crypto::SideCrypto;
+use super::transcode::Transcoder;
 use super::stats::{Renumber, StreamStats};
 use crate::recording::Codec;
 
@@ -42,6 +43,9 @@ pub(super) struct SideState {
     pub(super) crypto: SideCrypto,
     /// Its WebRTC end (ICE-lite, DTLS-SRTP), when it is a browser's.
     pub(super) webrtc: Option<Box<WebRtcSide>>,
+    /// What it sends is transcoded for the other side (they share no
+    /// codec).
+    pub(super) transcode: Option<Box<Transcoder>>,
 }
 
 impl SideState {
@@ -63,6 +67,7 @@ impl SideState {
             hand_over_after_ms: 0,
             crypto: SideCrypto::default(),
             webrtc: None,
+            transcode: None,
         }
     }
 
@@ -76,6 +81,7 @@ impl SideState {
             || to.crypto.active.is_some()
             || self.webrtc.is_some()
             || to.webrtc.is_some()
+            || self.transcode.is_some()
         {
             return None;
         }

@@ -33,6 +33,30 @@
   const query = new URLSearchParams(location.search);
   const RAW_AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
   const MEDIA = { audio: query.has('raw-audio') ? RAW_AUDIO : true, video: false };
+  // `?codecs=opus` (a comma list of encoding names) offers and answers
+  // with those codecs only: to see the PBX transcode for a G.711 peer.
+  const CODECS = (query.get('codecs') || '').split(',').map((c) => c.trim().toLowerCase()).filter(Boolean);
+
+  // `sdp` with the audio section's codecs limited to CODECS (its other
+  // payload types and their rtpmap, fmtp and rtcp-fb lines dropped).
+  function onlyCodecs(sdp) {
+    const lines = sdp.split('\r\n');
+    const keep = new Set();
+    for (const l of lines) {
+      const m = /^a=rtpmap:(\d+) ([^/]+)\//.exec(l);
+      if (m && CODECS.includes(m[2].toLowerCase())) keep.add(m[1]);
+    }
+    return lines
+      .filter((l) => {
+        const m = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)/.exec(l);
+        return !m || keep.has(m[2]);
+      })
+      .map((l) => {
+        const m = /^(m=audio \d+ \S+)((?: \d+)+)$/.exec(l);
+        return m ? m[1] + m[2].split(' ').filter((pt) => pt === '' || keep.has(pt)).join(' ') : l;
+      })
+      .join('\r\n');
+  }
 
   // ---------------------------------------------------------------- state
 
@@ -285,6 +309,11 @@
     s.on('confirmed', () => mine() && setCall('in call'));
     s.on('muted', () => mine() && setMuted(true));
     s.on('unmuted', () => mine() && setMuted(false));
+    if (CODECS.length) {
+      s.on('sdp', (ev) => {
+        if (ev.originator === 'local') ev.sdp = onlyCodecs(ev.sdp);
+      });
+    }
     s.on('ended', (ev) => callOver(s, ev));
     s.on('failed', (ev) => callOver(s, ev));
     if (s.connection) watchPeerConnection(s.connection);

@@ -1,19 +1,23 @@
 //! The cryptographic transforms of SRTP: the AES-CM key derivation (RFC 3711
-//! section 4.3, key derivation rate 0), and the per-packet work of the two
-//! suites on a packet whose layout `mod.rs` has already checked:
-//! AES_CM_128_HMAC_SHA1_80 (RFC 3711 sections 4.1.1 and 4.2.1) and
-//! AEAD_AES_128_GCM (RFC 7714 sections 8 and 9): AES by RustCrypto (AES-NI
+//! section 4.3, key derivation rate 0; with AES-256, the AES_256_CM_PRF of
+//! RFC 6188 section 7), and the per-packet work of the suites on a packet
+//! whose layout `mod.rs` has already checked: AES_CM_128_HMAC_SHA1_80
+//! (RFC 3711 sections 4.1.1 and 4.2.1), AEAD_AES_128_GCM and
+//! AEAD_AES_256_GCM (RFC 7714 sections 8 and 9): AES by RustCrypto (AES-NI
 //! when the CPU has it), HMAC-SHA1 by RustCrypto (SHA extensions likewise),
 //! AES-GCM by ring. Key material stays in here;
 //! nothing is printed.
 
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use aes::Aes128Enc;
+use aes::cipher::consts::U16;
+use aes::cipher::{
+    BlockCipher, BlockEncryptMut, BlockSizeUser, InnerIvInit, KeyInit, StreamCipher,
+};
+use aes::{Aes128Enc, Aes256Enc};
 use hmac::{Hmac, Mac};
 use ring::aead;
 use sha1::Sha1;
 
-use super::{MasterKey, SrtpError, Suite};
+use super::{MasterKey, SrtpError, Suite, MAX_KEY_LEN, MAX_SALT_LEN};
 
 /// Length of the HMAC-SHA1 session authentication key (RFC 3711 4.2.1, n_a).
 pub(super) const AUTH_KEY_LEN: usize = 20;
@@ -37,25 +41,46 @@ const LABEL_AUTH: u8 = 1;
 const LABEL_SALT: u8 = 2;
 const LABEL_RTCP_OFFSET: u8 = 3;
 
-/// AES in counter mode (RFC 3711 4.1.1): XORs `data` with the keystream of
-/// the expanded key `cipher` from the 128-bit counter `iv`.
-pub(super) fn ctr_xor(cipher: &Aes128Enc, iv: u128, data: &mut [u8]) {
+/// AES in counter mode (RFC 3711 4.1.1; RFC 6188 for AES-256): XORs
+/// `data` with the keystream of the expanded key `cipher` (AES-128 or
+/// AES-256) from the 128-bit counter `iv`.
+pub(super) fn ctr_xor<C>(cipher: &C, iv: u128, data: &mut [u8])
+where
+    C: BlockEncryptMut + BlockCipher + BlockSizeUser<BlockSize = U16> + Clone,
+{
     let core = ctr::CtrCore::inner_iv_init(cipher.clone(), &iv.to_be_bytes().into());
-    ctr::Ctr128BE::from_core(core).apply_keystream(data);
+    ctr::Ctr128BE::<C>::from_core(core).apply_keystream(data);
+}
+
+/// The first `N` octets of `key` (`N` at most [`MAX_KEY_LEN`]).
+fn prefix<const N: usize>(key: &[u8; MAX_KEY_LEN]) -> [u8; N] {
+    let mut k = [0u8; N];
+    for (d, s) in k.iter_mut().zip(key) {
+        *d = *s;
+    }
+    k
 }
 
 /// The AES-CM PRF of RFC 3711 4.3.3 with a key derivation rate of 0: `out`
 /// is the keystream of the master key from the IV `x * 2^16`, where `x` is
 /// the master salt XOR the label in the 7th octet from the right of the
 /// 112-bit salt. A 96-bit (GCM) salt is the first 12 of the 14 octets, the
-/// other two zero (RFC 7714 section 11, as libsrtp does it).
+/// other two zero (RFC 7714 section 11, as libsrtp does it). The AES is
+/// that of the suite: AES-256 with a 32-octet master key (AES_256_CM_PRF,
+/// RFC 6188 section 7, which RFC 7714 section 11 names for
+/// AEAD_AES_256_GCM).
 pub(super) fn derive(master: &MasterKey, label: u8, out: &mut [u8]) {
-    let cipher = Aes128Enc::new(&master.key.into());
     let mut x = [0u8; 16];
-    x[..14].copy_from_slice(&master.salt);
+    x[..MAX_SALT_LEN].copy_from_slice(&master.salt);
     x[7] ^= label;
+    let iv = u128::from_be_bytes(x);
     out.fill(0);
-    ctr_xor(&cipher, u128::from_be_bytes(x), out);
+    match master.suite {
+        Suite::AesCm128HmacSha1_80 | Suite::AeadAes128Gcm => {
+            ctr_xor(&Aes128Enc::new(&prefix::<16>(&master.key).into()), iv, out);
+        }
+        Suite::AeadAes256Gcm => ctr_xor(&Aes256Enc::new(&master.key.into()), iv, out),
+    }
 }
 
 /// The session keys of one of SRTP and SRTCP, ready to use (expanded AES
@@ -70,7 +95,7 @@ pub(super) enum Transform {
         salt: u128,
         auth: Hmac<Sha1>,
     },
-    /// AES-GCM; `salt` is the 96-bit session salt.
+    /// AES-GCM (128 or 256); `salt` is the 96-bit session salt.
     Gcm { key: aead::LessSafeKey, salt: u128 },
 }
 
@@ -79,10 +104,14 @@ impl Transform {
     pub(super) fn derive(master: &MasterKey, rtcp: bool) -> Transform {
         let offset = if rtcp { LABEL_RTCP_OFFSET } else { 0 };
         let suite = master.suite;
-        let mut key = [0u8; 16];
-        let mut salt = [0u8; 14];
+        let mut key = [0u8; MAX_KEY_LEN];
+        let mut salt = [0u8; MAX_SALT_LEN];
         let mut auth = [0u8; AUTH_KEY_LEN];
-        derive(master, LABEL_ENCRYPTION + offset, &mut key);
+        derive(
+            master,
+            LABEL_ENCRYPTION + offset,
+            &mut key[..suite.key_len()],
+        );
         derive(master, LABEL_SALT + offset, &mut salt[..suite.salt_len()]);
         if suite == Suite::AesCm128HmacSha1_80 {
             derive(master, LABEL_AUTH + offset, &mut auth);
@@ -90,37 +119,45 @@ impl Transform {
         Transform::from_session_keys(suite, &key, &salt[..suite.salt_len()], &auth)
     }
 
-    /// The transform of `suite` with the given session keys (`salt` is
-    /// `suite.salt_len()` octets, `auth` is not used by GCM).
+    /// The transform of `suite` with the given session keys (`key` in its
+    /// first `suite.key_len()` octets, the rest unused; `salt` is
+    /// `suite.salt_len()` octets; `auth` is not used by GCM).
     pub(super) fn from_session_keys(
         suite: Suite,
-        key: &[u8; 16],
+        key: &[u8; MAX_KEY_LEN],
         salt: &[u8],
         auth: &[u8; AUTH_KEY_LEN],
     ) -> Transform {
-        let mut s = [0u8; 16];
         match suite {
             Suite::AesCm128HmacSha1_80 => {
                 // The salt occupies the first 14 octets of the counter.
+                let mut s = [0u8; 16];
                 for (d, b) in s.iter_mut().zip(salt) {
                     *d = *b;
                 }
                 Transform::AesCm {
-                    cipher: Aes128Enc::new(key.into()),
+                    cipher: Aes128Enc::new(&prefix::<16>(key).into()),
                     salt: u128::from_be_bytes(s),
                     auth: hmac_key(auth),
                 }
             }
             Suite::AeadAes128Gcm => {
-                // The salt is the 96-bit IV mask: the last 12 octets.
-                for (d, b) in s.iter_mut().skip(4).zip(salt) {
-                    *d = *b;
-                }
-                Transform::Gcm {
-                    key: gcm_key(key),
-                    salt: u128::from_be_bytes(s),
-                }
+                Transform::gcm(gcm_key(&aead::AES_128_GCM, &prefix::<16>(key)), salt)
             }
+            Suite::AeadAes256Gcm => Transform::gcm(gcm_key(&aead::AES_256_GCM, key), salt),
+        }
+    }
+
+    /// The GCM transform of `key` with the 96-bit session salt `salt`.
+    fn gcm(key: aead::LessSafeKey, salt: &[u8]) -> Transform {
+        // The salt is the 96-bit IV mask: the last 12 octets.
+        let mut s = [0u8; 16];
+        for (d, b) in s.iter_mut().skip(4).zip(salt) {
+            *d = *b;
+        }
+        Transform::Gcm {
+            key,
+            salt: u128::from_be_bytes(s),
         }
     }
 
@@ -331,11 +368,12 @@ impl Transform {
     }
 }
 
-/// An AES-128-GCM key; the length is right by construction.
-fn gcm_key(key: &[u8; 16]) -> aead::LessSafeKey {
-    // AES_128_GCM takes any 16-byte key.
-    let Ok(unbound) = aead::UnboundKey::new(&aead::AES_128_GCM, key) else {
-        unreachable!("AES-128-GCM key of 16 bytes")
+/// An AES-GCM key of `alg` (AES_128_GCM or AES_256_GCM); the length is
+/// right by construction (16 or 32 octets, from the callers' arrays).
+fn gcm_key(alg: &'static aead::Algorithm, key: &[u8]) -> aead::LessSafeKey {
+    // AES_128_GCM takes any 16-byte key, AES_256_GCM any 32-byte one.
+    let Ok(unbound) = aead::UnboundKey::new(alg, key) else {
+        unreachable!("AES-GCM key of the algorithm's length")
     };
     aead::LessSafeKey::new(unbound)
 }

@@ -1,11 +1,12 @@
-//! SRTP and SRTCP (RFC 3711) for the relay, sans-IO: the two suites we
-//! offer and accept (AES_CM_128_HMAC_SHA1_80, and AEAD_AES_128_GCM of
-//! RFC 7714), master keys, and the cryptographic context of one direction
-//! of one session (`Context`: protect or unprotect RTP and RTCP in place,
-//! with rollover counters and replay windows per SSRC, bounded). SDES key
-//! exchange (`a=crypto`, RFC 4568) is in `sdes`. The crypto itself is in
-//! `crypto`, the sequence and replay state in `replay`. No sockets, no
-//! clocks: the caller brings the packets and the randomness.
+//! SRTP and SRTCP (RFC 3711) for the relay, sans-IO: the suites we
+//! implement (AES_CM_128_HMAC_SHA1_80, and AEAD_AES_128_GCM and
+//! AEAD_AES_256_GCM of RFC 7714), master keys, and the cryptographic
+//! context of one direction of one session (`Context`: protect or
+//! unprotect RTP and RTCP in place, with rollover counters and replay
+//! windows per SSRC, bounded). SDES key exchange (`a=crypto`, RFC 4568) is
+//! in `sdes`. The crypto itself is in `crypto`, the sequence and replay
+//! state in `replay`. No sockets, no clocks: the caller brings the packets
+//! and the randomness.
 
 mod crypto;
 mod replay;
@@ -28,35 +29,73 @@ pub enum Suite {
     AesCm128HmacSha1_80,
     /// AES-128-GCM with a 16-octet tag (RFC 7714).
     AeadAes128Gcm,
+    /// AES-256-GCM with a 16-octet tag (RFC 7714): a 32-octet master key,
+    /// its session keys derived with the AES-256 PRF (RFC 6188 section 7).
+    /// What DTLS-SRTP with `dimpl` negotiates first; not offered over SDES
+    /// (see [`Suite::ALL`]), but `sdes` reads and writes it.
+    AeadAes256Gcm,
 }
 
+/// The longest master key of any suite (AEAD_AES_256_GCM), in octets.
+const MAX_KEY_LEN: usize = 32;
+/// The longest master salt of any suite (AES_CM), in octets.
+const MAX_SALT_LEN: usize = 14;
+
 impl Suite {
-    /// Our preference order for offers: AES_CM first, then GCM.
+    /// The suites we offer over SDES (`a=crypto`), AES_CM first; our order
+    /// of preference among them is `media::secure::OFFER_ORDER`. Not every
+    /// suite: AEAD_AES_256_GCM is only in [`Suite::EVERY`], so a table
+    /// with an entry per suite must be sized by `EVERY` and indexed by
+    /// [`Suite::index`], not by this.
     pub const ALL: [Suite; 2] = [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm];
+
+    /// Every suite implemented here: [`Suite::ALL`], then AEAD_AES_256_GCM.
+    /// `EVERY[s.index()] == s`.
+    pub const EVERY: [Suite; 3] = [
+        Suite::AesCm128HmacSha1_80,
+        Suite::AeadAes128Gcm,
+        Suite::AeadAes256Gcm,
+    ];
+
+    /// The position of the suite in [`Suite::EVERY`] (below
+    /// `Suite::EVERY.len()`): the index of a per-suite table.
+    pub const fn index(self) -> usize {
+        match self {
+            Suite::AesCm128HmacSha1_80 => 0,
+            Suite::AeadAes128Gcm => 1,
+            Suite::AeadAes256Gcm => 2,
+        }
+    }
 
     /// The RFC 4568 / RFC 7714 name of the suite in `a=crypto`.
     pub fn name(self) -> &'static str {
         match self {
             Suite::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
             Suite::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            Suite::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
     }
 
-    /// The suite of an `a=crypto` name (exact, case-sensitive match).
+    /// The suite of an `a=crypto` name (exact, case-sensitive match), any
+    /// of [`Suite::EVERY`].
     pub fn from_name(s: &str) -> Option<Suite> {
-        Suite::ALL.into_iter().find(|suite| suite.name() == s)
+        Suite::EVERY.into_iter().find(|suite| suite.name() == s)
     }
 
-    /// Length of the master key, in octets.
+    /// Length of the master key, in octets (and of the session encryption
+    /// key: 16 for AES-128, 32 for AES-256).
     pub fn key_len(self) -> usize {
-        16
+        match self {
+            Suite::AesCm128HmacSha1_80 | Suite::AeadAes128Gcm => 16,
+            Suite::AeadAes256Gcm => MAX_KEY_LEN,
+        }
     }
 
     /// Length of the master salt, in octets (RFC 7714: 12 for GCM).
     pub fn salt_len(self) -> usize {
         match self {
-            Suite::AesCm128HmacSha1_80 => 14,
-            Suite::AeadAes128Gcm => 12,
+            Suite::AesCm128HmacSha1_80 => MAX_SALT_LEN,
+            Suite::AeadAes128Gcm | Suite::AeadAes256Gcm => 12,
         }
     }
 
@@ -64,7 +103,7 @@ impl Suite {
     pub fn rtp_overhead(self) -> usize {
         match self {
             Suite::AesCm128HmacSha1_80 => HMAC_TAG_LEN,
-            Suite::AeadAes128Gcm => GCM_TAG_LEN,
+            Suite::AeadAes128Gcm | Suite::AeadAes256Gcm => GCM_TAG_LEN,
         }
     }
 
@@ -79,9 +118,10 @@ impl Suite {
 #[derive(Clone, PartialEq, Eq)]
 pub struct MasterKey {
     suite: Suite,
-    key: [u8; 16],
+    /// The first `suite.key_len()` octets are the key, the rest zero.
+    key: [u8; MAX_KEY_LEN],
     /// The first `suite.salt_len()` octets are the salt, the rest zero.
-    salt: [u8; 14],
+    salt: [u8; MAX_SALT_LEN],
 }
 
 impl MasterKey {
@@ -92,9 +132,9 @@ impl MasterKey {
             return None;
         }
         let (k, s) = key_and_salt.split_at_checked(suite.key_len())?;
-        let mut key = [0u8; 16];
-        key.copy_from_slice(k);
-        let mut salt = [0u8; 14];
+        let mut key = [0u8; MAX_KEY_LEN];
+        key.get_mut(..k.len())?.copy_from_slice(k);
+        let mut salt = [0u8; MAX_SALT_LEN];
         salt.get_mut(..s.len())?.copy_from_slice(s);
         Some(MasterKey { suite, key, salt })
     }
@@ -102,9 +142,9 @@ impl MasterKey {
     /// A fresh master key of `suite`, from `rng` (which fills the slice it
     /// is given: `getrandom` in production, a fixed pattern in tests).
     pub fn random(suite: Suite, rng: &mut impl FnMut(&mut [u8])) -> MasterKey {
-        let mut key = [0u8; 16];
-        let mut salt = [0u8; 14];
-        rng(&mut key);
+        let mut key = [0u8; MAX_KEY_LEN];
+        let mut salt = [0u8; MAX_SALT_LEN];
+        rng(&mut key[..suite.key_len()]);
         rng(&mut salt[..suite.salt_len()]);
         MasterKey { suite, key, salt }
     }
@@ -116,8 +156,8 @@ impl MasterKey {
 
     /// Key then salt, as `a=crypto` carries them.
     fn key_and_salt(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(30);
-        v.extend_from_slice(&self.key);
+        let mut v = Vec::with_capacity(MAX_KEY_LEN + MAX_SALT_LEN);
+        v.extend_from_slice(&self.key[..self.suite.key_len()]);
         v.extend_from_slice(&self.salt[..self.suite.salt_len()]);
         v
     }
@@ -234,7 +274,8 @@ fn rtp_seq_ssrc(pkt: &[u8]) -> Result<(u16, u32), SrtpError> {
 
 impl Context {
     /// The context of `master`: derives the SRTP and SRTCP session keys
-    /// (RFC 3711 4.3, key derivation rate 0).
+    /// (RFC 3711 4.3, key derivation rate 0; with AES-256 for
+    /// AEAD_AES_256_GCM, RFC 6188 7).
     pub fn new(master: &MasterKey) -> Context {
         Context::with_transforms(
             master.suite,

@@ -76,9 +76,58 @@ fn gcm_key() {
     assert_eq!(parse(&format!("1 AEAD_AES_128_GCM inline:{KEY}")), None);
 }
 
+/// RFC 7714 section 14.1: AEAD_AES_256_GCM, a 32-octet key and a 12-octet
+/// salt (44 octets, 60 base64 characters).
+#[test]
+fn gcm_256_key() {
+    let raw: Vec<u8> = (0..44).collect();
+    let k = MasterKey::new(Suite::AeadAes256Gcm, &raw).unwrap();
+    let line = format(7, &k);
+    assert_eq!(
+        line,
+        "7 AEAD_AES_256_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKis="
+    );
+    let c = parse(&line).unwrap();
+    assert_eq!(
+        (c.tag, c.suite, c.suite_name.as_str(), c.key),
+        (
+            7,
+            Some(Suite::AeadAes256Gcm),
+            "AEAD_AES_256_GCM",
+            Some(k.clone())
+        )
+    );
+    // Without padding, with a lifetime and an ignorable parameter.
+    let c = parse(
+        "7 AEAD_AES_256_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKis|2^31 WSH=64",
+    )
+    .unwrap();
+    assert_eq!(c.key, Some(k));
+    // The key-salt of AEAD_AES_128_GCM (28 octets) or of an AES-256 suite
+    // with a 14-octet salt (46 octets) is wrong for it.
+    assert_eq!(
+        parse("1 AEAD_AES_256_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw=="),
+        None
+    );
+    assert_eq!(
+        parse("1 AEAD_AES_256_GCM inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLQ=="),
+        None
+    );
+    assert_eq!(
+        parse(&std::format!("1 AEAD_AES_256_GCM inline:{KEY}")),
+        None
+    );
+    // Names are case-sensitive.
+    let c = parse(
+        "1 aead_aes_256_gcm inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKis=",
+    )
+    .unwrap();
+    assert_eq!((c.suite, c.key), (None, None));
+}
+
 #[test]
 fn format_parse_round_trip() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let mut n = 100u8;
         let k = MasterKey::random(suite, &mut |b: &mut [u8]| {
             for x in b {

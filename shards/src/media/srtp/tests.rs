@@ -57,22 +57,33 @@ fn pair(suite: Suite) -> (Context, Context) {
 
 #[test]
 fn suite_names_and_sizes() {
+    // `ALL` is what SDES offers; `EVERY` adds AEAD_AES_256_GCM at the end.
     assert_eq!(
         Suite::ALL,
         [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm]
     );
-    for s in Suite::ALL {
+    assert_eq!(Suite::EVERY[..2], Suite::ALL);
+    assert_eq!(Suite::EVERY[2], Suite::AeadAes256Gcm);
+    for (i, s) in Suite::EVERY.into_iter().enumerate() {
+        assert_eq!(s.index(), i);
         assert_eq!(Suite::from_name(s.name()), Some(s));
-        assert_eq!(s.key_len(), 16);
     }
+    let sizes = |s: Suite| {
+        (
+            s.key_len(),
+            s.salt_len(),
+            s.rtp_overhead(),
+            s.rtcp_overhead(),
+        )
+    };
+    assert_eq!(sizes(Suite::AesCm128HmacSha1_80), (16, 14, 10, 14));
+    assert_eq!(sizes(Suite::AeadAes128Gcm), (16, 12, 16, 20));
+    assert_eq!(sizes(Suite::AeadAes256Gcm), (32, 12, 16, 20));
+    assert_eq!(Suite::AeadAes256Gcm.name(), "AEAD_AES_256_GCM");
     assert_eq!(Suite::from_name("aes_cm_128_hmac_sha1_80"), None);
     assert_eq!(Suite::from_name("AES_CM_128_HMAC_SHA1_32"), None);
-    assert_eq!(Suite::AesCm128HmacSha1_80.salt_len(), 14);
-    assert_eq!(Suite::AeadAes128Gcm.salt_len(), 12);
-    assert_eq!(Suite::AesCm128HmacSha1_80.rtp_overhead(), 10);
-    assert_eq!(Suite::AeadAes128Gcm.rtp_overhead(), 16);
-    assert_eq!(Suite::AesCm128HmacSha1_80.rtcp_overhead(), 14);
-    assert_eq!(Suite::AeadAes128Gcm.rtcp_overhead(), 20);
+    assert_eq!(Suite::from_name("AES_256_CM_HMAC_SHA1_80"), None);
+    assert_eq!(Suite::from_name("aead_aes_256_gcm"), None);
 }
 
 #[test]
@@ -81,6 +92,10 @@ fn master_key_lengths_random_and_debug() {
     assert!(MasterKey::new(Suite::AesCm128HmacSha1_80, &[7; 28]).is_none());
     assert!(MasterKey::new(Suite::AeadAes128Gcm, &[7; 28]).is_some());
     assert!(MasterKey::new(Suite::AeadAes128Gcm, &[7; 30]).is_none());
+    assert!(MasterKey::new(Suite::AeadAes256Gcm, &[7; 44]).is_some());
+    for n in [28, 30, 43, 45, 46] {
+        assert!(MasterKey::new(Suite::AeadAes256Gcm, &vec![7; n]).is_none());
+    }
     let mut n = 0u8;
     let mut rng = |b: &mut [u8]| {
         for x in b {
@@ -95,11 +110,22 @@ fn master_key_lengths_random_and_debug() {
     assert!(dbg.contains("AeadAes128Gcm"), "{dbg}");
     assert!(!dbg.contains("key:") && !dbg.contains("[1"), "{dbg}");
     assert_ne!(k, MasterKey::random(Suite::AeadAes128Gcm, &mut rng));
+    let k = MasterKey::random(Suite::AeadAes256Gcm, &mut rng);
+    assert_eq!(k.key_and_salt(), (57..=100).collect::<Vec<u8>>());
+    assert_eq!(
+        MasterKey::new(Suite::AeadAes256Gcm, &k.key_and_salt()),
+        Some(k.clone())
+    );
+    let dbg = format!("{k:?}");
+    assert!(
+        dbg.contains("AeadAes256Gcm") && !dbg.contains("57"),
+        "{dbg}"
+    );
 }
 
 #[test]
 fn round_trips_rtp_and_rtcp() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         for seq in 1000..1010 {
             let plain = rtp(0x1234, seq, 160);
@@ -127,10 +153,10 @@ fn round_trips_rtp_and_rtcp() {
 
 #[test]
 fn different_keys_do_not_authenticate() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let mut tx = Context::new(&master(suite));
         let mut rx = Context::new(
-            &MasterKey::new(suite, &[9; 30][..suite.key_len() + suite.salt_len()]).unwrap(),
+            &MasterKey::new(suite, &[9; 44][..suite.key_len() + suite.salt_len()]).unwrap(),
         );
         let srtp = protect(&mut tx, &rtp(1, 1, 20));
         assert_eq!(unprotect(&mut rx, &srtp), Err(SrtpError::AuthFailed));
@@ -141,7 +167,7 @@ fn different_keys_do_not_authenticate() {
 
 #[test]
 fn tampering_fails_and_changes_nothing() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let first = protect(&mut tx, &rtp(7, 100, 40));
         unprotect(&mut rx, &first).unwrap();
@@ -186,7 +212,7 @@ fn tampering_fails_and_changes_nothing() {
 
 #[test]
 fn replay_and_window() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let packets: Vec<Vec<u8>> = (0..200)
             .map(|s| protect(&mut tx, &rtp(5, 1000 + s, 8)))
@@ -218,7 +244,7 @@ fn replay_and_window() {
 
 #[test]
 fn roc_follows_a_wrap_with_reordering() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let seqs: Vec<u16> = (65500..=65535).chain(0..40).collect();
         let srtp: Vec<Vec<u8>> = seqs
@@ -251,7 +277,7 @@ fn roc_follows_a_wrap_with_reordering() {
 
 #[test]
 fn ssrcs_are_bounded_and_the_lru_is_evicted() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let first: Vec<Vec<u8>> = (0..=MAX_SSRCS as u32)
             .map(|s| protect(&mut tx, &rtp(s, 10, 4)))
@@ -311,7 +337,7 @@ fn srtcp_index_never_repeats_after_eviction() {
 
 #[test]
 fn too_short_and_no_room() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let plain = rtp(1, 1, 20);
         let mut buf = plain.clone();
@@ -352,7 +378,7 @@ fn too_short_and_no_room() {
 
 #[test]
 fn every_truncation_is_an_error_not_a_panic() {
-    for suite in Suite::ALL {
+    for suite in Suite::EVERY {
         let (mut tx, mut rx) = pair(suite);
         let mut ext = h("b2601235decafbadcafebabe1111111122222222bede0001aabbccdd");
         ext.extend([0x55; 30]);
@@ -399,5 +425,38 @@ fn relay_reencrypts_between_suites() {
         let n = b_tx.protect_rtp(&mut buf, n).unwrap();
         let out = unprotect(&mut b_rx, &buf[..n]).unwrap();
         assert_eq!(out, plain);
+    }
+}
+
+#[test]
+fn aes_256_and_aes_128_gcm_do_not_mix() {
+    // The same key octets as AEAD_AES_128_GCM (the first 16 and the salt)
+    // and as AEAD_AES_256_GCM: neither reads the other.
+    let raw: Vec<u8> = (1..=44).collect();
+    let k256 = MasterKey::new(Suite::AeadAes256Gcm, &raw).unwrap();
+    let mut k128_raw = raw[..16].to_vec();
+    k128_raw.extend_from_slice(&raw[32..44]);
+    let k128 = MasterKey::new(Suite::AeadAes128Gcm, &k128_raw).unwrap();
+    let srtp = protect(&mut Context::new(&k256), &rtp(9, 1, 40));
+    assert_eq!(
+        unprotect(&mut Context::new(&k128), &srtp),
+        Err(SrtpError::AuthFailed)
+    );
+    let srtp = protect(&mut Context::new(&k128), &rtp(9, 1, 40));
+    assert_eq!(
+        unprotect(&mut Context::new(&k256), &srtp),
+        Err(SrtpError::AuthFailed)
+    );
+    // A relay between the two suites, as between a browser and a phone.
+    let (mut a_tx, mut a_rx) = (Context::new(&k256), Context::new(&k256));
+    let (mut b_tx, mut b_rx) = (Context::new(&k128), Context::new(&k128));
+    for seq in 0..20u16 {
+        let plain = rtp(9, seq, 160);
+        let mut buf = protect(&mut a_tx, &plain);
+        let len = buf.len();
+        buf.resize(200, 0);
+        let n = a_rx.unprotect_rtp(&mut buf, len).unwrap();
+        let n = b_tx.protect_rtp(&mut buf, n).unwrap();
+        assert_eq!(unprotect(&mut b_rx, &buf[..n]).unwrap(), plain);
     }
 }

@@ -1,12 +1,14 @@
 //! Known-answer tests of the SRTP transforms: RFC 3711 Appendix B.2 and
-//! B.3, RFC 7714 sections 16.1.1, 17.1 and 17.3, and packets protected by
-//! libsrtp 2 (through pylibsrtp) with the master key of RFC 3711 B.3: both
-//! suites, CSRCs and a header extension, SRTCP, and a sequence number wrap.
-//! Every vector here was checked against libsrtp or an independent AES
-//! implementation (Python `cryptography`).
+//! B.3, RFC 6188 sections 7.1 and 7.2 (AES-256 counter mode and key
+//! derivation), RFC 7714 sections 16.1.1, 16.1.2, 16.2.1, 16.2.2 and 17.1
+//! to 17.4, and packets protected by libsrtp 2 (through pylibsrtp) with the
+//! master key of RFC 3711 B.3 (libsrtp's 46-octet test key for AES-256):
+//! every suite, CSRCs and a header extension, SRTCP, and a sequence number
+//! wrap. Every vector here was checked against libsrtp or an independent
+//! AES implementation (Python `cryptography`).
 
 use super::crypto::{self, Transform, AUTH_KEY_LEN};
-use super::{Context, MasterKey, Suite};
+use super::{Context, MasterKey, SrtpError, Suite};
 
 pub(super) fn h(s: &str) -> Vec<u8> {
     let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
@@ -17,9 +19,20 @@ pub(super) fn h(s: &str) -> Vec<u8> {
 
 /// RFC 3711 B.3 master key and salt (libsrtp's srtp_driver uses them too).
 pub(super) const MASTER: &str = "e1f97a0d3e018be0d64fa32c06de4139 0ec675ad498afeebb6960b3aabe6";
+/// libsrtp's 46-octet AES-256 test key and salt: AEAD_AES_256_GCM takes the
+/// first 32 octets as the key and the next 12 as the salt.
+pub(super) const MASTER_256: &str =
+    "e1f97a0d3e018be0d64fa32c06de41390ec675ad498afeebb6960b3aabe6c173 \
+                                     c317f2dabe357793b6960b3aabe6";
 
+/// The test master key of `suite`: the first `key_len() + salt_len()`
+/// octets of [`MASTER`], or of [`MASTER_256`] for a 32-octet key.
 pub(super) fn master(suite: Suite) -> MasterKey {
-    let ks = h(MASTER);
+    let ks = h(if suite.key_len() == 32 {
+        MASTER_256
+    } else {
+        MASTER
+    });
     MasterKey::new(suite, &ks[..suite.key_len() + suite.salt_len()]).unwrap()
 }
 
@@ -91,18 +104,77 @@ fn rfc3711_b3_key_derivation() {
     assert_eq!(derive(5, 14), "9581c7ad87b3e530bf3e4454a8b3");
 }
 
+#[test]
+fn rfc6188_7_1_aes_256_cm_keystream() {
+    use aes::cipher::KeyInit;
+    let key: [u8; 32] = h("57f82fe3613fd170a85ec93c40b1f0922ec4cb0dc025b58272147cc438944a98")
+        .try_into()
+        .unwrap();
+    let cipher = aes::Aes256Enc::new(&key.into());
+    let mut ks = [0u8; 48];
+    crypto::ctr_xor(&cipher, 0xf0f1f2f3f4f5f6f7f8f9fafbfcfd0000, &mut ks);
+    assert_eq!(
+        hex(&ks),
+        "92bdd28a93c3f52511c677d08b5515a49da71b2378a854f67050756ded165bac\
+         63c4868b7096d88421b563b8c94c9a31"
+    );
+}
+
+#[test]
+fn rfc6188_7_2_aes_256_key_derivation() {
+    // AES_256_CM_PRF, which AEAD_AES_256_GCM uses (RFC 7714 section 11),
+    // with RFC 6188's 14-octet master salt (the GCM suites use the first
+    // 12 octets of the same 112-bit field, the rest zero).
+    let key: [u8; 32] = h("f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6")
+        .try_into()
+        .unwrap();
+    let salt: [u8; 14] = h("3b04803de51ee7c96423ab5b78d2").try_into().unwrap();
+    let m = MasterKey {
+        suite: Suite::AeadAes256Gcm,
+        key,
+        salt,
+    };
+    let derive = |label: u8, n: usize| {
+        let mut out = vec![0u8; n];
+        crypto::derive(&m, label, &mut out);
+        hex(&out)
+    };
+    assert_eq!(
+        derive(0, 32),
+        "5ba1064e30ec51613cad926c5a28ef731ec7fb397f70a960653caf06554cd8c4"
+    );
+    assert_eq!(derive(1, 20), "fd9c32d39ed5fbb5a9dc96b30818454d1313dc05");
+    assert_eq!(derive(2, 14), "fa31791685ca444a9e07c6c64e93");
+    // SRTCP labels (checked with an independent AES-256-CTR).
+    assert_eq!(
+        derive(3, 32),
+        "8ee75f2de53606ebfb9aabce0b530213ce0966976277ff918700903dcc406073"
+    );
+    assert_eq!(derive(4, 20), "0235c1262ca7178cf9d8180fa6574a1d997fdc7a");
+    assert_eq!(derive(5, 14), "b174376e041b45cd4031056e44ba");
+    // Every octet of the 32-octet key counts: the last one changes it all.
+    let mut m2 = m.clone();
+    m2.key[31] ^= 1;
+    let mut out = [0u8; 32];
+    crypto::derive(&m2, 0, &mut out);
+    assert_ne!(hex(&out), derive(0, 32));
+}
+
 /// libsrtp's srtp_driver packet: AES_CM_128_HMAC_SHA1_80.
 const PLAIN: &str = "800f1234decafbadcafebabe abababababababababababababababab";
 const CM_SRTP: &str =
     "800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb";
 const GCM_SRTP: &str = "800f1234decafbadcafebabe 0eca0cf95ee955b26cd3d288b49f6ca9 \
                         59171450975f4144da9cdd7ae989a277";
+const GCM256_SRTP: &str = "800f1234decafbadcafebabe 2b5dc6b4376e60ac30e0ee8a34d6d018 \
+                           e8490cf2d078f41540c047919141e1c5";
 
 #[test]
 fn libsrtp_rtp_packets() {
     for (suite, srtp) in [
         (Suite::AesCm128HmacSha1_80, CM_SRTP),
         (Suite::AeadAes128Gcm, GCM_SRTP),
+        (Suite::AeadAes256Gcm, GCM256_SRTP),
     ] {
         protect_is(
             &mut Context::new(&master(suite)),
@@ -128,12 +200,16 @@ const EXT_CM: &str = "b2601235decafbadcafebabe1111111122222222bede0001aabbccdd\
 const EXT_GCM: &str = "b2601235decafbadcafebabe1111111122222222bede0001aabbccdd\
      66fe78faf7fee747add1a7d4d619f669a054f9495d23cb7bff7a34557aaa7333b903ec358307f623\
      eb2a62b367a60d52f6ff06f1b82ff3c955556730";
+const EXT_GCM256: &str = "b2601235decafbadcafebabe1111111122222222bede0001aabbccdd\
+     0cc741f0943e2e6b6f12e69f11b344321f04233d0713036700a52f74e769223941a78a2148f48039\
+     7756ab0a1575d9743fd21ce977b1cfb2a7d0056c";
 
 #[test]
 fn libsrtp_rtp_with_csrcs_and_extension() {
     for (suite, srtp) in [
         (Suite::AesCm128HmacSha1_80, EXT_CM),
         (Suite::AeadAes128Gcm, EXT_GCM),
+        (Suite::AeadAes256Gcm, EXT_GCM256),
     ] {
         protect_is(
             &mut Context::new(&master(suite)),
@@ -166,6 +242,11 @@ fn libsrtp_srtcp_packets() {
             Suite::AeadAes128Gcm,
             "80c80006cafebabe41c4f71b68f2eb8ca3573f1f39e818ea29764f49d1f97b5495798a75f6e5fafabaa32dc7 80000001",
             "80c80006cafebabee5fbb36e452a57d7de38538579986cbf202ba864748c57a7df4641dd6d2ad37368fd279c 80000002",
+        ),
+        (
+            Suite::AeadAes256Gcm,
+            "80c80006cafebabe26be2a348aeb09980d94a7c42bb2c5c4351d5e9659882e0f3a3a9435f239ebc183d8c16e 80000001",
+            "80c80006cafebabeec522df03b1081bbef88d0974612073866d983a9629b9c536391f193e88513104feffda8 80000002",
         ),
     ];
     for (suite, first, second) in cases {
@@ -218,6 +299,20 @@ const WRAP_GCM: [&str; 12] = [
     "e58f96daa818f21d7ed66ac3deaae7f2254b6b3192be7174f089bd0655f08f9a251c812a",
     "c921e9b4d888c8323a5f3741e6aafdff2a48e6e86f8fea09c9d38b54422ff09fa0db0b67",
 ];
+const WRAP_GCM256: [&str; 12] = [
+    "cdd2d4980a93ff8e54f647dd4fb3dd8495fef42daedc7e9b85f38367cbf86be41806323f",
+    "867420cb276148544db295d78ad4763b468581f2436707be0a2494a86d45a7216001beab",
+    "d6348017748d5b3f30d371e05f843789480166b47dd15d384507cd5eca01761a529e17a3",
+    "cf5450f53bada18b75d200aca0e01fe2766ce5b30afb6edb42ce3a5225b4fa4a8a92b8ff",
+    "d2b0bbbfc2617eaaadee20e93522df09290c5477b8b16b47e4856a756bd0e391133aeaf2",
+    "85123df1ea975bebd9ace365b4230d9631cb6155dadee1cb2b094feda3a229d4961b00e2",
+    "8b322de799697dac43b2f01b77dccdb4ed813b21f45a7f3d86813b28ebb77c4a8a3c47fc",
+    "116dcdd3e7a16f4242debbf9820b31a7164f722bdb08ddb15d9b4160433434d8a23ffb9d",
+    "4d547836a11462ee1d7342586a67a9ac78b562983ebc3c89dbb487db81c295d698e3153f",
+    "b9441a7ece062a14860f3dad1becfe754274eacfc640cdae9b28e23e3a18cfa6111491e5",
+    "b946d2560826b15374bc61cfc10de6493bfb7e609a48d27543a665c2e561fcbd654d7ca5",
+    "73d030b1eda028270e7b5ac79ba5aba4eb9d0160f4520811e8d111e2d04e8930b63a17b2",
+];
 
 pub(super) fn wrap_packet(seq: u16) -> Vec<u8> {
     let mut p = h("80000000000000a0deadbeef");
@@ -232,6 +327,7 @@ fn libsrtp_roc_across_a_wrap() {
     for (suite, vectors) in [
         (Suite::AesCm128HmacSha1_80, WRAP_CM),
         (Suite::AeadAes128Gcm, WRAP_GCM),
+        (Suite::AeadAes256Gcm, WRAP_GCM256),
     ] {
         let mut tx = Context::new(&master(suite));
         let mut rx = Context::new(&master(suite));
@@ -246,27 +342,56 @@ fn libsrtp_roc_across_a_wrap() {
     }
 }
 
-/// RFC 7714 section 16 and 17: session keys given directly.
-fn rfc7714_context() -> Context {
-    let key: [u8; 16] = h("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
+/// RFC 7714 sections 16 and 17: session keys given directly, the key
+/// 00 01 02 .. 0f (AEAD_AES_128_GCM) or .. 1f (AEAD_AES_256_GCM), the salt
+/// "Quid pro quo".
+fn rfc7714_context_of(suite: Suite) -> Context {
+    let mut key = [0u8; 32];
+    for (i, k) in key.iter_mut().enumerate().take(suite.key_len()) {
+        *k = i as u8;
+    }
     let salt = h("517569642070726f2071756f");
-    let t = || Transform::from_session_keys(Suite::AeadAes128Gcm, &key, &salt, &[0; AUTH_KEY_LEN]);
-    Context::with_transforms(Suite::AeadAes128Gcm, t(), t())
+    let t = || Transform::from_session_keys(suite, &key, &salt, &[0; AUTH_KEY_LEN]);
+    Context::with_transforms(suite, t(), t())
+}
+
+fn rfc7714_context() -> Context {
+    rfc7714_context_of(Suite::AeadAes128Gcm)
+}
+
+fn rfc7714_rtp() -> Vec<u8> {
+    [
+        h("8040f17b8041f8d35501a0b2"),
+        b"Gallia est omnis divisa in partes tres".to_vec(),
+    ]
+    .concat()
 }
 
 #[test]
 fn rfc7714_16_1_1_rtp() {
-    let plain = [
-        h("8040f17b8041f8d35501a0b2"),
-        b"Gallia est omnis divisa in partes tres".to_vec(),
-    ]
-    .concat();
     let srtp = h(
         "8040f17b8041f8d35501a0b2f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a\
                   51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce",
     );
-    protect_is(&mut rfc7714_context(), &plain, &srtp, false);
-    unprotect_is(&mut rfc7714_context(), &srtp, &plain, false);
+    protect_is(&mut rfc7714_context(), &rfc7714_rtp(), &srtp, false);
+    unprotect_is(&mut rfc7714_context(), &srtp, &rfc7714_rtp(), false);
+}
+
+/// Sections 16.2.1 (encryption) and 16.2.2 (decryption): AEAD_AES_256_GCM.
+#[test]
+fn rfc7714_16_2_rtp_aes_256() {
+    let srtp = h("8040f17b8041f8d35501a0b2 32b1de78a822fe12ef9f78fa332e33aa\
+                  b18012389a58e2f3b50b2a0276ffae0f1ba63799b87b 7aa3db36dfffd6b0f9bb7878d7a76c13");
+    let mut tx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    protect_is(&mut tx, &rfc7714_rtp(), &srtp, false);
+    let mut rx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    unprotect_is(&mut rx, &srtp, &rfc7714_rtp(), false);
+    // AES-128 with the first half of the key does not read it.
+    let mut buf = srtp.clone();
+    assert_eq!(
+        rfc7714_context().unprotect_rtp(&mut buf, srtp.len()),
+        Err(SrtpError::AuthFailed)
+    );
 }
 
 const RFC7714_RTCP: &str = "81c8000d4d6172734e5450314e545032525450200000042a0000e9304c756e61\
@@ -301,4 +426,31 @@ fn rfc7714_17_3_srtcp_unencrypted() {
         }
         assert_eq!(bad, copy, "byte {i}: buffer restored");
     }
+}
+
+/// Section 17.2: AEAD_AES_256_GCM SRTCP, encrypted (E = 1), index 0x5d4.
+#[test]
+fn rfc7714_17_2_srtcp_aes_256() {
+    let srtcp = h(
+        "81c8000d4d617273d50ae4d1f5ce5d304ba297e47d470c282c3ece5dbffe0a50a2eaa5c1110555be\
+                   8415f658c61de047 6f1b6fad1d1eb30c4446839f57ff6f6c b26ac3be 800005d4",
+    );
+    let mut tx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    tx.rtcp_tx_next = 0x5d4;
+    protect_is(&mut tx, &h(RFC7714_RTCP), &srtcp, true);
+    let mut rx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    unprotect_is(&mut rx, &srtcp, &h(RFC7714_RTCP), true);
+}
+
+/// Section 17.4: AEAD_AES_256_GCM SRTCP, authenticated only (E = 0).
+#[test]
+fn rfc7714_17_4_srtcp_unencrypted_aes_256() {
+    let srtcp = format!("{RFC7714_RTCP} 91db4afbfeee5a978fab4393ed2615fe 000005d4");
+    let mut rx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    unprotect_is(&mut rx, &h(&srtcp), &h(RFC7714_RTCP), true);
+    let mut bad = h(&srtcp);
+    let n = bad.len();
+    bad[n - 5] ^= 0x80;
+    let mut rx = rfc7714_context_of(Suite::AeadAes256Gcm);
+    assert_eq!(rx.unprotect_rtcp(&mut bad, n), Err(SrtpError::AuthFailed));
 }

@@ -138,12 +138,15 @@ impl Identity {
 /// The suite of our SRTP for a DTLS-SRTP profile. `dimpl` cannot be told
 /// which profiles to offer or accept: it offers AEAD_AES_256_GCM,
 /// AEAD_AES_128_GCM and AES128_CM_SHA1_80, and as a DTLS 1.2 server
-/// prefers them in that order; `srtp` has no AES-256 suite, so a leg that
-/// negotiates it fails (`Failure::DtlsError`).
+/// prefers them in that order (two of our transports back to back settle
+/// on AEAD_AES_256_GCM); `srtp` has all three. `None` (a profile a later
+/// `dimpl` might add) fails the leg (`Failure::DtlsError`).
 fn suite_of(profile: SrtpProfile) -> Option<Suite> {
     match profile {
+        SrtpProfile::AEAD_AES_256_GCM => Some(Suite::AeadAes256Gcm),
         SrtpProfile::AEAD_AES_128_GCM => Some(Suite::AeadAes128Gcm),
         SrtpProfile::AES128_CM_SHA1_80 => Some(Suite::AesCm128HmacSha1_80),
+        // `SrtpProfile` is non-exhaustive.
         _ => None,
     }
 }

@@ -1,19 +1,20 @@
 //! `Transport` with injected time: two transports back to back (each
 //! given the other's fingerprint and credentials), the browser side's
-//! checks made by the test loop; the fingerprint check, the deadlines, the
-//! address gate, hostile datagrams. The harness here serves `tests_peer`
-//! too (Connected, keys and SRTP against OpenSSL).
+//! checks made by the test loop: Connected with AEAD_AES_256_GCM keys and
+//! SRTP both ways; the fingerprint check, the deadlines, the address gate,
+//! hostile datagrams. The harness here serves `tests_peer` too (Connected,
+//! keys and SRTP against OpenSSL).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::dtls::Role;
+use super::dtls::{srtp_keys, Role};
 use super::stun::binding_request;
 use super::{
     classify, Event, Failure, Fingerprint, IceCreds, Identity, Kind, RemoteParams, Setup, State,
     Transmit, Transport, CONSENT_TIMEOUT_MS, DTLS_TIMEOUT_MS, ICE_TIMEOUT_MS,
 };
-use crate::media::srtp::MasterKey;
+use crate::media::srtp::{Context, MasterKey, Suite};
 
 pub(super) fn rng(seed: u8) -> impl FnMut(&mut [u8]) {
     let mut n = seed;
@@ -195,20 +196,54 @@ fn drive(a: &mut End, b: &mut End, from: u64, ms: u64, checks: bool) -> u64 {
     now
 }
 
-/// Two of our transports: ICE completes both ways and the server's DTLS
-/// completes (the client's certificate checked), but `dimpl` offers and,
-/// as server, prefers SRTP_AEAD_AES_256_GCM, which `srtp` lacks: the
-/// server fails the leg as `dtls_failed` (sending nothing more), and the
-/// client, left without the server's last flight, as `dtls_timeout`. When
-/// `srtp` gains that suite (and `dtls::suite_of` maps it), both would be
-/// Connected here with crosswise keys; `tests_peer` shows that against
-/// OpenSSL, which negotiates the suites `srtp` has.
+/// RTP and RTCP protected with `sender` are read with `receiver`, and not
+/// with `sender`'s own other direction (`other`).
+fn srtp_one_way(sender: &MasterKey, receiver: &MasterKey, other: &MasterKey) {
+    let (mut tx, mut rx) = (Context::new(sender), Context::new(receiver));
+    let suite = sender.suite();
+    for seq in [1u16, 2, 3, 5, 100] {
+        let mut plain = vec![0x80, 111];
+        plain.extend(seq.to_be_bytes());
+        plain.extend(960u32.wrapping_mul(u32::from(seq)).to_be_bytes());
+        plain.extend(0x1234_5678u32.to_be_bytes());
+        plain.extend((0..160u8).map(|i| i ^ seq as u8));
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + suite.rtp_overhead(), 0);
+        let n = tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        assert_ne!(&buf[12..plain.len()], &plain[12..]);
+        let mut wrong = buf.clone();
+        let r = Context::new(other).unprotect_rtp(&mut wrong, n);
+        assert!(r.is_err(), "{r:?}");
+        let m = rx.unprotect_rtp(&mut buf, n).unwrap();
+        assert_eq!(&buf[..m], &plain[..]);
+    }
+    let mut plain = vec![0x81, 201, 0, 7];
+    plain.extend(0x1234_5678u32.to_be_bytes());
+    plain.extend(0..24u8);
+    for _ in 0..3 {
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + suite.rtcp_overhead(), 0);
+        let n = tx.protect_rtcp(&mut buf, plain.len()).unwrap();
+        assert_ne!(&buf[8..plain.len()], &plain[8..]);
+        let m = rx.unprotect_rtcp(&mut buf, n).unwrap();
+        assert_eq!(&buf[..m], &plain[..]);
+    }
+}
+
+/// Two of our transports: ICE completes both ways and DTLS too, each end
+/// checking the other's certificate. `dimpl` offers and, as server,
+/// prefers SRTP_AEAD_AES_256_GCM: both ends are Connected with
+/// AEAD_AES_256_GCM keys, crosswise (the server's local key is the
+/// client's remote key, and back), as RFC 5764 lays them out in the
+/// exported material, and SRTP and SRTCP work both ways.
 #[test]
 fn back_to_back_dimpl_picks_aes_256_gcm() {
     let (mut s, mut c) = pair(None);
     let end = drive(&mut s, &mut c, 0, 15_000, true);
-    assert_eq!(s.events.first(), Some(&Event::Selected(addr(CLIENT))));
-    assert_eq!(c.events.first(), Some(&Event::Selected(addr(SERVER))));
+    assert_eq!(s.t.state(), State::Connected, "{:?}", s.events);
+    assert_eq!(c.t.state(), State::Connected, "{:?}", c.events);
+    assert!(end < 1_000, "connected at {end} ms");
+    assert!(s.failed().is_none() && c.failed().is_none());
     let (km, profile) =
         s.t.leg()
             .exported
@@ -216,11 +251,56 @@ fn back_to_back_dimpl_picks_aes_256_gcm() {
             .expect("the server exported keys");
     assert_eq!(profile, dimpl::SrtpProfile::AEAD_AES_256_GCM);
     assert_eq!(km.len(), 2 * (32 + 12));
-    assert_eq!(s.t.state(), State::Failed(Failure::DtlsError));
-    assert_eq!(s.failed(), Some(Failure::DtlsError));
-    assert_eq!(c.t.state(), State::Failed(Failure::DtlsTimeout));
-    assert_eq!(end, DTLS_TIMEOUT_MS);
-    assert!(s.keys().is_none() && c.keys().is_none());
+    assert_eq!(c.t.leg().exported, Some((km.clone(), profile)));
+    let (s_local, s_remote) = s.keys().expect("server keys");
+    let (c_local, c_remote) = c.keys().expect("client keys");
+    for k in [&s_local, &s_remote] {
+        assert_eq!(k.suite(), Suite::AeadAes256Gcm);
+    }
+    assert_eq!((&s_local, &s_remote), (&c_remote, &c_local));
+    assert_ne!(s_local, s_remote);
+    assert_eq!(
+        srtp_keys(Role::Server, Suite::AeadAes256Gcm, &km),
+        Some((s_local.clone(), s_remote.clone()))
+    );
+    assert_eq!(
+        s.events,
+        vec![
+            Event::Selected(addr(CLIENT)),
+            Event::Keys {
+                local: s_local.clone(),
+                remote: s_remote.clone()
+            }
+        ]
+    );
+    assert_eq!(
+        c.events,
+        vec![
+            Event::Selected(addr(SERVER)),
+            Event::Keys {
+                local: c_local.clone(),
+                remote: c_remote.clone()
+            }
+        ]
+    );
+    srtp_one_way(&s_local, &c_remote, &s_remote);
+    srtp_one_way(&c_local, &s_remote, &c_remote);
+    // Checks go on for a while: both stay Connected, nothing more is said.
+    s.events.clear();
+    c.events.clear();
+    for at in (end + 500..end + 10_000).step_by(500) {
+        drive(&mut s, &mut c, at, 5, true);
+    }
+    assert_eq!(
+        (s.t.state(), c.t.state()),
+        (State::Connected, State::Connected)
+    );
+    assert!(
+        s.events.is_empty() && c.events.is_empty(),
+        "{:?} {:?}",
+        s.events,
+        c.events
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `Transport` against an independent DTLS-SRTP stack, OpenSSL (the
-//! family of the BoringSSL in browsers), limited to the SRTP profiles
-//! `srtp` has: Connected in either role, keys equal to what OpenSSL
-//! exports (RFC 5764 layout, sliced here by hand), SRTP both ways, and
-//! consent expiry 30 s after the last check. Also the key layout alone.
+//! family of the BoringSSL in browsers), with each SRTP profile `srtp` has
+//! (AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM, AEAD_AES_256_GCM):
+//! Connected in either role, keys equal to what OpenSSL exports (RFC 5764
+//! layout, sliced here by hand), SRTP both ways, and consent expiry 30 s
+//! after the last check. Also the key layout alone.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -124,6 +125,7 @@ impl Peer {
         let suite = match ssl.selected_srtp_profile().unwrap().name() {
             "SRTP_AES128_CM_SHA1_80" => Suite::AesCm128HmacSha1_80,
             "SRTP_AEAD_AES_128_GCM" => Suite::AeadAes128Gcm,
+            "SRTP_AEAD_AES_256_GCM" => Suite::AeadAes256Gcm,
             other => panic!("profile {other}"),
         };
         let (k, s) = (suite.key_len(), suite.salt_len());
@@ -197,6 +199,8 @@ fn check_keys(e: &End, peer: &Peer, role: Role, suite: Suite) {
     );
 }
 
+/// As DTLS server, `dimpl` picks in its own order (AES-256-GCM, then
+/// AES-128-GCM, then AES_CM) among what the client offers.
 #[test]
 fn server_with_an_openssl_client() {
     for (profiles, suite) in [
@@ -205,12 +209,19 @@ fn server_with_an_openssl_client() {
             Suite::AeadAes128Gcm,
         ),
         ("SRTP_AES128_CM_SHA1_80", Suite::AesCm128HmacSha1_80),
+        (
+            "SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM:SRTP_AEAD_AES_256_GCM",
+            Suite::AeadAes256Gcm,
+        ),
+        ("SRTP_AEAD_AES_256_GCM", Suite::AeadAes256Gcm),
     ] {
         let (e, peer, _, _) = connect(Role::Server, profiles);
         check_keys(&e, &peer, Role::Server, suite);
     }
 }
 
+/// As DTLS client, `dimpl` offers the three; the OpenSSL server picks in
+/// its order.
 #[test]
 fn client_with_an_openssl_server() {
     for (profiles, suite) in [
@@ -219,6 +230,10 @@ fn client_with_an_openssl_server() {
             Suite::AesCm128HmacSha1_80,
         ),
         ("SRTP_AEAD_AES_128_GCM", Suite::AeadAes128Gcm),
+        (
+            "SRTP_AEAD_AES_256_GCM:SRTP_AES128_CM_SHA1_80",
+            Suite::AeadAes256Gcm,
+        ),
     ] {
         let (e, peer, _, _) = connect(Role::Client, profiles);
         check_keys(&e, &peer, Role::Client, suite);
@@ -284,7 +299,7 @@ fn srtp_works(sender: &MasterKey, receiver: &MasterKey) {
 
 #[test]
 fn exported_keys_layout_and_srtp() {
-    for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+    for suite in Suite::EVERY {
         let (k, s) = (suite.key_len(), suite.salt_len());
         let km: Vec<u8> = (0..2 * (k + s)).map(|i| i as u8).collect();
         let (srv_local, srv_remote) = srtp_keys(Role::Server, suite, &km).unwrap();
