@@ -37,6 +37,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || need+=(stunnel4)   # tests/tls.rs: sipp over TLS
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)   # tests/srtp.rs: no plaintext RTP on the SRTP leg
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)   # media::webrtc tests: OpenSSL as an independent DTLS-SRTP peer
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # tests/browser/phone.mjs: the /phone page, headless
 command -v npm >/dev/null 2>&1 || need+=(npm)   # tests/browser/ (playwright-core wants Node.js >= 20)
 if [ "$py_needed" != 0 ]; then

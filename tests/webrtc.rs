@@ -242,14 +242,54 @@ fn an_opus_only_browser_and_a_g711_only_softphone_are_transcoded() {
     );
 }
 
-/// A WebRTC offer (what a browser sends) from a caller that never does
-/// ICE: no check ever reaches the relay, and the call ends 10 s later with
-/// a CDR naming the failure. Nothing reaches the callee's RTP port.
-#[test]
-fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
-    let pbx = Pbx::start(PbxOptions::default());
-    let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let mut caller = Caller::new(&pbx, "webrtc-no-ice@test");
+/// A STUN Binding request as a browser's ICE agent sends it to an
+/// ICE-lite peer: USERNAME `ours:theirs`, ICE-CONTROLLING, USE-CANDIDATE,
+/// MESSAGE-INTEGRITY keyed with `pwd`, FINGERPRINT.
+fn stun_check(username: &str, pwd: &str, txid: [u8; 12]) -> Vec<u8> {
+    use hmac::Mac;
+    fn attr(m: &mut Vec<u8>, kind: u16, value: &[u8]) {
+        m.extend_from_slice(&kind.to_be_bytes());
+        m.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        m.extend_from_slice(value);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+    }
+    fn set_len(m: &mut [u8], extra: usize) {
+        let len = (m.len() - 20 + extra) as u16;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+    }
+    let mut m = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&txid);
+    attr(&mut m, 0x0006, username.as_bytes());
+    attr(&mut m, 0x0024, &0x6e00_1eff_u32.to_be_bytes());
+    attr(&mut m, 0x802a, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    attr(&mut m, 0x0025, &[]);
+    set_len(&mut m, 24);
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(pwd.as_bytes()).unwrap();
+    mac.update(&m);
+    let tag = mac.finalize().into_bytes();
+    attr(&mut m, 0x0008, &tag);
+    set_len(&mut m, 8);
+    let crc = crc32fast::hash(&m) ^ 0x5354_554e;
+    attr(&mut m, 0x8028, &crc.to_be_bytes());
+    m
+}
+
+/// The value of `a=<name>:` in `sdp`.
+fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+    let key = format!("a={name}:");
+    sdp.lines()
+        .find_map(|l| l.strip_prefix(key.as_str()))
+        .unwrap_or_else(|| panic!("no a={name} in {sdp}"))
+        .trim()
+}
+
+/// A call from a test client that sends a browser's offer (WebRTC SDP)
+/// but is no browser, to `phone`: the caller, the answer it got, and what
+/// the phone was offered.
+fn webrtc_offer_call(pbx: &Pbx, phone: &mut Phone, call_id: &str) -> (Caller, String, String) {
+    let mut caller = Caller::new(pbx, call_id);
     let offer = format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
          m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
@@ -264,20 +304,48 @@ fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
         invite = phone.answer(&answer);
     });
     assert_eq!(r.code, 200, "{}", r.raw);
+    let to_caller = r.raw.split_once("\r\n\r\n").unwrap().1.to_string();
+    let to_callee = invite.split_once("\r\n\r\n").unwrap().1.to_string();
+    (caller, to_caller, to_callee)
+}
+
+/// The STUN messages `sock` gets within `limit`.
+fn stun_answers(sock: &std::net::UdpSocket, limit: Duration) -> Vec<Vec<u8>> {
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let mut got = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let mut buf = [0u8; 1500];
+        if let Ok(n) = sock.recv(&mut buf) {
+            if buf[0] < 4 {
+                got.push(buf[..n].to_vec());
+            }
+        }
+    }
+    got
+}
+
+/// A caller that sends a browser's offer but never proves it holds the
+/// ICE password: its forged checks (a guessed password, another session's
+/// ufrag) get no answer at all (no amplification, no oracle), its RTP in
+/// clear is not relayed, and 10 s on the call ends with a CDR that says
+/// `ice_timeout`. The SIP side was offered plain RTP, and the caller was
+/// answered with ICE-lite and DTLS.
+#[test]
+fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let (caller, to_caller, to_callee) = webrtc_offer_call(&pbx, &mut phone, "webrtc-no-ice@test");
     // What the SIP side was offered: plain RTP, no WebRTC attribute.
-    let to_callee = invite.split_once("\r\n\r\n").unwrap().1;
-    assert!(
-        to_callee.contains("m=audio ") && to_callee.contains(" RTP/AVP 111 0"),
-        "{to_callee}"
-    );
+    assert!(to_callee.contains(" RTP/AVP 111 0"), "{to_callee}");
     for attr in ["fingerprint", "ice-", "setup", "rtcp-mux", "group", "mid"] {
         assert!(
             !to_callee.contains(&format!("a={attr}")),
             "{attr}: {to_callee}"
         );
     }
-    // And the browser's answer: ours, ICE-lite and DTLS.
-    let to_caller = r.raw.split_once("\r\n\r\n").unwrap().1;
+    // What the caller was answered: ours, ICE-lite and DTLS.
     for line in [
         "a=ice-lite",
         "UDP/TLS/RTP/SAVPF 0",
@@ -289,21 +357,75 @@ fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
     ] {
         assert!(to_caller.contains(line), "{line}: {to_caller}");
     }
+    let relay = sdp_audio(&to_caller);
+    let ours = sdp_attr(&to_caller, "ice-ufrag");
+    for i in 0..100u8 {
+        let forged = if i % 2 == 0 {
+            stun_check(&format!("{ours}:abcd"), "not-the-password-at-all!", [i; 12])
+        } else {
+            stun_check("zzzz:abcd", "0123456789abcdefghijkl", [i; 12])
+        };
+        caller.rtp.send_to(&forged, relay).unwrap();
+    }
+    // RTP in clear, as if keys were out.
+    for seq in 0..20u16 {
+        let p = rtp_packet(0, false, seq, u32::from(seq) * 160, 7, &[0xff; 160]);
+        caller.rtp.send_to(&p, relay).unwrap();
+    }
     assert!(
-        phone.accept_bye(Duration::from_secs(16)),
-        "the callee was not hung up after the ICE timeout"
-    );
-    let cdr = wait_cdr(&pbx, "webrtc-no-ice@test");
-    let text = cdr.to_string();
-    assert!(text.contains("ice_timeout"), "{cdr}");
-    assert_eq!(
-        cdr["metadata"]["tracks"][0]["webrtc"], "ice_timeout",
-        "{cdr}"
+        stun_answers(&caller.rtp, Duration::from_secs(1)).is_empty(),
+        "a forged check was answered"
     );
     let rtp = receive(
         &phone.rtp,
         Duration::from_millis(300),
         Duration::from_secs(1),
     );
-    assert!(rtp.is_empty(), "nothing is relayed from a leg without keys");
+    assert!(rtp.is_empty(), "RTP relayed from a leg without keys");
+    assert!(
+        phone.accept_bye(Duration::from_secs(16)),
+        "the callee was not hung up after the ICE timeout"
+    );
+    let cdr = wait_cdr(&pbx, "webrtc-no-ice@test");
+    assert_eq!(
+        cdr["metadata"]["tracks"][0]["webrtc"], "ice_timeout",
+        "{cdr}"
+    );
+}
+
+/// A caller that passes ICE (a check signed with the password our answer
+/// gave it is answered, once, no larger than the check) but never does
+/// DTLS: the call ends 10 s later with a CDR that says `dtls_timeout`.
+#[test]
+fn a_webrtc_leg_whose_dtls_never_completes_ends_the_call_with_its_reason() {
+    let pbx = Pbx::start(PbxOptions::default());
+    let mut phone = Phone::register(&pbx, "1002", "secret1002");
+    let (caller, to_caller, _) = webrtc_offer_call(&pbx, &mut phone, "webrtc-no-dtls@test");
+    let relay = sdp_audio(&to_caller);
+    let (ours, pwd) = (
+        sdp_attr(&to_caller, "ice-ufrag"),
+        sdp_attr(&to_caller, "ice-pwd"),
+    );
+    let check = stun_check(&format!("{ours}:abcd"), pwd, [9; 12]);
+    caller.rtp.send_to(&check, relay).unwrap();
+    let answers = stun_answers(&caller.rtp, Duration::from_secs(1));
+    assert_eq!(answers.len(), 1, "the genuine check is answered once");
+    let a = &answers[0];
+    assert_eq!(&a[..2], &[0x01, 0x01], "a Binding success response");
+    assert_eq!(&a[8..20], &[9; 12], "for our transaction");
+    assert!(
+        a.len() <= check.len(),
+        "amplified: {} > {}",
+        a.len(),
+        check.len()
+    );
+    assert!(
+        phone.accept_bye(Duration::from_secs(16)),
+        "the callee was not hung up after the DTLS timeout"
+    );
+    let cdr = wait_cdr(&pbx, "webrtc-no-dtls@test");
+    assert_eq!(
+        cdr["metadata"]["tracks"][0]["webrtc"], "dtls_timeout",
+        "{cdr}"
+    );
 }

@@ -232,7 +232,9 @@ impl std::fmt::Display for ReloadError {
                 write!(f, "unknown table '{what}' (trunks, routes, acl or tls)")
             }
             ReloadError::Tls(e) => e.fmt(f),
-            ReloadError::NoTls => f.write_str("proxy.tls_port and proxy.wss_port are 0: there is no TLS listener"),
+            ReloadError::NoTls => {
+                f.write_str("proxy.tls_port and proxy.wss_port are 0: there is no TLS listener")
+            }
         }
     }
 }

@@ -20,6 +20,6 @@ pub mod side;
 mod side_crypto;
 mod side_state;
 pub mod srtp;
+pub mod stats;
 pub mod transcode;
 pub mod webrtc;
-pub mod stats;

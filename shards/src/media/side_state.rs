@@ -7,12 +7,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::fastpath::{Handover, Progress};
+use super::relay::WebRtcSide;
 use super::relay::LATCH_PACKETS;
 use super::side::{canonical, Signalled};
-use super::relay::WebRtcSide;
 use super::side_crypto::SideCrypto;
-use super::transcode::Transcoder;
 use super::stats::{Renumber, StreamStats};
+use super::transcode::Transcoder;
 use crate::recording::Codec;
 
 pub(super) struct SideState {
