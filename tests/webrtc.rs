@@ -251,7 +251,7 @@ fn stun_check(username: &str, pwd: &str, txid: [u8; 12]) -> Vec<u8> {
         m.extend_from_slice(&kind.to_be_bytes());
         m.extend_from_slice(&(value.len() as u16).to_be_bytes());
         m.extend_from_slice(value);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
     }
