@@ -4,6 +4,10 @@
 #
 #   fuzz/run.sh <target> <seconds>          e.g. fuzz/run.sh sdp 1800
 #
+# Targets: the [[bin]]s of Cargo.toml (sip_parse_roundtrip, sdp, sdp_webrtc,
+# digest_params, rtp_rtcp, flow_decoder, stream_framer, ws_codec, ice_stun,
+# srtp, webhook_json); dict/<target>.dict is used when there is one.
+#
 # Needs `cargo install cargo-afl` (builds AFL++ from the crate's bundled
 # source with the system C compiler; stable Rust is enough). Findings go to
 # fuzz/out/<target>/default/ (crashes/, hangs/, queue/, fuzzer_stats); the

@@ -489,6 +489,14 @@ pub fn run(path: &Path, perf: Option<&Path>) -> ExitCode {
             Err(e) => return fail(e),
         }
     };
+    if cfg.proxy.ws_port != 0 {
+        tracing::warn!(
+            port = cfg.proxy.ws_port,
+            "SIP over plain WebSocket: digests, dialled numbers and the ICE passwords of \
+             browser calls cross the network in clear (meant for a TLS-terminating proxy \
+             in front, or tests); browsers elsewhere want wss_port"
+        );
+    }
     let rt_cfg = runtime_config(&cfg, tls);
     let factory_tx = control_tx.clone();
     let runtime = match Runtime::start(&rt_cfg, move |ctx| {

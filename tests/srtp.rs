@@ -14,6 +14,11 @@ use common::capture::{Capture, Datagram};
 use common::media::*;
 use common::*;
 
+/// The tests whose softphones send SRTP run one at a time: the capture of
+/// the first reads SRTP datagrams off `lo`, and another test's call (same
+/// media port range, another PBX) would be in it.
+static SRTP_ON_LO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A TLS-enabled PBX with recording on; returns it and its TLS port.
 fn pbx_tls(media_extra: &str) -> (Pbx, u16) {
     let tls_port = free_port();
@@ -53,6 +58,9 @@ fn leg_of(wire: &[Datagram], port: u16) -> (Vec<&Datagram>, Vec<&Datagram>) {
 
 #[test]
 fn baresip_over_tls_with_mandatory_srtp_calls_a_udp_extension() {
+    let _alone = SRTP_ON_LO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (pbx, tls_port) = pbx_tls("");
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
     let dir = pbx.dir().join("baresip");
@@ -304,6 +312,9 @@ fn an_extension_that_requires_srtp_is_not_called_over_udp() {
 /// tone; the recording holds both.
 #[test]
 fn two_srtp_softphones_each_with_its_own_suite() {
+    let _alone = SRTP_ON_LO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (pbx, tls_port) = pbx_tls("");
     let callee_dir = pbx.dir().join("callee");
     let _callee = baresip::start(

@@ -88,6 +88,21 @@ fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(3));
     assert_browser_media(&mut browser, 1000.0);
+    // Muting the softphone's track (REST) silences it in the browser;
+    // unmuting brings it back.
+    for (action, heard) in [("mute", None), ("unmute", Some(1000.0))] {
+        let body = format!(r#"{{"action":"{action}","track_id":"audio-1"}}"#);
+        let (code, answer) = call_command(&pbx, &call_id, &body);
+        assert_eq!(code, 200, "{answer}");
+        std::thread::sleep(Duration::from_millis(1500));
+        let f = browser.heard_frequency();
+        assert_eq!(
+            f.map(|f| (f / 10.0).round() * 10.0),
+            heard,
+            "after {action}: {:?}",
+            browser.seen
+        );
+    }
     let r = browser.cmd(
         serde_json::json!({"cmd": "hangup"}),
         Duration::from_secs(10),

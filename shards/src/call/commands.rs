@@ -184,6 +184,18 @@ impl CallEngine {
         };
         let plain = sdp::relay_offer(addr, a_port, id).into_bytes();
         let offer_a = match mode {
+            // The first party is a browser: WebRTC, whatever the policy.
+            _ if super::media::is_browser(o.first.dest) => {
+                match super::media::for_browser(relay, id, Side::Caller, &plain) {
+                    Ok(offer) => offer,
+                    Err(_) => {
+                        relay.close(id, now.mono_ms);
+                        return Err(CommandError::Unavailable(
+                            "no WebRTC end for the browser".into(),
+                        ));
+                    }
+                }
+            }
             OfferMode::Plain => plain,
             mode => {
                 // The caller side has this one party: the side's own keys.

@@ -89,7 +89,7 @@ fn local_params(local: &WebRtcLocal) -> webrtc::LocalParams<'_> {
 }
 
 /// `body` (rewritten to the relay) as it goes to the WebRTC side `side`.
-fn for_browser(
+pub(super) fn for_browser(
     relay: &mut MediaRelay,
     call: u64,
     side: Side,
@@ -151,6 +151,11 @@ impl CallEngine {
                 return Ok(None);
             }
         }
+        // Our ICE credentials given to this callee leg alone, if any.
+        let leg_ice = match from {
+            Leg::Callee(i) => c.legs.get(i).and_then(|l| l.ice.clone()),
+            Leg::Caller => None,
+        };
         // Our keys offered to this callee leg alone, if any.
         let leg_keys = match from {
             Leg::Callee(i) => c
@@ -192,6 +197,9 @@ impl CallEngine {
             let params = std::str::from_utf8(msg.body())
                 .ok()
                 .and_then(|text| webrtc::parse_remote(text).ok());
+            if let Some(creds) = leg_ice {
+                relay.webrtc_set_local(call, side, creds);
+            }
             let made = params.map(|p| relay.webrtc_remote(cx.now.mono_ms, call, side, p));
             if !matches!(made, Some(Ok(()))) {
                 tracing::warn!(call, ?made, "WebRTC SDP refused");
@@ -336,11 +344,17 @@ impl CallEngine {
             return Ok(c.body.clone());
         };
         if is_browser(leg.target.dest) {
-            // A browser's leg: WebRTC (DTLS-SRTP), whatever the policy.
-            let relay = cx.relay.as_deref_mut().filter(|_| c.proxied);
-            return relay
-                .and_then(|relay| for_browser(relay, call, Side::Callee, &c.body).ok())
-                .ok_or(Refusal::NoWebRtc);
+            // A browser's leg: WebRTC (DTLS-SRTP), whatever the policy,
+            // with ICE credentials of its own.
+            let Some(relay) = cx.relay.as_deref_mut().filter(|_| c.proxied) else {
+                return Err(Refusal::NoWebRtc);
+            };
+            let creds = leg
+                .ice
+                .get_or_insert_with(|| relay.webrtc_fresh_creds())
+                .clone();
+            relay.webrtc_set_local(call, Side::Callee, creds);
+            return for_browser(relay, call, Side::Callee, &c.body).map_err(|_| Refusal::NoWebRtc);
         }
         // The leg's mode once chosen (a 488 to best effort turns it to
         // RTP/SAVP, see the callee responses).
@@ -367,9 +381,9 @@ impl CallEngine {
 
     /// An SDP answer from the relay itself to the caller's offer: the
     /// caller-side port, the offer's first codec (and telephone-event).
-    pub(super) fn relay_answer(&self, cx: &Cx<'_>, call: u64) -> Option<Vec<u8>> {
+    pub(super) fn relay_answer(&self, cx: &mut Cx<'_>, call: u64) -> Option<Vec<u8>> {
         let c = self.calls.get(&call)?;
-        let relay = cx.relay.as_deref()?;
+        let relay = cx.relay.as_deref_mut()?;
         let invite = Message::parse(c.invite()?).ok()?;
         let audio = sdp_of(&invite)?.audio?;
         let port = relay.port_of(call, Side::Caller)?;
@@ -421,14 +435,18 @@ fn codecs_for_other_side(
 }
 
 /// `body`, an SDP answer to `side` of session `call`, saying what that
-/// side is to know of SRTP: our key under its tag when it uses SRTP, else
-/// no key at all.
+/// side is to know of SRTP: our ICE-lite and DTLS end when it is a
+/// browser, our key under its tag when it uses SDES, else no key at all.
 pub(super) fn answer_keys(
-    relay: &MediaRelay,
+    relay: &mut MediaRelay,
     call: u64,
     side: Side,
     body: &[u8],
 ) -> Result<Vec<u8>, sdp::SdpError> {
+    if relay.is_webrtc(call, side) {
+        let plain = sdp::set_crypto(body, CryptoOut::Plain)?;
+        return for_browser(relay, call, side, &plain).map_err(|_| sdp::SdpError::NoWebRtc);
+    }
     match relay.srtp_answer(call, side) {
         None => sdp::set_crypto(body, CryptoOut::Plain),
         Some(a) => {

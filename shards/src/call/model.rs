@@ -236,6 +236,9 @@ pub(super) struct CalleeLeg {
     /// Our SRTP keys offered to this leg alone (one per suite), once its
     /// INVITE offered SRTP.
     pub(super) srtp_keys: Vec<crate::media::srtp::MasterKey>,
+    /// Our ICE credentials toward this leg when it is a browser's (its
+    /// own: another fork never learns them).
+    pub(super) ice: Option<crate::media::webrtc::IceCreds>,
     /// How its INVITE offered media (set by the first one).
     pub(super) srtp_mode: Option<crate::media::secure::OfferMode>,
     /// A best-effort offer was refused (488) and `RTP/SAVP` offered since.

@@ -3,8 +3,9 @@
 //! case, folded or not) a Digest `response` and any password-like
 //! parameter lose their value, and the credentials of any other scheme
 //! (Bearer, Basic) are hidden whole; in the body, the key of every SDES
-//! `inline:` (an SDP `a=crypto`, RFC 4568) is hidden, so a stored flow
-//! never gives away what decrypts a call's SRTP. The rest of the message
+//! `inline:` (an SDP `a=crypto`, RFC 4568) and every ICE password
+//! (`a=ice-pwd`) is hidden, so a stored flow never gives away what
+//! decrypts a call's SRTP or steers a browser leg's media. The rest of the message
 //! stays as it was. Sans-IO: bytes in, bytes out.
 
 use std::borrow::Cow;
@@ -23,6 +24,7 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     if spans.is_empty() {
         return Cow::Borrowed(data);
     }
+    spans.sort_unstable();
     let mut out = Vec::with_capacity(data.len());
     let mut at = 0;
     for (from, to, quoted) in spans {
@@ -40,11 +42,18 @@ pub fn credentials(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Adds to `spans` the key material of every `inline:` in the body
-/// (after the first empty line): up to a `|` (lifetime, MKI), a space,
-/// `;` or the end of the line.
+/// Adds to `spans` the secrets of the body (after the first empty line):
+/// the key material of every SDES `inline:` (up to a `|` (lifetime, MKI),
+/// a space, `;` or the end of the line) and every ICE password
+/// (`a=ice-pwd:`, whose holder can steer a browser leg's media).
 fn key_spans(data: &[u8], spans: &mut Vec<(usize, usize, bool)>) {
-    const INLINE: &[u8] = b"inline:";
+    for marker in [&b"inline:"[..], &b"a=ice-pwd:"[..]] {
+        marker_spans(data, marker, spans);
+    }
+}
+
+/// The values after each `marker` in the body of `data`.
+fn marker_spans(data: &[u8], marker: &[u8], spans: &mut Vec<(usize, usize, bool)>) {
     let body = match data.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(at) => at + 4,
         None => match data.windows(2).position(|w| w == b"\n\n") {
@@ -53,12 +62,12 @@ fn key_spans(data: &[u8], spans: &mut Vec<(usize, usize, bool)>) {
         },
     };
     let mut i = body;
-    while i + INLINE.len() <= data.len() {
-        if !data[i..i + INLINE.len()].eq_ignore_ascii_case(INLINE) {
+    while i + marker.len() <= data.len() {
+        if !data[i..i + marker.len()].eq_ignore_ascii_case(marker) {
             i += 1;
             continue;
         }
-        let from = i + INLINE.len();
+        let from = i + marker.len();
         let mut to = from;
         while to < data.len() && !matches!(data[to], b'|' | b' ' | b'\t' | b'\r' | b'\n' | b';') {
             to += 1;
@@ -260,6 +269,28 @@ mod tests {
         assert!(out.contains("password=\"<redacted>\""), "{out}");
         assert!(!out.contains("hunter2"));
         assert!(out.contains("username=\"1001\",\r\n  "), "{out}");
+    }
+
+    #[test]
+    fn ice_passwords_and_keys_are_hidden_in_any_order() {
+        let out = redact(
+            "INVITE sip:x SIP/2.0\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n\
+             a=ice-pwd:asd88fgpdd777uzjYhagZg\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=ice-ufrag:8hhY\r\na=ice-pwd:second0password0here00\r\n",
+        );
+        assert!(!out.contains("asd88fg"), "{out}");
+        assert!(!out.contains("second0password"), "{out}");
+        assert!(!out.contains("WVNfX19z"), "{out}");
+        assert!(
+            out.contains(
+                "a=ice-pwd:<redacted>\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>|2^20"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("a=ice-ufrag:8hhY"),
+            "the ufrag is no secret: {out}"
+        );
     }
 
     #[test]

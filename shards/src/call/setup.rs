@@ -301,6 +301,7 @@ impl CallEngine {
             deadline_ms,
             asserted,
             srtp_keys: Vec::new(),
+            ice: None,
             srtp_mode: None,
             srtp_retried: false,
         });

@@ -503,6 +503,7 @@ impl SipEndpoint {
             (v.port_or_default() == self.settings.sip_port
                 || v.port_or_default() == self.settings.sip_tcp_port
                 || v.port_or_default() == self.settings.sip_tls_port
+                || v.port_or_default() == self.settings.sip_ws_port
                 || v.port_or_default() == self.settings.sip_wss_port)
                 && ours.is_some_and(|h| same_host(h, v.host))
                 && v.branch().is_some_and(|b| {

@@ -219,7 +219,8 @@ pub struct RelayCounters {
     /// From an SRTP side, not authentic or replayed.
     pub srtp_rejected: u64,
     /// In a transcoded stream, packets not of the transcoded codec (DTMF,
-    /// comfort noise) or not decodable.
+    /// comfort noise), not decodable, or over the rate a sender may have
+    /// transcoded.
     pub untranscodable: u64,
 }
 
@@ -742,6 +743,12 @@ impl MediaRelay {
         }
         let len = match from.transcode.as_mut() {
             None => len,
+            Some(_) if !from.transcode_budget.take(now_ms) => {
+                // Over the rate a sender may have transcoded.
+                self.counters.untranscodable += 1;
+                self.counters.rejected += 1;
+                return None;
+            }
             Some(t) => match t.transcode(buf, len) {
                 Some(n) => n,
                 None => {

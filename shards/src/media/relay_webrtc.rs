@@ -115,11 +115,17 @@ impl MediaRelay {
                 transport: None,
             })
         });
-        if w.transport.as_ref().is_some_and(|(_, r, _)| *r == remote) {
+        // The same ICE credentials and certificate: the same transport,
+        // whatever else the SDP says (a re-offer for hold says `actpass`
+        // where the first answer said `active`; the association stays).
+        if w.transport
+            .as_ref()
+            .is_some_and(|(_, r, _)| r.creds == remote.creds && r.fingerprint == remote.fingerprint)
+        {
             return Ok(());
         }
-        // New parameters: an ICE restart or a new DTLS association. The
-        // keys of the old one no longer hold.
+        // New credentials or certificate: an ICE restart or a new DTLS
+        // association. The keys of the old one no longer hold.
         let role = remote.setup.our_role();
         let t = Transport::new(now_ms, w.local.clone(), remote.clone(), identity, role).map_err(
             |e| {
@@ -133,6 +139,33 @@ impl MediaRelay {
         st.latched_rtcp = None;
         st.expect_ip = None;
         Ok(())
+    }
+
+    /// Fresh ICE credentials, kept nowhere: for one party of a side that
+    /// may be several (browser forks, failover and transfer targets of the
+    /// callee side), so none learns the password another is sent.
+    pub fn webrtc_fresh_creds(&mut self) -> IceCreds {
+        let rng = &mut self.keys;
+        IceCreds::random(&mut |b| rng.fill_bytes(b))
+    }
+
+    /// Our ICE credentials toward `side` of session `id` are `creds` (the
+    /// party's own, see [`MediaRelay::webrtc_fresh_creds`]), for what is
+    /// written to it next and for the transport its SDP makes next.
+    pub fn webrtc_set_local(&mut self, id: u64, side: Side, creds: IceCreds) {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let st = &mut s.sides[side as usize];
+        match st.webrtc.as_mut() {
+            Some(w) => w.local = creds,
+            None => {
+                st.webrtc = Some(Box::new(WebRtcSide {
+                    local: creds,
+                    transport: None,
+                }));
+            }
+        }
     }
 
     /// `side` of session `id` is not (or no longer) a WebRTC one: its SDP

@@ -109,6 +109,9 @@ pub enum SdpError {
         /// What was wrong with it.
         reason: &'static str,
     },
+    /// Our WebRTC end could not be written for a browser (no DTLS
+    /// certificate, no session).
+    NoWebRtc,
 }
 
 impl fmt::Display for SdpError {
@@ -122,6 +125,7 @@ impl fmt::Display for SdpError {
             SdpError::BadMediaLine { line, reason } => {
                 write!(f, "SDP line {line}: malformed m= line: {reason}")
             }
+            SdpError::NoWebRtc => f.write_str("no WebRTC end could be made for a browser"),
         }
     }
 }
@@ -485,7 +489,8 @@ fn addr_type(ip: IpAddr) -> &'static str {
 ///   `a=rtcp:` becomes `relay.rtp_port + 1` (with the relay address if the
 ///   original carried one; the line is dropped if the port would overflow);
 /// - every other `m=` line: port 0 (stream rejected), its section untouched;
-/// - ICE attributes removed at session level and in the first audio section;
+/// - ICE attributes removed from every section (the peer's candidates and
+///   password are not the other side's business);
 /// - everything else kept byte for byte, in order; blank lines dropped.
 ///
 /// The output uses CRLF line endings and ends with CRLF.
@@ -524,11 +529,13 @@ pub fn rewrite(body: &[u8], relay: &Relay) -> Result<Vec<u8>, SdpError> {
                 let _ = write!(out, "c=IN {atype} {addr}\r\n");
                 return;
             }
-        } else if relayed {
-            if let Some((name, value)) = attribute(line) {
-                if ICE_ATTRIBUTES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
-                    return;
-                }
+        } else if let Some((name, value)) = attribute(line) {
+            // ICE of any stream: its candidates name the peer's addresses,
+            // its password is the peer's; the other side gets neither.
+            if ICE_ATTRIBUTES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                return;
+            }
+            {
                 if section == Section::FirstAudio && name.eq_ignore_ascii_case("rtcp") {
                     let Some(rtcp) = relay.rtp_port.checked_add(1) else {
                         return;

@@ -656,10 +656,9 @@ fn ice_attributes_removed() {
             "a=rtpmap:111 opus/48000/2",
             "a=fingerprint:sha-256 AB:CD",
             "a=ssrc:12345 cname:abc",
-            // The rejected video section is left as it was, apart from its port.
+            // The rejected video section keeps all but its port and its
+            // ICE (whose candidates name the peer's addresses).
             "m=video 0 RTP/SAVPF 96",
-            "a=ice-ufrag:V1de",
-            "a=candidate:1 1 UDP 2130706431 10.0.0.1 5000 typ host",
         ]
     );
 }

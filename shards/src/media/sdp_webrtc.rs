@@ -60,7 +60,7 @@ fn dropped(line: &str, also: &[&str]) -> bool {
 pub fn to_plain(body: &[u8]) -> Result<Vec<u8>, SdpError> {
     let text = sdp_text(body)?;
     let mut out = String::with_capacity(text.len());
-    walk(text, |section, line, m| {
+    walk(text, |_, line, m| {
         if let Some(m) = m {
             let proto = if is_webrtc(m.proto) {
                 "RTP/AVP"
@@ -70,7 +70,7 @@ pub fn to_plain(body: &[u8]) -> Result<Vec<u8>, SdpError> {
             let _ = write!(out, "m={} {} {proto}{}\r\n", m.media, m.port, m.fmts);
             return;
         }
-        if section != Section::Other && dropped(line, &[]) {
+        if dropped(line, &[]) {
             return;
         }
         out.push_str(line);
@@ -112,7 +112,14 @@ pub fn to_webrtc(body: &[u8], local: &LocalParams<'_>) -> Result<Vec<u8>, SdpErr
             out.push_str("\r\n");
             return;
         }
-        if section != Section::Other && dropped(line, &["rtcp"]) {
+        if dropped(
+            line,
+            if section == Section::Other {
+                &[]
+            } else {
+                &["rtcp"]
+            },
+        ) {
             return;
         }
         out.push_str(line);

@@ -12,7 +12,7 @@ use super::relay::LATCH_PACKETS;
 use super::side::{canonical, Signalled};
 use super::side_crypto::SideCrypto;
 use super::stats::{Renumber, StreamStats};
-use super::transcode::Transcoder;
+use super::transcode::{Budget, Transcoder};
 use crate::recording::Codec;
 
 pub(super) struct SideState {
@@ -46,6 +46,8 @@ pub(super) struct SideState {
     /// What it sends is transcoded for the other side (they share no
     /// codec).
     pub(super) transcode: Option<Box<Transcoder>>,
+    /// How many of its packets may still be transcoded now.
+    pub(super) transcode_budget: Budget,
 }
 
 impl SideState {
@@ -68,6 +70,7 @@ impl SideState {
             crypto: SideCrypto::default(),
             webrtc: None,
             transcode: None,
+            transcode_budget: Budget::default(),
         }
     }
 

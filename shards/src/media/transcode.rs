@@ -324,9 +324,18 @@ impl Transcoder {
                 h.payload_len
             }
             Path::FromOpus { dec, law } => {
+                let payload = rest.get(..h.payload_len)?;
+                // At most 60 ms of audio a packet, what senders send: a
+                // few bytes of empty frames saying 120 ms would come out
+                // as 960 bytes of G.711 (amplification), so more is
+                // dropped before it is decoded.
+                match opus::packet::get_nb_samples(payload, 48_000) {
+                    Ok(n) if n <= MAX_OPUS_SAMPLES_48K => {}
+                    _ => return None,
+                }
                 self.pcm.clear();
                 let errors = dec.errors();
-                dec.decode(rest.get(..h.payload_len)?, &mut self.pcm);
+                dec.decode(payload, &mut self.pcm);
                 if dec.errors() != errors || self.pcm.is_empty() {
                     return None;
                 }
@@ -354,6 +363,48 @@ impl Transcoder {
         head[1] = (head[1] & 0x80) | self.to_pt;
         set_timestamp(head, self.ts.map(h.ssrc, h.timestamp));
         Some(off + n)
+    }
+}
+
+/// The most audio one Opus packet may carry, in 48 kHz samples (60 ms).
+const MAX_OPUS_SAMPLES_48K: usize = 2880;
+
+/// How many packets a second one direction of a transcoded stream may
+/// have transcoded (100: 10 ms packets), with a burst of [`BURST`]; a
+/// sender beyond that (forcing an encode or decode per packet) has the
+/// rest dropped.
+pub const PACKETS_PER_SEC: u64 = 100;
+const BURST: u64 = 50;
+
+/// A token bucket of transcoded packets, in thousandths of a packet.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    tokens: u64,
+    last_ms: Option<u64>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            tokens: BURST * 1000,
+            last_ms: None,
+        }
+    }
+}
+
+impl Budget {
+    /// Takes one packet's worth at `now_ms`; false when the sender is
+    /// over its rate.
+    pub fn take(&mut self, now_ms: u64) -> bool {
+        let elapsed = self.last_ms.map_or(0, |last| now_ms.saturating_sub(last));
+        self.last_ms = Some(now_ms);
+        self.tokens = (self.tokens + elapsed * PACKETS_PER_SEC).min(BURST * 1000);
+        if self.tokens >= 1000 {
+            self.tokens -= 1000;
+            true
+        } else {
+            false
+        }
     }
 }
 

@@ -445,3 +445,32 @@ fn garbage_never_panics() {
     }
     eprintln!("garbage transcoded (not dropped): {ok:?}");
 }
+
+#[test]
+fn the_budget_allows_a_burst_then_the_rate() {
+    let mut b = Budget::default();
+    let burst = (0..1000).take_while(|_| b.take(0)).count();
+    assert_eq!(burst, 50);
+    // One second later, 100 more; not 101.
+    let next = (0..1000).take_while(|_| b.take(1000)).count();
+    assert_eq!(next, 50, "refilled to the burst, not beyond");
+    let mut b = Budget::default();
+    let sent = (0..10_000u64).filter(|i| b.take(i / 10)).count();
+    // 10 000 packets in one second: the burst and one second's rate.
+    assert!((140..=151).contains(&sent), "{sent}");
+}
+
+#[test]
+fn opus_packets_over_60_ms_are_dropped_before_decoding() {
+    // TOC code 3 (arbitrary frames), config 0 (SILK NB 10 ms), 12 frames:
+    // 120 ms in 3 bytes.
+    let payload = [0x03, 0x0c, 0x00];
+    let mut t = Transcoder::new(OPUS, PCMU).unwrap();
+    let (mut buf, len) = packet(111, false, 1, 960, &payload);
+    assert_eq!(
+        opus::packet::get_nb_samples(&payload, 48_000).ok(),
+        Some(5760)
+    );
+    assert_eq!(t.transcode(&mut buf, len), None);
+    assert_eq!(t.dropped(), 1);
+}

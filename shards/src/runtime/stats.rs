@@ -63,7 +63,7 @@ counters! {
     sdp_address_refused: "SDP media addresses refused (488) or ignored: unspecified, multicast, broadcast, loopback or ours",
     sdp_srtp_refused: "SDPs whose SRTP could not be done: 488 to an offer, or the call hung up after an answer (keys over a transport that is not TLS, SRTP off or required, no supported suite)",
     rtp_srtp_rejected: "SRTP/SRTCP datagrams dropped: not authentic (wrong key, tampered, forged) or replayed",
-    rtp_untranscodable: "RTP packets dropped in transcoded calls (Opus <-> G.711): not of the transcoded codec (DTMF, comfort noise) or not decodable",
+    rtp_untranscodable: "RTP packets dropped in transcoded calls (Opus <-> G.711): not of the transcoded codec (DTMF, comfort noise), not decodable, over 60 ms of Opus, or over 100 packets a second from one side",
     banned_dropped: "SIP datagrams dropped unanswered: their source is banned after failed digests",
     flood_dropped: "SIP requests dropped unanswered: their source exceeded [security] flood_requests_per_sec",
     auth_failures_reported: "failed digest responses reported to the ban book (unknown user, wrong password, replay)",

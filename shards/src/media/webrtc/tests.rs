@@ -466,6 +466,22 @@ fn a_later_nomination_switches_the_selection() {
     assert_eq!(s.t.selected(), Some(b));
 }
 
+/// Once DTLS completed, a nomination from another address (a call party
+/// holding our password, spoofing a third party's address to aim the
+/// call's media at it) is answered but moves nothing.
+#[test]
+fn after_dtls_a_nomination_does_not_move_the_media() {
+    let (mut s, mut c) = pair(None);
+    let end = drive(&mut s, &mut c, 0, 15_000, true);
+    assert_eq!(s.t.state(), State::Connected, "{:?}", s.events);
+    let victim = addr("203.0.113.99:7");
+    let before = s.events.len();
+    assert!(s.check(end + 10, victim, &c.creds, true), "answered");
+    assert_eq!(s.t.selected(), Some(addr(CLIENT)));
+    s.drain();
+    assert_eq!(s.events.len(), before, "{:?}", &s.events[before..]);
+}
+
 #[test]
 fn checked_addresses_are_bounded() {
     let hello = client_hello();

@@ -89,7 +89,9 @@ pub enum State {
 pub enum Event {
     /// ICE selected this address (the source of a valid check carrying
     /// USE-CANDIDATE): media goes there. A later nomination of another
-    /// address switches it, and this comes again.
+    /// address switches it, and this comes again, until DTLS completed
+    /// (DTLS flights go to the selected address, so the handshake proves
+    /// the peer holds it; after that the selection stays).
     Selected(SocketAddr),
     /// DTLS completed and the peer's certificate matched its fingerprint:
     /// the SRTP master keys, ours to send with (`local`) and the peer's
@@ -271,7 +273,15 @@ impl Transport {
             self.last_consent_ms = now_ms;
         }
         // A lite agent is controlled: only a controlling peer nominates.
-        if req.use_candidate && req.controlling && self.selected != Some(src) {
+        // Once DTLS completed, the selection is the address the handshake
+        // went to and came back from: a later nomination (which anyone
+        // with the password could spoof from a third party's address) does
+        // not move the media.
+        if req.use_candidate
+            && req.controlling
+            && self.selected != Some(src)
+            && self.state != State::Connected
+        {
             self.select(now_ms, src);
             if self.dtls.role() == Role::Client && !self.dtls.is_started() {
                 let dest = self.selected;

@@ -142,9 +142,10 @@ impl WsCodec {
     }
 
     /// The next thing the client said, `Ok(None)` when more bytes are
-    /// needed. After an error every call returns it again.
+    /// needed. After an error every call returns it again. What was handed
+    /// out is dropped by the next `push` (one move per read, not one per
+    /// frame: a read full of tiny pings costs linear time).
     pub fn poll(&mut self, now_ms: u64) -> Result<Option<WsFrame<'_>>, WsError> {
-        self.compact();
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -159,7 +160,13 @@ impl WsCodec {
                 self.state = State::Done;
                 Err(e)
             }
-            Ok(None) => Ok(None),
+            Ok(None) => {
+                // Keep-alives and pongs read whole: nothing is partial.
+                if self.buf.len() == self.consumed && !self.in_message {
+                    self.partial_since = None;
+                }
+                Ok(None)
+            }
             Ok(Some(what)) => {
                 self.partial_since =
                     (self.buf.len() > self.consumed || self.in_message).then_some(now_ms);
@@ -183,10 +190,18 @@ impl WsCodec {
         self.limits.max_head + self.limits.max_body
     }
 
+    /// Drops what was handed out; gives memory back once the buffers are
+    /// empty and were large.
     fn compact(&mut self) {
         if self.consumed > 0 {
             self.buf.drain(..self.consumed);
             self.consumed = 0;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = Vec::new();
+        }
+        if !self.in_message && self.message.capacity() > 64 * 1024 {
+            self.message = Vec::new();
         }
     }
 

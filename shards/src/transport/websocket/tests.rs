@@ -305,3 +305,31 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_read_full_of_pings_is_answered_ping_by_ping() {
+    let mut c = open_codec();
+    let mut wire = Vec::new();
+    for i in 0..10_000u32 {
+        wire.extend(client_frame(true, OP_PING, &i.to_be_bytes()));
+    }
+    c.push(0, &wire);
+    let mut pongs = 0u32;
+    while let Ok(Some(WsFrame::Reply(r))) = c.poll(0) {
+        assert_eq!(&r[2..], &pongs.to_be_bytes(), "pong {pongs}");
+        pongs += 1;
+    }
+    assert_eq!(pongs, 10_000);
+}
+
+#[test]
+fn keepalives_and_pongs_leave_nothing_partial() {
+    let mut c = open_codec();
+    c.push(1_000, &client_frame(true, OP_TEXT, b"\r\n\r\n"));
+    c.push(1_000, &client_frame(true, OP_PONG, b""));
+    assert_eq!(c.poll(1_000), Ok(None));
+    assert!(
+        !c.stalled(60_000),
+        "an idle connection is not a slow sender"
+    );
+}
