@@ -197,6 +197,56 @@ fn a_udp_softphone_calls_the_browser_which_answers() {
     );
 }
 
+/// A softphone with SDES-SRTP over TLS (baresip, `srtp-mand`) calls the
+/// browser: the relay decrypts one leg's SDES-SRTP and encrypts the other's
+/// DTLS-SRTP, each with its own keys. Each hears the other.
+#[test]
+fn an_sdes_srtp_softphone_calls_the_browser() {
+    let tls_port = free_port();
+    let pbx = Pbx::start(PbxOptions {
+        proxy_extra: format!("wss_port = {}\ntls_port = {tls_port}", free_port()),
+        ..PbxOptions::default()
+    });
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
+    let caller_dir = pbx.dir().join("caller");
+    let _caller = baresip::start(
+        &pbx,
+        Via::TlsSrtp(tls_port),
+        &caller_dir,
+        "1002",
+        1000.0,
+        "",
+        &["/dial sip:1001@127.0.0.1"],
+    );
+    browser.wait_call("ringing", Duration::from_secs(15));
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "answer"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    browser.wait_call("in call", Duration::from_secs(10));
+    let call_id = active_call_id(&pbx).expect("an active call");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_browser_media(&mut browser, 1000.0);
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "hangup"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let cdr = wait_cdr(&pbx, &call_id);
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
+    assert_eq!(tracks[0]["srtp"], "AES_CM_128_HMAC_SHA1_80", "SDES: {cdr}");
+    assert!(tracks[0]["webrtc"].is_null(), "{cdr}");
+    assert_eq!(tracks[1]["webrtc"], "connected", "{cdr}");
+    assert!(tracks[1]["srtp"].is_string(), "DTLS-SRTP: {cdr}");
+    assert!(
+        tone_is(&heard_by(&caller_dir), 440.0, 1000.0),
+        "the SRTP softphone heard the browser:\n{}",
+        log_of(&caller_dir)
+    );
+}
+
 /// The browser offers Opus only, the softphone takes G.711 only: the
 /// callee is offered G.711 too, answers PCMU, and the relay transcodes
 /// (Opus <-> PCMU) on the call's shard. Each hears the other; the browser

@@ -79,11 +79,10 @@ use super::session::{Recording, Session};
 use super::side::canonical;
 pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
 use super::side_state::{Admit, SideState};
-use super::srtp::Suite;
 use super::transcode::Transcoder;
 use crate::cdr::RecorderEntry;
 use crate::media::webrtc::Kind as WebRtcKind;
-use crate::recording::{recording_path, Channel, RecCmd, Recorder, RtpIn};
+use crate::recording::{recording_path, RecCmd};
 use crate::time::Now;
 
 /// Consecutive RTP packets of one SSRC from one address before the relay
@@ -710,10 +709,6 @@ impl MediaRelay {
                 let payload = packet
                     .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
                     .unwrap_or(&[]);
-                let channel = match side {
-                    Side::Caller => Channel::Left,
-                    Side::Callee => Channel::Right,
-                };
                 let rec = s.recording.get_or_insert_with(|| {
                     let rec_id = self.next_recording;
                     self.next_recording += 1;
@@ -723,43 +718,12 @@ impl MediaRelay {
                         id: rec_id,
                         path: abs,
                     }));
-                    Recording {
-                        id: rec_id,
-                        recorder: Recorder::new(now_ms),
-                        cdr_path: rel,
-                        bytes: 0,
-                    }
+                    Recording::new(rec_id, now_ms, rel)
                 });
-                rec.recorder.on_packet(RtpIn {
-                    channel,
-                    arrival_ms: now_ms,
-                    codec,
-                    clock_rate: clock,
-                    seq: hdr.seq,
-                    timestamp: hdr.timestamp,
-                    payload,
-                });
+                rec.record(side, now_ms, codec, clock, &hdr, payload);
             }
         }
-        let len = match from.transcode.as_mut() {
-            None => len,
-            Some(_) if !from.transcode_budget.take(now_ms) => {
-                // Over the rate a sender may have transcoded.
-                self.counters.untranscodable += 1;
-                self.counters.rejected += 1;
-                return None;
-            }
-            Some(t) => match t.transcode(buf, len) {
-                Some(n) => n,
-                None => {
-                    // Not the codec being transcoded (DTMF, comfort noise)
-                    // or not decodable: the other side could not play it.
-                    self.counters.untranscodable += 1;
-                    self.counters.rejected += 1;
-                    return None;
-                }
-            },
-        };
+        let len = transcode_with(&mut self.counters, from, now_ms, buf, len)?;
         let len = seal_with(&mut self.counters, to, buf, len, false)?;
         self.counters.forwarded += 1;
         Some(Forward {
@@ -767,45 +731,6 @@ impl MediaRelay {
             dest,
             len,
         })
-    }
-
-    /// The codecs `side` of session `id` signalled last: (payload type,
-    /// name, clock).
-    pub fn codecs_of(&self, id: u64, side: Side) -> Vec<(u8, String, u32)> {
-        self.sessions
-            .get(&id)
-            .map(|s| s.sides[side as usize].sig.codecs.clone())
-            .unwrap_or_default()
-    }
-
-    /// Session `id` transcodes between the caller's codec and the
-    /// callee's (`pair`), or no longer (`None`). False when the pair
-    /// cannot be transcoded (the session is left as it was).
-    pub fn set_transcoding(&mut self, id: u64, pair: Option<(SideCodec, SideCodec)>) -> bool {
-        let Some(s) = self.sessions.get_mut(&id) else {
-            return false;
-        };
-        s.take_back_both(&mut self.fast, &mut self.counters);
-        let Some((caller, callee)) = pair else {
-            for side in &mut s.sides {
-                side.transcode = None;
-            }
-            return true;
-        };
-        match (
-            Transcoder::new(caller, callee),
-            Transcoder::new(callee, caller),
-        ) {
-            (Ok(up), Ok(down)) => {
-                s.sides[Side::Caller as usize].transcode = Some(Box::new(up));
-                s.sides[Side::Callee as usize].transcode = Some(Box::new(down));
-                true
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(call_id = %s.call_id, "cannot transcode: {e}");
-                false
-            }
-        }
     }
 
     /// Periodic work: recordings flushed to the writer. Returns the calls
@@ -870,24 +795,10 @@ impl MediaRelay {
                 size: 44 + rec.bytes,
             });
         }
-        let track = |side: &SideState, id: Side| {
-            json!({
-                "trackId": id.track_id(),
-                "rtp": side.stats.summary(),
-                "rtcpPackets": side.rtcp_packets,
-                "latched": side.latched_rtp.map(|a| a.to_string()),
-                "srtp": side.crypto.suite().map(Suite::name),
-                "webrtc": webrtc_state(side),
-                "transcode": side.transcode.as_ref().map(|t| {
-                    let (from, to) = t.codecs();
-                    format!("{from}->{to}")
-                }),
-            })
-        };
         Some(MediaReport {
             stats: json!([
-                track(&s.sides[0], Side::Caller),
-                track(&s.sides[1], Side::Callee)
+                s.sides[0].track_report(Side::Caller),
+                s.sides[1].track_report(Side::Callee)
             ]),
             recorder,
         })
@@ -896,9 +807,12 @@ impl MediaRelay {
 
 #[path = "relay_webrtc.rs"]
 mod webrtc_sides;
-use webrtc_sides::webrtc_state;
 pub(crate) use webrtc_sides::WebRtcSide;
 pub use webrtc_sides::{WebRtcError, WebRtcLocal};
+
+#[path = "relay_transcode.rs"]
+mod transcode_sides;
+use transcode_sides::transcode_with;
 
 #[path = "relay_srtp.rs"]
 mod srtp_sides;

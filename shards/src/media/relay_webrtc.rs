@@ -278,16 +278,18 @@ fn drive(
     failure
 }
 
-/// The state of a WebRTC side for its CDR track, `None` for another.
-pub(super) fn webrtc_state(st: &SideState) -> Option<&'static str> {
-    let w = st.webrtc.as_ref()?;
-    Some(match w.transport.as_ref().map(|(t, _, _)| t.state()) {
-        None => "new",
-        Some(State::Checking) => "checking",
-        Some(State::Handshaking) => "dtls",
-        Some(State::Connected) => "connected",
-        Some(State::Failed(f)) => f.as_str(),
-    })
+impl SideState {
+    /// The state of a WebRTC side for its CDR track, `None` for another.
+    pub(crate) fn webrtc_state(&self) -> Option<&'static str> {
+        let w = self.webrtc.as_ref()?;
+        Some(match w.transport.as_ref().map(|(t, _, _)| t.state()) {
+            None => "new",
+            Some(State::Checking) => "checking",
+            Some(State::Handshaking) => "dtls",
+            Some(State::Connected) => "connected",
+            Some(State::Failed(f)) => f.as_str(),
+        })
+    }
 }
 
 impl SideState {

@@ -4,8 +4,10 @@
 
 use super::fastpath::{FastPath, Progress};
 use super::relay::RelayCounters;
+use super::rtp::RtpHeader;
+use super::side::Side;
 use super::side_state::SideState;
-use crate::recording::Recorder;
+use crate::recording::{Channel, Codec, Recorder, RtpIn};
 use std::path::PathBuf;
 
 /// How long a side whose stream the fast path refused stays with the relay
@@ -17,6 +19,43 @@ pub(super) struct Recording {
     pub(super) recorder: Recorder,
     pub(super) cdr_path: PathBuf,
     pub(super) bytes: u64,
+}
+
+impl Recording {
+    pub(super) fn new(id: u64, now_ms: u64, cdr_path: PathBuf) -> Recording {
+        Recording {
+            id,
+            recorder: Recorder::new(now_ms),
+            cdr_path,
+            bytes: 0,
+        }
+    }
+
+    /// One RTP packet of `side` (header `hdr`, `payload`) into the mix:
+    /// the caller left, the callee right.
+    pub(super) fn record(
+        &mut self,
+        side: Side,
+        now_ms: u64,
+        codec: Codec,
+        clock_rate: u32,
+        hdr: &RtpHeader,
+        payload: &[u8],
+    ) {
+        let channel = match side {
+            Side::Caller => Channel::Left,
+            Side::Callee => Channel::Right,
+        };
+        self.recorder.on_packet(RtpIn {
+            channel,
+            arrival_ms: now_ms,
+            codec,
+            clock_rate,
+            seq: hdr.seq,
+            timestamp: hdr.timestamp,
+            payload,
+        });
+    }
 }
 
 pub(super) struct Session {

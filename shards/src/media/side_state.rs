@@ -197,6 +197,26 @@ impl SideState {
     }
 }
 
+impl SideState {
+    /// Its track in the CDR's `metadata.tracks`: statistics, where its
+    /// media was latched, its SRTP suite, its WebRTC state, what it was
+    /// transcoded from and to.
+    pub(super) fn track_report(&self, side: super::side::Side) -> serde_json::Value {
+        serde_json::json!({
+            "trackId": side.track_id(),
+            "rtp": self.stats.summary(),
+            "rtcpPackets": self.rtcp_packets,
+            "latched": self.latched_rtp.map(|a| a.to_string()),
+            "srtp": self.crypto.suite().map(super::srtp::Suite::name),
+            "webrtc": self.webrtc_state(),
+            "transcode": self.transcode.as_ref().map(|t| {
+                let (from, to) = t.codecs();
+                format!("{from}->{to}")
+            }),
+        })
+    }
+}
+
 /// What [`SideState::admit`] says of a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Admit {

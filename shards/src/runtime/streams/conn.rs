@@ -9,8 +9,10 @@ use std::net::{SocketAddr, TcpStream};
 
 use rustls::Connection;
 
-use crate::transport::websocket::{self, WsCodec};
-use crate::transport::{Framer, StreamKind};
+use crate::transport::websocket;
+use crate::transport::StreamKind;
+
+pub(super) use super::framing::Framing;
 
 use super::CloseReason;
 
@@ -70,31 +72,6 @@ pub(super) fn queue_bytes(
                 return false;
             }
             drain_tls(tls, queued)
-        }
-    }
-}
-
-/// How messages are cut out of a connection's plaintext.
-pub(super) enum Framing {
-    /// SIP framing (TCP, TLS).
-    Sip(Framer),
-    /// WebSocket frames, one SIP message each (WS, WSS).
-    Ws(Box<WsCodec>),
-}
-
-impl Framing {
-    pub(super) fn push(&mut self, now_ms: u64, data: &[u8]) {
-        match self {
-            Framing::Sip(f) => f.push(now_ms, data),
-            Framing::Ws(w) => w.push(now_ms, data),
-        }
-    }
-
-    /// A message has been partial for too long.
-    pub(super) fn stalled(&self, now_ms: u64) -> bool {
-        match self {
-            Framing::Sip(f) => f.stalled(now_ms),
-            Framing::Ws(w) => w.stalled(now_ms),
         }
     }
 }

@@ -27,6 +27,7 @@
 //! reader that does not read is closed, not buffered for).
 
 mod conn;
+mod framing;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -36,13 +37,14 @@ use std::sync::Arc;
 
 use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
 
-use self::conn::{drain_tls, open_tls, queue_bytes, Conn, Framing};
+use self::conn::{drain_tls, open_tls, Conn, Framing};
+use self::framing::{frame_sip, frame_ws};
 
 use super::epoll::{self, ctl};
 use super::stats::ShardStats;
 use crate::transport::tls::TlsDial;
-use crate::transport::websocket::{OriginPolicy, WsCodec, WsError, WsFrame};
-use crate::transport::{ConnId, Frame, Framer, Limits, Peer, StreamKind, PONG};
+use crate::transport::websocket::{OriginPolicy, WsCodec};
+use crate::transport::{ConnId, Framer, Limits, Peer, StreamKind};
 
 /// epoll tag of listener `i` is `TAG_LISTENERS - i` (connections are
 /// tagged by slot, counting up from 0).
@@ -778,84 +780,6 @@ impl Streams {
             Peer::stream(c.peer, id, c.kind)
         };
         self.closed.push((peer, why));
-    }
-}
-
-/// Hands out the SIP messages a SIP framer has whole and answers its pings;
-/// how many were delivered, and why the stream ends if it does.
-fn frame_sip(
-    framer: &mut Framer,
-    tls: &mut Option<Box<Connection>>,
-    queued: &mut Vec<u8>,
-    now_ms: u64,
-    stats: &ShardStats,
-    mut deliver: impl FnMut(&[u8]),
-) -> Result<usize, (usize, CloseReason)> {
-    let mut got = 0;
-    loop {
-        match framer.poll(now_ms) {
-            Ok(Some(Frame::Message(m))) => {
-                got += 1;
-                ShardStats::add(&stats.rx_stream_messages, 1);
-                stats.sip.count(true, m);
-                deliver(m);
-            }
-            Ok(Some(Frame::Ping)) => {
-                if !queue_bytes(tls, queued, PONG) {
-                    return Err((got, CloseReason::Peer));
-                }
-            }
-            Ok(None) => return Ok(got),
-            Err(e) => {
-                tracing::debug!("sip stream: {}", e.as_str());
-                ShardStats::add(&stats.tcp_frame_errors, 1);
-                return Err((got, CloseReason::Framing));
-            }
-        }
-    }
-}
-
-/// The same for a WebSocket: the handshake's reply, pongs and the answer
-/// to a close are queued; a refused handshake or a broken frame queues
-/// its farewell and ends the connection.
-fn frame_ws(
-    codec: &mut WsCodec,
-    tls: &mut Option<Box<Connection>>,
-    queued: &mut Vec<u8>,
-    now_ms: u64,
-    stats: &ShardStats,
-    mut deliver: impl FnMut(&[u8]),
-) -> Result<usize, (usize, CloseReason)> {
-    let mut got = 0;
-    loop {
-        match codec.poll(now_ms) {
-            Ok(Some(WsFrame::Message(m))) => {
-                got += 1;
-                ShardStats::add(&stats.rx_stream_messages, 1);
-                stats.sip.count(true, m);
-                deliver(m);
-            }
-            Ok(Some(WsFrame::Reply(r))) => {
-                if !queue_bytes(tls, queued, r) {
-                    return Err((got, CloseReason::Peer));
-                }
-            }
-            Ok(Some(WsFrame::Close(r))) => {
-                queue_bytes(tls, queued, r);
-                return Err((got, CloseReason::Peer));
-            }
-            Ok(None) => return Ok(got),
-            Err(e) => {
-                tracing::debug!("sip websocket: {}", e.as_str());
-                let counter = match e {
-                    WsError::Handshake(_) => &stats.ws_refused,
-                    WsError::Protocol | WsError::TooLarge => &stats.ws_protocol_errors,
-                };
-                ShardStats::add(counter, 1);
-                queue_bytes(tls, queued, &e.farewell());
-                return Err((got, CloseReason::Framing));
-            }
-        }
     }
 }
 
