@@ -541,7 +541,7 @@ fn main() {
     // Per call-second: one packet each way, 50 times a second.
     println!();
     println!(
-        "{:<40} {:>14} {:>16} {:>22}",
+        "{:<44} {:>14} {:>11} {:>22}",
         "call (20 ms packets, both ways)", "µs CPU/call-s", "calls/core", "calls/core +10 µs/pkt"
     );
     for (name, a, b) in [
@@ -556,7 +556,7 @@ fn main() {
         let per_second = PPS * (a + b);
         let with_kernel = per_second + 2.0 * PPS * KERNEL_NS;
         println!(
-            "{name:<40} {:>14.1} {:>16.0} {:>22.0}",
+            "{name:<44} {:>14.1} {:>11.0} {:>22.0}",
             per_second / 1000.0,
             1e9 / per_second,
             1e9 / with_kernel

@@ -303,6 +303,14 @@ impl Runtime {
                 })?;
             handles.push(handle);
         }
+        // Started means running: every shard's thread is up (it publishes
+        // its thread id first thing) before the caller reports it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.iter().any(|s| ShardGauges::get(&s.gauges.tid) == 0)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(Runtime {
             inboxes,
             stats,
