@@ -527,9 +527,7 @@ impl MediaRelay {
 
     /// Whether `ip` is one of the relay's own addresses.
     pub fn is_own(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        ip == canonical(self.cfg.advertise)
-            || (!self.cfg.bind_ip.is_unspecified() && ip == canonical(self.cfg.bind_ip))
+        own_ip(&self.cfg, ip)
     }
 
     /// The call was answered: the RTP timeout runs from now.
@@ -609,7 +607,7 @@ impl MediaRelay {
                 (b, a)
             }
         };
-        if from.expect_ip != Some(canonical(src.ip())) {
+        if !from_expected_ip(&self.cfg, from.expect_ip, src.ip()) {
             self.counters.foreign_source += 1;
             self.counters.rejected += 1;
             return None;
@@ -646,7 +644,7 @@ impl MediaRelay {
             self.counters.rejected += 1;
             return None;
         }
-        match from.admit(src, hdr.map(|h| h.ssrc)) {
+        match from.admit(src, hdr.map(|h| h.ssrc), true) {
             Admit::Relay => {}
             Admit::ForeignSource => {
                 self.counters.foreign_source += 1;
@@ -803,6 +801,27 @@ impl MediaRelay {
             recorder,
         })
     }
+}
+
+/// Whether `ip` is one of the relay's own addresses (advertised, bound).
+fn own_ip(cfg: &RelayConfig, ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    ip == canonical(cfg.advertise)
+        || (!cfg.bind_ip.is_unspecified() && ip == canonical(cfg.bind_ip))
+}
+
+/// Whether media from `ip` may be a side's whose expected IP is `expect`:
+/// the same IP, or, for a side on this host (it signalled loopback or one
+/// of our addresses), one of our own addresses (a phone here that
+/// signalled 127.0.0.1 sends to our advertised address, and the kernel
+/// gives its packets that address as their source). Another loopback
+/// address is still foreign.
+fn from_expected_ip(cfg: &RelayConfig, expect: Option<IpAddr>, ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    let Some(expect) = expect else {
+        return false;
+    };
+    expect == ip || ((expect.is_loopback() || own_ip(cfg, expect)) && own_ip(cfg, ip))
 }
 
 #[path = "relay_webrtc.rs"]

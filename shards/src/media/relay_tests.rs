@@ -196,6 +196,43 @@ fn latches_to_the_real_port_after_a_few_packets_and_sends_back_there() {
     assert_eq!(f.dest, addr("127.0.0.1:7777"));
 }
 
+/// A phone on the relay's own host signals 127.0.0.1 but, sending to our
+/// advertised address, its packets come from that address: still its
+/// own. Another loopback address is not.
+#[test]
+fn a_phone_on_this_host_may_send_from_our_advertised_address() {
+    let mut r = MediaRelay::new(
+        RelayConfig {
+            bind_ip: "0.0.0.0".parse().unwrap(),
+            advertise: "192.0.2.2".parse().unwrap(),
+            port_start: 62900,
+            port_end: 62940,
+            rtp_timeout_ms: 5_000,
+            recordings_dir: PathBuf::from("/nonexistent"),
+            recordings_cdr_dir: PathBuf::from("recordings"),
+            recording: false,
+        },
+        0,
+        1,
+        [9; 32],
+    );
+    r.spare_target = 0;
+    let (a, _) = session(&mut r, 1);
+    let mut p = packet(1, 160);
+    assert!(r
+        .on_packet(t(10), a, addr("192.0.2.2:7000"), &mut p)
+        .is_some());
+    let mut p = packet(2, 320);
+    assert!(r
+        .on_packet(t(20), a, addr("127.0.0.66:7000"), &mut p)
+        .is_none());
+    let mut p = packet(3, 480);
+    assert!(r
+        .on_packet(t(30), a, addr("192.0.2.3:7000"), &mut p)
+        .is_none());
+    assert_eq!(r.counters.foreign_source, 2);
+}
+
 #[test]
 fn spraying_the_ports_from_elsewhere_steals_nothing() {
     let mut r = relay(62150);

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::fastpath::{Handover, Progress};
 use super::relay::WebRtcSide;
 use super::relay::LATCH_PACKETS;
-use super::side::{canonical, Signalled};
+use super::side::Signalled;
 use super::side_crypto::SideCrypto;
 use super::stats::{Renumber, StreamStats};
 use super::transcode::{Budget, Transcoder};
@@ -131,9 +131,10 @@ impl SideState {
     }
 
     /// May a packet from `src` (RTP with `ssrc`, or RTCP) come from this
-    /// side? Learns the latch on the way.
-    pub(super) fn admit(&mut self, src: SocketAddr, ssrc: Option<u32>) -> Admit {
-        if self.expect_ip != Some(canonical(src.ip())) {
+    /// side? `ip_ok`: its IP is the side's expected one (the relay knows
+    /// which addresses are this host's). Learns the latch on the way.
+    pub(super) fn admit(&mut self, src: SocketAddr, ssrc: Option<u32>, ip_ok: bool) -> Admit {
+        if !ip_ok {
             return Admit::ForeignSource;
         }
         let Some(ssrc) = ssrc else {
