@@ -248,7 +248,7 @@ fn webrtc_session(relay: &mut MediaRelay, id: u64, ms: &Cell<u64>) -> WebRtcCall
     let (port_a, port_b) = relay.create(id, "webrtc@bench", false).unwrap();
     drain(relay);
     let browser_addr: SocketAddr = BROWSER.parse().unwrap();
-    let ours = relay.webrtc_local(id, Side::Caller).unwrap();
+    let ours = relay.webrtc_local(0, id, Side::Caller).unwrap();
     let relay_addr = ours.candidate;
     let mut n = 0x2545_f491u32;
     let mut rng = |b: &mut [u8]| {

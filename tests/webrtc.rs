@@ -353,7 +353,12 @@ fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
 /// A call from a test client that sends a browser's offer (WebRTC SDP)
 /// but is no browser, to `phone`: the caller, the answer it got, and what
 /// the phone was offered.
-fn webrtc_offer_call(pbx: &Pbx, phone: &mut Phone, call_id: &str) -> (Caller, String, String) {
+fn webrtc_offer_call(
+    pbx: &Pbx,
+    phone: &mut Phone,
+    call_id: &str,
+    ringing: Duration,
+) -> (Caller, String, String) {
     let mut caller = Caller::new(pbx, call_id);
     let offer = format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
@@ -366,7 +371,22 @@ fn webrtc_offer_call(pbx: &Pbx, phone: &mut Phone, call_id: &str) -> (Caller, St
     let answer = sdp(phone.rtp_port(), &[PCMU], "");
     let mut invite = String::new();
     let r = caller.call("1002", &offer, || {
-        invite = phone.answer(&answer);
+        if ringing.is_zero() {
+            invite = phone.answer(&answer);
+            return;
+        }
+        invite = phone
+            .wait_request("INVITE", Duration::from_secs(10))
+            .expect("the phone got no INVITE");
+        phone.ring(&invite);
+        std::thread::sleep(ringing);
+        let contact = format!("sip:1002@{}", phone.sip.local);
+        phone
+            .sip
+            .send(&sip_response(&invite, 200, "OK", "ph1", &contact, &answer));
+        phone
+            .wait_request("ACK", Duration::from_secs(5))
+            .expect("no ACK for the phone's 200");
     });
     assert_eq!(r.code, 200, "{}", r.raw);
     let to_caller = r.raw.split_once("\r\n\r\n").unwrap().1.to_string();
@@ -401,7 +421,8 @@ fn stun_answers(sock: &std::net::UdpSocket, limit: Duration) -> Vec<Vec<u8>> {
 fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
     let pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let (caller, to_caller, to_callee) = webrtc_offer_call(&pbx, &mut phone, "webrtc-no-ice@test");
+    let (caller, to_caller, to_callee) =
+        webrtc_offer_call(&pbx, &mut phone, "webrtc-no-ice@test", Duration::ZERO);
     // What the SIP side was offered: plain RTP, no WebRTC attribute.
     assert!(to_callee.contains(" RTP/AVP 111 0"), "{to_callee}");
     for attr in ["fingerprint", "ice-", "setup", "rtcp-mux", "group", "mid"] {
@@ -460,12 +481,19 @@ fn a_webrtc_leg_whose_ice_never_completes_ends_the_call_with_its_reason() {
 
 /// A caller that passes ICE (a check signed with the password our answer
 /// gave it is answered, once, no larger than the check) but never does
-/// DTLS: the call ends 10 s later with a CDR that says `dtls_timeout`.
+/// DTLS: the call ends 10 s later with a CDR that says `dtls_timeout`. The
+/// callee rang for 11 s first: ICE's 10 s run from our answer, not from
+/// the caller's offer.
 #[test]
 fn a_webrtc_leg_whose_dtls_never_completes_ends_the_call_with_its_reason() {
     let pbx = Pbx::start(PbxOptions::default());
     let mut phone = Phone::register(&pbx, "1002", "secret1002");
-    let (caller, to_caller, _) = webrtc_offer_call(&pbx, &mut phone, "webrtc-no-dtls@test");
+    let (caller, to_caller, _) = webrtc_offer_call(
+        &pbx,
+        &mut phone,
+        "webrtc-no-dtls@test",
+        Duration::from_secs(11),
+    );
     let relay = sdp_audio(&to_caller);
     let (ours, pwd) = (
         sdp_attr(&to_caller, "ice-ufrag"),

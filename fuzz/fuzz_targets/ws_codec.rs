@@ -311,6 +311,18 @@ impl Model {
             if len > self.max as u64 {
                 return Err(WsError::TooLarge);
             }
+            // What the frame may be is known from its header (rule 2 and
+            // 3): refused before its payload.
+            match op {
+                8..=10 => {}
+                1 | 2 if !self.in_msg => {}
+                0 if self.in_msg => {
+                    if self.msg.len() as u64 + len > self.max as u64 {
+                        return Err(WsError::TooLarge);
+                    }
+                }
+                _ => return Err(WsError::Protocol),
+            }
             let total = hl + 4 + len as usize;
             if b.len() < total {
                 return Ok(None);

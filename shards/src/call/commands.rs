@@ -186,7 +186,7 @@ impl CallEngine {
         let offer_a = match mode {
             // The first party is a browser: WebRTC, whatever the policy.
             _ if super::media::is_browser(o.first.dest) => {
-                match super::media::for_browser(relay, id, Side::Caller, &plain) {
+                match super::media::for_browser(relay, now.mono_ms, id, Side::Caller, &plain) {
                     Ok(offer) => offer,
                     Err(_) => {
                         relay.close(id, now.mono_ms);
@@ -337,7 +337,7 @@ impl CallEngine {
                     },
                 )
                 .map_err(bad_sdp)?;
-                answer_keys(relay, call, Side::Caller, &body).map_err(bad_sdp)?
+                answer_keys(relay, cx.now.mono_ms, call, Side::Caller, &body).map_err(bad_sdp)?
             }
             (None, true) => self.relay_answer(cx, call).ok_or(CommandError::Conflict(
                 "the caller's offer has no audio to answer".into(),

@@ -91,12 +91,13 @@ fn local_params(local: &WebRtcLocal) -> webrtc::LocalParams<'_> {
 /// `body` (rewritten to the relay) as it goes to the WebRTC side `side`.
 pub(super) fn for_browser(
     relay: &mut MediaRelay,
+    now_ms: u64,
     call: u64,
     side: Side,
     body: &[u8],
 ) -> Result<Vec<u8>, Refused> {
     let local = relay
-        .webrtc_local(call, side)
+        .webrtc_local(now_ms, call, side)
         .map_err(|_| Refused::WebRtc)?;
     sdp::to_webrtc(body, &local_params(&local)).map_err(|_| Refused::WebRtc)
 }
@@ -303,7 +304,7 @@ impl CallEngine {
         // makes its own, [`CallEngine::leg_body`]).
         let body = match body {
             Ok(body) if !first_offer && relay.is_webrtc(call, side.other()) => {
-                match for_browser(relay, call, side.other(), &body) {
+                match for_browser(relay, cx.now.mono_ms, call, side.other(), &body) {
                     Ok(body) => Ok(body),
                     Err(refused) => {
                         return match bad_address {
@@ -354,7 +355,8 @@ impl CallEngine {
                 .get_or_insert_with(|| relay.webrtc_fresh_creds())
                 .clone();
             relay.webrtc_set_local(call, Side::Callee, creds);
-            return for_browser(relay, call, Side::Callee, &c.body).map_err(|_| Refusal::NoWebRtc);
+            return for_browser(relay, cx.now.mono_ms, call, Side::Callee, &c.body)
+                .map_err(|_| Refusal::NoWebRtc);
         }
         // The leg's mode once chosen (a 488 to best effort turns it to
         // RTP/SAVP, see the callee responses).
@@ -388,7 +390,7 @@ impl CallEngine {
         let audio = sdp_of(&invite)?.audio?;
         let port = relay.port_of(call, Side::Caller)?;
         let body = sdp::relay_answer(&audio, relay.advertise(), port, call)?;
-        answer_keys(relay, call, Side::Caller, &body).ok()
+        answer_keys(relay, cx.now.mono_ms, call, Side::Caller, &body).ok()
     }
 }
 
@@ -439,13 +441,14 @@ fn codecs_for_other_side(
 /// browser, our key under its tag when it uses SDES, else no key at all.
 pub(super) fn answer_keys(
     relay: &mut MediaRelay,
+    now_ms: u64,
     call: u64,
     side: Side,
     body: &[u8],
 ) -> Result<Vec<u8>, sdp::SdpError> {
     if relay.is_webrtc(call, side) {
         let plain = sdp::set_crypto(body, CryptoOut::Plain)?;
-        return for_browser(relay, call, side, &plain).map_err(|_| sdp::SdpError::NoWebRtc);
+        return for_browser(relay, now_ms, call, side, &plain).map_err(|_| sdp::SdpError::NoWebRtc);
     }
     match relay.srtp_answer(call, side) {
         None => sdp::set_crypto(body, CryptoOut::Plain),

@@ -28,6 +28,10 @@ pub(crate) struct WebRtcSide {
     /// The transport, once its SDP is known, with the parameters it was
     /// made from (a re-offer with the same ones keeps it).
     transport: Option<(Box<Transport>, RemoteParams, Role)>,
+    /// Our SDP went to it: it can do ICE. (A browser caller's offer makes
+    /// its transport, but ICE waits for our answer, which may come only
+    /// when the callee answers, after ringing.)
+    sent: bool,
 }
 
 /// What our SDP toward a WebRTC side says of our end.
@@ -67,9 +71,15 @@ impl MediaRelay {
         self.identity.clone()
     }
 
-    /// What our SDP toward `side` of session `id` says of our WebRTC end;
-    /// makes the side a WebRTC one (our credentials) if it was not.
-    pub fn webrtc_local(&mut self, id: u64, side: Side) -> Result<WebRtcLocal, WebRtcError> {
+    /// What our SDP toward `side` of session `id`, sent at `now_ms`, says
+    /// of our WebRTC end; makes the side a WebRTC one (our credentials) if
+    /// it was not. The side's ICE deadline runs from here.
+    pub fn webrtc_local(
+        &mut self,
+        now_ms: u64,
+        id: u64,
+        side: Side,
+    ) -> Result<WebRtcLocal, WebRtcError> {
         let identity = self.identity().ok_or(WebRtcError::NoIdentity)?;
         let advertise = self.cfg.advertise;
         let rng = &mut self.keys;
@@ -80,11 +90,16 @@ impl MediaRelay {
             Box::new(WebRtcSide {
                 local: IceCreds::random(&mut |b| rng.fill_bytes(b)),
                 transport: None,
+                sent: false,
             })
         });
-        let (setup, mid) = match &w.transport {
+        w.sent = true;
+        let (setup, mid) = match &mut w.transport {
             None => (Setup::ActPass, None),
-            Some((_, remote, role)) => (role.setup(), remote.mid.clone()),
+            Some((t, remote, role)) => {
+                t.arm_ice(now_ms);
+                (role.setup(), remote.mid.clone())
+            }
         };
         Ok(WebRtcLocal {
             creds: w.local.clone(),
@@ -113,6 +128,7 @@ impl MediaRelay {
             Box::new(WebRtcSide {
                 local: IceCreds::random(&mut |b| rng.fill_bytes(b)),
                 transport: None,
+                sent: false,
             })
         });
         // The same ICE credentials and certificate: the same transport,
@@ -127,12 +143,14 @@ impl MediaRelay {
         // New credentials or certificate: an ICE restart or a new DTLS
         // association. The keys of the old one no longer hold.
         let role = remote.setup.our_role();
-        let t = Transport::new(now_ms, w.local.clone(), remote.clone(), identity, role).map_err(
-            |e| {
+        let mut t = Transport::new(now_ms, w.local.clone(), remote.clone(), identity, role)
+            .map_err(|e| {
                 tracing::debug!("webrtc transport refused: {e}");
                 WebRtcError::Transport
-            },
-        )?;
+            })?;
+        if !w.sent {
+            t.defer_ice();
+        }
         w.transport = Some((Box::new(t), remote, role));
         st.crypto.set(None, None, &mut |b| rng.fill_bytes(b));
         st.latched_rtp = None;
@@ -150,19 +168,24 @@ impl MediaRelay {
     }
 
     /// Our ICE credentials toward `side` of session `id` are `creds` (the
-    /// party's own, see [`MediaRelay::webrtc_fresh_creds`]), for what is
-    /// written to it next and for the transport its SDP makes next.
+    /// party's own, see [`MediaRelay::webrtc_fresh_creds`]), sent to it in
+    /// our offer: for what is written to it next and for the transport its
+    /// answer makes.
     pub fn webrtc_set_local(&mut self, id: u64, side: Side, creds: IceCreds) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return;
         };
         let st = &mut s.sides[side as usize];
         match st.webrtc.as_mut() {
-            Some(w) => w.local = creds,
+            Some(w) => {
+                w.local = creds;
+                w.sent = true;
+            }
             None => {
                 st.webrtc = Some(Box::new(WebRtcSide {
                     local: creds,
                     transport: None,
+                    sent: true,
                 }));
             }
         }

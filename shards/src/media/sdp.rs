@@ -460,16 +460,17 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
     })
 }
 
-/// Attributes that would let media bypass the relay (ICE, RFC 8839).
-const ICE_ATTRIBUTES: [&str; 7] = [
-    "candidate",
-    "ice-ufrag",
-    "ice-pwd",
-    "ice-options",
-    "remote-candidates",
-    "end-of-candidates",
-    "ice-lite",
-];
+/// Attributes that would let media bypass the relay (ICE, RFC 8839),
+/// besides every `ice-*` one.
+const ICE_ATTRIBUTES: [&str; 3] = ["candidate", "remote-candidates", "end-of-candidates"];
+
+/// An ICE attribute: `ice-*` (ufrag, pwd, options, lite, pacing,
+/// mismatch, ...) or a candidate line.
+fn is_ice_attribute(name: &str) -> bool {
+    name.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("ice-"))
+        || ICE_ATTRIBUTES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
 
 fn addr_type(ip: IpAddr) -> &'static str {
     match ip {
@@ -532,7 +533,7 @@ pub fn rewrite(body: &[u8], relay: &Relay) -> Result<Vec<u8>, SdpError> {
         } else if let Some((name, value)) = attribute(line) {
             // ICE of any stream: its candidates name the peer's addresses,
             // its password is the peer's; the other side gets neither.
-            if ICE_ATTRIBUTES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            if is_ice_attribute(name) {
                 return;
             }
             {

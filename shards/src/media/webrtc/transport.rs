@@ -267,6 +267,13 @@ impl Transport {
             return;
         };
         let response = stun::success_response(&req.txid, src, pwd);
+        if response.len() > buf.len() {
+            // No answer larger than its check (a minimal check from an
+            // IPv6 source would get 8 bytes more): a browser's checks
+            // carry PRIORITY and ICE-CONTROLLING and are larger anyway.
+            self.dropped += 1;
+            return;
+        }
         queue(&mut self.transmits, Some(src), &response);
         self.remember(src);
         if self.selected == Some(src) {
@@ -415,6 +422,23 @@ impl Transport {
         match (deadline, self.dtls.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The peer cannot start ICE yet (it has not been sent our
+    /// credentials: a caller whose offer is being answered only when the
+    /// callee answers): no ICE deadline runs until [`Transport::arm_ice`].
+    pub fn defer_ice(&mut self) {
+        if self.state == State::Checking {
+            self.ice_deadline = u64::MAX;
+        }
+    }
+
+    /// Our credentials went to the peer at `now_ms`: it has
+    /// [`ICE_TIMEOUT_MS`] from now to nominate an address.
+    pub fn arm_ice(&mut self, now_ms: u64) {
+        if self.state == State::Checking {
+            self.ice_deadline = now_ms.saturating_add(ICE_TIMEOUT_MS);
         }
     }
 

@@ -232,6 +232,18 @@ impl WsCodec {
             if f.len > self.max_message() as u64 {
                 return Err(WsError::TooLarge);
             }
+            // What the frame may be is known from its header: refused
+            // before its payload is buffered.
+            match f.opcode {
+                OP_CLOSE | OP_PING | OP_PONG => {}
+                OP_TEXT | OP_BINARY if !self.in_message => {}
+                OP_CONTINUATION if self.in_message => {
+                    if self.message.len() as u64 + f.len > self.max_message() as u64 {
+                        return Err(WsError::TooLarge);
+                    }
+                }
+                _ => return Err(WsError::Protocol),
+            }
             let total = f.header_len + f.len as usize;
             let start = self.consumed;
             if self.buf.len() - start < total {
@@ -265,9 +277,6 @@ impl WsCodec {
                     self.message.extend_from_slice(&self.buf[payload]);
                 }
                 OP_CONTINUATION if self.in_message => {
-                    if self.message.len() + payload.len() > self.max_message() {
-                        return Err(WsError::TooLarge);
-                    }
                     self.message.extend_from_slice(&self.buf[payload]);
                     if f.fin {
                         self.in_message = false;

@@ -333,3 +333,17 @@ fn keepalives_and_pongs_leave_nothing_partial() {
         "an idle connection is not a slow sender"
     );
 }
+
+#[test]
+fn a_continuation_over_the_limit_is_refused_from_its_header() {
+    let mut c = open_codec();
+    c.push(0, &client_frame(false, OP_TEXT, &[b'a'; 1500]));
+    // Only the header of a 600-byte continuation: 1500 + 600 > 2000.
+    c.push(0, &[0x80, 0x80 | 126, 0x02, 0x58, 1, 2, 3, 4]);
+    assert_eq!(c.poll(0), Err(WsError::TooLarge));
+    // A data frame inside a message, refused from its header too.
+    let mut c = open_codec();
+    c.push(0, &client_frame(false, OP_TEXT, b"a"));
+    c.push(0, &[0x81, 0x80 | 126, 0x03, 0x00, 1, 2, 3, 4]);
+    assert_eq!(c.poll(0), Err(WsError::Protocol));
+}
