@@ -307,6 +307,54 @@ fn an_opus_only_browser_and_a_g711_only_softphone_are_transcoded() {
     );
 }
 
+/// A browser that vanishes mid-call (Chromium killed: no BYE, its
+/// WebSocket and its media gone) stops its consent checks: 30 s after the
+/// last one the relay ends the call, the CDR says `consent_expired`, and
+/// the softphone, which kept sending, is sent a BYE.
+#[test]
+fn a_browser_that_vanishes_mid_call_ends_the_call_when_its_consent_expires() {
+    let pbx = pbx_wss();
+    let callee_dir = pbx.dir().join("callee");
+    let _callee = baresip::start(
+        &pbx,
+        Via::Udp,
+        &callee_dir,
+        "1002",
+        1000.0,
+        ";answermode=auto",
+        &[],
+    );
+    wait_registered(&pbx, "1002", &callee_dir);
+    let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
+    let r = browser.cmd(
+        serde_json::json!({"cmd": "dial", "target": "1002"}),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    browser.wait_call("in call", Duration::from_secs(15));
+    let call_id = active_call_id(&pbx).expect("an active call");
+    std::thread::sleep(Duration::from_secs(2));
+    let r = browser.cmd(serde_json::json!({"cmd": "crash"}), Duration::from_secs(10));
+    assert_eq!(r["ok"], true, "{r}");
+    let cdr = wait_until(Duration::from_secs(45), || {
+        let out = pbx.cli(&["cdr", "list", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        list.into_iter().find(|c| c["callId"] == call_id.as_str())
+    })
+    .expect("the call did not end after the browser vanished");
+    assert_eq!(cdr["status"], "completed", "{cdr}");
+    assert_eq!(
+        cdr["metadata"]["tracks"][0]["webrtc"], "consent_expired",
+        "{cdr}"
+    );
+    assert_eq!(cdr["metadata"]["hangupMessage"], "consent_expired", "{cdr}");
+    let log = log_of(&callee_dir);
+    assert!(
+        log.contains("BYE sip:"),
+        "the softphone was not hung up:\n{log}"
+    );
+}
+
 /// A STUN Binding request as a browser's ICE agent sends it to an
 /// ICE-lite peer: USERNAME `ours:theirs`, ICE-CONTROLLING, USE-CANDIDATE,
 /// MESSAGE-INTEGRITY keyed with `pwd`, FINGERPRINT.

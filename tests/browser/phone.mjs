@@ -37,10 +37,13 @@
 //   {"cmd":"level","freq":1000}                  -> {"ok":true,"cmd":"level","level_db":-12.3}
 //   {"cmd":"screenshot","path":"/tmp/p.png"}     -> {"ok":true,"cmd":"screenshot","path":...}
 //   {"cmd":"quit"}                               -> {"ok":true,"cmd":"quit"}, then exit 0
+//   {"cmd":"crash"}                              -> {"ok":true,"cmd":"crash"}: Chromium
+//        killed (SIGKILL: no BYE, no goodbye), then exit 0
 // A failure is {"ok":false,"cmd":...,"error":"..."}. Every wait is bounded:
 // clicks 2 s (answer/decline/hangup/dial take "timeout_ms"), page calls 5 s,
 // "wait" its timeout_ms (default 10 s, at most 120 s). End of stdin = quit.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -281,6 +284,16 @@ const COMMANDS = {
   async quit() {
     return {};
   },
+  // The browser dies at once (SIGKILL): no BYE, no pagehide, its
+  // WebSocket and media gone, as a crash or a pulled cable looks to the
+  // PBX. The driver exits after the reply.
+  async crash() {
+    closing = true;
+    // Chromium is this process's child (Playwright launched it); its own
+    // children (renderer, network service) go when it goes.
+    execFileSync('pkill', ['-KILL', '-P', String(process.pid)]);
+    return {};
+  },
 };
 
 // One command line: its reply line; true when it was "quit".
@@ -305,7 +318,7 @@ async function run(page, line) {
   } catch (e) {
     out({ ok: false, ...reply, error: firstLine(e), ...(e.extra || {}) });
   }
-  return c.cmd === 'quit';
+  return c.cmd === 'quit' || c.cmd === 'crash';
 }
 
 // ------------------------------------------------------------------- main

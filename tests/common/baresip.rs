@@ -45,7 +45,7 @@ pub fn write_tone_wav(path: &Path, hz: f64, secs: usize, rate: u32) {
 /// A headless baresip in `dir`: `user` (password `secret<user>`) reaching
 /// the PBX as `via` says, PCMU only, playing a tone of `hz` and dumping
 /// what it hears (sndfile) in `dir`; `account` adds account parameters
-/// (`;answermode=auto`); runs `commands` at start; quits after 40 s at the
+/// (`;answermode=auto`); runs `commands` at start; quits after 60 s at the
 /// latest.
 pub fn start(
     pbx: &Pbx,
@@ -58,7 +58,7 @@ pub fn start(
 ) -> Peer {
     std::fs::create_dir_all(dir).unwrap();
     let tone = dir.join("tone.wav");
-    write_tone_wav(&tone, hz, 30, 8000);
+    write_tone_wav(&tone, hz, 60, 8000);
     let ca = pbx.dir().join("data/tls/self-signed.crt");
     let srtp = match via {
         Via::Udp => "",
@@ -93,7 +93,7 @@ pub fn start(
     .unwrap();
     let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
     let mut cmd = std::process::Command::new("baresip");
-    cmd.arg("-f").arg(dir).args(["-s", "-t", "40"]);
+    cmd.arg("-f").arg(dir).args(["-s", "-t", "60"]);
     for c in commands {
         cmd.args(["-e", c]);
     }
