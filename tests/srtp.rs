@@ -41,14 +41,6 @@ fn unulaw(u: u8) -> i16 {
     (if sign != 0 { -mag } else { mag }) as i16
 }
 
-fn active_call_id(pbx: &Pbx) -> Option<String> {
-    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "read"));
-    let (code, body) = http_request(pbx, "GET", "/console/calls/active", &auth, "");
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["items"][0]["callId"].as_str().map(str::to_string)
-}
-
 /// The datagrams to or from `port` of 127.0.0.1.
 fn leg_of(wire: &[Datagram], port: u16) -> (Vec<&Datagram>, Vec<&Datagram>) {
     let from: Vec<_> = wire.iter().filter(|d| d.from.port() == port).collect();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::baresip::{self, heard_by, log_of, tone_is, write_tone_wav, Via};
 use common::browser::Browser;
 use common::media::*;
+use common::stun::stun_check;
 use common::*;
 
 /// A PBX with WSS and recording on.
@@ -32,14 +33,6 @@ fn browser_tone(pbx: &Pbx, hz: f64) -> PathBuf {
     wav
 }
 
-fn active_call_id(pbx: &Pbx) -> Option<String> {
-    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "read"));
-    let (code, body) = http_request(pbx, "GET", "/console/calls/active", &auth, "");
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["items"][0]["callId"].as_str().map(str::to_string)
-}
-
 fn wait_registered(pbx: &Pbx, aor: &str, dir: &Path) {
     wait_until(Duration::from_secs(10), || {
         let out = pbx.cli(&["registrations", "list", "--aor", aor, "--json"]);
@@ -48,6 +41,34 @@ fn wait_registered(pbx: &Pbx, aor: &str, dir: &Path) {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("{aor} did not register:\n{}", log_of(dir)));
+}
+
+/// A UDP baresip registered as 1002, playing 1000 Hz, answering at once:
+/// its directory and process.
+fn softphone_1002(pbx: &Pbx) -> (PathBuf, Peer) {
+    let dir = pbx.dir().join("callee");
+    let peer = baresip::start(pbx, Via::Udp, &dir, "1002", 1000.0, ";answermode=auto", &[]);
+    wait_registered(pbx, "1002", &dir);
+    (dir, peer)
+}
+
+/// A baresip (1002, 1000 Hz, reaching the PBX as `via` says) calls the
+/// browser, which answers: its directory and process, the call up.
+fn softphone_calls_browser(pbx: &Pbx, browser: &mut Browser, via: Via) -> (PathBuf, Peer) {
+    let dir = pbx.dir().join("caller");
+    let peer = baresip::start(
+        pbx,
+        via,
+        &dir,
+        "1002",
+        1000.0,
+        "",
+        &["/dial sip:1001@127.0.0.1"],
+    );
+    browser.wait_call("ringing", Duration::from_secs(15));
+    browser.ok(serde_json::json!({"cmd": "answer"}));
+    browser.wait_call("in call", Duration::from_secs(10));
+    (dir, peer)
 }
 
 /// The browser's side of an answered call: it hears `hz` and sends and
@@ -67,23 +88,9 @@ fn assert_browser_media(browser: &mut Browser, hz: f64) {
 #[test]
 fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
     let pbx = pbx_wss();
-    let callee_dir = pbx.dir().join("callee");
-    let _callee = baresip::start(
-        &pbx,
-        Via::Udp,
-        &callee_dir,
-        "1002",
-        1000.0,
-        ";answermode=auto",
-        &[],
-    );
-    wait_registered(&pbx, "1002", &callee_dir);
+    let (callee_dir, _callee) = softphone_1002(&pbx);
     let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "dial", "target": "1002"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "dial", "target": "1002"}));
     browser.wait_call("in call", Duration::from_secs(15));
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(3));
@@ -103,11 +110,7 @@ fn a_browser_calls_a_udp_softphone_and_each_hears_the_other() {
             browser.seen
         );
     }
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "hangup"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "hangup"}));
     let (cdr, rec) = recording_of(&pbx, &call_id);
 
     assert_eq!(cdr["status"], "completed", "{cdr}");
@@ -148,31 +151,11 @@ fn a_udp_softphone_calls_the_browser_which_answers() {
         "{}",
         String::from_utf8_lossy(&regs.stdout)
     );
-    let caller_dir = pbx.dir().join("caller");
-    let _caller = baresip::start(
-        &pbx,
-        Via::Udp,
-        &caller_dir,
-        "1002",
-        1000.0,
-        "",
-        &["/dial sip:1001@127.0.0.1"],
-    );
-    browser.wait_call("ringing", Duration::from_secs(15));
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "answer"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
-    browser.wait_call("in call", Duration::from_secs(10));
+    let (caller_dir, _caller) = softphone_calls_browser(&pbx, &mut browser, Via::Udp);
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(3));
     assert_browser_media(&mut browser, 1000.0);
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "hangup"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "hangup"}));
     let (cdr, rec) = recording_of(&pbx, &call_id);
 
     assert_eq!(cdr["status"], "completed", "{cdr}");
@@ -208,31 +191,11 @@ fn an_sdes_srtp_softphone_calls_the_browser() {
         ..PbxOptions::default()
     });
     let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
-    let caller_dir = pbx.dir().join("caller");
-    let _caller = baresip::start(
-        &pbx,
-        Via::TlsSrtp(tls_port),
-        &caller_dir,
-        "1002",
-        1000.0,
-        "",
-        &["/dial sip:1001@127.0.0.1"],
-    );
-    browser.wait_call("ringing", Duration::from_secs(15));
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "answer"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
-    browser.wait_call("in call", Duration::from_secs(10));
+    let (caller_dir, _caller) = softphone_calls_browser(&pbx, &mut browser, Via::TlsSrtp(tls_port));
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(3));
     assert_browser_media(&mut browser, 1000.0);
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "hangup"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "hangup"}));
     let cdr = wait_cdr(&pbx, &call_id);
     assert_eq!(cdr["status"], "completed", "{cdr}");
     let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
@@ -254,38 +217,20 @@ fn an_sdes_srtp_softphone_calls_the_browser() {
 #[test]
 fn an_opus_only_browser_and_a_g711_only_softphone_are_transcoded() {
     let pbx = pbx_wss();
-    let callee_dir = pbx.dir().join("callee");
-    let _callee = baresip::start(
-        &pbx,
-        Via::Udp,
-        &callee_dir,
-        "1002",
-        1000.0,
-        ";answermode=auto",
-        &[],
-    );
-    wait_registered(&pbx, "1002", &callee_dir);
+    let (callee_dir, _callee) = softphone_1002(&pbx);
     let mut browser = Browser::start(
         &pbx,
         "1001",
         &browser_tone(&pbx, 440.0),
         &["--raw-audio", "--codecs", "opus"],
     );
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "dial", "target": "1002"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "dial", "target": "1002"}));
     browser.wait_call("in call", Duration::from_secs(15));
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(3));
     assert_browser_media(&mut browser, 1000.0);
     assert_eq!(browser.stats()["codec"], "opus");
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "hangup"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "hangup"}));
     let (cdr, rec) = recording_of(&pbx, &call_id);
     assert_eq!(cdr["status"], "completed", "{cdr}");
     let tracks = cdr["metadata"]["tracks"].as_array().unwrap();
@@ -314,34 +259,14 @@ fn an_opus_only_browser_and_a_g711_only_softphone_are_transcoded() {
 #[test]
 fn a_browser_that_vanishes_mid_call_ends_the_call_when_its_consent_expires() {
     let pbx = pbx_wss();
-    let callee_dir = pbx.dir().join("callee");
-    let _callee = baresip::start(
-        &pbx,
-        Via::Udp,
-        &callee_dir,
-        "1002",
-        1000.0,
-        ";answermode=auto",
-        &[],
-    );
-    wait_registered(&pbx, "1002", &callee_dir);
+    let (callee_dir, _callee) = softphone_1002(&pbx);
     let mut browser = Browser::start(&pbx, "1001", &browser_tone(&pbx, 440.0), &["--raw-audio"]);
-    let r = browser.cmd(
-        serde_json::json!({"cmd": "dial", "target": "1002"}),
-        Duration::from_secs(10),
-    );
-    assert_eq!(r["ok"], true, "{r}");
+    browser.ok(serde_json::json!({"cmd": "dial", "target": "1002"}));
     browser.wait_call("in call", Duration::from_secs(15));
     let call_id = active_call_id(&pbx).expect("an active call");
     std::thread::sleep(Duration::from_secs(2));
-    let r = browser.cmd(serde_json::json!({"cmd": "crash"}), Duration::from_secs(10));
-    assert_eq!(r["ok"], true, "{r}");
-    let cdr = wait_until(Duration::from_secs(45), || {
-        let out = pbx.cli(&["cdr", "list", "--json"]);
-        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        list.into_iter().find(|c| c["callId"] == call_id.as_str())
-    })
-    .expect("the call did not end after the browser vanished");
+    browser.ok(serde_json::json!({"cmd": "crash"}));
+    let cdr = wait_cdr_within(&pbx, &call_id, Duration::from_secs(45));
     assert_eq!(cdr["status"], "completed", "{cdr}");
     assert_eq!(
         cdr["metadata"]["tracks"][0]["webrtc"], "consent_expired",
@@ -353,40 +278,6 @@ fn a_browser_that_vanishes_mid_call_ends_the_call_when_its_consent_expires() {
         log.contains("BYE sip:"),
         "the softphone was not hung up:\n{log}"
     );
-}
-
-/// A STUN Binding request as a browser's ICE agent sends it to an
-/// ICE-lite peer: USERNAME `ours:theirs`, ICE-CONTROLLING, USE-CANDIDATE,
-/// MESSAGE-INTEGRITY keyed with `pwd`, FINGERPRINT.
-fn stun_check(username: &str, pwd: &str, txid: [u8; 12]) -> Vec<u8> {
-    use hmac::Mac;
-    fn attr(m: &mut Vec<u8>, kind: u16, value: &[u8]) {
-        m.extend_from_slice(&kind.to_be_bytes());
-        m.extend_from_slice(&(value.len() as u16).to_be_bytes());
-        m.extend_from_slice(value);
-        while !m.len().is_multiple_of(4) {
-            m.push(0);
-        }
-    }
-    fn set_len(m: &mut [u8], extra: usize) {
-        let len = (m.len() - 20 + extra) as u16;
-        m[2..4].copy_from_slice(&len.to_be_bytes());
-    }
-    let mut m = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
-    m.extend_from_slice(&txid);
-    attr(&mut m, 0x0006, username.as_bytes());
-    attr(&mut m, 0x0024, &0x6e00_1eff_u32.to_be_bytes());
-    attr(&mut m, 0x802a, &[1, 2, 3, 4, 5, 6, 7, 8]);
-    attr(&mut m, 0x0025, &[]);
-    set_len(&mut m, 24);
-    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(pwd.as_bytes()).unwrap();
-    mac.update(&m);
-    let tag = mac.finalize().into_bytes();
-    attr(&mut m, 0x0008, &tag);
-    set_len(&mut m, 8);
-    let crc = crc32fast::hash(&m) ^ 0x5354_554e;
-    attr(&mut m, 0x8028, &crc.to_be_bytes());
-    m
 }
 
 /// The value of `a=<name>:` in `sdp`.

@@ -105,6 +105,13 @@ impl Browser {
         }
     }
 
+    /// A command that must succeed (dial, answer, hangup, crash ...).
+    pub fn ok(&mut self, cmd: Value) -> Value {
+        let r = self.cmd(cmd.clone(), Duration::from_secs(10));
+        assert_eq!(r["ok"], true, "{cmd}: {r} {:?}", self.seen);
+        r
+    }
+
     /// Waits until the call state is `state` (a word matches `word: ...`).
     pub fn wait_call(&mut self, state: &str, limit: Duration) -> Value {
         let ms = limit.as_millis() as u64;

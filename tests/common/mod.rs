@@ -8,6 +8,7 @@ pub mod capture;
 pub mod media;
 pub mod s3;
 pub mod stream_phone;
+pub mod stun;
 pub mod stunnel;
 pub mod webhook;
 
@@ -322,7 +323,21 @@ rtp_port_end = 61998
 /// The CDR of `call_id` (`shardpbx cdr list --json`), waiting up to 5 s
 /// for the writer to store it.
 pub fn wait_cdr(pbx: &Pbx, call_id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    wait_cdr_within(pbx, call_id, Duration::from_secs(5))
+}
+
+/// The Call-ID of the first active call (REST, a `read` token).
+pub fn active_call_id(pbx: &Pbx) -> Option<String> {
+    let auth = format!("Authorization: Bearer {}\r\n", api_token(pbx, "read"));
+    let (code, body) = http_request(pbx, "GET", "/console/calls/active", &auth, "");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["items"][0]["callId"].as_str().map(str::to_string)
+}
+
+/// The CDR of `call_id`, once the call ended within `limit`.
+pub fn wait_cdr_within(pbx: &Pbx, call_id: &str, limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
     loop {
         let out = pbx.cli(&["cdr", "list", "--json"]);
         let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();

@@ -77,7 +77,9 @@ use super::ports::{PortPool, PortTable, SocketState};
 use super::rtp;
 use super::session::{Recording, Session};
 use super::side::canonical;
-pub use super::side::{expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled};
+pub use super::side::{
+    expected_ip, from_expected_ip, is_private, media_address_allowed, SdpOrigin, Side, Signalled,
+};
 use super::side_state::{Admit, SideState};
 use super::transcode::Transcoder;
 use crate::cdr::RecorderEntry;
@@ -607,7 +609,7 @@ impl MediaRelay {
                 (b, a)
             }
         };
-        if !from_expected_ip(&self.cfg, from.expect_ip, src.ip()) {
+        if !from_expected_ip(from.expect_ip, src.ip(), |ip| own_ip(&self.cfg, ip)) {
             self.counters.foreign_source += 1;
             self.counters.rejected += 1;
             return None;
@@ -808,20 +810,6 @@ fn own_ip(cfg: &RelayConfig, ip: IpAddr) -> bool {
     let ip = canonical(ip);
     ip == canonical(cfg.advertise)
         || (!cfg.bind_ip.is_unspecified() && ip == canonical(cfg.bind_ip))
-}
-
-/// Whether media from `ip` may be a side's whose expected IP is `expect`:
-/// the same IP, or, for a side on this host (it signalled loopback or one
-/// of our addresses), one of our own addresses (a phone here that
-/// signalled 127.0.0.1 sends to our advertised address, and the kernel
-/// gives its packets that address as their source). Another loopback
-/// address is still foreign.
-fn from_expected_ip(cfg: &RelayConfig, expect: Option<IpAddr>, ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    let Some(expect) = expect else {
-        return false;
-    };
-    expect == ip || ((expect.is_loopback() || own_ip(cfg, expect)) && own_ip(cfg, ip))
 }
 
 #[path = "relay_webrtc.rs"]

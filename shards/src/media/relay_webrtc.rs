@@ -34,6 +34,16 @@ pub(crate) struct WebRtcSide {
     sent: bool,
 }
 
+impl WebRtcSide {
+    fn new(local: IceCreds, sent: bool) -> Box<WebRtcSide> {
+        Box::new(WebRtcSide {
+            local,
+            transport: None,
+            sent,
+        })
+    }
+}
+
 /// What our SDP toward a WebRTC side says of our end.
 #[derive(Clone, Debug)]
 pub struct WebRtcLocal {
@@ -80,19 +90,12 @@ impl MediaRelay {
         id: u64,
         side: Side,
     ) -> Result<WebRtcLocal, WebRtcError> {
-        let identity = self.identity().ok_or(WebRtcError::NoIdentity)?;
         let advertise = self.cfg.advertise;
-        let rng = &mut self.keys;
-        let s = self.sessions.get_mut(&id).ok_or(WebRtcError::Transport)?;
-        s.take_back_both(&mut self.fast, &mut self.counters);
-        let st = &mut s.sides[side as usize];
-        let w = st.webrtc.get_or_insert_with(|| {
-            Box::new(WebRtcSide {
-                local: IceCreds::random(&mut |b| rng.fill_bytes(b)),
-                transport: None,
-                sent: false,
-            })
-        });
+        let (st, identity) = self.webrtc_side(id, side)?;
+        let port = st.port;
+        let Some(w) = st.webrtc.as_mut() else {
+            return Err(WebRtcError::Transport);
+        };
         w.sent = true;
         let (setup, mid) = match &mut w.transport {
             None => (Setup::ActPass, None),
@@ -106,7 +109,7 @@ impl MediaRelay {
             fingerprint: *identity.fingerprint(),
             setup,
             mid,
-            candidate: SocketAddr::new(advertise, st.port),
+            candidate: SocketAddr::new(advertise, port),
         })
     }
 
@@ -119,18 +122,10 @@ impl MediaRelay {
         side: Side,
         remote: RemoteParams,
     ) -> Result<(), WebRtcError> {
-        let identity = self.identity().ok_or(WebRtcError::NoIdentity)?;
-        let rng = &mut self.keys;
-        let s = self.sessions.get_mut(&id).ok_or(WebRtcError::Transport)?;
-        s.take_back_both(&mut self.fast, &mut self.counters);
-        let st = &mut s.sides[side as usize];
-        let w = st.webrtc.get_or_insert_with(|| {
-            Box::new(WebRtcSide {
-                local: IceCreds::random(&mut |b| rng.fill_bytes(b)),
-                transport: None,
-                sent: false,
-            })
-        });
+        let (st, identity) = self.webrtc_side(id, side)?;
+        let Some(w) = st.webrtc.as_mut() else {
+            return Err(WebRtcError::Transport);
+        };
         // The same ICE credentials and certificate: the same transport,
         // whatever else the SDP says (a re-offer for hold says `actpass`
         // where the first answer said `active`; the association stays).
@@ -152,11 +147,31 @@ impl MediaRelay {
             t.defer_ice();
         }
         w.transport = Some((Box::new(t), remote, role));
-        st.crypto.set(None, None, &mut |b| rng.fill_bytes(b));
+        st.crypto.clear();
         st.latched_rtp = None;
         st.latched_rtcp = None;
         st.expect_ip = None;
         Ok(())
+    }
+
+    /// `side` of session `id` as a WebRTC side (made one, with fresh
+    /// credentials, if it was not), its streams taken back from the fast
+    /// path; and this shard's DTLS identity.
+    fn webrtc_side(
+        &mut self,
+        id: u64,
+        side: Side,
+    ) -> Result<(&mut SideState, Arc<Identity>), WebRtcError> {
+        let identity = self.identity().ok_or(WebRtcError::NoIdentity)?;
+        let rng = &mut self.keys;
+        let s = self.sessions.get_mut(&id).ok_or(WebRtcError::Transport)?;
+        s.take_back_both(&mut self.fast, &mut self.counters);
+        let st = &mut s.sides[side as usize];
+        if st.webrtc.is_none() {
+            let creds = IceCreds::random(&mut |b| rng.fill_bytes(b));
+            st.webrtc = Some(WebRtcSide::new(creds, false));
+        }
+        Ok((st, identity))
     }
 
     /// Fresh ICE credentials, kept nowhere: for one party of a side that
@@ -181,13 +196,7 @@ impl MediaRelay {
                 w.local = creds;
                 w.sent = true;
             }
-            None => {
-                st.webrtc = Some(Box::new(WebRtcSide {
-                    local: creds,
-                    transport: None,
-                    sent: true,
-                }));
-            }
+            None => st.webrtc = Some(WebRtcSide::new(creds, true)),
         }
     }
 

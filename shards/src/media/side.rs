@@ -1,6 +1,7 @@
 //! One side of a call's media as the relay sees it: which side ([`Side`]),
 //! what it signalled in SDP ([`Signalled`], [`SdpOrigin`]), and the address
-//! rules of the relay: where its media may come from ([`expected_ip`]) and
+//! rules of the relay: where its media may come from ([`expected_ip`],
+//! [`from_expected_ip`]) and
 //! where the relay may send it ([`media_address_allowed`], [`is_private`]).
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +71,20 @@ pub fn expected_ip(sdp: Option<IpAddr>, sip: Option<IpAddr>) -> Option<IpAddr> {
         Some(ip) if !is_private(ip) => Some(ip),
         sdp => sip.map(canonical).or(sdp),
     }
+}
+
+/// Whether media from `ip` may be a side's whose expected IP is `expect`:
+/// the same IP, or, for a side on this host (it signalled loopback or one
+/// of our addresses, `own`), one of our own addresses (a phone here that
+/// signalled 127.0.0.1 sends to our advertised address, and the kernel
+/// gives its packets that address as their source). Another loopback
+/// address is still foreign.
+pub fn from_expected_ip(expect: Option<IpAddr>, ip: IpAddr, own: impl Fn(IpAddr) -> bool) -> bool {
+    let ip = canonical(ip);
+    let Some(expect) = expect else {
+        return false;
+    };
+    expect == ip || ((expect.is_loopback() || own(expect)) && own(ip))
 }
 
 /// Whether the relay may send a side's media to `conn`, the address in its

@@ -78,7 +78,7 @@ impl SideCrypto {
         rng: &mut impl FnMut(&mut [u8]),
     ) {
         let Some((tag, theirs, savp)) = theirs else {
-            self.active = None;
+            self.clear();
             return;
         };
         let suite = theirs.suite();
@@ -104,6 +104,12 @@ impl SideCrypto {
             tag,
             savp,
         });
+    }
+
+    /// Plain RTP both ways from now (its keys no longer hold); our
+    /// encrypting contexts stay, so a later key of ours carries on.
+    pub(super) fn clear(&mut self) {
+        self.active = None;
     }
 
     /// The context that decrypts what the side sends, when it uses SRTP.

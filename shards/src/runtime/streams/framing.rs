@@ -36,8 +36,9 @@ impl Framing {
     }
 }
 
-/// Hands out the SIP messages a SIP framer has whole and answers its pings;
-/// how many were delivered, and why the stream ends if it does.
+/// Hands out (`deliver`) the SIP messages a SIP framer has whole and
+/// answers its pings; how many were delivered, and why the stream ends if
+/// it does.
 pub(super) fn frame_sip(
     framer: &mut Framer,
     tls: &mut Option<Box<Connection>>,
@@ -51,8 +52,6 @@ pub(super) fn frame_sip(
         match framer.poll(now_ms) {
             Ok(Some(Frame::Message(m))) => {
                 got += 1;
-                ShardStats::add(&stats.rx_stream_messages, 1);
-                stats.sip.count(true, m);
                 deliver(m);
             }
             Ok(Some(Frame::Ping)) => {
@@ -86,8 +85,6 @@ pub(super) fn frame_ws(
         match codec.poll(now_ms) {
             Ok(Some(WsFrame::Message(m))) => {
                 got += 1;
-                ShardStats::add(&stats.rx_stream_messages, 1);
-                stats.sip.count(true, m);
                 deliver(m);
             }
             Ok(Some(WsFrame::Reply(r))) => {

@@ -616,13 +616,15 @@ impl Streams {
                     }
                 }
             }
+            // Every message, however framed: counted, then handed out.
+            let take = |m: &[u8]| {
+                ShardStats::add(&stats.rx_stream_messages, 1);
+                stats.sip.count(true, m);
+                deliver(m, peer);
+            };
             let framed = match &mut c.framing {
-                Framing::Sip(f) => frame_sip(f, &mut c.tls, &mut c.queued, now_ms, stats, |m| {
-                    deliver(m, peer);
-                }),
-                Framing::Ws(w) => frame_ws(w, &mut c.tls, &mut c.queued, now_ms, stats, |m| {
-                    deliver(m, peer);
-                }),
+                Framing::Sip(f) => frame_sip(f, &mut c.tls, &mut c.queued, now_ms, stats, take),
+                Framing::Ws(w) => frame_ws(w, &mut c.tls, &mut c.queued, now_ms, stats, take),
             };
             match framed {
                 Ok(n) => got += n,
